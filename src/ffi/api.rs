@@ -1,0 +1,512 @@
+//! The exported `simtrack_*` functions. Each one converts its arguments,
+//! calls [`crate::Run`], and lets `boundary` turn the outcome into a status.
+//!
+//! The doc comments here are the documentation C readers see in
+//! `include/simtrack.h`; the conventions shared by all functions (ownership,
+//! strings, threads, errors) are stated once in the header's preamble.
+
+use std::ffi::{c_char, c_int};
+use std::time::Duration;
+
+use super::boundary::{guard, guard_value, last_error};
+use super::handle::{borrow, Handle};
+use super::strings::{copy_out, opt_str, req_str, sized_str};
+use crate::error::{Error, Status};
+use crate::record::{AlertRule, Category, MetaValue, RunStatus};
+use crate::run::{AlertSpec, FolderDetails, InitOptions, Run};
+
+/// A status as received from C: any `int32_t`, not only the listed values.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy)]
+pub struct StatusArg(pub i32);
+
+fn write_out<T>(out: *mut *mut T, value: *mut T) {
+    if !out.is_null() {
+        // SAFETY: out is non-NULL and, per the caller's contract, valid for a
+        // pointer-sized write.
+        unsafe { *out = value };
+    }
+}
+
+/// Starts a run and returns its handle in `*run_out`.
+///
+/// Every string may be NULL: `name` defaults to a generated name, `folder` to
+/// `"/"`. `metadata_json` is a JSON object (`{"nx": 128}`); `tags` is
+/// comma-separated (`"cfd,test"`). Strings are copied; the caller keeps
+/// ownership.
+///
+/// Never waits on the network: if the server is down the run is recorded on
+/// disk and delivered later. With `SIMTRACK_MODE=disabled`, or on an MPI rank
+/// other than 0 (unless `SIMTRACK_RANKS=all`), the handle is a no-op handle
+/// whose calls all succeed and record nothing.
+///
+/// On success `*run_out` holds a handle to release with `simtrack_finish`.
+/// On failure `*run_out` is set to NULL (if `run_out` is not NULL).
+///
+/// # Safety
+/// Each string is NULL or NUL-terminated; `run_out` is valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_init(
+    name: *const c_char,
+    metadata_json: *const c_char,
+    tags: *const c_char,
+    description: *const c_char,
+    folder: *const c_char,
+    run_out: *mut *mut Handle,
+) -> Status {
+    write_out(run_out, std::ptr::null_mut());
+    guard(|| {
+        if run_out.is_null() {
+            return Err(Error::new(Status::NullArgument, "run_out is NULL"));
+        }
+        // SAFETY: each pointer is NULL or NUL-terminated per the contract.
+        let opts = unsafe {
+            InitOptions {
+                name: opt_str(name, "name")?.map(str::to_owned),
+                metadata_json: opt_str(metadata_json, "metadata_json")?.map(str::to_owned),
+                tags: opt_str(tags, "tags")?.map(str::to_owned),
+                description: opt_str(description, "description")?.map(str::to_owned),
+                folder: opt_str(folder, "folder")?.map(str::to_owned),
+            }
+        };
+        let run = Run::init(opts)?;
+        write_out(run_out, Box::into_raw(Box::new(Handle { run })));
+        Ok(())
+    })
+}
+
+/// Logs one value of metric `metric` at `step` (`step < 0`: the next step for
+/// this metric, counting 0, 1, 2, ...). The time since init and a UTC
+/// timestamp are taken automatically. NaN and ±Inf are valid values.
+///
+/// Costs tens of nanoseconds and never waits on I/O: the value is appended to
+/// an in-memory buffer that the library's worker thread writes out.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `metric` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_log(
+    run: *mut Handle,
+    metric: *const c_char,
+    value: f64,
+    step: i64,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, metric) = unsafe { (borrow(run)?, req_str(metric, "metric")?) };
+        run.log(metric, value, step)
+    })
+}
+
+/// As `simtrack_log`, with the metric name given as `metric_len` bytes
+/// (no NUL needed; trailing blanks are ignored). Made for Fortran, whose
+/// `character` variables carry a length instead of a terminator.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `metric` is valid for `metric_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_log_n(
+    run: *mut Handle,
+    metric: *const c_char,
+    metric_len: usize,
+    value: f64,
+    step: i64,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, metric) = unsafe { (borrow(run)?, sized_str(metric, metric_len, "metric")?) };
+        run.log(metric, value, step)
+    })
+}
+
+/// Logs `count` metrics at once, all at the same `step` (`step < 0`: each
+/// metric's next step). `metrics[i]` names `values[i]`. Either every value is
+/// logged or, on a bad argument, none is.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `metrics` and `values` are NULL or valid
+/// for `count` elements; each `metrics[i]` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_log_many(
+    run: *mut Handle,
+    count: usize,
+    metrics: *const *const c_char,
+    values: *const f64,
+    step: i64,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let run = unsafe { borrow(run)? };
+        if count == 0 {
+            return Ok(());
+        }
+        if metrics.is_null() || values.is_null() {
+            return Err(Error::new(Status::NullArgument, "metrics or values is NULL"));
+        }
+        // SAFETY: both arrays are valid for count elements per the contract.
+        let (names, values) = unsafe {
+            (
+                std::slice::from_raw_parts(metrics, count),
+                std::slice::from_raw_parts(values, count),
+            )
+        };
+        let mut batch = Vec::with_capacity(count);
+        for (i, (&name, &value)) in names.iter().zip(values).enumerate() {
+            // SAFETY: each name is NULL or NUL-terminated per the contract.
+            let name = unsafe { req_str(name, &format!("metrics[{i}]"))? };
+            batch.push((name, value));
+        }
+        run.log_many(&batch, step)
+    })
+}
+
+/// As `simtrack_log_many`, with the names packed in one buffer of `count`
+/// fixed-width fields of `name_len` bytes each, blank-padded: the layout of a
+/// Fortran `character(len=name_len) :: names(count)` array.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `names` is valid for `count * name_len`
+/// bytes and `values` for `count` elements.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_log_many_fixed(
+    run: *mut Handle,
+    count: usize,
+    names: *const c_char,
+    name_len: usize,
+    values: *const f64,
+    step: i64,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let run = unsafe { borrow(run)? };
+        if count == 0 {
+            return Ok(());
+        }
+        if names.is_null() || values.is_null() {
+            return Err(Error::new(Status::NullArgument, "names or values is NULL"));
+        }
+        let total = count
+            .checked_mul(name_len)
+            .ok_or_else(|| Error::new(Status::InvalidArgument, "count * name_len overflows"))?;
+        // SAFETY: names is valid for total bytes and values for count elements.
+        let (buf, values) = unsafe {
+            (
+                std::slice::from_raw_parts(names.cast::<u8>(), total),
+                std::slice::from_raw_parts(values, count),
+            )
+        };
+        let mut batch = Vec::with_capacity(count);
+        for (i, &value) in values.iter().enumerate() {
+            let field = &buf[i * name_len..(i + 1) * name_len];
+            // SAFETY: field is a valid slice of name_len bytes.
+            let name = unsafe { sized_str(field.as_ptr().cast(), field.len(), "name")? };
+            batch.push((name, value));
+        }
+        run.log_many(&batch, step)
+    })
+}
+
+/// Records an event: a timestamped line of text in the run's event log.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `message` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_event(run: *mut Handle, message: *const c_char) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, message) = unsafe { (borrow(run)?, req_str(message, "message")?) };
+        run.event(message)
+    })
+}
+
+fn set_meta(run: *mut Handle, key: *const c_char, value: impl FnOnce() -> Result<MetaValue, Error>) -> Status {
+    guard(|| {
+        // SAFETY: the exported callers pass their own contract through.
+        let (run, key) = unsafe { (borrow(run)?, req_str(key, "key")?) };
+        run.set_metadata(key, value()?)
+    })
+}
+
+/// Sets metadata `key` to a floating-point value (replacing any previous
+/// value of that key).
+///
+/// # Safety
+/// `run` is NULL or a live handle; `key` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_set_metadata_f64(run: *mut Handle, key: *const c_char, value: f64) -> Status {
+    set_meta(run, key, || Ok(MetaValue::Float(value)))
+}
+
+/// Sets metadata `key` to an integer value.
+///
+/// # Safety
+/// As `simtrack_set_metadata_f64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_set_metadata_i64(run: *mut Handle, key: *const c_char, value: i64) -> Status {
+    set_meta(run, key, || Ok(MetaValue::Int(value)))
+}
+
+/// Sets metadata `key` to a string value (copied).
+///
+/// # Safety
+/// As `simtrack_set_metadata_f64`; `value` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_set_metadata_str(
+    run: *mut Handle,
+    key: *const c_char,
+    value: *const c_char,
+) -> Status {
+    // SAFETY: value is NULL or NUL-terminated per the contract.
+    set_meta(run, key, || Ok(MetaValue::Str(unsafe { req_str(value, "value")? }.to_owned())))
+}
+
+/// Sets metadata `key` to a boolean value (`value` non-zero is true).
+///
+/// # Safety
+/// As `simtrack_set_metadata_f64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_set_metadata_bool(run: *mut Handle, key: *const c_char, value: c_int) -> Status {
+    set_meta(run, key, || Ok(MetaValue::Bool(value != 0)))
+}
+
+/// Saves the file at `path` with the run, as `category` `"code"`, `"input"` or
+/// `"output"`. The file is captured (copied and its SHA-256 taken) during the
+/// call, so later changes to it do not change what was saved; the upload
+/// happens in the background.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `path` and `category` are NULL or
+/// NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_save(run: *mut Handle, path: *const c_char, category: *const c_char) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, path, category) = unsafe { (borrow(run)?, req_str(path, "path")?, req_str(category, "category")?) };
+        run.save(path.as_ref(), Category::parse(category)?)
+    })
+}
+
+/// Defines a threshold alert on `metric`: `rule` is `"is above"` or
+/// `"is below"`. `frequency` (how often the server checks) and `window` (the
+/// span averaged) are in minutes. Defining the same alert twice is not an
+/// error.
+///
+/// # Safety
+/// `run` is NULL or a live handle; the strings are NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_alert(
+    run: *mut Handle,
+    name: *const c_char,
+    rule: *const c_char,
+    metric: *const c_char,
+    frequency: f64,
+    window: f64,
+    threshold: f64,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, name, rule, metric) =
+            unsafe { (borrow(run)?, req_str(name, "name")?, req_str(rule, "rule")?, req_str(metric, "metric")?) };
+        let rule = AlertRule::parse(rule)?;
+        if !rule.is_threshold() {
+            return Err(Error::new(
+                Status::InvalidRule,
+                format!("simtrack_alert takes \"is above\" or \"is below\", not {:?}; use simtrack_alert_range", rule.as_str()),
+            ));
+        }
+        run.alert(AlertSpec::new(name, rule, metric, frequency, window, threshold, threshold)?)
+    })
+}
+
+/// Defines a range alert on `metric`: `rule` is `"is inside range"` or
+/// `"is outside range"` of `[low, high]`. Otherwise as `simtrack_alert`.
+///
+/// # Safety
+/// As `simtrack_alert`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_alert_range(
+    run: *mut Handle,
+    name: *const c_char,
+    rule: *const c_char,
+    metric: *const c_char,
+    frequency: f64,
+    window: f64,
+    low: f64,
+    high: f64,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, name, rule, metric) =
+            unsafe { (borrow(run)?, req_str(name, "name")?, req_str(rule, "rule")?, req_str(metric, "metric")?) };
+        let rule = AlertRule::parse(rule)?;
+        if rule.is_threshold() {
+            return Err(Error::new(
+                Status::InvalidRule,
+                format!("simtrack_alert_range takes \"is inside range\" or \"is outside range\", not {:?}", rule.as_str()),
+            ));
+        }
+        run.alert(AlertSpec::new(name, rule, metric, frequency, window, low, high)?)
+    })
+}
+
+/// Sets the description, tags and metadata of `folder` (created if needed).
+/// Each of `metadata_json`, `tags` and `description` may be NULL to leave it
+/// unchanged.
+///
+/// # Safety
+/// `run` is NULL or a live handle; the strings are NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_set_folder_details(
+    run: *mut Handle,
+    folder: *const c_char,
+    metadata_json: *const c_char,
+    tags: *const c_char,
+    description: *const c_char,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, details) = unsafe {
+            (
+                borrow(run)?,
+                FolderDetails::parse(
+                    req_str(folder, "folder")?,
+                    opt_str(metadata_json, "metadata_json")?,
+                    opt_str(tags, "tags")?,
+                    opt_str(description, "description")?,
+                )?,
+            )
+        };
+        run.set_folder_details(details)
+    })
+}
+
+/// Sets the run's final status: `"completed"`, `"failed"` or `"terminated"`.
+/// `simtrack_finish` then keeps it instead of marking the run completed.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `status` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_set_status(run: *mut Handle, status: *const c_char) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, status) = unsafe { (borrow(run)?, req_str(status, "status")?) };
+        run.set_status(RunStatus::parse_final(status)?)
+    })
+}
+
+/// Returns 1 once the server has asked this run to stop (a user pressed
+/// Abort, or an alert with abort fired), else 0 (also for NULL). Reads a flag
+/// that the worker thread updates; costs nanoseconds. The library never stops
+/// the process itself: the solver decides how to end.
+///
+/// # Safety
+/// `run` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_abort_requested(run: *const Handle) -> c_int {
+    // SAFETY: per the contract.
+    guard_value(0, || unsafe { borrow(run) }.map_or(0, |r| c_int::from(r.abort_requested())))
+}
+
+/// Waits up to `timeout_seconds` until everything logged so far is written
+/// to the spool and, when a server is configured, acknowledged by it.
+/// Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first; the
+/// data is safe on disk either way.
+///
+/// # Safety
+/// `run` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_flush(run: *mut Handle, timeout_seconds: f64) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let run = unsafe { borrow(run)? };
+        run.flush(timeout_from_secs(timeout_seconds)?)
+    })
+}
+
+fn timeout_from_secs(secs: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| Error::new(Status::InvalidArgument, format!("timeout must be >= 0 seconds, got {secs}")))
+}
+
+/// Ends the run: marks it `completed` unless `simtrack_set_status` set a final
+/// status, then delivers what remains, waiting at most the configured finish
+/// deadline (`SIMTRACK_FINISH_TIMEOUT`, default 30 s). Returns
+/// `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed; the rest then stays
+/// in the spool for `simtrack sync`.
+///
+/// Always releases the handle, whatever it returns (like `fclose`): `run` must
+/// not be used again. `simtrack_finish(NULL)` does nothing and returns
+/// `SIMTRACK_STATUS_OK`. No other call may be running on the same handle.
+///
+/// # Safety
+/// `run` is NULL or a live handle that no other thread is using.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_finish(run: *mut Handle) -> Status {
+    if run.is_null() {
+        return Status::Ok;
+    }
+    guard(|| {
+        // SAFETY: run came from Box::into_raw in simtrack_init and, per the
+        // contract, is released here exactly once.
+        let handle = unsafe { Box::from_raw(run) };
+        handle.run.finish()
+    })
+}
+
+/// Copies the run's id (NUL-terminated, truncated to fit) into `buf` of
+/// `len` bytes and returns the id's full length. Pass `buf = NULL` to ask
+/// the length. Returns 0 for a NULL run.
+///
+/// # Safety
+/// `run` is NULL or a live handle; `buf` is NULL or valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_run_id(run: *const Handle, buf: *mut c_char, len: usize) -> usize {
+    guard_value(0, || {
+        // SAFETY: per the contract.
+        match unsafe { borrow(run) } {
+            // SAFETY: buf is NULL or valid for len bytes.
+            Ok(r) => unsafe { copy_out(r.id(), buf, len) },
+            Err(_) => 0,
+        }
+    })
+}
+
+/// Copies this thread's last failure message (NUL-terminated, truncated to
+/// fit) into `buf` of `len` bytes and returns the message's full length, 0 if
+/// there is none. Pass `buf = NULL` to ask the length. Each thread has its
+/// own last error; a successful call does not clear it.
+///
+/// # Safety
+/// `buf` is NULL or valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_last_error(buf: *mut c_char, len: usize) -> usize {
+    // SAFETY: buf is NULL or valid for len bytes per the contract.
+    guard_value(0, || unsafe { copy_out(&last_error(), buf, len) })
+}
+
+/// A fixed description of `status` (static storage; do not free). Unknown
+/// values give `"unknown status"`.
+#[unsafe(no_mangle)]
+pub extern "C" fn simtrack_status_str(status: StatusArg) -> *const c_char {
+    guard_value(c"internal error".as_ptr(), || {
+        let found = Status::ALL.iter().find(|s| **s as i32 == status.0);
+        match found {
+            Some(s) => s.description_c().as_ptr(),
+            None => c"unknown status".as_ptr(),
+        }
+    })
+}
+
+/// The library version, e.g. `"0.1.0"` (static storage; do not free).
+#[unsafe(no_mangle)]
+pub extern "C" fn simtrack_version() -> *const c_char {
+    crate::VERSION_C.as_ptr()
+}
+
+/// Test-only: panics inside the boundary, to prove that a panic becomes
+/// `SIMTRACK_STATUS_INTERNAL`. Compiled only with the `test-panic` feature.
+#[cfg(feature = "test-panic")]
+#[unsafe(no_mangle)]
+pub extern "C" fn simtrack_debug_panic() -> Status {
+    guard(|| panic!("injected by simtrack_debug_panic"))
+}

@@ -1,0 +1,13 @@
+//! The C ABI: the only code in the crate that touches raw pointers.
+//!
+//! `api` holds the exported functions, one thin wrapper each over [`crate::Run`].
+//! The other modules are the infrastructure every wrapper shares: the panic
+//! boundary and thread-local last error (`boundary`), borrowed C strings
+//! (`strings`) and the opaque handle (`handle`).
+
+pub mod api;
+mod boundary;
+mod handle;
+mod strings;
+
+pub use handle::Handle;

@@ -1,0 +1,33 @@
+//! simtrack: simulation tracking for Fortran, C and C++ solvers.
+//!
+//! A solver holds a [`Run`] (in C, an opaque `simtrack_run *` from
+//! [`ffi`]). Logging appends to an in-memory buffer and returns; a named
+//! background thread (`worker`) drains it in batches into an append-only,
+//! checksummed log on disk (`spool`), and — when a server is configured —
+//! ships what the spool holds over the Simvue REST protocol (`transport`),
+//! advancing an acknowledged offset. Offline runs stop at the spool;
+//! `simtrack sync` later replays it with the same code. `config` resolves the
+//! environment and `simtrack.ini`; `record` defines what a run produces.
+//!
+//! Dependency direction: `ffi → run → worker → spool / transport`, with
+//! `config`, `record` and `error` shared.
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod ffi;
+pub mod record;
+pub mod run;
+pub mod spool;
+pub mod sync;
+pub mod transport;
+mod worker;
+
+pub use error::{Error, Status};
+pub use run::{InitOptions, Run};
+
+/// The library version as a C string (static storage).
+pub(crate) const VERSION_C: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(v) => v,
+    Err(_) => panic!("version contains a NUL byte"),
+};

@@ -1,0 +1,288 @@
+//! What a run produces — metric points, events, metadata, files, alerts, status
+//! — as the records that the spool stores and the transport delivers.
+//!
+//! A run is an ordered list of [`Record`]s. The first is always
+//! [`Record::Create`]; the position of a record in its run's spool (`seq`) is
+//! its identity, so `"<run id>-<seq>"` is the idempotency key that makes a
+//! resend after a lost response harmless.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Status};
+
+/// One record of a run, in the order the run produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// The run itself; always the first record.
+    Create(RunSpec),
+    /// A batch of metric points.
+    Metrics(MetricBatch),
+    /// A batch of events.
+    Events(Vec<Event>),
+    /// Metadata keys set after init (merged into the run's metadata).
+    Metadata(BTreeMap<String, serde_json::Value>),
+    /// Details of a folder.
+    Folder(FolderSpec),
+    /// A file captured by `save`; the bytes live in the run's spool directory.
+    File(FileRecord),
+    /// An alert definition attached to the run.
+    Alert(AlertDef),
+    /// The run's final status; the last record of a finished run.
+    Finish(FinishRecord),
+}
+
+/// Everything known about a run at init.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The library-side run id (a UUID); also the spool directory name.
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Host, user, command line, batch and MPI environment.
+    pub system: serde_json::Value,
+    /// Seconds after which a silent run is marked lost by the server.
+    pub heartbeat_timeout: u64,
+    /// UTC time of init, seconds since the Unix epoch.
+    pub created: f64,
+}
+
+/// A batch of metric points. Names are stored once per batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricBatch {
+    pub names: Vec<String>,
+    pub points: Vec<Point>,
+}
+
+/// One metric value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Index into [`MetricBatch::names`].
+    pub name: u32,
+    pub value: f64,
+    pub step: i64,
+    /// Seconds since the run's init.
+    pub time: f64,
+}
+
+/// One event: a line of text with its UTC time (seconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub message: String,
+    pub timestamp: f64,
+}
+
+/// A metadata value set through the typed setters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    Float(f64),
+    Int(i64),
+    Str(String),
+    Bool(bool),
+}
+
+impl MetaValue {
+    pub fn into_json(self) -> serde_json::Value {
+        match self {
+            // JSON has no NaN/Inf: such metadata is kept as its text.
+            MetaValue::Float(f) => serde_json::Number::from_f64(f)
+                .map_or_else(|| serde_json::Value::String(f.to_string()), serde_json::Value::Number),
+            MetaValue::Int(i) => i.into(),
+            MetaValue::Str(s) => s.into(),
+            MetaValue::Bool(b) => b.into(),
+        }
+    }
+}
+
+/// Folder details set by `set_folder_details`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderSpec {
+    pub path: String,
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+    pub tags: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// The category of a saved file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Code,
+    Input,
+    Output,
+}
+
+impl Category {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "code" => Ok(Category::Code),
+            "input" => Ok(Category::Input),
+            "output" => Ok(Category::Output),
+            other => Err(Error::new(
+                Status::InvalidCategory,
+                format!("unknown file category {other:?}: use \"code\", \"input\" or \"output\""),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Code => "code",
+            Category::Input => "input",
+            Category::Output => "output",
+        }
+    }
+}
+
+/// A file captured into the run's spool directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// The file's name as the user will see it (the path's final component).
+    pub name: String,
+    /// The path given to `save`, as given.
+    pub original_path: String,
+    pub category: Category,
+    /// Lower-case hex SHA-256 of the captured bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub mime_type: String,
+    /// Where the captured copy lives, relative to the run's spool directory.
+    pub stored: String,
+}
+
+/// Alert rules, with the spelling of the Simvue API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertRule {
+    #[serde(rename = "is above")]
+    Above,
+    #[serde(rename = "is below")]
+    Below,
+    #[serde(rename = "is inside range")]
+    Inside,
+    #[serde(rename = "is outside range")]
+    Outside,
+}
+
+impl AlertRule {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "is above" => Ok(AlertRule::Above),
+            "is below" => Ok(AlertRule::Below),
+            "is inside range" => Ok(AlertRule::Inside),
+            "is outside range" => Ok(AlertRule::Outside),
+            other => Err(Error::new(
+                Status::InvalidRule,
+                format!(
+                    "unknown alert rule {other:?}: use \"is above\", \"is below\", \"is inside range\" or \"is outside range\""
+                ),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertRule::Above => "is above",
+            AlertRule::Below => "is below",
+            AlertRule::Inside => "is inside range",
+            AlertRule::Outside => "is outside range",
+        }
+    }
+
+    pub fn is_threshold(self) -> bool {
+        matches!(self, AlertRule::Above | AlertRule::Below)
+    }
+}
+
+/// A metric alert definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDef {
+    pub name: String,
+    pub rule: AlertRule,
+    pub metric: String,
+    /// Minutes between evaluations.
+    pub frequency: f64,
+    /// Minutes of data the rule looks at.
+    pub window: f64,
+    /// Threshold for above/below; lower bound for ranges.
+    pub low: f64,
+    /// Equal to `low` for above/below; upper bound for ranges.
+    pub high: f64,
+}
+
+/// Run statuses, with the spelling of the Simvue API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Created,
+    Running,
+    Completed,
+    Failed,
+    Terminated,
+    Lost,
+}
+
+impl RunStatus {
+    /// Parses one of the statuses a client may set at the end of a run.
+    pub fn parse_final(s: &str) -> Result<Self, Error> {
+        match s {
+            "completed" => Ok(RunStatus::Completed),
+            "failed" => Ok(RunStatus::Failed),
+            "terminated" => Ok(RunStatus::Terminated),
+            other => Err(Error::new(
+                Status::InvalidStatus,
+                format!("unknown final status {other:?}: use \"completed\", \"failed\" or \"terminated\""),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Created => "created",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Terminated => "terminated",
+            RunStatus::Lost => "lost",
+        }
+    }
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishRecord {
+    pub status: RunStatus,
+    /// UTC end time, seconds since the epoch.
+    pub endtime: f64,
+}
+
+/// Parses a JSON object given as text (metadata).
+pub fn parse_json_object(text: &str, what: &str) -> Result<BTreeMap<String, serde_json::Value>, Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
+        Ok(other) => Err(Error::new(
+            Status::InvalidJson,
+            format!("{what} must be a JSON object like {{\"nx\": 128}}, got {}", json_kind(&other)),
+        )),
+        Err(e) => Err(Error::new(Status::InvalidJson, format!("{what} is not valid JSON: {e}"))),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Splits a comma-separated tag list, dropping blanks.
+pub fn parse_tags(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
