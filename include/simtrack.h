@@ -394,14 +394,6 @@ const char *simtrack_status_str(simtrack_status status);
  */
 const char *simtrack_version(void);
 
-#if defined(SIMTRACK_TEST_PANIC)
-/**
- * Test-only: panics inside the boundary, to prove that a panic becomes
- * `SIMTRACK_STATUS_INTERNAL`. Compiled only with the `test-panic` feature.
- */
-simtrack_status simtrack_debug_panic(void);
-#endif
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

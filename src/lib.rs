@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod context;
+pub mod delivery;
 pub mod error;
 pub mod ffi;
 pub mod record;
@@ -27,7 +28,9 @@ pub use error::{Error, Status};
 pub use run::{InitOptions, Run};
 
 /// The library version as a C string (static storage).
-pub(crate) const VERSION_C: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+pub(crate) const VERSION_C: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
     Ok(v) => v,
     Err(_) => panic!("version contains a NUL byte"),
 };

@@ -89,8 +89,10 @@ impl MetaValue {
     pub fn into_json(self) -> serde_json::Value {
         match self {
             // JSON has no NaN/Inf: such metadata is kept as its text.
-            MetaValue::Float(f) => serde_json::Number::from_f64(f)
-                .map_or_else(|| serde_json::Value::String(f.to_string()), serde_json::Value::Number),
+            MetaValue::Float(f) => serde_json::Number::from_f64(f).map_or_else(
+                || serde_json::Value::String(f.to_string()),
+                serde_json::Value::Number,
+            ),
             MetaValue::Int(i) => i.into(),
             MetaValue::Str(s) => s.into(),
             MetaValue::Bool(b) => b.into(),
@@ -234,7 +236,9 @@ impl RunStatus {
             "terminated" => Ok(RunStatus::Terminated),
             other => Err(Error::new(
                 Status::InvalidStatus,
-                format!("unknown final status {other:?}: use \"completed\", \"failed\" or \"terminated\""),
+                format!(
+                    "unknown final status {other:?}: use \"completed\", \"failed\" or \"terminated\""
+                ),
             )),
         }
     }
@@ -260,14 +264,23 @@ pub struct FinishRecord {
 }
 
 /// Parses a JSON object given as text (metadata).
-pub fn parse_json_object(text: &str, what: &str) -> Result<BTreeMap<String, serde_json::Value>, Error> {
+pub fn parse_json_object(
+    text: &str,
+    what: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, Error> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
         Ok(other) => Err(Error::new(
             Status::InvalidJson,
-            format!("{what} must be a JSON object like {{\"nx\": 128}}, got {}", json_kind(&other)),
+            format!(
+                "{what} must be a JSON object like {{\"nx\": 128}}, got {}",
+                json_kind(&other)
+            ),
         )),
-        Err(e) => Err(Error::new(Status::InvalidJson, format!("{what} is not valid JSON: {e}"))),
+        Err(e) => Err(Error::new(
+            Status::InvalidJson,
+            format!("{what} is not valid JSON: {e}"),
+        )),
     }
 }
 
@@ -284,5 +297,94 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// Splits a comma-separated tag list, dropping blanks.
 pub fn parse_tags(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Formats seconds since the Unix epoch as the Simvue API's UTC timestamp,
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` (no zone suffix). Values outside years
+/// 0..=9999 are clamped.
+pub fn format_timestamp(secs: f64) -> String {
+    let micros_total = if secs.is_finite() {
+        (secs * 1e6).round() as i64
+    } else {
+        0
+    };
+    let micros_total = micros_total.clamp(-62_167_219_200_000_000, 253_402_300_799_999_999);
+    let days = micros_total.div_euclid(86_400_000_000);
+    let rem = micros_total.rem_euclid(86_400_000_000);
+    let (y, m, d) = civil_from_days(days);
+    let (sod, micros) = (rem / 1_000_000, rem % 1_000_000);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a
+    // 400-year era's years.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_the_simvue_form() {
+        assert_eq!(format_timestamp(0.0), "1970-01-01T00:00:00.000000");
+        assert_eq!(
+            format_timestamp(1_704_164_645.25),
+            "2024-01-02T03:04:05.250000"
+        );
+        assert_eq!(
+            format_timestamp(951_782_400.0),
+            "2000-02-29T00:00:00.000000"
+        );
+        assert_eq!(
+            format_timestamp(1_798_761_599.999_999),
+            "2026-12-31T23:59:59.999999"
+        );
+    }
+
+    #[test]
+    fn metadata_must_be_a_json_object() {
+        assert!(parse_json_object(r#"{"nx": 128, "name": "heat"}"#, "metadata").is_ok());
+        assert_eq!(
+            parse_json_object("[1,2]", "metadata").unwrap_err().status,
+            Status::InvalidJson
+        );
+        assert_eq!(
+            parse_json_object("{nx: 1", "metadata").unwrap_err().status,
+            Status::InvalidJson
+        );
+    }
+
+    #[test]
+    fn tags_split_on_commas_and_drop_blanks() {
+        assert_eq!(parse_tags(" cfd, test ,,"), vec!["cfd", "test"]);
+    }
 }

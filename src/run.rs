@@ -1,9 +1,30 @@
 //! `Run`: the safe Rust API behind every C handle.
+//!
+//! A live run owns a [`Shared`] buffer and the threads of `worker`. Init
+//! writes the run's first record to the spool itself (so a run exists on
+//! disk before init returns); every later call only appends to the buffer,
+//! except `save`, which copies the file into the spool during the call.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
-use crate::record::{AlertDef, AlertRule, Category, FolderSpec, MetaValue, RunStatus, parse_json_object, parse_tags};
+use crate::record::{
+    AlertDef, AlertRule, Category, Event, FileRecord, FinishRecord, FolderSpec, MetaValue, Record,
+    RunSpec, RunStatus, now_unix, parse_json_object, parse_tags,
+};
+use crate::spool::{RunDir, SpoolWriter, runs_dir};
+use crate::transport::http::HttpTransport;
+use crate::worker::{Shared, Timing, spawn_sender, spawn_writer};
 
 /// Arguments of `simtrack_init`, in its order.
 #[derive(Debug, Clone, Default)]
@@ -19,19 +40,44 @@ pub struct InitOptions {
 pub type AlertSpec = AlertDef;
 
 impl AlertDef {
-    pub fn new(name: &str, rule: AlertRule, metric: &str, frequency: f64, window: f64, low: f64, high: f64) -> Result<Self, Error> {
+    pub fn new(
+        name: &str,
+        rule: AlertRule,
+        metric: &str,
+        frequency: f64,
+        window: f64,
+        low: f64,
+        high: f64,
+    ) -> Result<Self, Error> {
         if name.trim().is_empty() || metric.trim().is_empty() {
-            return Err(Error::new(Status::InvalidArgument, "alert name and metric must not be empty"));
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "alert name and metric must not be empty",
+            ));
         }
         for (what, v) in [("frequency", frequency), ("window", window)] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(Error::new(Status::InvalidArgument, format!("alert {what} must be a positive number of minutes, got {v}")));
+                return Err(Error::new(
+                    Status::InvalidArgument,
+                    format!("alert {what} must be a positive number of minutes, got {v}"),
+                ));
             }
         }
         if !(low.is_finite() && high.is_finite()) || low > high {
-            return Err(Error::new(Status::InvalidArgument, format!("alert bounds must be finite with low <= high, got [{low}, {high}]")));
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("alert bounds must be finite with low <= high, got [{low}, {high}]"),
+            ));
         }
-        Ok(AlertDef { name: name.to_owned(), rule, metric: metric.to_owned(), frequency, window, low, high })
+        Ok(AlertDef {
+            name: name.to_owned(),
+            rule,
+            metric: metric.to_owned(),
+            frequency,
+            window,
+            low,
+            high,
+        })
     }
 }
 
@@ -39,10 +85,17 @@ impl AlertDef {
 pub type FolderDetails = FolderSpec;
 
 impl FolderSpec {
-    pub fn parse(folder: &str, metadata_json: Option<&str>, tags: Option<&str>, description: Option<&str>) -> Result<Self, Error> {
+    pub fn parse(
+        folder: &str,
+        metadata_json: Option<&str>,
+        tags: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Self, Error> {
         Ok(FolderSpec {
             path: normalize_folder(folder)?,
-            metadata: metadata_json.map(|m| parse_json_object(m, "folder metadata")).transpose()?,
+            metadata: metadata_json
+                .map(|m| parse_json_object(m, "folder metadata"))
+                .transpose()?,
             tags: tags.map(parse_tags),
             description: description.map(str::to_owned),
         })
@@ -52,59 +105,512 @@ impl FolderSpec {
 /// Checks a folder path and brings it to the form `/a/b`.
 pub fn normalize_folder(folder: &str) -> Result<String, Error> {
     if !folder.starts_with('/') {
-        return Err(Error::new(Status::InvalidArgument, format!("folder must start with '/', got {folder:?}")));
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("folder must start with '/', got {folder:?}"),
+        ));
     }
     let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
     if parts.iter().any(|p| *p == "." || *p == "..") {
-        return Err(Error::new(Status::InvalidArgument, format!("folder must not contain '.' or '..': {folder:?}")));
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("folder must not contain '.' or '..': {folder:?}"),
+        ));
     }
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// A run being recorded.
+/// A run being recorded. `Run` is `Sync`: every method but `finish` may be
+/// called from many threads at once.
 #[derive(Debug)]
 pub struct Run {
     id: String,
+    live: Option<Live>,
+}
+
+#[derive(Debug)]
+struct Live {
+    shared: Arc<Shared>,
+    start: Instant,
+    created: f64,
+    dir: RunDir,
+    mode: Mode,
+    finish_timeout: Duration,
+    final_status: Mutex<Option<RunStatus>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Held while the run is being written; released at finish.
+    _lock: std::fs::File,
 }
 
 impl Run {
-    pub fn init(_opts: InitOptions) -> Result<Run, Error> {
-        Ok(Run { id: String::new() })
+    /// Starts a run with the process's configuration.
+    pub fn init(opts: InitOptions) -> Result<Run, Error> {
+        Self::init_with(opts, &Config::load()?)
     }
+
+    /// Starts a run with an explicit configuration.
+    pub fn init_with(opts: InitOptions, config: &Config) -> Result<Run, Error> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let metadata = match opts.metadata_json.as_deref() {
+            Some(m) => parse_json_object(m, "metadata_json")?,
+            None => BTreeMap::new(),
+        };
+        let folder = normalize_folder(opts.folder.as_deref().unwrap_or("/"))?;
+        let tags = opts.tags.as_deref().map(parse_tags).unwrap_or_default();
+        let name = match opts.name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => n.to_owned(),
+            _ => generated_name(&id),
+        };
+        if config.mode == Mode::Disabled || is_silent_rank(config) {
+            return Ok(Run { id, live: None });
+        }
+        let created = now_unix();
+        let start = Instant::now();
+        let spec = RunSpec {
+            id: id.clone(),
+            name,
+            folder,
+            tags,
+            description: opts.description,
+            metadata,
+            system: crate::context::capture(),
+            heartbeat_timeout: config.heartbeat_timeout.as_secs().max(1),
+            created,
+        };
+        let dir = RunDir::new(runs_dir(&config.offline_dir).join(&id));
+        let mut spool = SpoolWriter::create(&dir)?;
+        let lock = dir.try_lock()?.ok_or_else(|| {
+            Error::new(
+                Status::Io,
+                format!(
+                    "spool directory {} is locked by another process",
+                    dir.root.display()
+                ),
+            )
+        })?;
+        spool.append(&Record::Create(spec))?;
+        let shared = Arc::new(Shared::new(config.memory_cap_bytes));
+        let timing = Timing {
+            heartbeat_interval: config.heartbeat_interval,
+            abort_poll: config.abort_poll,
+            resources_interval: config.resources_interval,
+        };
+        let transport = match config.mode {
+            Mode::Online => Some(HttpTransport::new(config)?),
+            _ => None,
+        };
+        let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
+        let mut threads =
+            vec![spawn_writer(shared.clone(), spool, start, timing.clone()).map_err(spawn_err)?];
+        if let Some(t) = transport {
+            let url = config.url.clone().unwrap_or_default();
+            match spawn_sender(shared.clone(), dir.clone(), t, url, timing) {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    // The run is safe in the spool; stop the writer cleanly.
+                    shared.pending.lock().finish = Some(FinishRecord {
+                        status: RunStatus::Failed,
+                        endtime: now_unix(),
+                    });
+                    shared.wake_writer.notify_one();
+                    return Err(spawn_err(e));
+                }
+            }
+        }
+        Ok(Run {
+            id,
+            live: Some(Live {
+                shared,
+                start,
+                created,
+                dir,
+                mode: config.mode,
+                finish_timeout: config.finish_timeout,
+                final_status: Mutex::new(None),
+                threads: Mutex::new(threads),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The run's id (a UUID without dashes; also its spool directory name).
     pub fn id(&self) -> &str {
         &self.id
     }
-    pub fn log(&self, _metric: &str, _value: f64, _step: i64) -> Result<(), Error> {
+
+    /// False for a no-op handle (disabled mode, or a silent MPI rank).
+    pub fn is_recording(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The run's spool directory, if it is recording.
+    pub fn spool_dir(&self) -> Option<&Path> {
+        self.live.as_ref().map(|l| l.dir.root.as_path())
+    }
+
+    /// Logs one metric value; `step < 0` means the metric's next step.
+    #[inline]
+    pub fn log(&self, metric: &str, value: f64, step: i64) -> Result<(), Error> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        let time = live.start.elapsed().as_secs_f64();
+        let mut p = live.shared.pending.lock();
+        p.push(metric, value, step, time)?;
+        live.shared.after_push(&mut p);
         Ok(())
     }
-    pub fn log_many(&self, _batch: &[(&str, f64)], _step: i64) -> Result<(), Error> {
+
+    /// Logs several metrics at one step and time; all or none.
+    pub fn log_many(&self, batch: &[(&str, f64)], step: i64) -> Result<(), Error> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        for (name, _) in batch {
+            crate::worker::check_metric_name(name)?;
+        }
+        let time = live.start.elapsed().as_secs_f64();
+        let mut p = live.shared.pending.lock();
+        for (name, value) in batch {
+            p.push(name, *value, step, time)?;
+        }
+        live.shared.after_push(&mut p);
         Ok(())
     }
-    pub fn event(&self, _message: &str) -> Result<(), Error> {
+
+    fn push_record(&self, record: Record) {
+        if let Some(live) = &self.live {
+            live.shared.pending.lock().records.push(record);
+        }
+    }
+
+    /// Records an event.
+    pub fn event(&self, message: &str) -> Result<(), Error> {
+        if let Some(live) = &self.live {
+            let timestamp = live.created + live.start.elapsed().as_secs_f64();
+            let mut p = live.shared.pending.lock();
+            let event = Event {
+                message: message.to_owned(),
+                timestamp,
+            };
+            // Consecutive events share one record.
+            match p.records.last_mut() {
+                Some(Record::Events(list)) if list.len() < crate::worker::BATCH_POINTS => {
+                    list.push(event)
+                }
+                _ => p.records.push(Record::Events(vec![event])),
+            }
+        }
         Ok(())
     }
-    pub fn set_metadata(&self, _key: &str, _value: MetaValue) -> Result<(), Error> {
+
+    /// Sets one metadata key.
+    pub fn set_metadata(&self, key: &str, value: MetaValue) -> Result<(), Error> {
+        if key.trim().is_empty() {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "metadata key must not be empty",
+            ));
+        }
+        self.push_record(Record::Metadata(BTreeMap::from([(
+            key.to_owned(),
+            value.into_json(),
+        )])));
         Ok(())
     }
-    pub fn save(&self, _path: &std::path::Path, _category: Category) -> Result<(), Error> {
+
+    /// Captures the file at `path` (copy + SHA-256) and queues its upload.
+    pub fn save(&self, path: &Path, category: Category) -> Result<(), Error> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::io(format!("cannot save {}", path.display()), e))?;
+        if !meta.is_file() {
+            return Err(Error::new(
+                Status::FileNotFound,
+                format!("cannot save {}: not a regular file", path.display()),
+            ));
+        }
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        let record = capture_file(path, category, &live.dir)?;
+        self.push_record(Record::File(record));
         Ok(())
     }
-    pub fn alert(&self, _alert: AlertSpec) -> Result<(), Error> {
+
+    /// Defines a metric alert for the run.
+    pub fn alert(&self, alert: AlertSpec) -> Result<(), Error> {
+        self.push_record(Record::Alert(alert));
         Ok(())
     }
-    pub fn set_folder_details(&self, _details: FolderDetails) -> Result<(), Error> {
+
+    /// Sets a folder's details.
+    pub fn set_folder_details(&self, details: FolderDetails) -> Result<(), Error> {
+        self.push_record(Record::Folder(details));
         Ok(())
     }
-    pub fn set_status(&self, _status: RunStatus) -> Result<(), Error> {
+
+    /// Sets the status `finish` will record.
+    pub fn set_status(&self, status: RunStatus) -> Result<(), Error> {
+        if let Some(live) = &self.live {
+            *live.final_status.lock() = Some(status);
+        }
         Ok(())
     }
+
+    /// True once the server asked the run to stop.
     pub fn abort_requested(&self) -> bool {
-        false
+        self.live
+            .as_ref()
+            .is_some_and(|l| l.shared.abort.load(Ordering::Acquire))
     }
-    pub fn flush(&self, _timeout: Duration) -> Result<(), Error> {
-        Ok(())
+
+    /// Waits until what was logged so far is in the spool and, online,
+    /// acknowledged by the server, or until `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        let generation = {
+            let mut p = live.shared.pending.lock();
+            p.flush_requested += 1;
+            p.flush_requested
+        };
+        live.shared.wake_writer.notify_one();
+        live.wait_delivered(deadline, |p| p.flushed >= generation || p.writer_done)
     }
-    pub fn finish(self) -> Result<(), Error> {
-        Ok(())
+
+    /// Ends the run: records its final status and waits, up to the finish
+    /// deadline, for everything to reach the spool and the server.
+    pub fn finish(mut self) -> Result<(), Error> {
+        let Some(live) = self.live.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + live.finish_timeout;
+        let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
+        live.shared.pending.lock().finish = Some(FinishRecord {
+            status,
+            endtime: now_unix(),
+        });
+        live.shared.wake_writer.notify_one();
+        let outcome = live.wait_delivered(deadline, |p| p.writer_done);
+        live.shared.stop_sender.store(true, Ordering::Release);
+        live.shared.progress_cv.notify_all();
+        let threads = std::mem::take(&mut *live.threads.lock());
+        for t in threads {
+            // A sender stuck in a request to a hung server is left to end on
+            // its own (its request has a timeout); finish does not wait for it.
+            let finished = live.shared.progress.lock();
+            let done = finished.writer_done
+                && (finished.sender_done || t.thread().name() != Some("simtrack-sender"));
+            drop(finished);
+            if done || wait_thread_end(&live.shared, &t, deadline) {
+                let _ = t.join();
+            }
+        }
+        outcome
+    }
+}
+
+fn wait_thread_end(shared: &Shared, t: &JoinHandle<()>, deadline: Instant) -> bool {
+    let mut p = shared.progress.lock();
+    while !t.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        shared
+            .progress_cv
+            .wait_for(&mut p, Duration::from_millis(20));
+    }
+    true
+}
+
+impl Live {
+    /// Waits until `written` holds and the spool is acknowledged up to where
+    /// it stood then (online runs), or until `deadline`.
+    fn wait_delivered(
+        &self,
+        deadline: Instant,
+        written: impl Fn(&crate::worker::Progress) -> bool,
+    ) -> Result<(), Error> {
+        let mut p = self.shared.progress.lock();
+        while !written(&p) {
+            if self
+                .shared
+                .progress_cv
+                .wait_until(&mut p, deadline)
+                .timed_out()
+                && !written(&p)
+            {
+                return Err(Error::new(
+                    Status::Undelivered,
+                    format!(
+                        "the spool writer did not finish in time; the spool is {}",
+                        self.dir.root.display()
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = &p.spool_error {
+            return Err(Error::new(
+                Status::Io,
+                format!("cannot write the spool {}: {e}", self.dir.root.display()),
+            ));
+        }
+        if self.mode != Mode::Online {
+            return Ok(());
+        }
+        let target = p.written;
+        while p.acked < target {
+            if p.send_blocked || p.sender_done {
+                break;
+            }
+            if self
+                .shared
+                .progress_cv
+                .wait_until(&mut p, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        if p.acked >= target {
+            return Ok(());
+        }
+        let why = p
+            .send_error
+            .clone()
+            .unwrap_or_else(|| "deadline reached".to_owned());
+        Err(Error::new(
+            Status::Undelivered,
+            format!(
+                "{} of {} records not yet acknowledged by the server ({why}); they are kept in {} and `simtrack sync` uploads them",
+                target - p.acked,
+                target,
+                self.dir.root.display()
+            ),
+        ))
+    }
+}
+
+impl Drop for Run {
+    /// The safety net for a run dropped without `finish` (Rust callers): the
+    /// writer still gets everything into the spool, marked as failed.
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            let mut p = live.shared.pending.lock();
+            if p.finish.is_none() {
+                let status = live.final_status.lock().unwrap_or(RunStatus::Failed);
+                p.finish = Some(FinishRecord {
+                    status,
+                    endtime: now_unix(),
+                });
+            }
+            drop(p);
+            live.shared.wake_writer.notify_one();
+            live.shared.stop_sender.store(true, Ordering::Release);
+        }
+    }
+}
+
+fn is_silent_rank(config: &Config) -> bool {
+    config.ranks == Ranks::Zero
+        && crate::context::mpi_rank_and_size(&|k| std::env::var(k).ok())
+            .is_some_and(|(rank, _)| rank != 0)
+}
+
+fn generated_name(id: &str) -> String {
+    const ADJ: [&str; 8] = [
+        "amber", "brisk", "calm", "deep", "eager", "fierce", "gentle", "hollow",
+    ];
+    const NOUN: [&str; 8] = [
+        "river", "comet", "lattice", "vortex", "plume", "shock", "front", "eddy",
+    ];
+    let h = u64::from_str_radix(&id[..8.min(id.len())], 16).unwrap_or(0);
+    format!(
+        "{}-{}-{}",
+        ADJ[(h % 8) as usize],
+        NOUN[((h >> 3) % 8) as usize],
+        &id[..6.min(id.len())]
+    )
+}
+
+/// Copies `path` into the run's spool, hashing it on the way.
+fn capture_file(path: &Path, category: Category, dir: &RunDir) -> Result<FileRecord, Error> {
+    let mut src = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let tmp = dir
+        .files()
+        .join(format!("incoming-{}", uuid::Uuid::new_v4().simple()));
+    let mut dst = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io(format!("cannot read {}", path.display()), e));
+            }
+        };
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n])
+            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        size += n as u64;
+    }
+    dst.sync_data()
+        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    let sha256: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stored = dir.files().join(&sha256);
+    std::fs::rename(&tmp, &stored)
+        .map_err(|e| Error::io(format!("cannot store {}", stored.display()), e))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+    let original_path = std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    Ok(FileRecord {
+        mime_type: mime_for(&name).to_owned(),
+        name,
+        original_path,
+        category,
+        sha256: sha256.clone(),
+        size,
+        stored: format!("files/{sha256}"),
+    })
+}
+
+fn mime_for(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "log" | "nml" | "in" | "dat" | "out" | "inp" | "cfg" | "ini" | "f90" | "f"
+        | "f95" | "f03" | "f08" | "c" | "h" | "cpp" | "cc" | "hpp" | "rs" | "sh" | "toml"
+        | "yaml" | "yml" | "md" => "text/plain",
+        "py" => "text/x-python",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        "h5" | "hdf5" => "application/x-hdf5",
+        "nc" => "application/x-netcdf",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
     }
 }

@@ -1,1 +1,209 @@
-//! (being written)
+//! Uploading spooled runs later: the library side of `simtrack sync`.
+//!
+//! [`sync`] walks the offline directory and delivers each run's records from
+//! its acknowledged position with the same [`Courier`] a live run uses, so it
+//! is resumable (progress is saved as it goes) and idempotent (a run already
+//! delivered sends nothing; a resent record carries the same idempotency
+//! key). It is safe under cron: a lock file makes a second concurrent sync
+//! stop at once, and the kernel drops the lock of a sync that died, so a
+//! stale lock cannot block the next one. Runs still being written by a live
+//! process are skipped; their own sender delivers them.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::delivery::{Courier, Pumped};
+use crate::error::{Error, Status};
+use crate::spool::{TornTail, list_runs};
+use crate::transport::Transport;
+use crate::transport::http::HttpTransport;
+
+/// What happened to one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything is on the server now.
+    Uploaded,
+    /// Nothing to do: delivered by an earlier sync or by the run itself.
+    UpToDate,
+    /// A live process holds the run; it delivers its own data.
+    InUse,
+    /// Part was sent; the rest is retried on the next sync.
+    Incomplete(String),
+}
+
+/// The report for one run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub id: String,
+    pub name: String,
+    pub outcome: Outcome,
+    /// Records delivered by this sync.
+    pub sent: u64,
+    /// Records the server refused for good (reported, not retried).
+    pub rejected: Vec<String>,
+    /// A damaged end of the spool that was skipped.
+    pub torn_tail: Option<TornTail>,
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.outcome {
+            Outcome::Uploaded => format!("uploaded ({} records)", self.sent),
+            Outcome::UpToDate => "up to date".to_owned(),
+            Outcome::InUse => "in use by a running process, skipped".to_owned(),
+            Outcome::Incomplete(why) => {
+                format!("incomplete after {} records, will retry: {why}", self.sent)
+            }
+        };
+        write!(f, "{} {:<32} {what}", self.id, self.name)?;
+        for r in &self.rejected {
+            write!(f, "\n    refused by the server: {r}")?;
+        }
+        if let Some(t) = &self.torn_tail {
+            write!(
+                f,
+                "\n    damaged spool tail skipped: {} bytes at offset {} ({})",
+                t.bytes, t.offset, t.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// How a sync behaves.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// How long one run may keep failing transiently before it is left for
+    /// the next sync.
+    pub run_patience: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            run_patience: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Uploads every spooled run under `config.offline_dir` to `config`'s server.
+///
+/// Returns an error (and uploads nothing) if no server is configured or
+/// another sync holds the lock. Per-run failures are in the report, not an
+/// error: the caller decides the exit status ([`all_delivered`]).
+pub fn sync(config: &Config, options: &SyncOptions) -> Result<Vec<RunReport>, Error> {
+    let url = config.url.clone().ok_or_else(|| {
+        Error::new(Status::Config, "no server configured: set SIMTRACK_URL and SIMTRACK_TOKEN, or [server] url and token in simtrack.ini")
+    })?;
+    if config.token.is_none() {
+        return Err(Error::new(
+            Status::Config,
+            "no token configured: set SIMTRACK_TOKEN or [server] token",
+        ));
+    }
+    let transport = HttpTransport::new(config)?;
+    sync_with(config, &url, transport, options)
+}
+
+/// [`sync`] through a given transport (tests use the in-memory one).
+pub fn sync_with<T: Transport + Clone>(
+    config: &Config,
+    url: &str,
+    transport: T,
+    options: &SyncOptions,
+) -> Result<Vec<RunReport>, Error> {
+    std::fs::create_dir_all(&config.offline_dir)
+        .map_err(|e| Error::io(format!("cannot create {}", config.offline_dir.display()), e))?;
+    let lock_path = config.offline_dir.join("sync.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::new(
+                Status::Io,
+                format!(
+                    "another simtrack sync is running (lock {})",
+                    lock_path.display()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io(format!("cannot lock {}", lock_path.display()), e));
+        }
+    }
+
+    let mut reports = Vec::new();
+    let mut refused: Option<String> = None;
+    for run in list_runs(&config.offline_dir)? {
+        let mut report = RunReport {
+            id: run.id.clone(),
+            name: String::new(),
+            outcome: Outcome::UpToDate,
+            sent: 0,
+            rejected: Vec::new(),
+            torn_tail: None,
+        };
+        let Some(_run_lock) = run.dir.try_lock()? else {
+            report.outcome = Outcome::InUse;
+            reports.push(report);
+            continue;
+        };
+        if let Some(why) = &refused {
+            report.outcome = Outcome::Incomplete(why.clone());
+            reports.push(report);
+            continue;
+        }
+        let mut courier = match Courier::open(run.dir.clone(), transport.clone(), url) {
+            Ok(c) => c,
+            Err(e) => {
+                report.outcome = Outcome::Incomplete(e.message);
+                reports.push(report);
+                continue;
+            }
+        };
+        report.name = courier.spec().name.clone();
+        let before = courier.state().acked;
+        let rejected_before = courier.state().rejected.len();
+        let give_up = Instant::now() + options.run_patience;
+        report.outcome = loop {
+            match courier.pump(None, &|| false)? {
+                Pumped::CaughtUp => {
+                    break if courier.state().acked > before {
+                        Outcome::Uploaded
+                    } else {
+                        Outcome::UpToDate
+                    };
+                }
+                Pumped::Backoff { retry_in, message } => {
+                    if Instant::now() + retry_in > give_up {
+                        break Outcome::Incomplete(message);
+                    }
+                    std::thread::sleep(retry_in);
+                }
+                Pumped::Unauthorized { message } => {
+                    refused = Some(message.clone());
+                    break Outcome::Incomplete(message);
+                }
+                Pumped::Interrupted => break Outcome::Incomplete("interrupted".to_owned()),
+            }
+        };
+        report.sent = courier.state().acked - before;
+        report.rejected = courier.state().rejected[rejected_before..].to_vec();
+        report.torn_tail = courier.torn_tail().cloned();
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// True when no run was left incomplete.
+pub fn all_delivered(reports: &[RunReport]) -> bool {
+    reports
+        .iter()
+        .all(|r| !matches!(r.outcome, Outcome::Incomplete(_)))
+}

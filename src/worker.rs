@@ -1,1 +1,486 @@
-//! (being written)
+//! The background threads of a run and the buffer the solver's threads
+//! append to.
+//!
+//! * The calling thread only appends a [`Point`] to [`Pending`] under a
+//!   short, uncontended lock: no I/O, no allocation once the buffer has grown
+//!   to its working size.
+//! * `simtrack-writer` wakes every 100 ms (or when a batch fills), swaps the
+//!   buffer for an empty one and appends the contents to the spool as records.
+//! * `simtrack-sender` (online runs only) ships the spool to the server
+//!   through a [`Courier`], sends heartbeats and polls for abort requests.
+//!
+//! Memory is bounded: past the cap, `log` waits for the writer rather than
+//! drop data (the writer only waits on the local disk, never on the network).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashMap;
+
+use crate::delivery::{Courier, Pumped};
+use crate::error::{Error, Status};
+use crate::record::{FinishRecord, MetricBatch, Point, Record};
+use crate::spool::{RunDir, SpoolWriter};
+use crate::transport::Transport;
+
+/// Points per metrics record (and per HTTP request).
+pub(crate) const BATCH_POINTS: usize = 16_000;
+/// How often the writer drains the buffer when it does not fill.
+const WRITE_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest a metric name may be.
+const MAX_NAME: usize = 512;
+
+/// What the solver's threads have logged and the writer has not yet taken.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub points: Vec<Point>,
+    /// Interned metric names; a point's `name` indexes this.
+    pub names: Vec<Box<str>>,
+    index: FxHashMap<Box<str>, u32>,
+    /// Next automatic step, per metric.
+    next_step: Vec<i64>,
+    pub records: Vec<Record>,
+    /// Bumped by each flush request.
+    pub flush_requested: u64,
+    pub finish: Option<FinishRecord>,
+}
+
+impl Pending {
+    /// Appends one point. The metric is interned on first use.
+    #[inline]
+    pub fn push(&mut self, metric: &str, value: f64, step: i64, time: f64) -> Result<(), Error> {
+        let id = match self.index.get(metric) {
+            Some(&id) => id,
+            None => self.intern(metric)?,
+        };
+        let slot = &mut self.next_step[id as usize];
+        let step = if step < 0 { *slot } else { step };
+        *slot = step.saturating_add(1);
+        self.points.push(Point {
+            name: id,
+            value,
+            step,
+            time,
+        });
+        Ok(())
+    }
+
+    #[cold]
+    fn intern(&mut self, metric: &str) -> Result<u32, Error> {
+        check_metric_name(metric)?;
+        let id = u32::try_from(self.names.len())
+            .map_err(|_| Error::new(Status::InvalidArgument, "too many metrics"))?;
+        self.names.push(metric.into());
+        self.index.insert(metric.into(), id);
+        self.next_step.push(0);
+        Ok(id)
+    }
+}
+
+/// Metric names as the Simvue API accepts them: letters, digits, blanks and
+/// `- _ / . : = > < + ( ) %`. Checked once per name, when first logged, so a
+/// bad name fails the call instead of a whole batch at the server.
+pub(crate) fn check_metric_name(name: &str) -> Result<(), Error> {
+    let ok_char =
+        |c: char| c.is_ascii_alphanumeric() || c.is_whitespace() || "-_/.:=><+()%".contains(c);
+    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(ok_char) {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!(
+                "invalid metric name {name:?}: use 1 to {MAX_NAME} letters, digits, blanks or - _ / . : = > < + ( ) %"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the threads report back.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Records in the spool.
+    pub written: u64,
+    /// The last flush request the writer has completed.
+    pub flushed: u64,
+    /// Records the server has acknowledged.
+    pub acked: u64,
+    pub writer_done: bool,
+    pub sender_done: bool,
+    /// The spool could not be written.
+    pub spool_error: Option<String>,
+    /// The last delivery failure, cleared on success.
+    pub send_error: Option<String>,
+    /// The server refused the token: waiting for acknowledgement is futile.
+    pub send_blocked: bool,
+}
+
+/// State shared by a run's handle and its threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub pending: Mutex<Pending>,
+    /// Wakes the writer (paired with `pending`).
+    pub wake_writer: Condvar,
+    /// The writer has taken the points (paired with `pending`).
+    pub drained: Condvar,
+    pub progress: Mutex<Progress>,
+    pub progress_cv: Condvar,
+    pub abort: AtomicBool,
+    pub stop_sender: AtomicBool,
+    /// Buffered points at which `log` waits for the writer.
+    pub cap_points: usize,
+}
+
+impl Shared {
+    pub fn new(cap_bytes: usize) -> Self {
+        // Two buffers exist at once (the one filling, the one being written).
+        let cap_points = (cap_bytes / (2 * std::mem::size_of::<Point>())).max(BATCH_POINTS);
+        Shared {
+            pending: Mutex::new(Pending {
+                points: Vec::with_capacity(BATCH_POINTS),
+                ..Pending::default()
+            }),
+            wake_writer: Condvar::new(),
+            drained: Condvar::new(),
+            progress: Mutex::new(Progress::default()),
+            progress_cv: Condvar::new(),
+            abort: AtomicBool::new(false),
+            stop_sender: AtomicBool::new(false),
+            cap_points,
+        }
+    }
+
+    /// Wakes the writer if the buffer holds a full batch, and waits for it
+    /// if the buffer is at the memory cap. Called with `pending` locked.
+    #[inline]
+    pub fn after_push(&self, pending: &mut parking_lot::MutexGuard<'_, Pending>) {
+        let n = pending.points.len();
+        if n == BATCH_POINTS {
+            self.wake_writer.notify_one();
+        } else if n >= self.cap_points {
+            self.wake_writer.notify_one();
+            while pending.points.len() >= self.cap_points && !self.progress.lock().writer_done {
+                self.drained.wait_for(pending, Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn set_progress(&self, f: impl FnOnce(&mut Progress)) {
+        let mut p = self.progress.lock();
+        f(&mut p);
+        drop(p);
+        self.progress_cv.notify_all();
+    }
+}
+
+/// Settings of the threads.
+#[derive(Debug, Clone)]
+pub(crate) struct Timing {
+    pub heartbeat_interval: Duration,
+    pub abort_poll: Duration,
+    pub resources_interval: Option<Duration>,
+}
+
+/// Starts the writer thread; it owns the spool writer.
+pub(crate) fn spawn_writer(
+    shared: Arc<Shared>,
+    mut spool: SpoolWriter,
+    start: Instant,
+    timing: Timing,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("simtrack-writer".into())
+        .spawn(move || {
+            let mut writer = Writer {
+                names: Vec::new(),
+                local: Vec::new(),
+                used: Vec::new(),
+                spare: Vec::with_capacity(BATCH_POINTS),
+                resources: timing
+                    .resources_interval
+                    .map(|every| Resources::new(every, start)),
+            };
+            let written = spool.records();
+            shared.set_progress(|p| p.written = written);
+            loop {
+                let done = writer.round(&shared, &mut spool, start);
+                if done {
+                    break;
+                }
+            }
+            shared.set_progress(|p| p.writer_done = true);
+            // Let any logger waiting on the cap see that the writer is gone.
+            shared.drained.notify_all();
+        })
+}
+
+struct Writer {
+    /// Copy of `Pending::names`.
+    names: Vec<String>,
+    /// Global name id -> index in the batch being built (u32::MAX: unused).
+    local: Vec<u32>,
+    used: Vec<u32>,
+    spare: Vec<Point>,
+    resources: Option<Resources>,
+}
+
+impl Writer {
+    /// Takes what is pending, writes it, reports progress. True when the
+    /// run's last record has been written.
+    fn round(&mut self, shared: &Shared, spool: &mut SpoolWriter, start: Instant) -> bool {
+        let (mut points, records, flush, finish) = {
+            let mut p = shared.pending.lock();
+            let flushed = shared.progress.lock().flushed;
+            if p.points.len() < BATCH_POINTS
+                && p.records.is_empty()
+                && p.flush_requested == flushed
+                && p.finish.is_none()
+            {
+                shared.wake_writer.wait_for(&mut p, WRITE_INTERVAL);
+            }
+            if let Some(r) = &mut self.resources {
+                r.sample_into(&mut p, start);
+            }
+            let points = std::mem::replace(&mut p.points, std::mem::take(&mut self.spare));
+            if self.names.len() < p.names.len() {
+                let new = p.names[self.names.len()..].iter().map(|n| n.to_string());
+                self.names.extend(new);
+            }
+            let records = std::mem::take(&mut p.records);
+            (points, records, p.flush_requested, p.finish.take())
+        };
+        shared.drained.notify_all();
+
+        let mut result = Ok(());
+        for chunk in points.chunks(BATCH_POINTS) {
+            result =
+                result.and_then(|()| spool.append(&Record::Metrics(self.batch(chunk))).map(drop));
+        }
+        points.clear();
+        self.spare = points;
+        for r in &records {
+            result = result.and_then(|()| spool.append(r).map(drop));
+        }
+        let last = finish.is_some();
+        if let Some(f) = finish {
+            result = result.and_then(|()| spool.append(&Record::Finish(f)).map(drop));
+        }
+        let flush_now = {
+            let p = shared.progress.lock();
+            flush != p.flushed || last
+        };
+        if flush_now {
+            result = result.and_then(|()| spool.sync());
+        }
+        let written = spool.records();
+        shared.set_progress(|p| {
+            p.written = written;
+            p.flushed = flush;
+            if let Err(e) = result {
+                p.spool_error = Some(e.message);
+            }
+        });
+        last
+    }
+
+    /// Builds a self-contained batch: only the names its points use.
+    fn batch(&mut self, points: &[Point]) -> MetricBatch {
+        self.local.resize(self.names.len(), u32::MAX);
+        let mut names = Vec::new();
+        let mut out = Vec::with_capacity(points.len());
+        for p in points {
+            let g = p.name as usize;
+            if self.local[g] == u32::MAX {
+                self.local[g] = names.len() as u32;
+                names.push(self.names[g].clone());
+                self.used.push(p.name);
+            }
+            out.push(Point {
+                name: self.local[g],
+                ..*p
+            });
+        }
+        for g in self.used.drain(..) {
+            self.local[g as usize] = u32::MAX;
+        }
+        MetricBatch { names, points: out }
+    }
+}
+
+/// Samples the process's CPU and memory use into `resources/` metrics.
+struct Resources {
+    every: Duration,
+    next: Instant,
+    last: Option<(Instant, f64)>,
+}
+
+impl Resources {
+    fn new(every: Duration, start: Instant) -> Self {
+        Resources {
+            every,
+            next: start,
+            last: None,
+        }
+    }
+
+    fn sample_into(&mut self, pending: &mut Pending, start: Instant) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next = now + self.every;
+        let time = now.duration_since(start).as_secs_f64();
+        if let Some(cpu) = process_cpu_seconds() {
+            if let Some((t0, c0)) = self.last {
+                let wall = now.duration_since(t0).as_secs_f64();
+                if wall > 0.0 {
+                    let _ = pending.push(
+                        "resources/cpu.usage.percentage",
+                        100.0 * (cpu - c0) / wall,
+                        -1,
+                        time,
+                    );
+                }
+            }
+            self.last = Some((now, cpu));
+        }
+        if let Some(mb) = process_rss_mb() {
+            let _ = pending.push("resources/cpu.usage.memory", mb, -1, time);
+        }
+    }
+}
+
+/// User + system CPU time of this process, from /proc (Linux).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: f64 = f.next()?.parse().ok()?;
+    let stime: f64 = f.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Resident memory of this process in MiB, from /proc (Linux).
+pub(crate) fn process_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Starts the sender thread of an online run.
+pub(crate) fn spawn_sender<T: Transport + 'static>(
+    shared: Arc<Shared>,
+    dir: RunDir,
+    transport: T,
+    server_url: String,
+    timing: Timing,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("simtrack-sender".into())
+        .spawn(move || {
+            let mut courier = match Courier::open(dir, transport, &server_url) {
+                Ok(c) => c,
+                Err(e) => {
+                    shared.set_progress(|p| {
+                        p.send_error = Some(e.message);
+                        p.send_blocked = true;
+                        p.sender_done = true;
+                    });
+                    return;
+                }
+            };
+            send_loop(&shared, &mut courier, &timing);
+            shared.set_progress(|p| p.sender_done = true);
+        })
+}
+
+fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &Timing) {
+    let mut next_heartbeat = Instant::now();
+    let mut next_poll = Instant::now();
+    let mut retry_at: Option<Instant> = None;
+    let mut warned = false;
+    loop {
+        if shared.stop_sender.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        if retry_at.is_none_or(|t| now >= t) {
+            retry_at = None;
+            let outcome = courier.pump(Some(now + Duration::from_millis(250)), &|| {
+                shared.stop_sender.load(Ordering::Acquire)
+            });
+            let acked = courier.state().acked;
+            match outcome {
+                Ok(Pumped::CaughtUp | Pumped::Interrupted) => shared.set_progress(|p| {
+                    p.acked = acked;
+                    p.send_error = None;
+                    p.send_blocked = false;
+                }),
+                Ok(Pumped::Backoff { retry_in, message }) => {
+                    retry_at = Some(Instant::now() + retry_in);
+                    shared.set_progress(|p| {
+                        p.acked = acked;
+                        p.send_error = Some(message);
+                    });
+                }
+                Ok(Pumped::Unauthorized { message }) => {
+                    if !warned {
+                        eprintln!(
+                            "simtrack: the server refused this run's data ({message}); it stays in the spool for `simtrack sync`"
+                        );
+                        warned = true;
+                    }
+                    retry_at = Some(Instant::now() + Duration::from_secs(30));
+                    shared.set_progress(|p| {
+                        p.acked = acked;
+                        p.send_error = Some(message);
+                        p.send_blocked = true;
+                    });
+                }
+                Err(e) => {
+                    retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    shared.set_progress(|p| p.send_error = Some(e.message));
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= next_poll || now >= next_heartbeat {
+            let beat = now >= next_heartbeat;
+            if courier.heartbeat_and_poll(beat) == Some(true) {
+                shared.abort.store(true, Ordering::Release);
+            }
+            if courier.state().server_run_id.is_some() {
+                if beat {
+                    next_heartbeat = now + timing.heartbeat_interval;
+                }
+                next_poll = now + timing.abort_poll;
+            }
+        }
+        // Sleep until there is something to send or a timer is due.
+        let mut p = shared.progress.lock();
+        let caught_up = p.acked >= p.written;
+        if p.writer_done && caught_up {
+            return;
+        }
+        let mut wake = next_poll.min(next_heartbeat);
+        if let Some(t) = retry_at {
+            wake = wake.min(t);
+        } else if !caught_up {
+            continue;
+        }
+        let timeout = wake
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(500));
+        shared.progress_cv.wait_for(&mut p, timeout);
+    }
+}

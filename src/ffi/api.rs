@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
 use super::boundary::{guard, guard_value, last_error};
-use super::handle::{borrow, Handle};
+use super::handle::{Handle, borrow};
 use super::strings::{copy_out, opt_str, req_str, sized_str};
 use crate::error::{Error, Status};
 use crate::record::{AlertRule, Category, MetaValue, RunStatus};
@@ -141,7 +141,10 @@ pub unsafe extern "C" fn simtrack_log_many(
             return Ok(());
         }
         if metrics.is_null() || values.is_null() {
-            return Err(Error::new(Status::NullArgument, "metrics or values is NULL"));
+            return Err(Error::new(
+                Status::NullArgument,
+                "metrics or values is NULL",
+            ));
         }
         // SAFETY: both arrays are valid for count elements per the contract.
         let (names, values) = unsafe {
@@ -219,7 +222,11 @@ pub unsafe extern "C" fn simtrack_event(run: *mut Handle, message: *const c_char
     })
 }
 
-fn set_meta(run: *mut Handle, key: *const c_char, value: impl FnOnce() -> Result<MetaValue, Error>) -> Status {
+fn set_meta(
+    run: *mut Handle,
+    key: *const c_char,
+    value: impl FnOnce() -> Result<MetaValue, Error>,
+) -> Status {
     guard(|| {
         // SAFETY: the exported callers pass their own contract through.
         let (run, key) = unsafe { (borrow(run)?, req_str(key, "key")?) };
@@ -233,7 +240,11 @@ fn set_meta(run: *mut Handle, key: *const c_char, value: impl FnOnce() -> Result
 /// # Safety
 /// `run` is NULL or a live handle; `key` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn simtrack_set_metadata_f64(run: *mut Handle, key: *const c_char, value: f64) -> Status {
+pub unsafe extern "C" fn simtrack_set_metadata_f64(
+    run: *mut Handle,
+    key: *const c_char,
+    value: f64,
+) -> Status {
     set_meta(run, key, || Ok(MetaValue::Float(value)))
 }
 
@@ -242,7 +253,11 @@ pub unsafe extern "C" fn simtrack_set_metadata_f64(run: *mut Handle, key: *const
 /// # Safety
 /// As `simtrack_set_metadata_f64`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn simtrack_set_metadata_i64(run: *mut Handle, key: *const c_char, value: i64) -> Status {
+pub unsafe extern "C" fn simtrack_set_metadata_i64(
+    run: *mut Handle,
+    key: *const c_char,
+    value: i64,
+) -> Status {
     set_meta(run, key, || Ok(MetaValue::Int(value)))
 }
 
@@ -256,8 +271,12 @@ pub unsafe extern "C" fn simtrack_set_metadata_str(
     key: *const c_char,
     value: *const c_char,
 ) -> Status {
-    // SAFETY: value is NULL or NUL-terminated per the contract.
-    set_meta(run, key, || Ok(MetaValue::Str(unsafe { req_str(value, "value")? }.to_owned())))
+    set_meta(run, key, || {
+        Ok(MetaValue::Str(
+            // SAFETY: value is NULL or NUL-terminated per the contract.
+            unsafe { req_str(value, "value")? }.to_owned(),
+        ))
+    })
 }
 
 /// Sets metadata `key` to a boolean value (`value` non-zero is true).
@@ -265,7 +284,11 @@ pub unsafe extern "C" fn simtrack_set_metadata_str(
 /// # Safety
 /// As `simtrack_set_metadata_f64`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn simtrack_set_metadata_bool(run: *mut Handle, key: *const c_char, value: c_int) -> Status {
+pub unsafe extern "C" fn simtrack_set_metadata_bool(
+    run: *mut Handle,
+    key: *const c_char,
+    value: c_int,
+) -> Status {
     set_meta(run, key, || Ok(MetaValue::Bool(value != 0)))
 }
 
@@ -278,10 +301,20 @@ pub unsafe extern "C" fn simtrack_set_metadata_bool(run: *mut Handle, key: *cons
 /// `run` is NULL or a live handle; `path` and `category` are NULL or
 /// NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn simtrack_save(run: *mut Handle, path: *const c_char, category: *const c_char) -> Status {
+pub unsafe extern "C" fn simtrack_save(
+    run: *mut Handle,
+    path: *const c_char,
+    category: *const c_char,
+) -> Status {
     guard(|| {
         // SAFETY: per the contract.
-        let (run, path, category) = unsafe { (borrow(run)?, req_str(path, "path")?, req_str(category, "category")?) };
+        let (run, path, category) = unsafe {
+            (
+                borrow(run)?,
+                req_str(path, "path")?,
+                req_str(category, "category")?,
+            )
+        };
         run.save(path.as_ref(), Category::parse(category)?)
     })
 }
@@ -305,16 +338,27 @@ pub unsafe extern "C" fn simtrack_alert(
 ) -> Status {
     guard(|| {
         // SAFETY: per the contract.
-        let (run, name, rule, metric) =
-            unsafe { (borrow(run)?, req_str(name, "name")?, req_str(rule, "rule")?, req_str(metric, "metric")?) };
+        let (run, name, rule, metric) = unsafe {
+            (
+                borrow(run)?,
+                req_str(name, "name")?,
+                req_str(rule, "rule")?,
+                req_str(metric, "metric")?,
+            )
+        };
         let rule = AlertRule::parse(rule)?;
         if !rule.is_threshold() {
             return Err(Error::new(
                 Status::InvalidRule,
-                format!("simtrack_alert takes \"is above\" or \"is below\", not {:?}; use simtrack_alert_range", rule.as_str()),
+                format!(
+                    "simtrack_alert takes \"is above\" or \"is below\", not {:?}; use simtrack_alert_range",
+                    rule.as_str()
+                ),
             ));
         }
-        run.alert(AlertSpec::new(name, rule, metric, frequency, window, threshold, threshold)?)
+        run.alert(AlertSpec::new(
+            name, rule, metric, frequency, window, threshold, threshold,
+        )?)
     })
 }
 
@@ -336,16 +380,27 @@ pub unsafe extern "C" fn simtrack_alert_range(
 ) -> Status {
     guard(|| {
         // SAFETY: per the contract.
-        let (run, name, rule, metric) =
-            unsafe { (borrow(run)?, req_str(name, "name")?, req_str(rule, "rule")?, req_str(metric, "metric")?) };
+        let (run, name, rule, metric) = unsafe {
+            (
+                borrow(run)?,
+                req_str(name, "name")?,
+                req_str(rule, "rule")?,
+                req_str(metric, "metric")?,
+            )
+        };
         let rule = AlertRule::parse(rule)?;
         if rule.is_threshold() {
             return Err(Error::new(
                 Status::InvalidRule,
-                format!("simtrack_alert_range takes \"is inside range\" or \"is outside range\", not {:?}", rule.as_str()),
+                format!(
+                    "simtrack_alert_range takes \"is inside range\" or \"is outside range\", not {:?}",
+                    rule.as_str()
+                ),
             ));
         }
-        run.alert(AlertSpec::new(name, rule, metric, frequency, window, low, high)?)
+        run.alert(AlertSpec::new(
+            name, rule, metric, frequency, window, low, high,
+        )?)
     })
 }
 
@@ -404,7 +459,10 @@ pub unsafe extern "C" fn simtrack_set_status(run: *mut Handle, status: *const c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_abort_requested(run: *const Handle) -> c_int {
     // SAFETY: per the contract.
-    guard_value(0, || unsafe { borrow(run) }.map_or(0, |r| c_int::from(r.abort_requested())))
+    guard_value(0, || {
+        // SAFETY: run is NULL or a live handle per the contract.
+        unsafe { borrow(run) }.map_or(0, |r| c_int::from(r.abort_requested()))
+    })
 }
 
 /// Waits up to `timeout_seconds` until everything logged so far is written
@@ -424,8 +482,12 @@ pub unsafe extern "C" fn simtrack_flush(run: *mut Handle, timeout_seconds: f64) 
 }
 
 fn timeout_from_secs(secs: f64) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| Error::new(Status::InvalidArgument, format!("timeout must be >= 0 seconds, got {secs}")))
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        Error::new(
+            Status::InvalidArgument,
+            format!("timeout must be >= 0 seconds, got {secs}"),
+        )
+    })
 }
 
 /// Ends the run: marks it `completed` unless `simtrack_set_status` set a final
@@ -460,7 +522,11 @@ pub unsafe extern "C" fn simtrack_finish(run: *mut Handle) -> Status {
 /// # Safety
 /// `run` is NULL or a live handle; `buf` is NULL or valid for `len` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn simtrack_run_id(run: *const Handle, buf: *mut c_char, len: usize) -> usize {
+pub unsafe extern "C" fn simtrack_run_id(
+    run: *const Handle,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
     guard_value(0, || {
         // SAFETY: per the contract.
         match unsafe { borrow(run) } {
@@ -503,10 +569,29 @@ pub extern "C" fn simtrack_version() -> *const c_char {
     crate::VERSION_C.as_ptr()
 }
 
-/// Test-only: panics inside the boundary, to prove that a panic becomes
-/// `SIMTRACK_STATUS_INTERNAL`. Compiled only with the `test-panic` feature.
-#[cfg(feature = "test-panic")]
-#[unsafe(no_mangle)]
-pub extern "C" fn simtrack_debug_panic() -> Status {
-    guard(|| panic!("injected by simtrack_debug_panic"))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stands in for any exported function whose body panics.
+    extern "C" fn panicking_export() -> Status {
+        guard(|| panic!("injected panic"))
+    }
+
+    #[test]
+    fn a_panic_inside_an_exported_function_becomes_a_status_and_a_message() {
+        // Were the panic to reach the `extern "C"` boundary, the test
+        // process would abort instead of failing.
+        assert_eq!(panicking_export(), Status::Internal);
+        let mut buf = [0 as c_char; 128];
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { simtrack_last_error(buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: simtrack_last_error NUL-terminates within buf.
+        let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_str()
+            .unwrap();
+        assert_eq!(n, msg.len());
+        assert!(msg.contains("injected panic"), "{msg}");
+        assert_eq!(guard_value(7, || -> i32 { panic!("again") }), 7);
+    }
 }

@@ -11,7 +11,9 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("run", &self.run.id()).finish()
+        f.debug_struct("Handle")
+            .field("run", &self.run.id())
+            .finish()
     }
 }
 

@@ -14,9 +14,12 @@ pub(crate) unsafe fn opt_str<'a>(ptr: *const c_char, what: &str) -> Result<Optio
     }
     // SAFETY: non-NULL and NUL-terminated per this function's contract.
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    std::str::from_utf8(bytes)
-        .map(Some)
-        .map_err(|e| Error::new(Status::InvalidUtf8, format!("{what} is not valid UTF-8: {e}")))
+    std::str::from_utf8(bytes).map(Some).map_err(|e| {
+        Error::new(
+            Status::InvalidUtf8,
+            format!("{what} is not valid UTF-8: {e}"),
+        )
+    })
 }
 
 /// Reads a required NUL-terminated UTF-8 string; NULL is an error.
@@ -34,7 +37,11 @@ pub(crate) unsafe fn req_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a s
 ///
 /// # Safety
 /// `ptr` is NULL only when `len` is 0, otherwise valid for `len` bytes.
-pub(crate) unsafe fn sized_str<'a>(ptr: *const c_char, len: usize, what: &str) -> Result<&'a str, Error> {
+pub(crate) unsafe fn sized_str<'a>(
+    ptr: *const c_char,
+    len: usize,
+    what: &str,
+) -> Result<&'a str, Error> {
     if len == 0 {
         return Ok("");
     }
@@ -44,8 +51,12 @@ pub(crate) unsafe fn sized_str<'a>(ptr: *const c_char, len: usize, what: &str) -
     // SAFETY: ptr is non-NULL and valid for len bytes per this function's contract.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-    std::str::from_utf8(&bytes[..end])
-        .map_err(|e| Error::new(Status::InvalidUtf8, format!("{what} is not valid UTF-8: {e}")))
+    std::str::from_utf8(&bytes[..end]).map_err(|e| {
+        Error::new(
+            Status::InvalidUtf8,
+            format!("{what} is not valid UTF-8: {e}"),
+        )
+    })
 }
 
 /// Copies `src` into `buf` (capacity `len`), NUL-terminated and truncated to

@@ -1,0 +1,376 @@
+//! Delivery: drives a [`Transport`] through one run's spool, from the
+//! acknowledged position onward, persisting progress in `state.json`.
+//!
+//! Both the live sender thread of an online run and `simtrack sync` use a
+//! [`Courier`], so a run uploaded later goes through exactly the code a live
+//! run does.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Status};
+use crate::record::{Record, RunSpec};
+use crate::spool::{DeliveryState, RunDir, SpoolReader, TornTail};
+use crate::transport::{RunContext, SendError, Transport};
+
+/// How a [`Courier::pump`] call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pumped {
+    /// Everything currently in the spool is acknowledged.
+    CaughtUp,
+    /// A transient failure: call again after `retry_in`.
+    Backoff { retry_in: Duration, message: String },
+    /// The token was refused: nothing more can be sent with this configuration.
+    Unauthorized { message: String },
+    /// The deadline passed or the caller asked to stop.
+    Interrupted,
+}
+
+/// Exponential backoff with jitter, honouring a server's `Retry-After`.
+#[derive(Debug)]
+struct Backoff {
+    attempt: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(30);
+
+    fn next(&mut self, server_hint: Option<Duration>) -> Duration {
+        self.attempt = self.attempt.saturating_add(1);
+        // xorshift: jitter needs no quality, only spread between clients.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let exp = Self::BASE
+            .saturating_mul(1 << self.attempt.min(8))
+            .min(Self::CAP);
+        let jitter = 0.5 + (self.seed % 1000) as f64 / 1000.0; // 0.5 .. 1.5
+        let d = exp.mul_f64(jitter).min(Self::CAP);
+        server_hint.map_or(d, |h| h.max(d.min(Self::BASE)))
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Delivers one run's spooled records through a transport.
+pub struct Courier<T: Transport> {
+    dir: RunDir,
+    reader: SpoolReader,
+    state: DeliveryState,
+    spec: RunSpec,
+    transport: T,
+    backoff: Backoff,
+    /// Records acknowledged since `state.json` was last written.
+    unsaved: u64,
+    last_save: Instant,
+}
+
+impl<T: Transport> std::fmt::Debug for Courier<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Courier")
+            .field("dir", &self.dir)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<T: Transport> Courier<T> {
+    /// Opens `dir` for delivery to the server at `server_url`. If the run's
+    /// state belongs to another server, delivery starts over for this one.
+    pub fn open(dir: RunDir, transport: T, server_url: &str) -> Result<Self, Error> {
+        let mut state = dir.read_state();
+        if state.server_url.as_deref() != Some(server_url) {
+            state = DeliveryState {
+                server_url: Some(server_url.to_owned()),
+                ..DeliveryState::default()
+            };
+        }
+        let mut head = SpoolReader::open(&dir, 0, 0)?;
+        let spec = match head.next_entry()? {
+            Some(e) => match e.record {
+                Record::Create(spec) => spec,
+                _ => {
+                    return Err(Error::new(
+                        Status::Io,
+                        format!("{}: first record is not the run", dir.root.display()),
+                    ));
+                }
+            },
+            None => {
+                return Err(Error::new(
+                    Status::Io,
+                    format!("{}: the spool holds no run yet", dir.root.display()),
+                ));
+            }
+        };
+        let reader = SpoolReader::open(&dir, state.acked, state.acked_offset)?;
+        let seed = u64::from(std::process::id()) << 32
+            | (crate::record::now_unix().fract() * 1e9) as u64
+            | 1;
+        Ok(Courier {
+            dir,
+            reader,
+            state,
+            spec,
+            transport,
+            backoff: Backoff { attempt: 0, seed },
+            unsaved: 0,
+            last_save: Instant::now(),
+        })
+    }
+
+    pub fn state(&self) -> &DeliveryState {
+        &self.state
+    }
+
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// A torn tail seen where reading last stopped, if any.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.reader.torn_tail()
+    }
+
+    /// Delivers records until the spool is drained, a failure needs a pause,
+    /// `deadline` passes, or `stop()` says so. Progress is saved on return.
+    pub fn pump(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Pumped, Error> {
+        let outcome = self.pump_inner(deadline, stop);
+        self.save()?;
+        outcome
+    }
+
+    fn pump_inner(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Pumped, Error> {
+        loop {
+            if stop() || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Pumped::Interrupted);
+            }
+            let position = (self.reader.seq(), self.reader.offset());
+            let Some(entry) = self.reader.next_entry()? else {
+                return Ok(Pumped::CaughtUp);
+            };
+            let key = format!("{}-{}", self.spec.id, entry.seq);
+            let mut ctx = RunContext {
+                spec: &self.spec,
+                state: &mut self.state,
+                files_dir: &self.dir.files(),
+            };
+            match self
+                .transport
+                .deliver(&mut ctx, entry.seq, &key, &entry.record)
+            {
+                Ok(()) => self.backoff.reset(),
+                Err(SendError::Rejected { message }) => {
+                    self.backoff.reset();
+                    self.state
+                        .rejected
+                        .push(format!("record {}: {message}", entry.seq));
+                    if matches!(entry.record, Record::Create(_)) {
+                        // Nothing after the run can land without it: keep it all.
+                        self.rewind(position)?;
+                        return Ok(Pumped::Unauthorized { message });
+                    }
+                }
+                Err(SendError::Retry { after, message }) => {
+                    self.rewind(position)?;
+                    return Ok(Pumped::Backoff {
+                        retry_in: self.backoff.next(after),
+                        message,
+                    });
+                }
+                Err(SendError::Unauthorized { message }) => {
+                    self.rewind(position)?;
+                    return Ok(Pumped::Unauthorized { message });
+                }
+            }
+            if matches!(entry.record, Record::Finish(_)) {
+                self.state.finished = true;
+            }
+            self.state.acked = entry.seq + 1;
+            self.state.acked_offset = entry.end;
+            self.unsaved += 1;
+            if self.unsaved >= 256 || self.last_save.elapsed() >= Duration::from_secs(1) {
+                self.save()?;
+            }
+        }
+    }
+
+    fn rewind(&mut self, (seq, offset): (u64, u64)) -> Result<(), Error> {
+        self.reader = SpoolReader::open(&self.dir, seq, offset)?;
+        Ok(())
+    }
+
+    fn save(&mut self) -> Result<(), Error> {
+        if self.unsaved > 0 || !self.dir.state().exists() {
+            self.dir.write_state(&self.state)?;
+            self.unsaved = 0;
+            self.last_save = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Sends a heartbeat and polls for an abort request, once the run exists
+    /// on the server. Returns the abort flag, or `None` if the server could
+    /// not be asked.
+    pub fn heartbeat_and_poll(&mut self, heartbeat: bool) -> Option<bool> {
+        let id = self.state.server_run_id.clone()?;
+        if heartbeat {
+            let _ = self.transport.heartbeat(&id);
+        }
+        self.transport.abort_requested(&id).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Event, FinishRecord, RunStatus};
+    use crate::spool::SpoolWriter;
+    use crate::transport::memory::MemoryTransport;
+
+    fn spooled_run(tmp: &std::path::Path, events: usize) -> RunDir {
+        let dir = RunDir::new(tmp.join("run-1"));
+        let mut w = SpoolWriter::create(&dir).unwrap();
+        w.append(&Record::Create(RunSpec {
+            id: "run-1".into(),
+            name: "r".into(),
+            folder: "/".into(),
+            tags: vec![],
+            description: None,
+            metadata: Default::default(),
+            system: serde_json::Value::Null,
+            heartbeat_timeout: 180,
+            created: 0.0,
+        }))
+        .unwrap();
+        for i in 0..events {
+            w.append(&Record::Events(vec![Event {
+                message: format!("e{i}"),
+                timestamp: 0.0,
+            }]))
+            .unwrap();
+        }
+        w.append(&Record::Finish(FinishRecord {
+            status: RunStatus::Completed,
+            endtime: 1.0,
+        }))
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_nothing_is_sent_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = spooled_run(tmp.path(), 5);
+        let t = MemoryTransport::default();
+        {
+            let mut log = t.log.lock();
+            for _ in 0..3 {
+                log.failures.push_back(SendError::Retry {
+                    after: None,
+                    message: "503".into(),
+                });
+            }
+        }
+        let mut c = Courier::open(dir.clone(), t.clone(), "mem://").unwrap();
+        let mut backoffs = 0;
+        loop {
+            match c.pump(None, &|| false).unwrap() {
+                Pumped::CaughtUp => break,
+                Pumped::Backoff { retry_in, .. } => {
+                    assert!(retry_in <= Duration::from_secs(30));
+                    backoffs += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(backoffs, 3);
+        assert_eq!(t.log.lock().delivered.len(), 7);
+        assert!(c.state().finished);
+        // The saved state says everything is delivered: a new courier sends nothing.
+        let mut again = Courier::open(dir, t.clone(), "mem://").unwrap();
+        assert_eq!(again.pump(None, &|| false).unwrap(), Pumped::CaughtUp);
+        assert_eq!(t.log.lock().delivered.len(), 7);
+    }
+
+    #[test]
+    fn unauthorized_stops_and_keeps_the_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = spooled_run(tmp.path(), 2);
+        let t = MemoryTransport::default();
+        t.log.lock().failures.push_back(SendError::Unauthorized {
+            message: "401".into(),
+        });
+        let mut c = Courier::open(dir.clone(), t.clone(), "mem://").unwrap();
+        assert!(matches!(
+            c.pump(None, &|| false).unwrap(),
+            Pumped::Unauthorized { .. }
+        ));
+        assert_eq!(dir.read_state().acked, 0);
+        assert_eq!(c.pump(None, &|| false).unwrap(), Pumped::CaughtUp);
+        assert_eq!(t.log.lock().delivered.len(), 4);
+    }
+
+    #[test]
+    fn a_refused_record_is_skipped_and_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = spooled_run(tmp.path(), 3);
+        let t = MemoryTransport::default();
+        t.log.lock().refuse.push(2);
+        let mut c = Courier::open(dir.clone(), t.clone(), "mem://").unwrap();
+        assert_eq!(c.pump(None, &|| false).unwrap(), Pumped::CaughtUp);
+        let state = dir.read_state();
+        assert_eq!(state.acked, 5);
+        assert_eq!(state.rejected.len(), 1);
+        assert!(state.rejected[0].starts_with("record 2:"));
+        assert_eq!(t.log.lock().delivered.len(), 4);
+    }
+
+    #[test]
+    fn a_refused_run_keeps_everything_for_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = spooled_run(tmp.path(), 3);
+        let t = MemoryTransport::default();
+        t.log.lock().refuse.push(0);
+        let mut c = Courier::open(dir.clone(), t.clone(), "mem://").unwrap();
+        assert!(matches!(
+            c.pump(None, &|| false).unwrap(),
+            Pumped::Unauthorized { .. }
+        ));
+        assert_eq!(dir.read_state().acked, 0);
+        assert!(t.log.lock().delivered.is_empty());
+    }
+
+    #[test]
+    fn switching_servers_starts_delivery_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = spooled_run(tmp.path(), 1);
+        let t = MemoryTransport::default();
+        Courier::open(dir.clone(), t.clone(), "http://a")
+            .unwrap()
+            .pump(None, &|| false)
+            .unwrap();
+        assert_eq!(dir.read_state().acked, 3);
+        let t2 = MemoryTransport::default();
+        Courier::open(dir.clone(), t2.clone(), "http://b")
+            .unwrap()
+            .pump(None, &|| false)
+            .unwrap();
+        assert_eq!(t2.log.lock().delivered.len(), 3);
+    }
+}

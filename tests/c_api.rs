@@ -1,0 +1,294 @@
+//! The C API as C programs use it: compiled with -Wall -Wextra -Werror
+//! against include/simtrack.h, linked against the shared and the static
+//! library, run offline, and checked through the spool they leave.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+use common::*;
+use simtrack::record::{Category, Record, RunStatus};
+use simtrack::spool::{RunDir, SpoolReader};
+
+fn heat_lifecycle(linkage: Linkage) {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("examples/c/heat.c")],
+        &tmp.path().join("heat"),
+        linkage,
+    );
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = offline_cmd(&exe, tmp.path())
+        .arg("300")
+        .arg(&work)
+        .output()
+        .unwrap();
+    let stdout = check_output(&out, "heat");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let entries = read_run(tmp.path(), &id);
+
+    let Record::Create(spec) = &entries[0].record else {
+        panic!("first record is not the run")
+    };
+    assert_eq!(spec.name, "heat-c");
+    assert_eq!(spec.folder, "/examples/c");
+    assert_eq!(spec.tags, ["heat", "c", "example"]);
+    assert_eq!(spec.metadata["nx"], 64);
+    assert_eq!(
+        spec.description.as_deref(),
+        Some("1-D explicit heat equation")
+    );
+    assert!(spec.system["hostname"].is_string());
+
+    let residual = points_of(&entries, "residual");
+    assert_eq!(residual.len(), 300);
+    assert!(
+        residual
+            .iter()
+            .enumerate()
+            .all(|(i, (s, _))| *s == i as i64)
+    );
+    assert!(residual[299].1 < residual[0].1, "the residual falls");
+    assert_eq!(points_of(&entries, "energy").len(), 300);
+    assert_eq!(points_of(&entries, "u_mid").len(), 300);
+
+    let files: Vec<_> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::File(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    let cats: Vec<Category> = files.iter().map(|f| f.category).collect();
+    assert_eq!(cats, [Category::Input, Category::Code, Category::Output]);
+    let input = std::fs::read(work.join("heat_input.nml")).unwrap();
+    let spooled = std::fs::read(tmp.path().join("runs").join(&id).join(&files[0].stored)).unwrap();
+    assert_eq!(input, spooled, "the saved input is byte-identical");
+    assert_eq!(files[0].size, input.len() as u64);
+
+    let alerts = entries
+        .iter()
+        .filter(|e| matches!(e.record, Record::Alert(_)))
+        .count();
+    assert_eq!(alerts, 2);
+    let events: Vec<String> = entries
+        .iter()
+        .flat_map(|e| match &e.record {
+            Record::Events(ev) => ev.iter().map(|e| e.message.clone()).collect(),
+            _ => vec![],
+        })
+        .collect();
+    assert!(events.iter().any(|m| m.starts_with("initialised")));
+    assert!(
+        events
+            .iter()
+            .any(|m| m == "step 200 residual 1.234e-03" || m.starts_with("step 200"))
+    );
+    let metadata_keys: Vec<String> = entries
+        .iter()
+        .flat_map(|e| match &e.record {
+            Record::Metadata(m) => m.keys().cloned().collect(),
+            _ => vec![],
+        })
+        .collect();
+    for k in ["scheme", "nx", "alpha", "steps_done"] {
+        assert!(metadata_keys.iter().any(|m| m == k), "metadata {k}");
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(&e.record, Record::Folder(f) if f.path == "/examples/c"))
+    );
+    let Record::Finish(fin) = &entries.last().unwrap().record else {
+        panic!("last record is not the finish")
+    };
+    assert_eq!(fin.status, RunStatus::Completed);
+}
+
+#[test]
+fn heat_example_full_lifecycle_offline_with_the_shared_library() {
+    heat_lifecycle(Linkage::Shared);
+}
+
+#[test]
+fn heat_example_full_lifecycle_offline_with_the_static_library() {
+    heat_lifecycle(Linkage::Static);
+}
+
+#[test]
+fn bad_input_gives_statuses_and_messages_never_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    for linkage in [Linkage::Shared, Linkage::Static] {
+        let exe = compile_c(
+            &[&repo().join("tests/c/bad_input.c")],
+            &tmp.path().join("bad_input"),
+            linkage,
+        );
+        let out = offline_cmd(&exe, tmp.path())
+            .current_dir(repo().join("tests/c"))
+            .output()
+            .unwrap();
+        assert_eq!(check_output(&out, "bad_input").trim(), "ok");
+    }
+}
+
+#[test]
+fn sixteen_threads_logging_on_one_handle_lose_no_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/threads.c")],
+        &tmp.path().join("threads"),
+        Linkage::Shared,
+    );
+    let out = offline_cmd(&exe, tmp.path()).output().unwrap();
+    let id = check_output(&out, "threads").trim().to_owned();
+    let entries = read_run(tmp.path(), &id);
+    for t in 0..16 {
+        let pts = points_of(&entries, &format!("thread/{t:02}"));
+        assert_eq!(pts.len(), 20_000, "thread {t}");
+        // Automatic steps count 0, 1, 2, ... per metric, and each thread's
+        // values arrive in its own order.
+        assert!(
+            pts.iter()
+                .enumerate()
+                .all(|(i, (s, v))| *s == i as i64 && *v == i as f64)
+        );
+    }
+    let all = points_of(&entries, "all");
+    assert_eq!(all.len(), 16 * 20_000);
+    let mut steps: Vec<i64> = all.iter().map(|(s, _)| *s).collect();
+    steps.sort_unstable();
+    assert!(
+        steps.iter().enumerate().all(|(i, s)| *s == i as i64),
+        "shared metric steps are unique"
+    );
+}
+
+#[test]
+fn kill_minus_nine_keeps_everything_flushed_and_a_torn_tail_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/crash.c")],
+        &tmp.path().join("crash"),
+        Linkage::Shared,
+    );
+    let mut child = offline_cmd(&exe, tmp.path())
+        .arg("200000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // Let it log (and the writer write) a little more, then kill it hard.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut words = line.split_whitespace().skip(1);
+    let id = words.next().expect("run id").to_owned();
+    let flushed: i64 = words.next().unwrap().parse().unwrap();
+
+    let entries = read_run(tmp.path(), &id);
+    let x = points_of(&entries, "x");
+    assert!(
+        x.len() as i64 >= flushed,
+        "only {} of {flushed} flushed points survived",
+        x.len()
+    );
+    assert!(
+        x.iter()
+            .enumerate()
+            .all(|(i, (s, v))| *s == i as i64 && *v == i as f64)
+    );
+
+    // A crash in the middle of a write leaves a partial frame: it is
+    // reported and skipped, and everything before it still reads.
+    let dir = RunDir::new(tmp.path().join("runs").join(&id));
+    let len = std::fs::metadata(dir.log()).unwrap().len();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.log())
+        .unwrap()
+        .write_all(&[200, 1, 0, 0, 7, 7])
+        .unwrap();
+    let mut reader = SpoolReader::open(&dir, 0, 0).unwrap();
+    let again = reader.read_all().unwrap();
+    assert_eq!(again.len(), entries.len());
+    let torn = reader.torn_tail().expect("torn tail reported");
+    assert_eq!(torn.offset, len);
+}
+
+#[test]
+fn disabled_mode_and_non_zero_mpi_ranks_get_no_op_handles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("examples/c/heat.c")],
+        &tmp.path().join("heat"),
+        Linkage::Shared,
+    );
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    for env in [("SIMTRACK_MODE", "disabled"), ("OMPI_COMM_WORLD_RANK", "3")] {
+        let out = offline_cmd(&exe, tmp.path())
+            .env(env.0, env.1)
+            .arg("50")
+            .arg(&work)
+            .output()
+            .unwrap();
+        check_output(&out, "heat");
+        assert!(!tmp.path().join("runs").exists(), "{env:?} recorded a run");
+    }
+    // With SIMTRACK_RANKS=all, rank 3 reports too.
+    let out = offline_cmd(&exe, tmp.path())
+        .env("OMPI_COMM_WORLD_RANK", "3")
+        .env("SIMTRACK_RANKS", "all")
+        .arg("50")
+        .arg(&work)
+        .output()
+        .unwrap();
+    check_output(&out, "heat");
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("runs")).unwrap().count(),
+        1
+    );
+}
+
+#[test]
+fn bad_configuration_fails_init_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("examples/c/heat.c")],
+        &tmp.path().join("heat"),
+        Linkage::Shared,
+    );
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = offline_cmd(&exe, tmp.path())
+        .env("SIMTRACK_URL", "localhost:8800")
+        .env("SIMTRACK_TOKEN", "x")
+        .arg("10")
+        .arg(&work)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("init failed: configuration error"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SIMTRACK_URL must start with http"),
+        "{stderr}"
+    );
+    // The solver itself carried on.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("finished after 10 steps"));
+}
