@@ -127,3 +127,5 @@ pub fn points_of(entries: &[Entry], metric: &str) -> Vec<(i64, f64)> {
     }
     out
 }
+
+pub mod endpoint;

@@ -1,0 +1,252 @@
+//! The HTTP transport against a local endpoint that records what it gets and
+//! fails on demand: retries, exactly-once after lost responses, a server
+//! that is down for the whole run, and a server that hangs at finish.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::endpoint::{Endpoint, Fault};
+use simtrack::config::Config;
+use simtrack::run::{InitOptions, Run};
+use simtrack::sync::{Outcome, SyncOptions, sync};
+use simtrack::{Status, record::Category};
+
+fn config(url: &str, offline: &std::path::Path, extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("SIMTRACK_URL".into(), url.to_owned()),
+        ("SIMTRACK_TOKEN".into(), "test-token".into()),
+        ("SIMTRACK_OFFLINE_DIR".into(), offline.display().to_string()),
+        ("SIMTRACK_RESOURCES_INTERVAL".into(), "0".into()),
+        ("SIMTRACK_REQUEST_TIMEOUT".into(), "2".into()),
+        ("SIMTRACK_ABORT_POLL".into(), "0.2".into()),
+        ("HOME".into(), offline.display().to_string()),
+    ]);
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::load_with(move |k| env.get(k).cloned()).unwrap()
+}
+
+fn start(cfg: &Config) -> Run {
+    Run::init_with(
+        InitOptions {
+            name: Some("transport-test".into()),
+            folder: Some("/t".into()),
+            ..Default::default()
+        },
+        cfg,
+    )
+    .unwrap()
+}
+
+fn log_steps(run: &Run, from: i64, to: i64) {
+    for i in from..to {
+        run.log("x", i as f64, i).unwrap();
+    }
+}
+
+/// Asserts that metric "x" arrived exactly once for each step in 0..n.
+fn assert_exactly_once(ep: &Endpoint, n: i64) {
+    let s = ep.state.lock();
+    let mut steps: Vec<i64> = s
+        .points
+        .iter()
+        .filter(|p| p.0 == "x")
+        .map(|p| p.1)
+        .collect();
+    steps.sort_unstable();
+    assert_eq!(steps.len() as i64, n, "points applied");
+    assert!(
+        steps.iter().enumerate().all(|(i, s)| *s == i as i64),
+        "each step exactly once"
+    );
+}
+
+#[test]
+fn transient_503s_are_retried_until_everything_lands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    {
+        let mut s = ep.state.lock();
+        for _ in 0..3 {
+            s.faults
+                .push_back(("/api/metrics".into(), Fault::Unavailable));
+        }
+        s.faults.push_back(("/api/runs".into(), Fault::Unavailable));
+    }
+    let cfg = config(&ep.url, tmp.path(), &[]);
+    let run = start(&cfg);
+    log_steps(&run, 0, 50_000);
+    run.event("hello").unwrap();
+    run.finish().unwrap();
+    assert_exactly_once(&ep, 50_000);
+    let s = ep.state.lock();
+    let retried = s
+        .received
+        .iter()
+        .filter(|r| r.path == "/api/metrics")
+        .count();
+    assert!(retried >= 4 + 3, "metrics posts: {retried}");
+    assert_eq!(s.events, ["hello"]);
+    assert_eq!(s.run_updates.last().unwrap()["status"], "completed");
+}
+
+#[test]
+fn a_lost_response_is_resent_with_the_same_key_and_applied_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    {
+        let mut s = ep.state.lock();
+        s.faults
+            .push_back(("/api/metrics".into(), Fault::DropResponse));
+        s.faults
+            .push_back(("/api/metrics".into(), Fault::DropResponse));
+        s.faults
+            .push_back(("/api/runs/run1".into(), Fault::DropResponse));
+    }
+    let cfg = config(&ep.url, tmp.path(), &[]);
+    let run = start(&cfg);
+    log_steps(&run, 0, 40_000);
+    run.finish().unwrap();
+    assert_exactly_once(&ep, 40_000);
+    let s = ep.state.lock();
+    let keys: Vec<&str> = s
+        .received
+        .iter()
+        .filter(|r| r.path == "/api/metrics")
+        .filter_map(|r| r.key.as_deref())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = keys.iter().collect();
+    assert!(
+        keys.len() > unique.len(),
+        "the dropped batches were resent with their keys"
+    );
+}
+
+#[test]
+fn a_server_down_for_the_whole_run_loses_nothing_and_sync_delivers_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Reserve a port, then leave it closed: connections are refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{addr}");
+    let cfg = config(&url, tmp.path(), &[("SIMTRACK_FINISH_TIMEOUT", "2")]);
+    let run = start(&cfg);
+    let input = tmp.path().join("deck.nml");
+    std::fs::write(&input, b"&deck n=1 /\n").unwrap();
+    run.save(&input, Category::Input).unwrap();
+    log_steps(&run, 0, 30_000);
+    let t0 = Instant::now();
+    let err = run.finish().unwrap_err();
+    assert_eq!(err.status, Status::Undelivered);
+    assert!(err.message.contains("simtrack sync"), "{}", err.message);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "finish took {:?}",
+        t0.elapsed()
+    );
+
+    // The server comes up on that address; sync uploads everything once,
+    // and a second sync has nothing to do.
+    let ep = Endpoint::start_on(&addr.to_string());
+    let reports = sync(&cfg, &SyncOptions::default()).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, Outcome::Uploaded, "{}", reports[0]);
+    assert_exactly_once(&ep, 30_000);
+    {
+        let s = ep.state.lock();
+        assert_eq!(s.uploads, [b"&deck n=1 /\n".to_vec()]);
+        // Storage URLs authenticate themselves: the token is not sent there.
+        let upload = s
+            .received
+            .iter()
+            .find(|r| r.path.starts_with("/upload/"))
+            .unwrap();
+        assert_eq!(upload.authorization, None);
+    }
+    let again = sync(&cfg, &SyncOptions::default()).unwrap();
+    assert_eq!(again[0].outcome, Outcome::UpToDate);
+    assert_exactly_once(&ep, 30_000);
+}
+
+#[test]
+fn finish_returns_by_its_deadline_when_the_server_hangs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    let cfg = config(
+        &ep.url,
+        tmp.path(),
+        &[
+            ("SIMTRACK_FINISH_TIMEOUT", "1.5"),
+            ("SIMTRACK_REQUEST_TIMEOUT", "60"),
+        ],
+    );
+    let run = start(&cfg);
+    log_steps(&run, 0, 1000);
+    run.flush(Duration::from_secs(10)).unwrap();
+    ep.state.lock().always = Some(Fault::Hang);
+    log_steps(&run, 1000, 2000);
+    let t0 = Instant::now();
+    let err = run.finish().unwrap_err();
+    let took = t0.elapsed();
+    assert_eq!(err.status, Status::Undelivered);
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(3),
+        "finish took {took:?}"
+    );
+}
+
+#[test]
+fn an_abort_request_reaches_the_run_within_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    let cfg = config(&ep.url, tmp.path(), &[]);
+    let run = start(&cfg);
+    run.flush(Duration::from_secs(10)).unwrap();
+    assert!(!run.abort_requested());
+    ep.state.lock().abort = true;
+    let t0 = Instant::now();
+    while !run.abort_requested() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "abort not seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.set_status(simtrack::record::RunStatus::Terminated)
+        .unwrap();
+    run.finish().unwrap();
+    assert_eq!(
+        ep.state.lock().run_updates.last().unwrap()["status"],
+        "terminated"
+    );
+}
+
+#[test]
+fn requests_carry_the_token_and_nan_and_infinities_arrive_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    let cfg = config(&ep.url, tmp.path(), &[]);
+    let run = start(&cfg);
+    run.log("y", f64::NAN, -1).unwrap();
+    run.log("y", f64::INFINITY, -1).unwrap();
+    run.log("y", f64::NEG_INFINITY, -1).unwrap();
+    run.finish().unwrap();
+    let s = ep.state.lock();
+    let ys: Vec<(i64, f64)> = s
+        .points
+        .iter()
+        .filter(|p| p.0 == "y")
+        .map(|p| (p.1, p.2))
+        .collect();
+    assert_eq!(ys.len(), 3);
+    assert!(ys[0].1.is_nan() && ys[1].1 == f64::INFINITY && ys[2].1 == f64::NEG_INFINITY);
+    assert_eq!(ys.iter().map(|y| y.0).collect::<Vec<_>>(), [0, 1, 2]);
+    for r in &s.received {
+        let auth = r.authorization.as_deref();
+        if r.path.starts_with("/api/") {
+            assert_eq!(auth, Some("Bearer test-token"), "{} {}", r.method, r.path);
+        }
+    }
+}
