@@ -182,10 +182,10 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool, base: &str) {
 
 fn apply(req: &Request, state: &Mutex<State>, base: &str) -> String {
     let mut s = state.lock();
-    if let Some(k) = &req.key {
-        if !s.keys.insert(k.clone()) {
-            return r#"{"id":"dup"}"#.replace("dup", id_for(&req.path));
-        }
+    if let Some(k) = &req.key
+        && !s.keys.insert(k.clone())
+    {
+        return format!(r#"{{"id":"{}"}}"#, id_for(&req.path));
     }
     let path = req.path.as_str();
     match (req.method.as_str(), path) {
