@@ -1,1 +1,133 @@
-fn main() {}
+//! `simtrack`: the tracking server, API tokens, and offline-run upload.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use simtrack_server::config::{ServerConfig, default_data_dir};
+
+mod sync;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "simtrack",
+    version,
+    about = "Simulation tracking: server, tokens, offline sync"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the tracking server (Simvue-compatible REST API).
+    Server {
+        /// Data directory [default: $SIMTRACK_DATA, $XDG_DATA_HOME/simtrack, ~/.local/share/simtrack]
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to listen on [default: $SIMTRACK_LISTEN or 127.0.0.1:8800]; port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Base URL for artifact links when clients reach the server under another name.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Largest API request body in bytes.
+        #[arg(long, default_value_t = 64 << 20)]
+        max_body: usize,
+        /// Largest artifact in bytes.
+        #[arg(long, default_value_t = 8 << 30)]
+        max_upload: u64,
+        /// Seconds between checks for runs whose heartbeats stopped.
+        #[arg(long, default_value_t = 5.0)]
+        lost_check_secs: f64,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Upload offline (spooled) runs to the configured server.
+    Sync {
+        /// Offline cache directory [default: the library's configuration].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token and print it (only the token, on stdout).
+    Create {
+        /// Data directory of the server.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// A name for the token (shown as the runs' user).
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server {
+            data,
+            listen,
+            public_url,
+            max_body,
+            max_upload,
+            lost_check_secs,
+        } => {
+            let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if public_url.is_some() {
+                cfg.public_url = public_url;
+            }
+            cfg.max_body = max_body;
+            cfg.max_upload = max_upload;
+            cfg.lost_check = std::time::Duration::from_secs_f64(lost_check_secs.max(0.05));
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("simtrack server: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(simtrack_server::server::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("simtrack server: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::Create { data, name, days },
+        } => {
+            let dir = data.unwrap_or_else(default_data_dir);
+            let result = simtrack_server::store::Store::open(&dir).and_then(|s| {
+                simtrack_server::auth::create_token(&s, &name, days).map_err(|e| e.detail)
+            });
+            match result {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("simtrack token create: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Sync { cache } => sync::run(cache),
+    }
+}

@@ -1,0 +1,280 @@
+//! The Simvue list filter language (`filters=["status == running", "has
+//! tag.t1", "metadata.lr > 0.1", ...]`), evaluated against the JSON
+//! documents the API returns. Filters are ANDed.
+
+use serde_json::Value;
+
+use super::ApiError;
+use crate::util::{now_us, parse_ts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Contains,
+    NotContains,
+    Exists,
+    NotExists,
+    HasTag,
+    HasNotTag,
+    Starred,
+}
+
+/// One parsed filter.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    lhs: String,
+    op: Op,
+    rhs: String,
+}
+
+/// Parses every filter of a `filters` query parameter.
+pub fn parse_all(items: &[String]) -> Result<Vec<Filter>, ApiError> {
+    items.iter().map(|s| parse(s)).collect()
+}
+
+/// Parses one filter expression.
+pub fn parse(s: &str) -> Result<Filter, ApiError> {
+    let s = s.trim();
+    let bad = || ApiError::unprocessable(format!("unsupported filter '{s}'"));
+    if s.len() > 4096 {
+        return Err(ApiError::unprocessable("filter is too long"));
+    }
+    if s == "starred" {
+        return Ok(Filter {
+            lhs: String::new(),
+            op: Op::Starred,
+            rhs: String::new(),
+        });
+    }
+    for (prefix, op) in [("has not tag.", Op::HasNotTag), ("has tag.", Op::HasTag)] {
+        if let Some(tag) = s.strip_prefix(prefix) {
+            return Ok(Filter {
+                lhs: "tags".into(),
+                op,
+                rhs: tag.to_owned(),
+            });
+        }
+    }
+    let (lhs, rest) = s.split_once(' ').ok_or_else(bad)?;
+    let rest = rest.trim_start();
+    let ops = [
+        ("not contains ", Op::NotContains),
+        ("contains ", Op::Contains),
+        ("== ", Op::Eq),
+        ("!= ", Op::Ne),
+        (">= ", Op::Ge),
+        ("<= ", Op::Le),
+        ("> ", Op::Gt),
+        ("< ", Op::Lt),
+    ];
+    if rest == "exists" {
+        return Ok(Filter {
+            lhs: lhs.into(),
+            op: Op::Exists,
+            rhs: String::new(),
+        });
+    }
+    if rest == "not exists" {
+        return Ok(Filter {
+            lhs: lhs.into(),
+            op: Op::NotExists,
+            rhs: String::new(),
+        });
+    }
+    for (tok, op) in ops {
+        if let Some(rhs) = rest.strip_prefix(tok) {
+            return Ok(Filter {
+                lhs: lhs.into(),
+                op,
+                rhs: rhs.to_owned(),
+            });
+        }
+    }
+    Err(bad())
+}
+
+fn path<'a>(doc: &'a Value, keys: &str) -> Option<&'a Value> {
+    keys.split('.').try_fold(doc, |v, k| v.get(k))
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+fn compare(v: &Value, op: Op, rhs: &str) -> bool {
+    let num = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    if let (Some(a), Ok(b)) = (num, rhs.parse::<f64>())
+        && !matches!(op, Op::Contains | Op::NotContains)
+    {
+        return match op {
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+            Op::Gt => a > b,
+            Op::Lt => a < b,
+            Op::Ge => a >= b,
+            Op::Le => a <= b,
+            _ => false,
+        };
+    }
+    let text = as_text(v);
+    let eq = if let Value::Bool(b) = v {
+        rhs.eq_ignore_ascii_case(&b.to_string())
+    } else {
+        text == rhs
+    };
+    match op {
+        Op::Eq => eq,
+        Op::Ne => !eq,
+        Op::Contains => text.contains(rhs),
+        Op::NotContains => !text.contains(rhs),
+        Op::Gt => text.as_str() > rhs,
+        Op::Lt => text.as_str() < rhs,
+        Op::Ge => text.as_str() >= rhs,
+        Op::Le => text.as_str() <= rhs,
+        _ => false,
+    }
+}
+
+/// `"3h"`, `"2d"`, `"1y"`, `"30m"` as microseconds.
+fn age_us(rhs: &str) -> Option<i64> {
+    let rhs = rhs.trim();
+    let (n, unit) = rhs.split_at(rhs.len().checked_sub(1)?);
+    let n: f64 = n.trim().parse().ok()?;
+    let unit_s = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        "y" => 31_557_600.0,
+        _ => return None,
+    };
+    Some((n * unit_s * 1e6) as i64)
+}
+
+impl Filter {
+    /// Whether `doc` (a run, folder or event document) passes.
+    pub fn matches(&self, doc: &Value, me: &str) -> bool {
+        let candidates: Vec<Value> = match self.op {
+            Op::Starred => return doc.get("starred").and_then(Value::as_bool).unwrap_or(false),
+            Op::HasTag | Op::HasNotTag => {
+                let has = doc
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| t.iter().any(|x| x.as_str() == Some(self.rhs.as_str())));
+                return has == (self.op == Op::HasTag);
+            }
+            _ => self.resolve(doc, me),
+        };
+        match self.op {
+            Op::Exists => !candidates.is_empty(),
+            Op::NotExists => candidates.is_empty(),
+            Op::Ne | Op::NotContains => candidates.iter().all(|v| compare(v, self.op, &self.rhs)),
+            Op::Lt | Op::Le if self.is_time() && age_us(&self.rhs).is_some() => {
+                let cutoff = now_us() - age_us(&self.rhs).unwrap_or(0);
+                candidates
+                    .iter()
+                    .filter_map(|v| v.as_str().and_then(parse_ts))
+                    .any(|t| t >= cutoff)
+            }
+            _ => candidates.iter().any(|v| compare(v, self.op, &self.rhs)),
+        }
+    }
+
+    fn is_time(&self) -> bool {
+        matches!(
+            self.lhs.as_str(),
+            "created" | "started" | "endtime" | "modified"
+        )
+    }
+
+    fn resolve(&self, doc: &Value, me: &str) -> Vec<Value> {
+        let lhs = self.lhs.as_str();
+        let one = |v: Option<&Value>| {
+            v.filter(|v| !v.is_null())
+                .cloned()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        match lhs {
+            "user" => {
+                let u = doc.get("user").cloned().unwrap_or(Value::Null);
+                let rhs_self = self.rhs == "self";
+                if rhs_self {
+                    vec![Value::String(if u.as_str() == Some(me) {
+                        "self".into()
+                    } else {
+                        as_text(&u)
+                    })]
+                } else {
+                    vec![u]
+                }
+            }
+            "folder.path" | "folder" => one(doc.get("folder").or_else(|| doc.get("path"))),
+            "event.message" => one(doc.get("message")),
+            "alert.name" | "alert.status" | "alert.id" => {
+                let key = &lhs["alert.".len()..];
+                doc.get("alerts")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| {
+                                if key == "status" {
+                                    x.get("status")
+                                } else {
+                                    x.get("alert")?.get(key)
+                                }
+                            })
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            _ => one(path(doc, lhs)),
+        }
+    }
+}
+
+/// Whether every filter passes.
+pub fn all(filters: &[Filter], doc: &Value, me: &str) -> bool {
+    filters.iter().all(|f| f.matches(doc, me))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn run_filters_match_the_documents_the_ui_uses() {
+        let run = json!({"name": "my run", "status": "completed", "folder": "/a/b", "tags": ["t1"],
+                         "metadata": {"lr": 0.5, "kind": "x", "flag": true}, "user": "me",
+                         "alerts": [{"alert": {"name": "hi"}, "status": "critical"}],
+                         "system": {"hostname": "h"}});
+        let ok = |s: &str| parse(s).unwrap().matches(&run, "me");
+        assert!(ok("status == completed"));
+        assert!(!ok("status == running"));
+        assert!(ok("name == my run"));
+        assert!(ok("has tag.t1") && !ok("has tag.t2") && ok("has not tag.t2"));
+        assert!(ok("folder.path == /a/b"));
+        assert!(ok("metadata.lr > 0.1") && ok("metadata.lr == 0.5") && !ok("metadata.lr < 0.1"));
+        assert!(ok("metadata.kind == x") && ok("metadata.flag == True"));
+        assert!(ok("metadata.kind exists") && ok("metadata.nope not exists"));
+        assert!(ok("user == self") && ok("alert.status == critical") && ok("alert.name == hi"));
+        assert!(ok("system.hostname == h"));
+        assert!(parse("nonsense").is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! `/api/metrics`: msgpack batches in (grouped per metric into stored
+//! chunks), series out, downsampled on the server when `max_points` asks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::json;
+
+use super::events::decode_body;
+use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, check_name, idem};
+use crate::store::Reply;
+use crate::store::metrics::{self as mstore, Axis, Point};
+use crate::util::{fmt_ts, now_us, parse_ts, push_f64, push_json_str};
+
+#[derive(Deserialize)]
+struct Batch {
+    run: String,
+    metrics: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    #[serde(default, deserialize_with = "number_opt")]
+    time: Option<f64>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default, deserialize_with = "number_opt")]
+    step: Option<f64>,
+    values: Values,
+}
+
+/// A number as the Simvue client encodes it: int, float or bool.
+struct Num(f64);
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Num;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Num, E> {
+                Ok(Num(v))
+            }
+            fn visit_f32<E>(self, v: f32) -> Result<Num, E> {
+                Ok(Num(f64::from(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Num, E> {
+                Ok(Num(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Num, E> {
+                Ok(Num(v as f64))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Num, E> {
+                Ok(Num(if v { 1.0 } else { 0.0 }))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<Num>::deserialize(d).map(|o| o.map(|n| n.0))
+}
+
+/// `values`: metric name → number, kept as a flat list (no hashing).
+struct Values(Vec<(String, f64)>);
+
+impl<'de> Deserialize<'de> for Values {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Values;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of metric name to number")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Values, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1).min(1024));
+                while let Some((k, Num(v))) = m.next_entry::<String, Num>()? {
+                    out.push((k, v));
+                }
+                Ok(Values(out))
+            }
+        }
+        d.deserialize_map(V).map_err(de::Error::custom)
+    }
+}
+
+/// `POST /api/metrics` msgpack `{"run", "metrics": [{time, timestamp, step, values}]}`.
+pub async fn ingest(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Bytes(body): Bytes,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let now = now_us();
+    let (run, series) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let batch: Batch = decode_body(&headers, &body)?;
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut series: Vec<(String, Vec<Point>)> = Vec::new();
+        let mut last_ts: Option<(String, i64)> = None;
+        for (i, item) in batch.metrics.into_iter().enumerate() {
+            let ts = match item.timestamp {
+                None => now,
+                Some(t) => match &last_ts {
+                    Some((s, v)) if *s == t => *v,
+                    _ => {
+                        let v = parse_ts(&t).ok_or_else(|| {
+                            ApiError::unprocessable(format!("metrics[{i}].timestamp must look like 2024-01-02T03:04:05.000000"))
+                        })?;
+                        last_ts = Some((t, v));
+                        v
+                    }
+                },
+            };
+            let step = item.step.unwrap_or(0.0);
+            if !(step.is_finite() && step >= 0.0 && step.fract() == 0.0) {
+                return Err(ApiError::unprocessable(format!("metrics[{i}].step must be a non-negative integer")));
+            }
+            let time = item.time.unwrap_or(0.0);
+            for (name, value) in item.values.0 {
+                let slot = match index.get(&name) {
+                    Some(s) => *s,
+                    None => {
+                        check_name("metric name", &name, super::runs::MAX_NAME)?;
+                        index.insert(name.clone(), series.len());
+                        series.push((name, Vec::new()));
+                        series.len() - 1
+                    }
+                };
+                series[slot].1.push(Point { step: step as i64, time, ts, value });
+            }
+        }
+        Ok((batch.run, series))
+    })
+    .await
+    .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
+    blocking(move || {
+        st.store.write(&idem, |tx| {
+            super::runs::status_of(tx, &run)?;
+            for (name, points) in &series {
+                mstore::append(tx, &run, name, points)?;
+            }
+            super::runs::touch(tx, &run, now)?;
+            let names: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
+            crate::alerts::on_metrics(tx, &run, &names)?;
+            Ok(Reply::ok(json!({})))
+        })
+    })
+    .await
+}
+
+fn push_x(out: &mut String, axis: Axis, p: &Point) {
+    match axis {
+        Axis::Step => out.push_str(&p.step.to_string()),
+        Axis::Time => push_f64(out, p.time),
+        Axis::Timestamp => push_json_str(out, &fmt_ts(p.ts)),
+    }
+}
+
+/// `GET /api/metrics?runs=[..]&metrics=[..]&xaxis=step|time|timestamp&aggregate&max_points`.
+pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+    let runs = q.list("runs")?;
+    let names = q.list("metrics")?;
+    let axis_s = q.get("xaxis").unwrap_or("step");
+    let axis = Axis::parse(axis_s)
+        .ok_or_else(|| ApiError::unprocessable("'xaxis' must be step, time or timestamp"))?;
+    let aggregate = q.bool("aggregate");
+    if aggregate && axis == Axis::Timestamp {
+        return Err(ApiError::unprocessable(
+            "cannot aggregate with xaxis=timestamp",
+        ));
+    }
+    let max_points = q.usize("max_points")?.filter(|m| *m > 0);
+    let axis_key = axis_s.to_owned();
+    blocking(move || {
+        st.store.read(|c| {
+            let mut out = String::from("{");
+            if !aggregate {
+                let mut first_run = true;
+                for run in &runs {
+                    let mut body = String::new();
+                    let mut first_metric = true;
+                    for name in &names {
+                        let Some(series) = mstore::series_id(c, run, name)? else {
+                            continue;
+                        };
+                        let pts = mstore::read(c, series, axis, max_points)?;
+                        if !first_metric {
+                            body.push(',');
+                        }
+                        first_metric = false;
+                        push_json_str(&mut body, name);
+                        body.push_str(":[");
+                        body.reserve(pts.len() * 32);
+                        for (i, p) in pts.iter().enumerate() {
+                            if i > 0 {
+                                body.push(',');
+                            }
+                            body.push_str("{\"");
+                            body.push_str(&axis_key);
+                            body.push_str("\":");
+                            push_x(&mut body, axis, p);
+                            body.push_str(",\"value\":");
+                            push_f64(&mut body, p.value);
+                            body.push('}');
+                        }
+                        body.push(']');
+                    }
+                    if first_metric {
+                        continue;
+                    }
+                    if !first_run {
+                        out.push(',');
+                    }
+                    first_run = false;
+                    push_json_str(&mut out, run);
+                    out.push_str(":{");
+                    out.push_str(&body);
+                    out.push('}');
+                }
+            } else {
+                let mut first_metric = true;
+                for name in &names {
+                    let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
+                    for run in &runs {
+                        let Some(series) = mstore::series_id(c, run, name)? else {
+                            continue;
+                        };
+                        for p in mstore::read(c, series, axis, max_points)? {
+                            let x = axis.x(&p);
+                            let key = if axis == Axis::Step {
+                                p.step
+                            } else {
+                                (x * 1e6) as i64
+                            };
+                            let e = acc.entry(key).or_insert((
+                                x,
+                                f64::INFINITY,
+                                f64::NEG_INFINITY,
+                                0.0,
+                                0,
+                                p,
+                            ));
+                            e.1 = e.1.min(p.value);
+                            e.2 = e.2.max(p.value);
+                            e.3 += p.value;
+                            e.4 += 1;
+                        }
+                    }
+                    if acc.is_empty() {
+                        continue;
+                    }
+                    if !first_metric {
+                        out.push(',');
+                    }
+                    first_metric = false;
+                    push_json_str(&mut out, name);
+                    out.push_str(":[");
+                    for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str("{\"");
+                        out.push_str(&axis_key);
+                        out.push_str("\":");
+                        push_x(&mut out, axis, p);
+                        out.push_str(",\"min\":");
+                        push_f64(&mut out, *min);
+                        out.push_str(",\"max\":");
+                        push_f64(&mut out, *max);
+                        out.push_str(",\"average\":");
+                        push_f64(&mut out, sum / *n as f64);
+                        out.push('}');
+                    }
+                    out.push(']');
+                }
+            }
+            out.push('}');
+            Ok(Reply {
+                status: 200,
+                body: out,
+            })
+        })
+    })
+    .await
+}
+
+/// `GET /api/metrics/names?runs=[..]` → a JSON array of names.
+pub async fn names(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+    let runs = q.list("runs")?;
+    blocking(move || {
+        st.store.read(|c| {
+            let mut names = std::collections::BTreeSet::new();
+            let mut s = c
+                .prepare_cached("SELECT name FROM metric_series WHERE run_id = ?1")
+                .map_err(ApiError::db)?;
+            for r in &runs {
+                let rows: Vec<String> = s
+                    .query_map([r], |r| r.get(0))
+                    .and_then(|r| r.collect())
+                    .map_err(ApiError::db)?;
+                names.extend(rows);
+            }
+            Ok(Reply::ok(json!(names)))
+        })
+    })
+    .await
+}

@@ -1,0 +1,408 @@
+//! The HTTP API: the Simvue REST surface under `/api`, one module per
+//! resource, plus the shared plumbing (errors, authentication, bounded body
+//! reading, idempotency keys). UI routes can be nested beside `/api`.
+
+pub mod alerts;
+pub mod artifacts;
+pub mod events;
+pub mod filters;
+pub mod folders;
+pub mod metrics;
+pub mod runs;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, put};
+use serde_json::{Value, json};
+
+use crate::auth::{Auth, Identity};
+use crate::config::ServerConfig;
+use crate::store::{Idem, Reply, Store};
+
+/// Everything a handler needs.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Database and blobs.
+    pub store: Arc<Store>,
+    /// Token verification and URL signing.
+    pub auth: Arc<Auth>,
+    /// Limits and addresses.
+    pub cfg: Arc<ServerConfig>,
+}
+
+/// An error answered as `{"detail": "..."}` with a 4xx/5xx status.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable reason.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// Any status.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+    /// 400
+    pub fn bad_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, d)
+    }
+    /// 401
+    pub fn unauthorized(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, d)
+    }
+    /// 404
+    pub fn not_found(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, d)
+    }
+    /// 413
+    pub fn too_large(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, d)
+    }
+    /// 422
+    pub fn unprocessable(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, d)
+    }
+    /// 500 from a database failure.
+    pub fn db(e: rusqlite::Error) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("database error: {e}"),
+        )
+    }
+    /// 500 from a file-system failure.
+    pub fn io(e: std::io::Error) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storage error: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            eprintln!("simtrack server: {} {}", self.status, self.detail);
+        }
+        let mut r = (self.status, axum::Json(json!({ "detail": self.detail }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+/// Handler result: a JSON reply or an error.
+pub type ApiResult = Result<Reply, ApiError>;
+
+/// The authenticated caller (extracting it answers 401 when the
+/// `Authorization` header is missing or names no valid token).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (store, auth) = (st.store.clone(), st.auth.clone());
+        blocking(move || auth.verify(&store, header.as_deref()))
+            .await
+            .map(Caller)
+    }
+}
+
+/// Maximum accepted length of an `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The `Idempotency-Key` of a mutating request, scoped to its caller.
+pub fn idem(caller: &Caller, headers: &HeaderMap) -> Result<Idem, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Idempotency-Key must be ASCII"))?;
+            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY {
+                return Err(ApiError::bad_request(format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+                )));
+            }
+            Some(k.to_owned())
+        }
+    };
+    Ok(Idem {
+        scope: caller.0.token_id.clone(),
+        key,
+    })
+}
+
+/// A request body read whole, at most `cfg.max_body` bytes (413 beyond).
+#[derive(Debug)]
+pub struct Bytes(pub bytes::Bytes);
+
+impl FromRequest<AppState> for Bytes {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, ApiError> {
+        let limit = st.cfg.max_body;
+        let too_large =
+            || ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"));
+        if let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            && len > limit as u64
+        {
+            return Err(too_large());
+        }
+        axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map(Bytes)
+            .map_err(|e| {
+                let too_big = std::error::Error::source(&e)
+                    .is_some_and(|s| s.to_string().contains("length limit"))
+                    || e.to_string().contains("length limit");
+                if too_big {
+                    too_large()
+                } else {
+                    ApiError::bad_request(format!("could not read the request body: {e}"))
+                }
+            })
+    }
+}
+
+/// A JSON object body (Python's `NaN`/`Infinity` tokens read as `null`).
+#[derive(Debug)]
+pub struct JsonObject(pub serde_json::Map<String, Value>);
+
+impl FromRequest<AppState> for JsonObject {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, ApiError> {
+        let Bytes(b) = Bytes::from_request(req, st).await?;
+        if b.is_empty() {
+            return Ok(JsonObject(serde_json::Map::new()));
+        }
+        match crate::util::lenient_json(&b) {
+            Ok(Value::Object(m)) => Ok(JsonObject(m)),
+            Ok(_) => Err(ApiError::unprocessable(
+                "the request body must be a JSON object",
+            )),
+            Err(e) => Err(ApiError::bad_request(format!("malformed JSON body: {e}"))),
+        }
+    }
+}
+
+/// The query string as a map (a malformed query is a 400).
+#[derive(Debug)]
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| Params(q.0))
+            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
+    }
+}
+
+impl Params {
+    /// A parameter.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    /// An unsigned integer parameter (400 when not one).
+    pub fn usize(&self, k: &str) -> Result<Option<usize>, ApiError> {
+        self.get(k)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "query parameter '{k}' must be a non-negative integer"
+                    ))
+                })
+            })
+            .transpose()
+    }
+    /// A Python-style boolean (`True`/`False`, also `true`/`1`).
+    pub fn bool(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("True" | "true" | "1"))
+    }
+    /// A JSON-encoded list of strings (how the Simvue client sends lists).
+    pub fn list(&self, k: &str) -> Result<Vec<String>, ApiError> {
+        match self.get(k) {
+            None | Some("") => Ok(Vec::new()),
+            Some(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Array(a)) => a
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        _ => Err(ApiError::bad_request(format!(
+                            "query parameter '{k}' must be a JSON list of strings"
+                        ))),
+                    })
+                    .collect(),
+                Ok(Value::String(s)) => Ok(vec![s]),
+                _ if !s.starts_with('[') => Ok(vec![s.to_owned()]),
+                _ => Err(ApiError::bad_request(format!(
+                    "query parameter '{k}' must be a JSON list of strings"
+                ))),
+            },
+        }
+    }
+}
+
+/// Runs blocking (database, CPU-heavy) work off the async executor.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("request handler failed: {e}"),
+        ))
+    })
+}
+
+/// Checks a user-supplied name: non-empty, at most `max` bytes, no control
+/// characters.
+pub fn check_name(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
+    if s.is_empty() {
+        return Err(ApiError::unprocessable(format!("{what} must not be empty")));
+    }
+    if s.len() > max {
+        return Err(ApiError::unprocessable(format!(
+            "{what} is longer than {max} bytes"
+        )));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+async fn version(_: Caller) -> ApiResult {
+    Ok(Reply::ok(
+        json!({ "version": crate::SIMVUE_API_VERSION, "server": "simtrack", "simtrack": env!("CARGO_PKG_VERSION") }),
+    ))
+}
+
+async fn index() -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>simtrack</title></head><body>\
+         <h1>simtrack server is up</h1><p>Version {}. The API is at <code>/api</code>; \
+         its OpenAPI description is at <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p></body></html>",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("Not Found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document(),
+    )
+        .into_response()
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/version", get(version))
+        .route("/openapi.json", get(openapi))
+        .route("/folders", get(folders::list).post(folders::create))
+        .route(
+            "/folders/{id}",
+            get(folders::get_one)
+                .put(folders::update)
+                .delete(folders::delete),
+        )
+        .route("/runs", get(runs::list).post(runs::create))
+        .route(
+            "/runs/{id}",
+            get(runs::get_one).put(runs::update).delete(runs::delete),
+        )
+        .route("/runs/{id}/heartbeat", put(runs::heartbeat))
+        .route("/runs/{id}/abort", get(runs::abort_status).put(runs::abort))
+        .route("/runs/{id}/starred", put(runs::starred))
+        .route("/runs/{id}/artifacts", get(artifacts::of_run))
+        .route(
+            "/runs/{id}/artifacts/{aid}",
+            get(artifacts::category).put(artifacts::attach),
+        )
+        .route("/metrics", get(metrics::query).post(metrics::ingest))
+        .route("/metrics/names", get(metrics::names))
+        .route("/events", get(events::list).post(events::ingest))
+        .route("/artifacts", get(artifacts::list).post(artifacts::register))
+        .route(
+            "/artifacts/{id}",
+            get(artifacts::get_one)
+                .put(artifacts::confirm)
+                .delete(artifacts::delete),
+        )
+        .route(
+            "/artifacts/{id}/upload",
+            put(artifacts::upload).post(artifacts::upload),
+        )
+        .route("/artifacts/{id}/download", get(artifacts::download))
+        .route("/alerts", get(alerts::list).post(alerts::create))
+        .route(
+            "/alerts/{id}",
+            get(alerts::get_one)
+                .put(alerts::update)
+                .delete(alerts::delete),
+        )
+        .route(
+            "/alerts/{id}/status/{run}",
+            get(alerts::get_status).put(alerts::set_status),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .route("/", get(index))
+        .nest("/api", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Turns a body extractor's result into a response for streamed bodies.
+pub fn body_stream(body: Body) -> axum::body::BodyDataStream {
+    body.into_data_stream()
+}

@@ -1,0 +1,170 @@
+//! API tokens and signed artifact URLs.
+//!
+//! A token is JWT-shaped (`header.payload.signature`, HS256 with the server
+//! secret) because the Simvue client decodes it and reads `exp`. The server
+//! never trusts the payload: it stores only the SHA-256 of each token it
+//! issued and authenticates by looking that hash up (and checking `exp`).
+//! Artifact upload/download URLs carry no bearer token (the client sends
+//! none), so they carry an HMAC over (purpose, artifact id, expiry) instead.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::api::ApiError;
+use crate::store::Store;
+use crate::store::blobs::hex;
+use crate::util::{new_id, now_us};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Who a request comes from.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The token's id (idempotency keys are scoped by it).
+    pub token_id: String,
+    /// The token's name, shown as the runs' `user`.
+    pub user: String,
+    exp: i64,
+}
+
+/// Token verification with a cache of tokens already seen.
+#[derive(Debug)]
+pub struct Auth {
+    secret: Vec<u8>,
+    cache: Mutex<HashMap<String, Identity>>,
+}
+
+fn sign(secret: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(msg);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Issues a new token named `name`, valid for `days`, and stores its hash.
+pub fn create_token(store: &Store, name: &str, days: u32) -> Result<String, ApiError> {
+    let secret = store.secret()?;
+    let id = new_id();
+    let now = now_us() / 1_000_000;
+    let exp = now + i64::from(days) * 86_400;
+    let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload =
+        B64.encode(serde_json::json!({"sub": name, "jti": id, "iat": now, "exp": exp}).to_string());
+    let signing_input = format!("{header}.{payload}");
+    let token = format!(
+        "{signing_input}.{}",
+        B64.encode(sign(&secret, signing_input.as_bytes()))
+    );
+    store.write_plain(|tx| {
+        tx.execute(
+            "INSERT INTO tokens (id, name, hash, exp, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, name, token_hash(&token), exp, now],
+        )
+        .map_err(ApiError::db)
+    })?;
+    Ok(token)
+}
+
+impl Auth {
+    /// Verification against `store`, signing URLs with its secret.
+    pub fn new(store: &Store) -> Result<Auth, ApiError> {
+        Ok(Auth {
+            secret: store.secret()?,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The identity behind an `Authorization` header value.
+    pub fn verify(&self, store: &Store, header: Option<&str>) -> Result<Identity, ApiError> {
+        let header =
+            header.ok_or_else(|| ApiError::unauthorized("missing Authorization header"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
+        if token.len() > 4096 {
+            return Err(ApiError::unauthorized("invalid token"));
+        }
+        let hash = token_hash(token);
+        let now = now_us() / 1_000_000;
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+            .cloned();
+        let identity = match cached {
+            Some(i) => i,
+            None => {
+                let found = store.read(|c| {
+                    c.query_row(
+                        "SELECT id, name, exp FROM tokens WHERE hash = ?1",
+                        params![hash],
+                        |r| {
+                            Ok(Identity {
+                                token_id: r.get(0)?,
+                                user: r.get(1)?,
+                                exp: r.get(2)?,
+                            })
+                        },
+                    )
+                    .optional()
+                    .map_err(ApiError::db)
+                })?;
+                let i = found.ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(hash, i.clone());
+                i
+            }
+        };
+        if identity.exp <= now {
+            return Err(ApiError::unauthorized("token has expired"));
+        }
+        Ok(identity)
+    }
+
+    /// `exp=<unix s>&sig=<hmac>` authorising `purpose` on artifact `id`.
+    pub fn url_signature(&self, purpose: &str, id: &str, valid_secs: i64) -> String {
+        let exp = now_us() / 1_000_000 + valid_secs;
+        let sig = B64.encode(sign(
+            &self.secret,
+            format!("{purpose}:{id}:{exp}").as_bytes(),
+        ));
+        format!("exp={exp}&sig={sig}")
+    }
+
+    /// Checks a signature made by [`Auth::url_signature`].
+    pub fn check_url(
+        &self,
+        purpose: &str,
+        id: &str,
+        exp: Option<&str>,
+        sig: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let denied = || ApiError::unauthorized("missing or invalid URL signature");
+        let exp_s = exp.ok_or_else(denied)?;
+        let exp: i64 = exp_s.parse().map_err(|_| denied())?;
+        let sig = B64.decode(sig.ok_or_else(denied)?).map_err(|_| denied())?;
+        let mut mac =
+            HmacSha256::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
+        mac.update(format!("{purpose}:{id}:{exp}").as_bytes());
+        mac.verify_slice(&sig).map_err(|_| denied())?;
+        if exp < now_us() / 1_000_000 {
+            return Err(ApiError::unauthorized("URL signature has expired"));
+        }
+        Ok(())
+    }
+}

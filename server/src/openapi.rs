@@ -1,0 +1,307 @@
+//! The OpenAPI 3.1 description of the API, served at `/api/openapi.json`.
+//! Built from one table of operations so it cannot drift far from the
+//! router in [`crate::api::router`]; a test checks every routed path is in it.
+
+use serde_json::{Map, Value, json};
+
+/// (method, path, summary, request body kind, mutating).
+pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
+    (
+        "get",
+        "/api/version",
+        "Server API version ({\"version\": \"1.3.0\"})",
+        "",
+        false,
+    ),
+    ("get", "/api/openapi.json", "This document", "", false),
+    (
+        "post",
+        "/api/folders",
+        "Create a folder (and its ancestors); an existing path answers its id",
+        "json",
+        true,
+    ),
+    (
+        "get",
+        "/api/folders",
+        "List folders: filters, start, count, sorting",
+        "",
+        false,
+    ),
+    ("get", "/api/folders/{id}", "A folder", "", false),
+    (
+        "put",
+        "/api/folders/{id}",
+        "Update description, tags, metadata (merged), starred",
+        "json",
+        true,
+    ),
+    (
+        "delete",
+        "/api/folders/{id}",
+        "Delete a folder: recursive, runs, runs_only",
+        "",
+        true,
+    ),
+    ("post", "/api/runs", "Create a run", "json", true),
+    (
+        "get",
+        "/api/runs",
+        "List runs: filters (status, folder.path, has tag.T, metadata.K op V, ...), start, count, sorting",
+        "",
+        false,
+    ),
+    (
+        "get",
+        "/api/runs/{id}",
+        "A run document (with alerts and metric summaries)",
+        "",
+        false,
+    ),
+    (
+        "put",
+        "/api/runs/{id}",
+        "Partial update: status, metadata (merged), tags, alerts, ...",
+        "json",
+        true,
+    ),
+    (
+        "delete",
+        "/api/runs/{id}",
+        "Delete a run and its data",
+        "",
+        true,
+    ),
+    (
+        "put",
+        "/api/runs/{id}/heartbeat",
+        "Heartbeat; answers {\"last_heartbeat\", \"abort\"}",
+        "",
+        true,
+    ),
+    (
+        "get",
+        "/api/runs/{id}/abort",
+        "Abort flag: {\"status\": bool, \"reason\"}",
+        "",
+        false,
+    ),
+    (
+        "put",
+        "/api/runs/{id}/abort",
+        "Request the run's abort ({\"reason\"})",
+        "json",
+        true,
+    ),
+    (
+        "put",
+        "/api/runs/{id}/starred",
+        "Star or unstar a run",
+        "json",
+        true,
+    ),
+    (
+        "get",
+        "/api/runs/{id}/artifacts",
+        "Artifacts of a run (array): name, category",
+        "",
+        false,
+    ),
+    (
+        "get",
+        "/api/runs/{id}/artifacts/{aid}",
+        "Category of an attached artifact",
+        "",
+        false,
+    ),
+    (
+        "put",
+        "/api/runs/{id}/artifacts/{aid}",
+        "Attach an artifact with a category (code, input, output)",
+        "json",
+        true,
+    ),
+    (
+        "post",
+        "/api/metrics",
+        "Metrics batch (msgpack {run, metrics: [{time, timestamp, step, values}]})",
+        "msgpack",
+        true,
+    ),
+    (
+        "get",
+        "/api/metrics",
+        "Series: runs, metrics, xaxis (step|time|timestamp), aggregate, max_points (min/max-per-bucket downsampling)",
+        "",
+        false,
+    ),
+    (
+        "get",
+        "/api/metrics/names",
+        "Metric names of runs",
+        "",
+        false,
+    ),
+    (
+        "post",
+        "/api/events",
+        "Events batch (msgpack {run, events: [{message, log_level, timestamp}]})",
+        "msgpack",
+        true,
+    ),
+    (
+        "get",
+        "/api/events",
+        "Events of a run: run, filters, start, count (0 = all)",
+        "",
+        false,
+    ),
+    (
+        "post",
+        "/api/artifacts",
+        "Register an artifact ({name, original_path, size, mime_type, checksum, metadata}); answers {id, url}",
+        "json",
+        true,
+    ),
+    ("get", "/api/artifacts", "List artifacts: runs", "", false),
+    (
+        "get",
+        "/api/artifacts/{id}",
+        "An artifact, with a signed download url",
+        "",
+        false,
+    ),
+    (
+        "put",
+        "/api/artifacts/{id}",
+        "Confirm the upload ({\"uploaded\": true})",
+        "json",
+        true,
+    ),
+    (
+        "delete",
+        "/api/artifacts/{id}",
+        "Delete an artifact record",
+        "",
+        true,
+    ),
+    (
+        "put",
+        "/api/artifacts/{id}/upload",
+        "Upload the bytes (signed URL, no bearer token)",
+        "octet",
+        false,
+    ),
+    (
+        "get",
+        "/api/artifacts/{id}/download",
+        "Download the bytes (signed URL, no bearer token)",
+        "",
+        false,
+    ),
+    (
+        "post",
+        "/api/alerts",
+        "Create an alert (source metrics|events|user); deduplicate=True answers 409 {id} for an existing name",
+        "json",
+        true,
+    ),
+    ("get", "/api/alerts", "List alerts", "", false),
+    ("get", "/api/alerts/{id}", "An alert", "", false),
+    ("put", "/api/alerts/{id}", "Update an alert", "json", true),
+    ("delete", "/api/alerts/{id}", "Delete an alert", "", true),
+    (
+        "get",
+        "/api/alerts/{id}/status/{run}",
+        "Alert state for a run: {\"status\": \"ok\"|\"critical\"}",
+        "",
+        false,
+    ),
+    (
+        "put",
+        "/api/alerts/{id}/status/{run}",
+        "Set a (user) alert's state for a run",
+        "json",
+        true,
+    ),
+];
+
+/// The document as JSON text.
+pub fn document() -> String {
+    let mut paths: Map<String, Value> = Map::new();
+    for (method, path, summary, body, mutating) in OPERATIONS {
+        let mut params: Vec<Value> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if *mutating {
+            params.push(json!({"$ref": "#/components/parameters/IdempotencyKey"}));
+        }
+        let signed = path.ends_with("/upload") || path.ends_with("/download");
+        let mut op = json!({
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "Success (JSON body)"},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "413": {"$ref": "#/components/responses/Error"},
+                "422": {"$ref": "#/components/responses/Error"}
+            }
+        });
+        if signed {
+            op["security"] = json!([]);
+            if let Some(p) = op["parameters"].as_array_mut() {
+                p.push(json!({"name": "exp", "in": "query", "required": true, "schema": {"type": "integer"}}));
+                p.push(json!({"name": "sig", "in": "query", "required": true, "schema": {"type": "string"}}));
+            }
+        }
+        let content_type = match *body {
+            "json" => Some("application/json"),
+            "msgpack" => Some("application/msgpack"),
+            "octet" => Some("application/octet-stream"),
+            _ => None,
+        };
+        if let Some(ct) = content_type {
+            op["requestBody"] = json!({"required": true, "content": {ct: {"schema": {}}}});
+        }
+        paths
+            .entry(path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert(method.to_string(), op));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "simtrack server API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The Simvue REST API as the simvue 2.6 Python client speaks it, served by simtrack. \
+                Every call needs `Authorization: Bearer <token>` except the signed artifact URLs. \
+                Mutating calls accept `Idempotency-Key`: the first successful response is stored (per token) \
+                and returned again for a repeated key without re-applying the request. \
+                Errors are `{\"detail\": \"...\"}`. Timestamps are UTC `%Y-%m-%dT%H:%M:%S.%f`."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "At most 255 characters. A repeated key (same token) returns the stored first response; the request is not applied twice.",
+                    "schema": {"type": "string", "maxLength": 255}
+                }
+            },
+            "responses": {
+                "Error": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+                }
+            }
+        }
+    })
+    .to_string()
+}

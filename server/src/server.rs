@@ -1,0 +1,66 @@
+//! `simtrack server`: open the store, bind, announce the URL, serve until
+//! SIGINT/SIGTERM, then finish in-flight requests and checkpoint.
+//!
+//! Every mutation is committed before it is answered, so a graceful stop
+//! (or a crash) never loses anything a client saw acknowledged.
+
+use std::sync::Arc;
+
+use crate::api::{AppState, router};
+use crate::auth::Auth;
+use crate::config::ServerConfig;
+use crate::store::Store;
+
+/// Runs the server; returns when it has shut down.
+pub async fn run(cfg: ServerConfig) -> Result<(), String> {
+    let store = Arc::new(Store::open(&cfg.data_dir)?);
+    let auth = Arc::new(Auth::new(&store).map_err(|e| e.detail)?);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut cfg = cfg;
+    cfg.listen = addr;
+    let cfg = Arc::new(cfg);
+    crate::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
+    let app = router(AppState {
+        store: store.clone(),
+        auth,
+        cfg: cfg.clone(),
+    });
+    println!(
+        "simtrack server listening on http://{addr} (data: {})",
+        cfg.data_dir.display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    store.checkpoint();
+    eprintln!("simtrack server: stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    eprintln!("simtrack server: shutting down");
+}
