@@ -12,6 +12,7 @@
 //! Dependency direction: `ffi → run → worker → spool / transport`, with
 //! `config`, `record` and `error` shared.
 
+mod clock;
 pub mod config;
 pub mod context;
 pub mod delivery;

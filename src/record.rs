@@ -58,8 +58,9 @@ pub struct MetricBatch {
     pub points: Vec<Point>,
 }
 
-/// One metric value.
+/// One metric value. Stored as a 4-tuple: a spool holds millions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "(u32, f64, i64, f64)", into = "(u32, f64, i64, f64)")]
 pub struct Point {
     /// Index into [`MetricBatch::names`].
     pub name: u32,
@@ -67,6 +68,23 @@ pub struct Point {
     pub step: i64,
     /// Seconds since the run's init.
     pub time: f64,
+}
+
+impl From<(u32, f64, i64, f64)> for Point {
+    fn from((name, value, step, time): (u32, f64, i64, f64)) -> Self {
+        Point {
+            name,
+            value,
+            step,
+            time,
+        }
+    }
+}
+
+impl From<Point> for (u32, f64, i64, f64) {
+    fn from(p: Point) -> Self {
+        (p.name, p.value, p.step, p.time)
+    }
 }
 
 /// One event: a line of text with its UTC time (seconds since the epoch).

@@ -131,6 +131,7 @@ pub struct Run {
 #[derive(Debug)]
 struct Live {
     shared: Arc<Shared>,
+    /// For event times (not on the hot path).
     start: Instant,
     created: f64,
     dir: RunDir,
@@ -166,6 +167,7 @@ impl Run {
         }
         let created = now_unix();
         let start = Instant::now();
+        let clock = crate::clock::Calibration::start();
         let spec = RunSpec {
             id: id.clone(),
             name,
@@ -201,7 +203,7 @@ impl Run {
         };
         let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
         let mut threads =
-            vec![spawn_writer(shared.clone(), spool, start, timing.clone()).map_err(spawn_err)?];
+            vec![spawn_writer(shared.clone(), spool, clock, timing.clone()).map_err(spawn_err)?];
         if let Some(t) = transport {
             let url = config.url.clone().unwrap_or_default();
             match spawn_sender(shared.clone(), dir.clone(), t, url, timing) {
@@ -251,29 +253,46 @@ impl Run {
     /// Logs one metric value; `step < 0` means the metric's next step.
     #[inline]
     pub fn log(&self, metric: &str, value: f64, step: i64) -> Result<(), Error> {
+        self.log_bytes(metric.as_bytes(), value, step)
+    }
+
+    /// As [`Run::log`], with the name as bytes: a name seen before is found
+    /// without UTF-8 validation (new names are validated once).
+    #[inline]
+    pub fn log_bytes(&self, metric: &[u8], value: f64, step: i64) -> Result<(), Error> {
         let Some(live) = &self.live else {
             return Ok(());
         };
-        let time = live.start.elapsed().as_secs_f64();
+        let ticks = crate::clock::ticks();
         let mut p = live.shared.pending.lock();
-        p.push(metric, value, step, time)?;
+        p.push(metric, value, step, ticks)?;
         live.shared.after_push(&mut p);
         Ok(())
     }
 
     /// Logs several metrics at one step and time; all or none.
     pub fn log_many(&self, batch: &[(&str, f64)], step: i64) -> Result<(), Error> {
+        self.log_many_by(
+            batch.len(),
+            |i| Ok((batch[i].0.as_bytes(), batch[i].1)),
+            step,
+        )
+    }
+
+    /// As [`Run::log_many`], with item `i` of `count` produced by `item`
+    /// (so callers need not build a list). `item` is called twice per index.
+    pub fn log_many_by<'a>(
+        &self,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+    ) -> Result<(), Error> {
         let Some(live) = &self.live else {
             return Ok(());
         };
-        for (name, _) in batch {
-            crate::worker::check_metric_name(name)?;
-        }
-        let time = live.start.elapsed().as_secs_f64();
+        let ticks = crate::clock::ticks();
         let mut p = live.shared.pending.lock();
-        for (name, value) in batch {
-            p.push(name, *value, step, time)?;
-        }
+        p.push_many(count, item, step, ticks)?;
         live.shared.after_push(&mut p);
         Ok(())
     }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rustc_hash::FxHashMap;
 
+use crate::clock::Calibration;
 use crate::delivery::{Courier, Pumped};
 use crate::error::{Error, Status};
 use crate::record::{FinishRecord, MetricBatch, Point, Record};
@@ -33,13 +34,22 @@ const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest a metric name may be.
 const MAX_NAME: usize = 512;
 
+/// A point as the hot path stores it: time still in raw clock ticks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawPoint {
+    name: u32,
+    step: i64,
+    value: f64,
+    ticks: u64,
+}
+
 /// What the solver's threads have logged and the writer has not yet taken.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    pub points: Vec<Point>,
+    pub points: Vec<RawPoint>,
     /// Interned metric names; a point's `name` indexes this.
     pub names: Vec<Box<str>>,
-    index: FxHashMap<Box<str>, u32>,
+    index: FxHashMap<Box<[u8]>, u32>,
     /// Next automatic step, per metric.
     next_step: Vec<i64>,
     pub records: Vec<Record>,
@@ -49,32 +59,70 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// Appends one point. The metric is interned on first use.
+    /// Appends one point. The metric is interned (and its name checked) on
+    /// first use, so a known name costs one hash lookup of its bytes.
     #[inline]
-    pub fn push(&mut self, metric: &str, value: f64, step: i64, time: f64) -> Result<(), Error> {
-        let id = match self.index.get(metric) {
-            Some(&id) => id,
-            None => self.intern(metric)?,
-        };
-        let slot = &mut self.next_step[id as usize];
-        let step = if step < 0 { *slot } else { step };
-        *slot = step.saturating_add(1);
-        self.points.push(Point {
-            name: id,
-            value,
-            step,
-            time,
-        });
+    pub fn push(&mut self, metric: &[u8], value: f64, step: i64, ticks: u64) -> Result<(), Error> {
+        let id = self.id_of(metric)?;
+        self.push_id(id, value, step, ticks);
         Ok(())
     }
 
+    /// Appends several points at one step and time: all, or none if an
+    /// item is invalid. Validates every item before pushing any, without
+    /// allocating.
+    pub fn push_many<'a>(
+        &mut self,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        for i in 0..count {
+            self.id_of(item(i)?.0)?;
+        }
+        for i in 0..count {
+            let (name, value) = item(i)?;
+            let id = self.id_of(name)?;
+            self.push_id(id, value, step, ticks);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn id_of(&mut self, metric: &[u8]) -> Result<u32, Error> {
+        match self.index.get(metric) {
+            Some(&id) => Ok(id),
+            None => self.intern(metric),
+        }
+    }
+
+    #[inline]
+    fn push_id(&mut self, id: u32, value: f64, step: i64, ticks: u64) {
+        let slot = &mut self.next_step[id as usize];
+        let step = if step < 0 { *slot } else { step };
+        *slot = step.saturating_add(1);
+        self.points.push(RawPoint {
+            name: id,
+            value,
+            step,
+            ticks,
+        });
+    }
+
     #[cold]
-    fn intern(&mut self, metric: &str) -> Result<u32, Error> {
+    fn intern(&mut self, metric: &[u8]) -> Result<u32, Error> {
+        let metric = std::str::from_utf8(metric).map_err(|e| {
+            Error::new(
+                Status::InvalidUtf8,
+                format!("metric name is not valid UTF-8: {e}"),
+            )
+        })?;
         check_metric_name(metric)?;
         let id = u32::try_from(self.names.len())
             .map_err(|_| Error::new(Status::InvalidArgument, "too many metrics"))?;
         self.names.push(metric.into());
-        self.index.insert(metric.into(), id);
+        self.index.insert(metric.as_bytes().into(), id);
         self.next_step.push(0);
         Ok(id)
     }
@@ -134,8 +182,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(cap_bytes: usize) -> Self {
-        // Two buffers exist at once (the one filling, the one being written).
-        let cap_points = (cap_bytes / (2 * std::mem::size_of::<Point>())).max(BATCH_POINTS);
+        // Two buffers exist at once (the one filling, the one being written);
+        // together they may use half the cap, leaving the rest for encoding
+        // and the rest of the library.
+        let cap_points = (cap_bytes / (4 * std::mem::size_of::<RawPoint>())).max(BATCH_POINTS);
         Shared {
             pending: Mutex::new(Pending {
                 points: Vec::with_capacity(BATCH_POINTS),
@@ -186,7 +236,7 @@ pub(crate) struct Timing {
 pub(crate) fn spawn_writer(
     shared: Arc<Shared>,
     mut spool: SpoolWriter,
-    start: Instant,
+    clock: Calibration,
     timing: Timing,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -197,14 +247,13 @@ pub(crate) fn spawn_writer(
                 local: Vec::new(),
                 used: Vec::new(),
                 spare: Vec::with_capacity(BATCH_POINTS),
-                resources: timing
-                    .resources_interval
-                    .map(|every| Resources::new(every, start)),
+                resources: timing.resources_interval.map(Resources::new),
+                clock,
             };
             let written = spool.records();
             shared.set_progress(|p| p.written = written);
             loop {
-                let done = writer.round(&shared, &mut spool, start);
+                let done = writer.round(&shared, &mut spool);
                 if done {
                     break;
                 }
@@ -221,14 +270,15 @@ struct Writer {
     /// Global name id -> index in the batch being built (u32::MAX: unused).
     local: Vec<u32>,
     used: Vec<u32>,
-    spare: Vec<Point>,
+    spare: Vec<RawPoint>,
     resources: Option<Resources>,
+    clock: Calibration,
 }
 
 impl Writer {
     /// Takes what is pending, writes it, reports progress. True when the
     /// run's last record has been written.
-    fn round(&mut self, shared: &Shared, spool: &mut SpoolWriter, start: Instant) -> bool {
+    fn round(&mut self, shared: &Shared, spool: &mut SpoolWriter) -> bool {
         let (mut points, records, flush, finish) = {
             let mut p = shared.pending.lock();
             let flushed = shared.progress.lock().flushed;
@@ -240,7 +290,7 @@ impl Writer {
                 shared.wake_writer.wait_for(&mut p, WRITE_INTERVAL);
             }
             if let Some(r) = &mut self.resources {
-                r.sample_into(&mut p, start);
+                r.sample_into(&mut p);
             }
             let points = std::mem::replace(&mut p.points, std::mem::take(&mut self.spare));
             if self.names.len() < p.names.len() {
@@ -251,6 +301,7 @@ impl Writer {
             (points, records, p.flush_requested, p.finish.take())
         };
         shared.drained.notify_all();
+        self.clock.update();
 
         let mut result = Ok(());
         for chunk in points.chunks(BATCH_POINTS) {
@@ -285,7 +336,7 @@ impl Writer {
     }
 
     /// Builds a self-contained batch: only the names its points use.
-    fn batch(&mut self, points: &[Point]) -> MetricBatch {
+    fn batch(&mut self, points: &[RawPoint]) -> MetricBatch {
         self.local.resize(self.names.len(), u32::MAX);
         let mut names = Vec::new();
         let mut out = Vec::with_capacity(points.len());
@@ -298,7 +349,9 @@ impl Writer {
             }
             out.push(Point {
                 name: self.local[g],
-                ..*p
+                value: p.value,
+                step: p.step,
+                time: self.clock.seconds(p.ticks),
             });
         }
         for g in self.used.drain(..) {
@@ -316,27 +369,27 @@ struct Resources {
 }
 
 impl Resources {
-    fn new(every: Duration, start: Instant) -> Self {
+    fn new(every: Duration) -> Self {
         Resources {
             every,
-            next: start,
+            next: Instant::now(),
             last: None,
         }
     }
 
-    fn sample_into(&mut self, pending: &mut Pending, start: Instant) {
+    fn sample_into(&mut self, pending: &mut Pending) {
         let now = Instant::now();
         if now < self.next {
             return;
         }
         self.next = now + self.every;
-        let time = now.duration_since(start).as_secs_f64();
+        let time = crate::clock::ticks();
         if let Some(cpu) = process_cpu_seconds() {
             if let Some((t0, c0)) = self.last {
                 let wall = now.duration_since(t0).as_secs_f64();
                 if wall > 0.0 {
                     let _ = pending.push(
-                        "resources/cpu.usage.percentage",
+                        b"resources/cpu.usage.percentage",
                         100.0 * (cpu - c0) / wall,
                         -1,
                         time,
@@ -346,7 +399,7 @@ impl Resources {
             self.last = Some((now, cpu));
         }
         if let Some(mb) = process_rss_mb() {
-            let _ = pending.push("resources/cpu.usage.memory", mb, -1, time);
+            let _ = pending.push(b"resources/cpu.usage.memory", mb, -1, time);
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::boundary::{guard, guard_value, last_error};
 use super::handle::{Handle, borrow};
-use super::strings::{copy_out, opt_str, req_str, sized_str};
+use super::strings::{copy_out, opt_str, req_bytes, req_str, sized_bytes};
 use crate::error::{Error, Status};
 use crate::record::{AlertRule, Category, MetaValue, RunStatus};
 use crate::run::{AlertSpec, FolderDetails, InitOptions, Run};
@@ -93,8 +93,8 @@ pub unsafe extern "C" fn simtrack_log(
 ) -> Status {
     guard(|| {
         // SAFETY: per the contract.
-        let (run, metric) = unsafe { (borrow(run)?, req_str(metric, "metric")?) };
-        run.log(metric, value, step)
+        let (run, metric) = unsafe { (borrow(run)?, req_bytes(metric, "metric")?) };
+        run.log_bytes(metric, value, step)
     })
 }
 
@@ -114,8 +114,8 @@ pub unsafe extern "C" fn simtrack_log_n(
 ) -> Status {
     guard(|| {
         // SAFETY: per the contract.
-        let (run, metric) = unsafe { (borrow(run)?, sized_str(metric, metric_len, "metric")?) };
-        run.log(metric, value, step)
+        let (run, metric) = unsafe { (borrow(run)?, sized_bytes(metric, metric_len, "metric")?) };
+        run.log_bytes(metric, value, step)
     })
 }
 
@@ -153,13 +153,17 @@ pub unsafe extern "C" fn simtrack_log_many(
                 std::slice::from_raw_parts(values, count),
             )
         };
-        let mut batch = Vec::with_capacity(count);
-        for (i, (&name, &value)) in names.iter().zip(values).enumerate() {
-            // SAFETY: each name is NULL or NUL-terminated per the contract.
-            let name = unsafe { req_str(name, &format!("metrics[{i}]"))? };
-            batch.push((name, value));
-        }
-        run.log_many(&batch, step)
+        let item = |i: usize| {
+            if names[i].is_null() {
+                return Err(Error::new(
+                    Status::NullArgument,
+                    format!("metrics[{i}] is NULL"),
+                ));
+            }
+            // SAFETY: names[i] is non-NULL and NUL-terminated per the contract.
+            unsafe { req_bytes(names[i], "metric name") }.map(|n| (n, values[i]))
+        };
+        run.log_many_by(count, item, step)
     })
 }
 
@@ -198,14 +202,13 @@ pub unsafe extern "C" fn simtrack_log_many_fixed(
                 std::slice::from_raw_parts(values, count),
             )
         };
-        let mut batch = Vec::with_capacity(count);
-        for (i, &value) in values.iter().enumerate() {
+        let item = |i: usize| {
             let field = &buf[i * name_len..(i + 1) * name_len];
             // SAFETY: field is a valid slice of name_len bytes.
-            let name = unsafe { sized_str(field.as_ptr().cast(), field.len(), "name")? };
-            batch.push((name, value));
-        }
-        run.log_many(&batch, step)
+            unsafe { sized_bytes(field.as_ptr().cast(), field.len(), "name") }
+                .map(|n| (n, values[i]))
+        };
+        run.log_many_by(count, item, step)
     })
 }
 

@@ -22,6 +22,43 @@ pub(crate) unsafe fn opt_str<'a>(ptr: *const c_char, what: &str) -> Result<Optio
     })
 }
 
+/// Reads a required NUL-terminated string as bytes, without UTF-8
+/// validation (for the hot path; the callee validates what it keeps).
+///
+/// # Safety
+/// As [`opt_str`].
+#[inline]
+pub(crate) unsafe fn req_bytes<'a>(ptr: *const c_char, what: &str) -> Result<&'a [u8], Error> {
+    if ptr.is_null() {
+        return Err(Error::new(Status::NullArgument, format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    Ok(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+}
+
+/// Reads `len` bytes at `ptr`, dropping trailing blanks (the padding of a
+/// Fortran `character` variable), without UTF-8 validation.
+///
+/// # Safety
+/// `ptr` is NULL only when `len` is 0, otherwise valid for `len` bytes.
+#[inline]
+pub(crate) unsafe fn sized_bytes<'a>(
+    ptr: *const c_char,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::new(Status::NullArgument, format!("{what} is NULL")));
+    }
+    // SAFETY: ptr is non-NULL and valid for len bytes per this function's contract.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    Ok(&bytes[..end])
+}
+
 /// Reads a required NUL-terminated UTF-8 string; NULL is an error.
 ///
 /// # Safety
@@ -30,33 +67,6 @@ pub(crate) unsafe fn req_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a s
     // SAFETY: forwarded contract.
     unsafe { opt_str(ptr, what) }?
         .ok_or_else(|| Error::new(Status::NullArgument, format!("{what} is NULL")))
-}
-
-/// Reads `len` bytes at `ptr` as UTF-8, dropping trailing blanks (the padding
-/// of a Fortran `character` variable).
-///
-/// # Safety
-/// `ptr` is NULL only when `len` is 0, otherwise valid for `len` bytes.
-pub(crate) unsafe fn sized_str<'a>(
-    ptr: *const c_char,
-    len: usize,
-    what: &str,
-) -> Result<&'a str, Error> {
-    if len == 0 {
-        return Ok("");
-    }
-    if ptr.is_null() {
-        return Err(Error::new(Status::NullArgument, format!("{what} is NULL")));
-    }
-    // SAFETY: ptr is non-NULL and valid for len bytes per this function's contract.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-    let end = bytes.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-    std::str::from_utf8(&bytes[..end]).map_err(|e| {
-        Error::new(
-            Status::InvalidUtf8,
-            format!("{what} is not valid UTF-8: {e}"),
-        )
-    })
 }
 
 /// Copies `src` into `buf` (capacity `len`), NUL-terminated and truncated to
