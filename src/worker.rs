@@ -462,6 +462,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
     let mut next_poll = Instant::now();
     let mut retry_at: Option<Instant> = None;
     let mut warned = false;
+    let mut reported = courier.state().rejected.len();
     loop {
         if shared.stop_sender.load(Ordering::Acquire) {
             return;
@@ -473,6 +474,14 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                 shared.stop_sender.load(Ordering::Acquire)
             });
             let acked = courier.state().acked;
+            // Records the server refused for good are skipped; say so once each.
+            for refused in &courier.state().rejected[reported..] {
+                eprintln!(
+                    "simtrack: the server refused part of run {}: {refused}",
+                    courier.spec().id
+                );
+            }
+            reported = courier.state().rejected.len();
             match outcome {
                 Ok(Pumped::CaughtUp | Pumped::Interrupted) => shared.set_progress(|p| {
                     p.acked = acked;

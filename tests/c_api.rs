@@ -292,3 +292,70 @@ fn bad_configuration_fails_init_with_a_message() {
     // The solver itself carried on.
     assert!(String::from_utf8_lossy(&out.stdout).contains("finished after 10 steps"));
 }
+
+#[test]
+fn length_taking_entry_points_trim_fortran_padding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/fortran_layout.c")],
+        &tmp.path().join("layout"),
+        Linkage::Shared,
+    );
+    let out = offline_cmd(&exe, tmp.path()).output().unwrap();
+    let id = check_output(&out, "fortran_layout").trim().to_owned();
+    let entries = read_run(tmp.path(), &id);
+    assert_eq!(
+        points_of(&entries, "resid"),
+        [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
+    );
+    for (name, v) in [("a", 1.0), ("bb", 2.0), ("cccccc", 3.0)] {
+        assert_eq!(
+            points_of(&entries, name),
+            [(0, v), (1, v), (2, v), (3, v)],
+            "{name}"
+        );
+    }
+    assert!(
+        points_of(&entries, "ok").is_empty(),
+        "a refused log_many logs nothing"
+    );
+}
+
+#[test]
+fn process_cpu_and_memory_are_sampled_as_resources_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("examples/c/heat.c")],
+        &tmp.path().join("heat"),
+        Linkage::Shared,
+    );
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = offline_cmd(&exe, tmp.path())
+        .env("SIMTRACK_RESOURCES_INTERVAL", "0.01")
+        .arg("200000")
+        .arg(&work)
+        .output()
+        .unwrap();
+    let stdout = check_output(&out, "heat");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let entries = read_run(tmp.path(), id);
+    let mem = points_of(&entries, "resources/cpu.usage.memory");
+    assert!(!mem.is_empty(), "memory sampled");
+    assert!(
+        mem.iter().all(|(_, mb)| *mb > 0.5 && *mb < 1000.0),
+        "{mem:?}"
+    );
+    let cpu = points_of(&entries, "resources/cpu.usage.percentage");
+    assert!(
+        cpu.iter()
+            .all(|(_, pct)| *pct >= 0.0 && *pct <= 100.0 * 64.0),
+        "{cpu:?}"
+    );
+}
