@@ -1,12 +1,45 @@
-//! `simtrack sync`: argument handling only. Finding, locking and uploading
-//! spooled runs is the library's job (`simtrack::sync`).
+//! `simtrack sync`: argument handling and the report only. Finding, locking
+//! and uploading spooled runs is the library's job ([`simtrack::sync`]), so
+//! the CLI and a solver share one spool reader and one transport.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Uploads the offline runs under `cache` (or the configured offline dir).
+use simtrack::config::Config;
+use simtrack::sync::{SyncOptions, all_delivered, sync};
+
+/// Uploads the offline runs under `cache` (default: the configured offline
+/// directory) to the configured server; non-zero exit if any run is left
+/// incomplete or the sync could not start.
 pub fn run(cache: Option<PathBuf>) -> ExitCode {
-    let _ = cache;
-    eprintln!("simtrack sync: not available yet (waiting for the library's sync entry point)");
-    ExitCode::FAILURE
+    let mut config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("simtrack sync: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(dir) = cache {
+        config.offline_dir = dir;
+    }
+    match sync(&config, &SyncOptions::default()) {
+        Ok(reports) => {
+            if reports.is_empty() {
+                println!("no offline runs in {}", config.offline_dir.display());
+            }
+            for r in &reports {
+                println!("{r}");
+            }
+            if all_delivered(&reports) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("simtrack sync: some runs are incomplete; run sync again to retry them");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("simtrack sync: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,763 @@
+//! The server over HTTP: auth, idempotency, bad input, lifecycle, alerts,
+//! shutdown and crash safety. Every test talks to the real binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Api, Server, token, urlencode, wait_for};
+use serde_json::{Value, json};
+
+fn ts(offset_s: f64) -> String {
+    simtrack_server::util::fmt_ts(1_800_000_000_000_000 + (offset_s * 1e6) as i64)
+}
+
+fn points(run: &str, metric: &str, from: i64, n: i64, value: impl Fn(i64) -> f64) -> Value {
+    let items: Vec<Value> = (from..from + n)
+        .map(|i| json!({"time": i as f64 * 0.1, "timestamp": ts(i as f64 * 0.1), "step": i, "values": {metric: value(i)}}))
+        .collect();
+    json!({"run": run, "metrics": items})
+}
+
+fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Api) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tok = token(dir.path());
+    let server = Server::start(dir.path(), extra);
+    let api = Api::new(&server, &tok);
+    (dir, server, api)
+}
+
+#[test]
+fn starts_fast_and_serves_the_plain_page_and_openapi() {
+    let (_d, server, api) = setup(&[]);
+    assert!(
+        server.startup < Duration::from_secs(1),
+        "startup took {:?}",
+        server.startup
+    );
+    let page = api.send("GET", "/", &[("Authorization", "")], None);
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("simtrack server is up"));
+    let doc = api
+        .send("GET", "/api/openapi.json", &[("Authorization", "")], None)
+        .json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path, ..) in simtrack_server::openapi::OPERATIONS {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["components"]["parameters"]["IdempotencyKey"].is_object());
+    assert_eq!(api.ok("/api/version")["version"], "1.3.0");
+    let nosim = api.get("/api/nosim/version");
+    assert_eq!(nosim.status, 404);
+    assert!(nosim.json()["detail"].is_string());
+}
+
+#[test]
+fn every_api_call_needs_a_valid_unexpired_token() {
+    let (dir, _server, api) = setup(&[]);
+    let run = api.create_run(json!({"name": "secret", "metadata": {"k": 1}}));
+    let expired = {
+        let out = std::process::Command::new(common::bin())
+            .args(["token", "create", "--days", "0", "--data"])
+            .arg(dir.path())
+            .output()
+            .expect("token");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    };
+    let paths = [
+        ("GET", "/api/version".to_owned()),
+        ("GET", "/api/runs".to_owned()),
+        ("GET", format!("/api/runs/{run}")),
+        ("PUT", format!("/api/runs/{run}")),
+        ("POST", "/api/runs".to_owned()),
+        ("GET", "/api/folders".to_owned()),
+        (
+            "GET",
+            format!("/api/metrics?runs=[\"{run}\"]&metrics=[\"x\"]&xaxis=step"),
+        ),
+        ("POST", "/api/metrics".to_owned()),
+        ("GET", format!("/api/events?run={run}")),
+        ("GET", "/api/artifacts".to_owned()),
+        ("GET", "/api/alerts".to_owned()),
+        ("PUT", format!("/api/runs/{run}/heartbeat")),
+        ("GET", format!("/api/runs/{run}/abort")),
+    ];
+    let bad = format!("Bearer {}", "x".repeat(40));
+    let expired_h = format!("Bearer {expired}");
+    for (m, p) in &paths {
+        for auth in ["", "Basic abc", bad.as_str(), expired_h.as_str()] {
+            let r = api.send(
+                m,
+                p,
+                &[("Authorization", auth)],
+                Some((b"{}".to_vec(), "application/json")),
+            );
+            assert_eq!(r.status, 401, "{m} {p} with {auth:?}: {}", r.text);
+            assert!(r.json()["detail"].is_string());
+            assert!(!r.text.contains("secret"));
+        }
+    }
+    let r = api.send("GET", "/api/runs", &[("Authorization", &expired_h)], None);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expired")
+    );
+    // The token is JWT-shaped and carries exp, as the Simvue client requires.
+    let payload = api.token.split('.').nth(1).expect("three parts");
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json claims");
+    assert!(claims["exp"].as_i64().expect("exp") > 1_700_000_000);
+    // The database holds only token hashes.
+    let db = std::fs::read(dir.path().join("simtrack.db")).expect("db");
+    let needle = api.token.as_bytes();
+    assert!(
+        !db.windows(needle.len()).any(|w| w == needle),
+        "a token is stored in clear"
+    );
+}
+
+#[test]
+fn idempotency_keys_apply_each_request_once() {
+    let (dir, server, api) = setup(&[]);
+    let body = json!({"name": "idem", "folder": "/idem"});
+    let a = api.json_keyed("POST", "/api/runs", "run-1", &body);
+    let b = api.json_keyed("POST", "/api/runs", "run-1", &body);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.text, b.text, "a repeated key answers the stored response");
+    let run = a.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        api.ok("/api/runs?filters=%5B%22name%20%3D%3D%20idem%22%5D")["count"],
+        1
+    );
+    let batch = points(&run, "x", 0, 100, |i| i as f64);
+    for _ in 0..3 {
+        assert_eq!(api.msgpack("/api/metrics", Some("m-1"), &batch).status, 200);
+    }
+    assert_eq!(api.series(&run, "x", "step", None).len(), 100);
+    assert_eq!(
+        api.msgpack(
+            "/api/metrics",
+            Some("m-2"),
+            &points(&run, "x", 100, 10, |i| i as f64)
+        )
+        .status,
+        200
+    );
+    assert_eq!(api.series(&run, "x", "step", None).len(), 110);
+    let ev = json!({"run": run, "events": [{"message": "once", "log_level": "info", "timestamp": ts(0.0)}]});
+    api.msgpack("/api/events", Some("e-1"), &ev);
+    api.msgpack("/api/events", Some("e-1"), &ev);
+    assert_eq!(api.events(&run).iter().filter(|m| *m == "once").count(), 1);
+    // Keys are scoped per token: another token's identical key is its own request.
+    let other = Api::new(&server, &token(dir.path()));
+    let c = other.json_keyed("POST", "/api/runs", "run-1", &body);
+    assert_ne!(c.json()["id"], a.json()["id"]);
+    // Without a key, requests behave normally (the official client).
+    api.msgpack(
+        "/api/metrics",
+        None,
+        &points(&run, "x", 0, 10, |i| i as f64),
+    );
+    assert_eq!(api.series(&run, "x", "step", None).len(), 120);
+    let long_key = "k".repeat(300);
+    assert_eq!(
+        api.json_keyed("POST", "/api/runs", &long_key, &body).status,
+        400
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx_and_damages_nothing() {
+    let (_d, mut server, api) = setup(&["--max-body", "16777216"]);
+    let run = api.create_run(json!({"name": "victim", "metadata": {"a": 1}}));
+    api.msgpack(
+        "/api/metrics",
+        None,
+        &points(&run, "x", 0, 50, |i| i as f64),
+    );
+    let expect = |r: common::Resp, status: u16, what: &str| {
+        assert_eq!(r.status, status, "{what}: {}", r.text);
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(!detail.is_empty(), "{what}: no detail");
+        detail
+    };
+    let raw = |m: &str, p: &str, b: &[u8], ct: &str| api.send(m, p, &[], Some((b.to_vec(), ct)));
+    expect(
+        raw("POST", "/api/runs", b"{\"name\": ", "application/json"),
+        400,
+        "truncated JSON",
+    );
+    expect(
+        raw("POST", "/api/runs", b"[1,2]", "application/json"),
+        422,
+        "JSON array",
+    );
+    expect(
+        raw(
+            "POST",
+            "/api/metrics",
+            b"\x93\xff\x00garbage",
+            "application/msgpack",
+        ),
+        400,
+        "garbage msgpack",
+    );
+    expect(
+        raw("POST", "/api/events", b"", "application/msgpack"),
+        400,
+        "empty msgpack",
+    );
+    expect(
+        api.json("POST", "/api/runs", &json!({"name": 5})),
+        422,
+        "numeric name",
+    );
+    expect(
+        api.json("POST", "/api/runs", &json!({"tags": "a,b"})),
+        422,
+        "tags as string",
+    );
+    expect(
+        api.json("POST", "/api/runs", &json!({"metadata": [1]})),
+        422,
+        "metadata as list",
+    );
+    expect(
+        api.json("POST", "/api/runs", &json!({"status": "exploded"})),
+        422,
+        "unknown status",
+    );
+    expect(
+        api.json("POST", "/api/runs", &json!({"folder": "/a/../../etc"})),
+        422,
+        "folder traversal",
+    );
+    expect(
+        api.json("POST", "/api/runs", &json!({"name": "n".repeat(10_000)})),
+        422,
+        "huge run name",
+    );
+    expect(
+        api.json(
+            "PUT",
+            &format!("/api/runs/{run}"),
+            &json!({"heartbeat_timeout": "soon"}),
+        ),
+        422,
+        "wrong type update",
+    );
+    let huge_metric = points(&run, &"m".repeat(1000), 0, 1, |_| 1.0);
+    expect(
+        api.msgpack("/api/metrics", None, &huge_metric),
+        422,
+        "huge metric name",
+    );
+    let bad_step = json!({"run": run, "metrics": [{"time": 0, "timestamp": ts(0.0), "step": -1, "values": {"x": 1}}]});
+    expect(
+        api.msgpack("/api/metrics", None, &bad_step),
+        422,
+        "negative step",
+    );
+    let bad_value = json!({"run": run, "metrics": [{"time": 0, "timestamp": ts(0.0), "step": 1, "values": {"x": "one"}}]});
+    expect(
+        api.msgpack("/api/metrics", None, &bad_value),
+        400,
+        "string value",
+    );
+    let bad_ts = json!({"run": run, "metrics": [{"time": 0, "timestamp": "yesterday", "step": 1, "values": {"x": 1}}]});
+    expect(
+        api.msgpack("/api/metrics", None, &bad_ts),
+        422,
+        "bad timestamp",
+    );
+    expect(
+        api.msgpack("/api/metrics", None, &points("nope", "x", 0, 1, |_| 1.0)),
+        404,
+        "unknown run",
+    );
+    let bad_level = json!({"run": run, "events": [{"message": "m", "log_level": "loud", "timestamp": ts(0.0)}]});
+    expect(
+        api.msgpack("/api/events", None, &bad_level),
+        422,
+        "bad log level",
+    );
+    for name in ["../../etc/passwd", "a/b", "..", "c:\\x", "", "bad\u{0}name"] {
+        let body = json!({"name": name, "size": 1, "checksum": "a".repeat(64), "mime_type": "text/plain", "original_path": "/x"});
+        expect(
+            api.json("POST", "/api/artifacts", &body),
+            422,
+            &format!("artifact name {name:?}"),
+        );
+    }
+    let body = json!({"name": "f.txt", "size": 3, "checksum": "zz", "original_path": ""});
+    expect(
+        api.json("POST", "/api/artifacts", &body),
+        422,
+        "bad checksum",
+    );
+    // A body over the limit: 413 whether or not a length is announced.
+    let big = vec![b' '; 100 << 20];
+    let r = api.send("POST", "/api/runs", &[], Some((big, "application/json")));
+    assert_eq!(r.status, 413, "100 MB body: {}", r.text);
+    let stream = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b' '; 20 << 20]));
+    let r = api
+        .http
+        .post(format!("{}/api/runs", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body(stream)
+        .send();
+    // The server answers 413 as soon as the limit is crossed and stops
+    // reading; a client still writing may see the connection close first.
+    if let Ok(r) = r {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    // Upload with the wrong bytes is refused and cannot be confirmed.
+    let reg = api.json(
+        "POST",
+        "/api/artifacts",
+        &json!({"name": "f.txt", "size": 3, "checksum": "b".repeat(64), "original_path": "/f.txt"}),
+    );
+    assert_eq!(reg.status, 200);
+    let reg = reg.json();
+    let up = api.send(
+        "PUT",
+        reg["url"].as_str().expect("url"),
+        &[("Authorization", "")],
+        Some((b"abc".to_vec(), "application/octet-stream")),
+    );
+    assert_eq!(up.status, 400, "{}", up.text);
+    let id = reg["id"].as_str().expect("id");
+    expect(
+        api.json(
+            "PUT",
+            &format!("/api/artifacts/{id}"),
+            &json!({"uploaded": true}),
+        ),
+        400,
+        "confirm without bytes",
+    );
+    let tampered = reg["url"].as_str().expect("url").replace("sig=", "sig=A");
+    assert_eq!(
+        api.send(
+            "PUT",
+            &tampered,
+            &[("Authorization", "")],
+            Some((b"abc".to_vec(), "application/octet-stream"))
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        api.send(
+            "GET",
+            &format!("/api/artifacts/{id}/download"),
+            &[("Authorization", "")],
+            None
+        )
+        .status,
+        401
+    );
+    // Nothing stored before was damaged, and the server is still up.
+    assert!(server.alive());
+    let doc = api.ok(&format!("/api/runs/{run}"));
+    assert_eq!(doc["name"], "victim");
+    assert_eq!(doc["metadata"], json!({"a": 1}));
+    let xs = api.series(&run, "x", "step", None);
+    assert_eq!(xs.len(), 50);
+    assert!(
+        xs.iter()
+            .enumerate()
+            .all(|(i, (s, v))| s == &json!(i) && *v == Some(i as f64))
+    );
+}
+
+#[test]
+fn files_are_stored_by_content_and_streamed_back_identical() {
+    let (dir, _server, api) = setup(&[]);
+    let run = api.create_run(json!({"name": "files"}));
+    let bytes: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    use sha2::Digest;
+    let sum = simtrack_server::store::blobs::hex(&sha2::Sha256::digest(&bytes));
+    let mut ids = Vec::new();
+    for (name, cat) in [("big.bin", "output"), ("copy.bin", "input")] {
+        let reg = api.json("POST", "/api/artifacts", &json!({"name": name, "size": bytes.len(), "checksum": sum, "original_path": format!("/w/{name}"), "mime_type": "application/octet-stream", "metadata": null})).json();
+        let id = reg["id"].as_str().expect("id").to_owned();
+        if let Some(url) = reg["url"].as_str() {
+            let up = api.send(
+                "PUT",
+                url,
+                &[("Authorization", "")],
+                Some((bytes.clone(), "application/octet-stream")),
+            );
+            assert_eq!(up.status, 200, "{}", up.text);
+            assert_eq!(
+                api.json(
+                    "PUT",
+                    &format!("/api/artifacts/{id}"),
+                    &json!({"uploaded": true})
+                )
+                .status,
+                200
+            );
+        } else {
+            assert_eq!(name, "copy.bin", "only identical bytes are deduplicated");
+        }
+        assert_eq!(
+            api.json(
+                "PUT",
+                &format!("/api/runs/{run}/artifacts/{id}"),
+                &json!({"category": cat})
+            )
+            .status,
+            200
+        );
+        ids.push(id);
+    }
+    let listed = api.ok(&format!("/api/runs/{run}/artifacts?name=big.bin"));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert_eq!(listed[0]["category"], "output");
+    let url = listed[0]["url"].as_str().expect("download url");
+    let r = api.http.get(url).send().expect("download");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.bytes().expect("bytes").as_ref(), bytes.as_slice());
+    let blob = dir
+        .path()
+        .join("blobs")
+        .join(&sum[0..2])
+        .join(&sum[2..4])
+        .join(&sum);
+    assert_eq!(
+        std::fs::read(blob).expect("blob"),
+        bytes,
+        "content-addressed by SHA-256"
+    );
+    let by_run = api.ok(&format!(
+        "/api/artifacts?runs={}",
+        urlencode(&json!([run]).to_string())
+    ));
+    assert_eq!(by_run["count"], 2);
+}
+
+#[test]
+fn silent_runs_become_lost_and_a_heartbeat_revives_them() {
+    let (_d, _server, api) = setup(&["--lost-check-secs", "0.1"]);
+    let quick = api.create_run(json!({"name": "quick", "heartbeat_timeout": 1}));
+    let patient = api.create_run(json!({"name": "patient"}));
+    let never = api.create_run(json!({"name": "never", "heartbeat_timeout": null}));
+    assert_eq!(
+        api.ok(&format!("/api/runs/{patient}"))["heartbeat_timeout"],
+        180
+    );
+    let hb = api.send("PUT", &format!("/api/runs/{quick}/heartbeat"), &[], None);
+    assert_eq!(hb.status, 200);
+    assert_eq!(hb.json()["abort"], false);
+    let t0 = Instant::now();
+    let lost = wait_for(Duration::from_secs(10), || {
+        (api.ok(&format!("/api/runs/{quick}"))["status"] == "lost").then_some(())
+    });
+    assert!(lost.is_some(), "not marked lost");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(800),
+        "marked lost too early: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(api.ok(&format!("/api/runs/{patient}"))["status"], "running");
+    assert_eq!(api.ok(&format!("/api/runs/{never}"))["status"], "running");
+    assert!(api.events(&quick).iter().any(|m| m.contains("marked lost")));
+    api.send("PUT", &format!("/api/runs/{quick}/heartbeat"), &[], None);
+    assert_eq!(api.ok(&format!("/api/runs/{quick}"))["status"], "running");
+    let filt = urlencode(&json!(["status == running"]).to_string());
+    assert_eq!(api.ok(&format!("/api/runs?filters={filt}"))["count"], 3);
+}
+
+#[test]
+fn abort_requests_reach_the_poll_and_aborting_alerts_trigger_them() {
+    let (_d, _server, api) = setup(&[]);
+    let run = api.create_run(json!({"name": "to-abort"}));
+    assert_eq!(api.ok(&format!("/api/runs/{run}/abort"))["status"], false);
+    assert_eq!(
+        api.json(
+            "PUT",
+            &format!("/api/runs/{run}/abort"),
+            &json!({"reason": "stop"})
+        )
+        .json()["status"],
+        true
+    );
+    assert_eq!(api.ok(&format!("/api/runs/{run}/abort"))["status"], true);
+    assert_eq!(
+        api.send("PUT", &format!("/api/runs/{run}/heartbeat"), &[], None)
+            .json()["abort"],
+        true
+    );
+
+    let run = api.create_run(json!({"name": "alerting"}));
+    let alert = json!({"name": "too-hot", "source": "metrics", "abort": true, "enabled": true, "notification": "none",
+                       "alert": {"rule": "is above", "metric": "temp", "threshold": 10.0, "window": 1, "frequency": 1, "aggregation": "average"}});
+    let id = api
+        .json("POST", "/api/alerts?deduplicate=True", &alert)
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let again = api.json("POST", "/api/alerts?deduplicate=True", &alert);
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["id"], id.as_str());
+    api.json("PUT", &format!("/api/runs/{run}"), &json!({"alerts": [id]}));
+    let status = || {
+        api.ok(&format!("/api/alerts/{id}/status/{run}"))["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(status(), "ok");
+    api.msgpack("/api/metrics", None, &points(&run, "temp", 0, 10, |_| 5.0));
+    assert_eq!(status(), "ok");
+    assert_eq!(api.ok(&format!("/api/runs/{run}/abort"))["status"], false);
+    api.msgpack(
+        "/api/metrics",
+        None,
+        &points(&run, "temp", 10, 600, |_| 50.0),
+    );
+    assert_eq!(status(), "critical");
+    assert_eq!(
+        api.ok(&format!("/api/runs/{run}/abort"))["status"],
+        true,
+        "an aborting alert requests the abort"
+    );
+    assert_eq!(
+        api.ok(&format!("/api/runs/{run}"))["alerts"][0]["status"],
+        "critical"
+    );
+    api.msgpack(
+        "/api/metrics",
+        None,
+        &points(&run, "temp", 700, 600, |_| 1.0),
+    );
+    assert_eq!(status(), "ok", "the window moved past the hot values");
+    let ev = api.events(&run);
+    assert!(
+        ev.iter()
+            .any(|m| m.contains("'too-hot' changed from ok to critical")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|m| m.contains("'too-hot' changed from critical to ok")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn metric_alert_aggregations_and_event_patterns() {
+    let (_d, _server, api) = setup(&[]);
+    // window 1 minute = 600 points at 0.1 s; each case logs 600 points.
+    let cases: [(&str, &str, Value, Vec<f64>, &str); 8] = [
+        (
+            "is above",
+            "average",
+            json!({"threshold": 5.0}),
+            vec![0.0, 20.0],
+            "critical",
+        ),
+        (
+            "is above",
+            "average",
+            json!({"threshold": 15.0}),
+            vec![0.0, 20.0],
+            "ok",
+        ),
+        (
+            "is above",
+            "sum",
+            json!({"threshold": 5000.0}),
+            vec![10.0],
+            "critical",
+        ),
+        (
+            "is above",
+            "at least one",
+            json!({"threshold": 15.0}),
+            vec![0.0, 0.0, 20.0],
+            "critical",
+        ),
+        (
+            "is above",
+            "all",
+            json!({"threshold": 15.0}),
+            vec![0.0, 20.0],
+            "ok",
+        ),
+        (
+            "is below",
+            "all",
+            json!({"threshold": 15.0}),
+            vec![0.0, 10.0],
+            "critical",
+        ),
+        (
+            "is inside range",
+            "at least one",
+            json!({"range_low": 4.0, "range_high": 6.0}),
+            vec![0.0, 5.0, 9.0],
+            "critical",
+        ),
+        (
+            "is outside range",
+            "all",
+            json!({"range_low": 4.0, "range_high": 6.0}),
+            vec![0.0, 5.0, 9.0],
+            "ok",
+        ),
+    ];
+    for (i, (rule, agg, extra, pattern, want)) in cases.iter().enumerate() {
+        let run = api.create_run(json!({"name": format!("agg-{i}")}));
+        let mut def =
+            json!({"rule": rule, "metric": "m", "aggregation": agg, "window": 1, "frequency": 1});
+        def.as_object_mut()
+            .expect("obj")
+            .extend(extra.as_object().expect("obj").clone());
+        let id = api
+            .json(
+                "POST",
+                "/api/alerts",
+                &json!({"name": format!("a{i}"), "source": "metrics", "alert": def}),
+            )
+            .json()["id"]
+            .clone();
+        api.json("PUT", &format!("/api/runs/{run}"), &json!({"alerts": [id]}));
+        api.msgpack(
+            "/api/metrics",
+            None,
+            &points(&run, "m", 0, 600, |s| pattern[s as usize % pattern.len()]),
+        );
+        let got = api.ok(&format!(
+            "/api/alerts/{}/status/{run}",
+            id.as_str().expect("id")
+        ));
+        assert_eq!(got["status"], *want, "{rule} / {agg} over {pattern:?}");
+    }
+    let run = api.create_run(json!({"name": "events"}));
+    let id = api.json("POST", "/api/alerts", &json!({"name": "diverged", "source": "events", "alert": {"pattern": "DIVERGED", "frequency": 1}})).json()["id"].clone();
+    api.json("PUT", &format!("/api/runs/{run}"), &json!({"alerts": [id]}));
+    let status = || {
+        api.ok(&format!(
+            "/api/alerts/{}/status/{run}",
+            id.as_str().expect("id")
+        ))["status"]
+            .clone()
+    };
+    let ev = |m: &str, t: f64| json!({"run": run, "events": [{"message": m, "log_level": "info", "timestamp": ts(t)}]});
+    api.msgpack("/api/events", None, &ev("all fine", 0.0));
+    assert_eq!(status(), "ok");
+    api.msgpack("/api/events", None, &ev("solver DIVERGED", 1.0));
+    assert_eq!(status(), "critical");
+    api.msgpack("/api/events", None, &ev("recovered", 200.0));
+    assert_eq!(status(), "ok");
+    let bad = api.json("POST", "/api/alerts", &json!({"name": "r", "source": "metrics", "alert": {"rule": "is inside range", "metric": "m", "range_low": 5, "range_high": 1}}));
+    assert_eq!(bad.status, 422);
+}
+
+#[test]
+fn acknowledged_data_survives_sigterm_and_sigkill_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tok = token(dir.path());
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = server.addr();
+    let api = Api::new(&server, &tok);
+    let run = api.create_run(json!({"name": "durable"}));
+    api.msgpack(
+        "/api/metrics",
+        Some("b-0"),
+        &points(&run, "x", 0, 1000, |i| i as f64),
+    );
+    assert!(server.terminate(), "graceful shutdown exits 0");
+    let mut server = Server::start_on(dir.path(), &addr, &[]);
+    assert_eq!(api.series(&run, "x", "step", None).len(), 1000);
+
+    // A client that resends every batch it has no answer for, with its key.
+    let batches: Vec<Value> = (1..200)
+        .map(|b| points(&run, "x", b * 1000, 1000, |i| i as f64))
+        .collect();
+    let sender = {
+        let batches = batches.clone();
+        let (base, tok) = (api.base.clone(), tok.clone());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client");
+            for (i, b) in batches.iter().enumerate() {
+                let body = rmp_serde::to_vec_named(b).expect("msgpack");
+                loop {
+                    let r = http
+                        .post(format!("{base}/api/metrics"))
+                        .bearer_auth(&tok)
+                        .header("Idempotency-Key", format!("b-{}", i + 1))
+                        .header("content-type", "application/msgpack")
+                        .body(body.clone())
+                        .send();
+                    if r.is_ok_and(|r| r.status().is_success()) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    let _server = Server::start_on(dir.path(), &addr, &[]);
+    sender.join().expect("sender");
+    let xs = api.series(&run, "x", "step", None);
+    assert_eq!(xs.len(), 200_000, "every point exactly once");
+    for (i, (s, v)) in xs.iter().enumerate() {
+        assert_eq!((s.as_i64(), *v), (Some(i as i64), Some(i as f64)));
+    }
+}
+
+#[test]
+fn long_series_read_back_downsampled_with_spikes() {
+    let (_d, _server, api) = setup(&[]);
+    let run = api.create_run(json!({"name": "long"}));
+    let n = 400_000i64;
+    for b in 0..(n / 50_000) {
+        let batch = points(&run, "y", b * 50_000, 50_000, |i| {
+            if i == 123_457 {
+                1e6
+            } else {
+                (i as f64 * 0.001).sin()
+            }
+        });
+        assert_eq!(api.msgpack("/api/metrics", None, &batch).status, 200);
+    }
+    for axis in ["step", "time", "timestamp"] {
+        let pts = api.series(&run, "y", axis, Some(2000));
+        assert!(
+            pts.len() <= 2000 && pts.len() >= 1000,
+            "{axis}: {} points",
+            pts.len()
+        );
+        assert!(pts.iter().any(|p| p.1 == Some(1e6)), "{axis}: spike lost");
+    }
+    let doc = api.ok(&format!("/api/runs/{run}"));
+    assert_eq!(doc["metrics"]["y"]["count"], n);
+    assert_eq!(doc["metrics"]["y"]["max"], 1e6);
+}
