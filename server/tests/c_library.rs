@@ -1,0 +1,457 @@
+//! The real C library against the real server: C programs built here with
+//! `cc` against `libsimtrack.so` report to a `simtrack server` started by the
+//! test; everything is read back through the API. Covers online runs, an
+//! offline run uploaded by `simtrack sync` (twice: nothing is sent twice), a
+//! server killed with SIGKILL mid-run (every point arrives exactly once),
+//! lost-run detection, the abort round trip and alerts firing and clearing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Api, Server, token, urlencode, wait_for};
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// The directory holding the `libsimtrack.so` built with this test binary.
+fn lib_dir() -> PathBuf {
+    let debug = common::bin().parent().expect("target/debug").to_path_buf();
+    for d in [debug.join("deps"), debug.clone()] {
+        if d.join("libsimtrack.so").is_file() {
+            return d;
+        }
+    }
+    panic!("libsimtrack.so not found next to {}", debug.display());
+}
+
+fn compile(src: &Path, out: &Path) {
+    let lib = lib_dir();
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c11",
+            "-D_POSIX_C_SOURCE=200809L",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+        ])
+        .arg(repo().join("include"))
+        .arg(src)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lsimtrack")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lm", "-o"])
+        .arg(out)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "compiling {} failed", src.display());
+}
+
+/// A server, a token, a working directory and the compiled programs.
+struct Rig {
+    dir: tempfile::TempDir,
+    server: Server,
+    api: Api,
+    token: String,
+}
+
+impl Rig {
+    fn new(extra: &[&str]) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let tok = token(&data);
+        let server = Server::start(&data, extra);
+        let api = Api::new(&server, &tok);
+        for (src, exe) in [
+            (repo().join("examples/c/heat.c"), "heat"),
+            (repo().join("server/tests/c/probe.c"), "probe"),
+        ] {
+            compile(&src, &dir.path().join(exe));
+        }
+        std::fs::create_dir_all(dir.path().join("work")).expect("workdir");
+        Rig {
+            dir,
+            server,
+            api,
+            token: tok,
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// A command for one of the compiled programs, configured for this
+    /// server (or offline with `online = false`) and isolated from any
+    /// user configuration.
+    fn program(&self, exe: &str, online: bool) -> Command {
+        let mut c = Command::new(self.path(exe));
+        c.current_dir(self.path("work"))
+            .env_clear()
+            .env("HOME", self.path("work"))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SIMTRACK_OFFLINE_DIR", self.path("spool"))
+            .env("SIMTRACK_FINISH_TIMEOUT", "60")
+            .env("SIMTRACK_ABORT_POLL", "0.2");
+        if online {
+            c.env("SIMTRACK_URL", &self.server.url)
+                .env("SIMTRACK_TOKEN", &self.token);
+        }
+        c
+    }
+
+    fn run(&self, exe: &str, online: bool, args: &[&str]) -> Output {
+        let out = self
+            .program(exe, online)
+            .args(args)
+            .output()
+            .expect("run program");
+        assert!(
+            out.status.success(),
+            "{exe} {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+fn steps_of(api: &Api, run: &str, metric: &str) -> Vec<(i64, f64)> {
+    api.series(run, metric, "step", None)
+        .into_iter()
+        .map(|(s, v)| (s.as_i64().expect("integer step"), v.expect("finite value")))
+        .collect()
+}
+
+/// Everything heat.c reported, read back through the API.
+fn check_heat_run(rig: &Rig, steps: i64) {
+    let api = &rig.api;
+    let run = api.run_by_name("heat-c");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let doc = api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert_eq!(doc["folder"], "/examples/c");
+    assert_eq!(doc["description"], "1-D explicit heat equation");
+    let mut tags: Vec<String> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t.as_str().unwrap_or("").to_owned())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["c", "example", "heat"]);
+    let md = &doc["metadata"];
+    assert_eq!(md["nx"], 64, "{md}");
+    assert_eq!(md["alpha"], 0.25);
+    assert_eq!(md["steps"], steps);
+    assert_eq!(md["scheme"], "FTCS");
+    assert_eq!(md["steps_done"], steps);
+    assert!(doc["endtime"].is_string() && doc["started"].is_string());
+    for metric in ["residual", "energy", "u_mid"] {
+        let pts = steps_of(api, &id, metric);
+        let got: Vec<i64> = pts.iter().map(|p| p.0).collect();
+        assert_eq!(
+            got,
+            (0..steps).collect::<Vec<_>>(),
+            "{metric}: every step exactly once"
+        );
+    }
+    // u_mid starts at 1 (inside the hot spot) and decays; energy never grows.
+    let energy = steps_of(api, &id, "energy");
+    assert!(
+        energy.windows(2).all(|w| w[1].1 <= w[0].1 + 1e-12),
+        "energy must not grow"
+    );
+    let events = api.events(&id);
+    assert!(
+        events
+            .iter()
+            .any(|m| m == "initialised a hot spot in the middle of the rod"),
+        "{events:?}"
+    );
+    for s in (0..steps).step_by(100) {
+        assert!(
+            events
+                .iter()
+                .any(|m| m.starts_with(&format!("step {s} residual"))),
+            "step {s} event missing: {events:?}"
+        );
+    }
+    // Files: byte-identical, in their categories.
+    let arts = api.ok(&format!("/api/runs/{id}/artifacts"));
+    let arts = arts.as_array().expect("array");
+    let expect = [
+        ("heat_input.nml", "input", rig.path("work/heat_input.nml")),
+        (
+            "heat_output.dat",
+            "output",
+            rig.path("work/heat_output.dat"),
+        ),
+        ("heat.c", "code", repo().join("examples/c/heat.c")),
+    ];
+    for (name, category, local) in expect {
+        let a = arts
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {arts:?}"));
+        assert_eq!(a["category"], category);
+        let bytes = api
+            .http
+            .get(a["url"].as_str().expect("url"))
+            .send()
+            .expect("download")
+            .bytes()
+            .expect("bytes");
+        assert_eq!(
+            bytes.as_ref(),
+            std::fs::read(&local).expect("local file").as_slice(),
+            "{name} differs"
+        );
+    }
+    // Alerts attached, evaluated (the heat run stays within both).
+    let alerts: Vec<(String, String)> = doc["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| {
+            (
+                a["alert"]["name"].as_str().unwrap_or("").to_owned(),
+                a["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        alerts.contains(&("residual-high".into(), "ok".into())),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts.contains(&("energy-range".into(), "ok".into())),
+        "{alerts:?}"
+    );
+    // Folder details.
+    let q = urlencode(&json!(["path == /examples/c"]).to_string());
+    let folders = api.ok(&format!("/api/folders?filters={q}"));
+    assert_eq!(
+        folders["data"][0]["metadata"]["owner"], "examples",
+        "{folders}"
+    );
+    assert_eq!(
+        folders["data"][0]["description"],
+        "Runs of the C heat example"
+    );
+}
+
+#[test]
+fn heat_example_online_reads_back_everything() {
+    let rig = Rig::new(&[]);
+    rig.run("heat", true, &["500", "."]);
+    check_heat_run(&rig, 500);
+}
+
+#[test]
+fn offline_run_is_uploaded_by_sync_exactly_once() {
+    let rig = Rig::new(&[]);
+    rig.run("heat", false, &["300", "."]);
+    let q = urlencode(&json!(["name == heat-c"]).to_string());
+    assert_eq!(
+        rig.api.ok(&format!("/api/runs?filters={q}"))["count"],
+        0,
+        "offline: nothing sent yet"
+    );
+    let sync = || {
+        Command::new(common::bin())
+            .args(["sync", "--cache"])
+            .arg(rig.path("spool"))
+            .current_dir(rig.path("work"))
+            .env("HOME", rig.path("work"))
+            .env("SIMTRACK_URL", &rig.server.url)
+            .env("SIMTRACK_TOKEN", &rig.token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("simtrack sync")
+    };
+    let first = sync();
+    let report = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        first.status.success(),
+        "sync failed: {report}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(report.contains("uploaded"), "{report}");
+    check_heat_run(&rig, 300);
+    let second = sync();
+    assert!(
+        second.status.success(),
+        "second sync failed: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("uploaded ("),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    assert_eq!(rig.api.ok(&format!("/api/runs?filters={q}"))["count"], 1);
+    check_heat_run(&rig, 300);
+}
+
+#[test]
+fn server_killed_mid_run_receives_every_point_exactly_once() {
+    let mut rig = Rig::new(&[]);
+    let addr = rig.server.addr();
+    let n: i64 = 1_500_000;
+    let mut child = rig
+        .program("probe", true)
+        .args(["points", "killed", &n.to_string(), "1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("probe");
+    let api = Api::new(&rig.server, &rig.token);
+    // Kill the server once some points have arrived, while the solver runs.
+    let started = wait_for(Duration::from_secs(20), || {
+        let q = urlencode(&json!(["name == killed"]).to_string());
+        let v = api.ok(&format!("/api/runs?filters={q}"));
+        let count = v["data"][0]["metrics"]["x"]["count"].as_i64().unwrap_or(0);
+        (count > 0).then_some(count)
+    });
+    assert!(started.is_some(), "no points arrived");
+    rig.server.kill9();
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the solver finished before the kill; make it longer"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    rig.server = Server::start_on(&rig.path("data"), &addr, &[]);
+    let out = child.wait_with_output().expect("probe output");
+    assert!(
+        out.status.success(),
+        "probe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = rig.api.run_by_name("killed");
+    let id = run["id"].as_str().expect("id");
+    assert_eq!(run["status"], "completed");
+    let pts = steps_of(&rig.api, id, "x");
+    assert_eq!(pts.len() as i64, n, "every point exactly once");
+    for (i, (s, v)) in pts.iter().enumerate() {
+        assert_eq!((*s, *v), (i as i64, 0.5 * i as f64), "point {i}");
+    }
+    let events = rig.api.events(id);
+    for k in (0..n).step_by(100_000) {
+        assert_eq!(
+            events
+                .iter()
+                .filter(|m| **m == format!("point {k}"))
+                .count(),
+            1,
+            "event point {k}"
+        );
+    }
+}
+
+#[test]
+fn crashed_solver_is_marked_lost() {
+    let rig = Rig::new(&["--lost-check-secs", "0.2"]);
+    let out = rig
+        .program("probe", true)
+        .env("SIMTRACK_HEARTBEAT_TIMEOUT", "1")
+        .args(["crash", "crashed"])
+        .output()
+        .expect("probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = rig.api.run_by_name("crashed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let lost = wait_for(Duration::from_secs(15), || {
+        (rig.api.ok(&format!("/api/runs/{id}"))["status"] == "lost").then_some(())
+    });
+    assert!(
+        lost.is_some(),
+        "status: {}",
+        rig.api.ok(&format!("/api/runs/{id}"))["status"]
+    );
+    assert_eq!(steps_of(&rig.api, &id, "x").len(), 10);
+}
+
+#[test]
+fn abort_from_the_api_reaches_the_solver_within_seconds() {
+    let rig = Rig::new(&[]);
+    let child = rig
+        .program("probe", true)
+        .args(["abort", "abortme"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("probe");
+    let id = wait_for(Duration::from_secs(20), || {
+        let q = urlencode(&json!(["name == abortme"]).to_string());
+        let v = rig.api.ok(&format!("/api/runs?filters={q}"));
+        v["data"][0]["id"].as_str().map(str::to_owned)
+    })
+    .expect("run created");
+    let t0 = Instant::now();
+    let r = rig.api.json(
+        "PUT",
+        &format!("/api/runs/{id}/abort"),
+        &json!({"reason": "test"}),
+    );
+    assert_eq!(r.status, 200);
+    let out = child.wait_with_output().expect("probe output");
+    let latency = t0.elapsed();
+    assert!(
+        out.status.success(),
+        "probe: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(latency < Duration::from_secs(10), "abort took {latency:?}");
+    let doc = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(doc["status"], "terminated");
+    assert!(
+        rig.api
+            .events(&id)
+            .iter()
+            .any(|m| m == "abort seen by the solver")
+    );
+}
+
+#[test]
+fn alert_fires_and_clears_on_a_metric_from_the_c_library() {
+    let rig = Rig::new(&[]);
+    rig.run("probe", true, &["alert", "alerting", "2000"]);
+    let run = rig.api.run_by_name("alerting");
+    let id = run["id"].as_str().expect("id");
+    let alert = run["alerts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["alert"]["name"] == "temp-high"))
+        .cloned();
+    let alert: Value = alert.unwrap_or_else(|| panic!("temp-high not attached: {run}"));
+    assert_eq!(alert["status"], "ok", "cleared at the end");
+    let events = rig.api.events(id);
+    assert!(
+        events
+            .iter()
+            .any(|m| m.contains("'temp-high' changed from ok to critical")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|m| m.contains("'temp-high' changed from critical to ok")),
+        "{events:?}"
+    );
+}
