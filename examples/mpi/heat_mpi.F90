@@ -8,29 +8,39 @@
 ! value every rank holds is logged (rank 0's call records it). Rank 0's
 ! abort_requested flag is broadcast so that all ranks stop together.
 !
+! MPI bindings: `use mpi_f08` where the MPI library ships that module for the
+! compiler at hand; otherwise (e.g. LLVM flang with a distribution OpenMPI,
+! whose modules are gfortran's) the same code compiles against 'mpif.h' with
+! -DSIMTRACK_MPIF_H. Every call therefore passes `ierr`, valid in both.
+!
 ! Build and run (simtrack installed with the same Fortran compiler as mpif90):
-!   mpif90 heat_mpi.f90 $(pkg-config --cflags --libs simtrack-fortran) -o heat_mpi
+!   mpif90 heat_mpi.F90 $(pkg-config --cflags --libs simtrack-fortran) -o heat_mpi
 !   mpirun -np 4 ./heat_mpi
 ! or, in this repository: cmake -S . -B build && cmake --build build &&
 !   ctest --test-dir build -R example_mpi
 program heat_mpi
   use, intrinsic :: iso_fortran_env, only: real64
+#ifndef SIMTRACK_MPIF_H
   use mpi_f08
+#endif
   use simtrack
   implicit none
+#ifdef SIMTRACK_MPIF_H
+  include 'mpif.h'
+#endif
 
   integer, parameter :: nx_global = 4000, nsteps = 2000, check_abort_every = 50
   real(real64), parameter :: cfl = 0.4_real64, alpha = 1.0_real64
   type(simtrack_run) :: run
   real(real64), allocatable :: u(:), u_new(:)
   real(real64) :: dx, dt, local(2), global(2)
-  integer :: rank, nranks, nx, first, i, it, left, right, ig
+  integer :: rank, nranks, nx, first, i, it, left, right, ig, ierr
   logical :: stop_now
   character(len=64) :: metadata
 
-  call MPI_Init()
-  call MPI_Comm_rank(MPI_COMM_WORLD, rank)
-  call MPI_Comm_size(MPI_COMM_WORLD, nranks)
+  call MPI_Init(ierr)
+  call MPI_Comm_rank(MPI_COMM_WORLD, rank, ierr)
+  call MPI_Comm_size(MPI_COMM_WORLD, nranks, ierr)
 
   ! Block decomposition with one ghost cell on each side: u(0) and u(nx + 1).
   nx = nx_global / nranks
@@ -61,9 +71,9 @@ program heat_mpi
   stop_now = .false.
   do it = 1, nsteps
     call MPI_Sendrecv(u(1), 1, MPI_DOUBLE_PRECISION, left, 0, u(nx + 1), 1, &
-                      MPI_DOUBLE_PRECISION, right, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE)
+                      MPI_DOUBLE_PRECISION, right, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE, ierr)
     call MPI_Sendrecv(u(nx), 1, MPI_DOUBLE_PRECISION, right, 1, u(0), 1, &
-                      MPI_DOUBLE_PRECISION, left, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE)
+                      MPI_DOUBLE_PRECISION, left, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE, ierr)
     do i = 1, nx
       ! The bar's two ends are held at 0 (Dirichlet).
       if ((rank == 0 .and. i == 1) .or. (rank == nranks - 1 .and. i == nx)) cycle
@@ -73,14 +83,14 @@ program heat_mpi
     local(2) = sum(u_new(1:nx)) * dx
     u(1:nx) = u_new(1:nx)
 
-    call MPI_Allreduce(local(1), global(1), 1, MPI_DOUBLE_PRECISION, MPI_MAX, MPI_COMM_WORLD)
-    call MPI_Allreduce(local(2), global(2), 1, MPI_DOUBLE_PRECISION, MPI_SUM, MPI_COMM_WORLD)
+    call MPI_Allreduce(local(1), global(1), 1, MPI_DOUBLE_PRECISION, MPI_MAX, MPI_COMM_WORLD, ierr)
+    call MPI_Allreduce(local(2), global(2), 1, MPI_DOUBLE_PRECISION, MPI_SUM, MPI_COMM_WORLD, ierr)
     call run%log('residual', global(1), step=it)
     call run%log('energy', global(2), step=it)
 
     if (mod(it, check_abort_every) == 0) then
       stop_now = run%abort_requested()
-      call MPI_Bcast(stop_now, 1, MPI_LOGICAL, 0, MPI_COMM_WORLD)
+      call MPI_Bcast(stop_now, 1, MPI_LOGICAL, 0, MPI_COMM_WORLD, ierr)
       if (stop_now) then
         call run%event('abort requested: stopping at step ' // itoa(it))
         call run%set_status('terminated')
@@ -92,7 +102,7 @@ program heat_mpi
   call run%finish()
   if (rank == 0) write (*, '(a,i0,a,i0,a,es10.3,a,es10.3)') 'heat_mpi: ', nranks, ' ranks, ', &
     min(it, nsteps), ' steps, residual ', global(1), ', energy ', global(2)
-  call MPI_Finalize()
+  call MPI_Finalize(ierr)
 
 contains
 

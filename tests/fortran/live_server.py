@@ -118,13 +118,20 @@ def scenario_lifecycle(server, _out):
     check("input" in categories and "code" in categories, f"saved files {categories}")
     alerts = sorted(a["alert"]["name"] for a in run.get("alerts", []))
     check(alerts == ["energy-range", "residual-high"], f"alerts {alerts}")
+    folders = server.get("/folders", filters=["path == /tests/fortran"], count=100, start=0)["data"]
+    check(len(folders) == 1, "folder /tests/fortran exists")
+    if folders:
+        folder = folders[0]
+        check(folder.get("description") == "Fortran module tests", "folder description")
+        check(folder.get("tags") == ["ci"], f"folder tags {folder.get('tags')}")
+        check((folder.get("metadata") or {}).get("owner") == "ci", "folder metadata")
     one_run(server, "fortran-scoped")
 
 
 def scenario_mpi(server, out):
     run = one_run(server, "heat-1d-mpi")
     residual = server.metric(run["id"], "residual")
-    match = re.search(r"heat_mpi: (\d+) ranks, (\d+) steps, residual\s+(\S+)", out)
+    match = re.search(r"heat_mpi: (\d+) ranks, (\d+) steps, residual\s+([^,\s]+)", out)
     check(match is not None, "heat_mpi printed its summary")
     steps = int(match.group(2))
     check([s for s, _ in residual] == list(range(1, steps + 1)),
