@@ -17,6 +17,7 @@ pub mod config;
 pub mod context;
 pub mod delivery;
 pub mod error;
+mod exit;
 pub mod ffi;
 pub mod record;
 pub mod run;

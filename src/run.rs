@@ -191,7 +191,10 @@ impl Run {
             )
         })?;
         spool.append(&Record::Create(spec))?;
-        let shared = Arc::new(Shared::new(config.memory_cap_bytes));
+        let shared = Arc::new(Shared::new(
+            config.memory_cap_bytes,
+            config.mode == Mode::Online,
+        ));
         let timing = Timing {
             heartbeat_interval: config.heartbeat_interval,
             abort_poll: config.abort_poll,
@@ -219,6 +222,7 @@ impl Run {
                 }
             }
         }
+        crate::exit::track(&shared);
         Ok(Run {
             id,
             live: Some(Live {

@@ -178,10 +178,12 @@ pub(crate) struct Shared {
     pub stop_sender: AtomicBool,
     /// Buffered points at which `log` waits for the writer.
     pub cap_points: usize,
+    /// Whether a sender ships the spool (online runs).
+    pub online: bool,
 }
 
 impl Shared {
-    pub fn new(cap_bytes: usize) -> Self {
+    pub fn new(cap_bytes: usize, online: bool) -> Self {
         // Two buffers exist at once (the one filling, the one being written);
         // together they may use half the cap, leaving the rest for encoding
         // and the rest of the library.
@@ -198,6 +200,7 @@ impl Shared {
             abort: AtomicBool::new(false),
             stop_sender: AtomicBool::new(false),
             cap_points,
+            online,
         }
     }
 
@@ -212,6 +215,30 @@ impl Shared {
             self.wake_writer.notify_one();
             while pending.points.len() >= self.cap_points && !self.progress.lock().writer_done {
                 self.drained.wait_for(pending, Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Asks the writer to spool everything buffered and waits for it (and,
+    /// if a sender is running, for the server's acknowledgement) until
+    /// `deadline`. For the exit handler; a finished run returns at once.
+    pub fn flush_at_exit(&self, deadline: Instant) {
+        let generation = {
+            let mut p = self.pending.lock();
+            p.flush_requested += 1;
+            p.flush_requested
+        };
+        self.wake_writer.notify_one();
+        let mut p = self.progress.lock();
+        while !(p.writer_done || p.flushed >= generation) {
+            if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
+                return;
+            }
+        }
+        let target = p.written;
+        while self.online && !p.sender_done && !p.send_blocked && p.acked < target {
+            if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
+                return;
             }
         }
     }

@@ -359,3 +359,17 @@ fn process_cpu_and_memory_are_sampled_as_resources_metrics() {
         "{cpu:?}"
     );
 }
+
+#[test]
+fn exiting_without_finish_still_spools_every_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/no_finish.c")],
+        &tmp.path().join("no_finish"),
+        Linkage::Shared,
+    );
+    let out = offline_cmd(&exe, tmp.path()).output().unwrap();
+    let id = check_output(&out, "no_finish").trim().to_owned();
+    let entries = read_run(tmp.path(), &id);
+    assert_eq!(points_of(&entries, "x").len(), 12_345);
+}
