@@ -11,30 +11,53 @@ use common::*;
 use simtrack::record::{Category, Record, RunStatus};
 use simtrack::spool::{RunDir, SpoolReader};
 
-fn heat_lifecycle(linkage: Linkage) {
-    let tmp = tempfile::tempdir().unwrap();
-    let exe = compile_c(
-        &[&repo().join("examples/c/heat.c")],
-        &tmp.path().join("heat"),
-        linkage,
-    );
-    let work = tmp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let out = offline_cmd(&exe, tmp.path())
-        .arg("300")
-        .arg(&work)
-        .output()
-        .unwrap();
-    let stdout = check_output(&out, "heat");
-    let id = stdout
+/// The C heat example, compiled into a temporary directory that also holds
+/// its offline spool and its working directory.
+struct Heat {
+    tmp: tempfile::TempDir,
+    exe: std::path::PathBuf,
+    work: std::path::PathBuf,
+}
+
+impl Heat {
+    fn new(linkage: Linkage) -> Heat {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = compile_c(
+            &[&repo().join("examples/c/heat.c")],
+            &tmp.path().join("heat"),
+            linkage,
+        );
+        let work = tmp.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        Heat { tmp, exe, work }
+    }
+
+    fn offline(&self) -> &std::path::Path {
+        self.tmp.path()
+    }
+
+    /// `heat <steps> <workdir>`, offline, with a clean environment.
+    fn cmd(&self, steps: u32) -> std::process::Command {
+        let mut cmd = offline_cmd(&self.exe, self.offline());
+        cmd.arg(steps.to_string()).arg(&self.work);
+        cmd
+    }
+}
+
+/// The run id from heat's last line, `run <id> finished after ...`.
+fn heat_run_id(stdout: &str) -> String {
+    let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("run "))
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    let entries = read_run(tmp.path(), &id);
+        .expect("heat printed its run");
+    line.split(' ').next().unwrap().to_owned()
+}
+
+fn heat_lifecycle(linkage: Linkage) {
+    let heat = Heat::new(linkage);
+    let id = heat_run_id(&check_output(&heat.cmd(300).output().unwrap(), "heat"));
+    let entries = read_run(heat.offline(), &id);
+    let (tmp, work) = (heat.offline(), &heat.work);
 
     let Record::Create(spec) = &entries[0].record else {
         panic!("first record is not the run")
@@ -71,7 +94,7 @@ fn heat_lifecycle(linkage: Linkage) {
     let cats: Vec<Category> = files.iter().map(|f| f.category).collect();
     assert_eq!(cats, [Category::Input, Category::Code, Category::Output]);
     let input = std::fs::read(work.join("heat_input.nml")).unwrap();
-    let spooled = std::fs::read(tmp.path().join("runs").join(&id).join(&files[0].stored)).unwrap();
+    let spooled = std::fs::read(tmp.join("runs").join(&id).join(&files[0].stored)).unwrap();
     assert_eq!(input, spooled, "the saved input is byte-identical");
     assert_eq!(files[0].size, input.len() as u64);
 
@@ -230,54 +253,30 @@ fn kill_minus_nine_keeps_everything_flushed_and_a_torn_tail_is_skipped() {
 
 #[test]
 fn disabled_mode_and_non_zero_mpi_ranks_get_no_op_handles() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exe = compile_c(
-        &[&repo().join("examples/c/heat.c")],
-        &tmp.path().join("heat"),
-        Linkage::Shared,
-    );
-    let work = tmp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
+    let heat = Heat::new(Linkage::Shared);
+    let runs = heat.offline().join("runs");
     for env in [("SIMTRACK_MODE", "disabled"), ("OMPI_COMM_WORLD_RANK", "3")] {
-        let out = offline_cmd(&exe, tmp.path())
-            .env(env.0, env.1)
-            .arg("50")
-            .arg(&work)
-            .output()
-            .unwrap();
-        check_output(&out, "heat");
-        assert!(!tmp.path().join("runs").exists(), "{env:?} recorded a run");
+        check_output(&heat.cmd(50).env(env.0, env.1).output().unwrap(), "heat");
+        assert!(!runs.exists(), "{env:?} recorded a run");
     }
     // With SIMTRACK_RANKS=all, rank 3 reports too.
-    let out = offline_cmd(&exe, tmp.path())
+    let out = heat
+        .cmd(50)
         .env("OMPI_COMM_WORLD_RANK", "3")
         .env("SIMTRACK_RANKS", "all")
-        .arg("50")
-        .arg(&work)
         .output()
         .unwrap();
     check_output(&out, "heat");
-    assert_eq!(
-        std::fs::read_dir(tmp.path().join("runs")).unwrap().count(),
-        1
-    );
+    assert_eq!(std::fs::read_dir(runs).unwrap().count(), 1);
 }
 
 #[test]
 fn bad_configuration_fails_init_with_a_message() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exe = compile_c(
-        &[&repo().join("examples/c/heat.c")],
-        &tmp.path().join("heat"),
-        Linkage::Shared,
-    );
-    let work = tmp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let out = offline_cmd(&exe, tmp.path())
+    let heat = Heat::new(Linkage::Shared);
+    let out = heat
+        .cmd(10)
         .env("SIMTRACK_URL", "localhost:8800")
         .env("SIMTRACK_TOKEN", "x")
-        .arg("10")
-        .arg(&work)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -323,29 +322,14 @@ fn length_taking_entry_points_trim_fortran_padding() {
 
 #[test]
 fn process_cpu_and_memory_are_sampled_as_resources_metrics() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exe = compile_c(
-        &[&repo().join("examples/c/heat.c")],
-        &tmp.path().join("heat"),
-        Linkage::Shared,
-    );
-    let work = tmp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let out = offline_cmd(&exe, tmp.path())
+    let heat = Heat::new(Linkage::Shared);
+    let out = heat
+        .cmd(200_000)
         .env("SIMTRACK_RESOURCES_INTERVAL", "0.01")
-        .arg("200000")
-        .arg(&work)
         .output()
         .unwrap();
-    let stdout = check_output(&out, "heat");
-    let id = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run "))
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap();
-    let entries = read_run(tmp.path(), id);
+    let id = heat_run_id(&check_output(&out, "heat"));
+    let entries = read_run(heat.offline(), &id);
     let mem = points_of(&entries, "resources/cpu.usage.memory");
     assert!(!mem.is_empty(), "memory sampled");
     assert!(

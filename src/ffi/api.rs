@@ -339,6 +339,40 @@ pub unsafe extern "C" fn simtrack_alert(
     window: f64,
     threshold: f64,
 ) -> Status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        define_alert(
+            run,
+            name,
+            rule,
+            metric,
+            frequency,
+            window,
+            (threshold, threshold),
+            false,
+        )
+    }
+}
+
+/// The shared body of `simtrack_alert` (threshold rules) and
+/// `simtrack_alert_range` (range rules).
+///
+/// # Safety
+/// As `simtrack_alert`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors the C signatures it serves"
+)]
+unsafe fn define_alert(
+    run: *mut Handle,
+    name: *const c_char,
+    rule: *const c_char,
+    metric: *const c_char,
+    frequency: f64,
+    window: f64,
+    (low, high): (f64, f64),
+    range: bool,
+) -> Status {
     guard(|| {
         // SAFETY: per the contract.
         let (run, name, rule, metric) = unsafe {
@@ -350,17 +384,22 @@ pub unsafe extern "C" fn simtrack_alert(
             )
         };
         let rule = AlertRule::parse(rule)?;
-        if !rule.is_threshold() {
+        if rule.is_threshold() == range {
+            let (call, rules) = if range {
+                (
+                    "simtrack_alert_range",
+                    "\"is inside range\" or \"is outside range\"",
+                )
+            } else {
+                ("simtrack_alert", "\"is above\" or \"is below\"")
+            };
             return Err(Error::new(
                 Status::InvalidRule,
-                format!(
-                    "simtrack_alert takes \"is above\" or \"is below\", not {:?}; use simtrack_alert_range",
-                    rule.as_str()
-                ),
+                format!("{call} takes {rules}, not {:?}", rule.as_str()),
             ));
         }
         run.alert(AlertSpec::new(
-            name, rule, metric, frequency, window, threshold, threshold,
+            name, rule, metric, frequency, window, low, high,
         )?)
     })
 }
@@ -381,30 +420,19 @@ pub unsafe extern "C" fn simtrack_alert_range(
     low: f64,
     high: f64,
 ) -> Status {
-    guard(|| {
-        // SAFETY: per the contract.
-        let (run, name, rule, metric) = unsafe {
-            (
-                borrow(run)?,
-                req_str(name, "name")?,
-                req_str(rule, "rule")?,
-                req_str(metric, "metric")?,
-            )
-        };
-        let rule = AlertRule::parse(rule)?;
-        if rule.is_threshold() {
-            return Err(Error::new(
-                Status::InvalidRule,
-                format!(
-                    "simtrack_alert_range takes \"is inside range\" or \"is outside range\", not {:?}",
-                    rule.as_str()
-                ),
-            ));
-        }
-        run.alert(AlertSpec::new(
-            name, rule, metric, frequency, window, low, high,
-        )?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        define_alert(
+            run,
+            name,
+            rule,
+            metric,
+            frequency,
+            window,
+            (low, high),
+            true,
+        )
+    }
 }
 
 /// Sets the description, tags and metadata of `folder` (created if needed).
