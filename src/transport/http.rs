@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Value, json};
@@ -32,8 +32,10 @@ const MAX_ITEMS: usize = 16_000;
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: Client,
-    /// Client for artifact storage URLs: no Authorization header.
-    storage: Client,
+    /// `Bearer <token>`, added to API requests only: storage URLs carry
+    /// their own credentials and must not see the token.
+    auth: HeaderValue,
+    timeout: Duration,
     /// `<server>/api`.
     api: String,
     /// `<scheme>://<host>[:port]`, for storage URLs given as paths.
@@ -55,18 +57,7 @@ impl HttpTransport {
             )
         })?;
         auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        let client = Self::builder(config)?
-            .default_headers(headers)
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    Status::Config,
-                    format!("cannot set up the HTTP client: {e}"),
-                )
-            })?;
-        let storage = Self::builder(config)?.timeout(None).build().map_err(|e| {
+        let client = Self::builder(config)?.build().map_err(|e| {
             Error::new(
                 Status::Config,
                 format!("cannot set up the HTTP client: {e}"),
@@ -86,7 +77,8 @@ impl HttpTransport {
         };
         Ok(HttpTransport {
             client,
-            storage,
+            auth,
+            timeout: config.request_timeout,
             api,
             origin,
         })
@@ -119,6 +111,7 @@ impl HttpTransport {
     }
 
     fn send(&self, req: RequestBuilder, key: Option<&str>) -> Result<Response, SendError> {
+        let req = req.header(AUTHORIZATION, self.auth.clone());
         let req = match key {
             Some(k) => req.header(IDEMPOTENCY_HEADER, k),
             None => req,
@@ -333,9 +326,12 @@ impl HttpTransport {
                     file.name
                 ),
             })?;
+            // As the reference client: the request timeout plus a second per MB.
+            let timeout = self.timeout + Duration::from_secs(file.size / 1_000_000);
             let resp = self
-                .storage
+                .client
                 .put(&url)
+                .timeout(timeout)
                 .body(body)
                 .send()
                 .map_err(|e| SendError::Retry {
