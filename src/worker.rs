@@ -490,6 +490,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
     let mut retry_at: Option<Instant> = None;
     let mut warned = false;
     let mut reported = courier.state().rejected.len();
+    let mut stalled = false;
     loop {
         if shared.stop_sender.load(Ordering::Acquire) {
             return;
@@ -497,10 +498,12 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
         let now = Instant::now();
         if retry_at.is_none_or(|t| now >= t) {
             retry_at = None;
+            let before = courier.state().acked;
             let outcome = courier.pump(Some(now + Duration::from_millis(250)), &|| {
                 shared.stop_sender.load(Ordering::Acquire)
             });
             let acked = courier.state().acked;
+            stalled = acked == before;
             // Records the server refused for good are skipped; say so once each.
             for refused in &courier.state().rejected[reported..] {
                 eprintln!(
@@ -543,17 +546,17 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
             }
         }
         let now = Instant::now();
-        if now >= next_poll || now >= next_heartbeat {
+        // Heartbeats and abort polls start once the run exists on the server.
+        let created = courier.state().server_run_id.is_some();
+        if created && (now >= next_poll || now >= next_heartbeat) {
             let beat = now >= next_heartbeat;
             if courier.heartbeat_and_poll(beat) == Some(true) {
                 shared.abort.store(true, Ordering::Release);
             }
-            if courier.state().server_run_id.is_some() {
-                if beat {
-                    next_heartbeat = now + timing.heartbeat_interval;
-                }
-                next_poll = now + timing.abort_poll;
+            if beat {
+                next_heartbeat = now + timing.heartbeat_interval;
             }
+            next_poll = now + timing.abort_poll;
         }
         // Sleep until there is something to send or a timer is due.
         let mut p = shared.progress.lock();
@@ -561,11 +564,18 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
         if p.writer_done && caught_up {
             return;
         }
-        let mut wake = next_poll.min(next_heartbeat);
+        let mut wake = if created {
+            next_poll.min(next_heartbeat)
+        } else {
+            now + Duration::from_millis(500)
+        };
         if let Some(t) = retry_at {
             wake = wake.min(t);
-        } else if !caught_up {
+        } else if !caught_up && !stalled {
             continue;
+        } else if !caught_up {
+            // The spool ends in a frame still being written: look again soon.
+            wake = wake.min(now + Duration::from_millis(20));
         }
         let timeout = wake
             .saturating_duration_since(Instant::now())
