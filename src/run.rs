@@ -140,7 +140,7 @@ struct Live {
     final_status: Mutex<Option<RunStatus>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Held while the run is being written; released at finish.
-    _lock: std::fs::File,
+    _lock: Option<std::fs::File>,
 }
 
 impl Run {
@@ -181,15 +181,10 @@ impl Run {
         };
         let dir = RunDir::new(runs_dir(&config.offline_dir).join(&id));
         let mut spool = SpoolWriter::create(&dir)?;
-        let lock = dir.try_lock()?.ok_or_else(|| {
-            Error::new(
-                Status::Io,
-                format!(
-                    "spool directory {} is locked by another process",
-                    dir.root.display()
-                ),
-            )
-        })?;
+        // The lock only keeps `simtrack sync` off a live run; on a file
+        // system without locks (some parallel file systems) the run goes on
+        // without it rather than fail.
+        let lock = dir.try_lock().ok().flatten();
         spool.append(&Record::Create(spec))?;
         let shared = Arc::new(Shared::new(
             config.memory_cap_bytes,
