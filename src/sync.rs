@@ -74,15 +74,15 @@ impl fmt::Display for RunReport {
 /// How a sync behaves.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// How long one run may keep failing transiently before it is left for
-    /// the next sync.
+    /// How long one run may keep failing transiently before it, and every
+    /// run after it, is left for the next sync.
     pub run_patience: Duration,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            run_patience: Duration::from_secs(60),
+            run_patience: Duration::from_secs(30),
         }
     }
 }
@@ -139,6 +139,7 @@ pub fn sync_with<T: Transport + Clone>(
     }
 
     let mut reports = Vec::new();
+    // Why the server cannot take anything more in this sync, once known.
     let mut refused: Option<String> = None;
     for run in list_runs(&config.offline_dir)? {
         let mut report = RunReport {
@@ -182,6 +183,9 @@ pub fn sync_with<T: Transport + Clone>(
                 }
                 Pumped::Backoff { retry_in, message } => {
                     if Instant::now() + retry_in > give_up {
+                        // The server stayed away for a whole run's patience:
+                        // the other runs are left for the next sync too.
+                        refused = Some(message.clone());
                         break Outcome::Incomplete(message);
                     }
                     std::thread::sleep(retry_in);

@@ -250,3 +250,71 @@ fn requests_carry_the_token_and_nan_and_infinities_arrive_as_such() {
         }
     }
 }
+
+#[test]
+fn sync_with_the_server_away_gives_up_quickly_and_delivers_next_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{addr}");
+    let offline = config(
+        "http://unused.invalid",
+        tmp.path(),
+        &[("SIMTRACK_MODE", "offline")],
+    );
+    for _ in 0..3 {
+        let run = start(&offline);
+        log_steps(&run, 0, 100);
+        run.finish().unwrap();
+    }
+    let cfg = config(&url, tmp.path(), &[]);
+    let patience = SyncOptions {
+        run_patience: Duration::from_millis(300),
+    };
+    let t0 = Instant::now();
+    let reports = sync(&cfg, &patience).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "sync took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(reports.len(), 3);
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Incomplete(_)))
+    );
+    assert!(!simtrack::sync::all_delivered(&reports));
+
+    let ep = Endpoint::start_on(&addr.to_string());
+    let reports = sync(&cfg, &patience).unwrap();
+    assert!(
+        reports.iter().all(|r| r.outcome == Outcome::Uploaded),
+        "{reports:?}"
+    );
+    assert_eq!(ep.state.lock().points.len(), 300);
+}
+
+#[test]
+fn two_syncs_never_run_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config("http://127.0.0.1:9", tmp.path(), &[]);
+    std::fs::create_dir_all(tmp.path()).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(tmp.path().join("sync.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let err = sync(&cfg, &SyncOptions::default()).unwrap_err();
+    assert!(
+        err.message.contains("another simtrack sync is running"),
+        "{}",
+        err.message
+    );
+    drop(held);
+    assert!(sync(&cfg, &SyncOptions::default()).unwrap().is_empty());
+}
