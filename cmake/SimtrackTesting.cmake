@@ -1,7 +1,7 @@
 # Helpers for simtrack's own tests and examples.
 #
 # simtrack_add_test(NAME <name> COMMAND <cmd>... [EXPECT_STDERR_LINES <n>]
-#                   [EXPECT_STDOUT <regex>] [EXPECT_RUNS <n>])
+#                   [EXPECT_STDOUT <regex>] [EXPECT_RUNS <n>] [ENV <var=value>...])
 # runs <cmd> through cmake/SimtrackRunTest.cmake in its own working directory,
 # offline, with its own empty spool (nothing reaches ~/.cache or a server the
 # developer has configured), and checks what was asked.
@@ -9,7 +9,7 @@
 set(SIMTRACK_RUN_TEST "${CMAKE_CURRENT_LIST_DIR}/SimtrackRunTest.cmake")
 
 function(simtrack_add_test)
-    cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME;EXPECT_STDERR_LINES;EXPECT_STDOUT;EXPECT_RUNS" "COMMAND")
+    cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME;EXPECT_STDERR_LINES;EXPECT_STDOUT;EXPECT_RUNS" "COMMAND;ENV")
     set(work "${CMAKE_CURRENT_BINARY_DIR}/work/${arg_NAME}")
     set(spool "${CMAKE_CURRENT_BINARY_DIR}/spool/${arg_NAME}")
     file(MAKE_DIRECTORY "${work}")
@@ -26,6 +26,9 @@ function(simtrack_add_test)
     set_tests_properties(${arg_NAME} PROPERTIES
         ENVIRONMENT_MODIFICATION
         "SIMTRACK_URL=unset:;SIMTRACK_TOKEN=unset:;SIMTRACK_CONFIG=unset:;SIMTRACK_RANKS=unset:;SIMTRACK_MODE=set:offline;SIMTRACK_OFFLINE_DIR=set:${spool}")
+    if(arg_ENV)
+        set_property(TEST ${arg_NAME} APPEND PROPERTY ENVIRONMENT ${arg_ENV})
+    endif()
 endfunction()
 
 # simtrack_add_live_test(NAME <name> SCENARIO <scenario> [OFFLINE_THEN_SYNC]
