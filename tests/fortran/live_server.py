@@ -140,6 +140,10 @@ def scenario_mpi(server, out):
     check(residual and abs(residual[-1][1] - last) <= 1e-3 * abs(last),
           f"last residual {residual[-1][1] if residual else None} is the reduced {last}")
     check(run["metadata"].get("ranks") == int(match.group(1)), "metadata ranks")
+    timing = re.search(r"other ranks at most\s+(\S+) s", out)
+    check(timing is not None and float(timing.group(1)) < 0.5,
+          "ranks with no-op handles spent < 0.5 s in simtrack calls "
+          f"({timing.group(1) if timing else '?'} s)")
 
 
 def main():
