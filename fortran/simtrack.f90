@@ -84,7 +84,7 @@ contains
     integer(c_int32_t) :: status
 
     if (c_associated(this%handle)) then
-      call fail_with(SIMTRACK_STATUS_INVALID_ARGUMENT, 'init', &
+      call fail_with(SIMTRACK_STATUS_INVALID_ARGUMENT, 'run%init', &
                      'run is already initialised; call finish first', stat, errmsg)
       return
     end if
@@ -95,7 +95,7 @@ contains
     call to_c(folder, c_folder)
     status = c_simtrack_init(ptr(c_name), ptr(c_meta), ptr(c_tags), ptr(c_desc), &
                              ptr(c_folder), this%handle)
-    call check(status, 'init', stat, errmsg)
+    call check(status, 'run%init', stat, errmsg)
   end subroutine run_init
 
   !> Logs `value` of metric `name` (real64).
@@ -111,7 +111,7 @@ contains
     status = c_simtrack_log_n(this%handle, name, len(name, kind=c_size_t), &
                               real(value, c_double), step64(step))
     if (present(stat)) stat = status
-    if (status /= SIMTRACK_STATUS_OK) call report(status, 'log', present(stat), errmsg)
+    if (status /= SIMTRACK_STATUS_OK) call report(status, 'run%log', present(stat), errmsg)
   end subroutine log_real64
 
   !> Logs `value` of metric `name` (real32, widened to real64).
@@ -127,7 +127,7 @@ contains
     status = c_simtrack_log_n(this%handle, name, len(name, kind=c_size_t), &
                               real(value, c_double), step64(step))
     if (present(stat)) stat = status
-    if (status /= SIMTRACK_STATUS_OK) call report(status, 'log', present(stat), errmsg)
+    if (status /= SIMTRACK_STATUS_OK) call report(status, 'run%log', present(stat), errmsg)
   end subroutine log_real32
 
   !> Logs `value` of metric `name` (int32, stored as a real64).
@@ -143,7 +143,7 @@ contains
     status = c_simtrack_log_n(this%handle, name, len(name, kind=c_size_t), &
                               real(value, c_double), step64(step))
     if (present(stat)) stat = status
-    if (status /= SIMTRACK_STATUS_OK) call report(status, 'log', present(stat), errmsg)
+    if (status /= SIMTRACK_STATUS_OK) call report(status, 'run%log', present(stat), errmsg)
   end subroutine log_int32
 
   !> Logs `value` of metric `name` (int64, stored as a real64: exact up to 2**53).
@@ -159,7 +159,7 @@ contains
     status = c_simtrack_log_n(this%handle, name, len(name, kind=c_size_t), &
                               real(value, c_double), step64(step))
     if (present(stat)) stat = status
-    if (status /= SIMTRACK_STATUS_OK) call report(status, 'log', present(stat), errmsg)
+    if (status /= SIMTRACK_STATUS_OK) call report(status, 'run%log', present(stat), errmsg)
   end subroutine log_int64
 
   !> Logs `values(i)` of metric `names(i)` for every i, all at the same step.
@@ -174,13 +174,13 @@ contains
     integer(c_int32_t) :: status
 
     if (size(names) /= size(values)) then
-      call fail_with(SIMTRACK_STATUS_INVALID_ARGUMENT, 'log_many', &
+      call fail_with(SIMTRACK_STATUS_INVALID_ARGUMENT, 'run%log_many', &
                      'names and values differ in size', stat, errmsg)
       return
     end if
     status = c_simtrack_log_many_fixed(this%handle, size(values, kind=c_size_t), names, &
                                        len(names, kind=c_size_t), values, step64(step))
-    call check(status, 'log_many', stat, errmsg)
+    call check(status, 'run%log_many', stat, errmsg)
   end subroutine run_log_many
 
   !> Records an event: a timestamped line in the run's event log.
@@ -192,7 +192,7 @@ contains
     character(kind=c_char), allocatable, target :: c_message(:)
 
     call to_c(message, c_message)
-    call check(c_simtrack_event(this%handle, ptr(c_message)), 'event', stat, errmsg)
+    call check(c_simtrack_event(this%handle, ptr(c_message)), 'run%event', stat, errmsg)
   end subroutine run_event
 
   subroutine set_metadata_real64(this, key, value, stat, errmsg)
@@ -205,7 +205,7 @@ contains
 
     call to_c(key, c_key)
     call check(c_simtrack_set_metadata_f64(this%handle, ptr(c_key), real(value, c_double)), &
-               'set_metadata', stat, errmsg)
+               'run%set_metadata', stat, errmsg)
   end subroutine set_metadata_real64
 
   subroutine set_metadata_int32(this, key, value, stat, errmsg)
@@ -218,7 +218,7 @@ contains
 
     call to_c(key, c_key)
     call check(c_simtrack_set_metadata_i64(this%handle, ptr(c_key), int(value, c_int64_t)), &
-               'set_metadata', stat, errmsg)
+               'run%set_metadata', stat, errmsg)
   end subroutine set_metadata_int32
 
   subroutine set_metadata_int64(this, key, value, stat, errmsg)
@@ -231,7 +231,7 @@ contains
 
     call to_c(key, c_key)
     call check(c_simtrack_set_metadata_i64(this%handle, ptr(c_key), int(value, c_int64_t)), &
-               'set_metadata', stat, errmsg)
+               'run%set_metadata', stat, errmsg)
   end subroutine set_metadata_int64
 
   subroutine set_metadata_char(this, key, value, stat, errmsg)
@@ -245,7 +245,7 @@ contains
     call to_c(key, c_key)
     call to_c(value, c_value)
     call check(c_simtrack_set_metadata_str(this%handle, ptr(c_key), ptr(c_value)), &
-               'set_metadata', stat, errmsg)
+               'run%set_metadata', stat, errmsg)
   end subroutine set_metadata_char
 
   subroutine set_metadata_logical(this, key, value, stat, errmsg)
@@ -259,7 +259,7 @@ contains
     call to_c(key, c_key)
     call check(c_simtrack_set_metadata_bool(this%handle, ptr(c_key), &
                                             merge(1_c_int, 0_c_int, value)), &
-               'set_metadata', stat, errmsg)
+               'run%set_metadata', stat, errmsg)
   end subroutine set_metadata_logical
 
   !> Saves the file at `path` with the run; `category` is 'code', 'input' or
@@ -273,7 +273,7 @@ contains
 
     call to_c(path, c_path)
     call to_c(category, c_category)
-    call check(c_simtrack_save(this%handle, ptr(c_path), ptr(c_category)), 'save', stat, errmsg)
+    call check(c_simtrack_save(this%handle, ptr(c_path), ptr(c_category)), 'run%save', stat, errmsg)
   end subroutine run_save
 
   !> Defines a threshold alert: `rule` is 'is above' or 'is below';
@@ -290,7 +290,7 @@ contains
     call to_c(rule, c_rule)
     call to_c(metric, c_metric)
     call check(c_simtrack_alert(this%handle, ptr(c_name), ptr(c_rule), ptr(c_metric), &
-                                frequency, window, threshold), 'alert', stat, errmsg)
+                                frequency, window, threshold), 'run%alert', stat, errmsg)
   end subroutine run_alert
 
   !> Defines a range alert: `rule` is 'is inside range' or 'is outside range'
@@ -308,7 +308,8 @@ contains
     call to_c(rule, c_rule)
     call to_c(metric, c_metric)
     call check(c_simtrack_alert_range(this%handle, ptr(c_name), ptr(c_rule), ptr(c_metric), &
-                                      frequency, window, low, high), 'alert_range', stat, errmsg)
+                                      frequency, window, low, high), &
+               'run%alert_range', stat, errmsg)
   end subroutine run_alert_range
 
   !> Sets the description, tags and metadata of `folder` (created if needed);
@@ -327,7 +328,7 @@ contains
     call to_c(description, c_desc)
     call check(c_simtrack_set_folder_details(this%handle, ptr(c_folder), ptr(c_meta), &
                                              ptr(c_tags), ptr(c_desc)), &
-               'set_folder_details', stat, errmsg)
+               'run%set_folder_details', stat, errmsg)
   end subroutine run_set_folder_details
 
   !> Sets the final status ('completed', 'failed' or 'terminated') that
@@ -340,7 +341,7 @@ contains
     character(kind=c_char), allocatable, target :: c_status(:)
 
     call to_c(status, c_status)
-    call check(c_simtrack_set_status(this%handle, ptr(c_status)), 'set_status', stat, errmsg)
+    call check(c_simtrack_set_status(this%handle, ptr(c_status)), 'run%set_status', stat, errmsg)
   end subroutine run_set_status
 
   !> True once the server asked this run to stop. Costs nanoseconds; the solver
@@ -363,7 +364,7 @@ contains
 
     seconds = default_flush_timeout
     if (present(timeout)) seconds = timeout
-    call check(c_simtrack_flush(this%handle, seconds), 'flush', stat, errmsg)
+    call check(c_simtrack_flush(this%handle, seconds), 'run%flush', stat, errmsg)
   end subroutine run_flush
 
   !> Ends the run (completed, unless set_status chose otherwise) and releases
@@ -377,7 +378,7 @@ contains
 
     status = c_simtrack_finish(this%handle)
     this%handle = c_null_ptr
-    call check(status, 'finish', stat, errmsg)
+    call check(status, 'run%finish', stat, errmsg)
   end subroutine run_finish
 
   !> The run's id ('' before init and after finish).
@@ -408,7 +409,7 @@ contains
     if (.not. c_associated(this%handle)) return
     status = c_simtrack_finish(this%handle)
     this%handle = c_null_ptr
-    if (status /= SIMTRACK_STATUS_OK) call report(status, 'final', .false.)
+    if (status /= SIMTRACK_STATUS_OK) call report(status, 'simtrack_run finalizer', .false.)
   end subroutine run_final
 
   !> The library version, e.g. '0.1.0'.
@@ -525,7 +526,12 @@ contains
     logical, intent(in) :: has_stat
     character(len=*), intent(inout), optional :: errmsg
 
-    call emit(status, where, last_error_message(status), has_stat, errmsg)
+    if (status == SIMTRACK_STATUS_NULL_RUN) then
+      call emit(status, where, 'the run is not active: call init first (or it was finished)', &
+                has_stat, errmsg)
+    else
+      call emit(status, where, last_error_message(status), has_stat, errmsg)
+    end if
   end subroutine report
 
   !> Reports a failure detected here, before calling the library.
