@@ -8,13 +8,12 @@ use std::process::{Command, Output};
 use simtrack::record::{MetricBatch, Record};
 use simtrack::spool::{Entry, RunDir, SpoolReader};
 
-/// `target/<profile>`, where cargo put libsimtrack.so and libsimtrack.a.
+/// `target/<profile>/deps`, where `cargo test` builds libsimtrack.so and
+/// libsimtrack.a for this very test run (the copies in `target/<profile>`
+/// are only refreshed by `cargo build`: they may be stale or absent).
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
+    exe.parent().expect("target/<profile>/deps").to_path_buf()
 }
 
 pub fn repo() -> PathBuf {
