@@ -527,16 +527,16 @@ contains
     character(len=*), intent(inout), optional :: errmsg
 
     if (status == SIMTRACK_STATUS_NULL_RUN) then
-      call emit(status, where, 'the run is not active: call init first (or it was finished)', &
+      call emit(int(status), where, 'the run is not active: call init first (or it was finished)', &
                 has_stat, errmsg)
     else
-      call emit(status, where, last_error_message(status), has_stat, errmsg)
+      call emit(int(status), where, last_error_message(status), has_stat, errmsg)
     end if
   end subroutine report
 
   !> Reports a failure detected here, before calling the library.
   subroutine fail_with(status, where, message, stat, errmsg)
-    integer(c_int32_t), intent(in) :: status
+    integer, intent(in) :: status
     character(len=*), intent(in) :: where, message
     integer, intent(out), optional :: stat
     character(len=*), intent(inout), optional :: errmsg
@@ -546,7 +546,7 @@ contains
   end subroutine fail_with
 
   subroutine emit(status, where, message, has_stat, errmsg)
-    integer(c_int32_t), intent(in) :: status
+    integer, intent(in) :: status
     character(len=*), intent(in) :: where, message
     logical, intent(in) :: has_stat
     character(len=*), intent(inout), optional :: errmsg

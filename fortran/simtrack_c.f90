@@ -7,26 +7,28 @@
 !
 ! The status values below must equal the `simtrack_status` enum of the header;
 ! the CTest test `fortran_status_constants_match_header` keeps them equal.
+! They are default integers, the kind of every `stat` argument (so they also
+! match when the solver is built with -fdefault-integer-8).
 module simtrack_c
   use, intrinsic :: iso_c_binding, only: c_ptr, c_char, c_int, c_int32_t, c_int64_t, &
                                          c_size_t, c_double
   implicit none
   private
 
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_OK = 0
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_NULL_RUN = 1
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_NULL_ARGUMENT = 2
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INVALID_UTF8 = 3
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INVALID_ARGUMENT = 4
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INVALID_JSON = 5
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INVALID_CATEGORY = 6
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INVALID_RULE = 7
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INVALID_STATUS = 8
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_CONFIG = 100
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_IO = 200
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_FILE_NOT_FOUND = 201
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_UNDELIVERED = 300
-  integer(c_int32_t), parameter, public :: SIMTRACK_STATUS_INTERNAL = 900
+  integer, parameter, public :: SIMTRACK_STATUS_OK = 0
+  integer, parameter, public :: SIMTRACK_STATUS_NULL_RUN = 1
+  integer, parameter, public :: SIMTRACK_STATUS_NULL_ARGUMENT = 2
+  integer, parameter, public :: SIMTRACK_STATUS_INVALID_UTF8 = 3
+  integer, parameter, public :: SIMTRACK_STATUS_INVALID_ARGUMENT = 4
+  integer, parameter, public :: SIMTRACK_STATUS_INVALID_JSON = 5
+  integer, parameter, public :: SIMTRACK_STATUS_INVALID_CATEGORY = 6
+  integer, parameter, public :: SIMTRACK_STATUS_INVALID_RULE = 7
+  integer, parameter, public :: SIMTRACK_STATUS_INVALID_STATUS = 8
+  integer, parameter, public :: SIMTRACK_STATUS_CONFIG = 100
+  integer, parameter, public :: SIMTRACK_STATUS_IO = 200
+  integer, parameter, public :: SIMTRACK_STATUS_FILE_NOT_FOUND = 201
+  integer, parameter, public :: SIMTRACK_STATUS_UNDELIVERED = 300
+  integer, parameter, public :: SIMTRACK_STATUS_INTERNAL = 900
 
   public :: c_simtrack_init, c_simtrack_log_n, c_simtrack_log_many_fixed, c_simtrack_event
   public :: c_simtrack_set_metadata_f64, c_simtrack_set_metadata_i64
