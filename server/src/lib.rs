@@ -6,7 +6,8 @@
 //! one module per resource) → [`store`] (SQLite in WAL mode for state and
 //! metric chunks; content-addressed blobs for files). [`alerts`] evaluates
 //! alert rules as data arrives; [`lifecycle`] marks silent runs lost;
-//! [`openapi`] describes the API; [`server`] runs it all.
+//! [`openapi`] describes the API; [`ui`] serves the web UI; [`server`] runs
+//! it all.
 
 pub mod alerts;
 pub mod api;
@@ -16,6 +17,7 @@ pub mod lifecycle;
 pub mod openapi;
 pub mod server;
 pub mod store;
+pub mod ui;
 pub mod util;
 
 /// The Simvue server API version we answer at `/api/version` (the 2.6

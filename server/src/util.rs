@@ -70,7 +70,11 @@ pub fn fmt_ts(us: i64) -> String {
 /// Parses `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|+00:00]` (UTC) into microseconds
 /// since the epoch. Returns `None` for anything else.
 pub fn parse_ts(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
+    parse_ts_bytes(s.as_bytes())
+}
+
+/// [`parse_ts`] on raw bytes (straight from a msgpack body).
+pub fn parse_ts_bytes(b: &[u8]) -> Option<i64> {
     if b.len() < 19 {
         return None;
     }
@@ -116,8 +120,8 @@ pub fn parse_ts(s: &str) -> Option<i64> {
             micros *= 10;
         }
     }
-    let rest = &s[i..];
-    if !(rest.is_empty() || rest == "Z" || rest == "+00:00") {
+    let rest = &b[i..];
+    if !(rest.is_empty() || rest == b"Z" || rest == b"+00:00") {
         return None;
     }
     let days = days_from_civil(y, mo, d);

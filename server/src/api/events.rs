@@ -31,9 +31,9 @@ struct Event {
 }
 
 /// Decodes a msgpack (or, with a JSON content type, JSON) request body.
-pub fn decode_body<T: for<'de> Deserialize<'de>>(
+pub fn decode_body<'a, T: Deserialize<'a>>(
     headers: &HeaderMap,
-    body: &[u8],
+    body: &'a [u8],
 ) -> Result<T, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)

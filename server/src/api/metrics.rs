@@ -14,23 +14,26 @@ use super::events::decode_body;
 use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, check_name, idem};
 use crate::store::Reply;
 use crate::store::metrics::{self as mstore, Axis, Point};
-use crate::util::{fmt_ts, now_us, parse_ts, push_f64, push_json_str};
+use crate::util::{fmt_ts, now_us, parse_ts_bytes, push_f64, push_json_str};
 
+// Strings borrow from the request body: no allocation per point.
 #[derive(Deserialize)]
-struct Batch {
+struct Batch<'a> {
     run: String,
-    metrics: Vec<Item>,
+    #[serde(borrow)]
+    metrics: Vec<Item<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Item {
+struct Item<'a> {
     #[serde(default, deserialize_with = "number_opt")]
     time: Option<f64>,
-    #[serde(default)]
-    timestamp: Option<String>,
+    #[serde(default, borrow)]
+    timestamp: Option<&'a str>,
     #[serde(default, deserialize_with = "number_opt")]
     step: Option<f64>,
-    values: Values,
+    #[serde(borrow)]
+    values: Values<'a>,
 }
 
 /// A number as the Simvue client encodes it: int, float or bool.
@@ -69,26 +72,150 @@ fn number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
 }
 
 /// `values`: metric name → number, kept as a flat list (no hashing).
-struct Values(Vec<(String, f64)>);
+struct Values<'a>(Vec<(&'a str, f64)>);
 
-impl<'de> Deserialize<'de> for Values {
+impl<'de: 'a, 'a> Deserialize<'de> for Values<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Values;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Values<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map of metric name to number")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Values, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Values<'a>, A::Error> {
                 let mut out = Vec::with_capacity(m.size_hint().unwrap_or(1).min(1024));
-                while let Some((k, Num(v))) = m.next_entry::<String, Num>()? {
+                while let Some((k, Num(v))) = m.next_entry::<&'de str, Num>()? {
                     out.push((k, v));
                 }
                 Ok(Values(out))
             }
         }
-        d.deserialize_map(V).map_err(de::Error::custom)
+        d.deserialize_map(V(std::marker::PhantomData))
+            .map_err(de::Error::custom)
     }
+}
+
+/// Points of one batch grouped per metric, in arrival order.
+type Grouped = Vec<(String, Vec<Point>)>;
+
+/// Groups points by metric, validating names, steps and timestamps.
+struct Grouper<'a> {
+    index: HashMap<&'a [u8], usize>,
+    series: Grouped,
+    last_ts: Option<(&'a [u8], i64)>,
+    last_slot: Option<(&'a [u8], usize)>,
+    capacity: usize,
+    now: i64,
+}
+
+impl<'a> Grouper<'a> {
+    fn new(capacity: usize, now: i64) -> Self {
+        Grouper {
+            index: HashMap::new(),
+            series: Vec::new(),
+            last_ts: None,
+            last_slot: None,
+            capacity,
+            now,
+        }
+    }
+
+    fn item(
+        &mut self,
+        i: usize,
+        time: Option<f64>,
+        timestamp: Option<&'a [u8]>,
+        step: Option<f64>,
+        values: &[(&'a [u8], f64)],
+    ) -> Result<(), ApiError> {
+        let ts = match timestamp {
+            None => self.now,
+            Some(t) => match self.last_ts {
+                Some((s, v)) if s == t => v,
+                _ => {
+                    let v = parse_ts_bytes(t).ok_or_else(|| {
+                        ApiError::unprocessable(format!(
+                            "metrics[{i}].timestamp must look like 2024-01-02T03:04:05.000000"
+                        ))
+                    })?;
+                    self.last_ts = Some((t, v));
+                    v
+                }
+            },
+        };
+        let step = step.unwrap_or(0.0);
+        if !(step.is_finite() && step >= 0.0 && step.fract() == 0.0) {
+            return Err(ApiError::unprocessable(format!(
+                "metrics[{i}].step must be a non-negative integer"
+            )));
+        }
+        let time = time.unwrap_or(0.0);
+        for &(name, value) in values {
+            let slot = match self.last_slot {
+                Some((n, s)) if n == name => s,
+                _ => match self.index.get(name) {
+                    Some(s) => *s,
+                    None => {
+                        let text = std::str::from_utf8(name).map_err(|_| {
+                            ApiError::unprocessable(format!(
+                                "metrics[{i}]: a metric name is not UTF-8"
+                            ))
+                        })?;
+                        check_name("metric name", text, super::runs::MAX_NAME)?;
+                        let cap = if self.series.is_empty() {
+                            self.capacity
+                        } else {
+                            0
+                        };
+                        self.index.insert(name, self.series.len());
+                        self.series.push((text.to_owned(), Vec::with_capacity(cap)));
+                        self.series.len() - 1
+                    }
+                },
+            };
+            self.last_slot = Some((name, slot));
+            self.series[slot].1.push(Point {
+                step: step as i64,
+                time,
+                ts,
+                value,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a metrics batch (msgpack, or JSON with a JSON content type).
+fn decode(headers: &HeaderMap, body: &[u8], now: i64) -> Result<(String, Grouped), ApiError> {
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        let batch: Batch = decode_body(headers, body)?;
+        let mut g = Grouper::new(batch.metrics.len(), now);
+        for (i, item) in batch.metrics.iter().enumerate() {
+            let values: Vec<(&[u8], f64)> = item
+                .values
+                .0
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), *v))
+                .collect();
+            g.item(
+                i,
+                item.time,
+                item.timestamp.map(str::as_bytes),
+                item.step,
+                &values,
+            )?;
+        }
+        return Ok((batch.run, g.series));
+    }
+    let mut g = Grouper::new(0, now);
+    let run = super::wire::metrics_batch(body, |i, it, values| {
+        g.item(i, it.time, it.timestamp, it.step, values)
+    })?;
+    Ok((run, g.series))
 }
 
 /// `POST /api/metrics` msgpack `{"run", "metrics": [{time, timestamp, step, values}]}`.
@@ -100,47 +227,9 @@ pub async fn ingest(
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
     let now = now_us();
-    let (run, series) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let batch: Batch = decode_body(&headers, &body)?;
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut series: Vec<(String, Vec<Point>)> = Vec::new();
-        let mut last_ts: Option<(String, i64)> = None;
-        for (i, item) in batch.metrics.into_iter().enumerate() {
-            let ts = match item.timestamp {
-                None => now,
-                Some(t) => match &last_ts {
-                    Some((s, v)) if *s == t => *v,
-                    _ => {
-                        let v = parse_ts(&t).ok_or_else(|| {
-                            ApiError::unprocessable(format!("metrics[{i}].timestamp must look like 2024-01-02T03:04:05.000000"))
-                        })?;
-                        last_ts = Some((t, v));
-                        v
-                    }
-                },
-            };
-            let step = item.step.unwrap_or(0.0);
-            if !(step.is_finite() && step >= 0.0 && step.fract() == 0.0) {
-                return Err(ApiError::unprocessable(format!("metrics[{i}].step must be a non-negative integer")));
-            }
-            let time = item.time.unwrap_or(0.0);
-            for (name, value) in item.values.0 {
-                let slot = match index.get(&name) {
-                    Some(s) => *s,
-                    None => {
-                        check_name("metric name", &name, super::runs::MAX_NAME)?;
-                        index.insert(name.clone(), series.len());
-                        series.push((name, Vec::new()));
-                        series.len() - 1
-                    }
-                };
-                series[slot].1.push(Point { step: step as i64, time, ts, value });
-            }
-        }
-        Ok((batch.run, series))
-    })
-    .await
-    .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
+    let (run, series) = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
+        .await
+        .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
     blocking(move || {
         st.store.write(&idem, |tx| {
             super::runs::status_of(tx, &run)?;

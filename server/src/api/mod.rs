@@ -9,6 +9,7 @@ pub mod filters;
 pub mod folders;
 pub mod metrics;
 pub mod runs;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
@@ -168,33 +169,52 @@ pub fn idem(caller: &Caller, headers: &HeaderMap) -> Result<Idem, ApiError> {
 #[derive(Debug)]
 pub struct Bytes(pub bytes::Bytes);
 
+/// Most bytes read and discarded from an oversized body before answering
+/// 413, so that a client that sends its whole body before reading the
+/// response (most do) sees the 413 instead of a reset connection.
+const DRAIN_CAP: u64 = 256 << 20;
+
+async fn drain(mut stream: axum::body::BodyDataStream, mut seen: u64) {
+    use futures_util::StreamExt;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > DRAIN_CAP {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 impl FromRequest<AppState> for Bytes {
     type Rejection = ApiError;
     async fn from_request(req: Request, st: &AppState) -> Result<Self, ApiError> {
+        use futures_util::StreamExt;
         let limit = st.cfg.max_body;
         let too_large =
             || ApiError::too_large(format!("request body exceeds the limit of {limit} bytes"));
-        if let Some(len) = req
+        let announced = req
             .headers()
             .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            && len > limit as u64
-        {
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let mut stream = req.into_body().into_data_stream();
+        if announced.is_some_and(|len| len > limit as u64) {
+            drain(stream, 0).await;
             return Err(too_large());
         }
-        axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map(Bytes)
-            .map_err(|e| {
-                let too_big = std::error::Error::source(&e)
-                    .is_some_and(|s| s.to_string().contains("length limit"))
-                    || e.to_string().contains("length limit");
-                if too_big {
-                    too_large()
-                } else {
-                    ApiError::bad_request(format!("could not read the request body: {e}"))
-                }
-            })
+        let mut buf = bytes::BytesMut::with_capacity(announced.unwrap_or(0) as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request(format!("could not read the request body: {e}"))
+            })?;
+            if buf.len() + chunk.len() > limit {
+                drain(stream, (buf.len() + chunk.len()) as u64).await;
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes(buf.freeze()))
     }
 }
 
@@ -315,15 +335,6 @@ async fn version(_: Caller) -> ApiResult {
     ))
 }
 
-async fn index() -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>simtrack</title></head><body>\
-         <h1>simtrack server is up</h1><p>Version {}. The API is at <code>/api</code>; \
-         its OpenAPI description is at <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p></body></html>",
-        env!("CARGO_PKG_VERSION")
-    ))
-}
-
 async fn not_found() -> ApiError {
     ApiError::not_found("Not Found")
 }
@@ -394,7 +405,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
-        .route("/", get(index))
+        .merge(crate::ui::router())
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# End-to-end tests of the web UI in headless Debian chromium (playwright-core
+# from npm, no browser download): builds `simtrack` and the C library,
+# compiles examples/c/heat.c (slowed down by server/ui/tests/slow_heat.h so
+# a run lives long enough to watch and abort), starts the server on a free
+# loopback port with a temporary data directory, creates a token, runs
+# server/ui/tests, stops the server. Screenshots go to
+# $target/ui-screenshots/. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root="$(pwd)"
+target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+chromium="${CHROMIUM:-$(command -v chromium || true)}"
+[ -x "$chromium" ] || { echo "chromium not found (apt-get install chromium)"; exit 1; }
+
+(cd server/ui/tests && npm ci --no-audit --no-fund --loglevel=error)
+cargo build --quiet --locked -p simtrack -p simtrack-server
+bin="$target/debug/simtrack"
+
+data="$(mktemp -d)"
+log="$data/server.log"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$data"
+}
+trap cleanup EXIT
+
+cc -Wall -Wextra -Werror -Iinclude -include server/ui/tests/slow_heat.h examples/c/heat.c \
+    -L"$target/debug" -lsimtrack -Wl,-rpath,"$target/debug" -lm -o "$data/heat"
+
+token="$("$bin" token create --data "$data/store" --name ui-tester)"
+"$bin" server --data "$data/store" --listen 127.0.0.1:0 --lost-check-secs 1 >"$log" 2>&1 &
+server_pid=$!
+url=""
+for _ in $(seq 1 100); do
+    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1 || true)"
+    [ -n "$url" ] && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
+    sleep 0.05
+done
+[ -n "$url" ] || { cat "$log"; echo "server did not announce its URL"; exit 1; }
+echo "-- server at $url"
+
+status=0
+(cd server/ui/tests && SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" HEAT_BIN="$data/heat" REPO="$root" \
+    CHROMIUM="$chromium" SCREENSHOT_DIR="$target/ui-screenshots" \
+    node --test --test-concurrency=1 --test-reporter=spec ui.test.mjs) || status=$?
+if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "the server died during the UI tests"; cat "$log"; exit 1
+fi
+if [ "$status" -ne 0 ]; then
+    echo "-- server log:"; tail -n 50 "$log"
+else
+    echo "-- screenshots in $target/ui-screenshots/"
+fi
+exit "$status"

@@ -1,0 +1,103 @@
+//! The web UI: a single page (plain JS, no build step) and its assets,
+//! embedded in the binary so an air-gapped site needs nothing else, plus
+//! the few UI-only endpoints under `/api/ui` ([`api`]).
+//!
+//! The page and its scripts are public and carry no data; everything the UI
+//! shows comes from the token-authenticated API, so an unsigned-in browser
+//! sees only the sign-in form.
+
+pub mod api;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::api::{ApiError, AppState};
+
+/// One embedded file: its URL path under `/ui/`, content type and bytes.
+struct Asset {
+    path: &'static str,
+    mime: &'static str,
+    bytes: &'static [u8],
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "app.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../ui/app.js"),
+    },
+    Asset {
+        path: "app.css",
+        mime: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../ui/app.css"),
+    },
+    Asset {
+        path: "vendor/uPlot.iife.min.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../ui/vendor/uPlot.iife.min.js"),
+    },
+    Asset {
+        path: "vendor/uPlot.min.css",
+        mime: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../ui/vendor/uPlot.min.css"),
+    },
+    Asset {
+        path: "vendor/uPlot.LICENSE",
+        mime: "text/plain; charset=utf-8",
+        bytes: include_bytes!("../../ui/vendor/uPlot.LICENSE"),
+    },
+];
+
+const INDEX: &str = include_str!("../../ui/index.html");
+
+/// Headers every UI response carries: no framing by other sites, no
+/// content-type sniffing, and a policy that allows only our own origin
+/// (nothing is loaded from the internet).
+fn harden(mut r: Response, cache: &'static str) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    );
+    r
+}
+
+async fn index() -> Response {
+    let r = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        INDEX.replace("{{version}}", env!("CARGO_PKG_VERSION")),
+    )
+        .into_response();
+    harden(r, "no-cache")
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.path == path) {
+        Some(a) => harden(
+            ([(header::CONTENT_TYPE, a.mime)], a.bytes).into_response(),
+            "no-cache",
+        ),
+        None => ApiError::new(StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
+/// The UI routes: the page at `/`, its assets under `/ui/`, and the
+/// UI-only API under `/api/ui/`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/ui/{*path}", get(asset))
+        .route("/api/ui/whoami", get(api::whoami))
+        .route("/api/ui/tokens", post(api::create_token))
+}

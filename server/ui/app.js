@@ -1,0 +1,740 @@
+// simtrack web UI: one page, hash-routed, talking only to the server's
+// token-authenticated API. No framework and no build step: `h()` builds DOM
+// nodes (text always goes through textContent, so names and metadata can
+// never inject markup), each page is a function that renders into <main>
+// and registers its timers/observers for cleanup when the route changes.
+'use strict';
+(() => {
+  const TOKEN_KEY = 'simtrack.token';
+  const POLL_MS = 2000;
+  const PAGE_SIZE = 50;
+  const EAGER_CHARTS = 60;
+  const LEVELS = ['debug', 'info', 'warning', 'error', 'critical'];
+  const STATUSES = ['created', 'running', 'completed', 'failed', 'terminated', 'lost'];
+  const LIVE = new Set(['created', 'running', 'lost']);
+  const COLORS = ['#1f6feb', '#d1242f', '#2e7d32', '#8e24aa', '#ef6c00', '#00838f', '#6d4c41', '#c2185b', '#5c6bc0', '#7cb342'];
+
+  const main = document.getElementById('main');
+  // Hooks for tests and benchmarks: the charts on screen and timing marks.
+  const hooks = (window.__simtrack = { charts: new Map(), marks: {}, route: '' });
+  let cleanups = [];
+  let user = null;
+
+  // ---------- helpers ----------
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else if (k === 'dataset') Object.assign(el.dataset, v);
+      else if (k === 'value') el.value = v;
+      else if (k === 'checked') el.checked = !!v;
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    for (const kid of kids.flat(Infinity)) {
+      if (kid === null || kid === undefined || kid === false) continue;
+      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+  }
+  const clear = (el) => { el.replaceChildren(); return el; };
+  const token = () => localStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(TOKEN_KEY);
+  const onCleanup = (f) => cleanups.push(f);
+  function every(ms, f) {
+    let stopped = false, t = null;
+    const tick = async () => {
+      if (stopped) return;
+      if (!document.hidden) { try { await f(); } catch (e) { console.warn(e); } }
+      if (!stopped) t = setTimeout(tick, ms);
+    };
+    t = setTimeout(tick, ms);
+    onCleanup(() => { stopped = true; clearTimeout(t); });
+  }
+  function debounce(f, ms) {
+    let t = null;
+    return (...a) => { clearTimeout(t); t = setTimeout(() => f(...a), ms); };
+  }
+  const listParam = (a) => JSON.stringify(a);
+  function qs(params) {
+    const u = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+      if (v === undefined || v === null || v === '') continue;
+      u.set(k, Array.isArray(v) ? listParam(v) : String(v));
+    }
+    return u.toString();
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail) { super(detail); this.status = status; }
+  }
+  async function api(path, opts = {}) {
+    const headers = { Authorization: 'Bearer ' + token() };
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+    const r = await fetch(path, {
+      method: opts.method || 'GET', headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      cache: 'no-store',
+    });
+    const text = await r.text();
+    if (r.status === 401 && !opts.noSignOut) { signOut('Your session has ended: sign in again.'); throw new ApiError(401, 'unauthorized'); }
+    // Metric values may be NaN/Infinity, which JSON cannot spell.
+    const body = text ? JSON.parse(text.replace(/"value":(-?Infinity|NaN)/g, '"value":null')) : null;
+    if (!r.ok) throw new ApiError(r.status, (body && body.detail) || r.statusText);
+    return body;
+  }
+
+  const parseTs = (s) => (s ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : s + 'Z') : NaN);
+  const pad = (n) => String(n).padStart(2, '0');
+  function fmtTime(s) {
+    const t = parseTs(s);
+    if (!Number.isFinite(t)) return '';
+    const d = new Date(t);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+  function fmtDuration(runtime) {
+    if (!runtime) return '';
+    const m = /^(\d+):(\d\d):(\d\d)(?:\.(\d+))?$/.exec(runtime);
+    if (!m) return runtime;
+    const s = +m[1] * 3600 + +m[2] * 60 + +m[3] + (m[4] ? +('0.' + m[4]) : 0);
+    if (s < 60) return s.toFixed(1) + ' s';
+    if (s < 3600) return `${Math.floor(s / 60)} min ${pad(Math.floor(s % 60))} s`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  }
+  function fmtNum(v) {
+    if (v === null || v === undefined) return '';
+    if (typeof v !== 'number') return String(v);
+    if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6)) return String(+v.toPrecision(6));
+    return v.toExponential(4);
+  }
+  function fmtBytes(n) {
+    if (n < 1024) return n + ' B';
+    const u = ['KiB', 'MiB', 'GiB', 'TiB'];
+    let i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+    return n.toFixed(1) + ' ' + u[i];
+  }
+  const fmtValue = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : v === null ? 'null' : String(v));
+  const badge = (status) => h('span', { class: 'badge ' + status, 'data-testid': 'status' }, status);
+  const tags = (list) => (list || []).map((t) => h('span', { class: 'tag' }, t));
+  function kvTable(obj, empty) {
+    const keys = Object.keys(obj || {}).sort();
+    if (!keys.length) return h('p', { class: 'muted' }, empty || 'None.');
+    return h('table', { class: 'kv' }, h('tbody', {}, keys.map((k) => h('tr', {}, h('td', {}, k), h('td', { class: 'mono' }, fmtValue(obj[k]))))));
+  }
+  async function copy(text, btn) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const ta = h('textarea', { style: 'position:fixed;opacity:0' }, text);
+      document.body.append(ta); ta.select(); document.execCommand('copy'); ta.remove();
+    }
+    const old = btn.textContent;
+    btn.textContent = 'Copied';
+    setTimeout(() => { btn.textContent = old; }, 1200);
+  }
+  function showError(where, e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    where.append(h('p', { class: 'error', role: 'alert' }, String(e.message || e)));
+  }
+
+  // ---------- routing ----------
+  function parseRoute() {
+    const raw = location.hash.replace(/^#\/?/, '');
+    const [path, query] = raw.split('?');
+    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    return { page: parts[0] || 'runs', arg: parts[1], params: new URLSearchParams(query || '') };
+  }
+  function setQuery(params) {
+    const r = parseRoute();
+    const base = '#/' + r.page + (r.arg ? '/' + encodeURIComponent(r.arg) : '');
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined && v !== false) q.set(k, v);
+    history.replaceState(null, '', base + (q.toString() ? '?' + q : ''));
+  }
+  const PAGES = { runs: runsPage, run: runPage, compare: comparePage, folders: foldersPage, alerts: alertsPage, new: newRunPage };
+
+  async function route() {
+    for (const f of cleanups.splice(0)) { try { f(); } catch (e) { console.warn(e); } }
+    hooks.charts.clear();
+    hooks.marks = {};
+    clear(main);
+    if (!token()) return signInPage();
+    if (!user) {
+      try { user = await api('/api/ui/whoami', { noSignOut: true }); } catch (e) {
+        if (e.status === 401) return signOut('That token is not valid (anymore): sign in again.');
+        return showError(main, e);
+      }
+    }
+    document.getElementById('nav').hidden = false;
+    document.getElementById('signout').hidden = false;
+    document.getElementById('whoami').textContent = user.user;
+    const r = parseRoute();
+    hooks.route = r.page;
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === r.page);
+    const page = PAGES[r.page];
+    if (!page) { main.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/runs' }, 'Back to the runs'))); return; }
+    try { await page(r); } catch (e) { showError(main, e); }
+  }
+  function signOut(message) {
+    localStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(TOKEN_KEY);
+    user = null;
+    route().then(() => {
+      if (message) { const f = main.querySelector('form'); if (f) f.prepend(h('p', { class: 'error', role: 'alert' }, message)); }
+    });
+  }
+  document.getElementById('signout').addEventListener('click', () => signOut());
+  window.addEventListener('hashchange', route);
+
+  // ---------- sign-in ----------
+  function signInPage() {
+    document.getElementById('nav').hidden = true;
+    document.getElementById('signout').hidden = true;
+    document.getElementById('whoami').textContent = '';
+    const input = h('textarea', { id: 'token', name: 'token', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'eyJhbGciOi…' });
+    const remember = h('input', { type: 'checkbox', id: 'remember', checked: true });
+    const msg = h('div', { role: 'status' });
+    const form = h('form', { class: 'panel signin', id: 'signin' },
+      h('h1', {}, 'Sign in to simtrack'),
+      h('label', { for: 'token' }, 'API token'), input,
+      h('p', { class: 'muted' }, 'Ask your admin for a token, or create one on the server with ', h('code', {}, 'simtrack token create --data DIR'), '.'),
+      h('div', { class: 'row' }, h('label', {}, remember, ' Remember me on this computer'), h('span', { class: 'grow' }), h('button', { class: 'primary', type: 'submit' }, 'Sign in')),
+      msg);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const t = input.value.trim();
+      clear(msg);
+      if (!t) return;
+      (remember.checked ? localStorage : sessionStorage).setItem(TOKEN_KEY, t);
+      try {
+        user = await api('/api/ui/whoami', { noSignOut: true });
+      } catch (e) {
+        localStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem(TOKEN_KEY);
+        msg.append(h('p', { class: 'error', role: 'alert' }, e.status === 401 ? 'That token is not valid.' : String(e.message)));
+        return;
+      }
+      if (!location.hash || location.hash === '#/' || location.hash.startsWith('#/signin')) location.hash = '#/runs';
+      else route();
+    });
+    main.append(form);
+    input.focus();
+  }
+
+  // ---------- runs ----------
+  function runFilters(f) {
+    const out = [];
+    if (f.status) out.push('status == ' + f.status);
+    if (f.folder) out.push('folder.path == ' + f.folder);
+    for (const t of (f.tag || '').split(',').map((s) => s.trim()).filter(Boolean)) out.push('has tag.' + t);
+    for (const m of (f.meta || '').split(';').map((s) => s.trim()).filter(Boolean)) {
+      const x = /^(?:metadata\.)?([^\s=<>!]+)\s*(==|!=|>=|<=|>|<|=|not contains|contains|not exists|exists)\s*(.*)$/.exec(m);
+      if (!x) throw new Error(`metadata filter "${m}" is not "key op value" (op: == != > < >= <= contains exists)`);
+      const op = x[2] === '=' ? '==' : x[2];
+      out.push(`metadata.${x[1]} ${op}${op.endsWith('exists') ? '' : ' ' + x[3].trim()}`);
+    }
+    if (f.q) out.push('name contains ' + f.q.trim());
+    return out;
+  }
+
+  async function runsPage(r) {
+    const p = r.params;
+    const f = {
+      status: p.get('status') || '', folder: p.get('folder') || '', tag: p.get('tag') || '', meta: p.get('meta') || '',
+      q: p.get('q') || '', sort: p.get('sort') || 'created', desc: p.get('desc') !== '0', page: +(p.get('page') || 0),
+      cols: p.get('cols') ?? (localStorage.getItem('simtrack.cols') || ''),
+    };
+    const selected = new Set();
+    const field = (label, el) => h('label', { class: 'field' }, label, el);
+    const statusSel = h('select', { id: 'f-status' }, h('option', { value: '' }, 'any'), STATUSES.map((s) => h('option', { value: s }, s)));
+    statusSel.value = f.status;
+    const inputs = {
+      folder: h('input', { id: 'f-folder', value: f.folder, placeholder: '/project/case' }),
+      tag: h('input', { id: 'f-tag', value: f.tag, placeholder: 'cfd, test' }),
+      meta: h('input', { id: 'f-meta', value: f.meta, placeholder: 'nx == 64; alpha > 0.1' }),
+      q: h('input', { id: 'f-text', value: f.q, placeholder: 'name contains…', type: 'search' }),
+      cols: h('input', { id: 'f-cols', value: f.cols, placeholder: 'residual, energy' }),
+    };
+    const compareBtn = h('button', { type: 'button', id: 'compare-selected', disabled: true, onclick: () => { location.hash = '#/compare?ids=' + [...selected].join(','); } }, 'Compare selected');
+    const countEl = h('span', { class: 'muted', id: 'runs-count' });
+    const msg = h('div');
+    const table = h('table', { id: 'runs' });
+    const prev = h('button', { type: 'button', id: 'prev-page', onclick: () => { f.page--; changed(false); } }, '← Previous');
+    const next = h('button', { type: 'button', id: 'next-page', onclick: () => { f.page++; changed(false); } }, 'Next →');
+    const pageEl = h('span', { class: 'muted' });
+    main.append(
+      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), compareBtn),
+      h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
+        field('Status', statusSel), field('Folder', inputs.folder), field('Tags (all of)', inputs.tag),
+        field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q), field('Metric columns', inputs.cols)),
+      msg, h('div', { class: 'table-wrap' }, table), h('div', { class: 'pager' }, prev, pageEl, next, h('span', { class: 'grow' }), countEl));
+
+    let lastJson = '';
+    let seq = 0;
+    async function load(first) {
+      const mine = ++seq;
+      let filters;
+      try { filters = runFilters(f); } catch (e) { clear(msg).append(h('p', { class: 'error' }, e.message)); return; }
+      const t0 = performance.now();
+      const res = await api('/api/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }] }));
+      if (mine !== seq) return;
+      clear(msg);
+      const json = JSON.stringify(res) + f.cols;
+      if (json === lastJson) return;
+      lastJson = json;
+      render(res);
+      hooks.marks[first ? 'runs-first' : 'runs-update'] = { ms: performance.now() - t0, at: performance.now(), count: res.count, rows: res.data.length };
+    }
+    function render(res) {
+      const cols = f.cols.split(',').map((s) => s.trim()).filter(Boolean);
+      const sortBtn = (key, label) => h('button', {
+        type: 'button', class: 'sort', 'aria-sort': f.sort === key ? (f.desc ? 'descending' : 'ascending') : null,
+        onclick: () => { if (f.sort === key) f.desc = !f.desc; else { f.sort = key; f.desc = key === 'created'; } f.page = 0; changed(false); },
+      }, label, f.sort === key ? (f.desc ? ' ▼' : ' ▲') : '');
+      const head = h('tr', {}, h('th', {}, h('span', { class: 'muted' }, '✓')), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
+        h('th', {}, sortBtn('folder', 'Folder')), h('th', {}, 'Tags'), h('th', {}, sortBtn('created', 'Created')), h('th', {}, 'Duration'),
+        cols.map((c) => h('th', { class: 'num' }, c)));
+      const rows = res.data.map((run) => {
+        const cb = h('input', { type: 'checkbox', 'aria-label': 'select ' + run.name, checked: selected.has(run.id), onchange: () => {
+          if (cb.checked) selected.add(run.id); else selected.delete(run.id);
+          compareBtn.disabled = selected.size < 1;
+          compareBtn.textContent = `Compare selected (${selected.size})`;
+        } });
+        return h('tr', { 'data-run-id': run.id },
+          h('td', {}, cb), h('td', {}, badge(run.status)),
+          h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(run.id), title: run.name }, run.name)),
+          h('td', { class: 'clip', title: run.folder }, h('a', { href: '#/folders?path=' + encodeURIComponent(run.folder) }, run.folder)),
+          h('td', {}, tags(run.tags)), h('td', { class: 'num' }, fmtTime(run.created)), h('td', { class: 'num' }, fmtDuration(run.runtime)),
+          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m.last) : ''); }));
+      });
+      clear(table).append(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7 + cols.length, class: 'muted' }, 'No runs match.'))));
+      const pages = Math.max(1, Math.ceil(res.count / PAGE_SIZE));
+      pageEl.textContent = `page ${f.page + 1} of ${pages}`;
+      prev.disabled = f.page <= 0;
+      next.disabled = f.page + 1 >= pages;
+      countEl.textContent = `${res.count} run${res.count === 1 ? '' : 's'}`;
+    }
+    function changed(resetPage) {
+      if (resetPage) f.page = 0;
+      localStorage.setItem('simtrack.cols', f.cols);
+      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols });
+      load(false).catch((e) => showError(clear(msg), e));
+    }
+    const typed = debounce(() => changed(true), 250);
+    statusSel.addEventListener('change', () => { f.status = statusSel.value; changed(true); });
+    for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; typed(); });
+    const slash = (e) => { if (e.key === '/' && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { e.preventDefault(); inputs.q.focus(); } };
+    document.addEventListener('keydown', slash);
+    onCleanup(() => document.removeEventListener('keydown', slash));
+    await load(true);
+    every(POLL_MS, () => load(false));
+  }
+
+  // ---------- charts ----------
+  function toSeries(points, axis, log) {
+    const n = points.length;
+    const x = new Float64Array(n);
+    const y = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = points[i];
+      x[i] = axis === 'timestamp' ? parseTs(p.timestamp) / 1000 : p[axis];
+      const v = p.value;
+      y[i] = v === null || !Number.isFinite(v) || (log && v <= 0) ? null : v;
+    }
+    return [x, y];
+  }
+  function chartOpts(width, axis, log, series, title) {
+    return {
+      width, height: 200, title,
+      scales: { x: { time: axis === 'timestamp' }, y: { distr: log ? 3 : 1 } },
+      series: [{ label: axis }, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
+      axes: [{ label: axis === 'time' ? 'time (s)' : axis === 'step' ? 'step' : null, size: 40 }, { size: 64, values: (u, vals) => vals.map(fmtNum) }],
+      cursor: { drag: { x: true, y: false, setScale: true } },
+      legend: { live: true },
+    };
+  }
+  const maxPoints = (width) => Math.max(400, Math.min(4000, Math.round(width * 2)));
+
+  // ---------- a run ----------
+  async function runPage(r) {
+    const id = r.arg;
+    let run = await api('/api/runs/' + encodeURIComponent(id));
+    const axisSel = h('select', { id: 'xaxis' }, ['step', 'time', 'timestamp'].map((a) => h('option', { value: a }, a)));
+    axisSel.value = r.params.get('x') || 'step';
+    const logBox = h('input', { type: 'checkbox', id: 'logscale', checked: r.params.get('log') === '1' });
+    const metricFilter = h('input', { id: 'metric-filter', type: 'search', placeholder: 'filter metrics', value: r.params.get('m') || '' });
+    const statusEl = h('span', { id: 'run-status' });
+    const abortBtn = h('button', { type: 'button', class: 'danger', id: 'abort' }, 'Abort');
+    const abortMsg = h('span', { class: 'muted', id: 'abort-msg', role: 'status' });
+    const info = h('div', { class: 'cols' });
+    const chartsEl = h('div', { class: 'charts', id: 'charts' });
+    const chartsNote = h('p', { class: 'muted' });
+    const eventsEl = h('div');
+    const filesEl = h('div', { id: 'files' });
+    const alertsEl = h('div', { id: 'run-alerts' });
+    const title = h('h1', { id: 'run-name' });
+    main.append(
+      h('p', {}, h('a', { href: '#/runs' }, '← Runs')),
+      h('div', { class: 'run-head' }, title, statusEl, abortBtn, abortMsg),
+      info,
+      h('h2', {}, 'Metrics'),
+      h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'), metricFilter,
+        h('span', { class: 'muted' }, 'Drag to zoom, double-click to reset.')),
+      chartsNote, chartsEl,
+      h('div', { class: 'cols' }, h('div', {}, h('h2', {}, 'Files'), filesEl), h('div', {}, h('h2', {}, 'Alerts'), alertsEl)),
+      h('h2', {}, 'Events'), eventsEl);
+
+    abortBtn.addEventListener('click', async () => {
+      if (!confirm(`Ask run "${run.name}" to stop? The solver decides how to stop when it next checks.`)) return;
+      abortBtn.disabled = true;
+      try {
+        await api(`/api/runs/${encodeURIComponent(id)}/abort`, { method: 'PUT', body: { reason: `requested from the web UI by ${user.user}` } });
+        abortMsg.textContent = 'Abort requested; waiting for the solver to stop…';
+      } catch (e) { abortBtn.disabled = false; abortMsg.textContent = 'Abort failed: ' + e.message; }
+    });
+
+    function renderHead() {
+      title.textContent = run.name;
+      document.title = run.name + ' · simtrack';
+      clear(statusEl).append(badge(run.status));
+      const live = LIVE.has(run.status);
+      abortBtn.hidden = !live;
+      abortBtn.disabled = run.abort_requested;
+      if (run.abort_requested && live) abortMsg.textContent = 'Abort requested; waiting for the solver to stop…';
+      else if (run.abort_requested) abortMsg.textContent = 'Stopped after an abort request.';
+      const sys = run.system || {};
+      clear(info).append(
+        h('div', { class: 'panel' }, h('table', { class: 'kv', id: 'run-info' }, h('tbody', {},
+          [['id', h('span', { class: 'mono' }, run.id)], ['folder', h('a', { href: '#/folders?path=' + encodeURIComponent(run.folder) }, run.folder)],
+            ['tags', tags(run.tags)], ['user', run.user], ['created', fmtTime(run.created)], ['started', fmtTime(run.started)],
+            ['ended', fmtTime(run.endtime)], ['duration', fmtDuration(run.runtime)], ['last heartbeat', fmtTime(run.last_heartbeat)],
+            ['description', run.description || '']].map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v)))))),
+        h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'Metadata'), h('div', { id: 'run-metadata' }, kvTable(run.metadata, 'No metadata.'))),
+        h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'System'), kvTable(sys, 'No system information.')));
+    }
+
+    // Charts: one per metric; the first EAGER_CHARTS load at once, the rest
+    // when scrolled near, so a run with 500 metrics stays responsive.
+    const charts = new Map(); // name -> {card, plotEl, u, count, zoomed, visible}
+    let axis = axisSel.value, log = logBox.checked;
+    const io = new IntersectionObserver((entries) => {
+      const want = [];
+      for (const e of entries) if (e.isIntersecting) { const c = charts.get(e.target.dataset.metric); if (c && !c.u && !c.loading) want.push(c.name); }
+      if (want.length) fetchCharts(want);
+    }, { rootMargin: '600px' });
+    onCleanup(() => io.disconnect());
+    const ro = new ResizeObserver(debounce(() => { for (const c of charts.values()) if (c.u) c.u.setSize({ width: plotWidth(c), height: 200 }); }, 100));
+    ro.observe(chartsEl);
+    onCleanup(() => ro.disconnect());
+    const plotWidth = (c) => Math.max(200, Math.floor(c.plotEl.clientWidth || c.card.clientWidth - 16));
+
+    function syncCards() {
+      const names = Object.keys(run.metrics || {}).sort();
+      const needle = metricFilter.value.trim().toLowerCase();
+      const shown = names.filter((n) => !needle || n.toLowerCase().includes(needle));
+      chartsNote.textContent = names.length ? `${shown.length} of ${names.length} metrics` : 'No metrics yet.';
+      const keep = new Set(shown);
+      for (const [n, c] of charts) if (!keep.has(n)) { io.unobserve(c.card); if (c.u) c.u.destroy(); c.card.remove(); charts.delete(n); hooks.charts.delete(n); }
+      const fresh = [];
+      shown.forEach((n, i) => {
+        if (charts.has(n)) return;
+        const plotEl = h('div', { class: 'plot' });
+        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title' }, n), plotEl);
+        const c = { name: n, card, plotEl, u: null, count: -1, loading: false, zoomed: false };
+        charts.set(n, c);
+        chartsEl.append(card);
+        if (i < EAGER_CHARTS) fresh.push(n); else io.observe(card);
+      });
+      // keep DOM order = sorted order
+      for (const n of shown) chartsEl.append(charts.get(n).card);
+      return fresh;
+    }
+
+    async function fetchCharts(names) {
+      const t0 = performance.now();
+      const list = names.map((n) => charts.get(n)).filter(Boolean);
+      for (const c of list) c.loading = true;
+      const batches = [];
+      for (let i = 0; i < list.length; i += 10) batches.push(list.slice(i, i + 10));
+      const width = list.length ? plotWidth(list[0]) : 400;
+      const pending = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < batches.length) {
+          const b = batches[next++];
+          const res = await api('/api/metrics?' + qs({ runs: [id], metrics: b.map((c) => c.name), xaxis: axis, max_points: maxPoints(width) }));
+          const series = res[id] || {};
+          for (const c of b) { draw(c, series[c.name] || []); c.loading = false; }
+        }
+      };
+      for (let k = 0; k < Math.min(3, batches.length); k++) pending.push(worker());
+      await Promise.all(pending);
+      hooks.marks.charts = { ms: performance.now() - t0, at: performance.now(), count: [...charts.values()].filter((c) => c.u).length };
+    }
+
+    function draw(c, points) {
+      const data = toSeries(points, axis, log);
+      c.count = run.metrics[c.name] ? run.metrics[c.name].count : points.length;
+      if (c.u) { c.u.setData(data, !c.zoomed); return; }
+      clear(c.plotEl);
+      const opts = chartOpts(plotWidth(c), axis, log, [c.name]);
+      opts.hooks = { setSelect: [() => { c.zoomed = true; }] };
+      c.u = new uPlot(opts, data, c.plotEl);
+      c.plotEl.addEventListener('dblclick', () => { c.zoomed = false; });
+      hooks.charts.set(c.name, c.u);
+    }
+
+    function redrawAll() {
+      for (const c of charts.values()) { if (c.u) { c.u.destroy(); c.u = null; hooks.charts.delete(c.name); } c.count = -1; c.zoomed = false; }
+      const names = [...charts.keys()].slice(0, EAGER_CHARTS);
+      for (const c of [...charts.values()].slice(EAGER_CHARTS)) io.observe(c.card);
+      return fetchCharts(names);
+    }
+    const saveView = () => setQuery({ x: axis === 'step' ? '' : axis, log: log ? '1' : '', m: metricFilter.value });
+    axisSel.addEventListener('change', () => { axis = axisSel.value; saveView(); redrawAll(); });
+    logBox.addEventListener('change', () => { log = logBox.checked; saveView(); redrawAll(); });
+    metricFilter.addEventListener('input', debounce(() => { saveView(); const fresh = syncCards(); if (fresh.length) fetchCharts(fresh); }, 200));
+
+    // Events, files, alerts.
+    const evSearch = h('input', { type: 'search', id: 'event-search', placeholder: 'search events' });
+    const evLevel = h('select', { id: 'event-level' }, h('option', { value: '' }, 'all levels'), LEVELS.map((l) => h('option', { value: l }, l)));
+    const evTable = h('table', { id: 'events' });
+    const evCount = h('span', { class: 'muted' });
+    eventsEl.append(h('div', { class: 'row' }, evSearch, evLevel, evCount), h('div', { class: 'events table-wrap' }, evTable));
+    let events = [];
+    function renderEvents() {
+      const needle = evSearch.value.trim().toLowerCase();
+      const lvl = evLevel.value;
+      const shown = events.filter((e) => (!lvl || e.log_level === lvl) && (!needle || e.message.toLowerCase().includes(needle)));
+      evCount.textContent = `${shown.length} of ${events.length} events, newest first`;
+      const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, e.log_level), h('td', { class: 'mono' }, e.message)));
+      clear(evTable).append(h('tbody', {}, rows));
+    }
+    evSearch.addEventListener('input', debounce(renderEvents, 150));
+    evLevel.addEventListener('change', renderEvents);
+    async function loadEvents() {
+      const res = await api('/api/events?' + qs({ run: id, count: 0 }));
+      const list = Array.isArray(res) ? res : res.data || [];
+      if (list.length !== events.length) { events = list; renderEvents(); renderAlerts(); }
+    }
+    let filesKey = '';
+    async function loadFiles() {
+      const files = await api(`/api/runs/${encodeURIComponent(id)}/artifacts`);
+      const key = JSON.stringify(files.map((f) => [f.id, f.name, f.category]));
+      if (key === filesKey) return;
+      filesKey = key;
+      clear(filesEl);
+      if (!files.length) { filesEl.append(h('p', { class: 'muted' }, 'No files.')); return; }
+      for (const cat of ['input', 'code', 'output', ...new Set(files.map((f) => f.category))].filter((c, i, a) => a.indexOf(c) === i)) {
+        const mine = files.filter((f) => f.category === cat);
+        if (!mine.length) continue;
+        filesEl.append(h('h3', { style: 'font-size:13px;margin:8px 0 4px' }, cat),
+          h('table', { class: 'kv' }, h('tbody', {}, mine.map((f) => h('tr', {},
+            h('td', {}, h('a', { href: f.url, download: f.name.split('/').pop(), 'data-testid': 'download', title: 'SHA-256 ' + f.checksum }, f.name)),
+            h('td', { class: 'num' }, fmtBytes(f.size)), h('td', { class: 'mono muted' }, (f.checksum || '').slice(0, 12)))))));
+      }
+    }
+    function renderAlerts() {
+      clear(alertsEl);
+      const list = run.alerts || [];
+      if (!list.length) { alertsEl.append(h('p', { class: 'muted' }, 'No alerts.')); return; }
+      alertsEl.append(h('table', { class: 'kv' }, h('tbody', {}, list.map((a) => h('tr', {}, h('td', {}, a.alert.name), h('td', {}, h('span', { class: 'badge ' + a.status }, a.status)), h('td', { class: 'muted' }, describeAlert(a.alert)))))));
+      const hist = events.filter((e) => e.message.startsWith('[simtrack] alert '));
+      alertsEl.append(h('h3', { style: 'font-size:13px;margin:8px 0 4px' }, 'History'),
+        hist.length ? h('ul', {}, hist.map((e) => h('li', {}, fmtTime(e.timestamp), ' ', e.message.replace('[simtrack] ', '')))) : h('p', { class: 'muted' }, 'No changes yet.'));
+    }
+
+    renderHead();
+    const fresh = syncCards();
+    await Promise.all([fetchCharts(fresh), loadEvents().catch((e) => showError(eventsEl, e)), loadFiles().catch((e) => showError(filesEl, e))]);
+    renderAlerts();
+
+    // Live: while the run can still change, follow it.
+    let idle = 0;
+    every(POLL_MS, async () => {
+      if (!LIVE.has(run.status) && ++idle > 3) return;
+      if (LIVE.has(run.status)) idle = 0;
+      const before = run;
+      run = await api('/api/runs/' + encodeURIComponent(id));
+      if (JSON.stringify(before) === JSON.stringify(run)) return;
+      renderHead();
+      renderAlerts();
+      const fresh = syncCards();
+      const stale = [...charts.values()].filter((c) => c.u && run.metrics[c.name] && run.metrics[c.name].count !== c.count).map((c) => c.name);
+      await Promise.all([fetchCharts([...fresh, ...stale]), loadEvents(), loadFiles()]);
+    });
+  }
+
+  function describeAlert(a) {
+    const d = a.alert || {};
+    if (a.source === 'metrics') {
+      const rhs = d.threshold !== undefined && d.threshold !== null ? fmtNum(d.threshold) : `[${fmtNum(d.range_low)}, ${fmtNum(d.range_high)}]`;
+      return `${d.metric} ${d.rule} ${rhs} (${d.aggregation || 'average'} over ${d.window} min, every ${d.frequency} min)`;
+    }
+    if (a.source === 'events') return `event matches "${d.pattern}"`;
+    return a.source;
+  }
+
+  // ---------- compare ----------
+  async function comparePage(r) {
+    const ids = (r.params.get('ids') || '').split(',').filter(Boolean);
+    main.append(h('h1', {}, 'Compare runs'));
+    if (!ids.length) {
+      main.append(h('p', {}, 'Select runs on the ', h('a', { href: '#/runs' }, 'Runs'), ' page (the check boxes), then press ', h('em', {}, 'Compare selected'), '.'));
+      return;
+    }
+    const runs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
+    const names = await api('/api/metrics/names?' + qs({ runs: ids }));
+    const metricSel = h('select', { id: 'compare-metric' }, names.map((n) => h('option', { value: n }, n)));
+    if (r.params.get('metric') && names.includes(r.params.get('metric'))) metricSel.value = r.params.get('metric');
+    const axisSel = h('select', { id: 'compare-xaxis' }, ['step', 'time'].map((a) => h('option', { value: a }, a)));
+    const logBox = h('input', { type: 'checkbox', id: 'compare-log' });
+    const plot = h('div', { class: 'chart', id: 'compare-chart' });
+    const onlyDiff = h('input', { type: 'checkbox', id: 'only-diff' });
+    const diff = h('div', { class: 'table-wrap' });
+    main.append(
+      h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale')),
+      plot, h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
+    let u = null;
+    async function drawOverlay() {
+      if (u) { u.destroy(); u = null; }
+      clear(plot);
+      const m = metricSel.value;
+      if (!m) { plot.append(h('p', { class: 'muted' }, 'These runs have no metrics.')); return; }
+      setQuery({ ids: ids.join(','), metric: m });
+      const width = Math.max(300, plot.clientWidth - 16);
+      const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axisSel.value, max_points: maxPoints(width) }));
+      const tables = ids.map((i) => { const [x, y] = toSeries((res[i] || {})[m] || [], axisSel.value, logBox.checked); return [Array.from(x), y]; });
+      const data = uPlot.join(tables);
+      const labels = runs.map((run) => run.name.length > 60 ? run.name.slice(0, 57) + '…' : run.name);
+      u = new uPlot(chartOpts(width, axisSel.value, logBox.checked, labels, m), data, plot);
+      hooks.charts.set('compare', u);
+    }
+    metricSel.addEventListener('change', drawOverlay);
+    axisSel.addEventListener('change', drawOverlay);
+    logBox.addEventListener('change', drawOverlay);
+
+    function renderDiff() {
+      const rows = [['status', (x) => x.status], ['folder', (x) => x.folder], ['tags', (x) => (x.tags || []).join(', ')], ['created', (x) => fmtTime(x.created)], ['duration', (x) => fmtDuration(x.runtime)]];
+      const keys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
+      for (const k of keys) rows.push(['metadata.' + k, (x) => (k in (x.metadata || {}) ? fmtValue(x.metadata[k]) : '—')]);
+      const body = rows.map(([k, get]) => {
+        const vals = runs.map(get);
+        const differs = new Set(vals).size > 1;
+        if (onlyDiff.checked && !differs) return null;
+        return h('tr', { class: differs ? 'diff' : '' }, h('td', {}, k), vals.map((v) => h('td', { class: 'mono' }, v)));
+      });
+      clear(diff).append(h('table', { id: 'metadata-diff' }, h('thead', {}, h('tr', {}, h('th', {}, ''), runs.map((x) => h('th', { class: 'clip', title: x.name }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name))))), h('tbody', {}, body)));
+    }
+    onlyDiff.addEventListener('change', renderDiff);
+    renderDiff();
+    await drawOverlay();
+  }
+
+  // ---------- folders ----------
+  async function foldersPage(r) {
+    const res = await api('/api/folders?' + qs({ count: 100000 }));
+    const folders = new Map(res.data.map((f) => [f.path, f]));
+    const paths = new Set(['/']);
+    for (const p of folders.keys()) { const parts = p.split('/').filter(Boolean); for (let i = 1; i <= parts.length; i++) paths.add('/' + parts.slice(0, i).join('/')); }
+    const current = r.params.get('path') || '/';
+    const children = (p) => [...paths].filter((q) => q !== '/' && q.slice(0, q.lastIndexOf('/') || 1) === p).sort();
+    const node = (p) => {
+      const kids = children(p);
+      const name = p === '/' ? '/' : p.slice(p.lastIndexOf('/') + 1);
+      return h('li', {}, h('a', { href: '#/folders?path=' + encodeURIComponent(p), class: p === current ? 'active' : '', 'aria-current': p === current ? 'page' : null }, name), kids.length ? h('ul', {}, kids.map(node)) : null);
+    };
+    const detail = h('div', { class: 'panel', id: 'folder-detail' });
+    main.append(h('h1', {}, 'Folders'), h('div', { class: 'folders' }, h('nav', { class: 'panel tree', 'aria-label': 'folder tree' }, h('ul', {}, node('/'))), detail));
+    const f = folders.get(current) || { path: current, tags: [], metadata: {} };
+    const runs = await api('/api/runs?' + qs({ filters: ['folder.path == ' + current], count: 20, sorting: [{ id: 'created', desc: true }] }));
+    detail.append(h('h2', { style: 'margin-top:0', class: 'mono' }, f.path),
+      h('p', {}, f.description || h('span', { class: 'muted' }, 'No description.')), h('p', {}, tags(f.tags)),
+      h('h2', {}, 'Metadata'), kvTable(f.metadata, 'No metadata.'),
+      h('h2', {}, `Runs in this folder (${runs.count})`),
+      runs.data.length ? h('table', {}, h('tbody', {}, runs.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', { class: 'num' }, fmtTime(x.created)))))) : h('p', { class: 'muted' }, 'None directly in this folder.'),
+      h('p', {}, h('a', { href: '#/runs?folder=' + encodeURIComponent(current) }, 'Open these runs in the runs table →')));
+  }
+
+  // ---------- alerts ----------
+  async function alertsPage() {
+    const [alerts, critical] = await Promise.all([
+      api('/api/alerts?' + qs({ count: 10000 })),
+      api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1000 })),
+    ]);
+    const byAlert = new Map();
+    for (const run of critical.data) for (const a of run.alerts || []) if (a.status === 'critical') {
+      if (!byAlert.has(a.alert.id)) byAlert.set(a.alert.id, []);
+      byAlert.get(a.alert.id).push(run);
+    }
+    main.append(h('h1', {}, 'Alerts'),
+      h('h2', {}, `Critical now (${critical.count} run${critical.count === 1 ? '' : 's'})`),
+      critical.data.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'critical-runs' }, h('tbody', {}, critical.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', {}, (x.alerts || []).filter((a) => a.status === 'critical').map((a) => h('span', { class: 'badge critical' }, a.alert.name)))))))) : h('p', { class: 'muted' }, 'No run is critical.'),
+      h('h2', {}, `Definitions (${alerts.count})`),
+      h('div', { class: 'table-wrap' }, h('table', { id: 'alert-defs' },
+        h('thead', {}, h('tr', {}, ['Name', 'Rule', 'Enabled', 'Aborts run', 'Notification', 'Critical runs'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, alerts.data.map((a) => h('tr', {}, h('td', { class: 'name' }, a.name, a.description ? h('div', { class: 'muted' }, a.description) : null), h('td', {}, describeAlert(a)), h('td', {}, a.enabled ? 'yes' : 'no'), h('td', {}, a.abort ? 'yes' : 'no'), h('td', {}, a.notification),
+          h('td', {}, (byAlert.get(a.id) || []).map((x) => h('div', {}, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name))))))))));
+    every(POLL_MS * 3, async () => { const n = await api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1 })); if (n.count !== critical.count) route(); });
+  }
+
+  // ---------- create new run ----------
+  function newRunPage() {
+    const name = h('input', { id: 'token-name', value: `${user.user}-runs` });
+    const days = h('input', { id: 'token-days', type: 'number', min: 1, max: 3650, value: 365 });
+    const out = h('div', { id: 'new-run-out' });
+    const btn = h('button', { class: 'primary', type: 'submit', id: 'create-token' }, 'Create token');
+    const form = h('form', { class: 'panel' },
+      h('p', {}, 'Your solver needs the server\'s URL and a token. Create a fresh token for it here; it is shown once, so copy it now.'),
+      h('div', { class: 'row' }, h('label', { class: 'field' }, 'Token name (shown as the runs\' user)', name), h('label', { class: 'field' }, 'Valid for (days)', days), h('span', { class: 'grow' }), btn));
+    main.append(h('h1', {}, 'Create new run'), form, out);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      btn.disabled = true;
+      clear(out);
+      try {
+        const res = await api('/api/ui/tokens', { method: 'POST', body: { name: name.value, days: +days.value } });
+        renderSnippets(out, location.origin, res.token);
+      } catch (e) { showError(out, e); } finally { btn.disabled = false; }
+    });
+  }
+  function renderSnippets(out, url, tok) {
+    const box = (label, id, text) => {
+      const b = h('button', { type: 'button', 'data-copy': id }, 'Copy');
+      b.addEventListener('click', () => copy(text, b));
+      return h('div', { class: 'snippet-box' }, h('div', { class: 'row' }, h('strong', {}, label), b), h('pre', { class: 'snippet', id }, text));
+    };
+    out.append(
+      h('h2', {}, 'Environment'), box('Shell (bash, zsh; also SLURM job scripts)', 'snippet-env', `export SIMTRACK_URL=${url}\nexport SIMTRACK_TOKEN=${tok}`),
+      box('…or simtrack.ini in the run\'s working directory', 'snippet-ini', `[server]\nurl = ${url}\ntoken = ${tok}`),
+      h('h2', {}, 'Code'),
+      box('C / C++', 'snippet-c', `#include <simtrack.h>
+
+simtrack_run *run = NULL;
+simtrack_init("my-run", "{\\"nx\\": 128}", "cfd,test", "what this run is", "/project", &run);
+simtrack_save(run, "input.nml", "input");
+for (long it = 0; it < steps; it++) {
+    /* ... */
+    simtrack_log(run, "residual", residual, it);
+    if (simtrack_abort_requested(run)) { simtrack_set_status(run, "terminated"); break; }
+}
+simtrack_finish(run);`),
+      box('Fortran', 'snippet-fortran', `use simtrack
+type(simtrack_run) :: run
+call run%init(name='my-run', folder='/project', tags='cfd,test', metadata='{"nx": 128}')
+call run%save('input.nml', 'input')
+do it = 1, nsteps
+  ! ...
+  call run%log('residual', res, step=it)
+  if (run%abort_requested()) exit
+end do
+call run%finish()`),
+      box('CMake', 'snippet-cmake', `find_package(simtrack REQUIRED)
+target_link_libraries(my_solver PRIVATE simtrack::simtrack)   # C / C++
+target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
+      box('Python (the official simvue client)', 'snippet-simvue', `export SIMVUE_URL=${url}\nexport SIMVUE_TOKEN=${tok}`));
+  }
+
+  route();
+})();

@@ -1,0 +1,340 @@
+// End-to-end tests of the web UI in headless Debian chromium, against a real
+// `simtrack server` and the real C example (examples/c/heat.c) reporting to it.
+// scripts/test.d/30-ui.sh builds everything, starts the server and sets:
+//   SIMTRACK_URL, SIMTRACK_TOKEN   the server and a token for it
+//   HEAT_BIN                       heat.c compiled with slow_heat.h
+//   REPO                           repository root (heat saves its source relative to it)
+//   SCREENSHOT_DIR                 where the screenshots go (git-ignored)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL_ = process.env.SIMTRACK_URL;
+const TOKEN = process.env.SIMTRACK_TOKEN;
+const HEAT = process.env.HEAT_BIN;
+const REPO = process.env.REPO;
+const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'simtrack-ui-screenshots');
+for (const [k, v] of Object.entries({ SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN, HEAT_BIN: HEAT, REPO })) {
+  if (!v) throw new Error(`${k} must be set (run scripts/test.d/30-ui.sh)`);
+}
+mkdirSync(SHOTS, { recursive: true });
+const scratch = mkdtempSync(join(tmpdir(), 'simtrack-ui-'));
+
+let context, page;
+const pageErrors = [];
+
+async function api(path, { method = 'GET', body, token = TOKEN } = {}) {
+  const r = await fetch(URL_ + path, {
+    method,
+    headers: { Authorization: 'Bearer ' + token, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text.replace(/"value":(-?Infinity|NaN)/g, '"value":null')) : null };
+}
+const q = (v) => encodeURIComponent(JSON.stringify(v));
+
+async function waitFor(what, f, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try { last = await f(); if (last) return last; } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last})`);
+}
+
+/** Starts the C example; resolves `done` with its exit code and output. */
+function startHeat(steps, delayUs, env = {}, cwd = REPO) {
+  const work = mkdtempSync(join(scratch, 'heat-'));
+  const child = spawn(HEAT, [String(steps), work], {
+    cwd,
+    env: { ...process.env, SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN, SIMTRACK_ABORT_POLL: '0.5', HEAT_STEP_DELAY_US: String(delayUs), ...env },
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const done = new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
+  return { child, work, done, output: () => out };
+}
+
+/** The id of the newest run named heat-c created after `since` (ms). */
+async function newHeatRun(since, token = TOKEN) {
+  return waitFor('the heat run to register', async () => {
+    const r = await api('/api/runs?filters=' + q(['name == heat-c']) + '&sorting=' + q([{ id: 'created', desc: true }]) + '&count=1', { token });
+    const run = r.body.data[0];
+    return run && Date.parse(run.created + 'Z') >= since - 1000 ? run : null;
+  });
+}
+
+/** What heat.c logs at each step (the same recurrence, in doubles). */
+function heatSeries(steps) {
+  const NX = 64, alpha = 0.25;
+  let u = Array.from({ length: NX }, (_, i) => (i > Math.floor(NX / 3) && i < Math.floor((2 * NX) / 3) ? 1 : 0)); // C integer division
+  const out = { residual: [], energy: [], u_mid: [] };
+  for (let it = 0; it < steps; it++) {
+    const un = new Array(NX).fill(0);
+    let residual = 0, energy = 0;
+    for (let i = 1; i < NX - 1; i++) {
+      un[i] = u[i] + alpha * (u[i - 1] - 2 * u[i] + u[i + 1]);
+      residual = Math.max(residual, Math.abs(un[i] - u[i]));
+    }
+    u = un;
+    for (let i = 0; i < NX; i++) energy += u[i] * u[i];
+    out.residual.push(residual); out.energy.push(energy); out.u_mid.push(u[NX / 2]);
+  }
+  return out;
+}
+const close = (a, b) => Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b));
+
+before(async () => {
+  context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, 'profile-')), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1440, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) pageErrors.push(m.text()); });
+  page.on('dialog', (d) => d.accept());
+});
+
+after(async () => {
+  if (context) await context.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+test('sign-in is required, a bad token is refused, a good one opens the runs', async () => {
+  await page.goto(URL_ + '/#/runs');
+  await page.waitForSelector('form#signin');
+  assert.equal(await page.locator('table#runs').count(), 0, 'no runs table before sign-in');
+  assert.equal((await fetch(URL_ + '/api/runs')).status, 401, 'the data API needs a token');
+  assert.equal((await fetch(URL_ + '/api/ui/whoami')).status, 401);
+  await page.fill('#token', 'not-a-token');
+  await page.click('form#signin button[type=submit]');
+  await page.waitForSelector('form#signin [role=alert]');
+  assert.match(await page.textContent('form#signin [role=alert]'), /not valid/);
+  await page.fill('#token', TOKEN);
+  await page.click('form#signin button[type=submit]');
+  await page.waitForSelector('table#runs');
+  assert.equal(await page.evaluate(() => localStorage.getItem('simtrack.token')), TOKEN);
+});
+
+const finished = {}; // run id and work dir of the completed heat run
+
+test('a C example run appears in the runs table and its status changes live', async () => {
+  await page.goto(URL_ + '/#/runs');
+  await page.waitForSelector('table#runs');
+  await page.evaluate(() => { window.__noReload = true; });
+  const since = Date.now();
+  const heat = startHeat(400, 10000); // ~4 s
+  const run = await newHeatRun(since);
+  const row = `tr[data-run-id="${run.id}"]`;
+  await page.waitForSelector(`${row} [data-testid=status]:text-is("running")`, { timeout: 15000 });
+  const { code, out } = await heat.done;
+  assert.equal(code, 0, out);
+  await page.waitForSelector(`${row} [data-testid=status]:text-is("completed")`, { timeout: 15000 });
+  assert.equal(await page.evaluate(() => window.__noReload), true, 'the table updated without a reload');
+  assert.equal(await page.textContent(`${row} td.name a`), 'heat-c');
+  finished.id = run.id;
+  finished.work = heat.work;
+  await page.screenshot({ path: join(SHOTS, 'runs.png'), fullPage: true });
+});
+
+test('the run page charts show exactly the points heat.c logged, with hover values', async () => {
+  assert.ok(finished.id, 'needs the completed run');
+  await page.click(`tr[data-run-id="${finished.id}"] td.name a`);
+  await page.waitForSelector('#run-name');
+  const expected = heatSeries(400);
+  for (const metric of ['residual', 'energy', 'u_mid']) {
+    const data = await waitFor(`chart ${metric}`, () => page.evaluate((m) => {
+      const u = window.__simtrack.charts.get(m);
+      return u ? [Array.from(u.data[0]), Array.from(u.data[1])] : null;
+    }, metric));
+    const [x, y] = data;
+    assert.equal(x.length, 400, `${metric}: every point is drawn`);
+    x.forEach((v, i) => assert.equal(v, i, `${metric}: step ${i}`));
+    y.forEach((v, i) => assert.ok(close(v, expected[metric][i]), `${metric}[${i}] = ${v}, heat.c logged ${expected[metric][i]}`));
+  }
+  // Hovering over the energy chart shows the value at the step under the cursor.
+  const over = page.locator('.chart[data-metric="energy"] .u-over');
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  const hover = await waitFor('hover legend', () => page.evaluate(() => {
+    const u = window.__simtrack.charts.get('energy');
+    const i = u.cursor.idx;
+    const val = u.root.querySelectorAll('.u-legend .u-value')[1]?.textContent;
+    return i != null && val && val !== '--' ? { i, step: u.data[0][i], val } : null;
+  }));
+  assert.ok(hover.step > 100 && hover.step < 300, `cursor at step ${hover.step}`);
+  assert.ok(close(parseFloat(hover.val), +expected.energy[hover.step].toPrecision(6)) || Math.abs(parseFloat(hover.val) - expected.energy[hover.step]) < 1e-4 * expected.energy[hover.step],
+    `legend shows ${hover.val} at step ${hover.step}, heat.c logged ${expected.energy[hover.step]}`);
+  // Metadata, tags and events are on the page too.
+  assert.match(await page.textContent('#run-metadata'), /scheme\s*FTCS/);
+  assert.match(await page.textContent('#events'), /initialised a hot spot/);
+  await page.screenshot({ path: join(SHOTS, 'run.png'), fullPage: true });
+});
+
+test('a saved file downloads byte-identical', async () => {
+  assert.ok(finished.id, 'needs the completed run');
+  for (const name of ['heat_input.nml', 'heat_output.dat']) {
+    const link = page.locator('#files a[data-testid=download]', { hasText: name });
+    const [dl] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const path = join(scratch, 'dl-' + name);
+    await dl.saveAs(path);
+    assert.deepEqual(readFileSync(path), readFileSync(join(finished.work, name)), `${name} downloads byte-identical`);
+  }
+});
+
+test('filtering by tag and by metadata finds the right runs', async () => {
+  const mk = async (name, tags, metadata) => (await api('/api/runs', { method: 'POST', body: { name, tags, metadata, folder: '/ui-test/filters', status: 'completed' } })).body.id;
+  const a = await mk('filter-a', ['ui-filter', 'coarse'], { nx: 32, solver: 'jacobi' });
+  const b = await mk('filter-b', ['ui-filter', 'fine'], { nx: 256, solver: 'jacobi' });
+  const c = await mk('filter-c', ['other'], { nx: 256, solver: 'gmres' });
+  await page.goto(URL_ + '/#/runs');
+  await page.waitForSelector('table#runs');
+  const ids = async () => (await page.$$eval('table#runs tbody tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).sort();
+  const expectRows = async (want, what) => {
+    want = [...want].sort();
+    await waitFor(what, async () => JSON.stringify(await ids()) === JSON.stringify(want));
+  };
+  await page.fill('#f-tag', 'ui-filter');
+  await expectRows([a, b], 'tag ui-filter → a, b');
+  await page.fill('#f-meta', 'nx > 100');
+  await expectRows([b], 'tag ui-filter and nx > 100 → b');
+  await page.fill('#f-tag', '');
+  await page.fill('#f-meta', 'solver == gmres');
+  await expectRows([c], 'solver == gmres → c');
+  await page.fill('#f-meta', 'nx == 64');
+  const heatRuns = (await api('/api/runs?filters=' + q(['metadata.nx == 64']) + '&count=1000')).body.data.map((r) => r.id);
+  assert.ok(heatRuns.includes(finished.id));
+  await expectRows(heatRuns, 'nx == 64 → the heat runs');
+  await page.fill('#f-meta', '');
+  await page.fill('#f-tag', 'heat, example');
+  await expectRows(heatRuns, 'tags heat, example → the heat runs');
+  await page.waitForURL(/tag=heat/);
+  // The filters live in the address, so a reload keeps them.
+  await page.reload();
+  await page.waitForSelector('table#runs tbody tr');
+  assert.equal(await page.inputValue('#f-tag'), 'heat, example');
+  await expectRows(heatRuns, 'filters kept across a reload');
+  await page.fill('#f-tag', '');
+});
+
+test('Abort on the run page reaches the running example, which stops cleanly', async () => {
+  const since = Date.now();
+  const heat = startHeat(1000000, 2000);
+  const run = await newHeatRun(since);
+  await page.goto(URL_ + '/#/run/' + run.id);
+  await page.waitForSelector('#run-status [data-testid=status]:text-is("running")');
+  await waitFor('a live chart', () => page.evaluate(() => !!window.__simtrack.charts.get('residual')));
+  const t0 = Date.now();
+  await page.click('#abort');
+  const { code, out } = await Promise.race([
+    heat.done,
+    new Promise((_, rej) => setTimeout(() => rej(new Error('heat did not stop within 30 s of Abort: ' + heat.output())), 30000)),
+  ]);
+  const stopSecs = (Date.now() - t0) / 1000;
+  assert.equal(code, 0, out);
+  assert.match(out, /finished after \d+ steps \(aborted\)/);
+  await page.waitForSelector('#run-status [data-testid=status]:text-is("terminated")', { timeout: 15000 });
+  const doc = (await api('/api/runs/' + run.id)).body;
+  assert.equal(doc.status, 'terminated');
+  assert.ok(doc.metadata.steps_done < 1000000);
+  const events = (await api(`/api/events?run=${run.id}&count=0`)).body.data.map((e) => e.message);
+  assert.ok(events.some((m) => m.includes('abort requested: stopping early')), 'the solver logged that it stopped');
+  console.log(`# abort reached the solver and it exited after ${stopSecs.toFixed(1)} s`);
+});
+
+test('Create new run shows URL and a fresh token that works', async () => {
+  await page.goto(URL_ + '/#/new');
+  await page.fill('#token-name', 'ui-test-new-run');
+  await page.click('#create-token');
+  await page.waitForSelector('#snippet-env');
+  const env = await page.textContent('#snippet-env');
+  const url = /export SIMTRACK_URL=(\S+)/.exec(env)[1];
+  const tok = /export SIMTRACK_TOKEN=(\S+)/.exec(env)[1];
+  assert.equal(url, URL_);
+  assert.notEqual(tok, TOKEN);
+  const ini = await page.textContent('#snippet-ini');
+  assert.equal(ini, `[server]\nurl = ${URL_}\ntoken = ${tok}`);
+  for (const id of ['#snippet-c', '#snippet-fortran', '#snippet-cmake']) assert.ok((await page.textContent(id)).length > 20);
+  // The token works against the API, and a solver configured only by the
+  // simtrack.ini from the page reports to this server under its name.
+  assert.equal((await api('/api/runs?count=1', { token: tok })).status, 200);
+  const dir = mkdtempSync(join(scratch, 'ini-'));
+  writeFileSync(join(dir, 'simtrack.ini'), ini + '\n');
+  const since = Date.now();
+  const env2 = { ...process.env };
+  delete env2.SIMTRACK_URL; delete env2.SIMTRACK_TOKEN;
+  const r = await new Promise((resolve) => {
+    const c = spawn(HEAT, ['50', dir], { cwd: dir, env: env2 });
+    let o = ''; c.stdout.on('data', (d) => { o += d; }); c.stderr.on('data', (d) => { o += d; });
+    c.on('exit', (code) => resolve({ code, o }));
+  });
+  assert.equal(r.code, 0, r.o);
+  const run = await newHeatRun(since, tok);
+  assert.equal(run.user, 'ui-test-new-run');
+  assert.equal(run.status, 'completed');
+  await page.screenshot({ path: join(SHOTS, 'new-run.png'), fullPage: true });
+});
+
+test('compare, folders and alerts pages render the runs', async () => {
+  const two = (await api('/api/runs?filters=' + q(['name == heat-c', 'status == completed']) + '&count=2')).body.data.map((r) => r.id);
+  await page.goto(URL_ + '/#/runs');
+  await page.waitForSelector('table#runs tbody tr');
+  await page.fill('#f-meta', 'nx == 64');
+  for (const id of two) await page.check(`tr[data-run-id="${id}"] input[type=checkbox]`);
+  await page.click('#compare-selected');
+  await page.waitForSelector('#metadata-diff');
+  const series = await waitFor('overlay chart', () => page.evaluate(() => window.__simtrack.charts.get('compare')?.series.length));
+  assert.equal(series, 3, 'one series per run plus x');
+  assert.match(await page.textContent('#metadata-diff'), /metadata\.scheme/);
+  await page.screenshot({ path: join(SHOTS, 'compare.png'), fullPage: true });
+
+  await page.goto(URL_ + '/#/folders?path=' + encodeURIComponent('/examples/c'));
+  await page.waitForSelector('#folder-detail');
+  const detail = await page.textContent('#folder-detail');
+  assert.match(detail, /Runs of the C heat example/);
+  assert.match(detail, /owner\s*examples/);
+  await page.screenshot({ path: join(SHOTS, 'folders.png'), fullPage: true });
+
+  await page.goto(URL_ + '/#/alerts');
+  await page.waitForSelector('#alert-defs');
+  assert.match(await page.textContent('#alert-defs'), /residual-high/);
+  assert.match(await page.textContent('#alert-defs'), /energy is outside range/);
+  await page.screenshot({ path: join(SHOTS, 'alerts.png'), fullPage: true });
+});
+
+test('long names and many metrics do not break the layout', async () => {
+  const name = 'very-long-run-name-'.repeat(11).slice(0, 200);
+  const id = (await api('/api/runs', { method: 'POST', body: { name, tags: ['layout'], folder: '/ui-test/layout' } })).body.id;
+  const names = Array.from({ length: 120 }, (_, i) => `m${String(i).padStart(3, '0')}`);
+  const metrics = Array.from({ length: 20 }, (_, step) => ({ step, time: step, values: Object.fromEntries(names.map((n, k) => [n, Math.sin(step + k)])) }));
+  // Metrics arrive as msgpack from solvers; the API also takes JSON.
+  const r = await fetch(URL_ + '/api/metrics', { method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' }, body: JSON.stringify({ run: id, metrics }) });
+  assert.equal(r.status, 200, await r.text());
+  await page.goto(URL_ + '/#/run/' + id);
+  await page.waitForSelector('#run-name');
+  await waitFor('the first charts', () => page.evaluate(() => window.__simtrack.charts.size >= 60));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
+  await page.fill('#metric-filter', 'm11');
+  await waitFor('filtered charts', async () => (await page.$$('.chart[data-metric]')).length === 10);
+  await page.screenshot({ path: join(SHOTS, 'run-many-metrics.png'), fullPage: false });
+  await page.goto(URL_ + '/#/runs?tag=layout');
+  await page.waitForSelector(`tr[data-run-id="${id}"]`);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(wide <= 0, `runs page scrolls sideways by ${wide}px`);
+});
+
+test('the page raised no script errors', () => {
+  assert.deepEqual(pageErrors, []);
+});
