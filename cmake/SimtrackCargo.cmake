@@ -29,8 +29,12 @@ if(NOT SIMTRACK_CARGO_PROFILE MATCHES "^(debug|release)$")
 endif()
 
 if(NOT "$ENV{CARGO_TARGET_DIR}" STREQUAL "")
-    # cargo reads a relative CARGO_TARGET_DIR against its working directory.
-    file(REAL_PATH "$ENV{CARGO_TARGET_DIR}" _simtrack_target_dir BASE_DIRECTORY "$ENV{PWD}")
+    # A relative CARGO_TARGET_DIR means: relative to where cmake was run.
+    set(_simtrack_cwd "$ENV{PWD}")
+    if(_simtrack_cwd STREQUAL "")
+        set(_simtrack_cwd "${CMAKE_BINARY_DIR}")
+    endif()
+    file(REAL_PATH "$ENV{CARGO_TARGET_DIR}" _simtrack_target_dir BASE_DIRECTORY "${_simtrack_cwd}")
 else()
     set(_simtrack_target_dir "${CMAKE_CURRENT_BINARY_DIR}/cargo")
 endif()
