@@ -607,7 +607,9 @@
       const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axisSel.value, max_points: maxPoints(width) }));
       const tables = ids.map((i) => { const [x, y] = toSeries((res[i] || {})[m] || [], axisSel.value, logBox.checked); return [Array.from(x), y]; });
       const data = uPlot.join(tables);
-      const labels = runs.map((run) => run.name.length > 60 ? run.name.slice(0, 57) + '…' : run.name);
+      const short = (n) => (n.length > 60 ? n.slice(0, 57) + '…' : n);
+      const dup = (n) => runs.filter((x) => x.name === n).length > 1;
+      const labels = runs.map((run) => short(run.name) + (dup(run.name) ? ` (${run.id.slice(0, 6)})` : ''));
       u = new uPlot(chartOpts(width, axisSel.value, logBox.checked, labels, m), data, plot);
       hooks.charts.set('compare', u);
     }
@@ -703,7 +705,8 @@
     const box = (label, id, text) => {
       const b = h('button', { type: 'button', 'data-copy': id }, 'Copy');
       b.addEventListener('click', () => copy(text, b));
-      return h('div', { class: 'snippet-box' }, h('div', { class: 'row' }, h('strong', {}, label), b), h('pre', { class: 'snippet', id }, text));
+      const wrap = text.includes(tok) ? ' wrap' : '';
+      return h('div', { class: 'snippet-box' }, h('div', { class: 'row' }, h('strong', {}, label), b), h('pre', { class: 'snippet' + wrap, id }, text));
     };
     out.append(
       h('h2', {}, 'Environment'), box('Shell (bash, zsh; also SLURM job scripts)', 'snippet-env', `export SIMTRACK_URL=${url}\nexport SIMTRACK_TOKEN=${tok}`),

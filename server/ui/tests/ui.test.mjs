@@ -225,7 +225,14 @@ test('filtering by tag and by metadata finds the right runs', async () => {
   await page.waitForSelector('table#runs tbody tr');
   assert.equal(await page.inputValue('#f-tag'), 'heat, example');
   await expectRows(heatRuns, 'filters kept across a reload');
+  // Chosen metric columns show each run's last value.
+  await page.fill('#f-cols', 'residual, energy');
+  const cell = `tr[data-run-id="${finished.id}"] td[data-metric="energy"]`;
+  await page.waitForSelector(cell);
+  const last = heatSeries(400).energy[399];
+  assert.ok(Math.abs(parseFloat(await page.textContent(cell)) - last) < 1e-5 * last, 'last energy shown in the table');
   await page.fill('#f-tag', '');
+  await page.fill('#f-cols', '');
 });
 
 test('Abort on the run page reaches the running example, which stops cleanly', async () => {
@@ -300,7 +307,7 @@ test('compare, folders and alerts pages render the runs', async () => {
   await page.screenshot({ path: join(SHOTS, 'compare.png'), fullPage: true });
 
   await page.goto(URL_ + '/#/folders?path=' + encodeURIComponent('/examples/c'));
-  await page.waitForSelector('#folder-detail');
+  await page.waitForSelector('#folder-detail h2');
   const detail = await page.textContent('#folder-detail');
   assert.match(detail, /Runs of the C heat example/);
   assert.match(detail, /owner\s*examples/);

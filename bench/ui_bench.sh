@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# UI benchmark: a release `simtrack server` with a fresh data directory, one
+# run of METRICS x POINTS (default 50 x 1,000,000) loaded through
+# libsimtrack by bench/ui_load.c, RUNS (default 10,000) runs created through
+# the API, then bench/ui_bench.mjs measures in headless chromium:
+#   - the run page: time until all charts are drawn;
+#   - the runs page: time to first render and to apply a filter.
+# Needs: chromium, node + npm (uses server/ui/tests/node_modules).
+#   bench/ui_bench.sh                 # full size
+#   METRICS=5 POINTS=100000 RUNS=1000 bench/ui_bench.sh   # quick look
+# Set KEEP_DATA=DIR to keep (and reuse) the data directory between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+METRICS="${METRICS:-50}"
+POINTS="${POINTS:-1000000}"
+RUNS="${RUNS:-10000}"
+
+(cd server/ui/tests && npm ci --no-audit --no-fund --loglevel=error)
+cargo build --quiet --release --locked -p simtrack -p simtrack-server
+bin="$target/release/simtrack"
+
+if [ -n "${KEEP_DATA:-}" ]; then data="$KEEP_DATA"; mkdir -p "$data"; else data="$(mktemp -d)"; fi
+log="$data/server.log"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    [ -n "${KEEP_DATA:-}" ] || rm -rf "$data"
+}
+trap cleanup EXIT
+
+cc -O2 -Wall -Wextra -Werror -Iinclude bench/ui_load.c -L"$target/release" -lsimtrack \
+    -Wl,-rpath,"$target/release" -lm -o "$data/ui_load"
+[ -s "$data/token" ] || "$bin" token create --data "$data/store" --name bench >"$data/token"
+token="$(cat "$data/token")"
+"$bin" server --data "$data/store" --listen 127.0.0.1:0 >"$log" 2>&1 &
+server_pid=$!
+url=""
+for _ in $(seq 1 100); do
+    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1 || true)"
+    [ -n "$url" ] && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
+    sleep 0.05
+done
+[ -n "$url" ] || { cat "$log"; echo "server did not announce its URL"; exit 1; }
+echo "-- server at $url (data: $data)"
+
+big="ui-bench-${METRICS}x${POINTS}"
+if [ ! -e "$data/loaded-$big" ]; then
+    echo "-- loading $METRICS metrics x $POINTS points"
+    (cd "$data" && SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" SIMTRACK_OFFLINE_DIR="$data/offline" \
+        ./ui_load "$big" "$METRICS" "$POINTS")
+    touch "$data/loaded-$big"
+fi
+mkdir -p "$target/ui-screenshots"
+SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" BIG_RUN_NAME="$big" RUNS="$RUNS" \
+    SCREENSHOT_DIR="$target/ui-screenshots" node bench/ui_bench.mjs
