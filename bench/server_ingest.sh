@@ -3,7 +3,9 @@
 #   1. end-to-end ingest: one C solver -> libsimtrack -> simtrack server, from
 #      simtrack_init until every point is queryable through the API;
 #   2. the server's peak memory (VmHWM) while ingesting;
-#   3. reading the 10M-point series downsampled to 2000 points (median of 20).
+#   3. reading the 10M-point series downsampled to 2000 points (median of 20);
+#   4. the server alone: pre-encoded batches over one connection (needs a
+#      python with msgpack and requests, e.g. a simvue venv: PYTHON=...).
 # POINTS (default 10000000) sets the series length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,3 +45,10 @@ for _ in $(seq 20); do
     curl -s -o "$out/m.json" -w '%{time_total}\n' -H "Authorization: Bearer $token" "$q"
 done | sort -n | awk '{a[NR]=$1} END {printf "downsampled read (%d -> 2000 points): median %.1f ms, max %.1f ms\n", '"$points"', a[int((NR+1)/2)]*1000, a[NR]*1000}'
 python3 -c "import json; d=json.load(open('$out/m.json')); print('points returned:', len(d['$run']['residual']))"
+
+python="${PYTHON:-python3}"
+if "$python" -c 'import msgpack, requests' 2>/dev/null; then
+    "$python" bench/server_ingest_http.py "$url" "$token" 100
+else
+    echo "server-only ingest: skipped (set PYTHON to a python with msgpack and requests)"
+fi

@@ -85,6 +85,42 @@ impl Auth {
 
     /// The identity behind an `Authorization` header value.
     pub fn verify(&self, store: &Store, header: Option<&str>) -> Result<Identity, ApiError> {
+        self.verify_with(header, |hash| {
+            store.read(|c| {
+                c.query_row(
+                    "SELECT id, name, exp FROM tokens WHERE hash = ?1",
+                    params![hash],
+                    |r| {
+                        Ok(Identity {
+                            token_id: r.get(0)?,
+                            user: r.get(1)?,
+                            exp: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(ApiError::db)
+            })
+        })
+    }
+
+    /// [`Auth::verify`] answered from the cache alone: `None` when the token
+    /// has not been seen yet (the caller then does the database lookup off
+    /// the async executor).
+    pub fn verify_cached(&self, header: Option<&str>) -> Option<Result<Identity, ApiError>> {
+        let mut miss = false;
+        let r = self.verify_with(header, |_| {
+            miss = true;
+            Ok(None)
+        });
+        (!miss).then_some(r)
+    }
+
+    fn verify_with(
+        &self,
+        header: Option<&str>,
+        lookup: impl FnOnce(&str) -> Result<Option<Identity>, ApiError>,
+    ) -> Result<Identity, ApiError> {
         let header =
             header.ok_or_else(|| ApiError::unauthorized("missing Authorization header"))?;
         let token = header
@@ -107,21 +143,7 @@ impl Auth {
         let identity = match cached {
             Some(i) => i,
             None => {
-                let found = store.read(|c| {
-                    c.query_row(
-                        "SELECT id, name, exp FROM tokens WHERE hash = ?1",
-                        params![hash],
-                        |r| {
-                            Ok(Identity {
-                                token_id: r.get(0)?,
-                                user: r.get(1)?,
-                                exp: r.get(2)?,
-                            })
-                        },
-                    )
-                    .optional()
-                    .map_err(ApiError::db)
-                })?;
+                let found = lookup(&hash)?;
                 let i = found.ok_or_else(|| ApiError::unauthorized("invalid token"))?;
                 self.cache
                     .lock()

@@ -133,6 +133,9 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if let Some(r) = st.auth.verify_cached(header.as_deref()) {
+            return r.map(Caller);
+        }
         let (store, auth) = (st.store.clone(), st.auth.clone());
         blocking(move || auth.verify(&store, header.as_deref()))
             .await

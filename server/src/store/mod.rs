@@ -73,6 +73,7 @@ CREATE INDEX IF NOT EXISTS run_artifacts_artifact ON run_artifacts(artifact_id);
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL, key TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
     created INTEGER NOT NULL, PRIMARY KEY (scope, key));
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 "#;
 
