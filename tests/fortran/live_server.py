@@ -146,10 +146,21 @@ def scenario_mpi(server, out):
           f"({timing.group(1) if timing else '?'} s)")
 
 
+def scenario_openmp(server, _out):
+    run = one_run(server, "fortran-openmp")
+    for t in range(4):
+        points = server.metric(run["id"], f"thread{t}")
+        check(points == [(i, float(i)) for i in range(5000)],
+              f"thread{t}: 5000 points in step order (got {len(points)})")
+    events = server.get("/events", run=run["id"], filters="", start=0, count=0)["data"]
+    done = sorted(e["message"] for e in events if e["message"].startswith("done: "))
+    check(done == [f"done: thread{t}" for t in range(4)], f"one event per thread (got {done})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--scenario", required=True, choices=["lifecycle", "abort", "mpi"])
+    ap.add_argument("--scenario", required=True, choices=["lifecycle", "abort", "mpi", "openmp"])
     ap.add_argument("--offline-then-sync", action="store_true",
                     help="record offline, then upload with `simtrack sync`")
     ap.add_argument("command", nargs="+", help="the program to run (after --)")
