@@ -103,9 +103,14 @@ def run_main():
     run.log_metrics({"temp": 50.0}, step=0, timestamp=ts(later))
     run.log_metrics({"temp": 60.0}, step=1, timestamp=ts(later + datetime.timedelta(seconds=1)))
     run.log_event("solver DIVERGED at step 7")
-    time.sleep(2.5)  # the dispatcher sends at most once a second
+    # The dispatcher sends at most once a second: wait until the batch is in.
     client = Client()
-    state["critical_mid"] = sorted(client.get_alerts(run_id=run.id, critical_only=True, names_only=True))
+    deadline = time.time() + 30
+    while True:
+        state["critical_mid"] = sorted(client.get_alerts(run_id=run.id, critical_only=True, names_only=True))
+        if len(state["critical_mid"]) >= 3 or time.time() > deadline:
+            break
+        time.sleep(0.2)
     even_later = later + datetime.timedelta(minutes=5)
     run.log_metrics({"temp": 1.0}, step=2, timestamp=ts(even_later))
     run.log_metrics({"temp": 2.0}, step=3, timestamp=ts(even_later + datetime.timedelta(seconds=1)))
