@@ -313,6 +313,18 @@ test('compare, folders and alerts pages render the runs', async () => {
   assert.match(detail, /owner\s*examples/);
   await page.screenshot({ path: join(SHOTS, 'folders.png'), fullPage: true });
 
+  // A run whose alert fires is listed as critical, and its page shows the
+  // alert's state and history.
+  const alert = (await api('/api/alerts', { method: 'POST', body: { name: 'ui-too-hot', source: 'metrics', alert: { metric: 'temp', rule: 'is above', threshold: 0.5, window: 1, frequency: 1, aggregation: 'average' } } })).body.id;
+  const hot = (await api('/api/runs', { method: 'POST', body: { name: 'ui-hot-run', alerts: [alert], folder: '/ui-test/alerts' } })).body.id;
+  assert.equal((await api('/api/metrics', { method: 'POST', body: { run: hot, metrics: [{ step: 0, time: 0, values: { temp: 5 } }] } })).status, 200);
+  await page.goto(URL_ + '/#/alerts');
+  await page.waitForSelector('#alert-defs');
+  assert.match(await page.textContent('#critical-runs'), /ui-hot-run/);
+  await page.click('#critical-runs a:text-is("ui-hot-run")');
+  await page.waitForSelector('#run-alerts .badge.critical');
+  assert.match(await page.textContent('#run-alerts'), /ui-too-hot.*critical/s);
+  await waitFor('alert history', async () => /changed from ok to critical/.test(await page.textContent('#run-alerts')));
   await page.goto(URL_ + '/#/alerts');
   await page.waitForSelector('#alert-defs');
   assert.match(await page.textContent('#alert-defs'), /residual-high/);
