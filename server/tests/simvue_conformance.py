@@ -275,6 +275,28 @@ def folders():
 check("get_folders/get_folder", folders)
 
 
+def client_extras():
+    c = Client()
+    df = c.get_runs(["folder.path == /conformance/sub"], output_format="dataframe", metadata=True)
+    assert list(df["name"]) == ["conformance-main"], df
+    vals = c.get_metric_values(["residual"], "step", run_filters=["name == conformance-main"],
+                               output_format="dict")
+    assert len(vals["residual"]) == 10, vals
+    run = Run()
+    run.config(suppress_errors=False, disable_resources_metrics=True)
+    run.init(name="conformance-folder", folder="/conformance/details")
+    run.set_folder_details(metadata={"owner": "qa"}, tags=["x"], description="folder notes")
+    run.close()
+    f = c.get_folder("/conformance/details")
+    assert f.metadata == {"owner": "qa"} and f.tags == ["x"] and f.description == "folder notes", f
+    rid = c.get_run_id_from_name("conformance-folder")
+    c.delete_run(rid)
+    assert not [r for r, _ in c.get_runs(["name == conformance-folder"])]
+
+
+check("dataframe output, run_filters, set_folder_details, delete_run", client_extras)
+
+
 def heartbeat_and_abort():
     run = Run()
     run.config(suppress_errors=False, disable_resources_metrics=True)
