@@ -326,6 +326,13 @@ pub fn parse_tags(text: &str) -> Vec<String> {
 /// `YYYY-MM-DDTHH:MM:SS.ffffff` (no zone suffix). Values outside years
 /// 0..=9999 are clamped.
 pub fn format_timestamp(secs: f64) -> String {
+    let bytes = timestamp_bytes(secs);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// [`format_timestamp`] into a fixed buffer, without allocating (the
+/// metrics encoder writes one per point).
+pub fn timestamp_bytes(secs: f64) -> [u8; 26] {
     let micros_total = if secs.is_finite() {
         (secs * 1e6).round() as i64
     } else {
@@ -335,13 +342,22 @@ pub fn format_timestamp(secs: f64) -> String {
     let days = micros_total.div_euclid(86_400_000_000);
     let rem = micros_total.rem_euclid(86_400_000_000);
     let (y, m, d) = civil_from_days(days);
-    let (sod, micros) = (rem / 1_000_000, rem % 1_000_000);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    let sod = rem / 1_000_000;
+    let mut out = *b"0000-00-00T00:00:00.000000";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, i64::from(m));
+    put(8, 2, i64::from(d));
+    put(11, 2, sod / 3600);
+    put(14, 2, (sod / 60) % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, rem % 1_000_000);
+    out
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01.

@@ -13,14 +13,14 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
-use serde::ser::SerializeMap;
 use serde_json::{Value, json};
 
 use super::{RunContext, SendError, Transport};
 use crate::config::Config;
 use crate::error::{Error, Status};
 use crate::record::{
-    AlertDef, FileRecord, FolderSpec, MetricBatch, Record, RunSpec, format_timestamp,
+    AlertDef, FileRecord, FolderSpec, MetricBatch, Point, Record, RunSpec, format_timestamp,
+    timestamp_bytes,
 };
 
 /// The header that makes resends idempotent.
@@ -199,34 +199,16 @@ impl HttpTransport {
         batch: &MetricBatch,
     ) -> Result<(), SendError> {
         let id = Self::server_id(run)?;
-        let created = run.spec.created;
-        // Points logged together (same step and time, from log_many) share
-        // one item, as the reference client groups them.
-        let mut items: Vec<MetricItem<'_>> = Vec::new();
-        for p in &batch.points {
-            let name = batch.names.get(p.name as usize).map_or("", String::as_str);
-            match items.last_mut() {
-                Some(last)
-                    if last.step == p.step
-                        && last.time.to_bits() == p.time.to_bits()
-                        && !last.has(name) =>
-                {
-                    last.values.push((name, p.value));
-                }
-                _ => items.push(MetricItem {
-                    time: p.time,
-                    timestamp: format_timestamp(created + p.time),
-                    step: p.step,
-                    values: vec![(name, p.value)],
-                }),
-            }
-        }
-        for (i, chunk) in items.chunks(MAX_ITEMS).enumerate() {
-            let body = MetricsBody {
-                run: id,
-                metrics: chunk,
-            };
-            self.msgpack("metrics", &part_key(key, i), &body)?;
+        for (i, body) in encode_metrics(id, run.spec.created, batch)
+            .into_iter()
+            .enumerate()
+        {
+            let req = self
+                .client
+                .post(self.url("metrics"))
+                .header(CONTENT_TYPE, "application/msgpack")
+                .body(body);
+            self.send(req, Some(&part_key(key, i)))?;
         }
         Ok(())
     }
@@ -441,46 +423,6 @@ impl Transport for HttpTransport {
     }
 }
 
-struct MetricItem<'a> {
-    time: f64,
-    timestamp: String,
-    step: i64,
-    values: Vec<(&'a str, f64)>,
-}
-
-impl MetricItem<'_> {
-    fn has(&self, name: &str) -> bool {
-        self.values.iter().any(|(n, _)| *n == name)
-    }
-}
-
-impl Serialize for MetricItem<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Values<'a, 'b>(&'a [(&'b str, f64)]);
-        impl Serialize for Values<'_, '_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(self.0.len()))?;
-                for (k, v) in self.0 {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-        }
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("time", &self.time)?;
-        m.serialize_entry("timestamp", &self.timestamp)?;
-        m.serialize_entry("step", &self.step)?;
-        m.serialize_entry("values", &Values(&self.values))?;
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-struct MetricsBody<'a> {
-    run: &'a str,
-    metrics: &'a [MetricItem<'a>],
-}
-
 #[derive(Serialize)]
 struct EventItem<'a> {
     message: &'a str,
@@ -492,6 +434,67 @@ struct EventItem<'a> {
 struct EventsBody<'a> {
     run: &'a str,
     events: &'a [EventItem<'a>],
+}
+
+/// Encodes a metrics batch as the msgpack bodies of `POST /api/metrics`
+/// (`{"run", "metrics": [{time, timestamp, step, values}]}`, at most
+/// [`MAX_ITEMS`] items each), writing msgpack directly: a batch holds up to
+/// 16,000 points and this runs for every one of them. Points logged together
+/// (same step and time, distinct names: one `log_many` call) share one item,
+/// as the reference client groups them.
+fn encode_metrics(run_id: &str, created: f64, batch: &MetricBatch) -> Vec<Vec<u8>> {
+    use rmp::encode::{write_array_len, write_f64, write_map_len, write_sint, write_str};
+    let points = &batch.points;
+    // Where each item starts.
+    let mut starts = Vec::with_capacity(points.len() + 1);
+    let mut i = 0;
+    while i < points.len() {
+        starts.push(i);
+        let first = points[i];
+        let mut j = i + 1;
+        while j < points.len()
+            && points[j].step == first.step
+            && points[j].time.to_bits() == first.time.to_bits()
+            && points[i..j].iter().all(|p| p.name != points[j].name)
+        {
+            j += 1;
+        }
+        i = j;
+    }
+    starts.push(points.len());
+    let name = |p: &Point| batch.names.get(p.name as usize).map_or("", String::as_str);
+    let items = starts.len() - 1;
+    let mut bodies = Vec::with_capacity(items.div_ceil(MAX_ITEMS));
+    for chunk_start in (0..items).step_by(MAX_ITEMS) {
+        let chunk_end = (chunk_start + MAX_ITEMS).min(items);
+        let mut buf = Vec::with_capacity((starts[chunk_end] - starts[chunk_start]) * 72 + 64);
+        // Writes into a Vec cannot fail.
+        let _ = write_map_len(&mut buf, 2);
+        let _ = write_str(&mut buf, "run");
+        let _ = write_str(&mut buf, run_id);
+        let _ = write_str(&mut buf, "metrics");
+        let _ = write_array_len(&mut buf, (chunk_end - chunk_start) as u32);
+        for item in chunk_start..chunk_end {
+            let group = &points[starts[item]..starts[item + 1]];
+            let first = group[0];
+            let _ = write_map_len(&mut buf, 4);
+            let _ = write_str(&mut buf, "time");
+            let _ = write_f64(&mut buf, first.time);
+            let _ = write_str(&mut buf, "timestamp");
+            let ts = timestamp_bytes(created + first.time);
+            let _ = write_str(&mut buf, std::str::from_utf8(&ts).unwrap_or_default());
+            let _ = write_str(&mut buf, "step");
+            let _ = write_sint(&mut buf, first.step);
+            let _ = write_str(&mut buf, "values");
+            let _ = write_map_len(&mut buf, group.len() as u32);
+            for p in group {
+                let _ = write_str(&mut buf, name(p));
+                let _ = write_f64(&mut buf, p.value);
+            }
+        }
+        bodies.push(buf);
+    }
+    bodies
 }
 
 fn part_key(key: &str, part: usize) -> String {
@@ -563,4 +566,81 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Item {
+        time: f64,
+        timestamp: String,
+        step: i64,
+        values: BTreeMap<String, f64>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Body {
+        run: String,
+        metrics: Vec<Item>,
+    }
+
+    #[test]
+    fn metrics_bodies_have_the_simvue_shape_and_group_log_many() {
+        let p = |name, value, step, time| Point {
+            name,
+            value,
+            step,
+            time,
+        };
+        let batch = MetricBatch {
+            names: vec!["a".into(), "b".into()],
+            points: vec![
+                p(0, 1.0, 0, 0.5),
+                p(1, 2.0, 0, 0.5), // logged together with the first
+                p(0, f64::NAN, 1, 0.75),
+                p(0, 3.0, 1, 0.75), // same metric again: a new item
+            ],
+        };
+        let bodies = encode_metrics("run1", 1_704_164_645.0, &batch);
+        assert_eq!(bodies.len(), 1);
+        let body: Body = rmp_serde::from_slice(&bodies[0]).unwrap();
+        assert_eq!(body.run, "run1");
+        assert_eq!(body.metrics.len(), 3);
+        assert_eq!(
+            body.metrics[0].values,
+            BTreeMap::from([("a".into(), 1.0), ("b".into(), 2.0)])
+        );
+        assert_eq!(body.metrics[0].timestamp, "2024-01-02T03:04:05.500000");
+        assert_eq!(body.metrics[0].time, 0.5);
+        assert!(body.metrics[1].values["a"].is_nan());
+        assert_eq!(
+            (body.metrics[2].step, body.metrics[2].values["a"]),
+            (1, 3.0)
+        );
+    }
+
+    #[test]
+    fn large_batches_split_into_bodies_of_at_most_max_items() {
+        let points = (0..MAX_ITEMS as i64 * 2 + 5)
+            .map(|i| Point {
+                name: 0,
+                value: i as f64,
+                step: i,
+                time: i as f64,
+            })
+            .collect();
+        let batch = MetricBatch {
+            names: vec!["x".into()],
+            points,
+        };
+        let bodies = encode_metrics("r", 0.0, &batch);
+        let counts: Vec<usize> = bodies
+            .iter()
+            .map(|b| rmp_serde::from_slice::<Body>(b).unwrap().metrics.len())
+            .collect();
+        assert_eq!(counts, [MAX_ITEMS, MAX_ITEMS, 5]);
+    }
 }
