@@ -78,16 +78,17 @@ pub fn parse_ts_bytes(b: &[u8]) -> Option<i64> {
     if b.len() < 19 {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut v = 0i64;
-        for &c in &b[r] {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + i64::from(c - b'0');
-        }
-        Some(v)
-    };
+    Some(minute_us(&b[..17])? + within_minute_us(&b[17..])?)
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |v, &c| {
+        c.is_ascii_digit().then(|| v * 10 + i64::from(c - b'0'))
+    })
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:` → microseconds since the epoch at that minute.
+fn minute_us(b: &[u8]) -> Option<i64> {
     if b[4] != b'-'
         || b[7] != b'-'
         || !(b[10] == b'T' || b[10] == b' ')
@@ -96,12 +97,24 @@ pub fn parse_ts_bytes(b: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (h, mi) = (digits(&b[11..13])?, digits(&b[14..16])?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 {
         return None;
     }
-    let mut i = 19;
+    Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60) * 1_000_000)
+}
+
+/// `SS[.f{1,9}][Z|+00:00]` → microseconds.
+fn within_minute_us(b: &[u8]) -> Option<i64> {
+    if b.len() < 2 {
+        return None;
+    }
+    let se = digits(&b[0..2])?;
+    if se > 60 {
+        return None;
+    }
+    let mut i = 2;
     let mut micros = 0i64;
     if i < b.len() && b[i] == b'.' {
         i += 1;
@@ -112,11 +125,10 @@ pub fn parse_ts_bytes(b: &[u8]) -> Option<i64> {
             }
             i += 1;
         }
-        let digits = (i - start).min(6);
         if i == start {
             return None;
         }
-        for _ in digits..6 {
+        for _ in (i - start).min(6)..6 {
             micros *= 10;
         }
     }
@@ -124,8 +136,34 @@ pub fn parse_ts_bytes(b: &[u8]) -> Option<i64> {
     if !(rest.is_empty() || rest == b"Z" || rest == b"+00:00") {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000) + micros)
+    Some(se * 1_000_000 + micros)
+}
+
+/// [`parse_ts_bytes`] for a stream of timestamps that mostly share their
+/// minute: the date and hour:minute are parsed once per minute.
+#[derive(Debug, Default)]
+pub struct TsParser {
+    minute: Option<([u8; 17], i64)>,
+}
+
+impl TsParser {
+    /// Parses one timestamp.
+    pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
+        if b.len() < 19 {
+            return None;
+        }
+        let base = match &self.minute {
+            Some((prefix, base)) if prefix[..] == b[..17] => *base,
+            _ => {
+                let base = minute_us(&b[..17])?;
+                let mut prefix = [0u8; 17];
+                prefix.copy_from_slice(&b[..17]);
+                self.minute = Some((prefix, base));
+                base
+            }
+        };
+        Some(base + within_minute_us(&b[17..])?)
+    }
 }
 
 /// Parses a JSON body, first turning the bare `NaN`, `Infinity` and
@@ -212,6 +250,16 @@ mod tests {
             Some(parse_ts("2024-01-02T03:04:05.500000").unwrap())
         );
         assert_eq!(parse_ts("garbage"), None);
+        let mut p = TsParser::default();
+        for t in [
+            "2024-01-02T03:04:05.000007",
+            "2024-01-02T03:04:59.9",
+            "2024-01-02T03:05:00Z",
+            "2024-01-02T03:04:05",
+        ] {
+            assert_eq!(p.parse(t.as_bytes()), parse_ts(t), "{t}");
+        }
+        assert_eq!(p.parse(b"2024-01-02T03:04:xx"), None);
         assert_eq!(parse_ts("2024-13-02T03:04:05"), None);
     }
 

@@ -14,7 +14,7 @@ use super::events::decode_body;
 use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, check_name, idem};
 use crate::store::Reply;
 use crate::store::metrics::{self as mstore, Axis, Point};
-use crate::util::{fmt_ts, now_us, parse_ts_bytes, push_f64, push_json_str};
+use crate::util::{TsParser, fmt_ts, now_us, push_f64, push_json_str};
 
 // Strings borrow from the request body: no allocation per point.
 #[derive(Deserialize)]
@@ -103,6 +103,7 @@ struct Grouper<'a> {
     index: HashMap<&'a [u8], usize>,
     series: Grouped,
     last_ts: Option<(&'a [u8], i64)>,
+    ts_parser: TsParser,
     last_slot: Option<(&'a [u8], usize)>,
     capacity: usize,
     now: i64,
@@ -114,6 +115,7 @@ impl<'a> Grouper<'a> {
             index: HashMap::new(),
             series: Vec::new(),
             last_ts: None,
+            ts_parser: TsParser::default(),
             last_slot: None,
             capacity,
             now,
@@ -133,7 +135,7 @@ impl<'a> Grouper<'a> {
             Some(t) => match self.last_ts {
                 Some((s, v)) if s == t => v,
                 _ => {
-                    let v = parse_ts_bytes(t).ok_or_else(|| {
+                    let v = self.ts_parser.parse(t).ok_or_else(|| {
                         ApiError::unprocessable(format!(
                             "metrics[{i}].timestamp must look like 2024-01-02T03:04:05.000000"
                         ))

@@ -276,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn every_truncation_and_byte_flip_is_an_error_or_a_clean_decode() {
+        let body = rmp_serde::to_vec_named(&serde_json::json!({
+            "run": "r", "metrics": [{"time": 0.5, "timestamp": "2024-01-02T03:04:05.000000", "step": 1,
+                                      "values": {"a": 1.5, "long name": -7, "c": 300000000000i64}}]
+        }))
+        .unwrap();
+        for cut in 0..body.len() {
+            assert!(
+                metrics_batch(&body[..cut], |_, _, _| Ok(())).is_err(),
+                "truncated at {cut}"
+            );
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut b = body.clone();
+            for _ in 0..3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let i = (seed % b.len() as u64) as usize;
+                b[i] = (seed >> 32) as u8;
+            }
+            let _ = metrics_batch(&b, |_, _, _| Ok(()));
+        }
+    }
+
+    #[test]
     fn rejects_garbage_without_panicking() {
         for bad in [
             &b""[..],
