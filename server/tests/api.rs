@@ -762,3 +762,106 @@ fn long_series_read_back_downsampled_with_spikes() {
     assert_eq!(doc["metrics"]["y"]["count"], n);
     assert_eq!(doc["metrics"]["y"]["max"], 1e6);
 }
+
+#[test]
+fn run_lists_filter_sort_and_page() {
+    let (_d, _server, api) = setup(&[]);
+    for i in 0..12 {
+        api.create_run(json!({
+            "name": format!("run-{i:02}"), "folder": if i % 2 == 0 { "/even" } else { "/odd" },
+            "tags": if i % 3 == 0 { vec!["three"] } else { vec!["other"] },
+            "metadata": {"nested": {"n": i}, "kind": if i < 6 { "low" } else { "high" }, "flag": i == 7, "big": {"env": {"k": "v"}}},
+            "system": {"hostname": format!("h{}", i % 2)}, "status": if i == 5 { "created" } else { "running" }
+        }));
+    }
+    let names = |filters: Value,
+                 sorting: Option<Value>,
+                 start: usize,
+                 count: usize|
+     -> (Vec<String>, i64) {
+        let mut q = format!(
+            "/api/runs?filters={}&start={start}&count={count}",
+            urlencode(&filters.to_string())
+        );
+        if let Some(s) = sorting {
+            q.push_str(&format!("&sorting={}", urlencode(&s.to_string())));
+        }
+        let v = api.ok(&q);
+        let data = v["data"].as_array().expect("data");
+        assert!(
+            data.iter().all(|d| d["metadata"]["big"]["env"]["k"] == "v"),
+            "page entries are whole documents"
+        );
+        (
+            data.iter()
+                .map(|d| d["name"].as_str().unwrap_or("").to_owned())
+                .collect(),
+            v["count"].as_i64().unwrap_or(-1),
+        )
+    };
+    let (n, total) = names(
+        json!(["metadata.nested.n > 8"]),
+        Some(json!([{"id": "metadata.nested.n", "desc": true}])),
+        0,
+        100,
+    );
+    assert_eq!(
+        (n, total),
+        (
+            vec!["run-11".to_owned(), "run-10".into(), "run-09".into()],
+            3
+        )
+    );
+    assert_eq!(
+        names(json!(["metadata.flag == True"]), None, 0, 100).0,
+        ["run-07"]
+    );
+    assert_eq!(
+        names(
+            json!(["system.hostname == h1", "has tag.three"]),
+            None,
+            0,
+            100
+        )
+        .0,
+        ["run-03", "run-09"]
+    );
+    assert_eq!(
+        names(
+            json!(["folder.path == /even", "metadata.kind == high"]),
+            None,
+            0,
+            100
+        )
+        .0,
+        ["run-06", "run-08", "run-10"]
+    );
+    assert_eq!(
+        names(json!(["status == created"]), None, 0, 100).0,
+        ["run-05"]
+    );
+    assert_eq!(names(json!(["metadata.missing exists"]), None, 0, 100).1, 0);
+    assert_eq!(
+        names(
+            json!(["metadata.kind exists", "name contains run-1"]),
+            None,
+            0,
+            100
+        )
+        .1,
+        2
+    );
+    let (page, total) = names(json!([]), Some(json!([{"id": "name", "desc": true}])), 2, 3);
+    assert_eq!(
+        (page, total),
+        (
+            vec!["run-09".to_owned(), "run-08".into(), "run-07".into()],
+            12
+        )
+    );
+    let bad = api.get(&format!(
+        "/api/runs?filters={}",
+        urlencode("[\"gibberish\"]")
+    ));
+    assert_eq!(bad.status, 422, "{}", bad.text);
+}

@@ -166,6 +166,12 @@ fn age_us(rhs: &str) -> Option<i64> {
 }
 
 impl Filter {
+    /// The document field the filter reads (`tags` for tag filters, empty
+    /// for `starred`), so a caller can skip building fields nobody reads.
+    pub fn field(&self) -> &str {
+        &self.lhs
+    }
+
     /// Whether `doc` (a run, folder or event document) passes.
     pub fn matches(&self, doc: &Value, me: &str) -> bool {
         let candidates: Vec<Value> = match self.op {

@@ -332,10 +332,27 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
             })
             .collect(),
     };
+    // Only the fields a filter or sort key reads are built for every run;
+    // the page's runs are then loaded whole.
+    let reads = |prefix: &str| {
+        fs.iter().any(|f| f.field().starts_with(prefix))
+            || sorting.iter().any(|(k, _)| k.starts_with(prefix))
+    };
+    let (need_tags, need_alerts) = (reads("tags"), reads("alert"));
+    // metadata.* and system.* values are extracted by SQLite (`->`), so a
+    // large metadata document is never parsed whole for a list.
+    let mut json_paths: Vec<String> = fs
+        .iter()
+        .map(|f| f.field().to_owned())
+        .chain(sorting.iter().map(|(k, _)| k.clone()))
+        .filter(|f| f.starts_with("metadata.") || f.starts_with("system."))
+        .collect();
+    json_paths.sort();
+    json_paths.dedup();
     blocking(move || {
         st.store.read(|c| {
             let mut attached: HashMap<String, Vec<Value>> = HashMap::new();
-            {
+            if need_alerts {
                 let mut s = c
                     .prepare("SELECT ra.run_id, ra.status, a.* FROM run_alerts ra JOIN alerts a ON a.id = ra.alert_id")
                     .map_err(ApiError::db)?;
@@ -349,20 +366,87 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
                     attached.entry(run).or_default().push(a);
                 }
             }
-            let mut s = c.prepare("SELECT * FROM runs").map_err(ApiError::db)?;
-            let mut docs: Vec<Value> = s.query_map([], base_doc).and_then(|r| r.collect()).map_err(ApiError::db)?;
-            for d in &mut docs {
-                let id = d["id"].as_str().unwrap_or_default().to_owned();
-                d["alerts"] = Value::Array(attached.remove(&id).unwrap_or_default());
+            let mut sql = String::from(
+                "SELECT id, name, folder, status, description, created, started, endtime, modified, user,
+                 starred, CASE WHEN ?1 THEN tags END",
+            );
+            let mut args: Vec<String> = Vec::new();
+            for p in &json_paths {
+                let (column, rest) = p.split_once('.').unwrap_or((p.as_str(), ""));
+                let path: String = rest
+                    .split('.')
+                    .map(|seg| format!(".\"{}\"", seg.replace('"', "\\\"")))
+                    .collect();
+                args.push(format!("${path}"));
+                sql.push_str(&format!(", {column} -> ?{}", args.len() + 1));
+            }
+            sql.push_str(" FROM runs");
+            let mut s = c.prepare(&sql).map_err(ApiError::db)?;
+            let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&need_tags];
+            bind.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
+            let mut docs: Vec<Value> = s
+                .query_map(bind.as_slice(), |r| {
+                    let mut d = json!({
+                        "id": r.get::<_, String>(0)?,
+                        "name": r.get::<_, String>(1)?,
+                        "folder": r.get::<_, String>(2)?,
+                        "status": r.get::<_, String>(3)?,
+                        "description": r.get::<_, Option<String>>(4)?,
+                        "created": fmt_ts(r.get(5)?),
+                        "started": opt_ts(r.get(6)?),
+                        "endtime": opt_ts(r.get(7)?),
+                        "modified": fmt_ts(r.get(8)?),
+                        "user": r.get::<_, String>(9)?,
+                        "starred": r.get::<_, i64>(10)? != 0,
+                    });
+                    if let Some(text) = r.get::<_, Option<String>>(11)? {
+                        d["tags"] = parse_json(&text, json!([]));
+                    }
+                    for (i, p) in json_paths.iter().enumerate() {
+                        let Some(text) = r.get::<_, Option<String>>(12 + i)? else {
+                            continue;
+                        };
+                        let mut slot = &mut d;
+                        for seg in p.split('.') {
+                            if !slot.is_object() {
+                                *slot = json!({});
+                            }
+                            slot = &mut slot[seg];
+                        }
+                        *slot = parse_json(&text, Value::Null);
+                    }
+                    Ok(d)
+                })
+                .and_then(|r| r.collect())
+                .map_err(ApiError::db)?;
+            if need_alerts {
+                for d in &mut docs {
+                    let id = d["id"].as_str().unwrap_or_default().to_owned();
+                    d["alerts"] = Value::Array(attached.remove(&id).unwrap_or_default());
+                }
             }
             docs.retain(|d| filters::all(&fs, d, &caller.0.user));
-            docs.sort_by(|a, b| {
-                for (key, desc) in &sorting {
-                    let path = if key == "folder.path" { "folder" } else { key.as_str() };
-                    let va = path.split('.').try_fold(a, |v, k| v.get(k)).unwrap_or(&Value::Null);
-                    let vb = path.split('.').try_fold(b, |v, k| v.get(k)).unwrap_or(&Value::Null);
-                    let ord = match (va.as_f64(), vb.as_f64()) {
-                        (Some(x), Some(y)) => x.total_cmp(&y),
+            let key_of = |d: &Value| -> Vec<Value> {
+                sorting
+                    .iter()
+                    .map(|(key, _)| {
+                        let path = if key == "folder.path" { "folder" } else { key.as_str() };
+                        path.split('.').try_fold(d, |v, k| v.get(k)).cloned().unwrap_or(Value::Null)
+                    })
+                    .collect()
+            };
+            let mut keyed: Vec<(Vec<Value>, String)> = docs
+                .iter()
+                .map(|d| (key_of(d), d["id"].as_str().unwrap_or_default().to_owned()))
+                .collect();
+            drop(docs);
+            keyed.sort_by(|(a, _), (b, _)| {
+                for ((va, vb), (_, desc)) in a.iter().zip(b).zip(&sorting) {
+                    let ord = match (va, vb) {
+                        (Value::Number(x), Value::Number(y)) => {
+                            x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0))
+                        }
+                        (Value::String(x), Value::String(y)) => x.cmp(y),
                         _ => va.to_string().cmp(&vb.to_string()),
                     };
                     let ord = if *desc { ord.reverse() } else { ord };
@@ -372,12 +456,13 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
                 }
                 std::cmp::Ordering::Equal
             });
-            let total = docs.len();
-            let mut data: Vec<Value> = docs.into_iter().skip(start).take(count).collect();
-            for d in &mut data {
-                let id = d["id"].as_str().unwrap_or_default().to_owned();
-                d["metrics"] = run_metrics(c, &id)?;
-            }
+            let total = keyed.len();
+            let data = keyed
+                .iter()
+                .skip(start)
+                .take(count)
+                .map(|(_, id)| load(c, id))
+                .collect::<Result<Vec<Value>, ApiError>>()?;
             Ok(Reply::ok(json!({ "data": data, "count": total })))
         })
     })

@@ -1,10 +1,12 @@
-//! UI-only endpoints, beside the Simvue API: who am I (sign-in check) and
-//! minting a token for "Create new run".
+//! UI-only endpoints, beside the Simvue API: who am I (sign-in check),
+//! minting a token for "Create new run", and the runs table's query.
 
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, ApiResult, AppState, Caller, JsonObject, blocking, check_name};
+use crate::api::{
+    ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, filters,
+};
 use crate::store::Reply;
 
 /// Longest lifetime a UI-minted token may ask for.
@@ -49,6 +51,137 @@ pub async fn create_token(
         Ok(Reply::ok(
             json!({ "token": token, "name": name, "days": days }),
         ))
+    })
+    .await
+}
+
+/// Filter prefixes the light scan of [`runs`] can answer; anything else
+/// goes to the general `GET /api/runs`.
+const LIGHT_FILTERS: [&str; 10] = [
+    "status ",
+    "name ",
+    "folder.path ",
+    "folder ",
+    "has tag.",
+    "has not tag.",
+    "metadata.",
+    "user ",
+    "description ",
+    "starred",
+];
+
+/// Sort keys the light scan can order by, with their column.
+fn sort_column(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "created" => "created",
+        "name" => "name",
+        "status" => "status",
+        "folder" | "folder.path" => "folder",
+        _ => return None,
+    })
+}
+
+/// `GET /api/ui/runs?filters&start&count&sorting` → `{data, count}`: the
+/// runs table's query. Same filters, sorting and answer as `GET /api/runs`,
+/// but the scan reads only the columns a run's name, folder, status, tags,
+/// metadata and user need (no system information, alerts, metrics or
+/// timestamps to format), and full documents are built only for the rows
+/// of the page. A query it cannot answer this way goes to `GET /api/runs`.
+pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let raw = q.list("filters")?;
+    let fs = filters::parse_all(&raw)?;
+    let start = q.usize("start")?.unwrap_or(0);
+    let count = q.usize("count")?.unwrap_or(100);
+    let sorting: Vec<(String, bool)> = match q.get("sorting") {
+        None | Some("") => vec![("created".into(), false)],
+        Some(s) => serde_json::from_str::<Vec<Value>>(s)
+            .map_err(|_| {
+                ApiError::bad_request("'sorting' must be a JSON list of {\"id\", \"desc\"}")
+            })?
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v.get("id")?.as_str()?.to_owned(),
+                    v.get("desc").and_then(Value::as_bool).unwrap_or(false),
+                ))
+            })
+            .collect(),
+    };
+    let light = raw
+        .iter()
+        .all(|f| LIGHT_FILTERS.iter().any(|p| f.trim_start().starts_with(p)));
+    let order = match sorting.as_slice() {
+        [] => Some(("created", false)),
+        [(key, desc)] => sort_column(key).map(|c| (c, *desc)),
+        _ => None,
+    };
+    let (Some((column, desc)), true) = (order, light) else {
+        return crate::api::runs::list(State(st), caller, Params(q.0)).await;
+    };
+    let dir = if desc { "DESC" } else { "ASC" };
+    // Parsing JSON columns is most of a scan's cost: only when read.
+    let reads = |prefix: &str| raw.iter().any(|f| f.trim_start().starts_with(prefix));
+    let (need_tags, need_metadata) = (reads("has "), reads("metadata."));
+    blocking(move || {
+        st.store.read(|c| {
+            let (total, ids): (usize, Vec<String>) = if fs.is_empty() {
+                let total: i64 = c
+                    .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+                    .map_err(ApiError::db)?;
+                let mut s = c
+                    .prepare_cached(&format!(
+                        "SELECT id FROM runs ORDER BY {column} {dir}, rowid LIMIT ?1 OFFSET ?2"
+                    ))
+                    .map_err(ApiError::db)?;
+                let ids = s
+                    .query_map(
+                        rusqlite::params![
+                            i64::try_from(count).unwrap_or(i64::MAX),
+                            i64::try_from(start).unwrap_or(i64::MAX)
+                        ],
+                        |r| r.get(0),
+                    )
+                    .and_then(|r| r.collect())
+                    .map_err(ApiError::db)?;
+                (total as usize, ids)
+            } else {
+                let mut s = c
+                    .prepare_cached(&format!(
+                        "SELECT id, name, folder, status, description, tags, metadata, user, starred
+                         FROM runs ORDER BY {column} {dir}, rowid"
+                    ))
+                    .map_err(ApiError::db)?;
+                let mut rows = s.query([]).map_err(ApiError::db)?;
+                let mut matched = Vec::new();
+                while let Some(r) = rows.next().map_err(ApiError::db)? {
+                    let text = |i: usize| -> Result<String, ApiError> {
+                        r.get::<_, Option<String>>(i)
+                            .map(Option::unwrap_or_default)
+                            .map_err(ApiError::db)
+                    };
+                    let doc = json!({
+                        "name": text(1)?,
+                        "folder": text(2)?,
+                        "status": text(3)?,
+                        "description": r.get::<_, Option<String>>(4).map_err(ApiError::db)?,
+                        "tags": if need_tags { serde_json::from_str::<Value>(&text(5)?).unwrap_or(json!([])) } else { json!([]) },
+                        "metadata": if need_metadata { serde_json::from_str::<Value>(&text(6)?).unwrap_or(json!({})) } else { json!({}) },
+                        "user": text(7)?,
+                        "starred": r.get::<_, i64>(8).map_err(ApiError::db)? != 0,
+                    });
+                    if filters::all(&fs, &doc, &caller.0.user) {
+                        matched.push(text(0)?);
+                    }
+                }
+                let total = matched.len();
+                (total, matched.into_iter().skip(start).take(count).collect())
+            };
+            let data = ids
+                .iter()
+                .map(|id| crate::api::runs::load(c, id))
+                .collect::<Result<Vec<Value>, ApiError>>()?;
+            Ok(Reply::ok(json!({ "data": data, "count": total })))
+        })
     })
     .await
 }

@@ -100,4 +100,5 @@ pub fn router() -> Router<AppState> {
         .route("/ui/{*path}", get(asset))
         .route("/api/ui/whoami", get(api::whoami))
         .route("/api/ui/tokens", post(api::create_token))
+        .route("/api/ui/runs", get(api::runs))
 }
