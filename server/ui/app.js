@@ -277,7 +277,7 @@
       let filters;
       try { filters = runFilters(f); } catch (e) { clear(msg).append(h('p', { class: 'error' }, e.message)); return; }
       const t0 = performance.now();
-      const res = await api('/api/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }] }));
+      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }] }));
       if (mine !== seq) return;
       clear(msg);
       const json = JSON.stringify(res) + f.cols;
@@ -424,7 +424,14 @@
       if (want.length) fetchCharts(want);
     }, { rootMargin: '600px' });
     onCleanup(() => io.disconnect());
-    const ro = new ResizeObserver(debounce(() => { for (const c of charts.values()) if (c.u) c.u.setSize({ width: plotWidth(c), height: 200 }); }, 100));
+    let lastWidth = 0;
+    const ro = new ResizeObserver(debounce(() => {
+      const first = charts.values().next().value;
+      const w = first ? plotWidth(first) : 0;
+      if (!w || w === lastWidth) return;
+      lastWidth = w;
+      for (const c of charts.values()) if (c.u) c.u.setSize({ width: w, height: 200 });
+    }, 100));
     ro.observe(chartsEl);
     onCleanup(() => ro.disconnect());
     const plotWidth = (c) => Math.max(200, Math.floor(c.plotEl.clientWidth || c.card.clientWidth - 16));
@@ -456,8 +463,11 @@
       const list = names.map((n) => charts.get(n)).filter(Boolean);
       for (const c of list) c.loading = true;
       const batches = [];
-      for (let i = 0; i < list.length; i += 10) batches.push(list.slice(i, i + 10));
+      for (let i = 0; i < list.length; i += 6) batches.push(list.slice(i, i + 6));
+      // Measured once: reading layout between charts would force a reflow
+      // of the whole page per chart.
       const width = list.length ? plotWidth(list[0]) : 400;
+      lastWidth = width;
       const pending = [];
       let next = 0;
       const worker = async () => {
@@ -465,22 +475,24 @@
           const b = batches[next++];
           const res = await api('/api/metrics?' + qs({ runs: [id], metrics: b.map((c) => c.name), xaxis: axis, max_points: maxPoints(width) }));
           const series = res[id] || {};
-          for (const c of b) { draw(c, series[c.name] || []); c.loading = false; }
+          for (const c of b) { draw(c, series[c.name] || [], width); c.loading = false; }
         }
       };
-      for (let k = 0; k < Math.min(3, batches.length); k++) pending.push(worker());
+      for (let k = 0; k < Math.min(2, batches.length); k++) pending.push(worker());
       await Promise.all(pending);
       hooks.marks.charts = { ms: performance.now() - t0, at: performance.now(), count: [...charts.values()].filter((c) => c.u).length };
     }
 
-    function draw(c, points) {
+    function draw(c, points, width) {
       const data = toSeries(points, axis, log);
       c.count = run.metrics[c.name] ? run.metrics[c.name].count : points.length;
       if (c.u) { c.u.setData(data, !c.zoomed); return; }
-      clear(c.plotEl);
-      const opts = chartOpts(plotWidth(c), axis, log, [c.name]);
+      const opts = chartOpts(width, axis, log, [c.name]);
       opts.hooks = { setSelect: [() => { c.zoomed = true; }] };
-      c.u = new uPlot(opts, data, c.plotEl);
+      // Built detached, then attached: no layout is forced while building.
+      const holder = h('div');
+      c.u = new uPlot(opts, data, holder);
+      c.plotEl.replaceChildren(holder);
       c.plotEl.addEventListener('dblclick', () => { c.zoomed = false; });
       hooks.charts.set(c.name, c.u);
     }
