@@ -185,3 +185,155 @@ pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::auth::Auth;
+    use crate::config::ServerConfig;
+    use crate::store::Store;
+
+    fn setup() -> (tempfile::TempDir, AppState, Caller, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let token = crate::auth::create_token(&store, "tester", 1).unwrap();
+        let auth = Auth::new(&store).unwrap();
+        let me = auth
+            .verify(&store, Some(&format!("Bearer {token}")))
+            .unwrap();
+        let st = AppState {
+            store: Arc::new(store),
+            auth: Arc::new(auth),
+            cfg: Arc::new(ServerConfig::new(dir.path().to_path_buf())),
+        };
+        (dir, st, Caller(me), token)
+    }
+
+    fn params(kv: &[(&str, &str)]) -> Params {
+        Params(
+            kv.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    fn body(r: ApiResult) -> Value {
+        serde_json::from_str(&r.unwrap().body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn ui_runs_answers_exactly_what_api_runs_answers() {
+        let (_d, st, me, _) = setup();
+        const STATUSES: [&str; 4] = ["completed", "failed", "terminated", "lost"];
+        for i in 0..40 {
+            let run = json!({
+                "name": format!("run-{:02}", (i * 7) % 40),
+                "folder": format!("/f{}", i % 3),
+                "status": STATUSES[i % 4],
+                "tags": [format!("t{}", i % 5), "all"],
+                "metadata": {"nx": 32 << (i % 3), "solver": if i % 2 == 0 { "a" } else { "b" }},
+            });
+            let Value::Object(m) = run else {
+                unreachable!()
+            };
+            crate::api::runs::create(
+                State(st.clone()),
+                me.clone(),
+                HeaderMap::new(),
+                JsonObject(m),
+            )
+            .await
+            .unwrap();
+        }
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("count", "7"), ("start", "5")],
+            &[("filters", r#"["status == failed"]"#)],
+            &[
+                ("filters", r#"["has tag.t3", "metadata.nx > 40"]"#),
+                ("count", "3"),
+            ],
+            &[(
+                "filters",
+                r#"["metadata.solver == a", "folder.path == /f1"]"#,
+            )],
+            &[
+                ("filters", r#"["name contains 1"]"#),
+                ("sorting", r#"[{"id": "name", "desc": true}]"#),
+            ],
+            &[
+                ("sorting", r#"[{"id": "status", "desc": false}]"#),
+                ("start", "10"),
+                ("count", "10"),
+            ],
+            &[("sorting", r#"[{"id": "folder.path", "desc": true}]"#)],
+            // not answerable by the light scan: handed to /api/runs
+            &[("filters", r#"["system.hostname exists"]"#)],
+        ];
+        for case in cases {
+            let ui = body(runs(State(st.clone()), me.clone(), params(case)).await);
+            let api =
+                body(crate::api::runs::list(State(st.clone()), me.clone(), params(case)).await);
+            assert_eq!(ui, api, "{case:?}");
+            assert!(ui["count"].as_u64().unwrap() > 0 || case.iter().any(|(k, _)| *k == "filters"));
+        }
+        let bad = runs(
+            State(st.clone()),
+            me,
+            params(&[("filters", r#"["nonsense"]"#)]),
+        )
+        .await;
+        assert!(bad.is_err());
+    }
+
+    #[tokio::test]
+    async fn minted_tokens_authenticate_and_carry_their_name() {
+        let (_d, st, me, _) = setup();
+        assert_eq!(body(whoami(me.clone()).await)["user"], "tester");
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("ci-job"));
+        m.insert("days".into(), json!(7));
+        let made = body(create_token(State(st.clone()), me.clone(), JsonObject(m)).await);
+        assert_eq!(made["name"], "ci-job");
+        let tok = made["token"].as_str().unwrap();
+        let who = st
+            .auth
+            .verify(&st.store, Some(&format!("Bearer {tok}")))
+            .unwrap();
+        assert_eq!(who.user, "ci-job");
+        // Unnamed tokens are named after the caller.
+        let made = body(
+            create_token(
+                State(st.clone()),
+                me.clone(),
+                JsonObject(Default::default()),
+            )
+            .await,
+        );
+        assert_eq!(made["name"], "tester");
+        for bad in [json!(0), json!(4000), json!("7"), json!(-1)] {
+            let mut m = serde_json::Map::new();
+            m.insert("days".into(), bad.clone());
+            let err = create_token(State(st.clone()), me.clone(), JsonObject(m))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.status,
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad}"
+            );
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("x\ny"));
+        assert!(
+            create_token(State(st.clone()), me, JsonObject(m))
+                .await
+                .is_err()
+        );
+    }
+}
