@@ -14,6 +14,17 @@ use crate::store::Store;
 /// Runs the server; returns when it has shut down.
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let store = Arc::new(Store::open(&cfg.data_dir)?);
+    // One server per data directory: a second one would race the first on
+    // lost-run detection. The kernel drops the lock if we die.
+    let lock_path = cfg.data_dir.join("server.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        format!(
+            "another simtrack server is using {}",
+            cfg.data_dir.display()
+        )
+    })?;
     let auth = Arc::new(Auth::new(&store).map_err(|e| e.detail)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -39,6 +50,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     store.checkpoint();
+    drop(lock);
     eprintln!("simtrack server: stopped cleanly");
     Ok(())
 }

@@ -865,3 +865,24 @@ fn run_lists_filter_sort_and_page() {
     ));
     assert_eq!(bad.status, 422, "{}", bad.text);
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let (dir, _server, api) = setup(&[]);
+    let out = std::process::Command::new(common::bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("second server");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another simtrack server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        api.get("/api/version").status,
+        200,
+        "the first one is unaffected"
+    );
+}
