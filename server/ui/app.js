@@ -424,6 +424,16 @@
       if (want.length) fetchCharts(want);
     }, { rootMargin: '600px' });
     onCleanup(() => io.disconnect());
+    // Live refreshes fetch only the charts on screen; one scrolled into view
+    // while out of date catches up then.
+    const onScreen = new Set();
+    const isStale = (c) => c.u && !c.loading && run.metrics[c.name] && run.metrics[c.name].count !== c.count;
+    const vis = new IntersectionObserver((entries) => {
+      for (const e of entries) { const n = e.target.dataset.metric; if (e.isIntersecting) onScreen.add(n); else onScreen.delete(n); }
+      const stale = [...onScreen].map((n) => charts.get(n)).filter((c) => c && isStale(c)).map((c) => c.name);
+      if (stale.length) fetchCharts(stale);
+    });
+    onCleanup(() => vis.disconnect());
     let lastWidth = 0;
     const ro = new ResizeObserver(debounce(() => {
       const first = charts.values().next().value;
@@ -442,7 +452,7 @@
       const shown = names.filter((n) => !needle || n.toLowerCase().includes(needle));
       chartsNote.textContent = names.length ? `${shown.length} of ${names.length} metrics` : 'No metrics yet.';
       const keep = new Set(shown);
-      for (const [n, c] of charts) if (!keep.has(n)) { io.unobserve(c.card); if (c.u) c.u.destroy(); c.card.remove(); charts.delete(n); hooks.charts.delete(n); }
+      for (const [n, c] of charts) if (!keep.has(n)) { io.unobserve(c.card); vis.unobserve(c.card); onScreen.delete(n); if (c.u) c.u.destroy(); c.card.remove(); charts.delete(n); hooks.charts.delete(n); }
       const fresh = [];
       shown.forEach((n, i) => {
         if (charts.has(n)) return;
@@ -451,6 +461,7 @@
         const c = { name: n, card, plotEl, u: null, count: -1, loading: false, zoomed: false };
         charts.set(n, c);
         chartsEl.append(card);
+        vis.observe(card);
         if (i < EAGER_CHARTS) fresh.push(n); else io.observe(card);
       });
       // keep DOM order = sorted order
@@ -573,7 +584,7 @@
       renderHead();
       renderAlerts();
       const fresh = syncCards();
-      const stale = [...charts.values()].filter((c) => c.u && run.metrics[c.name] && run.metrics[c.name].count !== c.count).map((c) => c.name);
+      const stale = [...charts.values()].filter((c) => onScreen.has(c.name) && isStale(c)).map((c) => c.name);
       await Promise.all([fetchCharts([...fresh, ...stale]), loadEvents(), loadFiles()]);
     });
   }

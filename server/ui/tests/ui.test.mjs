@@ -176,10 +176,31 @@ test('the run page charts show exactly the points heat.c logged, with hover valu
   assert.ok(hover.step > 100 && hover.step < 300, `cursor at step ${hover.step}`);
   assert.ok(close(parseFloat(hover.val), +expected.energy[hover.step].toPrecision(6)) || Math.abs(parseFloat(hover.val) - expected.energy[hover.step]) < 1e-4 * expected.energy[hover.step],
     `legend shows ${hover.val} at step ${hover.step}, heat.c logged ${expected.energy[hover.step]}`);
-  // Metadata, tags and events are on the page too.
+  // Metadata, tags and events are on the page too; events can be searched.
   assert.match(await page.textContent('#run-metadata'), /scheme\s*FTCS/);
   assert.match(await page.textContent('#events'), /initialised a hot spot/);
+  await page.fill('#event-search', 'step 100 ');
+  await waitFor('event search', async () => (await page.$$('#events tr')).length === 1);
+  assert.match(await page.textContent('#events'), /step 100 residual/);
+  await page.fill('#event-search', '');
   await page.screenshot({ path: join(SHOTS, 'run.png'), fullPage: true });
+  // Other x-axes and a log scale redraw from the server's data.
+  await page.selectOption('#xaxis', 'time');
+  const t = await waitFor('time axis', () => page.evaluate(() => {
+    const u = window.__simtrack.charts.get('residual');
+    return u && !u.scales.x.time && u.data[0].length === 400 && u.data[0][399] > 0 ? Array.from(u.data[0]) : null;
+  }));
+  assert.ok(t.every((v, i) => i === 0 || v >= t[i - 1]), 'time axis is ordered');
+  await page.selectOption('#xaxis', 'timestamp');
+  const ts = await waitFor('timestamp axis', () => page.evaluate(() => {
+    const u = window.__simtrack.charts.get('residual');
+    return u && u.scales.x.time ? u.data[0][0] : null;
+  }));
+  assert.ok(Math.abs(ts * 1000 - Date.now()) < 600000, 'timestamps are recent Unix seconds');
+  await page.check('#logscale');
+  await waitFor('log scale', () => page.evaluate(() => window.__simtrack.charts.get('residual')?.scales.y.distr === 3));
+  await page.selectOption('#xaxis', 'step');
+  await page.uncheck('#logscale');
 });
 
 test('a saved file downloads byte-identical', async () => {
@@ -242,6 +263,10 @@ test('Abort on the run page reaches the running example, which stops cleanly', a
   await page.goto(URL_ + '/#/run/' + run.id);
   await page.waitForSelector('#run-status [data-testid=status]:text-is("running")');
   await waitFor('a live chart', () => page.evaluate(() => !!window.__simtrack.charts.get('residual')));
+  // The chart follows the running solver without a reload.
+  const lastStep = () => page.evaluate(() => { const x = window.__simtrack.charts.get('residual').data[0]; return x[x.length - 1]; });
+  const s0 = await lastStep();
+  await waitFor('the chart to grow', async () => (await lastStep()) > s0 + 100);
   const t0 = Date.now();
   await page.click('#abort');
   const { code, out } = await Promise.race([
