@@ -35,6 +35,16 @@
 #include <stdint.h>
 
 /**
+ * Longest name (run, metric, tag, alert) a server accepts, in bytes.
+ */
+#define SIMTRACK_MAX_NAME_BYTES 255
+
+/**
+ * Longest event message a server accepts, in bytes.
+ */
+#define SIMTRACK_MAX_EVENT_BYTES (64 * 1024)
+
+/**
  * Result code of every fallible `simtrack_*` call. `SIMTRACK_STATUS_OK` (0)
  * is success; every failure is non-zero. Call `simtrack_status_str` for a
  * fixed description and `simtrack_last_error` for the message of this thread's

@@ -313,6 +313,25 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// Longest name (run, metric, tag, alert) a server accepts, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// Longest event message a server accepts, in bytes.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Checks a name against the limits every server applies, so a bad name
+/// fails the call that passed it instead of a whole batch at the server.
+pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!(
+                "{what} {name:?} must be 1 to {MAX_NAME_BYTES} bytes without control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Splits a comma-separated tag list, dropping blanks.
 pub fn parse_tags(text: &str) -> Vec<String> {
     text.split(',')

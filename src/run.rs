@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
 use crate::record::{
-    AlertDef, AlertRule, Category, Event, FileRecord, FinishRecord, FolderSpec, MetaValue, Record,
-    RunSpec, RunStatus, now_unix, parse_json_object, parse_tags,
+    AlertDef, AlertRule, Category, Event, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES,
+    MetaValue, Record, RunSpec, RunStatus, check_name, now_unix, parse_json_object, parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::http::HttpTransport;
@@ -49,12 +49,8 @@ impl AlertDef {
         low: f64,
         high: f64,
     ) -> Result<Self, Error> {
-        if name.trim().is_empty() || metric.trim().is_empty() {
-            return Err(Error::new(
-                Status::InvalidArgument,
-                "alert name and metric must not be empty",
-            ));
-        }
+        check_name("alert name", name)?;
+        crate::worker::check_metric_name(metric)?;
         for (what, v) in [("frequency", frequency), ("window", window)] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(Error::new(
@@ -162,6 +158,10 @@ impl Run {
             Some(n) if !n.is_empty() => n.to_owned(),
             _ => generated_name(&id),
         };
+        check_name("run name", &name)?;
+        for tag in &tags {
+            check_name("tag", tag)?;
+        }
         if config.mode == Mode::Disabled || is_silent_rank(config) {
             return Ok(Run { id, live: None });
         }
@@ -304,6 +304,15 @@ impl Run {
 
     /// Records an event.
     pub fn event(&self, message: &str) -> Result<(), Error> {
+        if message.len() > MAX_EVENT_BYTES {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "event message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+                    message.len()
+                ),
+            ));
+        }
         if let Some(live) = &self.live {
             let timestamp = live.created + live.start.elapsed().as_secs_f64();
             let mut p = live.shared.pending.lock();

@@ -31,8 +31,6 @@ use crate::transport::Transport;
 pub(crate) const BATCH_POINTS: usize = 16_000;
 /// How often the writer drains the buffer when it does not fill.
 const WRITE_INTERVAL: Duration = Duration::from_millis(100);
-/// Longest a metric name may be.
-const MAX_NAME: usize = 512;
 
 /// A point as the hot path stores it: time still in raw clock ticks.
 #[derive(Debug, Clone, Copy)]
@@ -128,17 +126,17 @@ impl Pending {
     }
 }
 
-/// Metric names as the Simvue API accepts them: letters, digits, blanks and
+/// Metric names as the Simvue API accepts them: letters, digits, spaces and
 /// `- _ / . : = > < + ( ) %`. Checked once per name, when first logged, so a
 /// bad name fails the call instead of a whole batch at the server.
 pub(crate) fn check_metric_name(name: &str) -> Result<(), Error> {
-    let ok_char =
-        |c: char| c.is_ascii_alphanumeric() || c.is_whitespace() || "-_/.:=><+()%".contains(c);
-    if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(ok_char) {
+    crate::record::check_name("metric name", name)?;
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == ' ' || "-_/.:=><+()%".contains(c);
+    if !name.chars().all(ok_char) {
         return Err(Error::new(
             Status::InvalidArgument,
             format!(
-                "invalid metric name {name:?}: use 1 to {MAX_NAME} letters, digits, blanks or - _ / . : = > < + ( ) %"
+                "invalid metric name {name:?}: use letters, digits, blanks or - _ / . : = > < + ( ) %"
             ),
         ));
     }

@@ -62,6 +62,7 @@ int main(void) {
     expect_message("metadata_json");
     EXPECT(simtrack_init("bad", "[1, 2]", NULL, NULL, NULL, &run), SIMTRACK_STATUS_INVALID_JSON);
     EXPECT(simtrack_init("bad", NULL, NULL, NULL, "no-leading-slash", &run), SIMTRACK_STATUS_INVALID_ARGUMENT);
+    EXPECT(simtrack_init("bad\nname", NULL, NULL, NULL, NULL, &run), SIMTRACK_STATUS_INVALID_ARGUMENT);
     const char bad_utf8[] = {'r', (char)0xff, (char)0xfe, 0};
     EXPECT(simtrack_init(bad_utf8, NULL, NULL, NULL, NULL, &run), SIMTRACK_STATUS_INVALID_UTF8);
 
@@ -71,6 +72,15 @@ int main(void) {
     EXPECT(simtrack_log(run, bad_utf8, 1.0, 0), SIMTRACK_STATUS_INVALID_UTF8);
     EXPECT(simtrack_log(run, "", 1.0, 0), SIMTRACK_STATUS_INVALID_ARGUMENT);
     EXPECT(simtrack_log(run, "bad*name", 1.0, 0), SIMTRACK_STATUS_INVALID_ARGUMENT);
+    EXPECT(simtrack_log(run, "tab\tname", 1.0, 0), SIMTRACK_STATUS_INVALID_ARGUMENT);
+    char long_name[300];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = 0;
+    EXPECT(simtrack_log(run, long_name, 1.0, 0), SIMTRACK_STATUS_INVALID_ARGUMENT);
+    static char huge_event[70 * 1024];
+    memset(huge_event, 'e', sizeof huge_event - 1);
+    EXPECT(simtrack_event(run, huge_event), SIMTRACK_STATUS_INVALID_ARGUMENT);
+    EXPECT(simtrack_alert(run, "a", "is above", "bad*metric", 1, 1, 1), SIMTRACK_STATUS_INVALID_ARGUMENT);
     EXPECT(simtrack_log_many(run, 1, NULL, v, 0), SIMTRACK_STATUS_NULL_ARGUMENT);
     const char *mixed[2] = {"good", NULL};
     const double two[2] = {1.0, 2.0};
