@@ -394,6 +394,7 @@
       } catch (e) { abortBtn.disabled = false; abortMsg.textContent = 'Abort failed: ' + e.message; }
     });
 
+    let systemOpen = false;
     function renderHead() {
       title.textContent = run.name;
       document.title = run.name + ' · simtrack';
@@ -411,7 +412,8 @@
             ['ended', fmtTime(run.endtime)], ['duration', fmtDuration(run.runtime)], ['last heartbeat', fmtTime(run.last_heartbeat)],
             ['description', run.description || '']].map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, v)))))),
         h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'Metadata'), h('div', { id: 'run-metadata' }, kvTable(run.metadata, 'No metadata.'))),
-        h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'System'), kvTable(sys, 'No system information.')));
+        h('details', { class: 'panel', id: 'run-system', open: systemOpen }, h('summary', {}, h('strong', {}, 'System'), h('span', { class: 'muted' }, ` ${sys.hostname || ''} ${sys.cwd || ''}`)), kvTable(sys, 'No system information.')));
+      info.querySelector('#run-system').addEventListener('toggle', (e) => { systemOpen = e.target.open; });
     }
 
     // Charts: one per metric; the first EAGER_CHARTS load at once, the rest
