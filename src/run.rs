@@ -398,12 +398,7 @@ impl Run {
             return Ok(());
         };
         let deadline = Instant::now() + timeout;
-        let generation = {
-            let mut p = live.shared.pending.lock();
-            p.flush_requested += 1;
-            p.flush_requested
-        };
-        live.shared.wake_writer.notify_one();
+        let generation = live.shared.request_flush();
         live.wait_delivered(deadline, |p| p.flushed >= generation || p.writer_done)
     }
 

@@ -217,16 +217,23 @@ impl Shared {
         }
     }
 
-    /// Asks the writer to spool everything buffered and waits for it (and,
-    /// if a sender is running, for the server's acknowledgement) until
-    /// `deadline`. For the exit handler; a finished run returns at once.
-    pub fn flush_at_exit(&self, deadline: Instant) {
+    /// Asks the writer to spool and sync everything buffered so far; returns
+    /// the request's generation, which `Progress::flushed` reaches when done.
+    pub fn request_flush(&self) -> u64 {
         let generation = {
             let mut p = self.pending.lock();
             p.flush_requested += 1;
             p.flush_requested
         };
         self.wake_writer.notify_one();
+        generation
+    }
+
+    /// Asks the writer to spool everything buffered and waits for it (and,
+    /// if a sender is running, for the server's acknowledgement) until
+    /// `deadline`. For the exit handler; a finished run returns at once.
+    pub fn flush_at_exit(&self, deadline: Instant) {
+        let generation = self.request_flush();
         let mut p = self.progress.lock();
         while !(p.writer_done || p.flushed >= generation) {
             if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
