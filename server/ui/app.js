@@ -429,7 +429,7 @@
     // Live refreshes fetch only the charts on screen; one scrolled into view
     // while out of date catches up then.
     const onScreen = new Set();
-    const isStale = (c) => c.u && !c.loading && run.metrics[c.name] && run.metrics[c.name].count !== c.count;
+    const isStale = (c) => c.u && !c.loading && !c.zoomed && run.metrics[c.name] && run.metrics[c.name].count !== c.count;
     const vis = new IntersectionObserver((entries) => {
       for (const e of entries) { const n = e.target.dataset.metric; if (e.isIntersecting) onScreen.add(n); else onScreen.delete(n); }
       const stale = [...onScreen].map((n) => charts.get(n)).filter((c) => c && isStale(c)).map((c) => c.name);
@@ -498,16 +498,42 @@
 
     function draw(c, points, width) {
       const data = toSeries(points, axis, log);
+      const n = data[0].length;
+      c.full = n ? [data[0][0], data[0][n - 1]] : null;
       c.count = run.metrics[c.name] ? run.metrics[c.name].count : points.length;
       if (c.u) { c.u.setData(data, !c.zoomed); return; }
       const opts = chartOpts(width, axis, log, [c.name]);
-      opts.hooks = { setSelect: [() => { c.zoomed = true; }] };
+      opts.hooks = {
+        // A zoom (x range narrower than the series) fetches that range at
+        // full detail: the overview is downsampled.
+        setScale: [(u, key) => {
+          if (key !== 'x' || c.settingRange || !c.full) return;
+          const { min, max } = u.scales.x;
+          const eps = (c.full[1] - c.full[0]) * 1e-9;
+          c.zoomed = min > c.full[0] + eps || max < c.full[1] - eps;
+          if (c.zoomed) zoomDetail(c, min, max);
+        }],
+      };
       // Built detached, then attached: no layout is forced while building.
       const holder = h('div');
       c.u = new uPlot(opts, data, holder);
       c.plotEl.replaceChildren(holder);
-      c.plotEl.addEventListener('dblclick', () => { c.zoomed = false; });
+      c.plotEl.addEventListener('dblclick', () => { c.zoomed = false; c.zoomSeq = (c.zoomSeq || 0) + 1; fetchCharts([c.name]); });
       hooks.charts.set(c.name, c.u);
+    }
+
+    async function zoomDetail(c, min, max) {
+      const seq = (c.zoomSeq = (c.zoomSeq || 0) + 1);
+      const scale = axis === 'timestamp' ? 1e6 : 1;
+      const res = await api('/api/ui/metrics/range?' + qs({ run: id, metric: c.name, xaxis: axis, min: min * scale, max: max * scale, max_points: maxPoints(c.u.width) }));
+      if (seq !== c.zoomSeq || !c.zoomed || !c.u) return;
+      const x = Float64Array.from(res.x, (v) => v / scale);
+      const y = res.y.map((v) => (v === null || (log && v <= 0) ? null : v));
+      c.settingRange = true;
+      c.u.setData([x, y], false);
+      c.u.setScale('x', { min, max });
+      c.settingRange = false;
+      hooks.marks.zoom = { metric: c.name, points: x.length, at: performance.now() };
     }
 
     function redrawAll() {

@@ -1,5 +1,6 @@
 //! UI-only endpoints, beside the Simvue API: who am I (sign-in check),
-//! minting a token for "Create new run", and the runs table's query.
+//! minting a token for "Create new run", the runs table's query, and the
+//! detail of a zoomed chart.
 
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -8,6 +9,7 @@ use crate::api::{
     ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, filters,
 };
 use crate::store::Reply;
+use crate::store::metrics::{self as mstore, Axis, Point};
 
 /// Longest lifetime a UI-minted token may ask for.
 pub const MAX_TOKEN_DAYS: u32 = 3650;
@@ -186,6 +188,107 @@ pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     .await
 }
 
+/// Most points [`metric_range`] answers with.
+pub const MAX_RANGE_POINTS: usize = 20_000;
+
+/// `GET /api/ui/metrics/range?run&metric&xaxis&min&max&max_points` →
+/// `{"x": [...], "y": [...]}`: one series between `min` and `max` on the
+/// x axis (steps, seconds, or microseconds since the epoch), with one point
+/// either side so lines reach the edges, downsampled to at most
+/// `max_points` keeping each bucket's minimum and maximum. This is what a
+/// zoomed chart shows: detail the whole-series read had averaged away.
+/// Non-finite values are `null`.
+pub async fn metric_range(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+    let need = |k: &str| {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::unprocessable(format!("query parameter '{k}' is required")))
+    };
+    let (run, metric) = (need("run")?, need("metric")?);
+    let axis = Axis::parse(q.get("xaxis").unwrap_or("step"))
+        .ok_or_else(|| ApiError::unprocessable("'xaxis' must be step, time or timestamp"))?;
+    let bound = |k: &str, d: f64| -> Result<f64, ApiError> {
+        match q.get(k) {
+            None | Some("") => Ok(d),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| !x.is_nan())
+                .ok_or_else(|| ApiError::bad_request(format!("'{k}' must be a number"))),
+        }
+    };
+    let (min, max) = (
+        bound("min", f64::NEG_INFINITY)?,
+        bound("max", f64::INFINITY)?,
+    );
+    let max_points = q
+        .usize("max_points")?
+        .unwrap_or(1000)
+        .clamp(2, MAX_RANGE_POINTS);
+    blocking(move || {
+        st.store.read(|c| {
+            crate::api::runs::status_of(c, &run)?;
+            let pts = match mstore::series_id(c, &run, &metric)? {
+                Some(series) => mstore::read(c, series, axis, None)?,
+                None => Vec::new(),
+            };
+            let lo = pts.partition_point(|p| axis.x(p) < min).saturating_sub(1);
+            let hi = (pts.partition_point(|p| axis.x(p) <= max) + 1).min(pts.len());
+            let slice = if lo < hi { &pts[lo..hi] } else { &[][..] };
+            let shown = if slice.len() <= max_points {
+                slice.to_vec()
+            } else {
+                min_max_buckets(slice, axis, max_points / 2)
+            };
+            let x: Vec<f64> = shown.iter().map(|p| axis.x(p)).collect();
+            let y: Vec<Option<f64>> = shown
+                .iter()
+                .map(|p| p.value.is_finite().then_some(p.value))
+                .collect();
+            Ok(Reply::ok(json!({ "x": x, "y": y })))
+        })
+    })
+    .await
+}
+
+/// Keeps the lowest and highest value of each of `buckets` equal x ranges
+/// of `pts` (ordered by `axis`), in x order.
+fn min_max_buckets(pts: &[Point], axis: Axis, buckets: usize) -> Vec<Point> {
+    let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+        return Vec::new();
+    };
+    let (x0, span) = (axis.x(first), axis.x(last) - axis.x(first));
+    let mut out = Vec::with_capacity(buckets * 2);
+    let mut i = 0;
+    for b in 0..buckets {
+        let end = if b + 1 == buckets || span <= 0.0 {
+            pts.len()
+        } else {
+            let edge = x0 + span * (b + 1) as f64 / buckets as f64;
+            i + pts[i..].partition_point(|p| axis.x(p) < edge)
+        };
+        let bucket = &pts[i..end];
+        i = end;
+        let finite = || bucket.iter().filter(|p| !p.value.is_nan());
+        let (Some(lo), Some(hi)) = (
+            finite().min_by(|a, b| a.value.total_cmp(&b.value)),
+            finite().max_by(|a, b| a.value.total_cmp(&b.value)),
+        ) else {
+            continue;
+        };
+        match axis.x(lo).total_cmp(&axis.x(hi)) {
+            std::cmp::Ordering::Equal => out.push(*lo),
+            std::cmp::Ordering::Less => out.extend([*lo, *hi]),
+            std::cmp::Ordering::Greater => out.extend([*hi, *lo]),
+        }
+        if i >= pts.len() {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -335,5 +438,117 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_zoomed_range_keeps_its_detail_and_extremes() {
+        let (_d, st, me, _) = setup();
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("zoom"));
+        let id = body(
+            crate::api::runs::create(
+                State(st.clone()),
+                me.clone(),
+                HeaderMap::new(),
+                JsonObject(m),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let pts: Vec<Point> = (0..100_000)
+            .map(|i| Point {
+                step: i,
+                time: i as f64 * 0.01,
+                ts: 1_700_000_000_000_000 + i * 10_000,
+                value: if i == 50_123 {
+                    1e9
+                } else if i == 50_321 {
+                    f64::NAN
+                } else {
+                    (i % 100) as f64
+                },
+            })
+            .collect();
+        st.store
+            .write_plain(|tx| mstore::append(tx, &id, "m", &pts))
+            .unwrap();
+        let q = |kv: &[(&str, &str)]| {
+            let mut all = vec![("run", id.as_str()), ("metric", "m")];
+            all.extend_from_slice(kv);
+            params(&all)
+        };
+        // Within a range with room for every point: exactly those points,
+        // plus one either side.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[("min", "50100"), ("max", "50400"), ("max_points", "1000")]),
+            )
+            .await,
+        );
+        let x: Vec<f64> = serde_json::from_value(r["x"].clone()).unwrap();
+        assert_eq!(x.first(), Some(&50_099.0));
+        assert_eq!(x.last(), Some(&50_401.0));
+        assert_eq!(x.len(), 303);
+        assert_eq!(r["y"][(50_123 - 50_099) as usize], 1e9);
+        assert!(r["y"][(50_321 - 50_099) as usize].is_null());
+        // Downsampled: at most max_points, ordered, extremes kept.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[("min", "40000"), ("max", "60000"), ("max_points", "200")]),
+            )
+            .await,
+        );
+        let x: Vec<f64> = serde_json::from_value(r["x"].clone()).unwrap();
+        let y: Vec<Option<f64>> = serde_json::from_value(r["y"].clone()).unwrap();
+        assert!(x.len() <= 200 && x.len() > 100, "{}", x.len());
+        assert!(x.windows(2).all(|w| w[0] <= w[1]));
+        assert!(y.contains(&Some(1e9)) && y.contains(&Some(0.0)) && y.contains(&Some(99.0)));
+        // Other axes use their own units.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[("xaxis", "time"), ("min", "1.0"), ("max", "2.0")]),
+            )
+            .await,
+        );
+        assert_eq!(r["x"].as_array().unwrap().len(), 103);
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[
+                    ("xaxis", "timestamp"),
+                    ("min", "1700000000000000"),
+                    ("max", "1700000000100000"),
+                ]),
+            )
+            .await,
+        );
+        assert_eq!(r["x"].as_array().unwrap().len(), 12);
+        // Unknown metric: empty; unknown run: 404.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                params(&[("run", id.as_str()), ("metric", "nope")]),
+            )
+            .await,
+        );
+        assert_eq!(r["x"], json!([]));
+        let err = metric_range(
+            State(st.clone()),
+            me,
+            params(&[("run", "nope"), ("metric", "m")]),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::NOT_FOUND);
     }
 }

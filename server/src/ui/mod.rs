@@ -101,4 +101,5 @@ pub fn router() -> Router<AppState> {
         .route("/api/ui/whoami", get(api::whoami))
         .route("/api/ui/tokens", post(api::create_token))
         .route("/api/ui/runs", get(api::runs))
+        .route("/api/ui/metrics/range", get(api::metric_range))
 }

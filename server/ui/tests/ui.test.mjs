@@ -177,6 +177,26 @@ test('the run page charts show exactly the points heat.c logged, with hover valu
   assert.ok(hover.step > STEPS * 0.2 && hover.step < STEPS * 0.8, `cursor at step ${hover.step}`);
   assert.ok(close(parseFloat(hover.val), +expected.energy[hover.step].toPrecision(6)) || Math.abs(parseFloat(hover.val) - expected.energy[hover.step]) < 1e-4 * expected.energy[hover.step],
     `legend shows ${hover.val} at step ${hover.step}, heat.c logged ${expected.energy[hover.step]}`);
+  // Dragging zooms in and fetches that range in detail; a double-click
+  // shows the whole series again.
+  await page.mouse.move(box.x + box.width * 0.4, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  const zoom = await waitFor('zoomed detail', () => page.evaluate(() => {
+    const z = window.__simtrack.marks.zoom;
+    const u = window.__simtrack.charts.get('energy');
+    return z && z.metric === 'energy' ? { min: u.scales.x.min, max: u.scales.x.max, x: Array.from(u.data[0]), y: Array.from(u.data[1]) } : null;
+  }));
+  assert.ok(zoom.min > STEPS * 0.3 && zoom.max < STEPS * 0.7, `zoomed to ${zoom.min}..${zoom.max}`);
+  assert.ok(zoom.x[0] >= Math.floor(zoom.min) - 1 && zoom.x.at(-1) <= Math.ceil(zoom.max) + 1, 'only the zoomed range was fetched');
+  zoom.x.forEach((s, i) => assert.ok(close(zoom.y[i], expected.energy[s]), `zoomed energy at step ${s}`));
+  await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+  await waitFor('zoom reset', () => page.evaluate((n) => {
+    const u = window.__simtrack.charts.get('energy');
+    return u.scales.x.min === 0 && u.scales.x.max === n - 1 && u.data[0].length === n;
+  }, STEPS));
   // Metadata, tags and events are on the page too; events can be searched.
   assert.match(await page.textContent('#run-metadata'), /scheme\s*FTCS/);
   assert.match(await page.textContent('#events'), /initialised a hot spot/);
