@@ -348,7 +348,8 @@
     return {
       width, height: 200, title,
       scales: { x: { time: axis === 'timestamp' }, y: { distr: log ? 3 : 1 } },
-      series: [{ label: axis }, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
+      // Legend values with 6 significant digits: residuals of 1e-12 must not read as 0.
+      series: [{ label: axis }, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, value: (u, v) => (v == null ? '--' : fmtNum(v)) }))],
       axes: [{ label: axis === 'time' ? 'time (s)' : axis === 'step' ? 'step' : null, size: 40 }, { size: 64, values: (u, vals) => vals.map(fmtNum) }],
       cursor: { drag: { x: true, y: false, setScale: true } },
       legend: { live: true },

@@ -175,8 +175,18 @@ test('the run page charts show exactly the points heat.c logged, with hover valu
     return i != null && val && val !== '--' ? { i, step: u.data[0][i], val } : null;
   }));
   assert.ok(hover.step > STEPS * 0.2 && hover.step < STEPS * 0.8, `cursor at step ${hover.step}`);
-  assert.ok(close(parseFloat(hover.val), +expected.energy[hover.step].toPrecision(6)) || Math.abs(parseFloat(hover.val) - expected.energy[hover.step]) < 1e-4 * expected.energy[hover.step],
+  assert.ok(Math.abs(parseFloat(hover.val) - expected.energy[hover.step]) <= 1e-5 * expected.energy[hover.step],
     `legend shows ${hover.val} at step ${hover.step}, heat.c logged ${expected.energy[hover.step]}`);
+  // Small values keep their significant digits (a residual of 1e-4 is not "0").
+  const rbox = await page.locator('.chart[data-metric="residual"] .u-over').boundingBox();
+  await page.mouse.move(rbox.x + rbox.width * 0.9, rbox.y + rbox.height / 2);
+  const rh = await waitFor('residual hover', () => page.evaluate(() => {
+    const u = window.__simtrack.charts.get('residual');
+    const val = u.root.querySelectorAll('.u-legend .u-value')[1]?.textContent;
+    return u.cursor.idx != null && val && val !== '--' ? { step: u.data[0][u.cursor.idx], val } : null;
+  }));
+  assert.ok(Math.abs(parseFloat(rh.val) - expected.residual[rh.step]) <= 1e-4 * expected.residual[rh.step],
+    `residual legend shows ${rh.val} at step ${rh.step}, heat.c logged ${expected.residual[rh.step]}`);
   // Dragging zooms in and fetches that range in detail; a double-click
   // shows the whole series again.
   await page.mouse.move(box.x + box.width * 0.4, box.y + box.height / 2);
