@@ -401,6 +401,14 @@ test('long names and many metrics do not break the layout', async () => {
   await waitFor('the first charts', () => page.evaluate(() => window.__simtrack.charts.size >= 60));
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px`);
+  // The rest load as they are scrolled to.
+  assert.ok(await page.evaluate(() => window.__simtrack.charts.size) < 120, 'charts far below wait');
+  for (let k = 0; k < 30 && (await page.evaluate(() => window.__simtrack.charts.size)) < 120; k++) {
+    await page.mouse.wheel(0, 2000);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await waitFor('all 120 charts after scrolling', () => page.evaluate(() => window.__simtrack.charts.size === 120));
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.fill('#metric-filter', 'm11');
   await waitFor('filtered charts', async () => (await page.$$('.chart[data-metric]')).length === 10);
   await page.screenshot({ path: join(SHOTS, 'run-many-metrics.png'), fullPage: false });
