@@ -165,6 +165,11 @@ impl Run {
         if config.mode == Mode::Disabled || is_silent_rank(config) {
             return Ok(Run { id, live: None });
         }
+        // Before anything touches the disk: a failed init leaves no run behind.
+        let transport = match config.mode {
+            Mode::Online => Some(HttpTransport::new(config)?),
+            _ => None,
+        };
         let created = now_unix();
         let start = Instant::now();
         let clock = crate::clock::Calibration::start();
@@ -194,10 +199,6 @@ impl Run {
             heartbeat_interval: config.heartbeat_interval,
             abort_poll: config.abort_poll,
             resources_interval: config.resources_interval,
-        };
-        let transport = match config.mode {
-            Mode::Online => Some(HttpTransport::new(config)?),
-            _ => None,
         };
         let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
         let mut threads =

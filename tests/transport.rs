@@ -318,3 +318,21 @@ fn two_syncs_never_run_at_once() {
     drop(held);
     assert!(sync(&cfg, &SyncOptions::default()).unwrap().is_empty());
 }
+
+#[test]
+fn a_missing_or_empty_ca_bundle_fails_init_with_a_config_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_pem = tmp.path().join("bundle.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    for bundle in [tmp.path().join("missing.pem"), not_pem] {
+        let cfg = config(
+            "https://127.0.0.1:9",
+            tmp.path(),
+            &[("SIMTRACK_CA_BUNDLE", bundle.to_str().unwrap())],
+        );
+        let err = Run::init_with(InitOptions::default(), &cfg).unwrap_err();
+        assert_eq!(err.status, Status::Config, "{}", err.message);
+        assert!(err.message.contains("CA bundle"), "{}", err.message);
+    }
+    assert!(!tmp.path().join("runs").exists(), "a failed init left a run behind");
+}

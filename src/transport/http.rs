@@ -91,14 +91,24 @@ impl HttpTransport {
             .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(30));
         if let Some(bundle) = &config.ca_bundle {
-            let pem = std::fs::read(bundle)
-                .map_err(|e| Error::io(format!("cannot read CA bundle {}", bundle.display()), e))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            let pem = std::fs::read(bundle).map_err(|e| {
                 Error::new(
                     Status::Config,
-                    format!("CA bundle {} is not PEM: {e}", bundle.display()),
+                    format!(
+                        "cannot read CA bundle {} (SIMTRACK_CA_BUNDLE): {e}",
+                        bundle.display()
+                    ),
                 )
             })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    Error::new(
+                        Status::Config,
+                        format!("CA bundle {} holds no PEM certificates", bundle.display()),
+                    )
+                })?;
             for cert in certs {
                 b = b.add_root_certificate(cert);
             }
