@@ -58,7 +58,8 @@ cat <<MSG
      export SIMTRACK_URL=$url SIMTRACK_TOKEN=\$(cat $demo/token)
      curl -s -H "Authorization: Bearer \$SIMTRACK_TOKEN" "\$SIMTRACK_URL/api/runs"
      curl -s -H "Authorization: Bearer \$SIMTRACK_TOKEN" "\$SIMTRACK_URL/api/metrics?runs=%5B%22<run id>%22%5D&metrics=%5B%22residual%22%5D&xaxis=step"
-   or open $url in a browser.
+   or open $url in a browser and sign in with the token:
+     $token
 MSG
 echo "$token" >"$demo/token"
 chmod 600 "$demo/token"
