@@ -12,6 +12,8 @@ root="$(pwd)"
 target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 chromium="${CHROMIUM:-$(command -v chromium || true)}"
 [ -x "$chromium" ] || { echo "chromium not found (apt-get install chromium)"; exit 1; }
+command -v npm >/dev/null && node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' ||
+    { echo "Node.js >= 18 with npm is needed (apt-get install nodejs npm)"; exit 1; }
 
 (cd server/ui/tests && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --quiet --locked -p simtrack -p simtrack-server
