@@ -41,10 +41,11 @@
   const clear = (el) => { el.replaceChildren(); return el; };
   const token = () => localStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(TOKEN_KEY);
   const onCleanup = (f) => cleanups.push(f);
-  function every(ms, f) {
+  // Calls f every ms while the tab is visible and `view` is on screen.
+  function every(view, ms, f) {
     let stopped = false, t = null;
     const tick = async () => {
-      if (stopped) return;
+      if (stopped || !view.isConnected) return;
       if (!document.hidden) { try { await f(); } catch (e) { console.warn(e); } }
       if (!stopped) t = setTimeout(tick, ms);
     };
@@ -159,13 +160,17 @@
     for (const f of cleanups.splice(0)) { try { f(); } catch (e) { console.warn(e); } }
     hooks.charts.clear();
     hooks.marks = {};
-    clear(main);
-    if (!token()) return signInPage();
+    // Each route renders into its own view: a page still loading when the
+    // user moves on finds its view detached and draws nothing into the next.
+    const view = h('div', { class: 'view' });
+    main.replaceChildren(view);
+    if (!token()) return signInPage(view);
     if (!user) {
       try { user = await api('/api/ui/whoami', { noSignOut: true }); } catch (e) {
         if (e.status === 401) return signOut('That token is not valid (anymore): sign in again.');
-        return showError(main, e);
+        return showError(view, e);
       }
+      if (!view.isConnected) return;
     }
     document.getElementById('nav').hidden = false;
     document.getElementById('signout').hidden = false;
@@ -174,8 +179,8 @@
     hooks.route = r.page;
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === r.page);
     const page = PAGES[r.page];
-    if (!page) { main.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/runs' }, 'Back to the runs'))); return; }
-    try { await page(r); } catch (e) { showError(main, e); }
+    if (!page) { view.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/runs' }, 'Back to the runs'))); return; }
+    try { await page(r, view); } catch (e) { showError(view, e); }
   }
   function signOut(message) {
     localStorage.removeItem(TOKEN_KEY);
@@ -189,7 +194,7 @@
   window.addEventListener('hashchange', route);
 
   // ---------- sign-in ----------
-  function signInPage() {
+  function signInPage(view) {
     document.getElementById('nav').hidden = true;
     document.getElementById('signout').hidden = true;
     document.getElementById('whoami').textContent = '';
@@ -218,7 +223,7 @@
       if (!location.hash || location.hash === '#/' || location.hash.startsWith('#/signin')) location.hash = '#/runs';
       else route();
     });
-    main.append(form);
+    view.append(form);
     input.focus();
   }
 
@@ -238,7 +243,7 @@
     return out;
   }
 
-  async function runsPage(r) {
+  async function runsPage(r, view) {
     const p = r.params;
     const f = {
       status: p.get('status') || '', folder: p.get('folder') || '', tag: p.get('tag') || '', meta: p.get('meta') || '',
@@ -263,7 +268,7 @@
     const prev = h('button', { type: 'button', id: 'prev-page', onclick: () => { f.page--; changed(false); } }, '← Previous');
     const next = h('button', { type: 'button', id: 'next-page', onclick: () => { f.page++; changed(false); } }, 'Next →');
     const pageEl = h('span', { class: 'muted' });
-    main.append(
+    view.append(
       h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), compareBtn),
       h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
         field('Status', statusSel), field('Folder', inputs.folder), field('Tags (all of)', inputs.tag),
@@ -328,7 +333,7 @@
     document.addEventListener('keydown', slash);
     onCleanup(() => document.removeEventListener('keydown', slash));
     await load(true);
-    every(POLL_MS, () => load(false));
+    every(view, POLL_MS, () => load(false));
   }
 
   // ---------- charts ----------
@@ -358,7 +363,7 @@
   const maxPoints = (width) => Math.max(400, Math.min(4000, Math.round(width * 2)));
 
   // ---------- a run ----------
-  async function runPage(r) {
+  async function runPage(r, view) {
     const id = r.arg;
     let run = await api('/api/runs/' + encodeURIComponent(id));
     const axisSel = h('select', { id: 'xaxis' }, ['step', 'time', 'timestamp'].map((a) => h('option', { value: a }, a)));
@@ -375,7 +380,7 @@
     const filesEl = h('div', { id: 'files' });
     const alertsEl = h('div', { id: 'run-alerts' });
     const title = h('h1', { id: 'run-name' });
-    main.append(
+    view.append(
       h('p', {}, h('a', { href: '#/runs' }, '← Runs')),
       h('div', { class: 'run-head' }, title, statusEl, abortBtn, abortMsg),
       info,
@@ -487,7 +492,9 @@
       const worker = async () => {
         while (next < batches.length) {
           const b = batches[next++];
+          if (!view.isConnected) return;
           const res = await api('/api/metrics?' + qs({ runs: [id], metrics: b.map((c) => c.name), xaxis: axis, max_points: maxPoints(width) }));
+          if (!view.isConnected) return;
           const series = res[id] || {};
           for (const c of b) { draw(c, series[c.name] || [], width); c.loading = false; }
         }
@@ -604,7 +611,7 @@
 
     // Live: while the run can still change, follow it.
     let idle = 0;
-    every(POLL_MS, async () => {
+    every(view, POLL_MS, async () => {
       if (!LIVE.has(run.status) && ++idle > 3) return;
       if (LIVE.has(run.status)) idle = 0;
       const before = run;
@@ -629,11 +636,11 @@
   }
 
   // ---------- compare ----------
-  async function comparePage(r) {
+  async function comparePage(r, view) {
     const ids = (r.params.get('ids') || '').split(',').filter(Boolean);
-    main.append(h('h1', {}, 'Compare runs'));
+    view.append(h('h1', {}, 'Compare runs'));
     if (!ids.length) {
-      main.append(h('p', {}, 'Select runs on the ', h('a', { href: '#/runs' }, 'Runs'), ' page (the check boxes), then press ', h('em', {}, 'Compare selected'), '.'));
+      view.append(h('p', {}, 'Select runs on the ', h('a', { href: '#/runs' }, 'Runs'), ' page (the check boxes), then press ', h('em', {}, 'Compare selected'), '.'));
       return;
     }
     const runs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
@@ -645,7 +652,7 @@
     const plot = h('div', { class: 'chart', id: 'compare-chart' });
     const onlyDiff = h('input', { type: 'checkbox', id: 'only-diff' });
     const diff = h('div', { class: 'table-wrap' });
-    main.append(
+    view.append(
       h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale')),
       plot, h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
     let u = null;
@@ -687,7 +694,7 @@
   }
 
   // ---------- folders ----------
-  async function foldersPage(r) {
+  async function foldersPage(r, view) {
     const res = await api('/api/folders?' + qs({ count: 100000 }));
     const folders = new Map(res.data.map((f) => [f.path, f]));
     const paths = new Set(['/']);
@@ -700,7 +707,7 @@
       return h('li', {}, h('a', { href: '#/folders?path=' + encodeURIComponent(p), class: p === current ? 'active' : '', 'aria-current': p === current ? 'page' : null }, name), kids.length ? h('ul', {}, kids.map(node)) : null);
     };
     const detail = h('div', { class: 'panel', id: 'folder-detail' });
-    main.append(h('h1', {}, 'Folders'), h('div', { class: 'folders' }, h('nav', { class: 'panel tree', 'aria-label': 'folder tree' }, h('ul', {}, node('/'))), detail));
+    view.append(h('h1', {}, 'Folders'), h('div', { class: 'folders' }, h('nav', { class: 'panel tree', 'aria-label': 'folder tree' }, h('ul', {}, node('/'))), detail));
     const f = folders.get(current) || { path: current, tags: [], metadata: {} };
     const runs = await api('/api/runs?' + qs({ filters: ['folder.path == ' + current], count: 20, sorting: [{ id: 'created', desc: true }] }));
     detail.append(h('h2', { style: 'margin-top:0', class: 'mono' }, f.path),
@@ -712,7 +719,7 @@
   }
 
   // ---------- alerts ----------
-  async function alertsPage() {
+  async function alertsPage(r, view) {
     const [alerts, critical] = await Promise.all([
       api('/api/alerts?' + qs({ count: 10000 })),
       api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1000 })),
@@ -722,7 +729,7 @@
       if (!byAlert.has(a.alert.id)) byAlert.set(a.alert.id, []);
       byAlert.get(a.alert.id).push(run);
     }
-    main.append(h('h1', {}, 'Alerts'),
+    view.append(h('h1', {}, 'Alerts'),
       h('h2', {}, `Critical now (${critical.count} run${critical.count === 1 ? '' : 's'})`),
       critical.data.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'critical-runs' }, h('tbody', {}, critical.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', {}, (x.alerts || []).filter((a) => a.status === 'critical').map((a) => h('span', { class: 'badge critical' }, a.alert.name)))))))) : h('p', { class: 'muted' }, 'No run is critical.'),
       h('h2', {}, `Definitions (${alerts.count})`),
@@ -730,11 +737,11 @@
         h('thead', {}, h('tr', {}, ['Name', 'Rule', 'Enabled', 'Aborts run', 'Notification', 'Critical runs'].map((t) => h('th', {}, t)))),
         h('tbody', {}, alerts.data.map((a) => h('tr', {}, h('td', { class: 'name' }, a.name, a.description ? h('div', { class: 'muted' }, a.description) : null), h('td', {}, describeAlert(a)), h('td', {}, a.enabled ? 'yes' : 'no'), h('td', {}, a.abort ? 'yes' : 'no'), h('td', {}, a.notification),
           h('td', {}, (byAlert.get(a.id) || []).map((x) => h('div', {}, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name))))))))));
-    every(POLL_MS * 3, async () => { const n = await api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1 })); if (n.count !== critical.count) route(); });
+    every(view, POLL_MS * 3, async () => { const n = await api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1 })); if (n.count !== critical.count) route(); });
   }
 
   // ---------- create new run ----------
-  function newRunPage() {
+  function newRunPage(r, view) {
     const name = h('input', { id: 'token-name', value: `${user.user}-runs` });
     const days = h('input', { id: 'token-days', type: 'number', min: 1, max: 3650, value: 365 });
     const out = h('div', { id: 'new-run-out' });
@@ -742,7 +749,7 @@
     const form = h('form', { class: 'panel' },
       h('p', {}, 'Your solver needs the server\'s URL and a token. Create a fresh token for it here; it is shown once, so copy it now.'),
       h('div', { class: 'row' }, h('label', { class: 'field' }, 'Token name (shown as the runs\' user)', name), h('label', { class: 'field' }, 'Valid for (days)', days), h('span', { class: 'grow' }), btn));
-    main.append(h('h1', {}, 'Create new run'), form, out);
+    view.append(h('h1', {}, 'Create new run'), form, out);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       btn.disabled = true;

@@ -416,6 +416,13 @@ test('long names and many metrics do not break the layout', async () => {
   await page.waitForSelector(`tr[data-run-id="${id}"]`);
   const wide = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(wide <= 0, `runs page scrolls sideways by ${wide}px`);
+  // Leaving a page while it still loads leaves nothing of it behind.
+  await page.click(`tr[data-run-id="${id}"] td.name a`);
+  await page.evaluate(() => { location.hash = '#/runs?tag=layout'; });
+  await page.waitForSelector('table#runs');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await page.locator('#run-name, .chart').count(), 0, 'no run page parts on the runs page');
+  assert.equal(await page.locator('table#runs').count(), 1);
 });
 
 test('the page raised no script errors', () => {
