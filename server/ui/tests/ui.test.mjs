@@ -146,6 +146,7 @@ test('a C example run appears in the runs table and its status changes live', as
   assert.equal(await page.textContent(`${row} td.name a`), 'heat-c');
   finished.id = run.id;
   finished.work = heat.work;
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, 'runs.png'), fullPage: true });
 });
 
@@ -214,6 +215,8 @@ test('the run page charts show exactly the points heat.c logged, with hover valu
   await waitFor('event search', async () => (await page.$$('#events tr')).length === 1);
   assert.match(await page.textContent('#events'), /step 100 residual/);
   await page.fill('#event-search', '');
+  await waitFor('all events again', async () => (await page.$$('#events tr')).length > 1);
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, 'run.png'), fullPage: true });
   // Other x-axes and a log scale redraw from the server's data.
   await page.selectOption('#xaxis', 'time');
@@ -423,6 +426,10 @@ test('long names and many metrics do not break the layout', async () => {
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(await page.locator('#run-name, .chart').count(), 0, 'no run page parts on the runs page');
   assert.equal(await page.locator('table#runs').count(), 1);
+  // Every run of this test session, with two metric columns.
+  await page.goto(URL_ + '/#/runs?cols=residual,energy');
+  await page.waitForSelector('table#runs td[data-metric="energy"]');
+  await page.screenshot({ path: join(SHOTS, 'runs-all.png'), fullPage: true });
 });
 
 test('the page raised no script errors', () => {
