@@ -49,6 +49,14 @@ echo "== running the Fortran heat solver against $url"
 mkdir -p "$demo/work"
 (cd "$demo/work" && SIMTRACK_URL=$url SIMTRACK_TOKEN=$token SIMTRACK_OFFLINE_DIR=$demo/spool "$heat")
 
+# The server's id of the run just made (the newest one).
+run_id="<run id>"
+if command -v curl >/dev/null && command -v python3 >/dev/null; then
+    sorting=%5B%7B%22id%22%3A%22created%22%2C%22desc%22%3Atrue%7D%5D
+    run_id=$(curl -s -H "Authorization: Bearer $token" "$url/api/runs?count=1&sorting=$sorting" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][0]["id"])' || echo "<run id>")
+fi
+
 cat <<MSG
 
 == done: the run is tracked by the server at $url
@@ -57,7 +65,7 @@ cat <<MSG
    Look at it:
      export SIMTRACK_URL=$url SIMTRACK_TOKEN=\$(cat $demo/token)
      curl -s -H "Authorization: Bearer \$SIMTRACK_TOKEN" "\$SIMTRACK_URL/api/runs"
-     curl -s -H "Authorization: Bearer \$SIMTRACK_TOKEN" "\$SIMTRACK_URL/api/metrics?runs=%5B%22<run id>%22%5D&metrics=%5B%22residual%22%5D&xaxis=step"
+     curl -s -H "Authorization: Bearer \$SIMTRACK_TOKEN" "\$SIMTRACK_URL/api/metrics?runs=%5B%22$run_id%22%5D&metrics=%5B%22residual%22%5D&xaxis=step&max_points=20"
    or open $url in a browser and sign in with the token:
      $token
 MSG
