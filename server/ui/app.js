@@ -326,7 +326,7 @@
       setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols });
       load(false).catch((e) => showError(clear(msg), e));
     }
-    const typed = debounce(() => changed(true), 250);
+    const typed = debounce(() => changed(true), 120);
     statusSel.addEventListener('change', () => { f.status = statusSel.value; changed(true); });
     for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; typed(); });
     const slash = (e) => { if (e.key === '/' && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { e.preventDefault(); inputs.q.focus(); } };
