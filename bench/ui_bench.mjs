@@ -106,7 +106,7 @@ try {
       const poll = () => { const m = window.__simtrack.marks['runs-update']; if (m) resolve(m.at - t0); else requestAnimationFrame(poll); };
       poll();
     })));
-    // ...and one typed into the tags box (includes the 250 ms typing debounce).
+    // ...and one typed into the tags box (includes the 120 ms typing debounce).
     tag.push(await page.evaluate(() => new Promise((resolve) => {
       const el = document.getElementById('f-tag');
       const t0 = performance.now();
@@ -119,7 +119,7 @@ try {
   }
   console.log(`  first render after navigation: ${fmt(first)}`);
   console.log(`  status filter (menu) applied: ${fmt(status)}`);
-  console.log(`  tag filter (typed) applied: ${fmt(tag)}; of which 250 ms is the typing debounce`);
+  console.log(`  tag filter (typed) applied: ${fmt(tag)}; of which 120 ms is the typing debounce`);
   await page.screenshot({ path: join(process.env.SCREENSHOT_DIR || tmpdir(), 'bench-runs-page.png') });
   if (errors.length) { console.error('page errors:', errors); process.exitCode = 1; }
 } finally {
