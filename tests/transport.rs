@@ -334,5 +334,8 @@ fn a_missing_or_empty_ca_bundle_fails_init_with_a_config_error() {
         assert_eq!(err.status, Status::Config, "{}", err.message);
         assert!(err.message.contains("CA bundle"), "{}", err.message);
     }
-    assert!(!tmp.path().join("runs").exists(), "a failed init left a run behind");
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "a failed init left a run behind"
+    );
 }
