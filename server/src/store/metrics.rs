@@ -302,6 +302,41 @@ pub fn read(
     Ok(bucket(&candidates, axis, xmin, xmax, buckets))
 }
 
+/// Reads the chunks of a series whose `axis` range overlaps `[min, max]`,
+/// ordered by `axis`: every point in the range and the chunk-mates around
+/// it (so a caller can draw a line into the range from its neighbours).
+/// Decodes only those chunks: a zoomed chart of a long series reads a few
+/// chunks, not all of them.
+pub fn read_range(
+    conn: &Connection,
+    series: i64,
+    axis: Axis,
+    min: f64,
+    max: f64,
+) -> Result<Vec<Point>, ApiError> {
+    let (xmin_col, xmax_col) = match axis {
+        Axis::Step => ("step_min", "step_max"),
+        Axis::Time => ("time_min", "time_max"),
+        Axis::Timestamp => ("ts_min", "ts_max"),
+    };
+    let sql = format!(
+        "SELECT id FROM metric_chunks WHERE series_id = ?1 AND {xmax_col} >= ?2 AND {xmin_col} <= ?3 ORDER BY id"
+    );
+    let chunks: Vec<i64> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![series, min, max], |r| r.get(0))?
+                .collect()
+        })
+        .map_err(ApiError::db)?;
+    let mut pts = Vec::new();
+    for c in chunks {
+        chunk_points(conn, c, &mut pts)?;
+    }
+    sort_by_axis(&mut pts, axis);
+    Ok(pts)
+}
+
 fn sort_by_axis(pts: &mut [Point], axis: Axis) {
     pts.sort_by(|a, b| axis.x(a).total_cmp(&axis.x(b)));
 }
@@ -472,6 +507,35 @@ mod tests {
         }
         let fine = read(&c, id, Axis::Step, Some(200_000)).unwrap();
         assert!(fine.len() <= 200_000 && fine.iter().any(|p| p.value == 1e9));
+    }
+
+    #[test]
+    fn range_read_equals_filtering_the_whole_series() {
+        let c = db();
+        let pts = series(200_000, 10);
+        let id = append(&c, "r", "m", &pts).unwrap();
+        for axis in [Axis::Step, Axis::Time, Axis::Timestamp] {
+            let all = read(&c, id, axis, None).unwrap();
+            let (lo, hi) = (axis.x(&all[70_000]), axis.x(&all[110_123]));
+            let want: Vec<Point> = all
+                .iter()
+                .copied()
+                .filter(|p| (lo..=hi).contains(&axis.x(p)))
+                .collect();
+            let got = read_range(&c, id, axis, lo, hi).unwrap();
+            assert!(
+                got.len() < all.len(),
+                "only the overlapping chunks are read"
+            );
+            assert!(got.windows(2).all(|w| axis.x(&w[0]) <= axis.x(&w[1])));
+            let in_range: Vec<Point> = got
+                .into_iter()
+                .filter(|p| (lo..=hi).contains(&axis.x(p)))
+                .collect();
+            assert_eq!(in_range, want);
+        }
+        let everything = read_range(&c, id, Axis::Step, f64::NEG_INFINITY, f64::INFINITY).unwrap();
+        assert_eq!(everything.len(), 200_000);
     }
 
     #[test]

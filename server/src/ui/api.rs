@@ -230,7 +230,7 @@ pub async fn metric_range(State(st): State<AppState>, _: Caller, q: Params) -> A
         st.store.read(|c| {
             crate::api::runs::status_of(c, &run)?;
             let pts = match mstore::series_id(c, &run, &metric)? {
-                Some(series) => mstore::read(c, series, axis, None)?,
+                Some(series) => mstore::read_range(c, series, axis, min, max)?,
                 None => Vec::new(),
             };
             let lo = pts.partition_point(|p| axis.x(p) < min).saturating_sub(1);
