@@ -32,17 +32,9 @@ cmake --build "$demo/build" --target heat -j 2 >>"$demo/cmake.log" 2>&1 \
 heat=$(find "$demo/build" -type f -name heat -perm -u+x | head -n 1)
 
 echo "== starting simtrack server"
-"$simtrack" server --data "$demo/data" --listen "127.0.0.1:${SIMTRACK_DEMO_PORT:-8800}" >"$demo/server.log" 2>&1 &
-server_pid=$!
-trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
-url=
-for _ in $(seq 1 100); do
-    url=$(grep -o 'http://[0-9.:]*' "$demo/server.log" | head -n 1 || true)
-    [ -n "$url" ] && break
-    kill -0 $server_pid 2>/dev/null || { cat "$demo/server.log"; exit 1; }
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "server did not start:"; cat "$demo/server.log"; exit 1; }
+source "$root/scripts/lib/server.sh"
+trap stop_server EXIT
+start_server "$simtrack" "$demo/data" "$demo/server.log" "127.0.0.1:${SIMTRACK_DEMO_PORT:-8800}"
 token=$("$simtrack" token create --data "$demo/data" --name demo)
 
 echo "== running the Fortran heat solver against $url"

@@ -22,24 +22,15 @@ bin="$(realpath "$target/debug/simtrack")"
 
 data="$(mktemp -d)"
 log="$data/server.log"
-server_pid=""
+source "$root/scripts/lib/server.sh"
 cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    stop_server
     rm -rf "$data"
 }
 trap cleanup EXIT
 
 token="$("$bin" token create --data "$data/store" --name conformance)"
-"$bin" server --data "$data/store" --listen 127.0.0.1:0 >"$log" 2>&1 &
-server_pid=$!
-url=""
-for _ in $(seq 1 100); do
-    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1 || true)"
-    [ -n "$url" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$log"; echo "server exited"; exit 1; }
-    sleep 0.05
-done
-[ -n "$url" ] || { cat "$log"; echo "server did not announce its URL"; exit 1; }
+start_server "$bin" "$data/store" "$log"
 echo "-- server at $url"
 
 status=0
