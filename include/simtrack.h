@@ -377,6 +377,10 @@ simtrack_status simtrack_finish(struct simtrack_run *run);
  * `len` bytes and returns the id's full length. Pass `buf = NULL` to ask
  * the length. Returns 0 for a NULL run.
  *
+ * This is the library's id: the name of the run's spool directory. A
+ * server gives the run an id of its own and keeps this one as
+ * `system.simtrack.run_id`.
+ *
  * # Safety
  * `run` is NULL or a live handle; `buf` is NULL or valid for `len` bytes.
  */

@@ -63,8 +63,10 @@ fn os_pretty_name() -> Option<String> {
         .map(|v| v.trim_matches('"').to_owned())
 }
 
-/// Captures the context of this process.
-pub fn capture() -> Value {
+/// Captures the context of this process for run `run_id` (recorded as
+/// `simtrack.run_id`, so the run can be found on a server by the id the
+/// solver printed).
+pub fn capture(run_id: &str) -> Value {
     let env = |k: &str| std::env::var(k).ok();
     let hostname = read_trimmed("/proc/sys/kernel/hostname")
         .or_else(|| env("HOSTNAME"))
@@ -105,7 +107,7 @@ pub fn capture() -> Value {
             "arch": std::env::consts::ARCH,
             "count": cpus,
         },
-        "simtrack": { "version": env!("CARGO_PKG_VERSION"), "client": "libsimtrack" },
+        "simtrack": { "version": env!("CARGO_PKG_VERSION"), "client": "libsimtrack", "run_id": run_id },
         "batch": Value::Object(batch),
         "mpi": mpi,
     })
@@ -151,10 +153,11 @@ mod tests {
 
     #[test]
     fn captured_context_names_host_command_and_library() {
-        let c = capture();
+        let c = capture("abc");
         assert!(c["hostname"].as_str().is_some_and(|h| !h.is_empty()));
         assert!(c["command"].as_array().is_some_and(|a| !a.is_empty()));
         assert_eq!(c["simtrack"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(c["simtrack"]["run_id"], "abc");
         assert!(c["cpu"]["count"].as_u64().unwrap() >= 1);
     }
 }

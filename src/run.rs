@@ -180,7 +180,7 @@ impl Run {
             tags,
             description: opts.description,
             metadata,
-            system: crate::context::capture(),
+            system: crate::context::capture(&id),
             heartbeat_timeout: config.heartbeat_timeout.as_secs().max(1),
             created,
         };

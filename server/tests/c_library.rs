@@ -156,6 +156,15 @@ fn check_heat_run(rig: &Rig, steps: i64) {
     assert_eq!(md["scheme"], "FTCS");
     assert_eq!(md["steps_done"], steps);
     assert!(doc["endtime"].is_string() && doc["started"].is_string());
+    // The library's own run id (what the solver can print) is kept with the run.
+    let local = doc["system"]["simtrack"]["run_id"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        local.len() == 32 && local.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        doc["system"]
+    );
     for metric in ["residual", "energy", "u_mid"] {
         let pts = steps_of(api, &id, metric);
         let got: Vec<i64> = pts.iter().map(|p| p.0).collect();
