@@ -339,3 +339,27 @@ fn a_missing_or_empty_ca_bundle_fails_init_with_a_config_error() {
         "a failed init left a run behind"
     );
 }
+
+#[test]
+fn heartbeats_go_out_at_the_configured_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    let cfg = config(
+        &ep.url,
+        tmp.path(),
+        &[("SIMTRACK_HEARTBEAT_INTERVAL", "0.2")],
+    );
+    let run = start(&cfg);
+    std::thread::sleep(Duration::from_millis(1100));
+    run.finish().unwrap();
+    let s = ep.state.lock();
+    let beats = s
+        .received
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/heartbeat"))
+        .count();
+    assert!(
+        (3..=8).contains(&beats),
+        "{beats} heartbeats in 1.1 s at 0.2 s intervals"
+    );
+}
