@@ -332,6 +332,99 @@ pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Metric names as the Simvue API accepts them: letters, digits, spaces and
+/// `- _ / . : = > < + ( ) %`. Checked once per name, when first logged, so a
+/// bad name fails the call instead of a whole batch at the server.
+pub fn check_metric_name(name: &str) -> Result<(), Error> {
+    check_name("metric name", name)?;
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == ' ' || "-_/.:=><+()%".contains(c);
+    if !name.chars().all(ok_char) {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!(
+                "invalid metric name {name:?}: use letters, digits, blanks or - _ / . : = > < + ( ) %"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl AlertDef {
+    /// Validates a metric alert definition.
+    pub fn new(
+        name: &str,
+        rule: AlertRule,
+        metric: &str,
+        frequency: f64,
+        window: f64,
+        low: f64,
+        high: f64,
+    ) -> Result<Self, Error> {
+        check_name("alert name", name)?;
+        check_metric_name(metric)?;
+        for (what, v) in [("frequency", frequency), ("window", window)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::new(
+                    Status::InvalidArgument,
+                    format!("alert {what} must be a positive number of minutes, got {v}"),
+                ));
+            }
+        }
+        if !(low.is_finite() && high.is_finite()) || low > high {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("alert bounds must be finite with low <= high, got [{low}, {high}]"),
+            ));
+        }
+        Ok(AlertDef {
+            name: name.to_owned(),
+            rule,
+            metric: metric.to_owned(),
+            frequency,
+            window,
+            low,
+            high,
+        })
+    }
+}
+
+impl FolderSpec {
+    /// Validates the arguments of `simtrack_set_folder_details`.
+    pub fn parse(
+        folder: &str,
+        metadata_json: Option<&str>,
+        tags: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Self, Error> {
+        Ok(FolderSpec {
+            path: normalize_folder(folder)?,
+            metadata: metadata_json
+                .map(|m| parse_json_object(m, "folder metadata"))
+                .transpose()?,
+            tags: tags.map(parse_tags),
+            description: description.map(str::to_owned),
+        })
+    }
+}
+
+/// Checks a folder path and brings it to the form `/a/b`.
+pub fn normalize_folder(folder: &str) -> Result<String, Error> {
+    if !folder.starts_with('/') {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("folder must start with '/', got {folder:?}"),
+        ));
+    }
+    let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("folder must not contain '.' or '..': {folder:?}"),
+        ));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
 /// Splits a comma-separated tag list, dropping blanks.
 pub fn parse_tags(text: &str) -> Vec<String> {
     text.split(',')

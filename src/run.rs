@@ -19,8 +19,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
 use crate::record::{
-    AlertDef, AlertRule, Category, Event, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES,
-    MetaValue, Record, RunSpec, RunStatus, check_name, now_unix, parse_json_object, parse_tags,
+    AlertDef, Category, Event, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES, MetaValue,
+    Record, RunSpec, RunStatus, check_name, normalize_folder, now_unix, parse_json_object,
+    parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::http::HttpTransport;
@@ -34,86 +35,6 @@ pub struct InitOptions {
     pub tags: Option<String>,
     pub description: Option<String>,
     pub folder: Option<String>,
-}
-
-/// A validated alert definition.
-pub type AlertSpec = AlertDef;
-
-impl AlertDef {
-    pub fn new(
-        name: &str,
-        rule: AlertRule,
-        metric: &str,
-        frequency: f64,
-        window: f64,
-        low: f64,
-        high: f64,
-    ) -> Result<Self, Error> {
-        check_name("alert name", name)?;
-        crate::worker::check_metric_name(metric)?;
-        for (what, v) in [("frequency", frequency), ("window", window)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(Error::new(
-                    Status::InvalidArgument,
-                    format!("alert {what} must be a positive number of minutes, got {v}"),
-                ));
-            }
-        }
-        if !(low.is_finite() && high.is_finite()) || low > high {
-            return Err(Error::new(
-                Status::InvalidArgument,
-                format!("alert bounds must be finite with low <= high, got [{low}, {high}]"),
-            ));
-        }
-        Ok(AlertDef {
-            name: name.to_owned(),
-            rule,
-            metric: metric.to_owned(),
-            frequency,
-            window,
-            low,
-            high,
-        })
-    }
-}
-
-/// Validated arguments of `simtrack_set_folder_details`.
-pub type FolderDetails = FolderSpec;
-
-impl FolderSpec {
-    pub fn parse(
-        folder: &str,
-        metadata_json: Option<&str>,
-        tags: Option<&str>,
-        description: Option<&str>,
-    ) -> Result<Self, Error> {
-        Ok(FolderSpec {
-            path: normalize_folder(folder)?,
-            metadata: metadata_json
-                .map(|m| parse_json_object(m, "folder metadata"))
-                .transpose()?,
-            tags: tags.map(parse_tags),
-            description: description.map(str::to_owned),
-        })
-    }
-}
-
-/// Checks a folder path and brings it to the form `/a/b`.
-pub fn normalize_folder(folder: &str) -> Result<String, Error> {
-    if !folder.starts_with('/') {
-        return Err(Error::new(
-            Status::InvalidArgument,
-            format!("folder must start with '/', got {folder:?}"),
-        ));
-    }
-    let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.iter().any(|p| *p == "." || *p == "..") {
-        return Err(Error::new(
-            Status::InvalidArgument,
-            format!("folder must not contain '.' or '..': {folder:?}"),
-        ));
-    }
-    Ok(format!("/{}", parts.join("/")))
 }
 
 /// A run being recorded. `Run` is `Sync`: every method but `finish` may be
@@ -366,13 +287,13 @@ impl Run {
     }
 
     /// Defines a metric alert for the run.
-    pub fn alert(&self, alert: AlertSpec) -> Result<(), Error> {
+    pub fn alert(&self, alert: AlertDef) -> Result<(), Error> {
         self.push_record(Record::Alert(alert));
         Ok(())
     }
 
     /// Sets a folder's details.
-    pub fn set_folder_details(&self, details: FolderDetails) -> Result<(), Error> {
+    pub fn set_folder_details(&self, details: FolderSpec) -> Result<(), Error> {
         self.push_record(Record::Folder(details));
         Ok(())
     }

@@ -116,7 +116,7 @@ impl Pending {
                 format!("metric name is not valid UTF-8: {e}"),
             )
         })?;
-        check_metric_name(metric)?;
+        crate::record::check_metric_name(metric)?;
         let id = u32::try_from(self.names.len())
             .map_err(|_| Error::new(Status::InvalidArgument, "too many metrics"))?;
         self.names.push(metric.into());
@@ -124,23 +124,6 @@ impl Pending {
         self.next_step.push(0);
         Ok(id)
     }
-}
-
-/// Metric names as the Simvue API accepts them: letters, digits, spaces and
-/// `- _ / . : = > < + ( ) %`. Checked once per name, when first logged, so a
-/// bad name fails the call instead of a whole batch at the server.
-pub(crate) fn check_metric_name(name: &str) -> Result<(), Error> {
-    crate::record::check_name("metric name", name)?;
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == ' ' || "-_/.:=><+()%".contains(c);
-    if !name.chars().all(ok_char) {
-        return Err(Error::new(
-            Status::InvalidArgument,
-            format!(
-                "invalid metric name {name:?}: use letters, digits, blanks or - _ / . : = > < + ( ) %"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// What the threads report back.

@@ -12,8 +12,8 @@ use super::boundary::{guard, guard_value, last_error};
 use super::handle::{Handle, borrow};
 use super::strings::{copy_out, opt_str, req_bytes, req_str, sized_bytes};
 use crate::error::{Error, Status};
-use crate::record::{AlertRule, Category, MetaValue, RunStatus};
-use crate::run::{AlertSpec, FolderDetails, InitOptions, Run};
+use crate::record::{AlertDef, AlertRule, Category, FolderSpec, MetaValue, RunStatus};
+use crate::run::{InitOptions, Run};
 
 /// A status as received from C: any `int32_t`, not only the listed values.
 #[repr(transparent)]
@@ -398,7 +398,7 @@ unsafe fn define_alert(
                 format!("{call} takes {rules}, not {:?}", rule.as_str()),
             ));
         }
-        run.alert(AlertSpec::new(
+        run.alert(AlertDef::new(
             name, rule, metric, frequency, window, low, high,
         )?)
     })
@@ -454,7 +454,7 @@ pub unsafe extern "C" fn simtrack_set_folder_details(
         let (run, details) = unsafe {
             (
                 borrow(run)?,
-                FolderDetails::parse(
+                FolderSpec::parse(
                     req_str(folder, "folder")?,
                     opt_str(metadata_json, "metadata_json")?,
                     opt_str(tags, "tags")?,
