@@ -1,5 +1,6 @@
 //! What a run produces — metric points, events, metadata, files, alerts, status
-//! — as the records that the spool stores and the transport delivers.
+//! — as the records that the spool stores and the transport delivers, and
+//! the checks a value passes before it becomes one (names, rules, folders).
 //!
 //! A run is an ordered list of [`Record`]s. The first is always
 //! [`Record::Create`]; the position of a record in its run's spool (`seq`) is
