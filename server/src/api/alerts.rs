@@ -197,9 +197,7 @@ pub async fn list(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult
                 .query_map([], doc)
                 .and_then(|r| r.collect())
                 .map_err(ApiError::db)?;
-            let total = all.len();
-            let data: Vec<Value> = all.into_iter().skip(start).take(count).collect();
-            Ok(Reply::ok(json!({ "data": data, "count": total })))
+            Ok(Reply::page(all, start, count))
         })
     })
     .await

@@ -338,9 +338,7 @@ pub async fn list(
                     data.extend(docs);
                 }
             }
-            let total = data.len();
-            let data: Vec<Value> = data.into_iter().skip(start).take(count).collect();
-            Ok(Reply::ok(json!({ "data": data, "count": total })))
+            Ok(Reply::page(data, start, count))
         })
     })
     .await

@@ -137,9 +137,7 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
             if desc {
                 all.reverse();
             }
-            let total = all.len();
-            let data: Vec<Value> = all.into_iter().skip(start).take(count).collect();
-            Ok(Reply::ok(json!({ "data": data, "count": total })))
+            Ok(Reply::page(all, start, count))
         })
     })
     .await

@@ -95,6 +95,14 @@ impl Reply {
             body: v.to_string(),
         }
     }
+
+    /// `200` with one page of a list: `{"data": all[start..start+count],
+    /// "count": all.len()}`, the shape every list endpoint answers with.
+    pub fn page(all: Vec<serde_json::Value>, start: usize, count: usize) -> Self {
+        let total = all.len();
+        let data: Vec<serde_json::Value> = all.into_iter().skip(start).take(count).collect();
+        Reply::ok(serde_json::json!({ "data": data, "count": total }))
+    }
 }
 
 /// The idempotency scope and key of one mutating request, if it carried one.
