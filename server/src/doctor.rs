@@ -84,6 +84,8 @@ fn lock_held(path: &Path) -> Option<bool> {
 
 /// `simtrack doctor --data DIR`.
 pub fn data(dir: &Path) -> ExitCode {
+    // Opening a WAL database may create its -wal/-shm: keep them private.
+    crate::private::restrict_umask();
     let mut r = Report::default();
     println!("checking server data directory {}", dir.display());
     let db_path = dir.join("simtrack.db");
@@ -141,12 +143,21 @@ pub fn data(dir: &Path) -> ExitCode {
             return r.finish("data directory");
         }
     }
-    check_runs(&mut r, &conn, running);
+    // The server counts silence from its start at the earliest; it creates
+    // server.lock when it starts.
+    let started_us = std::fs::metadata(dir.join("server.lock"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as i64)
+        .filter(|_| running)
+        .unwrap_or(0);
+    check_runs(&mut r, &conn, running, started_us);
     check_artifacts(&mut r, &conn, dir);
     r.finish("data directory")
 }
 
-fn check_runs(r: &mut Report, conn: &Connection, running: bool) {
+fn check_runs(r: &mut Report, conn: &Connection, running: bool, started_us: i64) {
     let now = crate::util::now_us();
     let stuck: Result<Vec<(String, String, f64)>, rusqlite::Error> = conn
         .prepare(
@@ -161,7 +172,7 @@ fn check_runs(r: &mut Report, conn: &Connection, running: bool) {
             })?
             .filter_map(|x| match x {
                 Ok((id, name, timeout, last_seen)) => {
-                    let silent = (now - last_seen) as f64 / 1e6;
+                    let silent = (now - last_seen.max(started_us)) as f64 / 1e6;
                     // "Long past": twice the timeout, and at least 5 minutes.
                     (silent > (2.0 * timeout).max(300.0)).then_some(Ok((id, name, silent)))
                 }

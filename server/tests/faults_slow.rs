@@ -59,7 +59,10 @@ fn start(data: &Path, env: &[(&str, &str)], nofile: Option<u32>) -> Server {
 
 /// Opens a connection and sends `bytes` (then nothing more).
 fn half_send(addr: &str, bytes: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    let sa: std::net::SocketAddr = addr.parse().expect("address");
+    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(5)).unwrap_or_else(|e| {
+        panic!("cannot connect within 5 s (the server stopped accepting): {e}")
+    });
     s.write_all(bytes).expect("send");
     s
 }
