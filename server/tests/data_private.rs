@@ -2,6 +2,8 @@
 //! `simtrack doctor` finds what is wrong with a data directory or a library
 //! spool. Black-box: the real `simtrack` binary and the real C library.
 
+#[path = "common/clib.rs"]
+mod clib;
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -222,59 +224,11 @@ fn doctor_passes_a_healthy_data_directory_and_names_each_kind_of_damage() {
 
 // ---- the library spool -------------------------------------------------
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
-fn lib_dir() -> PathBuf {
-    let debug = common::bin().parent().expect("target/debug").to_path_buf();
-    for d in [debug.join("deps"), debug.clone()] {
-        if d.join("libsimtrack.so").is_file() {
-            return d;
-        }
-    }
-    panic!("libsimtrack.so not found next to {}", debug.display());
-}
-
-fn compile_probe(out: &Path) {
-    let lib = lib_dir();
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-I"])
-        .arg(repo().join("include"))
-        .arg(repo().join("server/tests/c/probe.c"))
-        .arg("-L")
-        .arg(&lib)
-        .arg("-lsimtrack")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-lm", "-o"])
-        .arg(out)
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "compiling probe.c failed");
-}
-
-/// Runs the probe under umask 077 with `spool` as its offline directory,
-/// online when `server` is given.
+/// Runs the probe (see `clib::probe`) and checks it succeeded.
 fn probe(exe: &Path, spool: &Path, server: Option<(&str, &str)>, args: &[&str]) -> Output {
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg("umask 077 && exec \"$0\" \"$@\"")
-        .arg(exe)
-        .args(args)
-        .current_dir(spool.parent().expect("parent"))
-        .env_clear()
-        .env("HOME", spool.parent().expect("parent"))
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SIMTRACK_OFFLINE_DIR", spool)
-        .env("SIMTRACK_FINISH_TIMEOUT", "30");
-    match server {
-        Some((url, tok)) => c.env("SIMTRACK_URL", url).env("SIMTRACK_TOKEN", tok),
-        None => c.env("SIMTRACK_MODE", "offline"),
-    };
-    let out = c.output().expect("run probe");
+    let out = clib::probe(exe, spool, server, args)
+        .output()
+        .expect("run probe");
     assert!(
         out.status.success(),
         "probe {args:?}: {}",
@@ -287,7 +241,7 @@ fn probe(exe: &Path, spool: &Path, server: Option<(&str, &str)>, args: &[&str]) 
 fn doctor_checks_a_library_spool() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("probe");
-    compile_probe(&exe);
+    clib::compile_probe(&exe);
     let data = dir.path().join("data");
     let tok = token(&data);
     let server = Server::start(&data, &[]);
