@@ -149,6 +149,8 @@ struct TimedBody {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     conn: Arc<Conn>,
     timed_out: Arc<AtomicBool>,
+    /// Set once the body has been read to its end.
+    ended: Arc<AtomicBool>,
 }
 
 impl hyper::body::Body for TimedBody {
@@ -164,6 +166,9 @@ impl hyper::body::Body for TimedBody {
             Poll::Ready(r) => {
                 this.sleep = None;
                 this.conn.waiting_body.store(false, Ordering::Relaxed);
+                if r.is_none() || this.inner.is_end_stream() {
+                    this.ended.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(r.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
@@ -358,13 +363,16 @@ async fn serve_one(
         conn.busy.fetch_add(1, Ordering::Relaxed);
         let guard = BusyGuard(conn.clone());
         let timed_out = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(AtomicBool::new(false));
         let req = req.map(|b| {
+            ended.store(hyper::body::Body::is_end_stream(&b), Ordering::Relaxed);
             Body::new(TimedBody {
                 inner: b,
                 timeout: body_timeout,
                 sleep: None,
                 conn: conn.clone(),
                 timed_out: timed_out.clone(),
+                ended: ended.clone(),
             })
         });
         async move {
@@ -382,6 +390,14 @@ async fn serve_one(
                         body_timeout.as_secs_f64()
                     ),
                 ));
+            }
+            let mut resp = resp;
+            if !ended.load(Ordering::Relaxed) {
+                // Answered before the body was read whole (an early 4xx/5xx):
+                // hyper closes the connection, so say so, and a client does
+                // not send its next request on it.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Ok(resp)
         }

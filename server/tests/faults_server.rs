@@ -73,8 +73,8 @@ fn server_sigkill_loop_under_four_solvers_loses_and_duplicates_nothing() {
     let url = server.url.clone();
     let spool = dir.path().join("spool");
     std::fs::create_dir(&spool).expect("spool");
-    // 300k points each, 12 ms pause per 1000: about 4 s of logging per
-    // solver without the server's help, longer with the kills.
+    // 300k points each, 20 ms pause per 1000: about 6 s of logging per
+    // solver, longer than the kill loop.
     let n: i64 = 300_000;
     let names: Vec<String> = (0..4).map(|i| format!("kill-loop-{i}")).collect();
     let children: Vec<(String, Child)> = names
@@ -84,7 +84,7 @@ fn server_sigkill_loop_under_four_solvers_loses_and_duplicates_nothing() {
                 &exe,
                 &spool,
                 Some((&url, &tok)),
-                &["points", name, &n.to_string(), "12000"],
+                &["points", name, &n.to_string(), "20000"],
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -110,10 +110,20 @@ fn server_sigkill_loop_under_four_solvers_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(200));
         server = Server::start_on(&data, &addr, &[]);
     }
-    let running = children.iter().filter(|(_, c)| c.id() > 0).count();
+    let mut children = children;
+    let mut running = 0;
+    for (_, c) in &mut children {
+        if matches!(c.try_wait(), Ok(None)) {
+            running += 1;
+        }
+    }
     eprintln!(
-        "5 SIGKILLs in {:?} with {running} solvers logging",
+        "5 SIGKILLs in {:?}; {running} of 4 solvers still logging after the last",
         t0.elapsed()
+    );
+    assert!(
+        running > 0,
+        "the solvers finished before the kills ended: make them longer"
     );
     wait_all(children);
     let api = Api::new(&server, &tok);
