@@ -298,12 +298,16 @@ pub async fn run(
             if reg.conns.len() >= cap {
                 let victim = reg
                     .conns
-                    .values()
-                    .filter(|c| c.evictable())
-                    .min_by_key(|c| c.last_activity.load(Ordering::Relaxed))
-                    .cloned();
+                    .iter()
+                    .filter(|(_, c)| c.evictable())
+                    .min_by_key(|(_, c)| c.last_activity.load(Ordering::Relaxed))
+                    .map(|(id, c)| (*id, c.clone()));
                 match victim {
-                    Some(v) => v.kill.notify_one(),
+                    Some((vid, v)) => {
+                        // Out of the count now, so the next accept picks another.
+                        reg.conns.remove(&vid);
+                        v.kill.notify_one();
+                    }
                     None => {
                         drop(reg);
                         let _ = stream.try_write(
