@@ -13,8 +13,9 @@
 //! - **connection cap**: at [`NetLimits::max_connections`] open connections,
 //!   accepting one more drops the connection that is idle, or stalled in its
 //!   header or body, for longest; if none is, the new one gets `503`;
-//! - **shutdown deadline**: on SIGTERM/SIGINT the listener closes, idle
-//!   connections close, requests in flight get
+//! - **shutdown deadline**: on SIGTERM/SIGINT the listener closes,
+//!   connections without a request in flight (idle, or a header still
+//!   arriving) close, requests in flight get
 //!   [`NetLimits::shutdown_timeout`], then everything left is dropped and
 //!   [`run`] returns, so the caller can checkpoint and release the lock.
 
@@ -422,7 +423,7 @@ async fn serve_one(
     let mut tick = tokio::time::interval(tick_every);
     let mut stopping = *stop.borrow();
     if stopping {
-        served.as_mut().graceful_shutdown();
+        return;
     }
     loop {
         tokio::select! {
@@ -430,6 +431,12 @@ async fn serve_one(
             () = conn.kill.notified() => return,
             r = stop.changed(), if !stopping => {
                 if r.is_err() || *stop.borrow() {
+                    // Shutting down: a connection with no request in flight
+                    // (idle, or its header still arriving) is closed now;
+                    // one with a request finishes it, within the deadline.
+                    if conn.busy.load(Ordering::Relaxed) == 0 {
+                        return;
+                    }
                     stopping = true;
                     served.as_mut().graceful_shutdown();
                 }

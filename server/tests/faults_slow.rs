@@ -1,8 +1,9 @@
 //! Slow and hostile clients against the real `simtrack server` binary:
 //! slowloris (1,100 half-sent requests with the open-file limit of a small
 //! service), an idle kept-alive connection, stalled request bodies (JSON and
-//! an artifact upload), and SIGTERM while connections are stalled (the
-//! server exits within its deadline and a new one starts on the same data).
+//! an artifact upload), and SIGTERM while connections are stalled (a request
+//! in flight is still answered, the server exits within its deadline and a
+//! new one starts on the same data).
 //!
 //! Timeouts are set through the `SIMTRACK_*` environment variables, which a
 //! server without them ignores: run against such a server, each test fails
@@ -300,10 +301,32 @@ fn sigterm_with_stalled_connections_exits_within_deadline_and_restarts() {
             .as_bytes(),
         ));
     }
+    // A request in flight when SIGTERM arrives: its body completes 500 ms
+    // later, within the deadline, and it is answered and stored.
+    let body = r#"{"name": "in-flight", "folder": "/"}"#;
+    let (first, rest) = body.split_at(10);
+    let mut in_flight = half_send(
+        &addr,
+        format!(
+            "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+            body.len()
+        )
+        .as_bytes(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let pid = server.child.id().to_string();
     let t = Instant::now();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    std::thread::sleep(Duration::from_millis(500));
+    in_flight
+        .write_all(rest.as_bytes())
+        .expect("rest of the body");
+    let (_, answer) = closed_within(&mut in_flight, Duration::from_secs(3));
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request: {answer:?}"
+    );
     let status = loop {
         if let Ok(Some(s)) = server.child.try_wait() {
             break Some(s);
