@@ -42,12 +42,18 @@ pub fn prepare_dir(dir: &Path) -> Result<(), String> {
 
 /// Files and directories under `dir` (itself included) that its group or
 /// others may access, with their modes. Blob files are many: at most
-/// `limit` are listed, but all are counted in the second value.
-pub fn loose_permissions(dir: &Path, limit: usize) -> (Vec<(PathBuf, u32)>, usize) {
+/// `limit` are listed, but all are counted in the second value. At most
+/// `visit` entries are looked at (the directory and its top level first).
+pub fn loose_permissions(dir: &Path, limit: usize, visit: usize) -> (Vec<(PathBuf, u32)>, usize) {
     let mut found = Vec::new();
     let mut count = 0usize;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(p) = stack.pop() {
+    let mut queue = std::collections::VecDeque::from([dir.to_path_buf()]);
+    let mut visited = 0usize;
+    while let Some(p) = queue.pop_front() {
+        visited += 1;
+        if visited > visit {
+            break;
+        }
         let Ok(meta) = std::fs::symlink_metadata(&p) else {
             continue;
         };
@@ -64,7 +70,7 @@ pub fn loose_permissions(dir: &Path, limit: usize) -> (Vec<(PathBuf, u32)>, usiz
         if meta.is_dir()
             && let Ok(rd) = std::fs::read_dir(&p)
         {
-            stack.extend(rd.flatten().map(|e| e.path()));
+            queue.extend(rd.flatten().map(|e| e.path()));
         }
     }
     found.sort();
@@ -74,7 +80,9 @@ pub fn loose_permissions(dir: &Path, limit: usize) -> (Vec<(PathBuf, u32)>, usiz
 /// Prints a warning to stderr for every group/world-accessible file in
 /// `dir`, with the command that fixes it. Returns how many there were.
 pub fn warn_if_loose(dir: &Path) -> usize {
-    let (found, count) = loose_permissions(dir, 10);
+    // Bounded, so that a store of millions of blobs starts quickly;
+    // `simtrack doctor` looks at everything.
+    let (found, count) = loose_permissions(dir, 10, 20_000);
     if count > 0 {
         for (p, mode) in &found {
             eprintln!(
