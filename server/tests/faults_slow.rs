@@ -353,3 +353,41 @@ fn sigterm_with_stalled_connections_exits_within_deadline_and_restarts() {
         "before-sigterm"
     );
 }
+
+#[test]
+fn at_the_connection_cap_a_new_client_displaces_the_oldest_half_sent_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tok = token(&data);
+    let server = start(&data, &[("SIMTRACK_MAX_CONNECTIONS", "4")], None);
+    let addr = server.addr();
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let s = half_send(
+                &addr,
+                format!("GET /?{i} HTTP/1.1\r\nHost: x\r\n").as_bytes(),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            s
+        })
+        .collect();
+    let t = Instant::now();
+    let r = fresh_client(Duration::from_secs(5))
+        .get(format!("{}/api/version", server.url))
+        .bearer_auth(&tok)
+        .send()
+        .expect("a new client is served at the cap");
+    assert_eq!(r.status(), 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    // The oldest half-sent request made room, long before its header timeout.
+    let (closed, _) = closed_within(&mut held[0], Duration::from_secs(2));
+    assert!(closed, "the oldest half-sent request is still open");
+    assert!(
+        !closed_now(&held[3]),
+        "the newest half-sent request was dropped"
+    );
+}
