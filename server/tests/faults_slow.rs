@@ -391,3 +391,75 @@ fn at_the_connection_cap_a_new_client_displaces_the_oldest_half_sent_request() {
         "the newest half-sent request was dropped"
     );
 }
+
+#[test]
+fn a_download_the_client_stops_reading_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tok = token(&data);
+    let server = start(&data, &[("SIMTRACK_BODY_TIMEOUT_SECS", "2")], None);
+    let api = Api::new(&server, &tok);
+    // Larger than the loopback socket buffers can absorb.
+    let body: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sum = {
+        use sha2::Digest;
+        simtrack_server::store::blobs::hex(&sha2::Sha256::digest(&body))
+    };
+    let reg = api.json(
+        "POST",
+        "/api/artifacts",
+        &serde_json::json!({"name": "big.bin", "size": body.len(), "checksum": sum}),
+    );
+    assert_eq!(reg.status, 200, "{}", reg.text);
+    let v = reg.json();
+    let up = api.send(
+        "PUT",
+        v["url"].as_str().expect("url"),
+        &[],
+        Some((body, "application/octet-stream")),
+    );
+    assert_eq!(up.status, 200, "{}", up.text);
+    let id = v["id"].as_str().expect("id");
+    let url = api.ok(&format!("/api/artifacts/{id}"))["url"]
+        .as_str()
+        .expect("download url")
+        .to_owned();
+    let path = url.splitn(4, '/').nth(3).expect("path");
+    let mut s = half_send(
+        &server.addr(),
+        format!("GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    // Read the first bytes, then stop reading.
+    let mut first = [0u8; 1024];
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let n = s.read(&mut first).expect("response starts");
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    std::thread::sleep(Duration::from_secs(6));
+    // The server gave up on the stalled response: draining what the socket
+    // buffers hold ends in EOF or a reset, not in 48 MiB.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let ended = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(k) => got += k,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false;
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(ended, "the stalled download is still open");
+    assert!(
+        got < 40 << 20,
+        "the whole file arrived ({got} bytes): nothing stalled"
+    );
+}
