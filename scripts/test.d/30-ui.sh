@@ -4,7 +4,8 @@
 # compiles examples/c/heat.c (slowed down by server/ui/tests/slow_heat.h so
 # a run lives long enough to watch and abort), starts the server on a free
 # loopback port with a temporary data directory, creates a token, runs
-# server/ui/tests, stops the server. Screenshots go to
+# server/ui/tests (ui.test.mjs: the UI; xss.test.mjs: hostile artifact
+# downloads run no script), stops the server. Screenshots go to
 # $target/ui-screenshots/. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,7 +39,7 @@ echo "-- server at $url"
 status=0
 (cd server/ui/tests && SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" HEAT_BIN="$data/heat" REPO="$root" \
     CHROMIUM="$chromium" SCREENSHOT_DIR="$target/ui-screenshots" \
-    node --test --test-concurrency=1 --test-reporter=spec ui.test.mjs) || status=$?
+    node --test --test-concurrency=1 --test-reporter=spec ui.test.mjs xss.test.mjs) || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "the server died during the UI tests"; cat "$log"; exit 1
 fi

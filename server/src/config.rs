@@ -8,6 +8,11 @@
 //! | request body limit | `--max-body` | | 64 MiB |
 //! | upload limit | `--max-upload` | | 8 GiB |
 //! | lost-run check period | `--lost-check-secs` | | 5 s |
+//! | request header read timeout | `--header-timeout-secs` | `SIMTRACK_HEADER_TIMEOUT_SECS` | 10 s |
+//! | request body stall timeout | `--body-timeout-secs` | `SIMTRACK_BODY_TIMEOUT_SECS` | 30 s |
+//! | idle keep-alive timeout | `--idle-timeout-secs` | `SIMTRACK_IDLE_TIMEOUT_SECS` | 60 s |
+//! | shutdown deadline | `--shutdown-timeout-secs` | `SIMTRACK_SHUTDOWN_TIMEOUT_SECS` | 10 s |
+//! | connection cap | `--max-connections` | `SIMTRACK_MAX_CONNECTIONS` | from the open-file limit |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +37,53 @@ pub struct ServerConfig {
     pub max_upload: u64,
     /// How often running runs are checked for silence.
     pub lost_check: Duration,
+    /// Connection timeouts, cap and shutdown deadline.
+    pub net: NetLimits,
+}
+
+/// Timeouts and caps of the connection loop ([`crate::serve`]).
+#[derive(Debug, Clone)]
+pub struct NetLimits {
+    /// A request's header must arrive whole within this time of its first
+    /// byte (or of the previous response, on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// A request body (or a response the client does not read) that makes
+    /// no progress for this long is cut: 408 for a body.
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// After SIGTERM/SIGINT, requests in flight get this long; then every
+    /// remaining connection is dropped and the server exits.
+    pub shutdown_timeout: Duration,
+    /// Most open client connections; `0` derives it from the open-file
+    /// limit. At the cap, the connection idle longest (or stalled in its
+    /// header or body) is dropped for the new one.
+    pub max_connections: usize,
+}
+
+fn env_secs(name: &str, default: f64) -> Duration {
+    let v = std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(default);
+    Duration::from_secs_f64(v)
+}
+
+impl NetLimits {
+    /// The defaults, overridden by the `SIMTRACK_*` environment variables.
+    pub fn from_env() -> NetLimits {
+        NetLimits {
+            header_timeout: env_secs("SIMTRACK_HEADER_TIMEOUT_SECS", 10.0),
+            body_timeout: env_secs("SIMTRACK_BODY_TIMEOUT_SECS", 30.0),
+            idle_timeout: env_secs("SIMTRACK_IDLE_TIMEOUT_SECS", 60.0),
+            shutdown_timeout: env_secs("SIMTRACK_SHUTDOWN_TIMEOUT_SECS", 10.0),
+            max_connections: std::env::var("SIMTRACK_MAX_CONNECTIONS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        }
+    }
 }
 
 /// The data directory when none is given.
@@ -64,6 +116,7 @@ impl ServerConfig {
             max_body: 64 << 20,
             max_upload: 8 << 30,
             lost_check: Duration::from_secs(5),
+            net: NetLimits::from_env(),
         }
     }
 }

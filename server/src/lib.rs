@@ -7,14 +7,21 @@
 //! metric chunks; content-addressed blobs for files). [`alerts`] evaluates
 //! alert rules as data arrives; [`lifecycle`] marks silent runs lost;
 //! [`openapi`] describes the API; [`ui`] serves the web UI; [`server`] runs
-//! it all.
+//! it all, through [`serve`] (the connection loop: timeouts, connection cap,
+//! shutdown deadline) and [`secure_headers`] (headers on every response, how
+//! files are served). [`private`] keeps the data directory private;
+//! [`doctor`] checks a data directory or a library spool.
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod doctor;
 pub mod lifecycle;
 pub mod openapi;
+pub mod private;
+pub mod secure_headers;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod ui;

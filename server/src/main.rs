@@ -41,6 +41,17 @@ enum Command {
         /// Seconds between checks for runs whose heartbeats stopped.
         #[arg(long, default_value_t = 5.0)]
         lost_check_secs: f64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Check a server data directory or a library spool and say what to do.
+    Doctor {
+        /// A server data directory [default: as `server`].
+        #[arg(long, conflicts_with = "spool")]
+        data: Option<PathBuf>,
+        /// A library offline/spool directory (the one holding `runs/`).
+        #[arg(long)]
+        spool: Option<PathBuf>,
     },
     /// Manage API tokens.
     Token {
@@ -53,6 +64,45 @@ enum Command {
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+}
+
+/// Connection limits of `simtrack server` (flags over `SIMTRACK_*` environment).
+#[derive(clap::Args, Debug)]
+struct NetArgs {
+    /// Seconds a request header may take to arrive [env SIMTRACK_HEADER_TIMEOUT_SECS, default 10].
+    #[arg(long)]
+    header_timeout_secs: Option<f64>,
+    /// Seconds a request body (or an unread response) may stall before it is cut (408)
+    /// [env SIMTRACK_BODY_TIMEOUT_SECS, default 30].
+    #[arg(long)]
+    body_timeout_secs: Option<f64>,
+    /// Seconds an idle kept-alive connection stays open [env SIMTRACK_IDLE_TIMEOUT_SECS, default 60].
+    #[arg(long)]
+    idle_timeout_secs: Option<f64>,
+    /// Seconds requests in flight get after SIGTERM/SIGINT before the server drops them and exits
+    /// [env SIMTRACK_SHUTDOWN_TIMEOUT_SECS, default 10].
+    #[arg(long)]
+    shutdown_timeout_secs: Option<f64>,
+    /// Most open connections; 0 derives it from the open-file limit [env SIMTRACK_MAX_CONNECTIONS].
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+impl NetArgs {
+    fn apply(&self, net: &mut simtrack_server::config::NetLimits) {
+        let secs = |v: Option<f64>, d: &mut std::time::Duration| {
+            if let Some(v) = v.filter(|v| v.is_finite() && *v > 0.0) {
+                *d = std::time::Duration::from_secs_f64(v);
+            }
+        };
+        secs(self.header_timeout_secs, &mut net.header_timeout);
+        secs(self.body_timeout_secs, &mut net.body_timeout);
+        secs(self.idle_timeout_secs, &mut net.idle_timeout);
+        secs(self.shutdown_timeout_secs, &mut net.shutdown_timeout);
+        if let Some(n) = self.max_connections {
+            net.max_connections = n;
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +131,7 @@ fn main() -> ExitCode {
             max_body,
             max_upload,
             lost_check_secs,
+            net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
             if let Some(l) = listen {
@@ -92,6 +143,7 @@ fn main() -> ExitCode {
             cfg.max_body = max_body;
             cfg.max_upload = max_upload;
             cfg.lost_check = std::time::Duration::from_secs_f64(lost_check_secs.max(0.05));
+            net.apply(&mut cfg.net);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -102,7 +154,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(simtrack_server::server::run(cfg)) {
+            let result = rt.block_on(simtrack_server::server::run(cfg));
+            // Handlers still running on blocking threads after the shutdown
+            // deadline must not keep the process alive.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("simtrack server: {e}");
@@ -114,6 +170,7 @@ fn main() -> ExitCode {
             command: TokenCommand::Create { data, name, days },
         } => {
             let dir = data.unwrap_or_else(default_data_dir);
+            simtrack_server::private::restrict_umask();
             let result = simtrack_server::store::Store::open(&dir).and_then(|s| {
                 simtrack_server::auth::create_token(&s, &name, days).map_err(|e| e.detail)
             });
@@ -129,5 +186,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Sync { cache } => sync::run(cache),
+        Command::Doctor { data, spool } => match spool {
+            Some(dir) => simtrack_server::doctor::spool(&dir),
+            None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),
+        },
     }
 }

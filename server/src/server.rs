@@ -1,5 +1,6 @@
 //! `simtrack server`: open the store, bind, announce the URL, serve until
-//! SIGINT/SIGTERM, then finish in-flight requests and checkpoint.
+//! SIGINT/SIGTERM, then finish in-flight requests (within the shutdown
+//! deadline, see [`crate::serve`]), checkpoint and release the lock.
 //!
 //! Every mutation is committed before it is answered, so a graceful stop
 //! (or a crash) never loses anything a client saw acknowledged.
@@ -13,6 +14,10 @@ use crate::store::Store;
 
 /// Runs the server; returns when it has shut down.
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
+    crate::private::restrict_umask();
+    if cfg.data_dir.exists() {
+        crate::private::warn_if_loose(&cfg.data_dir);
+    }
     let store = Arc::new(Store::open(&cfg.data_dir)?);
     // One server per data directory: a second one would race the first on
     // lost-run detection. The kernel drops the lock if we die.
@@ -45,10 +50,8 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    let app = app.layer(axum::middleware::from_fn(crate::secure_headers::layer));
+    crate::serve::run(listener, app, cfg.net.clone(), shutdown_signal()).await;
     store.checkpoint();
     drop(lock);
     eprintln!("simtrack server: stopped cleanly");

@@ -137,8 +137,8 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Private to the server: directory 0700, database 0600 (see crate::private).
+        crate::private::prepare_dir(dir)?;
         let db_path = dir.join("simtrack.db");
         let writer =
             open_conn(&db_path).map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
