@@ -94,6 +94,11 @@ enum simtrack_status
    */
   SIMTRACK_STATUS_INVALID_STATUS = 8,
   /**
+   * The handle was already given to `simtrack_finish` (by this thread or
+   * another): a caller bug that the library detects. The call did nothing.
+   */
+  SIMTRACK_STATUS_RUN_FINISHED = 9,
+  /**
    * The configuration (environment or `simtrack.ini`) is malformed.
    */
   SIMTRACK_STATUS_CONFIG = 100,
@@ -127,7 +132,7 @@ typedef int32_t simtrack_status;
 #endif // __cplusplus
 
 /**
- * An opaque run handle. Created by `simtrack_init`, released by
+ * An opaque run handle. Created by `simtrack_init`, finished by
  * `simtrack_finish`; C code only ever holds a pointer to it.
  */
 typedef struct simtrack_run simtrack_run;
@@ -407,6 +412,8 @@ const char *simtrack_status_str(simtrack_status status);
  * The library version, e.g. `"0.1.0"` (static storage; do not free).
  */
 const char *simtrack_version(void);
+
+extern int pthread_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
 use super::boundary::{guard, guard_value, last_error};
-use super::handle::{Handle, borrow};
+use super::handle::{Handle, borrow, handle};
 use super::strings::{copy_out, opt_str, req_bytes, req_str, sized_bytes};
 use crate::error::{Error, Status};
 use crate::record::{AlertDef, AlertRule, Category, FolderSpec, MetaValue, RunStatus};
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn simtrack_init(
             }
         };
         let run = Run::init(opts)?;
-        write_out(run_out, Box::into_raw(Box::new(Handle { run })));
+        write_out(run_out, Handle::into_raw(run));
         Ok(())
     })
 }
@@ -539,10 +539,11 @@ pub unsafe extern "C" fn simtrack_finish(run: *mut Handle) -> Status {
         return Status::Ok;
     }
     guard(|| {
-        // SAFETY: run came from Box::into_raw in simtrack_init and, per the
-        // contract, is released here exactly once.
-        let handle = unsafe { Box::from_raw(run) };
-        handle.run.finish()
+        // SAFETY: run is a handle from simtrack_init per the contract.
+        match unsafe { handle(run) } {
+            Some(h) => h.finish(),
+            None => Ok(()),
+        }
     })
 }
 

@@ -1,30 +1,195 @@
-//! The opaque `simtrack_run` handle.
+//! The opaque `simtrack_run` handle: how a call gets at its run, and how
+//! `simtrack_finish` takes the run away without pulling it from under a call
+//! that is still using it.
+//!
+//! Every call on a handle holds a [`Lease`] for its duration: a count of calls
+//! in progress, kept in the handle's `state` word. `simtrack_finish` sets the
+//! word's `FINISHED` bit (only one caller can), waits for the calls in progress
+//! to return, and only then takes the run out and finishes it. A call that
+//! finds `FINISHED` set touches nothing and returns
+//! `SIMTRACK_STATUS_RUN_FINISHED`.
+//!
+//! So that a late call (a second `simtrack_finish` racing the first, a
+//! `simtrack_log` on a finished handle) reads valid memory, the handle's own
+//! small allocation is never freed: `finish` releases everything the run owns
+//! and leaves this shell, a tombstone, on a process-wide list (which also keeps
+//! leak checkers from reporting it).
+//!
+//! A handle used in a child of `fork()` (see `crate::fork`) never touches its
+//! run: each call acts as on a no-op handle.
+
+use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, Status};
 use crate::run::Run;
 
-/// An opaque run handle. Created by `simtrack_init`, released by
+/// Set in `Handle::state` once `simtrack_finish` has claimed the handle; the
+/// other bits count the calls in progress.
+const FINISHED: usize = 1 << (usize::BITS - 1);
+
+/// An opaque run handle. Created by `simtrack_init`, finished by
 /// `simtrack_finish`; C code only ever holds a pointer to it.
 pub struct Handle {
-    pub(crate) run: Run,
+    state: AtomicUsize,
+    /// The fork generation of the process that created the handle.
+    generation: u64,
+    /// Taken out by `finish` once `FINISHED` is set and no lease is left.
+    run: UnsafeCell<ManuallyDrop<Run>>,
+    /// The next tombstone (finished handles form a list that is never freed).
+    next: AtomicPtr<Handle>,
 }
+
+// SAFETY: `run` is only read through a `Lease` (and `Run` is `Sync`), and is
+// taken out by `finish` only when `state` guarantees no lease exists and none
+// can be created; everything else is atomic or immutable.
+unsafe impl Sync for Handle {}
+
+/// The newest tombstone.
+static TOMBSTONES: AtomicPtr<Handle> = AtomicPtr::new(ptr::null_mut());
+
+/// What a handle in a forked child stands for: a run that records nothing.
+static NO_OP: Run = Run::detached();
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handle")
-            .field("run", &self.run.id())
-            .finish()
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
     }
 }
 
-/// Borrows the run behind a handle.
+impl Handle {
+    /// A new handle for `run`, to give to C.
+    pub(crate) fn into_raw(run: Run) -> *mut Handle {
+        Box::into_raw(Box::new(Handle {
+            state: AtomicUsize::new(0),
+            generation: crate::fork::generation(),
+            run: UnsafeCell::new(ManuallyDrop::new(run)),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }))
+    }
+
+    fn forked(&self) -> bool {
+        self.generation != crate::fork::generation()
+    }
+
+    /// Claims the handle and finishes its run, once; a second call gets
+    /// `RunFinished`. Waits for calls in progress on other threads to return
+    /// first (each has a deadline of its own). In a forked child it only marks
+    /// the handle finished: the run belongs to the parent.
+    pub(crate) fn finish(&'static self) -> Result<(), Error> {
+        if self.state.fetch_or(FINISHED, Ordering::AcqRel) & FINISHED != 0 {
+            return Err(finished());
+        }
+        if self.forked() {
+            return Ok(());
+        }
+        let mut waited = 0u32;
+        while self.state.load(Ordering::Acquire) != FINISHED {
+            if waited < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            waited = waited.saturating_add(1);
+        }
+        // SAFETY: FINISHED is set (by this call alone) and no lease is left:
+        // no other thread can reach `run`, and it is taken exactly once.
+        let run = unsafe { ManuallyDrop::take(&mut *self.run.get()) };
+        self.bury();
+        run.finish()
+    }
+
+    /// Puts this finished handle on the tombstone list.
+    fn bury(&'static self) {
+        let me = ptr::from_ref(self).cast_mut();
+        let mut head = TOMBSTONES.load(Ordering::Relaxed);
+        loop {
+            self.next.store(head, Ordering::Relaxed);
+            match TOMBSTONES.compare_exchange_weak(head, me, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    fn lease(&self) -> Result<Lease<'_>, Error> {
+        if self.forked() {
+            // Other threads' leases were copied into the child but their
+            // threads were not: only FINISHED means anything here.
+            if self.state.load(Ordering::Acquire) & FINISHED != 0 {
+                return Err(finished());
+            }
+            return Ok(Lease { handle: None });
+        }
+        if self.state.fetch_add(1, Ordering::Acquire) & FINISHED != 0 {
+            self.state.fetch_sub(1, Ordering::Release);
+            return Err(finished());
+        }
+        Ok(Lease { handle: Some(self) })
+    }
+}
+
+fn finished() -> Error {
+    Error::new(
+        Status::RunFinished,
+        "the run handle was already finished (simtrack_finish was called on it)",
+    )
+}
+
+/// A call's hold on a handle's run; see the module docs.
+pub(crate) struct Lease<'a> {
+    /// `None`: a handle inherited through fork, standing for [`NO_OP`].
+    handle: Option<&'a Handle>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Run;
+
+    #[inline]
+    fn deref(&self) -> &Run {
+        match self.handle {
+            // SAFETY: while this lease exists FINISHED cannot have been
+            // followed by the run's removal (finish waits for every lease).
+            Some(h) => unsafe { &*h.run.get() },
+            None => &NO_OP,
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(h) = self.handle {
+            h.state.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+/// Leases the run behind a handle for the duration of a call.
 ///
 /// # Safety
-/// `ptr` is NULL or a pointer returned by `simtrack_init` and not yet passed
-/// to `simtrack_finish`.
-pub(crate) unsafe fn borrow<'a>(ptr: *const Handle) -> Result<&'a Run, Error> {
+/// `ptr` is NULL or a pointer returned by `simtrack_init` (finished or not:
+/// handles are never freed).
+#[inline]
+pub(crate) unsafe fn borrow<'a>(ptr: *const Handle) -> Result<Lease<'a>, Error> {
     // SAFETY: per this function's contract a non-NULL ptr is a live Box.
     unsafe { ptr.as_ref() }
-        .map(|h| &h.run)
-        .ok_or_else(|| Error::new(Status::NullRun, "the run handle is NULL"))
+        .ok_or_else(|| Error::new(Status::NullRun, "the run handle is NULL"))?
+        .lease()
+}
+
+/// The handle behind `ptr`, for `simtrack_finish`.
+///
+/// # Safety
+/// As [`borrow`].
+pub(crate) unsafe fn handle(ptr: *const Handle) -> Option<&'static Handle> {
+    // SAFETY: per this function's contract a non-NULL ptr is a handle, and
+    // handles are never freed.
+    unsafe { ptr.as_ref() }
 }
