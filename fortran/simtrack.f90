@@ -39,6 +39,7 @@ module simtrack
   public :: SIMTRACK_STATUS_RUN_FINISHED
   public :: SIMTRACK_STATUS_CONFIG, SIMTRACK_STATUS_IO, SIMTRACK_STATUS_FILE_NOT_FOUND
   public :: SIMTRACK_STATUS_UNDELIVERED, SIMTRACK_STATUS_INTERNAL
+  public :: SIMTRACK_MAX_NAME_BYTES, SIMTRACK_MAX_EVENT_BYTES
 
   !> Default deadline of `flush`, in seconds.
   real(real64), parameter :: default_flush_timeout = 10.0_real64
