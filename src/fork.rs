@@ -19,7 +19,7 @@
 //! the forking thread, so the child gets it unlocked.
 //!
 //! [`install`] registers the handlers (and the exit handler) once per
-//! process, at the first recording run.
+//! process, at the first handle or recording run, whichever comes first.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -541,3 +541,31 @@ fn two_threads_finishing_one_handle_get_ok_and_run_finished_never_a_crash() {
 fn double_finish_under_address_and_undefined_sanitizers() {
     double_finish(Linkage::Sanitized);
 }
+
+#[test]
+fn children_forked_from_a_no_op_handle_do_not_wait_for_the_parents_calls() {
+    // Rank 3 of an MPI job: the handle records nothing, but its calls still
+    // hold it; a child must not wait for calls of threads it does not have.
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/fork.c")],
+        &tmp.path().join("fork"),
+        Linkage::Shared,
+    );
+    let out = output_within(
+        offline_cmd(&exe, tmp.path())
+            .env("OMPI_COMM_WORLD_RANK", "3")
+            // Log until the last fork: no spool to bound.
+            .arg(i64::MAX.to_string()),
+        std::time::Duration::from_secs(120),
+    );
+    let stdout = check_output(&out, "fork");
+    assert!(
+        stdout.starts_with("parent ") || stdout.contains("\nparent "),
+        "{stdout}"
+    );
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "a no-op handle recorded a run"
+    );
+}

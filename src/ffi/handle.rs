@@ -66,6 +66,9 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// A new handle for `run`, to give to C.
     pub(crate) fn into_raw(run: Run) -> *mut Handle {
+        // No-op runs too: a child must not wait for leases that threads it
+        // does not have took in the parent.
+        crate::fork::install();
         Box::into_raw(Box::new(Handle {
             state: AtomicUsize::new(0),
             generation: crate::fork::generation(),

@@ -2,13 +2,16 @@
  *
  * The parent forks CHILDREN children, one every millisecond, each doing one
  * of five things with the handle it inherited (child i does kind i % 5):
- *   0  log a few points and an event, then exit(0)
- *   1  log far past the memory cap (run with SIMTRACK_MEMORY_CAP_MB=1), exit(0)
- *   2  simtrack_finish the inherited handle (must return OK), then exit(0)
+ *   0  log a few points and an event, flush, finish, then exit(0)
+ *   1  log far past the memory cap (run with SIMTRACK_MEMORY_CAP_MB=1),
+ *      finish, then exit(0)
+ *   2  simtrack_finish the inherited handle at once, then exit(0)
  *   3  exit(0) at once (the library's exit handler runs in the child)
  *   4  start a run of its own, log CHILD_POINTS points, finish it, exit(0)
  * Every call a child makes must return OK, and every child must end within
  * CHILD_SECONDS: a child that deadlocks is killed and reported.
+ *
+ * argv[1], if given, replaces LOGGER_MAX.
  *
  * Prints "parent <run id> <points of thread 0> <points of thread 1>" and,
  * for each kind-4 child, "child <run id> <points>". Exits non-zero if any
@@ -27,10 +30,11 @@
 
 #define CHILDREN 40
 #define CHILD_SECONDS 10.0
-#define LOGGER_MAX 1000000L
+#define LOGGER_MAX 1000000L /* points per logging thread, unless argv[1] says */
 #define CHILD_POINTS 1000L
 
 static simtrack_run *run;
+static long logger_max = LOGGER_MAX;
 static volatile int stop = 0;
 static long logged[2];
 static int parent_errors = 0;
@@ -45,7 +49,7 @@ static void *logger(void *arg) {
     long t = (long)arg;
     const char *name = t == 0 ? "parent/t0" : "parent/t1";
     long i = 0;
-    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED) && i < LOGGER_MAX) {
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED) && i < logger_max) {
         if (simtrack_log(run, name, (double)i, -1) != SIMTRACK_STATUS_OK) {
             __atomic_add_fetch(&parent_errors, 1, __ATOMIC_RELAXED);
             break;
@@ -64,9 +68,11 @@ static int child(int i) {
         for (long k = 0; k < 100; k++) bad |= simtrack_log(run, "child/few", (double)k, -1);
         bad |= simtrack_event(run, "hello from a child");
         bad |= simtrack_flush(run, 1.0);
+        bad |= simtrack_finish(run);
         break;
     case 1:
         for (long k = 0; k < 200000; k++) bad |= simtrack_log(run, "child/many", (double)k, -1);
+        bad |= simtrack_finish(run);
         break;
     case 2:
         bad |= simtrack_log(run, "child/finish", 1.0, 0);
@@ -94,7 +100,8 @@ static int child(int i) {
     return bad ? 1 : 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1) logger_max = atol(argv[1]);
     if (simtrack_init("fork-parent", NULL, NULL, NULL, NULL, &run) != SIMTRACK_STATUS_OK) return 10;
     pthread_t th[2];
     for (long t = 0; t < 2; t++) pthread_create(&th[t], NULL, logger, (void *)t);

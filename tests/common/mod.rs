@@ -99,6 +99,11 @@ pub fn offline_cmd(exe: &Path, offline: &Path) -> Command {
     cmd.env("SIMTRACK_OFFLINE_DIR", offline)
         .env("SIMTRACK_RESOURCES_INTERVAL", "0");
     cmd.current_dir(offline);
+    // `cargo test` puts target/<profile> before target/<profile>/deps on
+    // LD_LIBRARY_PATH, which outranks the programs' RUNPATH: without this,
+    // they would load the copy of the library that only `cargo build`
+    // refreshes, possibly stale.
+    cmd.env("LD_LIBRARY_PATH", lib_dir());
     // Sanitized programs: any report ends the program with a failure.
     cmd.env(
         "ASAN_OPTIONS",
