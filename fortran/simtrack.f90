@@ -17,8 +17,11 @@
 ! - `step` is optional: absent (or negative) means "the next step of this
 !   metric", counting 0, 1, 2, ...
 ! - A run is a handle: do not copy a `simtrack_run` (both copies would share
-!   one handle). `finish` releases it; the finalizer finishes a run that goes
-!   out of scope unfinished, and is safe to run again.
+!   one handle; once one is finished, the other's calls fail with
+!   SIMTRACK_STATUS_RUN_FINISHED). `finish` releases it; the finalizer
+!   finishes a run that goes out of scope unfinished, and is safe to run again.
+! - After fork(), a run inherited from the parent does nothing in the child
+!   (every call succeeds); the parent's run is not affected.
 !
 ! The hot path (`log`) passes the name's storage and length straight to the C
 ! library: no allocation, no copy. The raw interfaces live in `simtrack_c`.

@@ -441,8 +441,6 @@ const char *simtrack_status_str(simtrack_status status);
  */
 const char *simtrack_version(void);
 
-extern int pthread_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -2,12 +2,11 @@
 //! `simtrack_finish` takes the run away without pulling it from under a call
 //! that is still using it.
 //!
-//! Every call on a handle holds a [`Lease`] for its duration: a count of calls
-//! in progress, kept in the handle's `state` word. `simtrack_finish` sets the
-//! word's `FINISHED` bit (only one caller can), waits for the calls in progress
-//! to return, and only then takes the run out and finishes it. A call that
-//! finds `FINISHED` set touches nothing and returns
-//! `SIMTRACK_STATUS_RUN_FINISHED`.
+//! Every call on a handle holds a [`Lease`] for its duration (see `lease`
+//! for how that stays cheap). `simtrack_finish` sets the handle's `FINISHED`
+//! bit (only one caller can), waits for the calls in progress to return, and
+//! only then takes the run out and finishes it. A call that finds `FINISHED`
+//! set touches nothing and returns `SIMTRACK_STATUS_RUN_FINISHED`.
 //!
 //! So that a late call (a second `simtrack_finish` racing the first, a
 //! `simtrack_log` on a finished handle) reads valid memory, the handle's own
@@ -22,13 +21,14 @@ use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::time::Duration;
 
+use super::lease::{self, Hold};
 use crate::error::{Error, Status};
 use crate::run::Run;
 
 /// Set in `Handle::state` once `simtrack_finish` has claimed the handle; the
-/// other bits count the calls in progress.
+/// other bits count the calls in progress that hold it by count (see
+/// `lease`).
 const FINISHED: usize = 1 << (usize::BITS - 1);
 
 /// An opaque run handle. Created by `simtrack_init`, finished by
@@ -69,6 +69,7 @@ impl Handle {
         // No-op runs too: a child must not wait for leases that threads it
         // does not have took in the parent.
         crate::fork::install();
+        lease::setup();
         Box::into_raw(Box::new(Handle {
             state: AtomicUsize::new(0),
             generation: crate::fork::generation(),
@@ -86,20 +87,16 @@ impl Handle {
     /// first (each has a deadline of its own). In a forked child it only marks
     /// the handle finished: the run belongs to the parent.
     pub(crate) fn finish(&'static self) -> Result<(), Error> {
-        if self.state.fetch_or(FINISHED, Ordering::AcqRel) & FINISHED != 0 {
+        if self.state.fetch_or(FINISHED, Ordering::SeqCst) & FINISHED != 0 {
             return Err(finished());
         }
         if self.forked() {
             return Ok(());
         }
+        lease::wait_for_slots(self);
         let mut waited = 0u32;
         while self.state.load(Ordering::Acquire) != FINISHED {
-            if waited < 100 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            waited = waited.saturating_add(1);
+            lease::pause(&mut waited);
         }
         // SAFETY: FINISHED is set (by this call alone) and no lease is left:
         // no other thread can reach `run`, and it is taken exactly once.
@@ -123,18 +120,27 @@ impl Handle {
 
     fn lease(&self) -> Result<Lease<'_>, Error> {
         if self.forked() {
-            // Other threads' leases were copied into the child but their
+            // Other threads' holds were copied into the child but their
             // threads were not: only FINISHED means anything here.
             if self.state.load(Ordering::Acquire) & FINISHED != 0 {
                 return Err(finished());
             }
-            return Ok(Lease { handle: None });
+            return Ok(Lease { held: None });
         }
-        if self.state.fetch_add(1, Ordering::Acquire) & FINISHED != 0 {
-            self.state.fetch_sub(1, Ordering::Release);
-            return Err(finished());
+        let is_finished = || self.state.load(Ordering::Relaxed) & FINISHED != 0;
+        let count = || {
+            if self.state.fetch_add(1, Ordering::Acquire) & FINISHED != 0 {
+                self.state.fetch_sub(1, Ordering::Release);
+                return true;
+            }
+            false
+        };
+        match lease::enter(self, is_finished, count) {
+            Some(hold) => Ok(Lease {
+                held: Some((self, hold)),
+            }),
+            None => Err(finished()),
         }
-        Ok(Lease { handle: Some(self) })
     }
 }
 
@@ -148,7 +154,7 @@ fn finished() -> Error {
 /// A call's hold on a handle's run; see the module docs.
 pub(crate) struct Lease<'a> {
     /// `None`: a handle inherited through fork, standing for [`NO_OP`].
-    handle: Option<&'a Handle>,
+    held: Option<(&'a Handle, Hold)>,
 }
 
 impl std::ops::Deref for Lease<'_> {
@@ -156,10 +162,10 @@ impl std::ops::Deref for Lease<'_> {
 
     #[inline]
     fn deref(&self) -> &Run {
-        match self.handle {
-            // SAFETY: while this lease exists FINISHED cannot have been
-            // followed by the run's removal (finish waits for every lease).
-            Some(h) => unsafe { &*h.run.get() },
+        match &self.held {
+            // SAFETY: while this lease exists finish cannot have taken the
+            // run out (it waits for every lease).
+            Some((h, _)) => unsafe { &*h.run.get() },
             None => &NO_OP,
         }
     }
@@ -168,8 +174,12 @@ impl std::ops::Deref for Lease<'_> {
 impl Drop for Lease<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(h) = self.handle {
-            h.state.fetch_sub(1, Ordering::Release);
+        match &self.held {
+            Some((_, Hold::Slot(slot))) => lease::leave_slot(slot),
+            Some((h, Hold::Count)) => {
+                h.state.fetch_sub(1, Ordering::Release);
+            }
+            None => {}
         }
     }
 }
@@ -199,7 +209,42 @@ pub(crate) unsafe fn handle(ptr: *const Handle) -> Option<&'static Handle> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn leaked() -> &'static Handle {
+        // SAFETY: into_raw returns a valid handle, never freed.
+        unsafe { &*Handle::into_raw(Run::detached()) }
+    }
+
+    #[test]
+    fn finish_waits_for_calls_holding_the_handle_by_slot_or_by_count() {
+        let (a, b) = (leaked(), leaked());
+        let on_a = a.lease().unwrap();
+        // A call inside a call holds its handle by count, not by slot.
+        let on_b = b.lease().unwrap();
+        let finish_a = std::thread::spawn(move || a.finish());
+        let finish_b = std::thread::spawn(move || b.finish());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!finish_a.is_finished() && !finish_b.is_finished());
+        // Both are claimed: new calls are refused at once.
+        let refused = |h: &Handle| h.lease().err().map(|e| e.status);
+        assert_eq!(refused(a), Some(Status::RunFinished));
+        assert_eq!(refused(b), Some(Status::RunFinished));
+        drop(on_b);
+        assert_eq!(finish_b.join().unwrap(), Ok(()));
+        assert!(!finish_a.is_finished());
+        drop(on_a);
+        assert_eq!(finish_a.join().unwrap(), Ok(()));
+        let again = a.finish().unwrap_err();
+        assert_eq!(again.status, Status::RunFinished);
+        assert!(
+            again.message.contains("already finished"),
+            "{}",
+            again.message
+        );
+    }
 
     #[test]
     fn a_finished_handle_leaves_a_small_tombstone() {
