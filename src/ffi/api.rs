@@ -62,6 +62,7 @@ pub unsafe extern "C" fn simtrack_init(
         if run_out.is_null() {
             return Err(Error::new(Status::NullArgument, "run_out is NULL"));
         }
+        super::handle::prepare();
         // SAFETY: each pointer is NULL or NUL-terminated per the contract.
         let opts = unsafe {
             InitOptions {

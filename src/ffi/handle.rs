@@ -66,10 +66,7 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// A new handle for `run`, to give to C.
     pub(crate) fn into_raw(run: Run) -> *mut Handle {
-        // No-op runs too: a child must not wait for leases that threads it
-        // does not have took in the parent.
-        crate::fork::install();
-        lease::setup();
+        prepare();
         Box::into_raw(Box::new(Handle {
             state: AtomicUsize::new(0),
             generation: crate::fork::generation(),
@@ -142,6 +139,16 @@ impl Handle {
             None => Err(finished()),
         }
     }
+}
+
+/// Sets up what handles rely on, once per process: the fork handlers (for
+/// no-op runs too: a child must not wait for calls that threads it does not
+/// have were making in the parent) and `membarrier`. Call it before the
+/// library starts threads of its own: registering for `membarrier` costs a
+/// scheduler grace period (~15 ms) once a process has several threads.
+pub(crate) fn prepare() {
+    crate::fork::install();
+    lease::setup();
 }
 
 fn finished() -> Error {
