@@ -29,8 +29,9 @@
  *            no-op handle: every call returns OK and records nothing,
  *            simtrack_finish included (the run and its spool belong to the
  *            parent, which goes on and loses nothing); queries return 0.
- *            The child may start runs of its own with simtrack_init. A
- *            child's exit() does not flush or wait for the parent's runs.
+ *            A child's exit() does not flush or wait for the parent's
+ *            runs. A child may start a run of its own with simtrack_init
+ *            (best effort: see the README).
  * Config     SIMTRACK_URL / SIMTRACK_TOKEN, or simtrack.ini ([server] url,
  *            token); without a server, runs are recorded offline on disk and
  *            uploaded later with `simtrack sync`. See the README.
@@ -168,8 +169,9 @@ extern "C" {
  * On success `*run_out` holds a handle to release with `simtrack_finish`.
  * On failure `*run_out` is set to NULL (if `run_out` is not NULL).
  *
- * In a child of `fork()` this starts a new run of the child's own; the
- * handles the child inherited are no-op handles there.
+ * In a child of `fork()` this starts a new run of the child's own (best
+ * effort: see the README); the handles the child inherited are no-op
+ * handles there.
  *
  * # Safety
  * Each string is NULL or NUL-terminated; `run_out` is valid for a write.

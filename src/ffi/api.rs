@@ -43,8 +43,9 @@ fn write_out<T>(out: *mut *mut T, value: *mut T) {
 /// On success `*run_out` holds a handle to release with `simtrack_finish`.
 /// On failure `*run_out` is set to NULL (if `run_out` is not NULL).
 ///
-/// In a child of `fork()` this starts a new run of the child's own; the
-/// handles the child inherited are no-op handles there.
+/// In a child of `fork()` this starts a new run of the child's own (best
+/// effort: see the README); the handles the child inherited are no-op
+/// handles there.
 ///
 /// # Safety
 /// Each string is NULL or NUL-terminated; `run_out` is valid for a write.
