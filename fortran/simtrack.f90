@@ -17,8 +17,11 @@
 ! - `step` is optional: absent (or negative) means "the next step of this
 !   metric", counting 0, 1, 2, ...
 ! - A run is a handle: do not copy a `simtrack_run` (both copies would share
-!   one handle). `finish` releases it; the finalizer finishes a run that goes
-!   out of scope unfinished, and is safe to run again.
+!   one handle; once one is finished, the other's calls fail with
+!   SIMTRACK_STATUS_RUN_FINISHED). `finish` releases it; the finalizer
+!   finishes a run that goes out of scope unfinished, and is safe to run again.
+! - After fork(), a run inherited from the parent does nothing in the child
+!   (every call succeeds); the parent's run is not affected.
 !
 ! The hot path (`log`) passes the name's storage and length straight to the C
 ! library: no allocation, no copy. The raw interfaces live in `simtrack_c`.
@@ -36,8 +39,10 @@ module simtrack
   public :: SIMTRACK_STATUS_INVALID_UTF8, SIMTRACK_STATUS_INVALID_ARGUMENT
   public :: SIMTRACK_STATUS_INVALID_JSON, SIMTRACK_STATUS_INVALID_CATEGORY
   public :: SIMTRACK_STATUS_INVALID_RULE, SIMTRACK_STATUS_INVALID_STATUS
+  public :: SIMTRACK_STATUS_RUN_FINISHED
   public :: SIMTRACK_STATUS_CONFIG, SIMTRACK_STATUS_IO, SIMTRACK_STATUS_FILE_NOT_FOUND
   public :: SIMTRACK_STATUS_UNDELIVERED, SIMTRACK_STATUS_INTERNAL
+  public :: SIMTRACK_MAX_NAME_BYTES, SIMTRACK_MAX_EVENT_BYTES
 
   !> Default deadline of `flush`, in seconds.
   real(real64), parameter :: default_flush_timeout = 10.0_real64

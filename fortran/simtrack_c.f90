@@ -5,10 +5,14 @@
 ! of a NUL-terminated c_char buffer), except the hot-path entry points that take
 ! a pointer plus a length, which receive the Fortran character storage directly.
 !
-! The status values below must equal the `simtrack_status` enum of the header;
-! the CTest test `fortran_status_constants_match_header` keeps them equal.
-! They are default integers, the kind of every `stat` argument (so they also
-! match when the solver is built with -fdefault-integer-8).
+! The SIMTRACK_* constants below are copies of include/simtrack.h (the
+! `simtrack_status` enum and the limits), which cbindgen generates from the
+! Rust source. Two tests keep them equal: `cargo test --test header`
+! (`fortran_constants_equal_the_header`: every constant, parsed from both
+! files, and the public list of `simtrack`) and the CTest test
+! `fortran_status_constants_match_header` (the values as compiled). They are
+! default integers, the kind of every `stat` argument (so they also match
+! when the solver is built with -fdefault-integer-8).
 module simtrack_c
   use, intrinsic :: iso_c_binding, only: c_ptr, c_char, c_int, c_int32_t, c_int64_t, &
                                          c_size_t, c_double
@@ -24,11 +28,15 @@ module simtrack_c
   integer, parameter, public :: SIMTRACK_STATUS_INVALID_CATEGORY = 6
   integer, parameter, public :: SIMTRACK_STATUS_INVALID_RULE = 7
   integer, parameter, public :: SIMTRACK_STATUS_INVALID_STATUS = 8
+  integer, parameter, public :: SIMTRACK_STATUS_RUN_FINISHED = 9
   integer, parameter, public :: SIMTRACK_STATUS_CONFIG = 100
   integer, parameter, public :: SIMTRACK_STATUS_IO = 200
   integer, parameter, public :: SIMTRACK_STATUS_FILE_NOT_FOUND = 201
   integer, parameter, public :: SIMTRACK_STATUS_UNDELIVERED = 300
   integer, parameter, public :: SIMTRACK_STATUS_INTERNAL = 900
+
+  integer, parameter, public :: SIMTRACK_MAX_NAME_BYTES = 255
+  integer, parameter, public :: SIMTRACK_MAX_EVENT_BYTES = 64 * 1024
 
   public :: c_simtrack_init, c_simtrack_log_n, c_simtrack_log_many_fixed, c_simtrack_event
   public :: c_simtrack_set_metadata_f64, c_simtrack_set_metadata_i64

@@ -4,9 +4,12 @@
  * API conventions (for every function below):
  *
  * Handles    A run is an opaque `simtrack_run *` created by simtrack_init and
- *            released by simtrack_finish, exactly once, whatever finish
+ *            finished by simtrack_finish, exactly once, whatever finish
  *            returns. Every function accepts a NULL run: it returns
  *            SIMTRACK_STATUS_NULL_RUN (simtrack_finish: OK; queries: 0).
+ *            Using a handle after finish, or finishing it twice, is a bug
+ *            that the library detects: the call returns
+ *            SIMTRACK_STATUS_RUN_FINISHED (queries: 0) and does nothing.
  * Errors     Fallible functions return a simtrack_status: SIMTRACK_STATUS_OK
  *            (0) on success, a non-zero code otherwise. simtrack_last_error
  *            gives the message of the calling thread's last failure. No call
@@ -17,9 +20,18 @@
  *            static (simtrack_version, simtrack_status_str) or copied into a
  *            caller buffer that the function never overruns.
  * Threads    Every function may be called from any thread, concurrently, on
- *            the same handle — except simtrack_finish, which must be the last
- *            call on a handle. Logging never waits on I/O; only flush and
- *            finish wait, each with a deadline.
+ *            the same handle. simtrack_finish lets the calls already in
+ *            progress on other threads end, then finishes the run; calls
+ *            that start after it (a second finish included) return
+ *            SIMTRACK_STATUS_RUN_FINISHED. Logging never waits on I/O; only
+ *            flush and finish wait, each with a deadline.
+ * fork()     In a child of fork(), a handle created before the fork is a
+ *            no-op handle: every call returns OK and records nothing,
+ *            simtrack_finish included (the run and its spool belong to the
+ *            parent, which goes on and loses nothing); queries return 0.
+ *            A child's exit() does not flush or wait for the parent's
+ *            runs. A child may start a run of its own with simtrack_init
+ *            (best effort: see the README).
  * Config     SIMTRACK_URL / SIMTRACK_TOKEN, or simtrack.ini ([server] url,
  *            token); without a server, runs are recorded offline on disk and
  *            uploaded later with `simtrack sync`. See the README.
@@ -94,6 +106,11 @@ enum simtrack_status
    */
   SIMTRACK_STATUS_INVALID_STATUS = 8,
   /**
+   * The handle was already given to `simtrack_finish` (by this thread or
+   * another): a caller bug that the library detects. The call did nothing.
+   */
+  SIMTRACK_STATUS_RUN_FINISHED = 9,
+  /**
    * The configuration (environment or `simtrack.ini`) is malformed.
    */
   SIMTRACK_STATUS_CONFIG = 100,
@@ -127,7 +144,7 @@ typedef int32_t simtrack_status;
 #endif // __cplusplus
 
 /**
- * An opaque run handle. Created by `simtrack_init`, released by
+ * An opaque run handle. Created by `simtrack_init`, finished by
  * `simtrack_finish`; C code only ever holds a pointer to it.
  */
 typedef struct simtrack_run simtrack_run;
@@ -152,6 +169,10 @@ extern "C" {
  * On success `*run_out` holds a handle to release with `simtrack_finish`.
  * On failure `*run_out` is set to NULL (if `run_out` is not NULL).
  *
+ * In a child of `fork()` this starts a new run of the child's own (best
+ * effort: see the README); the handles the child inherited are no-op
+ * handles there.
+ *
  * # Safety
  * Each string is NULL or NUL-terminated; `run_out` is valid for a write.
  */
@@ -171,7 +192,7 @@ simtrack_status simtrack_init(const char *name,
  * an in-memory buffer that the library's worker thread writes out.
  *
  * # Safety
- * `run` is NULL or a live handle; `metric` is NULL or NUL-terminated.
+ * `run` is NULL or a handle from `simtrack_init`; `metric` is NULL or NUL-terminated.
  */
 simtrack_status simtrack_log(struct simtrack_run *run,
                              const char *metric,
@@ -184,7 +205,7 @@ simtrack_status simtrack_log(struct simtrack_run *run,
  * `character` variables carry a length instead of a terminator.
  *
  * # Safety
- * `run` is NULL or a live handle; `metric` is valid for `metric_len` bytes.
+ * `run` is NULL or a handle from `simtrack_init`; `metric` is valid for `metric_len` bytes.
  */
 simtrack_status simtrack_log_n(struct simtrack_run *run,
                                const char *metric,
@@ -198,7 +219,7 @@ simtrack_status simtrack_log_n(struct simtrack_run *run,
  * logged or, on a bad argument, none is.
  *
  * # Safety
- * `run` is NULL or a live handle; `metrics` and `values` are NULL or valid
+ * `run` is NULL or a handle from `simtrack_init`; `metrics` and `values` are NULL or valid
  * for `count` elements; each `metrics[i]` is NULL or NUL-terminated.
  */
 simtrack_status simtrack_log_many(struct simtrack_run *run,
@@ -213,7 +234,7 @@ simtrack_status simtrack_log_many(struct simtrack_run *run,
  * Fortran `character(len=name_len) :: names(count)` array.
  *
  * # Safety
- * `run` is NULL or a live handle; `names` is valid for `count * name_len`
+ * `run` is NULL or a handle from `simtrack_init`; `names` is valid for `count * name_len`
  * bytes and `values` for `count` elements.
  */
 simtrack_status simtrack_log_many_fixed(struct simtrack_run *run,
@@ -227,7 +248,7 @@ simtrack_status simtrack_log_many_fixed(struct simtrack_run *run,
  * Records an event: a timestamped line of text in the run's event log.
  *
  * # Safety
- * `run` is NULL or a live handle; `message` is NULL or NUL-terminated.
+ * `run` is NULL or a handle from `simtrack_init`; `message` is NULL or NUL-terminated.
  */
 simtrack_status simtrack_event(struct simtrack_run *run, const char *message);
 
@@ -236,7 +257,7 @@ simtrack_status simtrack_event(struct simtrack_run *run, const char *message);
  * value of that key).
  *
  * # Safety
- * `run` is NULL or a live handle; `key` is NULL or NUL-terminated.
+ * `run` is NULL or a handle from `simtrack_init`; `key` is NULL or NUL-terminated.
  */
 simtrack_status simtrack_set_metadata_f64(struct simtrack_run *run, const char *key, double value);
 
@@ -273,7 +294,7 @@ simtrack_status simtrack_set_metadata_bool(struct simtrack_run *run, const char 
  * happens in the background.
  *
  * # Safety
- * `run` is NULL or a live handle; `path` and `category` are NULL or
+ * `run` is NULL or a handle from `simtrack_init`; `path` and `category` are NULL or
  * NUL-terminated.
  */
 simtrack_status simtrack_save(struct simtrack_run *run, const char *path, const char *category);
@@ -285,7 +306,7 @@ simtrack_status simtrack_save(struct simtrack_run *run, const char *path, const 
  * error.
  *
  * # Safety
- * `run` is NULL or a live handle; the strings are NULL or NUL-terminated.
+ * `run` is NULL or a handle from `simtrack_init`; the strings are NULL or NUL-terminated.
  */
 simtrack_status simtrack_alert(struct simtrack_run *run,
                                const char *name,
@@ -317,7 +338,7 @@ simtrack_status simtrack_alert_range(struct simtrack_run *run,
  * unchanged.
  *
  * # Safety
- * `run` is NULL or a live handle; the strings are NULL or NUL-terminated.
+ * `run` is NULL or a handle from `simtrack_init`; the strings are NULL or NUL-terminated.
  */
 simtrack_status simtrack_set_folder_details(struct simtrack_run *run,
                                             const char *folder,
@@ -330,18 +351,18 @@ simtrack_status simtrack_set_folder_details(struct simtrack_run *run,
  * `simtrack_finish` then keeps it instead of marking the run completed.
  *
  * # Safety
- * `run` is NULL or a live handle; `status` is NULL or NUL-terminated.
+ * `run` is NULL or a handle from `simtrack_init`; `status` is NULL or NUL-terminated.
  */
 simtrack_status simtrack_set_status(struct simtrack_run *run, const char *status);
 
 /**
  * Returns 1 once the server has asked this run to stop (a user pressed
- * Abort, or an alert with abort fired), else 0 (also for NULL). Reads a flag
+ * Abort, or an alert with abort fired), else 0 (also for NULL or a finished handle). Reads a flag
  * that the worker thread updates; costs nanoseconds. The library never stops
  * the process itself: the solver decides how to end.
  *
  * # Safety
- * `run` is NULL or a live handle.
+ * `run` is NULL or a handle from `simtrack_init`.
  */
 int simtrack_abort_requested(const struct simtrack_run *run);
 
@@ -352,7 +373,7 @@ int simtrack_abort_requested(const struct simtrack_run *run);
  * data is safe on disk either way.
  *
  * # Safety
- * `run` is NULL or a live handle.
+ * `run` is NULL or a handle from `simtrack_init`.
  */
 simtrack_status simtrack_flush(struct simtrack_run *run, double timeout_seconds);
 
@@ -363,12 +384,25 @@ simtrack_status simtrack_flush(struct simtrack_run *run, double timeout_seconds)
  * `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed; the rest then stays
  * in the spool for `simtrack sync`.
  *
- * Always releases the handle, whatever it returns (like `fclose`): `run` must
- * not be used again. `simtrack_finish(NULL)` does nothing and returns
- * `SIMTRACK_STATUS_OK`. No other call may be running on the same handle.
+ * Releases everything the run holds (threads, buffers, files), whatever it
+ * returns (like `fclose`): `run` must not be used again.
+ * `simtrack_finish(NULL)` does nothing and returns `SIMTRACK_STATUS_OK`.
+ *
+ * Threads: calls already in progress on the handle in other threads when
+ * finish begins end first (finish waits for them; each has its own deadline,
+ * so a concurrent `simtrack_flush` with a long timeout delays finish as
+ * much); what they logged is delivered. Misuse is detected, never undefined:
+ * a second `simtrack_finish` on the handle, concurrent or later, and any
+ * other call that starts after finish began, returns
+ * `SIMTRACK_STATUS_RUN_FINISHED` and does nothing (`simtrack_abort_requested`
+ * and `simtrack_run_id` return 0). For that, the handle's own memory (under
+ * 1 KiB) is never freed.
+ *
+ * In a child of `fork()`, for a handle created before the fork: returns
+ * `SIMTRACK_STATUS_OK` and does nothing; the run belongs to the parent.
  *
  * # Safety
- * `run` is NULL or a live handle that no other thread is using.
+ * `run` is NULL or a handle returned by `simtrack_init`.
  */
 simtrack_status simtrack_finish(struct simtrack_run *run);
 
@@ -379,10 +413,11 @@ simtrack_status simtrack_finish(struct simtrack_run *run);
  *
  * This is the library's id: the name of the run's spool directory. A
  * server gives the run an id of its own and keeps this one as
- * `system.simtrack.run_id`.
+ * `system.simtrack.run_id`. Returns 0 for a finished handle, and in a child
+ * of `fork()` for a handle created before the fork.
  *
  * # Safety
- * `run` is NULL or a live handle; `buf` is NULL or valid for `len` bytes.
+ * `run` is NULL or a handle from `simtrack_init`; `buf` is NULL or valid for `len` bytes.
  */
 size_t simtrack_run_id(const struct simtrack_run *run, char *buf, size_t len);
 

@@ -37,6 +37,9 @@ pub enum Status {
     /// `simtrack_set_status` got something other than `completed`, `failed`
     /// or `terminated`.
     InvalidStatus = 8,
+    /// The handle was already given to `simtrack_finish` (by this thread or
+    /// another): a caller bug that the library detects. The call did nothing.
+    RunFinished = 9,
 
     // 100..199: configuration.
     /// The configuration (environment or `simtrack.ini`) is malformed.
@@ -79,6 +82,7 @@ impl Status {
             Status::InvalidCategory => c"file category must be code, input or output",
             Status::InvalidRule => c"unknown alert rule",
             Status::InvalidStatus => c"status must be completed, failed or terminated",
+            Status::RunFinished => c"the run handle was already finished",
             Status::Config => c"configuration error",
             Status::Io => c"input/output error",
             Status::FileNotFound => c"file not found",
@@ -91,7 +95,7 @@ impl Status {
 
     /// Every status, in numeric order (for tests and generated bindings).
     /// cbindgen:ignore
-    pub const ALL: [Status; 14] = [
+    pub const ALL: [Status; 15] = [
         Status::Ok,
         Status::NullRun,
         Status::NullArgument,
@@ -101,6 +105,7 @@ impl Status {
         Status::InvalidCategory,
         Status::InvalidRule,
         Status::InvalidStatus,
+        Status::RunFinished,
         Status::Config,
         Status::Io,
         Status::FileNotFound,

@@ -3,12 +3,18 @@
 //! A solver that ends without `simtrack_finish` (a Fortran `stop`, an early
 //! `exit`, a forgotten call) would otherwise lose what its runs buffered in
 //! the last fraction of a second. The first run registers an `atexit`
-//! handler; at exit it asks every unfinished run's writer to put its buffer
-//! into the spool, and gives online runs a moment to deliver it. The run gets
-//! no final status: the server marks it `lost` when its heartbeats stop, and
-//! `simtrack sync` uploads whatever did not get through.
+//! handler (through `fork::install`); at exit it asks every unfinished run's
+//! writer to put its buffer into the spool, and gives online runs a moment to
+//! deliver it. The run gets no final status: the server marks it `lost` when
+//! its heartbeats stop, and `simtrack sync` uploads whatever did not get
+//! through.
+//!
+//! Only the runs of the exiting process are flushed: a child of `fork()` that
+//! calls `exit()` leaves its parent's runs alone (their threads are not in the
+//! child; see `fork`), so it neither waits for them nor writes to their spool.
 
-use std::sync::{Arc, Mutex, Once, Weak};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::worker::Shared;
@@ -16,34 +22,68 @@ use crate::worker::Shared;
 /// How long the exit handler waits, in all, for the disk and the server.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-static LIVE: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
-static REGISTER: Once = Once::new();
+/// A live run and the fork generation of the process that started it.
+struct Tracked {
+    generation: u64,
+    shared: Weak<Shared>,
+}
 
-unsafe extern "C" {
-    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+static LIVE: Mutex<Vec<Tracked>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// `LIVE`, held by the forking thread from just before `fork()` until
+    /// just after, in parent and child alike.
+    static HELD: RefCell<Option<MutexGuard<'static, Vec<Tracked>>>> = const { RefCell::new(None) };
+}
+
+fn live() -> MutexGuard<'static, Vec<Tracked>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Remembers a live run so the exit handler can flush it.
 pub(crate) fn track(shared: &Arc<Shared>) {
-    REGISTER.call_once(|| {
-        // SAFETY: `flush_at_exit` is a plain extern "C" fn that never unwinds.
-        unsafe { atexit(flush_at_exit) };
+    crate::fork::install();
+    let mut live = live();
+    live.retain(|t| t.shared.strong_count() > 0);
+    live.push(Tracked {
+        generation: crate::fork::generation(),
+        shared: Arc::downgrade(shared),
     });
-    if let Ok(mut live) = LIVE.lock() {
-        live.retain(|w| w.strong_count() > 0);
-        live.push(Arc::downgrade(shared));
-    }
 }
 
-extern "C" fn flush_at_exit() {
+/// The `atexit` handler.
+pub(crate) extern "C" fn flush_at_exit() {
     let _ = std::panic::catch_unwind(|| {
-        let runs: Vec<Arc<Shared>> = match LIVE.lock() {
-            Ok(live) => live.iter().filter_map(Weak::upgrade).collect(),
-            Err(_) => return,
-        };
+        let generation = crate::fork::generation();
+        let runs: Vec<Arc<Shared>> = live()
+            .iter()
+            .filter(|t| t.generation == generation)
+            .filter_map(|t| t.shared.upgrade())
+            .collect();
         let deadline = Instant::now() + EXIT_GRACE;
         for shared in &runs {
             shared.flush_at_exit(deadline);
+        }
+    });
+}
+
+/// Takes `LIVE` for the duration of a `fork()`, so that the child does not
+/// inherit it locked by a thread it does not have. Idempotent.
+pub(crate) fn hold_for_fork() {
+    let _ = HELD.try_with(|held| {
+        if let Ok(mut held) = held.try_borrow_mut()
+            && held.is_none()
+        {
+            *held = Some(live());
+        }
+    });
+}
+
+/// Releases what [`hold_for_fork`] took (in the parent and in the child).
+pub(crate) fn release_after_fork() {
+    let _ = HELD.try_with(|held| {
+        if let Ok(mut held) = held.try_borrow_mut() {
+            held.take();
         }
     });
 }

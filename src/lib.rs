@@ -19,6 +19,7 @@ pub mod delivery;
 pub mod error;
 mod exit;
 pub mod ffi;
+mod fork;
 pub mod record;
 pub mod run;
 pub mod spool;

@@ -161,6 +161,15 @@ impl Run {
         &self.id
     }
 
+    /// A run that records nothing and has no id: what a C handle stands for
+    /// in a child of `fork()` (see `ffi::handle`).
+    pub(crate) const fn detached() -> Run {
+        Run {
+            id: String::new(),
+            live: None,
+        }
+    }
+
     /// False for a no-op handle (disabled mode, or a silent MPI rank).
     pub fn is_recording(&self) -> bool {
         self.live.is_some()

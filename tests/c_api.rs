@@ -148,9 +148,14 @@ fn heat_example_full_lifecycle_offline_with_the_static_library() {
 }
 
 #[test]
+fn heat_example_full_lifecycle_under_address_and_undefined_sanitizers() {
+    heat_lifecycle(Linkage::Sanitized);
+}
+
+#[test]
 fn bad_input_gives_statuses_and_messages_never_a_crash() {
     let tmp = tempfile::tempdir().unwrap();
-    for linkage in [Linkage::Shared, Linkage::Static] {
+    for linkage in [Linkage::Shared, Linkage::Static, Linkage::Sanitized] {
         let exe = compile_c(
             &[&repo().join("tests/c/bad_input.c")],
             &tmp.path().join("bad_input"),
@@ -166,11 +171,20 @@ fn bad_input_gives_statuses_and_messages_never_a_crash() {
 
 #[test]
 fn sixteen_threads_logging_on_one_handle_lose_no_point() {
+    sixteen_threads(Linkage::Shared);
+}
+
+#[test]
+fn sixteen_threads_under_address_and_undefined_sanitizers() {
+    sixteen_threads(Linkage::Sanitized);
+}
+
+fn sixteen_threads(linkage: Linkage) {
     let tmp = tempfile::tempdir().unwrap();
     let exe = compile_c(
         &[&repo().join("tests/c/threads.c")],
         &tmp.path().join("threads"),
-        Linkage::Shared,
+        linkage,
     );
     let out = offline_cmd(&exe, tmp.path()).output().unwrap();
     let id = check_output(&out, "threads").trim().to_owned();
@@ -294,11 +308,20 @@ fn bad_configuration_fails_init_with_a_message() {
 
 #[test]
 fn length_taking_entry_points_trim_fortran_padding() {
+    fortran_layout(Linkage::Shared);
+}
+
+#[test]
+fn length_taking_entry_points_under_address_and_undefined_sanitizers() {
+    fortran_layout(Linkage::Sanitized);
+}
+
+fn fortran_layout(linkage: Linkage) {
     let tmp = tempfile::tempdir().unwrap();
     let exe = compile_c(
         &[&repo().join("tests/c/fortran_layout.c")],
         &tmp.path().join("layout"),
-        Linkage::Shared,
+        linkage,
     );
     let out = offline_cmd(&exe, tmp.path()).output().unwrap();
     let id = check_output(&out, "fortran_layout").trim().to_owned();
@@ -346,14 +369,219 @@ fn process_cpu_and_memory_are_sampled_as_resources_metrics() {
 
 #[test]
 fn exiting_without_finish_still_spools_every_point() {
+    exiting_without_finish(Linkage::Shared);
+}
+
+#[test]
+fn exiting_without_finish_under_address_and_undefined_sanitizers() {
+    exiting_without_finish(Linkage::Sanitized);
+}
+
+fn exiting_without_finish(linkage: Linkage) {
     let tmp = tempfile::tempdir().unwrap();
     let exe = compile_c(
         &[&repo().join("tests/c/no_finish.c")],
         &tmp.path().join("no_finish"),
-        Linkage::Shared,
+        linkage,
     );
-    let out = offline_cmd(&exe, tmp.path()).output().unwrap();
+    // The program leaks its handle on purpose: no leak check.
+    let out = offline_cmd(&exe, tmp.path())
+        .env("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=0")
+        .output()
+        .unwrap();
     let id = check_output(&out, "no_finish").trim().to_owned();
     let entries = read_run(tmp.path(), &id);
     assert_eq!(points_of(&entries, "x").len(), 12_345);
+}
+
+/// Runs `cmd` to its end, or kills it after `limit` and fails the test: a
+/// hang is reported as such instead of stalling the suite.
+fn output_within(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not end within {limit:?}: killed\nstderr:\n{}",
+                String::from_utf8_lossy(&stderr.join().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn fork_after_init(linkage: Linkage) {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/fork.c")],
+        &tmp.path().join("fork"),
+        linkage,
+    );
+    let out = output_within(
+        offline_cmd(&exe, tmp.path())
+            .env("SIMTRACK_MEMORY_CAP_MB", "1")
+            // Children end with the parent's threads gone: whatever those
+            // threads held looks leaked to LeakSanitizer.
+            .env("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=0"),
+        std::time::Duration::from_secs(120),
+    );
+    let stdout = check_output(&out, "fork");
+    let mut children = 0;
+    let mut parent = None;
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["parent", id, t0, t1] => {
+                parent = Some((id.to_owned(), [t0, t1].map(|n| n.parse::<i64>().unwrap())))
+            }
+            ["child", id, n] => {
+                let entries = read_run(tmp.path(), id);
+                let own = points_of(&entries, "child/own");
+                assert_eq!(own.len(), n.parse::<usize>().unwrap(), "child run {id}");
+                assert!(matches!(entries.last().unwrap().record, Record::Finish(_)));
+                children += 1;
+            }
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    // Children 4, 9, ..., 39 start runs of their own.
+    assert_eq!(children, 8, "{stdout}");
+    let (id, counts) = parent.expect("the parent reported its run");
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("runs")).unwrap().count(),
+        1 + children,
+        "no child wrote a run other than its own"
+    );
+    let dir = RunDir::new(tmp.path().join("runs").join(&id));
+    let mut reader = SpoolReader::open(&dir, 0, 0).unwrap();
+    let entries = reader.read_all().unwrap();
+    assert!(reader.torn_tail().is_none(), "the parent's spool is intact");
+    for (t, n) in counts.iter().enumerate() {
+        let pts = points_of(&entries, &format!("parent/t{t}"));
+        assert!(*n > 0, "thread {t} logged during the forks");
+        assert_eq!(pts.len() as i64, *n, "every point of thread {t} arrived");
+        assert!(
+            pts.iter()
+                .enumerate()
+                .all(|(i, (s, v))| *s == i as i64 && *v == i as f64),
+            "thread {t}'s points in order, once each"
+        );
+    }
+    for name in ["child/few", "child/many", "child/finish", "child/own"] {
+        assert!(
+            points_of(&entries, name).is_empty(),
+            "{name} in the parent's run"
+        );
+    }
+    let Record::Finish(fin) = &entries.last().unwrap().record else {
+        panic!("the parent's run does not end with its finish")
+    };
+    assert_eq!(fin.status, RunStatus::Completed);
+}
+
+#[test]
+fn children_forked_while_the_parent_logs_get_no_op_handles_and_never_hang() {
+    fork_after_init(Linkage::Shared);
+}
+
+#[test]
+fn fork_after_init_under_address_and_undefined_sanitizers() {
+    fork_after_init(Linkage::Sanitized);
+}
+
+fn double_finish(linkage: Linkage) {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/double_finish.c")],
+        &tmp.path().join("double_finish"),
+        linkage,
+    );
+    let out = output_within(
+        &mut offline_cmd(&exe, tmp.path()),
+        std::time::Duration::from_secs(120),
+    );
+    let stdout = check_output(&out, "double_finish");
+    let mut rounds = 0;
+    for line in stdout.lines() {
+        let (id, logged) = line.split_once(' ').expect("<id> <points>");
+        let entries = read_run(tmp.path(), id);
+        let x = points_of(&entries, "x");
+        assert_eq!(
+            x.len() as i64,
+            logged.parse::<i64>().unwrap(),
+            "every point logged before finish arrived (run {id})"
+        );
+        assert!(x.iter().enumerate().all(|(i, (s, _))| *s == i as i64));
+        let Record::Finish(fin) = &entries.last().unwrap().record else {
+            panic!("run {id} does not end with its finish")
+        };
+        assert_eq!(fin.status, RunStatus::Completed);
+        rounds += 1;
+    }
+    assert_eq!(rounds, 60);
+}
+
+#[test]
+fn two_threads_finishing_one_handle_get_ok_and_run_finished_never_a_crash() {
+    double_finish(Linkage::Shared);
+}
+
+#[test]
+fn double_finish_under_address_and_undefined_sanitizers() {
+    double_finish(Linkage::Sanitized);
+}
+
+#[test]
+fn children_forked_from_a_no_op_handle_do_not_wait_for_the_parents_calls() {
+    // Rank 3 of an MPI job: the handle records nothing, but its calls still
+    // hold it; a child must not wait for calls of threads it does not have.
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/fork.c")],
+        &tmp.path().join("fork"),
+        Linkage::Shared,
+    );
+    let out = output_within(
+        offline_cmd(&exe, tmp.path())
+            .env("OMPI_COMM_WORLD_RANK", "3")
+            // Log until the last fork: no spool to bound.
+            .arg(i64::MAX.to_string()),
+        std::time::Duration::from_secs(120),
+    );
+    let stdout = check_output(&out, "fork");
+    assert!(
+        stdout.starts_with("parent ") || stdout.contains("\nparent "),
+        "{stdout}"
+    );
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "a no-op handle recorded a run"
+    );
 }

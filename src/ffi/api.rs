@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
 use super::boundary::{guard, guard_value, last_error};
-use super::handle::{Handle, borrow};
+use super::handle::{Handle, borrow, handle};
 use super::strings::{copy_out, opt_str, req_bytes, req_str, sized_bytes};
 use crate::error::{Error, Status};
 use crate::record::{AlertDef, AlertRule, Category, FolderSpec, MetaValue, RunStatus};
@@ -43,6 +43,10 @@ fn write_out<T>(out: *mut *mut T, value: *mut T) {
 /// On success `*run_out` holds a handle to release with `simtrack_finish`.
 /// On failure `*run_out` is set to NULL (if `run_out` is not NULL).
 ///
+/// In a child of `fork()` this starts a new run of the child's own (best
+/// effort: see the README); the handles the child inherited are no-op
+/// handles there.
+///
 /// # Safety
 /// Each string is NULL or NUL-terminated; `run_out` is valid for a write.
 #[unsafe(no_mangle)]
@@ -59,6 +63,7 @@ pub unsafe extern "C" fn simtrack_init(
         if run_out.is_null() {
             return Err(Error::new(Status::NullArgument, "run_out is NULL"));
         }
+        super::handle::prepare();
         // SAFETY: each pointer is NULL or NUL-terminated per the contract.
         let opts = unsafe {
             InitOptions {
@@ -70,7 +75,7 @@ pub unsafe extern "C" fn simtrack_init(
             }
         };
         let run = Run::init(opts)?;
-        write_out(run_out, Box::into_raw(Box::new(Handle { run })));
+        write_out(run_out, Handle::into_raw(run));
         Ok(())
     })
 }
@@ -83,7 +88,7 @@ pub unsafe extern "C" fn simtrack_init(
 /// an in-memory buffer that the library's worker thread writes out.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `metric` is NULL or NUL-terminated.
+/// `run` is NULL or a handle from `simtrack_init`; `metric` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_log(
     run: *mut Handle,
@@ -103,7 +108,7 @@ pub unsafe extern "C" fn simtrack_log(
 /// `character` variables carry a length instead of a terminator.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `metric` is valid for `metric_len` bytes.
+/// `run` is NULL or a handle from `simtrack_init`; `metric` is valid for `metric_len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_log_n(
     run: *mut Handle,
@@ -124,7 +129,7 @@ pub unsafe extern "C" fn simtrack_log_n(
 /// logged or, on a bad argument, none is.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `metrics` and `values` are NULL or valid
+/// `run` is NULL or a handle from `simtrack_init`; `metrics` and `values` are NULL or valid
 /// for `count` elements; each `metrics[i]` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_log_many(
@@ -172,7 +177,7 @@ pub unsafe extern "C" fn simtrack_log_many(
 /// Fortran `character(len=name_len) :: names(count)` array.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `names` is valid for `count * name_len`
+/// `run` is NULL or a handle from `simtrack_init`; `names` is valid for `count * name_len`
 /// bytes and `values` for `count` elements.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_log_many_fixed(
@@ -215,7 +220,7 @@ pub unsafe extern "C" fn simtrack_log_many_fixed(
 /// Records an event: a timestamped line of text in the run's event log.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `message` is NULL or NUL-terminated.
+/// `run` is NULL or a handle from `simtrack_init`; `message` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_event(run: *mut Handle, message: *const c_char) -> Status {
     guard(|| {
@@ -241,7 +246,7 @@ fn set_meta(
 /// value of that key).
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `key` is NULL or NUL-terminated.
+/// `run` is NULL or a handle from `simtrack_init`; `key` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_set_metadata_f64(
     run: *mut Handle,
@@ -301,7 +306,7 @@ pub unsafe extern "C" fn simtrack_set_metadata_bool(
 /// happens in the background.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `path` and `category` are NULL or
+/// `run` is NULL or a handle from `simtrack_init`; `path` and `category` are NULL or
 /// NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_save(
@@ -328,7 +333,7 @@ pub unsafe extern "C" fn simtrack_save(
 /// error.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; the strings are NULL or NUL-terminated.
+/// `run` is NULL or a handle from `simtrack_init`; the strings are NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_alert(
     run: *mut Handle,
@@ -440,7 +445,7 @@ pub unsafe extern "C" fn simtrack_alert_range(
 /// unchanged.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; the strings are NULL or NUL-terminated.
+/// `run` is NULL or a handle from `simtrack_init`; the strings are NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_set_folder_details(
     run: *mut Handle,
@@ -470,7 +475,7 @@ pub unsafe extern "C" fn simtrack_set_folder_details(
 /// `simtrack_finish` then keeps it instead of marking the run completed.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `status` is NULL or NUL-terminated.
+/// `run` is NULL or a handle from `simtrack_init`; `status` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_set_status(run: *mut Handle, status: *const c_char) -> Status {
     guard(|| {
@@ -481,17 +486,17 @@ pub unsafe extern "C" fn simtrack_set_status(run: *mut Handle, status: *const c_
 }
 
 /// Returns 1 once the server has asked this run to stop (a user pressed
-/// Abort, or an alert with abort fired), else 0 (also for NULL). Reads a flag
+/// Abort, or an alert with abort fired), else 0 (also for NULL or a finished handle). Reads a flag
 /// that the worker thread updates; costs nanoseconds. The library never stops
 /// the process itself: the solver decides how to end.
 ///
 /// # Safety
-/// `run` is NULL or a live handle.
+/// `run` is NULL or a handle from `simtrack_init`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_abort_requested(run: *const Handle) -> c_int {
     // SAFETY: per the contract.
     guard_value(0, || {
-        // SAFETY: run is NULL or a live handle per the contract.
+        // SAFETY: run is NULL or a handle from simtrack_init per the contract.
         unsafe { borrow(run) }.map_or(0, |r| c_int::from(r.abort_requested()))
     })
 }
@@ -502,7 +507,7 @@ pub unsafe extern "C" fn simtrack_abort_requested(run: *const Handle) -> c_int {
 /// data is safe on disk either way.
 ///
 /// # Safety
-/// `run` is NULL or a live handle.
+/// `run` is NULL or a handle from `simtrack_init`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_flush(run: *mut Handle, timeout_seconds: f64) -> Status {
     guard(|| {
@@ -527,22 +532,36 @@ fn timeout_from_secs(secs: f64) -> Result<Duration, Error> {
 /// `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed; the rest then stays
 /// in the spool for `simtrack sync`.
 ///
-/// Always releases the handle, whatever it returns (like `fclose`): `run` must
-/// not be used again. `simtrack_finish(NULL)` does nothing and returns
-/// `SIMTRACK_STATUS_OK`. No other call may be running on the same handle.
+/// Releases everything the run holds (threads, buffers, files), whatever it
+/// returns (like `fclose`): `run` must not be used again.
+/// `simtrack_finish(NULL)` does nothing and returns `SIMTRACK_STATUS_OK`.
+///
+/// Threads: calls already in progress on the handle in other threads when
+/// finish begins end first (finish waits for them; each has its own deadline,
+/// so a concurrent `simtrack_flush` with a long timeout delays finish as
+/// much); what they logged is delivered. Misuse is detected, never undefined:
+/// a second `simtrack_finish` on the handle, concurrent or later, and any
+/// other call that starts after finish began, returns
+/// `SIMTRACK_STATUS_RUN_FINISHED` and does nothing (`simtrack_abort_requested`
+/// and `simtrack_run_id` return 0). For that, the handle's own memory (under
+/// 1 KiB) is never freed.
+///
+/// In a child of `fork()`, for a handle created before the fork: returns
+/// `SIMTRACK_STATUS_OK` and does nothing; the run belongs to the parent.
 ///
 /// # Safety
-/// `run` is NULL or a live handle that no other thread is using.
+/// `run` is NULL or a handle returned by `simtrack_init`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_finish(run: *mut Handle) -> Status {
     if run.is_null() {
         return Status::Ok;
     }
     guard(|| {
-        // SAFETY: run came from Box::into_raw in simtrack_init and, per the
-        // contract, is released here exactly once.
-        let handle = unsafe { Box::from_raw(run) };
-        handle.run.finish()
+        // SAFETY: run is a handle from simtrack_init per the contract.
+        match unsafe { handle(run) } {
+            Some(h) => h.finish(),
+            None => Ok(()),
+        }
     })
 }
 
@@ -552,10 +571,11 @@ pub unsafe extern "C" fn simtrack_finish(run: *mut Handle) -> Status {
 ///
 /// This is the library's id: the name of the run's spool directory. A
 /// server gives the run an id of its own and keeps this one as
-/// `system.simtrack.run_id`.
+/// `system.simtrack.run_id`. Returns 0 for a finished handle, and in a child
+/// of `fork()` for a handle created before the fork.
 ///
 /// # Safety
-/// `run` is NULL or a live handle; `buf` is NULL or valid for `len` bytes.
+/// `run` is NULL or a handle from `simtrack_init`; `buf` is NULL or valid for `len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn simtrack_run_id(
     run: *const Handle,

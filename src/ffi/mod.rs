@@ -3,11 +3,13 @@
 //! `api` holds the exported functions, one thin wrapper each over [`crate::Run`].
 //! The other modules are the infrastructure every wrapper shares: the panic
 //! boundary and thread-local last error (`boundary`), borrowed C strings
-//! (`strings`) and the opaque handle (`handle`).
+//! (`strings`), the opaque handle (`handle`) and how calls hold it while
+//! `simtrack_finish` may run (`lease`).
 
 pub mod api;
 mod boundary;
 mod handle;
+mod lease;
 mod strings;
 
 pub use handle::Handle;

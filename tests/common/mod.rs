@@ -24,6 +24,9 @@ pub fn repo() -> PathBuf {
 pub enum Linkage {
     Shared,
     Static,
+    /// The shared library, with the C side built with AddressSanitizer and
+    /// UndefinedBehaviorSanitizer (any finding aborts the program).
+    Sanitized,
 }
 
 /// Compiles C sources with warnings as errors against the generated header.
@@ -46,7 +49,7 @@ pub fn compile_c(sources: &[&Path], out: &Path, linkage: Linkage) -> PathBuf {
     .arg("-o")
     .arg(out);
     match linkage {
-        Linkage::Shared => {
+        Linkage::Shared | Linkage::Sanitized => {
             cmd.arg(format!("-L{}", lib.display()))
                 .arg("-lsimtrack")
                 .arg(format!("-Wl,-rpath,{}", lib.display()));
@@ -63,6 +66,13 @@ pub fn compile_c(sources: &[&Path], out: &Path, linkage: Linkage) -> PathBuf {
                 "-lc",
             ]);
         }
+    }
+    if linkage == Linkage::Sanitized {
+        cmd.args([
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer",
+        ]);
     }
     cmd.arg("-lm");
     let o = cmd.output().expect("run the C compiler");
@@ -89,6 +99,17 @@ pub fn offline_cmd(exe: &Path, offline: &Path) -> Command {
     cmd.env("SIMTRACK_OFFLINE_DIR", offline)
         .env("SIMTRACK_RESOURCES_INTERVAL", "0");
     cmd.current_dir(offline);
+    // `cargo test` puts target/<profile> before target/<profile>/deps on
+    // LD_LIBRARY_PATH, which outranks the programs' RUNPATH: without this,
+    // they would load the copy of the library that only `cargo build`
+    // refreshes, possibly stale.
+    cmd.env("LD_LIBRARY_PATH", lib_dir());
+    // Sanitized programs: any report ends the program with a failure.
+    cmd.env(
+        "ASAN_OPTIONS",
+        "abort_on_error=0:halt_on_error=1:detect_leaks=1",
+    )
+    .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
     cmd
 }
 

@@ -1,13 +1,14 @@
 ! Bad input gives the documented non-zero stat and a message in errmsg, and
 ! never stops the program; calls on a run that was never initialised give
-! SIMTRACK_STATUS_NULL_RUN.
+! SIMTRACK_STATUS_NULL_RUN, and calls on a copy of a finished run
+! SIMTRACK_STATUS_RUN_FINISHED.
 program test_bad_input
   use, intrinsic :: iso_fortran_env, only: real64
   use simtrack
   use checks, only: check, checks_done
   implicit none
 
-  type(simtrack_run) :: run, never
+  type(simtrack_run) :: run, never, copy
   integer :: ierr
   character(len=256) :: msg
   character(len=4) :: names(2)
@@ -61,7 +62,15 @@ program test_bad_input
 
   call run%log('residual', 1.0_real64, stat=ierr)
   call check(ierr == 0, 'the run still works after failures')
+  ! A copy shares the handle (a caller bug the library catches).
+  copy = run
   call run%finish(stat=ierr)
   call check(ierr == 0, 'finish')
+  msg = ''
+  call copy%log('residual', 2.0_real64, stat=ierr, errmsg=msg)
+  call check(ierr == SIMTRACK_STATUS_RUN_FINISHED, 'log on a copy of a finished run: RUN_FINISHED')
+  call check(index(msg, 'finished') > 0, 'log on a copy of a finished run: errmsg says so')
+  call copy%finish(stat=ierr)
+  call check(ierr == SIMTRACK_STATUS_RUN_FINISHED, 'finish of a copy of a finished run: RUN_FINISHED')
   call checks_done()
 end program test_bad_input
