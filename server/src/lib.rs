@@ -9,15 +9,11 @@
 //! [`openapi`] describes the API; [`ui`] serves the web UI; [`server`] runs
 //! it all.
 
-pub mod alerts;
-pub mod api;
-pub mod auth;
 pub mod config;
-pub mod lifecycle;
-pub mod openapi;
+pub mod domain;
+pub mod http;
 pub mod server;
-pub mod store;
-pub mod ui;
+pub mod storage;
 pub mod util;
 
 /// The Simvue server API version we answer at `/api/version` (the 2.6

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use crate::api::{AppState, router};
-use crate::auth::Auth;
 use crate::config::ServerConfig;
-use crate::store::Store;
+use crate::domain::auth::Auth;
+use crate::http::{AppState, router};
+use crate::storage::sqlite::Store;
 
 /// Runs the server; returns when it has shut down.
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
@@ -33,7 +33,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let mut cfg = cfg;
     cfg.listen = addr;
     let cfg = Arc::new(cfg);
-    crate::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
+    crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
     let app = router(AppState {
         store: store.clone(),
         auth,

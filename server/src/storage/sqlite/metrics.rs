@@ -13,7 +13,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// Points per stored chunk (a larger batch is split).
 pub const CHUNK_POINTS: usize = 65_536;
@@ -481,7 +481,7 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(crate::store::SCHEMA).unwrap();
+        c.execute_batch(crate::storage::sqlite::SCHEMA).unwrap();
         c
     }
 

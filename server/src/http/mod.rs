@@ -5,10 +5,12 @@
 pub mod alerts;
 pub mod artifacts;
 pub mod events;
-pub mod filters;
+
 pub mod folders;
 pub mod metrics;
+pub mod openapi;
 pub mod runs;
+pub mod ui;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -23,9 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
-use crate::auth::{Auth, Identity};
 use crate::config::ServerConfig;
-use crate::store::{Idem, Reply, Store};
+use crate::domain::auth::{Auth, Identity};
+use crate::storage::sqlite::{Idem, Reply, Store};
 
 /// Everything a handler needs.
 #[derive(Debug, Clone)]
@@ -349,7 +351,7 @@ async fn method_not_allowed() -> ApiError {
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document(),
+        crate::http::openapi::document(),
     )
         .into_response()
 }
@@ -408,7 +410,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
-        .merge(crate::ui::router())
+        .merge(crate::http::ui::router())
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

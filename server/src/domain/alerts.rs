@@ -14,9 +14,9 @@
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
-use crate::api::ApiError;
-use crate::api::runs::request_abort;
-use crate::store::metrics;
+use crate::http::ApiError;
+use crate::http::runs::request_abort;
+use crate::storage::sqlite::metrics;
 use crate::util::now_us;
 
 const MINUTE_US: f64 = 60e6;
@@ -47,7 +47,7 @@ pub fn set_state(tx: &Connection, run: &str, alert: &Value, status: &str) -> Res
     } else {
         "info"
     };
-    crate::api::events::record(
+    crate::http::events::record(
         tx,
         run,
         now,
@@ -67,7 +67,7 @@ fn attached(tx: &Connection, run: &str, source: &str) -> Result<Vec<Value>, ApiE
              WHERE ra.run_id = ?1 AND a.source = ?2 AND a.enabled = 1",
         )
         .map_err(ApiError::db)?;
-    s.query_map(params![run, source], crate::api::alerts::doc)
+    s.query_map(params![run, source], crate::http::alerts::doc)
         .and_then(|r| r.collect())
         .map_err(ApiError::db)
 }

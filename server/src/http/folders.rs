@@ -1,13 +1,14 @@
 //! `/api/folders`: folders are paths (`/a/b`); creating one creates its
 //! ancestors; creating an existing one answers its id.
 
+use crate::domain::filters;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, filters, idem};
-use crate::store::Reply;
+use super::{ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, idem};
+use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us};
 
 /// Longest accepted folder path.

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use rusqlite::params;
 
-use crate::api::ApiError;
-use crate::store::Store;
+use crate::http::ApiError;
+use crate::storage::sqlite::Store;
 use crate::util::now_us;
 
 /// Marks silent runs lost; returns their ids.
@@ -35,7 +35,7 @@ pub fn mark_lost(store: &Store, server_start_us: i64) -> Result<Vec<String>, Api
                 params![id, now],
             )
             .map_err(ApiError::db)?;
-            crate::api::events::record(
+            crate::http::events::record(
                 tx,
                 id,
                 now,

@@ -16,9 +16,9 @@ use hmac::{Hmac, Mac};
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
-use crate::store::Store;
-use crate::store::blobs::hex;
+use crate::http::ApiError;
+use crate::storage::files::hex;
+use crate::storage::sqlite::Store;
 use crate::util::{new_id, now_us};
 
 type HmacSha256 = Hmac<Sha256>;

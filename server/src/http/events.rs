@@ -1,13 +1,14 @@
 //! `/api/events`: msgpack batches of log lines in, `{data, count}` out.
 
+use crate::domain::filters;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, filters, idem};
-use crate::store::Reply;
+use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, idem};
+use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, now_us, parse_ts};
 
 /// Accepted `log_level` values.
@@ -106,7 +107,7 @@ pub async fn ingest(
                 record(tx, &run, *ts, level, message)?;
             }
             super::runs::touch(tx, &run, now)?;
-            crate::alerts::on_events(tx, &run)?;
+            crate::domain::alerts::on_events(tx, &run)?;
             Ok(Reply::ok(json!({})))
         })
     })

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::events::decode_body;
 use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, check_name, idem};
-use crate::store::Reply;
-use crate::store::metrics::{self as mstore, Axis, Point};
+use crate::storage::sqlite::Reply;
+use crate::storage::sqlite::metrics::{self as mstore, Axis, Point};
 use crate::util::{TsParser, fmt_ts, now_us, push_f64, push_json_str};
 
 // Strings borrow from the request body: no allocation per point.
@@ -240,7 +240,7 @@ pub async fn ingest(
             }
             super::runs::touch(tx, &run, now)?;
             let names: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
-            crate::alerts::on_metrics(tx, &run, &names)?;
+            crate::domain::alerts::on_metrics(tx, &run, &names)?;
             Ok(Reply::ok(json!({})))
         })
     })

@@ -5,11 +5,12 @@
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::api::{
-    ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, filters,
+use crate::domain::filters;
+use crate::http::{
+    ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name,
 };
-use crate::store::Reply;
-use crate::store::metrics::{self as mstore, Axis, Point};
+use crate::storage::sqlite::Reply;
+use crate::storage::sqlite::metrics::{self as mstore, Axis, Point};
 
 /// Longest lifetime a UI-minted token may ask for.
 pub const MAX_TOKEN_DAYS: u32 = 3650;
@@ -36,7 +37,7 @@ pub async fn create_token(
         Some(Value::String(s)) => s.trim().to_owned(),
         Some(_) => return Err(ApiError::unprocessable("'name' must be a string")),
     };
-    check_name("token name", &name, crate::api::runs::MAX_NAME)?;
+    check_name("token name", &name, crate::http::runs::MAX_NAME)?;
     let days = match body.get("days") {
         None | Some(Value::Null) => 365,
         Some(v) => v
@@ -49,7 +50,7 @@ pub async fn create_token(
             })? as u32,
     };
     blocking(move || {
-        let token = crate::auth::create_token(&st.store, &name, days)?;
+        let token = crate::domain::auth::create_token(&st.store, &name, days)?;
         Ok(Reply::ok(
             json!({ "token": token, "name": name, "days": days }),
         ))
@@ -118,7 +119,7 @@ pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
         _ => None,
     };
     let (Some((column, desc)), true) = (order, light) else {
-        return crate::api::runs::list(State(st), caller, Params(q.0)).await;
+        return crate::http::runs::list(State(st), caller, Params(q.0)).await;
     };
     let dir = if desc { "DESC" } else { "ASC" };
     // Parsing JSON columns is most of a scan's cost: only when read.
@@ -180,7 +181,7 @@ pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
             };
             let data = ids
                 .iter()
-                .map(|id| crate::api::runs::load(c, id))
+                .map(|id| crate::http::runs::load(c, id))
                 .collect::<Result<Vec<Value>, ApiError>>()?;
             Ok(Reply::ok(json!({ "data": data, "count": total })))
         })
@@ -228,7 +229,7 @@ pub async fn metric_range(State(st): State<AppState>, _: Caller, q: Params) -> A
         .clamp(2, MAX_RANGE_POINTS);
     blocking(move || {
         st.store.read(|c| {
-            crate::api::runs::status_of(c, &run)?;
+            crate::http::runs::status_of(c, &run)?;
             let pts = match mstore::series_id(c, &run, &metric)? {
                 Some(series) => mstore::read_range(c, series, axis, min, max)?,
                 None => Vec::new(),
@@ -297,14 +298,14 @@ mod tests {
     use axum::http::HeaderMap;
 
     use super::*;
-    use crate::auth::Auth;
     use crate::config::ServerConfig;
-    use crate::store::Store;
+    use crate::domain::auth::Auth;
+    use crate::storage::sqlite::Store;
 
     fn setup() -> (tempfile::TempDir, AppState, Caller, String) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
-        let token = crate::auth::create_token(&store, "tester", 1).unwrap();
+        let token = crate::domain::auth::create_token(&store, "tester", 1).unwrap();
         let auth = Auth::new(&store).unwrap();
         let me = auth
             .verify(&store, Some(&format!("Bearer {token}")))
@@ -344,7 +345,7 @@ mod tests {
             let Value::Object(m) = run else {
                 unreachable!()
             };
-            crate::api::runs::create(
+            crate::http::runs::create(
                 State(st.clone()),
                 me.clone(),
                 HeaderMap::new(),
@@ -381,7 +382,7 @@ mod tests {
         for case in cases {
             let ui = body(runs(State(st.clone()), me.clone(), params(case)).await);
             let api =
-                body(crate::api::runs::list(State(st.clone()), me.clone(), params(case)).await);
+                body(crate::http::runs::list(State(st.clone()), me.clone(), params(case)).await);
             assert_eq!(ui, api, "{case:?}");
             assert!(ui["count"].as_u64().unwrap() > 0 || case.iter().any(|(k, _)| *k == "filters"));
         }
@@ -446,7 +447,7 @@ mod tests {
         let mut m = serde_json::Map::new();
         m.insert("name".into(), json!("zoom"));
         let id = body(
-            crate::api::runs::create(
+            crate::http::runs::create(
                 State(st.clone()),
                 me.clone(),
                 HeaderMap::new(),

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::{
     ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, idem,
 };
-use crate::store::Reply;
-use crate::store::blobs::is_sha256;
+use crate::storage::files::is_sha256;
+use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us};
 
 /// Artifact categories a run accepts.
@@ -195,7 +195,7 @@ pub async fn upload(
             )
             .await?;
     }
-    let idem = crate::store::Idem {
+    let idem = crate::storage::sqlite::Idem {
         scope: String::new(),
         key: None,
     };

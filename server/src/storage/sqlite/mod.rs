@@ -8,7 +8,6 @@
 //! exactly once, even across `kill -9`. Readers use their own connections
 //! and never wait for the writer.
 
-pub mod blobs;
 pub mod metrics;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tokens (
@@ -121,7 +120,7 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// Artifact bytes by SHA-256.
-    pub blobs: blobs::BlobStore,
+    pub blobs: crate::storage::files::BlobStore,
 }
 
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
@@ -145,7 +144,7 @@ impl Store {
         writer
             .execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise {}: {e}", db_path.display()))?;
-        let blobs = blobs::BlobStore::open(&dir.join("blobs"))?;
+        let blobs = crate::storage::files::BlobStore::open(&dir.join("blobs"))?;
         Ok(Store {
             db_path,
             writer: Mutex::new(writer),

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::ApiError;
+use crate::http::ApiError;
 use crate::util::{now_us, parse_ts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

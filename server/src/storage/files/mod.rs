@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// The blob directory.
 #[derive(Debug)]

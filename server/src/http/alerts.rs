@@ -1,5 +1,5 @@
 //! `/api/alerts`: alert definitions (metric threshold/range, event pattern,
-//! user) and their per-run state. Evaluation lives in [`crate::alerts`].
+//! user) and their per-run state. Evaluation lives in [`crate::domain::alerts`].
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::{
     ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, idem,
 };
-use crate::store::Reply;
+use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us};
 
 /// Metric alert rules.
@@ -338,7 +338,7 @@ pub async fn set_status(
                 params![run, id],
             )
             .map_err(ApiError::db)?;
-            crate::alerts::set_state(tx, &run, &alert, &status)?;
+            crate::domain::alerts::set_state(tx, &run, &alert, &status)?;
             Ok(Reply::ok(json!({})))
         })
     })

@@ -1,5 +1,6 @@
 //! `/api/runs`: create, read, update (partial), delete, heartbeat, abort.
 
+use crate::domain::filters;
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
@@ -8,9 +9,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value, json};
 
 use super::{
-    ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, filters, idem,
+    ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking, check_name, idem,
 };
-use crate::store::Reply;
+use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us, parse_ts};
 
 /// Run statuses, in lifecycle order.
@@ -718,7 +719,7 @@ pub async fn heartbeat(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let idem = crate::store::Idem {
+    let idem = crate::storage::sqlite::Idem {
         scope: caller.0.token_id.clone(),
         key: None,
     };
