@@ -16,8 +16,6 @@ use crate::storage::files::is_sha256;
 use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us};
 
-/// Artifact categories a run accepts.
-pub const CATEGORIES: [&str; 3] = ["code", "input", "output"];
 const DOWNLOAD_URL_SECS: i64 = 3600;
 const UPLOAD_URL_SECS: i64 = 86_400;
 
@@ -259,7 +257,7 @@ pub async fn attach(
         .and_then(Value::as_str)
         .unwrap_or("output")
         .to_owned();
-    if !CATEGORIES.contains(&category.as_str()) {
+    if simtrack::model::Category::from_name(&category).is_none() {
         return Err(ApiError::unprocessable(
             "'category' must be code, input or output",
         ));

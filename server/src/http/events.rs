@@ -14,7 +14,7 @@ use crate::util::{fmt_ts, now_us, parse_ts};
 /// Accepted `log_level` values.
 pub const LEVELS: [&str; 5] = ["debug", "info", "warning", "error", "critical"];
 /// Longest accepted event message.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+pub use simtrack::model::MAX_EVENT_BYTES as MAX_MESSAGE;
 
 #[derive(Deserialize)]
 struct Batch {

@@ -11,32 +11,24 @@ use super::{ApiError, ApiResult, AppState, Caller, JsonObject, Params, blocking,
 use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us};
 
-/// Longest accepted folder path.
-pub const MAX_PATH: usize = 1024;
-
 /// Validates and normalises a folder path (`/` or `/a/b`, no `.`/`..`
-/// segments, no control characters).
+/// segments, no control characters): [`simtrack::model::normalize_folder`].
 pub fn normalise(path: &str) -> Result<String, ApiError> {
-    if path.len() > MAX_PATH {
-        return Err(ApiError::unprocessable(format!(
-            "folder path is longer than {MAX_PATH} bytes"
-        )));
-    }
-    if !path.starts_with('/') {
-        return Err(ApiError::unprocessable("folder path must start with '/'"));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "folder path must not contain control characters",
-        ));
-    }
-    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if parts.iter().any(|p| *p == "." || *p == "..") {
-        return Err(ApiError::unprocessable(
-            "folder path must not contain '.' or '..' segments",
-        ));
-    }
-    Ok(format!("/{}", parts.join("/")))
+    use simtrack::model::{FolderError, MAX_FOLDER_PATH_BYTES};
+    simtrack::model::normalize_folder(path).map_err(|e| {
+        ApiError::unprocessable(match e {
+            FolderError::TooLong => {
+                format!("folder path is longer than {MAX_FOLDER_PATH_BYTES} bytes")
+            }
+            FolderError::NotAbsolute => "folder path must start with '/'".to_owned(),
+            FolderError::ControlCharacter => {
+                "folder path must not contain control characters".to_owned()
+            }
+            FolderError::DotSegment => {
+                "folder path must not contain '.' or '..' segments".to_owned()
+            }
+        })
+    })
 }
 
 /// The id of folder `path`, creating it and its ancestors as needed.

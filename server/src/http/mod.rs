@@ -318,20 +318,16 @@ pub async fn blocking<T: Send + 'static>(
 /// Checks a user-supplied name: non-empty, at most `max` bytes, no control
 /// characters.
 pub fn check_name(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
-    if s.is_empty() {
-        return Err(ApiError::unprocessable(format!("{what} must not be empty")));
-    }
-    if s.len() > max {
-        return Err(ApiError::unprocessable(format!(
-            "{what} is longer than {max} bytes"
-        )));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
+    use simtrack::model::NameError;
+    simtrack::model::check_name(s, max).map_err(|e| {
+        ApiError::unprocessable(match e {
+            NameError::Empty => format!("{what} must not be empty"),
+            NameError::TooLong => format!("{what} is longer than {max} bytes"),
+            NameError::ControlCharacter | NameError::BadCharacter => {
+                format!("{what} must not contain control characters")
+            }
+        })
+    })
 }
 
 async fn version(_: Caller) -> ApiResult {

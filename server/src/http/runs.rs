@@ -14,23 +14,15 @@ use super::{
 use crate::storage::sqlite::Reply;
 use crate::util::{fmt_ts, new_id, now_us, parse_ts};
 
-/// Run statuses, in lifecycle order.
-pub const STATUSES: [&str; 6] = [
-    "created",
-    "running",
-    "completed",
-    "failed",
-    "terminated",
-    "lost",
-];
-/// Statuses after which a run is over.
-pub const TERMINAL: [&str; 3] = ["completed", "failed", "terminated"];
-/// Heartbeat timeout when a run does not set one.
-pub const DEFAULT_HEARTBEAT_TIMEOUT: f64 = 180.0;
-/// Longest accepted run, tag, metric, alert or artifact name.
-pub const MAX_NAME: usize = 255;
-/// Largest accepted serialised metadata/system object.
-pub const MAX_METADATA: usize = 1 << 20;
+pub use simtrack::model::MAX_NAME_BYTES as MAX_NAME;
+use simtrack::model::{
+    DEFAULT_HEARTBEAT_TIMEOUT_SECS as DEFAULT_HEARTBEAT_TIMEOUT,
+    MAX_METADATA_BYTES as MAX_METADATA, RunStatus,
+};
+
+fn is_terminal(s: &str) -> bool {
+    RunStatus::from_name(s).is_some_and(RunStatus::is_terminal)
+}
 
 fn opt_ts(v: Option<i64>) -> Value {
     v.map_or(Value::Null, |t| Value::String(fmt_ts(t)))
@@ -179,10 +171,12 @@ fn timestamp_field(body: &Map<String, Value>, key: &str) -> Result<Option<i64>, 
 
 fn check_status(s: &Value) -> Result<String, ApiError> {
     match s.as_str() {
-        Some(s) if STATUSES.contains(&s) => Ok(s.to_owned()),
+        Some(s) if RunStatus::from_name(s).is_some() => Ok(s.to_owned()),
         _ => Err(ApiError::unprocessable(format!(
             "'status' must be one of {}",
-            STATUSES.join(", ")
+            simtrack::model::RUN_STATUSES
+                .map(RunStatus::as_str)
+                .join(", ")
         ))),
     }
 }
@@ -252,8 +246,7 @@ pub async fn create(
     let now = now_us();
     let created = timestamp_field(&body, "created")?.unwrap_or(now);
     let started = timestamp_field(&body, "started")?.or((status == "running").then_some(now));
-    let endtime =
-        timestamp_field(&body, "endtime")?.or(TERMINAL.contains(&status.as_str()).then_some(now));
+    let endtime = timestamp_field(&body, "endtime")?.or(is_terminal(&status).then_some(now));
     let alerts = match body.get("alerts") {
         None | Some(Value::Null) => Vec::new(),
         Some(a) => string_list(a, "alerts")?,
@@ -480,7 +473,7 @@ fn apply_update(tx: &Connection, id: &str, body: &Map<String, Value>) -> Result<
                 let s = check_status(v)?;
                 tx.execute("UPDATE runs SET status = ?2 WHERE id = ?1", params![id, s])
                     .map_err(ApiError::db)?;
-                if TERMINAL.contains(&s.as_str()) {
+                if is_terminal(&s) {
                     let end = timestamp_field(body, "endtime")?.unwrap_or(now);
                     tx.execute(
                         "UPDATE runs SET endtime = ?2 WHERE id = ?1",
