@@ -114,8 +114,8 @@ fn main() -> ExitCode {
             command: TokenCommand::Create { data, name, days },
         } => {
             let dir = data.unwrap_or_else(default_data_dir);
-            let result = simtrack_server::storage::sqlite::Store::open(&dir).and_then(|s| {
-                simtrack_server::domain::auth::create_token(&s, &name, days).map_err(|e| e.detail)
+            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
+                simtrack_server::domain::auth::create_token(&*s, &name, days).map_err(|e| e.detail)
             });
             match result {
                 Ok(token) => {

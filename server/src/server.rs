@@ -9,11 +9,11 @@ use std::sync::Arc;
 use crate::config::ServerConfig;
 use crate::domain::auth::Auth;
 use crate::http::{AppState, router};
-use crate::storage::sqlite::Store;
 
 /// Runs the server; returns when it has shut down.
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
-    let store = Arc::new(Store::open(&cfg.data_dir)?);
+    let backend = crate::storage::open_embedded(&cfg.data_dir)?;
+    let store = backend.state.clone();
     // One server per data directory: a second one would race the first on
     // lost-run detection. The kernel drops the lock if we die.
     let lock_path = cfg.data_dir.join("server.lock");
@@ -25,7 +25,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             cfg.data_dir.display()
         )
     })?;
-    let auth = Arc::new(Auth::new(&store).map_err(|e| e.detail)?);
+    let auth = Arc::new(Auth::new(&*store).map_err(|e| e.detail)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -35,7 +35,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let cfg = Arc::new(cfg);
     crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
     let app = router(AppState {
-        store: store.clone(),
+        backend,
         auth,
         cfg: cfg.clone(),
     });
@@ -49,7 +49,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;
-    store.checkpoint();
+    store.close();
     drop(lock);
     eprintln!("simtrack server: stopped cleanly");
     Ok(())

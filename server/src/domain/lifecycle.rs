@@ -8,34 +8,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::params;
+use simtrack::model::RunStatus;
 
-use crate::http::ApiError;
-use crate::storage::sqlite::Store;
+use super::{Result, events, write};
+use crate::storage::{RunPatch, StateStore};
 use crate::util::now_us;
 
 /// Marks silent runs lost; returns their ids.
-pub fn mark_lost(store: &Store, server_start_us: i64) -> Result<Vec<String>, ApiError> {
-    store.write_plain(|tx| {
+pub fn mark_lost(store: &dyn StateStore, server_start_us: i64) -> Result<Vec<String>> {
+    write(store, |tx| {
         let now = now_us();
-        let ids: Vec<String> = {
-            let mut s = tx
-                .prepare_cached(
-                    "SELECT id FROM runs WHERE status = 'running' AND heartbeat_timeout IS NOT NULL
-                     AND max(last_seen, ?1) + CAST(heartbeat_timeout * 1000000 AS INTEGER) < ?2",
-                )
-                .map_err(ApiError::db)?;
-            s.query_map(params![server_start_us, now], |r| r.get(0))
-                .and_then(|r| r.collect())
-                .map_err(ApiError::db)?
-        };
+        let ids = tx.runs_silent(server_start_us, now)?;
         for id in &ids {
-            tx.execute(
-                "UPDATE runs SET status = 'lost', modified = ?2 WHERE id = ?1",
-                params![id, now],
-            )
-            .map_err(ApiError::db)?;
-            crate::http::events::record(
+            tx.run_update(
+                id,
+                &RunPatch {
+                    status: Some(RunStatus::Lost.as_str().to_owned()),
+                    modified: Some(now),
+                    ..RunPatch::default()
+                },
+            )?;
+            events::record(
                 tx,
                 id,
                 now,
@@ -53,20 +46,14 @@ pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Forgets idempotency keys older than [`IDEMPOTENCY_RETENTION`].
-pub fn purge_idempotency_keys(store: &Store) -> Result<usize, ApiError> {
+pub fn purge_idempotency_keys(store: &dyn StateStore) -> Result<usize> {
     let cutoff = now_us() - IDEMPOTENCY_RETENTION.as_micros() as i64;
-    store.write_plain(|tx| {
-        tx.execute(
-            "DELETE FROM idempotency WHERE created < ?1",
-            params![cutoff],
-        )
-        .map_err(ApiError::db)
-    })
+    write(store, |tx| Ok(tx.idempotency_purge(cutoff)?))
 }
 
 /// Checks for lost runs every `every` (and purges old idempotency keys
 /// every ten minutes) until the process ends.
-pub fn spawn_lost_detector(store: Arc<Store>, every: Duration) {
+pub fn spawn_lost_detector(store: Arc<dyn StateStore>, every: Duration) {
     let start = now_us();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -81,14 +68,12 @@ pub fn spawn_lost_detector(store: Arc<Store>, every: Duration) {
             }
             let work = move || {
                 if purge {
-                    purge_idempotency_keys(&s)?;
+                    purge_idempotency_keys(&*s)?;
                 }
-                mark_lost(&s, start)
+                mark_lost(&*s, start)
             };
-            match tokio::task::spawn_blocking(work).await {
-                Ok(Err(e)) => eprintln!("simtrack server: lost-run check failed: {}", e.detail),
-                Err(e) => eprintln!("simtrack server: lost-run check failed: {e}"),
-                Ok(Ok(_)) => {}
+            if let Err(e) = super::blocking(work).await {
+                eprintln!("simtrack server: lost-run check failed: {}", e.detail);
             }
         }
     });
@@ -97,35 +82,35 @@ pub fn spawn_lost_detector(store: Arc<Store>, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Idem, read, write_once};
+    use crate::storage::sqlite::SqliteStore;
 
     #[test]
     fn old_idempotency_keys_are_forgotten_and_recent_ones_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
+        let store = SqliteStore::open(dir.path()).expect("store");
         let old = now_us() - IDEMPOTENCY_RETENTION.as_micros() as i64 - 1;
-        store
-            .write_plain(|tx| {
-                for (key, created) in [("old", old), ("new", now_us())] {
-                    tx.execute(
-                        "INSERT INTO idempotency (scope, key, status, body, created) VALUES ('s', ?1, 200, '{}', ?2)",
-                        params![key, created],
-                    )
-                    .map_err(ApiError::db)?;
-                }
-                Ok(())
-            })
-            .expect("insert");
+        write(&store, |tx| {
+            let r = crate::storage::Recorded {
+                status: 200,
+                body: "{}".into(),
+            };
+            tx.idempotency_put("s", "old", &r, old)?;
+            tx.idempotency_put("s", "new", &r, now_us())?;
+            Ok(())
+        })
+        .expect("insert");
         assert_eq!(purge_idempotency_keys(&store).expect("purge"), 1);
-        let left: Vec<String> = store
-            .read(|c| {
-                let mut s = c
-                    .prepare("SELECT key FROM idempotency")
-                    .map_err(ApiError::db)?;
-                s.query_map([], |r| r.get(0))
-                    .and_then(|r| r.collect())
-                    .map_err(ApiError::db)
-            })
-            .expect("read");
-        assert_eq!(left, ["new"]);
+        let seen = |key: &str| {
+            read(&store, |tx| Ok(tx.idempotency_get("s", key)?.is_some())).expect("read")
+        };
+        assert!(!seen("old") && seen("new"));
+        // A remembered key answers its recorded response without applying.
+        let idem = Idem {
+            scope: "s".into(),
+            key: Some("new".into()),
+        };
+        let r = write_once(&store, &idem, |_| panic!("applied twice")).expect("replay");
+        assert_eq!(r.body, "{}");
     }
 }

@@ -1,23 +1,21 @@
-//! Durable state: one SQLite database in WAL mode (runs, folders, alerts,
-//! events, metric chunks, tokens, idempotency keys) and a content-addressed
-//! blob directory for artifact bytes.
+//! The embedded state store: one SQLite database in WAL mode.
 //!
-//! One writer connection behind a mutex serialises every mutation, so a
-//! mutation, its side effects (alert evaluation, events) and its idempotency
-//! record commit in one transaction: a request acknowledged once is applied
-//! exactly once, even across `kill -9`. Readers use their own connections
-//! and never wait for the writer.
+//! One writer connection behind a mutex serialises every write
+//! transaction, so a mutation, its side effects (alert evaluation, events)
+//! and its idempotency record commit together: a request acknowledged once
+//! is applied exactly once, even across `kill -9`. Readers use their own
+//! pooled connections and never wait for the writer.
 
-pub mod metrics;
+mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::Connection;
 
-use crate::http::ApiError;
+use super::{Outcome, ReadTx, Result, StateStore, StorageError, WriteTx};
 
-pub(crate) const SCHEMA: &str = r#"
+const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
     exp INTEGER NOT NULL, created INTEGER NOT NULL);
@@ -76,51 +74,12 @@ CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 "#;
 
-/// A stored response: what a mutation answered, replayed for a repeated
-/// `Idempotency-Key`.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// HTTP status code.
-    pub status: u16,
-    /// JSON body.
-    pub body: String,
-}
-
-impl Reply {
-    /// `200` with a JSON body.
-    pub fn ok(v: serde_json::Value) -> Self {
-        Reply {
-            status: 200,
-            body: v.to_string(),
-        }
-    }
-
-    /// `200` with one page of a list: `{"data": all[start..start+count],
-    /// "count": all.len()}`, the shape every list endpoint answers with.
-    pub fn page(all: Vec<serde_json::Value>, start: usize, count: usize) -> Self {
-        let total = all.len();
-        let data: Vec<serde_json::Value> = all.into_iter().skip(start).take(count).collect();
-        Reply::ok(serde_json::json!({ "data": data, "count": total }))
-    }
-}
-
-/// The idempotency scope and key of one mutating request, if it carried one.
-#[derive(Debug, Clone)]
-pub struct Idem {
-    /// Who sent it (the token id): keys are scoped per token.
-    pub scope: String,
-    /// The `Idempotency-Key` header, if any.
-    pub key: Option<String>,
-}
-
-/// The database and blob store of one data directory.
+/// The database of one data directory (`DIR/simtrack.db`).
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteStore {
     db_path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    /// Artifact bytes by SHA-256.
-    pub blobs: crate::storage::files::BlobStore,
 }
 
 fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
@@ -133,9 +92,13 @@ fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-impl Store {
-    /// Opens (creating if needed) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Store, String> {
+pub(crate) fn db(e: rusqlite::Error) -> StorageError {
+    StorageError(format!("database error: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/simtrack.db`.
+    pub fn open(dir: &Path) -> std::result::Result<SqliteStore, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let db_path = dir.join("simtrack.db");
@@ -144,84 +107,25 @@ impl Store {
         writer
             .execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise {}: {e}", db_path.display()))?;
-        let blobs = crate::storage::files::BlobStore::open(&dir.join("blobs"))?;
-        Ok(Store {
+        Ok(SqliteStore {
             db_path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
-            blobs,
         })
     }
+}
 
-    /// Runs `f` in a write transaction. With an idempotency key, a key seen
-    /// before returns its stored reply without running `f`; otherwise the
-    /// reply of a successful `f` is stored in the same transaction.
-    pub fn write(
-        &self,
-        idem: &Idem,
-        f: impl FnOnce(&Transaction) -> Result<Reply, ApiError>,
-    ) -> Result<Reply, ApiError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(ApiError::db)?;
-        if let Some(key) = &idem.key {
-            let hit = tx
-                .query_row(
-                    "SELECT status, body FROM idempotency WHERE scope = ?1 AND key = ?2",
-                    params![idem.scope, key],
-                    |r| {
-                        Ok(Reply {
-                            status: r.get::<_, i64>(0)? as u16,
-                            body: r.get(1)?,
-                        })
-                    },
-                )
-                .optional()
-                .map_err(ApiError::db)?;
-            if let Some(reply) = hit {
-                return Ok(reply);
-            }
-        }
-        let reply = f(&tx)?;
-        if let Some(key) = &idem.key
-            && (200..300).contains(&reply.status)
-        {
-            tx.execute(
-                "INSERT INTO idempotency (scope, key, status, body, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![idem.scope, key, reply.status, reply.body, crate::util::now_us()],
-            )
-            .map_err(ApiError::db)?;
-        }
-        tx.commit().map_err(ApiError::db)?;
-        Ok(reply)
-    }
-
-    /// Runs `f` in a write transaction without idempotency bookkeeping
-    /// (background tasks).
-    pub fn write_plain<T>(
-        &self,
-        f: impl FnOnce(&Transaction) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(ApiError::db)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(ApiError::db)?;
-        Ok(out)
-    }
-
-    /// Runs `f` on a read connection (a consistent snapshot).
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+impl StateStore for SqliteStore {
+    fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => open_conn(&self.db_path).map_err(ApiError::db)?,
+            None => open_conn(&self.db_path).map_err(db)?,
         };
         let out = {
-            let tx = conn.transaction().map_err(ApiError::db)?;
-            let out = f(&tx);
-            drop(tx);
+            let t = conn.transaction().map_err(db)?;
+            let out = f(&tx::Tx(&t));
+            drop(t);
             out
         };
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -231,32 +135,17 @@ impl Store {
         out
     }
 
-    /// Checkpoints the WAL into the main database file (clean shutdown).
-    pub fn checkpoint(&self) {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let t = conn.transaction().map_err(db)?;
+        match f(&tx::Tx(&t))? {
+            Outcome::Commit => t.commit().map_err(db),
+            Outcome::Rollback => Ok(()),
+        }
     }
 
-    /// A persistent server secret (signing key), created on first use.
-    pub fn secret(&self) -> Result<Vec<u8>, ApiError> {
-        self.write_plain(|tx| {
-            let existing: Option<Vec<u8>> = tx
-                .query_row("SELECT value FROM settings WHERE key = 'secret'", [], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(ApiError::db)?;
-            if let Some(s) = existing {
-                return Ok(s);
-            }
-            let mut s = vec![0u8; 32];
-            crate::util::fill_random(&mut s);
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES ('secret', ?1)",
-                params![s],
-            )
-            .map_err(ApiError::db)?;
-            Ok(s)
-        })
+    fn close(&self) {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 }
