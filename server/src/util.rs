@@ -21,6 +21,19 @@ pub fn fill_random(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system random source failed");
 }
 
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `s` is a lowercase-hex SHA-256 (the only thing that may name a
+/// blob).
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
 pub use simtrack::model::{TsParser, now_us};
 
 /// Formats microseconds since the epoch as `%Y-%m-%dT%H:%M:%S.%f` (UTC, no

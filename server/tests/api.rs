@@ -394,7 +394,7 @@ fn files_are_stored_by_content_and_streamed_back_identical() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     use sha2::Digest;
-    let sum = simtrack_server::storage::files::hex(&sha2::Sha256::digest(&bytes));
+    let sum = simtrack_server::util::hex(&sha2::Sha256::digest(&bytes));
     let mut ids = Vec::new();
     for (name, cat) in [("big.bin", "output"), ("copy.bin", "input")] {
         let reg = api.json("POST", "/api/artifacts", &json!({"name": name, "size": bytes.len(), "checksum": sum, "original_path": format!("/w/{name}"), "mime_type": "application/octet-stream", "metadata": null})).json();

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use simtrack::model::{Category, MAX_NAME_BYTES};
 
 use super::{Error, Idem, Result, blocking, check_name, read, runs, write, write_once};
-use crate::storage::files::is_sha256;
 use crate::storage::{ArtifactRow, Backend, ByteStream, ReadTx, Recorded, WriteTx};
+use crate::util::is_sha256;
 use crate::util::{new_id, now_us};
 
 /// Makes the signed link of one purpose (upload, download) for an

@@ -16,8 +16,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{Error, read, write};
-use crate::storage::files::hex;
 use crate::storage::{StateStore, TokenRow};
+use crate::util::hex;
 use crate::util::{new_id, now_us};
 
 type HmacSha256 = Hmac<Sha256>;

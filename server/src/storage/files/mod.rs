@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{BlobError, BlobStore, BoxFuture, ByteStream, StorageError};
+use crate::util::{hex, is_sha256};
 
 /// The blob directory.
 #[derive(Debug)]
@@ -19,18 +20,6 @@ pub struct FileBlobs {
 
 fn io(e: std::io::Error) -> BlobError {
     BlobError::Storage(StorageError(format!("storage error: {e}")))
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether `s` is a lowercase-hex SHA-256 (the only thing that may name a blob).
-pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 impl FileBlobs {
