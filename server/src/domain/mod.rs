@@ -134,7 +134,9 @@ pub fn write<T>(store: &dyn StateStore, f: impl FnOnce(&dyn WriteTx) -> Result<T
     let mut out = None;
     store.write(&mut |tx| {
         let Some(f) = f.take() else {
-            return Ok(Outcome::Rollback);
+            return Err(StorageError(
+                "a write transaction's closure runs once; the store retried it".into(),
+            ));
         };
         let r = f(tx);
         let outcome = if r.is_ok() {

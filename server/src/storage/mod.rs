@@ -58,9 +58,10 @@ pub enum Outcome {
 pub trait StateStore: Send + Sync + Debug {
     /// Runs `f` on a consistent snapshot.
     fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()>;
-    /// Runs `f` in a write transaction, committed when `f` returns
+    /// Runs `f` once in a write transaction, committed when `f` returns
     /// `Ok(Outcome::Commit)` and rolled back otherwise. Write transactions
-    /// are serialisable with respect to each other.
+    /// are serialisable with respect to each other. A transaction that
+    /// cannot commit is an error, not a retry: `f` is never called twice.
     fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()>;
     /// Makes everything durable and compact before a clean exit.
     fn close(&self);
