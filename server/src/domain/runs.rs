@@ -2,7 +2,7 @@
 //! and the one run query engine (filters, sorting, paging) that the Simvue
 //! API and the UI both use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 use simtrack::model::{
@@ -486,20 +486,38 @@ pub fn parse_sorting(s: Option<&str>) -> Result<Vec<(String, bool)>> {
     }
 }
 
-fn scan_doc(r: RunScanRow, paths: &[String]) -> Value {
-    let mut d = json!({
-        "id": r.id,
-        "name": r.name,
-        "folder": r.folder,
-        "status": r.status,
-        "description": r.description,
-        "created": fmt_ts(r.created),
-        "started": opt_ts(r.started),
-        "endtime": opt_ts(r.endtime),
-        "modified": fmt_ts(r.modified),
-        "user": r.user,
-        "starred": r.starred,
-    });
+/// The top-level document key a filter field or sort key reads.
+fn top_key(field: &str) -> &str {
+    match field {
+        "" => "starred",
+        "folder.path" => "folder",
+        f if f.starts_with("alert.") => "alerts",
+        f => f.split('.').next().unwrap_or(f),
+    }
+}
+
+/// The part of a run's document that a query reads: its id and the
+/// top-level fields in `want` (building the rest for every run would be
+/// most of a list's cost).
+fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(r.id));
+    let mut put = |k: &str, v: &dyn Fn() -> Value| {
+        if want.contains(k) {
+            m.insert(k.to_owned(), v());
+        }
+    };
+    put("name", &|| Value::String(r.name.clone()));
+    put("folder", &|| Value::String(r.folder.clone()));
+    put("status", &|| Value::String(r.status.clone()));
+    put("description", &|| json!(r.description));
+    put("created", &|| Value::String(fmt_ts(r.created)));
+    put("started", &|| opt_ts(r.started));
+    put("endtime", &|| opt_ts(r.endtime));
+    put("modified", &|| Value::String(fmt_ts(r.modified)));
+    put("user", &|| Value::String(r.user.clone()));
+    put("starred", &|| Value::Bool(r.starred));
+    let mut d = Value::Object(m);
     if let Some(text) = r.tags {
         d["tags"] = parse_json(&text, json!([]));
     }
@@ -526,6 +544,12 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
             || q.sorting.iter().any(|(k, _)| k.starts_with(prefix))
     };
     let (need_tags, need_alerts) = (reads("tags"), reads("alert"));
+    let want: HashSet<&str> = q
+        .filters
+        .iter()
+        .map(|f| top_key(f.field()))
+        .chain(q.sorting.iter().map(|(k, _)| top_key(k)))
+        .collect();
     let mut json_paths: Vec<String> = q
         .filters
         .iter()
@@ -551,7 +575,7 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
     let mut docs: Vec<Value> = tx
         .run_scan(&projection)?
         .into_iter()
-        .map(|r| scan_doc(r, &json_paths))
+        .map(|r| scan_doc(r, &json_paths, &want))
         .collect();
     if need_alerts {
         for d in &mut docs {
@@ -606,4 +630,72 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
         .map(|(_, id)| load(tx, id))
         .collect::<Result<Vec<Value>>>()?;
     Ok(json!({ "data": data, "count": total }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{read, write};
+    use crate::storage::sqlite::SqliteStore;
+
+    #[test]
+    fn list_filters_read_every_field_they_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("store");
+        for (i, user) in ["me", "you", "me"].iter().enumerate() {
+            let status = ["completed", "failed", "running"][i];
+            let body = json!({
+                "name": format!("r{i}"), "folder": format!("/f{i}"),
+                "status": status,
+                "description": if i == 1 { "the one" } else { "other" },
+                "tags": [format!("t{i}")], "metadata": {"i": i},
+            });
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            let run = new_run(&body, user).expect("valid run");
+            write(&store, |tx| create(tx, &run)).expect("create");
+        }
+        write(&store, |tx| {
+            let id = tx.run_scan(&RunProjection::default())?[2].id.clone();
+            update(tx, &id, &Map::from_iter([("starred".into(), json!(true))]))
+        })
+        .expect("star");
+        let names = |fs: &[&str], sort: &str| -> Vec<String> {
+            let q = Query {
+                filters: filters::parse_all(&fs.iter().map(|f| f.to_string()).collect::<Vec<_>>())
+                    .expect("filters"),
+                sorting: parse_sorting(Some(sort)).expect("sorting"),
+                start: 0,
+                count: 10,
+            };
+            let v = read(&store, |tx| list(tx, &q, "me")).expect("list");
+            v["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|d| d["name"].as_str().expect("name").to_owned())
+                .collect()
+        };
+        let by_name = r#"[{"id": "name", "desc": false}]"#;
+        assert_eq!(names(&["status == failed"], by_name), ["r1"]);
+        assert_eq!(names(&["user == self"], by_name), ["r0", "r2"]);
+        assert_eq!(names(&["folder.path == /f2"], by_name), ["r2"]);
+        assert_eq!(names(&["description contains one"], by_name), ["r1"]);
+        assert_eq!(names(&["has tag.t0"], by_name), ["r0"]);
+        assert_eq!(names(&["starred"], by_name), ["r2"]);
+        assert_eq!(names(&["metadata.i >= 1"], by_name), ["r1", "r2"]);
+        assert_eq!(
+            names(&["created < 1d", "endtime exists"], by_name),
+            ["r0", "r1"]
+        );
+        assert_eq!(
+            names(&[], r#"[{"id": "status", "desc": true}]"#),
+            ["r2", "r1", "r0"]
+        );
+        assert_eq!(
+            names(&[], r#"[{"id": "folder.path", "desc": true}]"#),
+            ["r2", "r1", "r0"]
+        );
+    }
 }
