@@ -7,10 +7,12 @@
 //! ships what the spool holds over the Simvue REST protocol (`transport`),
 //! advancing an acknowledged offset. Offline runs stop at the spool;
 //! `simtrack sync` later replays it with the same code. `config` resolves the
-//! environment and `simtrack.ini`; `record` defines what a run produces.
+//! environment and `simtrack.ini`; `record` defines what a run produces;
+//! `model` holds the run model's facts (statuses, limits, name and folder
+//! rules, categories, timestamps) that the server shares.
 //!
 //! Dependency direction: `ffi → run → worker → spool / transport`, with
-//! `config`, `record` and `error` shared.
+//! `config`, `model`, `record` and `error` shared.
 
 mod clock;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod error;
 mod exit;
 pub mod ffi;
 mod fork;
+pub mod model;
 pub mod record;
 pub mod run;
 pub mod spool;

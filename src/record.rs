@@ -128,34 +128,19 @@ pub struct FolderSpec {
     pub description: Option<String>,
 }
 
-/// The category of a saved file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Category {
-    Code,
-    Input,
-    Output,
-}
+/// The shared run model facts, re-exported where the library always found them.
+///
+/// cbindgen:ignore
+pub use crate::model::{Category, MAX_EVENT_BYTES, MAX_NAME_BYTES, RunStatus};
 
 impl Category {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        match s {
-            "code" => Ok(Category::Code),
-            "input" => Ok(Category::Input),
-            "output" => Ok(Category::Output),
-            other => Err(Error::new(
+        Category::from_name(s).ok_or_else(|| {
+            Error::new(
                 Status::InvalidCategory,
-                format!("unknown file category {other:?}: use \"code\", \"input\" or \"output\""),
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Code => "code",
-            Category::Input => "input",
-            Category::Output => "output",
-        }
+                format!("unknown file category {s:?}: use \"code\", \"input\" or \"output\""),
+            )
+        })
     }
 }
 
@@ -234,42 +219,17 @@ pub struct AlertDef {
     pub high: f64,
 }
 
-/// Run statuses, with the spelling of the Simvue API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Created,
-    Running,
-    Completed,
-    Failed,
-    Terminated,
-    Lost,
-}
-
 impl RunStatus {
     /// Parses one of the statuses a client may set at the end of a run.
     pub fn parse_final(s: &str) -> Result<Self, Error> {
-        match s {
-            "completed" => Ok(RunStatus::Completed),
-            "failed" => Ok(RunStatus::Failed),
-            "terminated" => Ok(RunStatus::Terminated),
-            other => Err(Error::new(
+        match RunStatus::from_name(s) {
+            Some(st) if st.is_terminal() => Ok(st),
+            _ => Err(Error::new(
                 Status::InvalidStatus,
                 format!(
-                    "unknown final status {other:?}: use \"completed\", \"failed\" or \"terminated\""
+                    "unknown final status {s:?}: use \"completed\", \"failed\" or \"terminated\""
                 ),
             )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Created => "created",
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Terminated => "terminated",
-            RunStatus::Lost => "lost",
         }
     }
 }
@@ -314,15 +274,10 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Longest name (run, metric, tag, alert) a server accepts, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
-/// Longest event message a server accepts, in bytes.
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
-
 /// Checks a name against the limits every server applies, so a bad name
 /// fails the call that passed it instead of a whole batch at the server.
 pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+    if crate::model::check_name(name, MAX_NAME_BYTES).is_err() {
         return Err(Error::new(
             Status::InvalidArgument,
             format!(
@@ -338,8 +293,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
 /// bad name fails the call instead of a whole batch at the server.
 pub fn check_metric_name(name: &str) -> Result<(), Error> {
     check_name("metric name", name)?;
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == ' ' || "-_/.:=><+()%".contains(c);
-    if !name.chars().all(ok_char) {
+    if crate::model::check_metric_name(name).is_err() {
         return Err(Error::new(
             Status::InvalidArgument,
             format!(
@@ -410,20 +364,19 @@ impl FolderSpec {
 
 /// Checks a folder path and brings it to the form `/a/b`.
 pub fn normalize_folder(folder: &str) -> Result<String, Error> {
-    if !folder.starts_with('/') {
-        return Err(Error::new(
+    use crate::model::{FolderError, MAX_FOLDER_PATH_BYTES};
+    crate::model::normalize_folder(folder).map_err(|e| {
+        let why = match e {
+            FolderError::NotAbsolute => "must start with '/'".to_owned(),
+            FolderError::DotSegment => "must not contain '.' or '..'".to_owned(),
+            FolderError::TooLong => format!("must be at most {MAX_FOLDER_PATH_BYTES} bytes"),
+            FolderError::ControlCharacter => "must not contain control characters".to_owned(),
+        };
+        Error::new(
             Status::InvalidArgument,
-            format!("folder must start with '/', got {folder:?}"),
-        ));
-    }
-    let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.iter().any(|p| *p == "." || *p == "..") {
-        return Err(Error::new(
-            Status::InvalidArgument,
-            format!("folder must not contain '.' or '..': {folder:?}"),
-        ));
-    }
-    Ok(format!("/{}", parts.join("/")))
+            format!("folder {why}, got {folder:?}"),
+        )
+    })
 }
 
 /// Splits a comma-separated tag list, dropping blanks.
@@ -446,47 +399,12 @@ pub fn format_timestamp(secs: f64) -> String {
 /// [`format_timestamp`] into a fixed buffer, without allocating (the
 /// metrics encoder writes one per point).
 pub fn timestamp_bytes(secs: f64) -> [u8; 26] {
-    let micros_total = if secs.is_finite() {
+    let micros = if secs.is_finite() {
         (secs * 1e6).round() as i64
     } else {
         0
     };
-    let micros_total = micros_total.clamp(-62_167_219_200_000_000, 253_402_300_799_999_999);
-    let days = micros_total.div_euclid(86_400_000_000);
-    let rem = micros_total.rem_euclid(86_400_000_000);
-    let (y, m, d) = civil_from_days(days);
-    let sod = rem / 1_000_000;
-    let mut out = *b"0000-00-00T00:00:00.000000";
-    let mut put = |at: usize, width: usize, mut v: i64| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y);
-    put(5, 2, i64::from(m));
-    put(8, 2, i64::from(d));
-    put(11, 2, sod / 3600);
-    put(14, 2, (sod / 60) % 60);
-    put(17, 2, sod % 60);
-    put(20, 6, rem % 1_000_000);
-    out
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // Shift the epoch to 0000-03-01 so leap days fall at the end of a
-    // 400-year era's years.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    crate::model::timestamp_bytes_us(micros)
 }
 
 /// Seconds since the Unix epoch, now.

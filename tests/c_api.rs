@@ -111,10 +111,14 @@ fn heat_lifecycle(linkage: Linkage) {
         })
         .collect();
     assert!(events.iter().any(|m| m.starts_with("initialised")));
+    // heat.c logs "step %ld residual %.3e"; the value depends on the numerics.
+    let residual_200 = events.iter().find_map(|m| {
+        m.strip_prefix("step 200 residual ")
+            .and_then(|r| r.parse::<f64>().ok())
+    });
     assert!(
-        events
-            .iter()
-            .any(|m| m == "step 200 residual 1.234e-03" || m.starts_with("step 200"))
+        residual_200.is_some_and(|r| r.is_finite() && r > 0.0),
+        "{events:?}"
     );
     let metadata_keys: Vec<String> = entries
         .iter()

@@ -1,7 +1,13 @@
 # Sourced by the scripts that need a running `simtrack server`.
 #
+#   storage_args STORE
+#       prints the storage arguments for `simtrack server` and `simtrack
+#       token create`: `--data STORE` for the embedded backend (the default),
+#       or, when SIMTRACK_TEST_BACKEND is set (and not `embedded`), what the
+#       shell command in it prints when run with STORE as its argument (see
+#       docs/storage-backends.md). Arguments must not contain blanks.
 #   start_server BIN STORE LOG [LISTEN [ARGS...]]
-#       starts `BIN server --data STORE --listen LISTEN ARGS...` in the
+#       starts `BIN server $(storage_args STORE) --listen LISTEN ARGS...` in the
 #       background (LISTEN defaults to 127.0.0.1:0, a free port), waits until
 #       it announces its URL, and sets `server_pid` and `url`. If it exits or
 #       stays silent for 5 s, prints its log and returns 1.
@@ -11,10 +17,21 @@
 server_pid=""
 url=""
 
+storage_args() {
+    local store=$1
+    case "${SIMTRACK_TEST_BACKEND:-embedded}" in
+        embedded) printf '%s\n' --data "$store" ;;
+        *) sh -c "$SIMTRACK_TEST_BACKEND" backend "$store" ;;
+    esac
+}
+
 start_server() {
     local bin=$1 store=$2 log=$3 listen=${4:-127.0.0.1:0}
     shift $(($# < 4 ? $# : 4))
-    "$bin" server --data "$store" --listen "$listen" "$@" >"$log" 2>&1 &
+    local storage
+    storage="$(storage_args "$store")" || return 1
+    # shellcheck disable=SC2086 # one argument per word, by contract
+    "$bin" server $storage --listen "$listen" "$@" >"$log" 2>&1 &
     server_pid=$!
     url=""
     for _ in $(seq 1 100); do

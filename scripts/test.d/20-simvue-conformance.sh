@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-token="$("$bin" token create --data "$data/store" --name conformance)"
+token="$("$bin" token create $(storage_args "$data/store") --name conformance)"
 start_server "$bin" "$data/store" "$log"
 echo "-- server at $url"
 

@@ -32,7 +32,7 @@ trap cleanup EXIT
 cc -Wall -Wextra -Werror -Iinclude -include server/ui/tests/slow_heat.h examples/c/heat.c \
     -L"$target/debug" -lsimtrack -Wl,-rpath,"$target/debug" -lm -o "$data/heat"
 
-token="$("$bin" token create --data "$data/store" --name ui-tester)"
+token="$("$bin" token create $(storage_args "$data/store") --name ui-tester)"
 start_server "$bin" "$data/store" "$log" 127.0.0.1:0 --lost-check-secs 1
 echo "-- server at $url"
 

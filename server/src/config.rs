@@ -41,7 +41,7 @@ pub struct ServerConfig {
     pub net: NetLimits,
 }
 
-/// Timeouts and caps of the connection loop ([`crate::serve`]).
+/// Timeouts and caps of the connection loop ([`crate::http::serve`]).
 #[derive(Debug, Clone)]
 pub struct NetLimits {
     /// A request's header must arrive whole within this time of its first

@@ -16,9 +16,9 @@ use std::fs::File;
 use std::path::Path;
 use std::process::ExitCode;
 
-use rusqlite::{Connection, OpenFlags};
-
 use crate::private::{loose_permissions, shell_quote};
+use crate::storage::files::stored_len;
+use crate::storage::sqlite::inspect::Inspector;
 
 /// What the checks found.
 #[derive(Debug, Default)]
@@ -106,10 +106,7 @@ pub fn data(dir: &Path) -> ExitCode {
     } else {
         r.note("no server is running on this directory");
     }
-    let conn = match Connection::open_with_flags(
-        &db_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) {
+    let db = match Inspector::open(&db_path) {
         Ok(c) => c,
         Err(e) => {
             r.problem(
@@ -119,11 +116,7 @@ pub fn data(dir: &Path) -> ExitCode {
             return r.finish("data directory");
         }
     };
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-    let integrity: Result<Vec<String>, rusqlite::Error> = conn
-        .prepare("PRAGMA integrity_check(20)")
-        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect());
-    match integrity {
+    match db.integrity() {
         Ok(lines) if lines == ["ok"] => r.ok("database: SQLite integrity check passed"),
         Ok(lines) => {
             r.problem(
@@ -152,34 +145,23 @@ pub fn data(dir: &Path) -> ExitCode {
         .map(|d| d.as_micros() as i64)
         .filter(|_| running)
         .unwrap_or(0);
-    check_runs(&mut r, &conn, running, started_us);
-    check_artifacts(&mut r, &conn, dir);
+    check_runs(&mut r, &db, running, started_us);
+    check_artifacts(&mut r, &db, dir);
     r.finish("data directory")
 }
 
-fn check_runs(r: &mut Report, conn: &Connection, running: bool, started_us: i64) {
+fn check_runs(r: &mut Report, db: &Inspector, running: bool, started_us: i64) {
     let now = crate::util::now_us();
-    let stuck: Result<Vec<(String, String, f64)>, rusqlite::Error> = conn
-        .prepare(
-            "SELECT id, name, heartbeat_timeout, last_seen FROM runs
-             WHERE status = 'running' AND heartbeat_timeout IS NOT NULL",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |row| {
-                let timeout: f64 = row.get(2)?;
-                let last_seen: i64 = row.get(3)?;
-                Ok((row.get(0)?, row.get(1)?, timeout, last_seen))
-            })?
-            .filter_map(|x| match x {
-                Ok((id, name, timeout, last_seen)) => {
-                    let silent = (now - last_seen.max(started_us)) as f64 / 1e6;
-                    // "Long past": twice the timeout, and at least 5 minutes.
-                    (silent > (2.0 * timeout).max(300.0)).then_some(Ok((id, name, silent)))
-                }
-                Err(e) => Some(Err(e)),
+    let stuck: Result<Vec<(String, String, f64)>, String> = db.running_runs().map(|runs| {
+        runs.into_iter()
+            .filter_map(|run| {
+                let silent = (now - run.last_seen_us.max(started_us)) as f64 / 1e6;
+                // "Long past": twice the timeout, and at least 5 minutes.
+                (silent > (2.0 * run.heartbeat_timeout).max(300.0))
+                    .then_some((run.id, run.name, silent))
             })
             .collect()
-        });
+    });
     match stuck {
         Ok(v) if v.is_empty() => r.ok("runs: none stuck in 'running' past its heartbeat timeout"),
         Ok(v) => {
@@ -212,16 +194,8 @@ fn check_runs(r: &mut Report, conn: &Connection, running: bool, started_us: i64)
     }
 }
 
-fn check_artifacts(r: &mut Report, conn: &Connection, dir: &Path) {
-    let rows: Result<Vec<(String, String, i64, String)>, rusqlite::Error> = conn
-        .prepare("SELECT id, name, size, checksum FROM artifacts WHERE uploaded = 1")
-        .and_then(|mut s| {
-            s.query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect()
-        });
-    let rows = match rows {
+fn check_artifacts(r: &mut Report, db: &Inspector, dir: &Path) {
+    let rows = match db.uploaded_artifacts() {
         Ok(v) => v,
         Err(e) => {
             r.problem(
@@ -232,15 +206,11 @@ fn check_artifacts(r: &mut Report, conn: &Connection, dir: &Path) {
         }
     };
     let blobs = dir.join("blobs");
-    let mut bad = Vec::new();
-    for (id, name, size, sum) in &rows {
-        let ok = crate::store::blobs::is_sha256(sum)
-            && std::fs::metadata(blobs.join(&sum[0..2]).join(&sum[2..4]).join(sum))
-                .is_ok_and(|m| m.len() == *size as u64);
-        if !ok {
-            bad.push(format!("{name} ({id})"));
-        }
-    }
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|a| stored_len(&blobs, &a.checksum) != Some(a.size))
+        .map(|a| format!("{} ({})", a.name, a.id))
+        .collect();
     if bad.is_empty() {
         r.ok(format!(
             "artifacts: the bytes of all {} uploaded artifact(s) are present",

@@ -2,29 +2,37 @@
 //! Simvue REST API (so the official `simvue` Python client and the simtrack
 //! C library both report to it), plus `token create` and `sync`.
 //!
-//! Request flow: [`api`] (routing, auth, bounded bodies, idempotency keys,
-//! one module per resource) → [`store`] (SQLite in WAL mode for state and
-//! metric chunks; content-addressed blobs for files). [`alerts`] evaluates
-//! alert rules as data arrives; [`lifecycle`] marks silent runs lost;
-//! [`openapi`] describes the API; [`ui`] serves the web UI; [`server`] runs
-//! it all, through [`serve`] (the connection loop: timeouts, connection cap,
-//! shutdown deadline) and [`secure_headers`] (headers on every response, how
-//! files are served). [`private`] keeps the data directory private;
-//! [`doctor`] checks a data directory or a library spool.
+//! Three layers, each importing only the one below it (checked by
+//! `tests/layers.rs`):
+//!
+//! * [`http`]: routing, token extraction, bounded bodies, JSON/msgpack wire
+//!   formats, idempotency-key plumbing, status codes, the web UI. Handlers
+//!   parse a request, call the domain and answer; domain errors become
+//!   status codes in one place (`From<domain::Error> for http::ApiError`).
+//! * [`domain`]: the rules (run lifecycle and the run query engine, metrics
+//!   ingest, reads and downsampling, events, folders, artifacts, alert
+//!   evaluation and state changes, lost-run detection, abort requests,
+//!   tokens). No HTTP types, no SQL; its own [`domain::Error`].
+//! * [`storage`]: the interfaces. [`storage::StateStore`] runs read and write
+//!   transactions over typed operations (idempotency records included, so a
+//!   change and its key commit together); [`storage::BlobStore`] keeps
+//!   artifact bytes by SHA-256. [`storage::sqlite`] and [`storage::files`]
+//!   implement them; a backend is chosen once, at start.
+//!
+//! [`server`] wires them together; [`config`] and [`util`] are shared.
+//!
+//! Beside them: [`http::serve`] (the connection loop: header, body and
+//! idle timeouts, the connection cap, the shutdown deadline), [`private`] (the
+//! data directory stays private to the server), [`doctor`] (checks a data
+//! directory or a library spool).
 
-pub mod alerts;
-pub mod api;
-pub mod auth;
 pub mod config;
 pub mod doctor;
-pub mod lifecycle;
-pub mod openapi;
+pub mod domain;
+pub mod http;
 pub mod private;
-pub mod secure_headers;
-pub mod serve;
 pub mod server;
-pub mod store;
-pub mod ui;
+pub mod storage;
 pub mod util;
 
 /// The Simvue server API version we answer at `/api/version` (the 2.6

@@ -171,8 +171,8 @@ fn main() -> ExitCode {
         } => {
             let dir = data.unwrap_or_else(default_data_dir);
             simtrack_server::private::restrict_umask();
-            let result = simtrack_server::store::Store::open(&dir).and_then(|s| {
-                simtrack_server::auth::create_token(&s, &name, days).map_err(|e| e.detail)
+            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
+                simtrack_server::domain::auth::create_token(&*s, &name, days).map_err(|e| e.detail)
             });
             match result {
                 Ok(token) => {

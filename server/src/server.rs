@@ -1,16 +1,15 @@
 //! `simtrack server`: open the store, bind, announce the URL, serve until
 //! SIGINT/SIGTERM, then finish in-flight requests (within the shutdown
-//! deadline, see [`crate::serve`]), checkpoint and release the lock.
+//! deadline, see [`crate::http::serve`]), checkpoint and release the lock.
 //!
 //! Every mutation is committed before it is answered, so a graceful stop
 //! (or a crash) never loses anything a client saw acknowledged.
 
 use std::sync::Arc;
 
-use crate::api::{AppState, router};
-use crate::auth::Auth;
 use crate::config::ServerConfig;
-use crate::store::Store;
+use crate::domain::auth::Auth;
+use crate::http::{AppState, router};
 
 /// Runs the server; returns when it has shut down.
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
@@ -18,7 +17,8 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     if cfg.data_dir.exists() {
         crate::private::warn_if_loose(&cfg.data_dir);
     }
-    let store = Arc::new(Store::open(&cfg.data_dir)?);
+    let backend = crate::storage::open_embedded(&cfg.data_dir)?;
+    let store = backend.state.clone();
     // One server per data directory: a second one would race the first on
     // lost-run detection. The kernel drops the lock if we die.
     let lock_path = cfg.data_dir.join("server.lock");
@@ -30,7 +30,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             cfg.data_dir.display()
         )
     })?;
-    let auth = Arc::new(Auth::new(&store).map_err(|e| e.detail)?);
+    let auth = Arc::new(Auth::new(&*store).map_err(|e| e.detail)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -38,9 +38,9 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let mut cfg = cfg;
     cfg.listen = addr;
     let cfg = Arc::new(cfg);
-    crate::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
+    crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
     let app = router(AppState {
-        store: store.clone(),
+        backend,
         auth,
         cfg: cfg.clone(),
     });
@@ -50,9 +50,11 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let app = app.layer(axum::middleware::from_fn(crate::secure_headers::layer));
-    crate::serve::run(listener, app, cfg.net.clone(), shutdown_signal()).await;
-    store.checkpoint();
+    let app = app.layer(axum::middleware::from_fn(
+        crate::http::secure_headers::layer,
+    ));
+    crate::http::serve::run(listener, app, cfg.net.clone(), shutdown_signal()).await;
+    store.close();
     drop(lock);
     eprintln!("simtrack server: stopped cleanly");
     Ok(())

@@ -27,7 +27,7 @@ fn chmod(p: &Path, m: u32) {
 
 /// Uploads `bytes` as an artifact and returns its id.
 fn upload(api: &Api, name: &str, bytes: &[u8]) -> String {
-    let sum = simtrack_server::store::blobs::hex(&sha2::Sha256::digest(bytes));
+    let sum = simtrack_server::util::hex(&sha2::Sha256::digest(bytes));
     let reg = api.json(
         "POST",
         "/api/artifacts",
@@ -193,7 +193,7 @@ fn doctor_passes_a_healthy_data_directory_and_names_each_kind_of_damage() {
     chmod(&data.join("simtrack.db"), 0o600);
 
     // A missing blob.
-    let sum = simtrack_server::store::blobs::hex(&sha2::Sha256::digest(b"&params nx = 64 /\n"));
+    let sum = simtrack_server::util::hex(&sha2::Sha256::digest(b"&params nx = 64 /\n"));
     std::fs::remove_file(
         data.join("blobs")
             .join(&sum[0..2])

@@ -214,7 +214,7 @@ fn server_disk_full_answers_5xx_stays_up_and_loses_nothing_after_space_returns()
     let big = vec![7u8; 1 << 20];
     let sum = {
         use sha2::Digest;
-        simtrack_server::store::blobs::hex(&sha2::Sha256::digest(&big))
+        simtrack_server::util::hex(&sha2::Sha256::digest(&big))
     };
     let reg = api.json(
         "POST",

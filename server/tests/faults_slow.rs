@@ -225,7 +225,7 @@ fn stalled_request_bodies_are_cut_with_408() {
     let body = vec![b'x'; 100_000];
     let sum = {
         use sha2::Digest;
-        simtrack_server::store::blobs::hex(&sha2::Sha256::digest(&body))
+        simtrack_server::util::hex(&sha2::Sha256::digest(&body))
     };
     let reg = api.json(
         "POST",
@@ -403,7 +403,7 @@ fn a_download_the_client_stops_reading_is_dropped() {
     let body: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
     let sum = {
         use sha2::Digest;
-        simtrack_server::store::blobs::hex(&sha2::Sha256::digest(&body))
+        simtrack_server::util::hex(&sha2::Sha256::digest(&body))
     };
     let reg = api.json(
         "POST",

@@ -23,15 +23,27 @@ import urllib.parse
 import urllib.request
 
 
+def storage_args(data):
+    """The server's storage arguments: `--data DIR` (embedded), or what the
+    shell command in SIMTRACK_TEST_BACKEND prints for DIR (see
+    docs/storage-backends.md)."""
+    backend = os.environ.get("SIMTRACK_TEST_BACKEND", "")
+    if backend in ("", "embedded"):
+        return ["--data", data]
+    return subprocess.run(["sh", "-c", backend, "backend", data], check=True,
+                          capture_output=True, text=True).stdout.split()
+
+
 class Server:
     def __init__(self, binary, workdir):
         self.data = os.path.join(workdir, "server-data")
         os.makedirs(self.data)
+        storage = storage_args(self.data)
         self.token = subprocess.run(
-            [binary, "token", "create", "--data", self.data, "--name", "ctest"],
+            [binary, "token", "create", *storage, "--name", "ctest"],
             check=True, capture_output=True, text=True).stdout.strip()
         self.proc = subprocess.Popen(
-            [binary, "server", "--data", self.data, "--listen", "127.0.0.1:0"],
+            [binary, "server", *storage, "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         match = re.search(r"listening on (http://\S+)", line)

@@ -1,8 +1,17 @@
 //! Test harness: the real `simtrack` binary as a child process on a free
 //! loopback port with a temporary data directory, and small HTTP helpers.
+//!
+//! The storage backend is a parameter, so every storage backend runs these
+//! very tests: with `SIMTRACK_TEST_BACKEND` unset (or `embedded`), the
+//! server and `token create` get `--data DIR`; otherwise its value is a
+//! shell command, run as `sh -c "$SIMTRACK_TEST_BACKEND" backend DIR`,
+//! that prints the storage arguments to use instead (for example
+//! `--database postgres://... --blobs s3://...`), the same ones every time
+//! it is given the same DIR. See docs/storage-backends.md.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,11 +24,47 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_simtrack"))
 }
 
-/// Creates a token in `data` with the CLI.
+/// Whether the tests run against the embedded backend (SQLite and files
+/// in the data directory), so that they may also look inside it.
+pub fn embedded_backend() -> bool {
+    std::env::var("SIMTRACK_TEST_BACKEND").map_or(true, |b| b.is_empty() || b == "embedded")
+}
+
+/// The storage arguments of `simtrack server` and `simtrack token create`
+/// for the test whose scratch directory is `dir`.
+pub fn storage_args(dir: &Path) -> Vec<OsString> {
+    if embedded_backend() {
+        return vec!["--data".into(), dir.into()];
+    }
+    let command = std::env::var("SIMTRACK_TEST_BACKEND").unwrap_or_default();
+    let out = Command::new("sh")
+        .args(["-c", &command, "backend"])
+        .arg(dir)
+        .output()
+        .expect("run $SIMTRACK_TEST_BACKEND");
+    assert!(
+        out.status.success(),
+        "$SIMTRACK_TEST_BACKEND failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("backend arguments are UTF-8")
+        .split_whitespace()
+        .map(OsString::from)
+        .collect()
+}
+
+/// Creates a token for `data`'s backend with the CLI.
 pub fn token(data: &Path) -> String {
+    token_with(data, &["--name", "tester"])
+}
+
+/// `simtrack token create ARGS` for `data`'s backend; the token.
+pub fn token_with(data: &Path, args: &[&str]) -> String {
     let out = Command::new(bin())
-        .args(["token", "create", "--name", "tester", "--data"])
-        .arg(data)
+        .args(["token", "create"])
+        .args(args)
+        .args(storage_args(data))
         .output()
         .expect("run simtrack token create");
     assert!(
@@ -45,8 +90,8 @@ impl Server {
     pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
         let t0 = Instant::now();
         let mut child = Command::new(bin())
-            .args(["server", "--listen", listen, "--data"])
-            .arg(data)
+            .args(["server", "--listen", listen])
+            .args(storage_args(data))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::api::{ApiError, AppState};
+use crate::http::{ApiError, AppState};
 
 /// One embedded file: its URL path under `/ui/`, content type and bytes.
 struct Asset {
@@ -27,31 +27,31 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "app.js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../ui/app.js"),
+        bytes: include_bytes!("../../../ui/app.js"),
     },
     Asset {
         path: "app.css",
         mime: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../ui/app.css"),
+        bytes: include_bytes!("../../../ui/app.css"),
     },
     Asset {
         path: "vendor/uPlot.iife.min.js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../ui/vendor/uPlot.iife.min.js"),
+        bytes: include_bytes!("../../../ui/vendor/uPlot.iife.min.js"),
     },
     Asset {
         path: "vendor/uPlot.min.css",
         mime: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../ui/vendor/uPlot.min.css"),
+        bytes: include_bytes!("../../../ui/vendor/uPlot.min.css"),
     },
     Asset {
         path: "vendor/uPlot.LICENSE",
         mime: "text/plain; charset=utf-8",
-        bytes: include_bytes!("../../ui/vendor/uPlot.LICENSE"),
+        bytes: include_bytes!("../../../ui/vendor/uPlot.LICENSE"),
     },
 ];
 
-const INDEX: &str = include_str!("../../ui/index.html");
+const INDEX: &str = include_str!("../../../ui/index.html");
 
 /// Headers every UI response carries: no framing by other sites, no
 /// content-type sniffing, and a policy that allows only our own origin

@@ -91,15 +91,6 @@ pub fn file_headers(declared: &str, head: &[u8], name: &str) -> Vec<(header::Hea
     ]
 }
 
-/// The first bytes of `file` (for [`file_headers`]), leaving it at the start.
-pub async fn file_head(file: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut head = Vec::with_capacity(16);
-    (&mut *file).take(16).read_to_end(&mut head).await?;
-    file.seek(std::io::SeekFrom::Start(0)).await?;
-    Ok(head)
-}
-
 /// The image type the magic bytes say, among the ones shown inline.
 fn sniff_image(b: &[u8]) -> Option<&'static str> {
     if b.starts_with(b"\x89PNG\r\n\x1a\n") {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::ApiError;
+use super::Error;
 use crate::util::{now_us, parse_ts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +33,16 @@ pub struct Filter {
 }
 
 /// Parses every filter of a `filters` query parameter.
-pub fn parse_all(items: &[String]) -> Result<Vec<Filter>, ApiError> {
+pub fn parse_all(items: &[String]) -> Result<Vec<Filter>, Error> {
     items.iter().map(|s| parse(s)).collect()
 }
 
 /// Parses one filter expression.
-pub fn parse(s: &str) -> Result<Filter, ApiError> {
+pub fn parse(s: &str) -> Result<Filter, Error> {
     let s = s.trim();
-    let bad = || ApiError::unprocessable(format!("unsupported filter '{s}'"));
+    let bad = || Error::invalid(format!("unsupported filter '{s}'"));
     if s.len() > 4096 {
-        return Err(ApiError::unprocessable("filter is too long"));
+        return Err(Error::invalid("filter is too long"));
     }
     if s == "starred" {
         return Ok(Filter {

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of the API, served at `/api/openapi.json`.
 //! Built from one table of operations so it cannot drift far from the
-//! router in [`crate::api::router`]; a test checks every routed path is in it.
+//! router in [`crate::http::router`]; a test checks every routed path is in it.
 
 use serde_json::{Map, Value, json};
 

@@ -13,12 +13,11 @@ use std::sync::Mutex;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
-use crate::store::Store;
-use crate::store::blobs::hex;
+use super::{Error, read, write};
+use crate::storage::{StateStore, TokenRow};
+use crate::util::hex;
 use crate::util::{new_id, now_us};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -51,8 +50,8 @@ fn token_hash(token: &str) -> String {
 }
 
 /// Issues a new token named `name`, valid for `days`, and stores its hash.
-pub fn create_token(store: &Store, name: &str, days: u32) -> Result<String, ApiError> {
-    let secret = store.secret()?;
+pub fn create_token(store: &dyn StateStore, name: &str, days: u32) -> Result<String, Error> {
+    let secret = secret(store)?;
     let id = new_id();
     let now = now_us() / 1_000_000;
     let exp = now + i64::from(days) * 86_400;
@@ -64,42 +63,50 @@ pub fn create_token(store: &Store, name: &str, days: u32) -> Result<String, ApiE
         "{signing_input}.{}",
         B64.encode(sign(&secret, signing_input.as_bytes()))
     );
-    store.write_plain(|tx| {
-        tx.execute(
-            "INSERT INTO tokens (id, name, hash, exp, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, name, token_hash(&token), exp, now],
-        )
-        .map_err(ApiError::db)
+    write(store, |tx| {
+        tx.token_insert(&TokenRow {
+            id,
+            name: name.to_owned(),
+            hash: token_hash(&token),
+            exp,
+            created: now,
+        })?;
+        Ok(())
     })?;
     Ok(token)
 }
 
+/// The persistent server secret (the signing key), created on first use.
+pub fn secret(store: &dyn StateStore) -> Result<Vec<u8>, Error> {
+    write(store, |tx| {
+        if let Some(s) = tx.setting("secret")? {
+            return Ok(s);
+        }
+        let mut s = vec![0u8; 32];
+        crate::util::fill_random(&mut s);
+        tx.setting_put("secret", &s)?;
+        Ok(s)
+    })
+}
+
 impl Auth {
     /// Verification against `store`, signing URLs with its secret.
-    pub fn new(store: &Store) -> Result<Auth, ApiError> {
+    pub fn new(store: &dyn StateStore) -> Result<Auth, Error> {
         Ok(Auth {
-            secret: store.secret()?,
+            secret: secret(store)?,
             cache: Mutex::new(HashMap::new()),
         })
     }
 
     /// The identity behind an `Authorization` header value.
-    pub fn verify(&self, store: &Store, header: Option<&str>) -> Result<Identity, ApiError> {
+    pub fn verify(&self, store: &dyn StateStore, header: Option<&str>) -> Result<Identity, Error> {
         self.verify_with(header, |hash| {
-            store.read(|c| {
-                c.query_row(
-                    "SELECT id, name, exp FROM tokens WHERE hash = ?1",
-                    params![hash],
-                    |r| {
-                        Ok(Identity {
-                            token_id: r.get(0)?,
-                            user: r.get(1)?,
-                            exp: r.get(2)?,
-                        })
-                    },
-                )
-                .optional()
-                .map_err(ApiError::db)
+            read(store, |tx| {
+                Ok(tx.token_by_hash(hash)?.map(|t| Identity {
+                    token_id: t.id,
+                    user: t.name,
+                    exp: t.exp,
+                }))
             })
         })
     }
@@ -107,7 +114,7 @@ impl Auth {
     /// [`Auth::verify`] answered from the cache alone: `None` when the token
     /// has not been seen yet (the caller then does the database lookup off
     /// the async executor).
-    pub fn verify_cached(&self, header: Option<&str>) -> Option<Result<Identity, ApiError>> {
+    pub fn verify_cached(&self, header: Option<&str>) -> Option<Result<Identity, Error>> {
         let mut miss = false;
         let r = self.verify_with(header, |_| {
             miss = true;
@@ -119,18 +126,17 @@ impl Auth {
     fn verify_with(
         &self,
         header: Option<&str>,
-        lookup: impl FnOnce(&str) -> Result<Option<Identity>, ApiError>,
-    ) -> Result<Identity, ApiError> {
-        let header =
-            header.ok_or_else(|| ApiError::unauthorized("missing Authorization header"))?;
+        lookup: impl FnOnce(&str) -> Result<Option<Identity>, Error>,
+    ) -> Result<Identity, Error> {
+        let header = header.ok_or_else(|| Error::unauthorized("missing Authorization header"))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
+            .ok_or_else(|| Error::unauthorized("Authorization must be 'Bearer <token>'"))?;
         if token.len() > 4096 {
-            return Err(ApiError::unauthorized("invalid token"));
+            return Err(Error::unauthorized("invalid token"));
         }
         let hash = token_hash(token);
         let now = now_us() / 1_000_000;
@@ -144,7 +150,7 @@ impl Auth {
             Some(i) => i,
             None => {
                 let found = lookup(&hash)?;
-                let i = found.ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+                let i = found.ok_or_else(|| Error::unauthorized("invalid token"))?;
                 self.cache
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -153,7 +159,7 @@ impl Auth {
             }
         };
         if identity.exp <= now {
-            return Err(ApiError::unauthorized("token has expired"));
+            return Err(Error::unauthorized("token has expired"));
         }
         Ok(identity)
     }
@@ -175,8 +181,8 @@ impl Auth {
         id: &str,
         exp: Option<&str>,
         sig: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let denied = || ApiError::unauthorized("missing or invalid URL signature");
+    ) -> Result<(), Error> {
+        let denied = || Error::unauthorized("missing or invalid URL signature");
         let exp_s = exp.ok_or_else(denied)?;
         let exp: i64 = exp_s.parse().map_err(|_| denied())?;
         let sig = B64.decode(sig.ok_or_else(denied)?).map_err(|_| denied())?;
@@ -185,7 +191,7 @@ impl Auth {
         mac.update(format!("{purpose}:{id}:{exp}").as_bytes());
         mac.verify_slice(&sig).map_err(|_| denied())?;
         if exp < now_us() / 1_000_000 {
-            return Err(ApiError::unauthorized("URL signature has expired"));
+            return Err(Error::unauthorized("URL signature has expired"));
         }
         Ok(())
     }

@@ -221,7 +221,7 @@ fn detail(status: StatusCode, msg: &str) -> Response<Body> {
     );
     r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    crate::secure_headers::add(r.headers_mut());
+    super::secure_headers::add(r.headers_mut());
     r
 }
 
@@ -285,7 +285,7 @@ pub async fn run(
                 Err(e) => {
                     // Out of descriptors or a transient error: the cap should
                     // prevent the former; back off briefly either way.
-                    tracing::warn!("accept failed: {e}");
+                    eprintln!("simtrack server: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }

@@ -1,19 +1,18 @@
-//! Metric storage: one row per (run, metric, ingest chunk), never one per
-//! point.
+//! Metrics: one stored chunk per (run, metric, ingest batch slice), never
+//! one record per point; the one downsampler; window aggregates for alerts.
 //!
 //! A chunk holds up to [`CHUNK_POINTS`] points packed as little-endian
-//! `(step i64, time f64, timestamp_us i64, value f64)` in `metric_points`,
-//! and beside it (in `metric_chunks`, so reading it never touches the points)
-//! its ranges, min/max/sum, and a *block summary*: for every
+//! `(step i64, time f64, timestamp_us i64, value f64)`, and beside it (so
+//! reading it never touches the points) its ranges, min/max/sum, and a *block summary*: for every
 //! [`BLOCK_POINTS`] consecutive points, the point holding the block's
 //! minimum and the one holding its maximum. A downsampled read of a long
 //! series only reads block summaries, so a 10M-point series costs ~80k
 //! candidate points, and every spike survives because it is its block's
 //! extreme.
 
-use rusqlite::{Connection, OptionalExtension, params};
-
-use crate::api::ApiError;
+use super::Result;
+pub use crate::storage::Axis;
+use crate::storage::{ChunkInfo, NewChunk, ReadTx, WriteTx};
 
 /// Points per stored chunk (a larger batch is split).
 pub const CHUNK_POINTS: usize = 65_536;
@@ -32,17 +31,6 @@ pub struct Point {
     pub ts: i64,
     /// The value; NaN and infinities are kept.
     pub value: f64,
-}
-
-/// Which x axis a read orders and buckets by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Axis {
-    /// `step`
-    Step,
-    /// `time`
-    Time,
-    /// `timestamp`
-    Timestamp,
 }
 
 impl Axis {
@@ -123,25 +111,14 @@ fn nan_max(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Appends `points` of metric `name` of `run_id` (a batch, in arrival order).
-pub fn append(
-    tx: &Connection,
-    run_id: &str,
-    name: &str,
-    points: &[Point],
-) -> Result<i64, ApiError> {
-    tx.prepare_cached(
-        "INSERT INTO metric_series (run_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-    )
-    .and_then(|mut s| s.execute(params![run_id, name]))
-    .map_err(ApiError::db)?;
-    let series: i64 = tx
-        .prepare_cached("SELECT id FROM metric_series WHERE run_id = ?1 AND name = ?2")
-        .and_then(|mut s| s.query_row(params![run_id, name], |r| r.get(0)))
-        .map_err(ApiError::db)?;
+/// Appends `points` of metric `name` of `run_id` (a batch, in arrival
+/// order); returns the series id.
+pub fn append(tx: &dyn WriteTx, run_id: &str, name: &str, points: &[Point]) -> Result<i64> {
+    let series = tx.series_ensure(run_id, name)?;
     let mut pbuf = Vec::new();
     let mut bbuf = Vec::new();
     let (mut smin, mut smax) = (f64::NAN, f64::NAN);
+    let opt = |v: f64| if v.is_nan() { None } else { Some(v) };
     for chunk in points.chunks(CHUNK_POINTS) {
         pbuf.clear();
         bbuf.clear();
@@ -166,117 +143,65 @@ pub fn append(
         }
         smin = nan_min(smin, vmin);
         smax = nan_max(smax, vmax);
-        let opt = |v: f64| if v.is_nan() { None } else { Some(v) };
-        tx.prepare_cached(
-            "INSERT INTO metric_chunks (series_id, count, step_min, step_max, time_min, time_max,
-             ts_min, ts_max, vmin, vmax, vsum, blocks) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                series,
-                chunk.len() as i64,
-                step.0,
-                step.1,
-                time.0,
-                time.1,
-                ts.0,
-                ts.1,
-                opt(vmin),
-                opt(vmax),
-                opt(vsum),
-                bbuf
-            ])
-        })
-        .map_err(ApiError::db)?;
-        let chunk_id = tx.last_insert_rowid();
-        tx.prepare_cached("INSERT INTO metric_points (chunk_id, points) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![chunk_id, pbuf]))
-            .map_err(ApiError::db)?;
-    }
-    let last = points.last().map(|p| (p.value, p.step));
-    let opt = |v: f64| if v.is_nan() { None } else { Some(v) };
-    tx.prepare_cached(
-        "UPDATE metric_series SET count = count + ?2,
-           vmin = CASE WHEN ?3 IS NULL THEN vmin WHEN vmin IS NULL OR ?3 < vmin THEN ?3 ELSE vmin END,
-           vmax = CASE WHEN ?4 IS NULL THEN vmax WHEN vmax IS NULL OR ?4 > vmax THEN ?4 ELSE vmax END,
-           last = ?5, last_step = ?6 WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
+        tx.chunk_insert(
             series,
-            points.len() as i64,
-            opt(smin),
-            opt(smax),
-            last.and_then(|l| opt(l.0)),
-            last.map(|l| l.1)
-        ])
-    })
-    .map_err(ApiError::db)?;
+            &NewChunk {
+                count: chunk.len() as i64,
+                step,
+                time,
+                ts,
+                vmin: opt(vmin),
+                vmax: opt(vmax),
+                vsum: opt(vsum),
+                blocks: &bbuf,
+                points: &pbuf,
+            },
+        )?;
+    }
+    let last = points.last().map(|p| (opt(p.value), p.step));
+    tx.series_extend(series, points.len() as i64, opt(smin), opt(smax), last)?;
     Ok(series)
 }
 
-struct ChunkInfo {
-    id: i64,
-    count: i64,
-    xmin: f64,
-    xmax: f64,
-    blocks: Vec<u8>,
+/// Stores a decoded batch of `run` (points grouped per metric) received
+/// at `now`: the run is alive, and its alerts on those metrics are
+/// re-evaluated in the same transaction.
+pub fn ingest(
+    tx: &dyn WriteTx,
+    run: &str,
+    series: &[(String, Vec<Point>)],
+    now: i64,
+) -> Result<()> {
+    super::runs::status_of(tx, run)?;
+    for (name, points) in series {
+        append(tx, run, name, points)?;
+    }
+    super::runs::touch(tx, run, now)?;
+    let names: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
+    super::alerts::on_metrics(tx, run, &names)
 }
 
-/// The series id of metric `name` of `run_id`, if it has any points.
-pub fn series_id(conn: &Connection, run_id: &str, name: &str) -> Result<Option<i64>, ApiError> {
-    conn.prepare_cached("SELECT id FROM metric_series WHERE run_id = ?1 AND name = ?2")
-        .and_then(|mut s| s.query_row(params![run_id, name], |r| r.get(0)).optional())
-        .map_err(ApiError::db)
-}
-
-fn chunk_points(conn: &Connection, chunk: i64, out: &mut Vec<Point>) -> Result<(), ApiError> {
-    let blob: Vec<u8> = conn
-        .prepare_cached("SELECT points FROM metric_points WHERE chunk_id = ?1")
-        .and_then(|mut s| s.query_row(params![chunk], |r| r.get(0)))
-        .map_err(ApiError::db)?;
-    decode(&blob, out);
+fn chunk_points(tx: &dyn ReadTx, chunk: i64, out: &mut Vec<Point>) -> Result<()> {
+    decode(&tx.chunk_points(chunk)?, out);
     Ok(())
 }
 
 /// Reads a series ordered by `axis`; with `max_points`, downsampled to at
 /// most that many points keeping each bucket's minimum and maximum.
 pub fn read(
-    conn: &Connection,
+    tx: &dyn ReadTx,
     series: i64,
     axis: Axis,
     max_points: Option<usize>,
-) -> Result<Vec<Point>, ApiError> {
-    let (xmin_col, xmax_col) = match axis {
-        Axis::Step => ("step_min", "step_max"),
-        Axis::Time => ("time_min", "time_max"),
-        Axis::Timestamp => ("ts_min", "ts_max"),
-    };
-    let want_blocks = max_points.is_some();
-    let sql = format!(
-        "SELECT id, count, {xmin_col}, {xmax_col}, {} FROM metric_chunks WHERE series_id = ?1 ORDER BY id",
-        if want_blocks { "blocks" } else { "x''" }
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(ApiError::db)?;
-    let chunks: Vec<ChunkInfo> = stmt
-        .query_map(params![series], |r| {
-            Ok(ChunkInfo {
-                id: r.get(0)?,
-                count: r.get(1)?,
-                xmin: r.get::<_, f64>(2)?,
-                xmax: r.get::<_, f64>(3)?,
-                blocks: r.get(4)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(ApiError::db)?;
+) -> Result<Vec<Point>> {
+    let chunks: Vec<ChunkInfo> = tx.chunks(series, axis, max_points.is_some())?;
     let total: i64 = chunks.iter().map(|c| c.count).sum();
     let limit = match max_points {
         Some(m) if (total as usize) > m.max(2) => m.max(2),
         _ => {
             let mut pts = Vec::with_capacity(total as usize);
             for c in &chunks {
-                chunk_points(conn, c.id, &mut pts)?;
+                chunk_points(tx, c.id, &mut pts)?;
             }
             sort_by_axis(&mut pts, axis);
             return Ok(pts);
@@ -291,7 +216,7 @@ pub fn read(
         }
     } else {
         for c in &chunks {
-            chunk_points(conn, c.id, &mut candidates)?;
+            chunk_points(tx, c.id, &mut candidates)?;
         }
     }
     let xmin = chunks.iter().map(|c| c.xmin).fold(f64::INFINITY, f64::min);
@@ -308,33 +233,50 @@ pub fn read(
 /// Decodes only those chunks: a zoomed chart of a long series reads a few
 /// chunks, not all of them.
 pub fn read_range(
-    conn: &Connection,
+    tx: &dyn ReadTx,
     series: i64,
     axis: Axis,
     min: f64,
     max: f64,
-) -> Result<Vec<Point>, ApiError> {
-    let (xmin_col, xmax_col) = match axis {
-        Axis::Step => ("step_min", "step_max"),
-        Axis::Time => ("time_min", "time_max"),
-        Axis::Timestamp => ("ts_min", "ts_max"),
-    };
-    let sql = format!(
-        "SELECT id FROM metric_chunks WHERE series_id = ?1 AND {xmax_col} >= ?2 AND {xmin_col} <= ?3 ORDER BY id"
-    );
-    let chunks: Vec<i64> = conn
-        .prepare_cached(&sql)
-        .and_then(|mut stmt| {
-            stmt.query_map(params![series, min, max], |r| r.get(0))?
-                .collect()
-        })
-        .map_err(ApiError::db)?;
+) -> Result<Vec<Point>> {
     let mut pts = Vec::new();
-    for c in chunks {
-        chunk_points(conn, c, &mut pts)?;
+    for c in tx.chunks_overlapping(series, axis, min, max)? {
+        chunk_points(tx, c, &mut pts)?;
     }
     sort_by_axis(&mut pts, axis);
     Ok(pts)
+}
+
+/// One series of `run` between `min` and `max` on `axis`, with one point
+/// either side so a line reaches the edges, downsampled by [`bucket`] to
+/// at most `max_points`: what a zoomed chart shows. Not found for an
+/// unknown run; empty for an unknown metric.
+pub fn range(
+    tx: &dyn ReadTx,
+    run: &str,
+    metric: &str,
+    axis: Axis,
+    (min, max): (f64, f64),
+    max_points: usize,
+) -> Result<Vec<Point>> {
+    super::runs::status_of(tx, run)?;
+    let pts = match tx.series_id(run, metric)? {
+        Some(series) => read_range(tx, series, axis, min, max)?,
+        None => Vec::new(),
+    };
+    let lo = pts.partition_point(|p| axis.x(p) < min).saturating_sub(1);
+    let hi = (pts.partition_point(|p| axis.x(p) <= max) + 1).min(pts.len());
+    let slice = if lo < hi { &pts[lo..hi] } else { &[][..] };
+    match (slice.first(), slice.last()) {
+        (Some(first), Some(last)) if slice.len() > max_points => Ok(bucket(
+            slice,
+            axis,
+            axis.x(first),
+            axis.x(last),
+            (max_points / 2).max(1),
+        )),
+        _ => Ok(slice.to_vec()),
+    }
 }
 
 fn sort_by_axis(pts: &mut [Point], axis: Axis) {
@@ -399,56 +341,28 @@ pub struct Window {
 /// Summarises the last `window_us` of a series (by timestamp), reading whole
 /// chunks from their summaries and decoding only the chunk that straddles
 /// the window start (or all of them when `want_values`).
-pub fn window(
-    conn: &Connection,
-    series: i64,
-    window_us: i64,
-    want_values: bool,
-) -> Result<Window, ApiError> {
-    let newest: Option<i64> = conn
-        .prepare_cached("SELECT max(ts_max) FROM metric_chunks WHERE series_id = ?1")
-        .and_then(|mut s| s.query_row(params![series], |r| r.get(0)))
-        .map_err(ApiError::db)?;
-    let Some(newest) = newest else {
+pub fn window(tx: &dyn ReadTx, series: i64, window_us: i64, want_values: bool) -> Result<Window> {
+    let Some(newest) = tx.series_newest_ts(series)? else {
         return Ok(Window::default());
     };
     let cutoff = newest.saturating_sub(window_us.max(0));
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, count, ts_min, vmin, vmax, vsum FROM metric_chunks
-             WHERE series_id = ?1 AND ts_max >= ?2",
-        )
-        .map_err(ApiError::db)?;
-    type Row = (i64, i64, i64, Option<f64>, Option<f64>, Option<f64>);
-    let rows: Vec<Row> = stmt
-        .query_map(params![series, cutoff], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(ApiError::db)?;
+    let rows = tx.chunks_since(series, cutoff)?;
     let mut w = Window {
         min: f64::NAN,
         max: f64::NAN,
         ..Window::default()
     };
     let mut pts = Vec::new();
-    for (id, count, ts_min, vmin, vmax, vsum) in rows {
-        if ts_min >= cutoff && !want_values {
-            w.count += count;
-            w.sum += vsum.unwrap_or(0.0);
-            w.min = nan_min(w.min, vmin.unwrap_or(f64::NAN));
-            w.max = nan_max(w.max, vmax.unwrap_or(f64::NAN));
+    for c in rows {
+        if c.ts_min >= cutoff && !want_values {
+            w.count += c.count;
+            w.sum += c.vsum.unwrap_or(0.0);
+            w.min = nan_min(w.min, c.vmin.unwrap_or(f64::NAN));
+            w.max = nan_max(w.max, c.vmax.unwrap_or(f64::NAN));
             continue;
         }
         pts.clear();
-        chunk_points(conn, id, &mut pts)?;
+        chunk_points(tx, c.id, &mut pts)?;
         for p in pts.iter().filter(|p| p.ts >= cutoff) {
             w.count += 1;
             if !p.value.is_nan() {
@@ -467,6 +381,7 @@ pub fn window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::sqlite::SqliteStore;
 
     fn series(n: usize, spike_at: usize) -> Vec<Point> {
         (0..n)
@@ -479,33 +394,46 @@ mod tests {
             .collect()
     }
 
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(crate::store::SCHEMA).unwrap();
-        c
+    struct Db(
+        #[expect(dead_code, reason = "kept alive: removed on drop")] tempfile::TempDir,
+        SqliteStore,
+    );
+
+    fn db() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        Db(dir, store)
+    }
+
+    fn ap(c: &Db, run: &str, name: &str, pts: &[Point]) -> i64 {
+        crate::domain::write(&c.1, |tx| append(tx, run, name, pts)).unwrap()
+    }
+
+    fn rd<T>(c: &Db, f: impl FnOnce(&dyn ReadTx) -> Result<T>) -> T {
+        crate::domain::read(&c.1, f).unwrap()
     }
 
     #[test]
     fn raw_read_returns_every_point_in_order() {
         let c = db();
         let pts = series(70_000, 5);
-        let id = append(&c, "r", "m", &pts[..40_000]).unwrap();
-        append(&c, "r", "m", &pts[40_000..]).unwrap();
-        assert_eq!(read(&c, id, Axis::Step, None).unwrap(), pts);
+        let id = ap(&c, "r", "m", &pts[..40_000]);
+        ap(&c, "r", "m", &pts[40_000..]);
+        assert_eq!(rd(&c, |tx| read(tx, id, Axis::Step, None)), pts);
     }
 
     #[test]
     fn downsampled_read_is_bounded_and_keeps_spikes() {
         let c = db();
         let pts = series(300_000, 123_457);
-        let id = append(&c, "r", "m", &pts).unwrap();
+        let id = ap(&c, "r", "m", &pts);
         for axis in [Axis::Step, Axis::Time, Axis::Timestamp] {
-            let out = read(&c, id, axis, Some(1000)).unwrap();
+            let out = rd(&c, |tx| read(tx, id, axis, Some(1000)));
             assert!(out.len() <= 1000 && out.len() > 400, "{}", out.len());
             assert!(out.iter().any(|p| p.value == 1e9));
             assert!(out.windows(2).all(|w| axis.x(&w[0]) <= axis.x(&w[1])));
         }
-        let fine = read(&c, id, Axis::Step, Some(200_000)).unwrap();
+        let fine = rd(&c, |tx| read(tx, id, Axis::Step, Some(200_000)));
         assert!(fine.len() <= 200_000 && fine.iter().any(|p| p.value == 1e9));
     }
 
@@ -513,16 +441,16 @@ mod tests {
     fn range_read_equals_filtering_the_whole_series() {
         let c = db();
         let pts = series(200_000, 10);
-        let id = append(&c, "r", "m", &pts).unwrap();
+        let id = ap(&c, "r", "m", &pts);
         for axis in [Axis::Step, Axis::Time, Axis::Timestamp] {
-            let all = read(&c, id, axis, None).unwrap();
+            let all = rd(&c, |tx| read(tx, id, axis, None));
             let (lo, hi) = (axis.x(&all[70_000]), axis.x(&all[110_123]));
             let want: Vec<Point> = all
                 .iter()
                 .copied()
                 .filter(|p| (lo..=hi).contains(&axis.x(p)))
                 .collect();
-            let got = read_range(&c, id, axis, lo, hi).unwrap();
+            let got = rd(&c, |tx| read_range(tx, id, axis, lo, hi));
             assert!(
                 got.len() < all.len(),
                 "only the overlapping chunks are read"
@@ -534,7 +462,9 @@ mod tests {
                 .collect();
             assert_eq!(in_range, want);
         }
-        let everything = read_range(&c, id, Axis::Step, f64::NEG_INFINITY, f64::INFINITY).unwrap();
+        let everything = rd(&c, |tx| {
+            read_range(tx, id, Axis::Step, f64::NEG_INFINITY, f64::INFINITY)
+        });
         assert_eq!(everything.len(), 200_000);
     }
 
@@ -542,9 +472,9 @@ mod tests {
     fn window_summaries_match_the_points() {
         let c = db();
         let pts = series(200_000, 10);
-        let id = append(&c, "r", "m", &pts).unwrap();
-        let w = window(&c, id, 1000, false).unwrap();
-        let v = window(&c, id, 1000, true).unwrap();
+        let id = ap(&c, "r", "m", &pts);
+        let w = rd(&c, |tx| window(tx, id, 1000, false));
+        let v = rd(&c, |tx| window(tx, id, 1000, true));
         assert_eq!(w.count, 1001);
         assert_eq!(v.values.len(), 1001);
         assert!((w.sum - v.values.iter().sum::<f64>()).abs() < 1e-6);

@@ -1,14 +1,22 @@
-//! The HTTP API: the Simvue REST surface under `/api`, one module per
-//! resource, plus the shared plumbing (errors, authentication, bounded body
-//! reading, idempotency keys). UI routes can be nested beside `/api`.
+//! The HTTP layer: routing, token extraction, bounded bodies, wire formats
+//! (JSON, msgpack), idempotency-key plumbing and status codes. One module
+//! per resource of the Simvue REST surface under `/api`, plus the web UI
+//! ([`ui`]) and the OpenAPI document ([`openapi`]). Handlers parse the
+//! request, call the domain ([`crate::domain`]) and turn its answer, or its
+//! [`crate::domain::Error`], into a response: the one place where domain
+//! errors become status codes is `From<domain::Error> for ApiError`.
 
 pub mod alerts;
 pub mod artifacts;
 pub mod events;
-pub mod filters;
+
 pub mod folders;
 pub mod metrics;
+pub mod openapi;
 pub mod runs;
+pub mod secure_headers;
+pub mod serve;
+pub mod ui;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -23,15 +31,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
-use crate::auth::{Auth, Identity};
 use crate::config::ServerConfig;
-use crate::store::{Idem, Reply, Store};
+use crate::domain::auth::{Auth, Identity};
+use crate::domain::{self, ErrorKind, Idem};
+use crate::storage::{Backend, Recorded};
 
 /// Everything a handler needs.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// Database and blobs.
-    pub store: Arc<Store>,
+    /// State and blob stores, chosen at start.
+    pub backend: Backend,
     /// Token verification and URL signing.
     pub auth: Arc<Auth>,
     /// Limits and addresses.
@@ -45,6 +54,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Human-readable reason.
     pub detail: String,
+    /// For a conflict with an existing object, its id (sent beside `detail`).
+    pub id: Option<String>,
 }
 
 impl ApiError {
@@ -53,6 +64,7 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
+            id: None,
         }
     }
     /// 400
@@ -75,19 +87,24 @@ impl ApiError {
     pub fn unprocessable(d: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, d)
     }
-    /// 500 from a database failure.
-    pub fn db(e: rusqlite::Error) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("database error: {e}"),
-        )
-    }
-    /// 500 from a file-system failure.
-    pub fn io(e: std::io::Error) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("storage error: {e}"),
-        )
+}
+
+impl From<domain::Error> for ApiError {
+    fn from(e: domain::Error) -> Self {
+        let status = match e.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            detail: e.detail,
+            id: e.id,
+        }
     }
 }
 
@@ -96,12 +113,44 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             eprintln!("simtrack server: {} {}", self.status, self.detail);
         }
-        let mut r = (self.status, axum::Json(json!({ "detail": self.detail }))).into_response();
+        let body = match self.id {
+            Some(id) => json!({ "id": id, "detail": self.detail }),
+            None => json!({ "detail": self.detail }),
+        };
+        let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         r
+    }
+}
+
+/// A JSON response: a status and its body text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// JSON body.
+    pub body: String,
+}
+
+impl Reply {
+    /// `200` with a JSON body.
+    pub fn ok(v: Value) -> Self {
+        Reply {
+            status: 200,
+            body: v.to_string(),
+        }
+    }
+}
+
+impl From<Recorded> for Reply {
+    fn from(r: Recorded) -> Self {
+        Reply {
+            status: r.status,
+            body: r.body,
+        }
     }
 }
 
@@ -134,10 +183,10 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if let Some(r) = st.auth.verify_cached(header.as_deref()) {
-            return r.map(Caller);
+            return r.map(Caller).map_err(ApiError::from);
         }
-        let (store, auth) = (st.store.clone(), st.auth.clone());
-        blocking(move || auth.verify(&store, header.as_deref()))
+        let (store, auth) = (st.backend.state.clone(), st.auth.clone());
+        blocking(move || auth.verify(&*store, header.as_deref()))
             .await
             .map(Caller)
     }
@@ -301,35 +350,34 @@ impl Params {
     }
 }
 
-/// Runs blocking (database, CPU-heavy) work off the async executor.
+/// Runs blocking work (a domain operation on the state store, CPU-heavy
+/// decoding) off the async executor.
 pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce() -> domain::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("request handler failed: {e}"),
-        ))
-    })
+    domain::blocking(f).await.map_err(ApiError::from)
 }
 
-/// Checks a user-supplied name: non-empty, at most `max` bytes, no control
-/// characters.
-pub fn check_name(what: &str, s: &str, max: usize) -> Result<(), ApiError> {
-    if s.is_empty() {
-        return Err(ApiError::unprocessable(format!("{what} must not be empty")));
-    }
-    if s.len() > max {
-        return Err(ApiError::unprocessable(format!(
-            "{what} is longer than {max} bytes"
-        )));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
+/// Applies `f` to a read transaction of the state store, off the executor.
+pub async fn read<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&dyn crate::storage::ReadTx) -> domain::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = st.backend.state.clone();
+    blocking(move || domain::read(&*store, f)).await
+}
+
+/// Applies a mutation at most once per idempotency key
+/// ([`domain::write_once`]), off the executor.
+pub async fn write_once(
+    st: &AppState,
+    idem: Idem,
+    f: impl FnOnce(&dyn crate::storage::WriteTx) -> domain::Result<Value> + Send + 'static,
+) -> ApiResult {
+    let store = st.backend.state.clone();
+    blocking(move || domain::write_once(&*store, &idem, f))
+        .await
+        .map(Reply::from)
 }
 
 async fn version(_: Caller) -> ApiResult {
@@ -349,7 +397,7 @@ async fn method_not_allowed() -> ApiError {
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document(),
+        crate::http::openapi::document(),
     )
         .into_response()
 }
@@ -408,7 +456,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
-        .merge(crate::ui::router())
+        .merge(crate::http::ui::router())
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -416,7 +464,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Turns a body extractor's result into a response for streamed bodies.
-pub fn body_stream(body: Body) -> axum::body::BodyDataStream {
-    body.into_data_stream()
+/// A request body as the storage layer's byte stream.
+pub fn body_stream(body: Body) -> crate::storage::ByteStream {
+    use futures_util::StreamExt;
+    Box::pin(
+        body.into_data_stream()
+            .map(|r| r.map_err(|e| e.to_string())),
+    )
 }

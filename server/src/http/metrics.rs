@@ -11,9 +11,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::json;
 
 use super::events::decode_body;
-use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, blocking, check_name, idem};
-use crate::store::Reply;
-use crate::store::metrics::{self as mstore, Axis, Point};
+use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, write_once};
+use crate::domain::check_name;
+use crate::domain::metrics::{self, Axis, Point};
 use crate::util::{TsParser, fmt_ts, now_us, push_f64, push_json_str};
 
 // Strings borrow from the request body: no allocation per point.
@@ -163,7 +163,7 @@ impl<'a> Grouper<'a> {
                                 "metrics[{i}]: a metric name is not UTF-8"
                             ))
                         })?;
-                        check_name("metric name", text, super::runs::MAX_NAME)?;
+                        check_name("metric name", text, simtrack::model::MAX_NAME_BYTES)?;
                         let cap = if self.series.is_empty() {
                             self.capacity
                         } else {
@@ -232,17 +232,9 @@ pub async fn ingest(
     let (run, series) = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
         .await
         .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
-    blocking(move || {
-        st.store.write(&idem, |tx| {
-            super::runs::status_of(tx, &run)?;
-            for (name, points) in &series {
-                mstore::append(tx, &run, name, points)?;
-            }
-            super::runs::touch(tx, &run, now)?;
-            let names: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
-            crate::alerts::on_metrics(tx, &run, &names)?;
-            Ok(Reply::ok(json!({})))
-        })
+    write_once(&st, idem, move |tx| {
+        metrics::ingest(tx, &run, &series, now)?;
+        Ok(json!({}))
     })
     .await
 }
@@ -270,114 +262,112 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResul
     }
     let max_points = q.usize("max_points")?.filter(|m| *m > 0);
     let axis_key = axis_s.to_owned();
-    blocking(move || {
-        st.store.read(|c| {
-            let mut out = String::from("{");
-            if !aggregate {
-                let mut first_run = true;
-                for run in &runs {
-                    let mut body = String::new();
-                    let mut first_metric = true;
-                    for name in &names {
-                        let Some(series) = mstore::series_id(c, run, name)? else {
-                            continue;
-                        };
-                        let pts = mstore::read(c, series, axis, max_points)?;
-                        if !first_metric {
-                            body.push(',');
-                        }
-                        first_metric = false;
-                        push_json_str(&mut body, name);
-                        body.push_str(":[");
-                        body.reserve(pts.len() * 32);
-                        for (i, p) in pts.iter().enumerate() {
-                            if i > 0 {
-                                body.push(',');
-                            }
-                            body.push_str("{\"");
-                            body.push_str(&axis_key);
-                            body.push_str("\":");
-                            push_x(&mut body, axis, p);
-                            body.push_str(",\"value\":");
-                            push_f64(&mut body, p.value);
-                            body.push('}');
-                        }
-                        body.push(']');
-                    }
-                    if first_metric {
-                        continue;
-                    }
-                    if !first_run {
-                        out.push(',');
-                    }
-                    first_run = false;
-                    push_json_str(&mut out, run);
-                    out.push_str(":{");
-                    out.push_str(&body);
-                    out.push('}');
-                }
-            } else {
+    read(&st, move |c| {
+        let mut out = String::from("{");
+        if !aggregate {
+            let mut first_run = true;
+            for run in &runs {
+                let mut body = String::new();
                 let mut first_metric = true;
                 for name in &names {
-                    let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
-                    for run in &runs {
-                        let Some(series) = mstore::series_id(c, run, name)? else {
-                            continue;
-                        };
-                        for p in mstore::read(c, series, axis, max_points)? {
-                            let x = axis.x(&p);
-                            let key = if axis == Axis::Step {
-                                p.step
-                            } else {
-                                (x * 1e6) as i64
-                            };
-                            let e = acc.entry(key).or_insert((
-                                x,
-                                f64::INFINITY,
-                                f64::NEG_INFINITY,
-                                0.0,
-                                0,
-                                p,
-                            ));
-                            e.1 = e.1.min(p.value);
-                            e.2 = e.2.max(p.value);
-                            e.3 += p.value;
-                            e.4 += 1;
-                        }
-                    }
-                    if acc.is_empty() {
+                    let Some(series) = c.series_id(run, name)? else {
                         continue;
-                    }
+                    };
+                    let pts = metrics::read(c, series, axis, max_points)?;
                     if !first_metric {
-                        out.push(',');
+                        body.push(',');
                     }
                     first_metric = false;
-                    push_json_str(&mut out, name);
-                    out.push_str(":[");
-                    for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
+                    push_json_str(&mut body, name);
+                    body.push_str(":[");
+                    body.reserve(pts.len() * 32);
+                    for (i, p) in pts.iter().enumerate() {
                         if i > 0 {
-                            out.push(',');
+                            body.push(',');
                         }
-                        out.push_str("{\"");
-                        out.push_str(&axis_key);
-                        out.push_str("\":");
-                        push_x(&mut out, axis, p);
-                        out.push_str(",\"min\":");
-                        push_f64(&mut out, *min);
-                        out.push_str(",\"max\":");
-                        push_f64(&mut out, *max);
-                        out.push_str(",\"average\":");
-                        push_f64(&mut out, sum / *n as f64);
-                        out.push('}');
+                        body.push_str("{\"");
+                        body.push_str(&axis_key);
+                        body.push_str("\":");
+                        push_x(&mut body, axis, p);
+                        body.push_str(",\"value\":");
+                        push_f64(&mut body, p.value);
+                        body.push('}');
                     }
-                    out.push(']');
+                    body.push(']');
                 }
+                if first_metric {
+                    continue;
+                }
+                if !first_run {
+                    out.push(',');
+                }
+                first_run = false;
+                push_json_str(&mut out, run);
+                out.push_str(":{");
+                out.push_str(&body);
+                out.push('}');
             }
-            out.push('}');
-            Ok(Reply {
-                status: 200,
-                body: out,
-            })
+        } else {
+            let mut first_metric = true;
+            for name in &names {
+                let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
+                for run in &runs {
+                    let Some(series) = c.series_id(run, name)? else {
+                        continue;
+                    };
+                    for p in metrics::read(c, series, axis, max_points)? {
+                        let x = axis.x(&p);
+                        let key = if axis == Axis::Step {
+                            p.step
+                        } else {
+                            (x * 1e6) as i64
+                        };
+                        let e = acc.entry(key).or_insert((
+                            x,
+                            f64::INFINITY,
+                            f64::NEG_INFINITY,
+                            0.0,
+                            0,
+                            p,
+                        ));
+                        e.1 = e.1.min(p.value);
+                        e.2 = e.2.max(p.value);
+                        e.3 += p.value;
+                        e.4 += 1;
+                    }
+                }
+                if acc.is_empty() {
+                    continue;
+                }
+                if !first_metric {
+                    out.push(',');
+                }
+                first_metric = false;
+                push_json_str(&mut out, name);
+                out.push_str(":[");
+                for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str("{\"");
+                    out.push_str(&axis_key);
+                    out.push_str("\":");
+                    push_x(&mut out, axis, p);
+                    out.push_str(",\"min\":");
+                    push_f64(&mut out, *min);
+                    out.push_str(",\"max\":");
+                    push_f64(&mut out, *max);
+                    out.push_str(",\"average\":");
+                    push_f64(&mut out, sum / *n as f64);
+                    out.push('}');
+                }
+                out.push(']');
+            }
+        }
+        out.push('}');
+        Ok(Reply {
+            status: 200,
+            body: out,
         })
     })
     .await
@@ -386,21 +376,12 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResul
 /// `GET /api/metrics/names?runs=[..]` → a JSON array of names.
 pub async fn names(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
     let runs = q.list("runs")?;
-    blocking(move || {
-        st.store.read(|c| {
-            let mut names = std::collections::BTreeSet::new();
-            let mut s = c
-                .prepare_cached("SELECT name FROM metric_series WHERE run_id = ?1")
-                .map_err(ApiError::db)?;
-            for r in &runs {
-                let rows: Vec<String> = s
-                    .query_map([r], |r| r.get(0))
-                    .and_then(|r| r.collect())
-                    .map_err(ApiError::db)?;
-                names.extend(rows);
-            }
-            Ok(Reply::ok(json!(names)))
-        })
+    read(&st, move |tx| {
+        let mut names = std::collections::BTreeSet::new();
+        for r in &runs {
+            names.extend(tx.series_of(r)?.into_iter().map(|s| s.name));
+        }
+        Ok(Reply::ok(json!(names)))
     })
     .await
 }

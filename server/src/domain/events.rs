@@ -1,0 +1,100 @@
+//! Events: a run's log lines, and the `[simtrack] ...` lines the server
+//! itself records (status changes, alerts, aborts, lost runs).
+
+use serde_json::{Value, json};
+use simtrack::model::MAX_EVENT_BYTES;
+
+use super::{Error, Result, filters, runs};
+use crate::storage::{ReadTx, WriteTx};
+use crate::util::{fmt_ts, parse_ts};
+
+/// Accepted `log_level` values.
+pub const LEVELS: [&str; 5] = ["debug", "info", "warning", "error", "critical"];
+/// Prefix of the events the server records itself.
+pub const SYSTEM_PREFIX: &str = "[simtrack]";
+
+/// One event as a client sends it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The text.
+    pub message: String,
+    /// One of [`LEVELS`] (default `info`).
+    pub log_level: Option<String>,
+    /// When (default: now).
+    pub timestamp: Option<String>,
+}
+
+/// A validated event: `(time µs, level, message)`.
+pub type EventRecord = (i64, String, String);
+
+/// Validates a batch of events received at `now`.
+pub fn validate(events: Vec<NewEvent>, now: i64) -> Result<Vec<EventRecord>> {
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        if e.message.len() > MAX_EVENT_BYTES {
+            return Err(Error::invalid(format!(
+                "events[{i}].message is longer than {MAX_EVENT_BYTES} bytes"
+            )));
+        }
+        let level = e.log_level.unwrap_or_else(|| "info".into());
+        if !LEVELS.contains(&level.as_str()) {
+            return Err(Error::invalid(format!(
+                "events[{i}].log_level must be one of {}",
+                LEVELS.join(", ")
+            )));
+        }
+        let ts = match e.timestamp {
+            None => now,
+            Some(t) => parse_ts(&t).ok_or_else(|| {
+                Error::invalid(format!(
+                    "events[{i}].timestamp must look like 2024-01-02T03:04:05.000000"
+                ))
+            })?,
+        };
+        rows.push((ts, level, e.message));
+    }
+    Ok(rows)
+}
+
+/// Stores one event.
+pub fn record(tx: &dyn WriteTx, run: &str, ts: i64, level: &str, message: &str) -> Result<()> {
+    tx.event_insert(run, ts, level, message)?;
+    Ok(())
+}
+
+/// Stores a batch of a run's events received at `now`: the run is alive,
+/// and its event alerts are re-evaluated in the same transaction.
+pub fn ingest(tx: &dyn WriteTx, run: &str, rows: &[EventRecord], now: i64) -> Result<Value> {
+    runs::status_of(tx, run)?;
+    for (ts, level, message) in rows {
+        record(tx, run, *ts, level, message)?;
+    }
+    runs::touch(tx, run, now)?;
+    super::alerts::on_events(tx, run)?;
+    Ok(json!({}))
+}
+
+/// A run's events matching `fs` → `{data, count}` (`count` counts every
+/// match; `data` holds `limit` of them from `start`).
+pub fn list(
+    tx: &dyn ReadTx,
+    run: &str,
+    fs: &[filters::Filter],
+    (start, limit): (usize, usize),
+    me: &str,
+) -> Result<Value> {
+    runs::status_of(tx, run)?;
+    let mut total = 0usize;
+    let mut data = Vec::new();
+    for e in tx.events(run)? {
+        let d = json!({"message": e.message, "log_level": e.log_level, "timestamp": fmt_ts(e.ts)});
+        if !filters::all(fs, &d, me) {
+            continue;
+        }
+        if total >= start && data.len() < limit {
+            data.push(d);
+        }
+        total += 1;
+    }
+    Ok(json!({ "data": data, "count": total }))
+}

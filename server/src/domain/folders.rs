@@ -1,0 +1,169 @@
+//! Folders are paths (`/a/b`); creating one creates its ancestors;
+//! creating an existing one answers its id.
+
+use serde_json::{Map, Value, json};
+
+use super::{Error, Result, filters, parse_json};
+use crate::storage::{FolderPatch, FolderRow, ReadTx, WriteTx};
+use crate::util::{fmt_ts, new_id, now_us};
+
+/// Validates and normalises a folder path (`/` or `/a/b`, no `.`/`..`
+/// segments, no control characters): [`simtrack::model::normalize_folder`].
+pub fn normalise(path: &str) -> Result<String> {
+    use simtrack::model::{FolderError, MAX_FOLDER_PATH_BYTES};
+    simtrack::model::normalize_folder(path).map_err(|e| {
+        Error::invalid(match e {
+            FolderError::TooLong => {
+                format!("folder path is longer than {MAX_FOLDER_PATH_BYTES} bytes")
+            }
+            FolderError::NotAbsolute => "folder path must start with '/'".to_owned(),
+            FolderError::ControlCharacter => {
+                "folder path must not contain control characters".to_owned()
+            }
+            FolderError::DotSegment => {
+                "folder path must not contain '.' or '..' segments".to_owned()
+            }
+        })
+    })
+}
+
+/// The id of folder `path`, creating it and its ancestors as needed.
+pub fn ensure(tx: &dyn WriteTx, path: &str) -> Result<String> {
+    let path = normalise(path)?;
+    let mut id = String::new();
+    let mut prefix = String::new();
+    let mut paths = vec!["/".to_owned()];
+    for s in path.split('/').filter(|s| !s.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(s);
+        paths.push(prefix.clone());
+    }
+    for p in paths {
+        id = match tx.folder_by_path(&p)? {
+            Some(i) => i,
+            None => {
+                let i = new_id();
+                tx.folder_insert(&i, &p, now_us())?;
+                i
+            }
+        };
+    }
+    Ok(id)
+}
+
+fn doc(r: &FolderRow) -> Value {
+    let name = r.path.rsplit('/').next().unwrap_or("").to_owned();
+    json!({
+        "id": r.id,
+        "path": r.path,
+        "name": if name.is_empty() { "/".to_owned() } else { name },
+        "description": r.description,
+        "tags": parse_json(&r.tags, json!([])),
+        "metadata": parse_json(&r.metadata, json!({})),
+        "created": fmt_ts(r.created),
+        "modified": fmt_ts(r.modified),
+        "starred": r.starred,
+        "ttl": Value::Null,
+    })
+}
+
+/// The folder document, or not found.
+pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
+    tx.folder_get(id)?
+        .map(|r| doc(&r))
+        .ok_or_else(|| Error::not_found(format!("folder {id} not found")))
+}
+
+/// Folders matching `fs` → `{data, count}`, oldest first (or newest first
+/// when `desc`).
+pub fn list(
+    tx: &dyn ReadTx,
+    fs: &[filters::Filter],
+    desc: bool,
+    (start, count): (usize, usize),
+    me: &str,
+) -> Result<Value> {
+    let mut all: Vec<Value> = tx.folder_list()?.iter().map(doc).collect();
+    all.retain(|d| filters::all(fs, d, me));
+    if desc {
+        all.reverse();
+    }
+    Ok(super::page(all, start, count))
+}
+
+/// Changes `description`, `tags`, `metadata` (merged) and `starred`.
+pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<Value> {
+    let current = load(tx, id)?;
+    let mut p = FolderPatch {
+        modified: Some(now_us()),
+        ..FolderPatch::default()
+    };
+    if let Some(d) = body.get("description") {
+        p.description = Some(d.as_str().map(str::to_owned));
+    }
+    if let Some(t) = body.get("tags") {
+        if !t.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+            return Err(Error::invalid("'tags' must be a list of strings"));
+        }
+        p.tags = Some(t.to_string());
+    }
+    if let Some(m) = body.get("metadata") {
+        let Value::Object(new) = m else {
+            return Err(Error::invalid("'metadata' must be an object"));
+        };
+        let mut merged = current["metadata"].as_object().cloned().unwrap_or_default();
+        merged.extend(new.clone());
+        p.metadata = Some(Value::Object(merged).to_string());
+    }
+    p.starred = body.get("starred").and_then(Value::as_bool);
+    tx.folder_update(id, &p)?;
+    Ok(json!({ "id": id }))
+}
+
+/// What a folder deletion also removes.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteScope {
+    /// Subfolders too.
+    pub recursive: bool,
+    /// The runs in the deleted folders too.
+    pub runs: bool,
+    /// Only the runs, not the folders.
+    pub runs_only: bool,
+}
+
+/// Deletes a folder → `{folders, runs}` (the ids removed).
+pub fn delete(tx: &dyn WriteTx, id: &str, scope: DeleteScope) -> Result<Value> {
+    let folder = load(tx, id)?;
+    let path = folder["path"].as_str().unwrap_or("/").to_owned();
+    let sub = tx.folders_under(&path)?;
+    let folders_in: Vec<String> = if scope.recursive {
+        sub.iter().map(|s| s.1.clone()).collect()
+    } else {
+        vec![path.clone()]
+    };
+    if !scope.recursive && !scope.runs_only && sub.len() > 1 {
+        return Err(Error::conflict(
+            "folder has subfolders; pass recursive=True",
+        ));
+    }
+    let mut runs = Vec::new();
+    for p in &folders_in {
+        runs.extend(tx.runs_in_folder(p)?);
+    }
+    if !(scope.runs || scope.runs_only || runs.is_empty()) {
+        return Err(Error::conflict("folder contains runs; pass runs=True"));
+    }
+    for r in &runs {
+        tx.run_delete(r)?;
+    }
+    let mut deleted = Vec::new();
+    if !scope.runs_only {
+        for (fid, p) in &sub {
+            if (scope.recursive || *p == path) && p != "/" {
+                tx.folder_delete(fid)?;
+                deleted.push(fid.clone());
+            }
+        }
+    }
+    Ok(json!({ "folders": deleted, "runs": runs }))
+}

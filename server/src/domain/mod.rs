@@ -1,0 +1,223 @@
+//! The rules of the server, independent of HTTP and of any database: run
+//! lifecycle ([`runs`], [`lifecycle`]), metrics ingest and reads
+//! ([`metrics`]), [`events`], [`artifacts`], [`folders`], [`alerts`]
+//! (definitions, evaluation, state changes), tokens and signed links
+//! ([`auth`]), and the Simvue filter language ([`filters`]).
+//!
+//! Every operation works on the storage traits ([`crate::storage`]) and
+//! answers with the documents the API shows (JSON values) or an [`Error`],
+//! which the HTTP layer maps to a status code. Operations on state are
+//! synchronous: callers run them on a blocking thread.
+
+pub mod alerts;
+pub mod artifacts;
+pub mod auth;
+pub mod events;
+pub mod filters;
+pub mod folders;
+pub mod lifecycle;
+pub mod metrics;
+pub mod runs;
+
+use serde_json::Value;
+
+use crate::storage::{BlobError, Outcome, ReadTx, Recorded, StateStore, StorageError, WriteTx};
+use crate::util::now_us;
+
+/// What went wrong, in the domain's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request cannot be read (malformed, or bytes that do not match
+    /// what was announced).
+    BadRequest,
+    /// No valid credentials.
+    Unauthorized,
+    /// No such run, folder, alert, artifact.
+    NotFound,
+    /// Conflicts with what is stored.
+    Conflict,
+    /// Over a size limit.
+    TooLarge,
+    /// Well-formed input with wrong types or values.
+    Invalid,
+    /// The storage backend failed.
+    Internal,
+}
+
+/// A domain error: its kind, a message for the caller, and for a conflict
+/// with an existing object, that object's id.
+#[derive(Debug, Clone)]
+pub struct Error {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// Human-readable reason.
+    pub detail: String,
+    /// The existing object a conflict is about.
+    pub id: Option<String>,
+}
+
+impl Error {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Error {
+            kind,
+            detail: detail.into(),
+            id: None,
+        }
+    }
+    /// [`ErrorKind::BadRequest`]
+    pub fn bad_request(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, d)
+    }
+    /// [`ErrorKind::Unauthorized`]
+    pub fn unauthorized(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, d)
+    }
+    /// [`ErrorKind::NotFound`]
+    pub fn not_found(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, d)
+    }
+    /// [`ErrorKind::Conflict`]
+    pub fn conflict(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, d)
+    }
+    /// [`ErrorKind::TooLarge`]
+    pub fn too_large(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, d)
+    }
+    /// [`ErrorKind::Invalid`]
+    pub fn invalid(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, d)
+    }
+    /// [`ErrorKind::Internal`]
+    pub fn internal(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, d)
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        Error::internal(e.0)
+    }
+}
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::TooLarge(d) => Error::too_large(d),
+            BlobError::Mismatch(d) => Error::bad_request(d),
+            BlobError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// Result of a domain operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Runs `f` on a consistent snapshot of `store`.
+pub fn read<T>(store: &dyn StateStore, f: impl FnOnce(&dyn ReadTx) -> Result<T>) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.read(&mut |tx| {
+        if let Some(f) = f.take() {
+            out = Some(f(tx));
+        }
+        Ok(())
+    })?;
+    out.unwrap_or_else(|| Err(Error::internal("the read transaction did not run")))
+}
+
+/// Runs `f` in a write transaction of `store`: committed when `f` succeeds,
+/// rolled back when it fails.
+pub fn write<T>(store: &dyn StateStore, f: impl FnOnce(&dyn WriteTx) -> Result<T>) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.write(&mut |tx| {
+        let Some(f) = f.take() else {
+            return Err(StorageError(
+                "a write transaction's closure runs once; the store retried it".into(),
+            ));
+        };
+        let r = f(tx);
+        let outcome = if r.is_ok() {
+            Outcome::Commit
+        } else {
+            Outcome::Rollback
+        };
+        out = Some(r);
+        Ok(outcome)
+    })?;
+    out.unwrap_or_else(|| Err(Error::internal("the write transaction did not run")))
+}
+
+/// The idempotency scope and key of one mutating request, if it carried one.
+#[derive(Debug, Clone, Default)]
+pub struct Idem {
+    /// Who sent it (the token id): keys are scoped per token.
+    pub scope: String,
+    /// The key, if any.
+    pub key: Option<String>,
+}
+
+/// Applies a mutation at most once per idempotency key: a key seen before
+/// answers its recorded response without running `f`; otherwise `f`'s
+/// document is recorded under the key in the same transaction as the
+/// change itself, so a crash cannot separate "applied" from "recorded".
+pub fn write_once(
+    store: &dyn StateStore,
+    idem: &Idem,
+    f: impl FnOnce(&dyn WriteTx) -> Result<Value>,
+) -> Result<Recorded> {
+    write(store, |tx| {
+        if let Some(key) = &idem.key
+            && let Some(r) = tx.idempotency_get(&idem.scope, key)?
+        {
+            return Ok(r);
+        }
+        let r = Recorded {
+            status: 200,
+            body: f(tx)?.to_string(),
+        };
+        if let Some(key) = &idem.key {
+            tx.idempotency_put(&idem.scope, key, &r, now_us())?;
+        }
+        Ok(r)
+    })
+}
+
+/// Parses stored JSON text, or `default` when it does not parse.
+pub(crate) fn parse_json(s: &str, default: Value) -> Value {
+    serde_json::from_str(s).unwrap_or(default)
+}
+
+/// Checks a user-supplied name against [`simtrack::model::check_name`].
+pub fn check_name(what: &str, s: &str, max: usize) -> Result<()> {
+    use simtrack::model::NameError;
+    simtrack::model::check_name(s, max).map_err(|e| {
+        Error::invalid(match e {
+            NameError::Empty => format!("{what} must not be empty"),
+            NameError::TooLong => format!("{what} is longer than {max} bytes"),
+            NameError::ControlCharacter | NameError::BadCharacter => {
+                format!("{what} must not contain control characters")
+            }
+        })
+    })
+}
+
+/// A page of a list: `{"data": all[start..start+count], "count": all.len()}`,
+/// the shape every list endpoint answers with.
+pub fn page(all: Vec<Value>, start: usize, count: usize) -> Value {
+    let total = all.len();
+    let data: Vec<Value> = all.into_iter().skip(start).take(count).collect();
+    serde_json::json!({ "data": data, "count": total })
+}
+
+/// Runs blocking work (state transactions, CPU-heavy decoding) off the
+/// async executor.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::internal(format!("request handler failed: {e}"))))
+}

@@ -1,0 +1,701 @@
+//! Runs: creation, partial updates, deletion, heartbeats, abort requests,
+//! and the one run query engine (filters, sorting, paging) that the Simvue
+//! API and the UI both use.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+use simtrack::model::{
+    DEFAULT_HEARTBEAT_TIMEOUT_SECS, MAX_METADATA_BYTES, MAX_NAME_BYTES, RUN_STATUSES, RunStatus,
+};
+
+use super::{Error, Result, check_name, events, filters, folders, parse_json};
+use crate::storage::{ReadTx, RunPatch, RunProjection, RunRow, RunScanRow, WriteTx};
+use crate::util::{fmt_ts, new_id, now_us, parse_ts};
+
+fn is_terminal(s: &str) -> bool {
+    RunStatus::from_name(s).is_some_and(RunStatus::is_terminal)
+}
+
+fn opt_ts(v: Option<i64>) -> Value {
+    v.map_or(Value::Null, |t| Value::String(fmt_ts(t)))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("run {id} not found"))
+}
+
+/// The run document without `alerts` and `metrics`.
+fn base_doc(r: &RunRow) -> Value {
+    let runtime = r.started.map(|s| {
+        let d = (r.endtime.unwrap_or_else(now_us) - s).max(0);
+        format!(
+            "{:02}:{:02}:{:02}.{:06}",
+            d / 3_600_000_000,
+            (d / 60_000_000) % 60,
+            (d / 1_000_000) % 60,
+            d % 1_000_000
+        )
+    });
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "folder": r.folder,
+        "status": r.status,
+        "description": r.description,
+        "tags": parse_json(&r.tags, json!([])),
+        "metadata": parse_json(&r.metadata, json!({})),
+        "system": parse_json(&r.system, json!({})),
+        "created": fmt_ts(r.created),
+        "started": opt_ts(r.started),
+        "endtime": opt_ts(r.endtime),
+        "modified": fmt_ts(r.modified),
+        "runtime": runtime,
+        "ttl": r.ttl,
+        "heartbeat_timeout": r.heartbeat_timeout.map(|t| if t.fract() == 0.0 { json!(t as i64) } else { json!(t) }),
+        "notifications": parse_json(&r.notifications, json!({"state": "none"})),
+        "visibility": parse_json(&r.visibility, json!({"tenant": false, "public": false, "users": []})),
+        "user": r.user,
+        "last_heartbeat": fmt_ts(r.last_seen),
+        "abort_requested": r.abort_requested,
+        "starred": r.starred,
+    })
+}
+
+fn run_metrics(tx: &dyn ReadTx, run_id: &str) -> Result<Value> {
+    Ok(Value::Object(
+        tx.series_of(run_id)?
+            .into_iter()
+            .map(|s| {
+                (
+                    s.name,
+                    json!({"count": s.count, "min": s.min, "max": s.max, "last": s.last, "step": s.last_step}),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// The full run document, or not found.
+pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
+    let row = tx.run_get(id)?.ok_or_else(|| not_found(id))?;
+    let mut d = base_doc(&row);
+    d["alerts"] = Value::Array(
+        tx.attached(Some(id))?
+            .iter()
+            .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": a.status }))
+            .collect(),
+    );
+    d["metrics"] = run_metrics(tx, id)?;
+    Ok(d)
+}
+
+/// Not found unless run `id` exists; its status otherwise.
+pub fn status_of(tx: &dyn ReadTx, id: &str) -> Result<String> {
+    tx.run_status(id)?.ok_or_else(|| not_found(id))
+}
+
+fn string_list(v: &Value, what: &str) -> Result<Vec<String>> {
+    let a = v
+        .as_array()
+        .ok_or_else(|| Error::invalid(format!("'{what}' must be a list of strings")))?;
+    a.iter()
+        .map(|t| {
+            let s = t
+                .as_str()
+                .ok_or_else(|| Error::invalid(format!("'{what}' must be a list of strings")))?;
+            check_name(what, s, MAX_NAME_BYTES)?;
+            Ok(s.to_owned())
+        })
+        .collect()
+}
+
+fn object_text(v: &Value, what: &str) -> Result<String> {
+    if !v.is_object() {
+        return Err(Error::invalid(format!("'{what}' must be an object")));
+    }
+    let s = v.to_string();
+    if s.len() > MAX_METADATA_BYTES {
+        return Err(Error::invalid(format!(
+            "'{what}' is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    Ok(s)
+}
+
+fn timestamp_field(body: &Map<String, Value>, key: &str) -> Result<Option<i64>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_ts(s).map(Some).ok_or_else(|| {
+            Error::invalid(format!(
+                "'{key}' must be a timestamp like 2024-01-02T03:04:05.000000"
+            ))
+        }),
+        Some(_) => Err(Error::invalid(format!(
+            "'{key}' must be a timestamp string"
+        ))),
+    }
+}
+
+fn check_status(s: &Value) -> Result<String> {
+    match s.as_str() {
+        Some(s) if RunStatus::from_name(s).is_some() => Ok(s.to_owned()),
+        _ => Err(Error::invalid(format!(
+            "'status' must be one of {}",
+            RUN_STATUSES.map(RunStatus::as_str).join(", ")
+        ))),
+    }
+}
+
+/// A validated new run, ready to store ([`create`]).
+#[derive(Debug)]
+pub struct NewRun {
+    row: RunRow,
+    alerts: Vec<String>,
+}
+
+/// Validates a `POST /api/runs` body for `user`.
+pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
+    let id = new_id();
+    let name = match body.get("name") {
+        None | Some(Value::Null) => format!("run-{}", id[..8].to_ascii_lowercase()),
+        Some(Value::String(n)) => {
+            check_name("run name", n, MAX_NAME_BYTES)?;
+            n.clone()
+        }
+        Some(_) => return Err(Error::invalid("'name' must be a string")),
+    };
+    let folder = match body.get("folder") {
+        None | Some(Value::Null) => "/".to_owned(),
+        Some(Value::String(f)) => folders::normalise(f)?,
+        Some(_) => return Err(Error::invalid("'folder' must be a string")),
+    };
+    let status = match body.get("status") {
+        None | Some(Value::Null) => "running".to_owned(),
+        Some(s) => check_status(s)?,
+    };
+    let description = match body.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.len() <= MAX_METADATA_BYTES => Some(d.clone()),
+        Some(_) => return Err(Error::invalid("'description' must be a string")),
+    };
+    let tags = match body.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(t) => string_list(t, "tags")?,
+    };
+    let obj = |k: &str, d: Value| -> Result<String> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(d.to_string()),
+            Some(v) => object_text(v, k),
+        }
+    };
+    let metadata = obj("metadata", json!({}))?;
+    let system = obj("system", json!({}))?;
+    let notifications = obj("notifications", json!({"state": "none"}))?;
+    let visibility = obj(
+        "visibility",
+        json!({"tenant": false, "public": false, "users": []}),
+    )?;
+    let ttl = match body.get("ttl") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| Error::invalid("'ttl' must be an integer"))?,
+        ),
+    };
+    let heartbeat_timeout = match body.get("heartbeat_timeout") {
+        None => Some(DEFAULT_HEARTBEAT_TIMEOUT_SECS),
+        Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|t| *t > 0.0)
+                .ok_or_else(|| Error::invalid("'heartbeat_timeout' must be a positive number"))?,
+        ),
+    };
+    let now = now_us();
+    let created = timestamp_field(body, "created")?.unwrap_or(now);
+    let started = timestamp_field(body, "started")?.or((status == "running").then_some(now));
+    let endtime = timestamp_field(body, "endtime")?.or(is_terminal(&status).then_some(now));
+    let alerts = match body.get("alerts") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(a) => string_list(a, "alerts")?,
+    };
+    Ok(NewRun {
+        row: RunRow {
+            id,
+            name,
+            folder,
+            status,
+            description,
+            tags: Value::from(tags).to_string(),
+            metadata,
+            system,
+            created,
+            started,
+            endtime,
+            modified: now,
+            ttl,
+            heartbeat_timeout,
+            notifications,
+            visibility,
+            user: user.to_owned(),
+            last_seen: now,
+            abort_requested: false,
+            abort_reason: None,
+            starred: false,
+        },
+        alerts,
+    })
+}
+
+/// Stores a new run (creating its folder) → `{"id", "name"}`.
+pub fn create(tx: &dyn WriteTx, run: &NewRun) -> Result<Value> {
+    folders::ensure(tx, &run.row.folder)?;
+    tx.run_insert(&run.row)?;
+    set_alerts(tx, &run.row.id, &run.alerts)?;
+    Ok(json!({ "id": run.row.id, "name": run.row.name }))
+}
+
+/// Replaces the set of alerts attached to a run, keeping the state of
+/// those that stay.
+fn set_alerts(tx: &dyn WriteTx, run: &str, ids: &[String]) -> Result<()> {
+    for a in ids {
+        if tx.alert_get(a)?.is_none() {
+            return Err(Error::invalid(format!("alert {a} does not exist")));
+        }
+        tx.attach_alert(run, a)?;
+    }
+    tx.detach_alerts_except(run, ids)?;
+    Ok(())
+}
+
+/// Applies a partial update: `metadata` merges, `tags` and `alerts`
+/// replace, a terminal `status` sets `endtime`, a change of status is
+/// recorded as an event.
+pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<()> {
+    let current = status_of(tx, id)?;
+    let now = now_us();
+    let mut p = RunPatch {
+        modified: Some(now),
+        ..RunPatch::default()
+    };
+    let mut status_event = None;
+    for (k, v) in body {
+        match k.as_str() {
+            "status" => {
+                let s = check_status(v)?;
+                if is_terminal(&s) {
+                    p.endtime = Some(Some(timestamp_field(body, "endtime")?.unwrap_or(now)));
+                } else if s == "running" {
+                    if p.started.is_none() {
+                        let row = tx.run_get(id)?.ok_or_else(|| not_found(id))?;
+                        p.started = Some(Some(row.started.unwrap_or(now)));
+                    }
+                    p.endtime = Some(None);
+                    p.last_seen = Some(now);
+                }
+                if s != current {
+                    status_event = Some(format!(
+                        "[simtrack] run status changed from {current} to {s}"
+                    ));
+                }
+                p.status = Some(s);
+            }
+            "endtime" | "started" | "created" => {
+                if let Some(t) = timestamp_field(body, k)? {
+                    match k.as_str() {
+                        "endtime" if p.status.as_deref().is_none_or(|s| !is_terminal(s)) => {
+                            p.endtime = Some(Some(t));
+                        }
+                        "started" => p.started = Some(Some(t)),
+                        "created" => p.created = Some(t),
+                        _ => {}
+                    }
+                }
+            }
+            "name" => {
+                let n = v
+                    .as_str()
+                    .ok_or_else(|| Error::invalid("'name' must be a string"))?;
+                check_name("run name", n, MAX_NAME_BYTES)?;
+                p.name = Some(n.to_owned());
+            }
+            "description" => {
+                p.description = Some(match v {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone()),
+                    _ => return Err(Error::invalid("'description' must be a string")),
+                });
+            }
+            "folder" => {
+                let f = folders::normalise(
+                    v.as_str()
+                        .ok_or_else(|| Error::invalid("'folder' must be a string"))?,
+                )?;
+                folders::ensure(tx, &f)?;
+                p.folder = Some(f);
+            }
+            "tags" => p.tags = Some(Value::from(string_list(v, "tags")?).to_string()),
+            "metadata" => {
+                let Value::Object(new) = v else {
+                    return Err(Error::invalid("'metadata' must be an object"));
+                };
+                let old = tx.run_get(id)?.ok_or_else(|| not_found(id))?.metadata;
+                let mut merged = parse_json(&old, json!({}))
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                merged.extend(new.clone());
+                p.metadata = Some(object_text(&Value::Object(merged), "metadata")?);
+            }
+            "system" => p.system = Some(object_text(v, k)?),
+            "notifications" => p.notifications = Some(object_text(v, k)?),
+            "visibility" => p.visibility = Some(object_text(v, k)?),
+            "ttl" => {
+                p.ttl = Some(if v.is_null() {
+                    None
+                } else {
+                    Some(
+                        v.as_i64()
+                            .ok_or_else(|| Error::invalid("'ttl' must be an integer"))?,
+                    )
+                });
+            }
+            "heartbeat_timeout" => {
+                p.heartbeat_timeout = Some(if v.is_null() {
+                    None
+                } else {
+                    Some(v.as_f64().filter(|t| *t > 0.0).ok_or_else(|| {
+                        Error::invalid("'heartbeat_timeout' must be a positive number")
+                    })?)
+                });
+            }
+            "alerts" => set_alerts(tx, id, &string_list(v, "alerts")?)?,
+            "starred" => {
+                p.starred = Some(
+                    v.as_bool()
+                        .ok_or_else(|| Error::invalid("'starred' must be a boolean"))?,
+                );
+            }
+            _ => {}
+        }
+    }
+    tx.run_update(id, &p)?;
+    if let Some(message) = status_event {
+        events::record(tx, id, now, "info", &message)?;
+    }
+    Ok(())
+}
+
+/// Removes a run and everything recorded for it.
+pub fn delete(tx: &dyn WriteTx, id: &str) -> Result<()> {
+    status_of(tx, id)?;
+    tx.run_delete(id)?;
+    Ok(())
+}
+
+/// Marks the run alive now (a `lost` run that reports again is running).
+pub fn touch(tx: &dyn WriteTx, id: &str, now: i64) -> Result<()> {
+    let lost = status_of(tx, id)? == RunStatus::Lost.as_str();
+    let mut p = RunPatch {
+        last_seen: Some(now),
+        ..RunPatch::default()
+    };
+    if lost {
+        p.status = Some(RunStatus::Running.as_str().to_owned());
+        p.endtime = Some(None);
+    }
+    tx.run_update(id, &p)?;
+    if lost {
+        events::record(
+            tx,
+            id,
+            now,
+            "info",
+            "[simtrack] run reported again after being marked lost",
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether an abort was requested, and why.
+pub fn abort_flag(tx: &dyn ReadTx, id: &str) -> Result<(bool, Option<String>)> {
+    let r = tx.run_get(id)?.ok_or_else(|| not_found(id))?;
+    Ok((r.abort_requested, r.abort_reason))
+}
+
+/// A heartbeat: the run is alive now → `{"last_heartbeat", "abort"}`.
+pub fn heartbeat(tx: &dyn WriteTx, id: &str) -> Result<Value> {
+    let now = now_us();
+    touch(tx, id, now)?;
+    let (abort, _) = abort_flag(tx, id)?;
+    Ok(json!({ "last_heartbeat": fmt_ts(now), "abort": abort }))
+}
+
+/// Sets a run's abort flag (a user's request or an aborting alert) and
+/// records the first request as an event.
+pub fn request_abort(tx: &dyn WriteTx, id: &str, reason: &str) -> Result<()> {
+    let (already, _) = abort_flag(tx, id)?;
+    tx.run_update(
+        id,
+        &RunPatch {
+            abort: Some((true, Some(reason.to_owned()))),
+            ..RunPatch::default()
+        },
+    )?;
+    if !already {
+        events::record(
+            tx,
+            id,
+            now_us(),
+            "warning",
+            &format!("[simtrack] abort requested: {reason}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A run list query: Simvue filters, sort keys (`(key, descending)`), and
+/// a page.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// ANDed filters.
+    pub filters: Vec<filters::Filter>,
+    /// Sort keys, most significant first.
+    pub sorting: Vec<(String, bool)>,
+    /// First row of the page.
+    pub start: usize,
+    /// Rows in the page.
+    pub count: usize,
+}
+
+/// Parses `sorting=[{"id": key, "desc": bool}, ...]` (default: by creation).
+pub fn parse_sorting(s: Option<&str>) -> Result<Vec<(String, bool)>> {
+    match s {
+        None | Some("") => Ok(vec![("created".into(), false)]),
+        Some(s) => Ok(serde_json::from_str::<Vec<Value>>(s)
+            .map_err(|_| Error::bad_request("'sorting' must be a JSON list of {\"id\", \"desc\"}"))?
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v.get("id")?.as_str()?.to_owned(),
+                    v.get("desc").and_then(Value::as_bool).unwrap_or(false),
+                ))
+            })
+            .collect()),
+    }
+}
+
+/// The top-level document key a filter field or sort key reads.
+fn top_key(field: &str) -> &str {
+    match field {
+        "" => "starred",
+        "folder.path" => "folder",
+        f if f.starts_with("alert.") => "alerts",
+        f => f.split('.').next().unwrap_or(f),
+    }
+}
+
+/// The part of a run's document that a query reads: its id and the
+/// top-level fields in `want` (building the rest for every run would be
+/// most of a list's cost).
+fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(r.id));
+    let mut put = |k: &str, v: &dyn Fn() -> Value| {
+        if want.contains(k) {
+            m.insert(k.to_owned(), v());
+        }
+    };
+    put("name", &|| Value::String(r.name.clone()));
+    put("folder", &|| Value::String(r.folder.clone()));
+    put("status", &|| Value::String(r.status.clone()));
+    put("description", &|| json!(r.description));
+    put("created", &|| Value::String(fmt_ts(r.created)));
+    put("started", &|| opt_ts(r.started));
+    put("endtime", &|| opt_ts(r.endtime));
+    put("modified", &|| Value::String(fmt_ts(r.modified)));
+    put("user", &|| Value::String(r.user.clone()));
+    put("starred", &|| Value::Bool(r.starred));
+    let mut d = Value::Object(m);
+    if let Some(text) = r.tags {
+        d["tags"] = parse_json(&text, json!([]));
+    }
+    for (p, text) in paths.iter().zip(r.values) {
+        let Some(text) = text else { continue };
+        let mut slot = &mut d;
+        for seg in p.split('.') {
+            if !slot.is_object() {
+                *slot = json!({});
+            }
+            slot = &mut slot[seg];
+        }
+        *slot = parse_json(&text, Value::Null);
+    }
+    d
+}
+
+/// Runs matching `q` for caller `me` → `{data, count}`. Only the fields a
+/// filter or sort key reads are built for every run; the page's runs are
+/// then loaded whole.
+pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
+    let reads = |prefix: &str| {
+        q.filters.iter().any(|f| f.field().starts_with(prefix))
+            || q.sorting.iter().any(|(k, _)| k.starts_with(prefix))
+    };
+    let (need_tags, need_alerts) = (reads("tags"), reads("alert"));
+    let want: HashSet<&str> = q
+        .filters
+        .iter()
+        .map(|f| top_key(f.field()))
+        .chain(q.sorting.iter().map(|(k, _)| top_key(k)))
+        .collect();
+    let mut json_paths: Vec<String> = q
+        .filters
+        .iter()
+        .map(|f| f.field().to_owned())
+        .chain(q.sorting.iter().map(|(k, _)| k.clone()))
+        .filter(|f| f.starts_with("metadata.") || f.starts_with("system."))
+        .collect();
+    json_paths.sort();
+    json_paths.dedup();
+    let mut attached: HashMap<String, Vec<Value>> = HashMap::new();
+    if need_alerts {
+        for a in tx.attached(None)? {
+            attached
+                .entry(a.run_id)
+                .or_default()
+                .push(json!({"alert": super::alerts::doc(&a.alert), "status": a.status}));
+        }
+    }
+    let projection = RunProjection {
+        tags: need_tags,
+        json_paths: json_paths.clone(),
+    };
+    let mut docs: Vec<Value> = tx
+        .run_scan(&projection)?
+        .into_iter()
+        .map(|r| scan_doc(r, &json_paths, &want))
+        .collect();
+    if need_alerts {
+        for d in &mut docs {
+            let id = d["id"].as_str().unwrap_or_default().to_owned();
+            d["alerts"] = Value::Array(attached.remove(&id).unwrap_or_default());
+        }
+    }
+    docs.retain(|d| filters::all(&q.filters, d, me));
+    let key_of = |d: &Value| -> Vec<Value> {
+        q.sorting
+            .iter()
+            .map(|(key, _)| {
+                let path = if key == "folder.path" {
+                    "folder"
+                } else {
+                    key.as_str()
+                };
+                path.split('.')
+                    .try_fold(d, |v, k| v.get(k))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            })
+            .collect()
+    };
+    let mut keyed: Vec<(Vec<Value>, String)> = docs
+        .iter()
+        .map(|d| (key_of(d), d["id"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    drop(docs);
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((va, vb), (_, desc)) in a.iter().zip(b).zip(&q.sorting) {
+            let ord = match (va, vb) {
+                (Value::Number(x), Value::Number(y)) => x
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&y.as_f64().unwrap_or(0.0)),
+                (Value::String(x), Value::String(y)) => x.cmp(y),
+                _ => va.to_string().cmp(&vb.to_string()),
+            };
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    let total = keyed.len();
+    let data = keyed
+        .iter()
+        .skip(q.start)
+        .take(q.count)
+        .map(|(_, id)| load(tx, id))
+        .collect::<Result<Vec<Value>>>()?;
+    Ok(json!({ "data": data, "count": total }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{read, write};
+    use crate::storage::sqlite::SqliteStore;
+
+    #[test]
+    fn list_filters_read_every_field_they_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("store");
+        for (i, user) in ["me", "you", "me"].iter().enumerate() {
+            let status = ["completed", "failed", "running"][i];
+            let body = json!({
+                "name": format!("r{i}"), "folder": format!("/f{i}"),
+                "status": status,
+                "description": if i == 1 { "the one" } else { "other" },
+                "tags": [format!("t{i}")], "metadata": {"i": i},
+            });
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            let run = new_run(&body, user).expect("valid run");
+            write(&store, |tx| create(tx, &run)).expect("create");
+        }
+        write(&store, |tx| {
+            let id = tx.run_scan(&RunProjection::default())?[2].id.clone();
+            update(tx, &id, &Map::from_iter([("starred".into(), json!(true))]))
+        })
+        .expect("star");
+        let names = |fs: &[&str], sort: &str| -> Vec<String> {
+            let q = Query {
+                filters: filters::parse_all(&fs.iter().map(|f| f.to_string()).collect::<Vec<_>>())
+                    .expect("filters"),
+                sorting: parse_sorting(Some(sort)).expect("sorting"),
+                start: 0,
+                count: 10,
+            };
+            let v = read(&store, |tx| list(tx, &q, "me")).expect("list");
+            v["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|d| d["name"].as_str().expect("name").to_owned())
+                .collect()
+        };
+        let by_name = r#"[{"id": "name", "desc": false}]"#;
+        assert_eq!(names(&["status == failed"], by_name), ["r1"]);
+        assert_eq!(names(&["user == self"], by_name), ["r0", "r2"]);
+        assert_eq!(names(&["folder.path == /f2"], by_name), ["r2"]);
+        assert_eq!(names(&["description contains one"], by_name), ["r1"]);
+        assert_eq!(names(&["has tag.t0"], by_name), ["r0"]);
+        assert_eq!(names(&["starred"], by_name), ["r2"]);
+        assert_eq!(names(&["metadata.i >= 1"], by_name), ["r1", "r2"]);
+        assert_eq!(
+            names(&["created < 1d", "endtime exists"], by_name),
+            ["r0", "r1"]
+        );
+        assert_eq!(
+            names(&[], r#"[{"id": "status", "desc": true}]"#),
+            ["r2", "r1", "r0"]
+        );
+        assert_eq!(
+            names(&[], r#"[{"id": "folder.path", "desc": true}]"#),
+            ["r2", "r1", "r0"]
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! `/api/artifacts`: register (metadata + checksum), upload to a signed URL
+//! (streamed into the blob store), confirm, attach to a run with a
+//! category, list, download from a signed URL.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::secure_headers;
+use super::{
+    ApiError, ApiResult, AppState, Caller, JsonObject, Params, Reply, body_stream, idem, read,
+    write_once,
+};
+use crate::domain::artifacts::{self, LinkFn};
+
+const DOWNLOAD_URL_SECS: i64 = 3600;
+const UPLOAD_URL_SECS: i64 = 86_400;
+
+/// The externally visible base URL (`http://host:port`) of this request.
+pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &st.cfg.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| st.cfg.listen.to_string());
+    format!("http://{host}")
+}
+
+/// Signed links of one purpose (`upload`, `download`) under `base`.
+fn links(st: &AppState, headers: &HeaderMap, purpose: &'static str) -> LinkFn {
+    let (base, auth) = (base_url(st, headers), st.auth.clone());
+    let secs = if purpose == "upload" {
+        UPLOAD_URL_SECS
+    } else {
+        DOWNLOAD_URL_SECS
+    };
+    Arc::new(move |id: &str| {
+        format!(
+            "{base}/api/artifacts/{id}/{purpose}?{}",
+            auth.url_signature(purpose, id, secs)
+        )
+    })
+}
+
+/// `POST /api/artifacts` `{name, original_path, size, mime_type, checksum,
+/// metadata}` → `{"id", "url"}`; `url` is null when the bytes are already
+/// stored (the client then skips upload and confirm).
+pub async fn register(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let artifact = artifacts::new_artifact(&body, st.cfg.max_upload, &caller.0.user)?;
+    let upload = links(&st, &headers, "upload");
+    Ok(artifacts::register(&st.backend, idem, artifact, upload)
+        .await?
+        .into())
+}
+
+/// `PUT <upload url>`: the raw bytes, authorised by the URL signature.
+pub async fn upload(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Params,
+    body: Body,
+) -> ApiResult {
+    st.auth
+        .check_url("upload", &id, q.get("exp"), q.get("sig"))?;
+    artifacts::upload(&st.backend, id, body_stream(body), st.cfg.max_upload)
+        .await
+        .map(Reply::ok)
+        .map_err(ApiError::from)
+}
+
+/// `PUT /api/artifacts/{id}` `{"uploaded": true}`: confirms the upload
+/// (400 if the bytes are not there).
+pub async fn confirm(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let want = body
+        .get("uploaded")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    Ok(artifacts::confirm(&st.backend, idem, id, want)
+        .await?
+        .into())
+}
+
+/// `PUT /api/runs/{run}/artifacts/{aid}` `{"category": "code"|"input"|"output"}`.
+pub async fn attach(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((run, aid)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let category = body
+        .get("category")
+        .and_then(Value::as_str)
+        .unwrap_or("output")
+        .to_owned();
+    write_once(&st, idem, move |tx| {
+        artifacts::attach(tx, &run, &aid, &category)
+    })
+    .await
+}
+
+/// `GET /api/artifacts/{id}` (with a signed download `url`).
+pub async fn get_one(
+    State(st): State<AppState>,
+    _: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let download = links(&st, &headers, "download");
+    read(&st, move |tx| artifacts::get(tx, &id, &download))
+        .await
+        .map(Reply::ok)
+}
+
+/// `GET /api/artifacts?runs=["<id>"]` → `{data, count}`.
+pub async fn list(
+    State(st): State<AppState>,
+    _: Caller,
+    headers: HeaderMap,
+    q: Params,
+) -> ApiResult {
+    let runs = q.list("runs")?;
+    let start = q.usize("start")?.unwrap_or(0);
+    let count = q.usize("count")?.unwrap_or(usize::MAX);
+    let download = links(&st, &headers, "download");
+    read(&st, move |tx| {
+        artifacts::list(tx, &runs, (start, count), &download)
+    })
+    .await
+    .map(Reply::ok)
+}
+
+/// `GET /api/runs/{id}/artifacts?name=&category=` → a JSON array.
+pub async fn of_run(
+    State(st): State<AppState>,
+    _: Caller,
+    headers: HeaderMap,
+    Path(run): Path<String>,
+    q: Params,
+) -> ApiResult {
+    let name = q.get("name").map(str::to_owned);
+    let category = q.get("category").map(str::to_owned);
+    let download = links(&st, &headers, "download");
+    read(&st, move |tx| {
+        artifacts::of_run(tx, &run, name.as_deref(), category.as_deref(), &download)
+    })
+    .await
+    .map(Reply::ok)
+}
+
+/// `GET /api/runs/{run}/artifacts/{aid}` → `{"category"}`.
+pub async fn category(
+    State(st): State<AppState>,
+    _: Caller,
+    Path((run, aid)): Path<(String, String)>,
+) -> ApiResult {
+    read(&st, move |tx| artifacts::category(tx, &run, &aid))
+        .await
+        .map(Reply::ok)
+}
+
+/// `GET <download url>`: the bytes, streamed, authorised by the signature.
+pub async fn download(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    st.auth
+        .check_url("download", &id, q.get("exp"), q.get("sig"))?;
+    let file = artifacts::open(&st.backend, id).await?;
+    // Never the declared type as is: the first chunk is looked at (see
+    // super::secure_headers), then sent on with the rest.
+    let mut bytes = file.bytes;
+    let first = match bytes.next().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(e)) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storage error: {e}"),
+            ));
+        }
+        None => bytes::Bytes::new(),
+    };
+    let mut headers = secure_headers::file_headers(&file.mime_type, &first, &file.name);
+    headers.push((header::CONTENT_LENGTH, file.len.to_string()));
+    let stream = futures_util::stream::once(async move { Ok::<_, String>(first) }).chain(bytes);
+    let mut r = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    for (k, v) in headers {
+        if let Ok(v) = header::HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Ok(r)
+}
+
+/// `DELETE /api/artifacts/{id}` (the bytes stay while other artifacts share them).
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    write_once(&st, idem, move |tx| artifacts::delete(tx, &id)).await
+}

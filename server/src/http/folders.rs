@@ -1,0 +1,81 @@
+//! `/api/folders`: folders are paths (`/a/b`); creating one creates its
+//! ancestors; creating an existing one answers its id.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::{
+    ApiError, ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once,
+};
+use crate::domain::{filters, folders};
+
+/// `POST /api/folders` `{"path": "/a/b"}` → `{"id"}`.
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let path = match body.get("path") {
+        Some(Value::String(p)) => p.clone(),
+        None => "/".into(),
+        _ => return Err(ApiError::unprocessable("'path' must be a string")),
+    };
+    folders::normalise(&path)?;
+    write_once(&st, idem, move |tx| {
+        Ok(json!({ "id": folders::ensure(tx, &path)? }))
+    })
+    .await
+}
+
+/// `GET /api/folders?filters=[...]&start&count&sorting` → `{data, count}`.
+pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let fs = filters::parse_all(&q.list("filters")?)?;
+    let start = q.usize("start")?.unwrap_or(0);
+    let count = q.usize("count")?.unwrap_or(100);
+    let desc = q.get("sorting").is_some_and(|s| s.contains("true"));
+    read(&st, move |tx| {
+        folders::list(tx, &fs, desc, (start, count), &caller.0.user)
+    })
+    .await
+    .map(Reply::ok)
+}
+
+/// `GET /api/folders/{id}`.
+pub async fn get_one(State(st): State<AppState>, _: Caller, Path(id): Path<String>) -> ApiResult {
+    read(&st, move |tx| folders::load(tx, &id))
+        .await
+        .map(Reply::ok)
+}
+
+/// `PUT /api/folders/{id}` with any of `description`, `tags`, `metadata`
+/// (merged), `starred`.
+pub async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    write_once(&st, idem, move |tx| folders::update(tx, &id, &body)).await
+}
+
+/// `DELETE /api/folders/{id}?recursive&runs&runs_only` → `{folders, runs}`.
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Params,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let scope = folders::DeleteScope {
+        recursive: q.bool("recursive"),
+        runs: q.bool("runs"),
+        runs_only: q.bool("runs_only"),
+    };
+    write_once(&st, idem, move |tx| folders::delete(tx, &id, scope)).await
+}

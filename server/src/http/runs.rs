@@ -1,0 +1,148 @@
+//! `/api/runs`: create, read, update (partial), delete, heartbeat, abort.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
+use crate::domain::{Idem, filters, runs};
+
+/// `POST /api/runs` → `{"id", "name"}`.
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let run = runs::new_run(&body, &caller.0.user)?;
+    write_once(&st, idem, move |tx| runs::create(tx, &run)).await
+}
+
+/// `GET /api/runs/{id}`.
+pub async fn get_one(State(st): State<AppState>, _: Caller, Path(id): Path<String>) -> ApiResult {
+    read(&st, move |tx| runs::load(tx, &id))
+        .await
+        .map(Reply::ok)
+}
+
+/// The run list query of a request: `filters`, `sorting`, `start`, `count`.
+pub fn query(q: &Params) -> Result<runs::Query, super::ApiError> {
+    Ok(runs::Query {
+        filters: filters::parse_all(&q.list("filters")?)?,
+        sorting: runs::parse_sorting(q.get("sorting"))?,
+        start: q.usize("start")?.unwrap_or(0),
+        count: q.usize("count")?.unwrap_or(100),
+    })
+}
+
+/// `GET /api/runs?filters=[...]&start&count&sorting` → `{data, count}`.
+pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let query = query(&q)?;
+    read(&st, move |tx| runs::list(tx, &query, &caller.0.user))
+        .await
+        .map(Reply::ok)
+}
+
+/// `PUT /api/runs/{id}` with only the changed keys (`metadata` merges,
+/// `tags` and `alerts` replace, a terminal `status` sets `endtime`).
+pub async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    write_once(&st, idem, move |tx| {
+        runs::update(tx, &id, &body)?;
+        Ok(json!({ "id": id }))
+    })
+    .await
+}
+
+/// `DELETE /api/runs/{id}`.
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    write_once(&st, idem, move |tx| {
+        runs::delete(tx, &id)?;
+        Ok(json!({ "id": id }))
+    })
+    .await
+}
+
+/// `PUT /api/runs/{id}/heartbeat` → `{"last_heartbeat", "abort"}`: the
+/// abort flag rides along so a client can poll both with one request.
+pub async fn heartbeat(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let idem = Idem {
+        scope: caller.0.token_id.clone(),
+        key: None,
+    };
+    write_once(&st, idem, move |tx| runs::heartbeat(tx, &id)).await
+}
+
+/// `GET /api/runs/{id}/abort` → `{"status": bool, "reason"}`.
+pub async fn abort_status(
+    State(st): State<AppState>,
+    _: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    read(&st, move |tx| {
+        let (abort, reason) = runs::abort_flag(tx, &id)?;
+        Ok(Reply::ok(json!({ "status": abort, "reason": reason })))
+    })
+    .await
+}
+
+/// `PUT /api/runs/{id}/abort` `{"reason"}` → `{"status": true}`.
+pub async fn abort(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("requested by user")
+        .chars()
+        .take(1000)
+        .collect::<String>();
+    write_once(&st, idem, move |tx| {
+        runs::request_abort(tx, &id, &reason)?;
+        Ok(json!({ "status": true }))
+    })
+    .await
+}
+
+/// `PUT /api/runs/{id}/starred` `{"starred": bool}`.
+pub async fn starred(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let mut m = Map::new();
+    m.insert(
+        "starred".into(),
+        body.get("starred").cloned().unwrap_or(Value::Bool(true)),
+    );
+    write_once(&st, idem, move |tx| {
+        runs::update(tx, &id, &m)?;
+        Ok(json!({}))
+    })
+    .await
+}

@@ -1,0 +1,315 @@
+//! UI-only endpoints, beside the Simvue API: who am I (sign-in check),
+//! minting a token for "Create new run", the runs table's query, and the
+//! detail of a zoomed chart.
+
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::domain::check_name;
+use crate::domain::metrics::{self, Axis};
+use crate::http::{
+    ApiError, ApiResult, AppState, Caller, JsonObject, Params, Reply, blocking, read,
+};
+
+/// Longest lifetime a UI-minted token may ask for.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// `GET /api/ui/whoami` → `{"user", "version"}` (401 without a valid token).
+pub async fn whoami(caller: Caller) -> ApiResult {
+    Ok(Reply::ok(json!({
+        "user": caller.0.user,
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// `POST /api/ui/tokens` `{"name"?, "days"?}` → `{"token", "name", "days"}`.
+/// Only a signed-in caller may mint; the new token is named after the
+/// caller unless a name is given (runs show it as their user).
+pub async fn create_token(
+    State(st): State<AppState>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let name = match body.get("name") {
+        None | Some(Value::Null) => caller.0.user.clone(),
+        Some(Value::String(s)) if s.trim().is_empty() => caller.0.user.clone(),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(_) => return Err(ApiError::unprocessable("'name' must be a string")),
+    };
+    check_name("token name", &name, simtrack::model::MAX_NAME_BYTES)?;
+    let days = match body.get("days") {
+        None | Some(Value::Null) => 365,
+        Some(v) => v
+            .as_u64()
+            .filter(|d| (1..=u64::from(MAX_TOKEN_DAYS)).contains(d))
+            .ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "'days' must be an integer from 1 to {MAX_TOKEN_DAYS}"
+                ))
+            })? as u32,
+    };
+    blocking(move || {
+        let token = crate::domain::auth::create_token(&*st.backend.state, &name, days)?;
+        Ok(Reply::ok(
+            json!({ "token": token, "name": name, "days": days }),
+        ))
+    })
+    .await
+}
+
+/// `GET /api/ui/runs?filters&start&count&sorting` → `{data, count}`: the
+/// runs table's query, answered by the same engine as `GET /api/runs`.
+pub async fn runs(st: State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    crate::http::runs::list(st, caller, q).await
+}
+
+/// Most points [`metric_range`] answers with.
+pub const MAX_RANGE_POINTS: usize = 20_000;
+
+/// `GET /api/ui/metrics/range?run&metric&xaxis&min&max&max_points` →
+/// `{"x": [...], "y": [...]}`: one series between `min` and `max` on the
+/// x axis (steps, seconds, or microseconds since the epoch), with one point
+/// either side so lines reach the edges, downsampled to at most
+/// `max_points` keeping each bucket's minimum and maximum. This is what a
+/// zoomed chart shows: detail the whole-series read had averaged away.
+/// Non-finite values are `null`.
+pub async fn metric_range(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+    let need = |k: &str| {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::unprocessable(format!("query parameter '{k}' is required")))
+    };
+    let (run, metric) = (need("run")?, need("metric")?);
+    let axis = Axis::parse(q.get("xaxis").unwrap_or("step"))
+        .ok_or_else(|| ApiError::unprocessable("'xaxis' must be step, time or timestamp"))?;
+    let bound = |k: &str, d: f64| -> Result<f64, ApiError> {
+        match q.get(k) {
+            None | Some("") => Ok(d),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| !x.is_nan())
+                .ok_or_else(|| ApiError::bad_request(format!("'{k}' must be a number"))),
+        }
+    };
+    let (min, max) = (
+        bound("min", f64::NEG_INFINITY)?,
+        bound("max", f64::INFINITY)?,
+    );
+    let max_points = q
+        .usize("max_points")?
+        .unwrap_or(1000)
+        .clamp(2, MAX_RANGE_POINTS);
+    read(&st, move |tx| {
+        let shown = metrics::range(tx, &run, &metric, axis, (min, max), max_points)?;
+        let x: Vec<f64> = shown.iter().map(|p| axis.x(p)).collect();
+        let y: Vec<Option<f64>> = shown
+            .iter()
+            .map(|p| p.value.is_finite().then_some(p.value))
+            .collect();
+        Ok(Reply::ok(json!({ "x": x, "y": y })))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::domain::auth::Auth;
+    use crate::domain::metrics::Point;
+
+    fn setup() -> (tempfile::TempDir, AppState, Caller, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = crate::storage::open_embedded(&dir.path().join("store")).unwrap();
+        let store = backend.state.clone();
+        let token = crate::domain::auth::create_token(&*store, "tester", 1).unwrap();
+        let auth = Auth::new(&*store).unwrap();
+        let me = auth
+            .verify(&*store, Some(&format!("Bearer {token}")))
+            .unwrap();
+        let st = AppState {
+            backend,
+            auth: Arc::new(auth),
+            cfg: Arc::new(ServerConfig::new(dir.path().to_path_buf())),
+        };
+        (dir, st, Caller(me), token)
+    }
+
+    fn params(kv: &[(&str, &str)]) -> Params {
+        Params(
+            kv.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    fn body(r: ApiResult) -> Value {
+        serde_json::from_str(&r.unwrap().body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn minted_tokens_authenticate_and_carry_their_name() {
+        let (_d, st, me, _) = setup();
+        assert_eq!(body(whoami(me.clone()).await)["user"], "tester");
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("ci-job"));
+        m.insert("days".into(), json!(7));
+        let made = body(create_token(State(st.clone()), me.clone(), JsonObject(m)).await);
+        assert_eq!(made["name"], "ci-job");
+        let tok = made["token"].as_str().unwrap();
+        let who = st
+            .auth
+            .verify(&*st.backend.state, Some(&format!("Bearer {tok}")))
+            .unwrap();
+        assert_eq!(who.user, "ci-job");
+        // Unnamed tokens are named after the caller.
+        let made = body(
+            create_token(
+                State(st.clone()),
+                me.clone(),
+                JsonObject(Default::default()),
+            )
+            .await,
+        );
+        assert_eq!(made["name"], "tester");
+        for bad in [json!(0), json!(4000), json!("7"), json!(-1)] {
+            let mut m = serde_json::Map::new();
+            m.insert("days".into(), bad.clone());
+            let err = create_token(State(st.clone()), me.clone(), JsonObject(m))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.status,
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad}"
+            );
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("x\ny"));
+        assert!(
+            create_token(State(st.clone()), me, JsonObject(m))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zoomed_range_keeps_its_detail_and_extremes() {
+        let (_d, st, me, _) = setup();
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("zoom"));
+        let id = body(
+            crate::http::runs::create(
+                State(st.clone()),
+                me.clone(),
+                HeaderMap::new(),
+                JsonObject(m),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let pts: Vec<Point> = (0..100_000)
+            .map(|i| Point {
+                step: i,
+                time: i as f64 * 0.01,
+                ts: 1_700_000_000_000_000 + i * 10_000,
+                value: if i == 50_123 {
+                    1e9
+                } else if i == 50_321 {
+                    f64::NAN
+                } else {
+                    (i % 100) as f64
+                },
+            })
+            .collect();
+        crate::domain::write(&*st.backend.state, |tx| {
+            crate::domain::metrics::append(tx, &id, "m", &pts)
+        })
+        .unwrap();
+        let q = |kv: &[(&str, &str)]| {
+            let mut all = vec![("run", id.as_str()), ("metric", "m")];
+            all.extend_from_slice(kv);
+            params(&all)
+        };
+        // Within a range with room for every point: exactly those points,
+        // plus one either side.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[("min", "50100"), ("max", "50400"), ("max_points", "1000")]),
+            )
+            .await,
+        );
+        let x: Vec<f64> = serde_json::from_value(r["x"].clone()).unwrap();
+        assert_eq!(x.first(), Some(&50_099.0));
+        assert_eq!(x.last(), Some(&50_401.0));
+        assert_eq!(x.len(), 303);
+        assert_eq!(r["y"][(50_123 - 50_099) as usize], 1e9);
+        assert!(r["y"][(50_321 - 50_099) as usize].is_null());
+        // Downsampled: at most max_points, ordered, extremes kept.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[("min", "40000"), ("max", "60000"), ("max_points", "200")]),
+            )
+            .await,
+        );
+        let x: Vec<f64> = serde_json::from_value(r["x"].clone()).unwrap();
+        let y: Vec<Option<f64>> = serde_json::from_value(r["y"].clone()).unwrap();
+        assert!(x.len() <= 200 && x.len() > 100, "{}", x.len());
+        assert!(x.windows(2).all(|w| w[0] <= w[1]));
+        assert!(y.contains(&Some(1e9)) && y.contains(&Some(0.0)) && y.contains(&Some(99.0)));
+        // Other axes use their own units.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[("xaxis", "time"), ("min", "1.0"), ("max", "2.0")]),
+            )
+            .await,
+        );
+        assert_eq!(r["x"].as_array().unwrap().len(), 103);
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                q(&[
+                    ("xaxis", "timestamp"),
+                    ("min", "1700000000000000"),
+                    ("max", "1700000000100000"),
+                ]),
+            )
+            .await,
+        );
+        assert_eq!(r["x"].as_array().unwrap().len(), 12);
+        // Unknown metric: empty; unknown run: 404.
+        let r = body(
+            metric_range(
+                State(st.clone()),
+                me.clone(),
+                params(&[("run", id.as_str()), ("metric", "nope")]),
+            )
+            .await,
+        );
+        assert_eq!(r["x"], json!([]));
+        let err = metric_range(
+            State(st.clone()),
+            me,
+            params(&[("run", "nope"), ("metric", "m")]),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,537 @@
+//! The storage interfaces: [`StateStore`] (runs, folders, alerts, events,
+//! metric chunks, artifact records, tokens, idempotency records) and
+//! [`BlobStore`] (artifact bytes by SHA-256), with plain record types and
+//! no rules. [`sqlite`] and [`files`] implement them today; a backend is
+//! chosen once, at start ([`open_embedded`]).
+//!
+//! Shape, and why (see docs/storage-backends.md):
+//! * State methods are synchronous and are only ever called from a
+//!   blocking thread (`tokio::task::spawn_blocking`). A transaction is a
+//!   closure over a transaction object with typed operations ([`ReadTx`],
+//!   [`WriteTx`]); the closure decides commit or rollback. The SQLite
+//!   implementation runs with no executor hop per statement; an async
+//!   driver (sqlx, tokio-postgres) implements the same trait by driving
+//!   its futures with `Handle::block_on` on that blocking thread, one
+//!   pooled connection per transaction.
+//! * Blob methods are async (streams of bytes), so an object store can
+//!   serve them without tying up a thread per transfer.
+//! * Idempotency is part of the transaction: [`ReadTx::idempotency_get`]
+//!   and [`WriteTx::idempotency_put`] run inside the same write
+//!   transaction as the change they record.
+//!
+//! Nothing here knows HTTP or the domain's rules; errors are
+//! [`StorageError`], which the domain maps.
+
+pub mod files;
+pub mod sqlite;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A failure of the storage backend itself (I/O, driver, corruption).
+#[derive(Debug, Clone)]
+pub struct StorageError(pub String);
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Result of a storage operation.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// What a transaction's closure asks for when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Keep every change.
+    Commit,
+    /// Drop every change.
+    Rollback,
+}
+
+/// Runs, folders, alerts, events, metric chunks, artifact records, tokens,
+/// settings and idempotency records.
+pub trait StateStore: Send + Sync + Debug {
+    /// Runs `f` on a consistent snapshot.
+    fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()>;
+    /// Runs `f` once in a write transaction, committed when `f` returns
+    /// `Ok(Outcome::Commit)` and rolled back otherwise. Write transactions
+    /// are serialisable with respect to each other. A transaction that
+    /// cannot commit is an error, not a retry: `f` is never called twice.
+    fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()>;
+    /// Makes everything durable and compact before a clean exit.
+    fn close(&self);
+}
+
+/// Artifact bytes, content-addressed by lowercase-hex SHA-256.
+pub trait BlobStore: Send + Sync + Debug {
+    /// Whether the blob `sha` is stored.
+    fn has<'a>(&'a self, sha: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// Stores `body`, which must be exactly `size` bytes (never more than
+    /// `limit`) hashing to `sha`; nothing is stored otherwise.
+    fn put<'a>(
+        &'a self,
+        body: ByteStream,
+        sha: &'a str,
+        size: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, std::result::Result<(), BlobError>>;
+    /// The blob's length and bytes, or `None` when it is not stored.
+    fn get<'a>(&'a self, sha: &'a str) -> BoxFuture<'a, Result<Option<(u64, ByteStream)>>>;
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A stream of byte chunks (an upload or a download).
+pub type ByteStream =
+    Pin<Box<dyn futures_util::Stream<Item = std::result::Result<bytes::Bytes, String>> + Send>>;
+
+/// Why [`BlobStore::put`] stored nothing.
+#[derive(Debug)]
+pub enum BlobError {
+    /// More than `limit` bytes arrived.
+    TooLarge(String),
+    /// The bytes do not match the announced size or checksum, or the
+    /// upload was interrupted.
+    Mismatch(String),
+    /// The backend failed.
+    Storage(StorageError),
+}
+
+/// The embedded backend in `dir`: SQLite (`simtrack.db`) and a blob
+/// directory (`blobs/`).
+pub fn open_embedded(dir: &Path) -> std::result::Result<Backend, String> {
+    let state = sqlite::SqliteStore::open(dir)?;
+    let blobs = files::FileBlobs::open(&dir.join("blobs"))?;
+    Ok(Backend {
+        state: Arc::new(state),
+        blobs: Arc::new(blobs),
+    })
+}
+
+/// The embedded state store alone (`dir/simtrack.db`), for commands that
+/// touch no artifact bytes (`simtrack token create`).
+pub fn open_embedded_state(dir: &Path) -> std::result::Result<Arc<dyn StateStore>, String> {
+    Ok(Arc::new(sqlite::SqliteStore::open(dir)?))
+}
+
+/// The two stores a server runs on.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// State and metrics.
+    pub state: Arc<dyn StateStore>,
+    /// Artifact bytes.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// Which x axis a metrics read orders and selects by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// `step`
+    Step,
+    /// `time`
+    Time,
+    /// `timestamp`
+    Timestamp,
+}
+
+/// A stored response, replayed for a repeated idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Status code.
+    pub status: u16,
+    /// Body (JSON text).
+    pub body: String,
+}
+
+/// A run as stored. Timestamps are microseconds since the epoch; `tags`,
+/// `metadata`, `system`, `notifications` and `visibility` are JSON text.
+#[derive(Debug, Clone, Default)]
+pub struct RunRow {
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub status: String,
+    pub description: Option<String>,
+    pub tags: String,
+    pub metadata: String,
+    pub system: String,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub endtime: Option<i64>,
+    pub modified: i64,
+    pub ttl: Option<i64>,
+    pub heartbeat_timeout: Option<f64>,
+    pub notifications: String,
+    pub visibility: String,
+    pub user: String,
+    /// Last heartbeat, metric or event.
+    pub last_seen: i64,
+    pub abort_requested: bool,
+    pub abort_reason: Option<String>,
+    pub starred: bool,
+}
+
+/// Changes to a run: `None` leaves a field alone; for nullable fields
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct RunPatch {
+    pub name: Option<String>,
+    pub folder: Option<String>,
+    pub status: Option<String>,
+    pub description: Option<Option<String>>,
+    pub tags: Option<String>,
+    pub metadata: Option<String>,
+    pub system: Option<String>,
+    pub notifications: Option<String>,
+    pub visibility: Option<String>,
+    pub created: Option<i64>,
+    pub started: Option<Option<i64>>,
+    pub endtime: Option<Option<i64>>,
+    pub modified: Option<i64>,
+    pub ttl: Option<Option<i64>>,
+    pub heartbeat_timeout: Option<Option<f64>>,
+    pub last_seen: Option<i64>,
+    pub abort: Option<(bool, Option<String>)>,
+    pub starred: Option<bool>,
+}
+
+/// What a scan of every run reads: the light columns always, `tags` and
+/// values at JSON paths into `metadata`/`system` only when asked.
+#[derive(Debug, Clone, Default)]
+pub struct RunProjection {
+    /// Read `tags`.
+    pub tags: bool,
+    /// Dotted paths such as `metadata.solver.nx` or `system.hostname`.
+    pub json_paths: Vec<String>,
+}
+
+/// One run of a scan.
+#[derive(Debug, Clone)]
+pub struct RunScanRow {
+    pub id: String,
+    pub name: String,
+    pub folder: String,
+    pub status: String,
+    pub description: Option<String>,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub endtime: Option<i64>,
+    pub modified: i64,
+    pub user: String,
+    pub starred: bool,
+    /// JSON text, when the projection asked for tags.
+    pub tags: Option<String>,
+    /// JSON text of each projected path's value (`None`: absent), in the
+    /// projection's order.
+    pub values: Vec<Option<String>>,
+}
+
+/// A folder as stored (`tags`, `metadata` JSON text).
+#[derive(Debug, Clone)]
+pub struct FolderRow {
+    pub id: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub tags: String,
+    pub metadata: String,
+    pub created: i64,
+    pub modified: i64,
+    pub starred: bool,
+}
+
+/// Changes to a folder (`None` leaves a field alone).
+#[derive(Debug, Clone, Default)]
+pub struct FolderPatch {
+    pub description: Option<Option<String>>,
+    pub tags: Option<String>,
+    pub metadata: Option<String>,
+    pub starred: Option<bool>,
+    pub modified: Option<i64>,
+}
+
+/// An alert definition as stored (`alert` is the JSON text of the rule).
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub id: String,
+    pub name: String,
+    pub source: String,
+    pub description: Option<String>,
+    pub notification: String,
+    pub enabled: bool,
+    pub abort: bool,
+    pub alert: Option<String>,
+    pub created: i64,
+    pub user: String,
+}
+
+/// Changes to an alert (`None` leaves a field alone).
+#[derive(Debug, Clone, Default)]
+pub struct AlertPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub notification: Option<String>,
+    pub enabled: Option<bool>,
+    pub abort: Option<bool>,
+    pub alert: Option<Option<String>>,
+}
+
+/// An alert attached to a run, with the run's state of it.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// The run.
+    pub run_id: String,
+    /// The definition.
+    pub alert: AlertRow,
+    /// `ok` or `critical`.
+    pub status: String,
+}
+
+/// One event of a run.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub ts: i64,
+    pub log_level: String,
+    pub message: String,
+}
+
+/// An artifact record (`metadata` JSON text).
+#[derive(Debug, Clone)]
+pub struct ArtifactRow {
+    pub id: String,
+    pub name: String,
+    pub original_path: String,
+    pub size: u64,
+    pub mime_type: String,
+    pub checksum: String,
+    pub metadata: Option<String>,
+    pub created: i64,
+    pub uploaded: bool,
+    pub user: String,
+}
+
+/// An API token as stored (never the token itself).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// Its id.
+    pub id: String,
+    /// Its name (the runs' `user`).
+    pub name: String,
+    /// SHA-256 of the token.
+    pub hash: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Creation, seconds since the epoch.
+    pub created: i64,
+}
+
+/// The per-series summary kept beside the chunks.
+#[derive(Debug, Clone)]
+pub struct SeriesRow {
+    pub name: String,
+    pub count: i64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub last: Option<f64>,
+    pub last_step: Option<i64>,
+}
+
+/// A metric chunk's summary as written: ranges on every axis, value
+/// statistics (`None` when every value is NaN), and the opaque block
+/// summary and packed points (their format is the domain's).
+#[derive(Debug, Clone)]
+pub struct NewChunk<'a> {
+    pub count: i64,
+    pub step: (i64, i64),
+    pub time: (f64, f64),
+    pub ts: (i64, i64),
+    pub vmin: Option<f64>,
+    pub vmax: Option<f64>,
+    pub vsum: Option<f64>,
+    pub blocks: &'a [u8],
+    pub points: &'a [u8],
+}
+
+/// A chunk as a read sees it: its id, size and range on the read's axis,
+/// and its block summary when asked for.
+#[derive(Debug, Clone)]
+pub struct ChunkInfo {
+    pub id: i64,
+    pub count: i64,
+    pub xmin: f64,
+    pub xmax: f64,
+    pub blocks: Vec<u8>,
+}
+
+/// A chunk's statistics for window aggregates.
+#[derive(Debug, Clone)]
+pub struct ChunkStats {
+    pub id: i64,
+    pub count: i64,
+    pub ts_min: i64,
+    pub vmin: Option<f64>,
+    pub vmax: Option<f64>,
+    pub vsum: Option<f64>,
+}
+
+/// Queries, available in read and write transactions.
+pub trait ReadTx {
+    /// The run's status, or `None` when there is no such run.
+    fn run_status(&self, id: &str) -> Result<Option<String>>;
+    /// The whole run.
+    fn run_get(&self, id: &str) -> Result<Option<RunRow>>;
+    /// Every run, reading only what `p` asks for, in insertion order.
+    fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>>;
+    /// Ids of the runs in folder `path` (exactly).
+    fn runs_in_folder(&self, path: &str) -> Result<Vec<String>>;
+    /// Ids of `running` runs with a heartbeat timeout whose silence, counted
+    /// from the later of their last contact and `since`, passed it by `now`.
+    fn runs_silent(&self, since: i64, now: i64) -> Result<Vec<String>>;
+
+    /// The folder with this id.
+    fn folder_get(&self, id: &str) -> Result<Option<FolderRow>>;
+    /// The id of the folder at `path`.
+    fn folder_by_path(&self, path: &str) -> Result<Option<String>>;
+    /// Every folder, by creation time then path.
+    fn folder_list(&self) -> Result<Vec<FolderRow>>;
+    /// `(id, path)` of the folder at `path` and every folder below it.
+    fn folders_under(&self, path: &str) -> Result<Vec<(String, String)>>;
+
+    /// The alert with this id.
+    fn alert_get(&self, id: &str) -> Result<Option<AlertRow>>;
+    /// Every alert, by creation time.
+    fn alert_list(&self) -> Result<Vec<AlertRow>>;
+    /// The oldest alert named `name`.
+    fn alert_by_name(&self, name: &str) -> Result<Option<String>>;
+    /// The run's state of an attached alert (`None`: not attached).
+    fn run_alert_status(&self, run: &str, alert: &str) -> Result<Option<String>>;
+    /// Alerts attached to `run` (every run when `None`), by the alert's
+    /// creation time.
+    fn attached(&self, run: Option<&str>) -> Result<Vec<Attached>>;
+    /// Enabled alerts of `source` attached to `run`.
+    fn attached_enabled(&self, run: &str, source: &str) -> Result<Vec<AlertRow>>;
+
+    /// The run's events by time, then arrival.
+    fn events(&self, run: &str) -> Result<Vec<EventRow>>;
+    /// Time of the newest event of `run` whose message does not start with
+    /// `skip_prefix`.
+    fn newest_event(&self, run: &str, skip_prefix: &str) -> Result<Option<i64>>;
+    /// Whether an event of `run` at or after `since`, not starting with
+    /// `skip_prefix`, contains `pattern`.
+    fn event_contains(
+        &self,
+        run: &str,
+        since: i64,
+        skip_prefix: &str,
+        pattern: &str,
+    ) -> Result<bool>;
+
+    /// The series id of metric `name` of `run`.
+    fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>>;
+    /// Summaries of every series of `run`, by name.
+    fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>>;
+    /// The chunks of a series in insertion order, with block summaries
+    /// when `blocks`.
+    fn chunks(&self, series: i64, axis: Axis, blocks: bool) -> Result<Vec<ChunkInfo>>;
+    /// Ids of the chunks whose `axis` range overlaps `[min, max]`.
+    fn chunks_overlapping(&self, series: i64, axis: Axis, min: f64, max: f64) -> Result<Vec<i64>>;
+    /// The packed points of a chunk.
+    fn chunk_points(&self, chunk: i64) -> Result<Vec<u8>>;
+    /// The newest timestamp of a series.
+    fn series_newest_ts(&self, series: i64) -> Result<Option<i64>>;
+    /// Statistics of the chunks whose newest timestamp is at or after `ts`.
+    fn chunks_since(&self, series: i64, ts: i64) -> Result<Vec<ChunkStats>>;
+
+    /// The artifact record.
+    fn artifact_get(&self, id: &str) -> Result<Option<ArtifactRow>>;
+    /// Every artifact record, by creation time.
+    fn artifact_list(&self) -> Result<Vec<ArtifactRow>>;
+    /// Artifacts attached to `run` with their category, optionally only
+    /// those with this name and/or category, by creation time.
+    fn artifacts_of(
+        &self,
+        run: &str,
+        name: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<Vec<(ArtifactRow, String)>>;
+    /// The category an artifact is attached to a run with.
+    fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>>;
+
+    /// The token with this hash.
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// A server setting.
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// The response recorded for an idempotency key.
+    fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>>;
+}
+
+/// Changes, available in write transactions only.
+pub trait WriteTx: ReadTx {
+    /// Adds a run.
+    fn run_insert(&self, r: &RunRow) -> Result<()>;
+    /// Changes a run.
+    fn run_update(&self, id: &str, p: &RunPatch) -> Result<()>;
+    /// Removes a run and everything recorded for it (metrics, events,
+    /// alert states, artifact attachments).
+    fn run_delete(&self, id: &str) -> Result<()>;
+
+    /// Adds a folder.
+    fn folder_insert(&self, id: &str, path: &str, now: i64) -> Result<()>;
+    /// Changes a folder.
+    fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()>;
+    /// Removes a folder record.
+    fn folder_delete(&self, id: &str) -> Result<()>;
+
+    /// Adds an alert.
+    fn alert_insert(&self, a: &AlertRow) -> Result<()>;
+    /// Changes an alert.
+    fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()>;
+    /// Removes an alert and its attachments.
+    fn alert_delete(&self, id: &str) -> Result<()>;
+    /// Attaches an alert to a run (state `ok`); no change if attached.
+    fn attach_alert(&self, run: &str, alert: &str) -> Result<()>;
+    /// Detaches every alert of `run` not in `keep`.
+    fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()>;
+    /// Sets the run's state of an attached alert.
+    fn set_alert_state(&self, run: &str, alert: &str, status: &str, at: i64) -> Result<()>;
+
+    /// Adds an event.
+    fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()>;
+
+    /// The series id of metric `name` of `run`, creating the series.
+    fn series_ensure(&self, run: &str, name: &str) -> Result<i64>;
+    /// Adds a chunk to a series.
+    fn chunk_insert(&self, series: i64, c: &NewChunk<'_>) -> Result<()>;
+    /// Folds a batch into the series summary: `count` more points, value
+    /// range, and the last point.
+    fn series_extend(
+        &self,
+        series: i64,
+        count: i64,
+        min: Option<f64>,
+        max: Option<f64>,
+        last: Option<(Option<f64>, i64)>,
+    ) -> Result<()>;
+
+    /// Adds an artifact record.
+    fn artifact_insert(&self, a: &ArtifactRow) -> Result<()>;
+    /// Marks whether its bytes are uploaded.
+    fn artifact_set_uploaded(&self, id: &str, uploaded: bool) -> Result<()>;
+    /// Attaches an artifact to a run, or changes its category.
+    fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()>;
+    /// Removes an artifact record and its attachments (not the bytes).
+    fn artifact_delete(&self, id: &str) -> Result<()>;
+
+    /// Adds a token.
+    fn token_insert(&self, t: &TokenRow) -> Result<()>;
+    /// Sets a server setting.
+    fn setting_put(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Records the response to an idempotency key, created at `at`.
+    fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()>;
+    /// Forgets idempotency keys created before `before`; how many.
+    fn idempotency_purge(&self, before: i64) -> Result<usize>;
+}

@@ -1,0 +1,152 @@
+//! The embedded state store: one SQLite database in WAL mode.
+//!
+//! One writer connection behind a mutex serialises every write
+//! transaction, so a mutation, its side effects (alert evaluation, events)
+//! and its idempotency record commit together: a request acknowledged once
+//! is applied exactly once, even across `kill -9`. Readers use their own
+//! pooled connections and never wait for the writer.
+
+pub mod inspect;
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+use super::{Outcome, ReadTx, Result, StateStore, StorageError, WriteTx};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+    exp INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (
+    id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE, description TEXT,
+    tags TEXT NOT NULL DEFAULT '[]', metadata TEXT NOT NULL DEFAULT '{}',
+    created INTEGER NOT NULL, modified INTEGER NOT NULL, starred INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, folder TEXT NOT NULL, status TEXT NOT NULL,
+    description TEXT, tags TEXT NOT NULL DEFAULT '[]', metadata TEXT NOT NULL DEFAULT '{}',
+    system TEXT NOT NULL DEFAULT '{}', created INTEGER NOT NULL, started INTEGER,
+    endtime INTEGER, modified INTEGER NOT NULL, ttl INTEGER, heartbeat_timeout REAL,
+    notifications TEXT NOT NULL DEFAULT '{"state":"none"}',
+    visibility TEXT NOT NULL DEFAULT '{"tenant":false,"public":false,"users":[]}',
+    user TEXT NOT NULL DEFAULT '', last_seen INTEGER NOT NULL,
+    abort_requested INTEGER NOT NULL DEFAULT 0, abort_reason TEXT,
+    starred INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_folder ON runs(folder);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT NOT NULL, description TEXT,
+    notification TEXT NOT NULL DEFAULT 'none', enabled INTEGER NOT NULL DEFAULT 1,
+    abort INTEGER NOT NULL DEFAULT 0, alert TEXT, created INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS alerts_name ON alerts(name);
+CREATE TABLE IF NOT EXISTS run_alerts (
+    run_id TEXT NOT NULL, alert_id TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok',
+    changed INTEGER, PRIMARY KEY (run_id, alert_id));
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, ts INTEGER NOT NULL,
+    log_level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_run ON events(run_id, ts);
+CREATE TABLE IF NOT EXISTS metric_series (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 0, vmin REAL, vmax REAL, last REAL, last_step INTEGER,
+    UNIQUE (run_id, name));
+CREATE TABLE IF NOT EXISTS metric_chunks (
+    id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL, count INTEGER NOT NULL,
+    step_min INTEGER NOT NULL, step_max INTEGER NOT NULL, time_min REAL NOT NULL,
+    time_max REAL NOT NULL, ts_min INTEGER NOT NULL, ts_max INTEGER NOT NULL,
+    vmin REAL, vmax REAL, vsum REAL, blocks BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS metric_chunks_series ON metric_chunks(series_id, ts_max);
+CREATE TABLE IF NOT EXISTS metric_points (chunk_id INTEGER PRIMARY KEY, points BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, original_path TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL, mime_type TEXT NOT NULL, checksum TEXT NOT NULL,
+    metadata TEXT, created INTEGER NOT NULL, uploaded INTEGER NOT NULL DEFAULT 0,
+    user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS run_artifacts (
+    run_id TEXT NOT NULL, artifact_id TEXT NOT NULL, category TEXT NOT NULL,
+    PRIMARY KEY (run_id, artifact_id));
+CREATE INDEX IF NOT EXISTS run_artifacts_artifact ON run_artifacts(artifact_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL, key TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
+    created INTEGER NOT NULL, PRIMARY KEY (scope, key));
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+"#;
+
+/// The database of one data directory (`DIR/simtrack.db`).
+#[derive(Debug)]
+pub struct SqliteStore {
+    db_path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", "OFF")?;
+    c.pragma_update(None, "cache_size", -65_536)?;
+    Ok(c)
+}
+
+pub(crate) fn db(e: rusqlite::Error) -> StorageError {
+    StorageError(format!("database error: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/simtrack.db`.
+    pub fn open(dir: &Path) -> std::result::Result<SqliteStore, String> {
+        // Private to the server: directory 0700, database 0600.
+        crate::private::prepare_dir(dir)?;
+        let db_path = dir.join("simtrack.db");
+        let writer =
+            open_conn(&db_path).map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
+        writer
+            .execute_batch(SCHEMA)
+            .map_err(|e| format!("cannot initialise {}: {e}", db_path.display()))?;
+        Ok(SqliteStore {
+            db_path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl StateStore for SqliteStore {
+    fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => open_conn(&self.db_path).map_err(db)?,
+        };
+        let out = {
+            let t = conn.transaction().map_err(db)?;
+            let out = f(&tx::Tx(&t));
+            drop(t);
+            out
+        };
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let t = conn.transaction().map_err(db)?;
+        match f(&tx::Tx(&t))? {
+            Outcome::Commit => t.commit().map_err(db),
+            Outcome::Rollback => Ok(()),
+        }
+    }
+
+    fn close(&self) {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+}

@@ -1,0 +1,925 @@
+//! The typed operations of a SQLite transaction: every SQL statement of
+//! the server is here.
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+
+use super::db;
+use crate::storage::{
+    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, ChunkInfo, ChunkStats, EventRow,
+    FolderPatch, FolderRow, NewChunk, ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow,
+    RunScanRow, SeriesRow, TokenRow, WriteTx,
+};
+
+/// A transaction (read or write) on one connection.
+pub(super) struct Tx<'a>(pub &'a Connection);
+
+fn axis_columns(axis: Axis) -> (&'static str, &'static str) {
+    match axis {
+        Axis::Step => ("step_min", "step_max"),
+        Axis::Time => ("time_min", "time_max"),
+        Axis::Timestamp => ("ts_min", "ts_max"),
+    }
+}
+
+fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        folder: r.get("folder")?,
+        status: r.get("status")?,
+        description: r.get("description")?,
+        tags: r.get("tags")?,
+        metadata: r.get("metadata")?,
+        system: r.get("system")?,
+        created: r.get("created")?,
+        started: r.get("started")?,
+        endtime: r.get("endtime")?,
+        modified: r.get("modified")?,
+        ttl: r.get("ttl")?,
+        heartbeat_timeout: r.get("heartbeat_timeout")?,
+        notifications: r.get("notifications")?,
+        visibility: r.get("visibility")?,
+        user: r.get("user")?,
+        last_seen: r.get("last_seen")?,
+        abort_requested: r.get::<_, i64>("abort_requested")? != 0,
+        abort_reason: r.get("abort_reason")?,
+        starred: r.get::<_, i64>("starred")? != 0,
+    })
+}
+
+fn folder_row(r: &Row) -> rusqlite::Result<FolderRow> {
+    Ok(FolderRow {
+        id: r.get("id")?,
+        path: r.get("path")?,
+        description: r.get("description")?,
+        tags: r.get("tags")?,
+        metadata: r.get("metadata")?,
+        created: r.get("created")?,
+        modified: r.get("modified")?,
+        starred: r.get::<_, i64>("starred")? != 0,
+    })
+}
+
+fn alert_row(r: &Row) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        source: r.get("source")?,
+        description: r.get("description")?,
+        notification: r.get("notification")?,
+        enabled: r.get::<_, i64>("enabled")? != 0,
+        abort: r.get::<_, i64>("abort")? != 0,
+        alert: r.get("alert")?,
+        created: r.get("created")?,
+        user: r.get("user")?,
+    })
+}
+
+fn artifact_row(r: &Row) -> rusqlite::Result<ArtifactRow> {
+    Ok(ArtifactRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        original_path: r.get("original_path")?,
+        size: r.get::<_, i64>("size")? as u64,
+        mime_type: r.get("mime_type")?,
+        checksum: r.get("checksum")?,
+        metadata: r.get("metadata")?,
+        created: r.get("created")?,
+        uploaded: r.get::<_, i64>("uploaded")? != 0,
+        user: r.get("user")?,
+    })
+}
+
+/// `UPDATE table SET col = ?, ... WHERE id = ?` for the columns given.
+fn update(c: &Connection, table: &str, id: &str, sets: Vec<(&str, Sql)>) -> Result<()> {
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let cols: Vec<String> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (col, _))| format!("{col} = ?{}", i + 2))
+        .collect();
+    let sql = format!("UPDATE {table} SET {} WHERE id = ?1", cols.join(", "));
+    let mut args: Vec<Sql> = vec![Sql::Text(id.to_owned())];
+    args.extend(sets.into_iter().map(|(_, v)| v));
+    c.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(args)))
+        .map_err(db)?;
+    Ok(())
+}
+
+fn text(s: &str) -> Sql {
+    Sql::Text(s.to_owned())
+}
+fn opt_text(s: Option<&str>) -> Sql {
+    s.map_or(Sql::Null, text)
+}
+fn opt_int(v: Option<i64>) -> Sql {
+    v.map_or(Sql::Null, Sql::Integer)
+}
+
+impl ReadTx for Tx<'_> {
+    fn run_status(&self, id: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT status FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn run_get(&self, id: &str) -> Result<Option<RunRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], run_row).optional())
+            .map_err(db)
+    }
+
+    fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>> {
+        // JSON values are extracted by SQLite (`->`), so a large metadata
+        // document is never parsed whole for a scan.
+        let mut sql = String::from(
+            "SELECT id, name, folder, status, description, created, started, endtime, modified, user,
+             starred, CASE WHEN ?1 THEN tags END",
+        );
+        let mut args: Vec<String> = Vec::new();
+        for path in &p.json_paths {
+            let (column, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
+            let column = match column {
+                "metadata" => "metadata",
+                "system" => "system",
+                _ => continue,
+            };
+            let json_path: String = rest
+                .split('.')
+                .map(|seg| format!(".\"{}\"", seg.replace('"', "\\\"")))
+                .collect();
+            args.push(format!("${json_path}"));
+            sql.push_str(&format!(", {column} -> ?{}", args.len() + 1));
+        }
+        sql.push_str(" FROM runs ORDER BY rowid");
+        let mut s = self.0.prepare(&sql).map_err(db)?;
+        let mut bind: Vec<&dyn ToSql> = vec![&p.tags];
+        bind.extend(args.iter().map(|a| a as &dyn ToSql));
+        let n = args.len();
+        s.query_map(bind.as_slice(), |r| {
+            Ok(RunScanRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                folder: r.get(2)?,
+                status: r.get(3)?,
+                description: r.get(4)?,
+                created: r.get(5)?,
+                started: r.get(6)?,
+                endtime: r.get(7)?,
+                modified: r.get(8)?,
+                user: r.get(9)?,
+                starred: r.get::<_, i64>(10)? != 0,
+                tags: r.get(11)?,
+                values: (0..n)
+                    .map(|i| r.get(12 + i))
+                    .collect::<rusqlite::Result<_>>()?,
+            })
+        })
+        .and_then(|r| r.collect())
+        .map_err(db)
+    }
+
+    fn runs_in_folder(&self, path: &str) -> Result<Vec<String>> {
+        self.0
+            .prepare_cached("SELECT id FROM runs WHERE folder = ?1")
+            .and_then(|mut s| s.query_map(params![path], |r| r.get(0))?.collect())
+            .map_err(db)
+    }
+
+    fn runs_silent(&self, since: i64, now: i64) -> Result<Vec<String>> {
+        self.0
+            .prepare_cached(
+                "SELECT id FROM runs WHERE status = 'running' AND heartbeat_timeout IS NOT NULL
+                 AND max(last_seen, ?1) + CAST(heartbeat_timeout * 1000000 AS INTEGER) < ?2",
+            )
+            .and_then(|mut s| s.query_map(params![since, now], |r| r.get(0))?.collect())
+            .map_err(db)
+    }
+
+    fn folder_get(&self, id: &str) -> Result<Option<FolderRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM folders WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], folder_row).optional())
+            .map_err(db)
+    }
+
+    fn folder_by_path(&self, path: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT id FROM folders WHERE path = ?1")
+            .and_then(|mut s| s.query_row(params![path], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn folder_list(&self) -> Result<Vec<FolderRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM folders ORDER BY created, path")
+            .and_then(|mut s| s.query_map([], folder_row)?.collect())
+            .map_err(db)
+    }
+
+    fn folders_under(&self, path: &str) -> Result<Vec<(String, String)>> {
+        let prefix = if path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{path}/")
+        };
+        self.0
+            .prepare_cached(
+                "SELECT id, path FROM folders WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![path, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(db)
+    }
+
+    fn alert_get(&self, id: &str) -> Result<Option<AlertRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM alerts WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], alert_row).optional())
+            .map_err(db)
+    }
+
+    fn alert_list(&self) -> Result<Vec<AlertRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM alerts ORDER BY created")
+            .and_then(|mut s| s.query_map([], alert_row)?.collect())
+            .map_err(db)
+    }
+
+    fn alert_by_name(&self, name: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT id FROM alerts WHERE name = ?1 ORDER BY created LIMIT 1")
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn run_alert_status(&self, run: &str, alert: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT status FROM run_alerts WHERE run_id = ?1 AND alert_id = ?2")
+            .and_then(|mut s| s.query_row(params![run, alert], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn attached(&self, run: Option<&str>) -> Result<Vec<Attached>> {
+        self.0
+            .prepare_cached(
+                "SELECT ra.run_id AS run_id, ra.status AS run_alert_status, a.* FROM run_alerts ra
+                 JOIN alerts a ON a.id = ra.alert_id
+                 WHERE ?1 IS NULL OR ra.run_id = ?1 ORDER BY a.created",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![run], |r| {
+                    Ok(Attached {
+                        run_id: r.get("run_id")?,
+                        status: r.get("run_alert_status")?,
+                        alert: alert_row(r)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn attached_enabled(&self, run: &str, source: &str) -> Result<Vec<AlertRow>> {
+        self.0
+            .prepare_cached(
+                "SELECT a.* FROM run_alerts ra JOIN alerts a ON a.id = ra.alert_id
+                 WHERE ra.run_id = ?1 AND a.source = ?2 AND a.enabled = 1",
+            )
+            .and_then(|mut s| s.query_map(params![run, source], alert_row)?.collect())
+            .map_err(db)
+    }
+
+    fn events(&self, run: &str) -> Result<Vec<EventRow>> {
+        self.0
+            .prepare_cached(
+                "SELECT ts, log_level, message FROM events WHERE run_id = ?1 ORDER BY ts, seq",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![run], |r| {
+                    Ok(EventRow {
+                        ts: r.get(0)?,
+                        log_level: r.get(1)?,
+                        message: r.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn newest_event(&self, run: &str, skip_prefix: &str) -> Result<Option<i64>> {
+        self.0
+            .prepare_cached(
+                "SELECT max(ts) FROM events WHERE run_id = ?1
+                 AND substr(message, 1, length(?2)) != ?2",
+            )
+            .and_then(|mut s| s.query_row(params![run, skip_prefix], |r| r.get(0)))
+            .map_err(db)
+    }
+
+    fn event_contains(
+        &self,
+        run: &str,
+        since: i64,
+        skip_prefix: &str,
+        pattern: &str,
+    ) -> Result<bool> {
+        self.0
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM events WHERE run_id = ?1 AND ts >= ?2
+                 AND substr(message, 1, length(?3)) != ?3 AND instr(message, ?4) > 0)",
+            )
+            .and_then(|mut s| s.query_row(params![run, since, skip_prefix, pattern], |r| r.get(0)))
+            .map_err(db)
+    }
+
+    fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>> {
+        self.0
+            .prepare_cached("SELECT id FROM metric_series WHERE run_id = ?1 AND name = ?2")
+            .and_then(|mut s| s.query_row(params![run, name], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>> {
+        self.0
+            .prepare_cached(
+                "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                 WHERE run_id = ?1 ORDER BY name",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![run], |r| {
+                    Ok(SeriesRow {
+                        name: r.get(0)?,
+                        count: r.get(1)?,
+                        min: r.get(2)?,
+                        max: r.get(3)?,
+                        last: r.get(4)?,
+                        last_step: r.get(5)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn chunks(&self, series: i64, axis: Axis, blocks: bool) -> Result<Vec<ChunkInfo>> {
+        let (lo, hi) = axis_columns(axis);
+        let sql = format!(
+            "SELECT id, count, {lo}, {hi}, {} FROM metric_chunks WHERE series_id = ?1 ORDER BY id",
+            if blocks { "blocks" } else { "x''" }
+        );
+        self.0
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(params![series], |r| {
+                    Ok(ChunkInfo {
+                        id: r.get(0)?,
+                        count: r.get(1)?,
+                        xmin: r.get::<_, f64>(2)?,
+                        xmax: r.get::<_, f64>(3)?,
+                        blocks: r.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn chunks_overlapping(&self, series: i64, axis: Axis, min: f64, max: f64) -> Result<Vec<i64>> {
+        let (lo, hi) = axis_columns(axis);
+        let sql = format!(
+            "SELECT id FROM metric_chunks WHERE series_id = ?1 AND {hi} >= ?2 AND {lo} <= ?3 ORDER BY id"
+        );
+        self.0
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(params![series, min, max], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(db)
+    }
+
+    fn chunk_points(&self, chunk: i64) -> Result<Vec<u8>> {
+        self.0
+            .prepare_cached("SELECT points FROM metric_points WHERE chunk_id = ?1")
+            .and_then(|mut s| s.query_row(params![chunk], |r| r.get(0)))
+            .map_err(db)
+    }
+
+    fn series_newest_ts(&self, series: i64) -> Result<Option<i64>> {
+        self.0
+            .prepare_cached("SELECT max(ts_max) FROM metric_chunks WHERE series_id = ?1")
+            .and_then(|mut s| s.query_row(params![series], |r| r.get(0)))
+            .map_err(db)
+    }
+
+    fn chunks_since(&self, series: i64, ts: i64) -> Result<Vec<ChunkStats>> {
+        self.0
+            .prepare_cached(
+                "SELECT id, count, ts_min, vmin, vmax, vsum FROM metric_chunks
+                 WHERE series_id = ?1 AND ts_max >= ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![series, ts], |r| {
+                    Ok(ChunkStats {
+                        id: r.get(0)?,
+                        count: r.get(1)?,
+                        ts_min: r.get(2)?,
+                        vmin: r.get(3)?,
+                        vmax: r.get(4)?,
+                        vsum: r.get(5)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn artifact_get(&self, id: &str) -> Result<Option<ArtifactRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM artifacts WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], artifact_row).optional())
+            .map_err(db)
+    }
+
+    fn artifact_list(&self) -> Result<Vec<ArtifactRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM artifacts ORDER BY created")
+            .and_then(|mut s| s.query_map([], artifact_row)?.collect())
+            .map_err(db)
+    }
+
+    fn artifacts_of(
+        &self,
+        run: &str,
+        name: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<Vec<(ArtifactRow, String)>> {
+        self.0
+            .prepare_cached(
+                "SELECT a.*, ra.category FROM artifacts a JOIN run_artifacts ra ON ra.artifact_id = a.id
+                 WHERE ra.run_id = ?1 AND (?2 IS NULL OR a.name = ?2) AND (?3 IS NULL OR ra.category = ?3)
+                 ORDER BY a.created",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![run, name, category], |r| {
+                    Ok((artifact_row(r)?, r.get("category")?))
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached(
+                "SELECT category FROM run_artifacts WHERE run_id = ?1 AND artifact_id = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![run, artifact], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
+        self.0
+            .prepare_cached("SELECT id, name, hash, exp, created FROM tokens WHERE hash = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![hash], |r| {
+                    Ok(TokenRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        hash: r.get(2)?,
+                        exp: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.0
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>> {
+        self.0
+            .prepare_cached("SELECT status, body FROM idempotency WHERE scope = ?1 AND key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![scope, key], |r| {
+                    Ok(Recorded {
+                        status: r.get::<_, i64>(0)? as u16,
+                        body: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)
+    }
+}
+
+impl WriteTx for Tx<'_> {
+    fn run_insert(&self, r: &RunRow) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO runs (id, name, folder, status, description, tags, metadata, system, created,
+                 started, endtime, modified, ttl, heartbeat_timeout, notifications, visibility, user,
+                 last_seen, abort_requested, abort_reason, starred)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.id,
+                    r.name,
+                    r.folder,
+                    r.status,
+                    r.description,
+                    r.tags,
+                    r.metadata,
+                    r.system,
+                    r.created,
+                    r.started,
+                    r.endtime,
+                    r.modified,
+                    r.ttl,
+                    r.heartbeat_timeout,
+                    r.notifications,
+                    r.visibility,
+                    r.user,
+                    r.last_seen,
+                    r.abort_requested,
+                    r.abort_reason,
+                    r.starred
+                ])
+            })
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn run_update(&self, id: &str, p: &RunPatch) -> Result<()> {
+        let mut sets: Vec<(&str, Sql)> = Vec::new();
+        let texts = [
+            ("name", &p.name),
+            ("folder", &p.folder),
+            ("status", &p.status),
+            ("tags", &p.tags),
+            ("metadata", &p.metadata),
+            ("system", &p.system),
+            ("notifications", &p.notifications),
+            ("visibility", &p.visibility),
+        ];
+        for (col, v) in texts {
+            if let Some(v) = v {
+                sets.push((col, text(v)));
+            }
+        }
+        if let Some(d) = &p.description {
+            sets.push(("description", opt_text(d.as_deref())));
+        }
+        for (col, v) in [
+            ("created", p.created),
+            ("modified", p.modified),
+            ("last_seen", p.last_seen),
+        ] {
+            if let Some(v) = v {
+                sets.push((col, Sql::Integer(v)));
+            }
+        }
+        for (col, v) in [
+            ("started", p.started),
+            ("endtime", p.endtime),
+            ("ttl", p.ttl),
+        ] {
+            if let Some(v) = v {
+                sets.push((col, opt_int(v)));
+            }
+        }
+        if let Some(t) = p.heartbeat_timeout {
+            sets.push(("heartbeat_timeout", t.map_or(Sql::Null, Sql::Real)));
+        }
+        if let Some((flag, reason)) = &p.abort {
+            sets.push(("abort_requested", Sql::Integer(i64::from(*flag))));
+            sets.push(("abort_reason", opt_text(reason.as_deref())));
+        }
+        if let Some(s) = p.starred {
+            sets.push(("starred", Sql::Integer(i64::from(s))));
+        }
+        update(self.0, "runs", id, sets)
+    }
+
+    fn run_delete(&self, id: &str) -> Result<()> {
+        for sql in [
+            "DELETE FROM metric_points WHERE chunk_id IN (SELECT c.id FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id WHERE s.run_id = ?1)",
+            "DELETE FROM metric_chunks WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = ?1)",
+            "DELETE FROM metric_series WHERE run_id = ?1",
+            "DELETE FROM events WHERE run_id = ?1",
+            "DELETE FROM run_alerts WHERE run_id = ?1",
+            "DELETE FROM run_artifacts WHERE run_id = ?1",
+            "DELETE FROM runs WHERE id = ?1",
+        ] {
+            self.0.execute(sql, params![id]).map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn folder_insert(&self, id: &str, path: &str, now: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO folders (id, path, created, modified) VALUES (?1, ?2, ?3, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![id, path, now]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
+        let mut sets: Vec<(&str, Sql)> = Vec::new();
+        if let Some(d) = &p.description {
+            sets.push(("description", opt_text(d.as_deref())));
+        }
+        if let Some(t) = &p.tags {
+            sets.push(("tags", text(t)));
+        }
+        if let Some(m) = &p.metadata {
+            sets.push(("metadata", text(m)));
+        }
+        if let Some(s) = p.starred {
+            sets.push(("starred", Sql::Integer(i64::from(s))));
+        }
+        if let Some(m) = p.modified {
+            sets.push(("modified", Sql::Integer(m)));
+        }
+        update(self.0, "folders", id, sets)
+    }
+
+    fn folder_delete(&self, id: &str) -> Result<()> {
+        self.0
+            .execute("DELETE FROM folders WHERE id = ?1", params![id])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn alert_insert(&self, a: &AlertRow) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert, created, user)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                params![
+                    a.id,
+                    a.name,
+                    a.source,
+                    a.description,
+                    a.notification,
+                    a.enabled,
+                    a.abort,
+                    a.alert,
+                    a.created,
+                    a.user
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()> {
+        let mut sets: Vec<(&str, Sql)> = Vec::new();
+        for (col, v) in [
+            ("name", &p.name),
+            ("description", &p.description),
+            ("notification", &p.notification),
+        ] {
+            if let Some(v) = v {
+                sets.push((col, text(v)));
+            }
+        }
+        for (col, v) in [("enabled", p.enabled), ("abort", p.abort)] {
+            if let Some(v) = v {
+                sets.push((col, Sql::Integer(i64::from(v))));
+            }
+        }
+        if let Some(a) = &p.alert {
+            sets.push(("alert", opt_text(a.as_deref())));
+        }
+        update(self.0, "alerts", id, sets)
+    }
+
+    fn alert_delete(&self, id: &str) -> Result<()> {
+        self.0
+            .execute("DELETE FROM run_alerts WHERE alert_id = ?1", params![id])
+            .map_err(db)?;
+        self.0
+            .execute("DELETE FROM alerts WHERE id = ?1", params![id])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn attach_alert(&self, run: &str, alert: &str) -> Result<()> {
+        self.0
+            .prepare_cached("INSERT OR IGNORE INTO run_alerts (run_id, alert_id) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![run, alert]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()> {
+        let keep = serde_json::Value::from(keep.to_vec()).to_string();
+        self.0
+            .prepare_cached(
+                "DELETE FROM run_alerts WHERE run_id = ?1
+                 AND alert_id NOT IN (SELECT value FROM json_each(?2))",
+            )
+            .and_then(|mut s| s.execute(params![run, keep]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn set_alert_state(&self, run: &str, alert: &str, status: &str, at: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE run_alerts SET status = ?3, changed = ?4 WHERE run_id = ?1 AND alert_id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![run, alert, status, at]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO events (run_id, ts, log_level, message) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![run, ts, level, message]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO metric_series (run_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![run, name]))
+            .map_err(db)?;
+        self.0
+            .prepare_cached("SELECT id FROM metric_series WHERE run_id = ?1 AND name = ?2")
+            .and_then(|mut s| s.query_row(params![run, name], |r| r.get(0)))
+            .map_err(db)
+    }
+
+    fn chunk_insert(&self, series: i64, c: &NewChunk<'_>) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO metric_chunks (series_id, count, step_min, step_max, time_min, time_max,
+                 ts_min, ts_max, vmin, vmax, vsum, blocks) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    series, c.count, c.step.0, c.step.1, c.time.0, c.time.1, c.ts.0, c.ts.1,
+                    c.vmin, c.vmax, c.vsum, c.blocks
+                ])
+            })
+            .map_err(db)?;
+        let chunk = self.0.last_insert_rowid();
+        self.0
+            .prepare_cached("INSERT INTO metric_points (chunk_id, points) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![chunk, c.points]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn series_extend(
+        &self,
+        series: i64,
+        count: i64,
+        min: Option<f64>,
+        max: Option<f64>,
+        last: Option<(Option<f64>, i64)>,
+    ) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE metric_series SET count = count + ?2,
+                   vmin = CASE WHEN ?3 IS NULL THEN vmin WHEN vmin IS NULL OR ?3 < vmin THEN ?3 ELSE vmin END,
+                   vmax = CASE WHEN ?4 IS NULL THEN vmax WHEN vmax IS NULL OR ?4 > vmax THEN ?4 ELSE vmax END,
+                   last = ?5, last_step = ?6 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    series,
+                    count,
+                    min,
+                    max,
+                    last.and_then(|l| l.0),
+                    last.map(|l| l.1)
+                ])
+            })
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn artifact_insert(&self, a: &ArtifactRow) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO artifacts (id, name, original_path, size, mime_type, checksum, metadata, created, uploaded, user)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                params![
+                    a.id,
+                    a.name,
+                    a.original_path,
+                    a.size as i64,
+                    a.mime_type,
+                    a.checksum,
+                    a.metadata,
+                    a.created,
+                    a.uploaded,
+                    a.user
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn artifact_set_uploaded(&self, id: &str, uploaded: bool) -> Result<()> {
+        self.0
+            .execute(
+                "UPDATE artifacts SET uploaded = ?2 WHERE id = ?1",
+                params![id, uploaded],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO run_artifacts (run_id, artifact_id, category) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (run_id, artifact_id) DO UPDATE SET category = excluded.category",
+                params![run, artifact, category],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn artifact_delete(&self, id: &str) -> Result<()> {
+        self.0
+            .execute(
+                "DELETE FROM run_artifacts WHERE artifact_id = ?1",
+                params![id],
+            )
+            .map_err(db)?;
+        self.0
+            .execute("DELETE FROM artifacts WHERE id = ?1", params![id])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn token_insert(&self, t: &TokenRow) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO tokens (id, name, hash, exp, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.id, t.name, t.hash, t.exp, t.created],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO idempotency (scope, key, status, body, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![scope, key, r.status, r.body, at]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn idempotency_purge(&self, before: i64) -> Result<usize> {
+        self.0
+            .execute(
+                "DELETE FROM idempotency WHERE created < ?1",
+                params![before],
+            )
+            .map_err(db)
+    }
+}
