@@ -4,7 +4,7 @@
 //! Every answer must be a 2xx/4xx (never a 5xx, never a dropped connection),
 //! and the server must still serve a normal client afterwards.
 //!
-//! Budget: `SIMTRACK_FUZZ_CASES` requests (default 2,500); seed:
+//! Budget: `SIMTRACK_FUZZ_CASES` requests (default 6,000); seed:
 //! `SIMTRACK_FUZZ_SEED` (default: from the clock, printed so a failure can
 //! be replayed). Inputs that once broke the server are kept in
 //! [`REGRESSIONS`] and run first, every time.
@@ -410,7 +410,7 @@ fn malformed_and_hostile_requests_never_get_a_5xx() {
     let cases: usize = std::env::var("SIMTRACK_FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(2_500);
+        .unwrap_or(6_000);
     eprintln!("fuzz_requests: seed {seed} (SIMTRACK_FUZZ_SEED={seed} replays), {cases} cases");
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -10,7 +10,9 @@ use simtrack::model::{
 };
 
 use super::{Error, Result, check_name, events, filters, folders, parse_json};
-use crate::storage::{ReadTx, RunPatch, RunProjection, RunRow, RunScanRow, WriteTx};
+use crate::storage::{
+    JsonColumn, JsonPath, ReadTx, RunPatch, RunProjection, RunRow, RunScanRow, WriteTx,
+};
 use crate::util::{fmt_ts, new_id, now_us, parse_ts};
 
 fn is_terminal(s: &str) -> bool {
@@ -499,7 +501,7 @@ fn top_key(field: &str) -> &str {
 /// The part of a run's document that a query reads: its id and the
 /// top-level fields in `want` (building the rest for every run would be
 /// most of a list's cost).
-fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
+fn scan_doc(r: RunScanRow, paths: &[JsonPath], want: &HashSet<&str>) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), Value::String(r.id));
     let mut put = |k: &str, v: &dyn Fn() -> Value| {
@@ -523,8 +525,12 @@ fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
     }
     for (p, text) in paths.iter().zip(r.values) {
         let Some(text) = text else { continue };
+        let top = match p.column {
+            JsonColumn::Metadata => "metadata",
+            JsonColumn::System => "system",
+        };
         let mut slot = &mut d;
-        for seg in p.split('.') {
+        for seg in std::iter::once(top).chain(p.keys.iter().map(String::as_str)) {
             if !slot.is_object() {
                 *slot = json!({});
             }
@@ -533,6 +539,22 @@ fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
         *slot = parse_json(&text, Value::Null);
     }
     d
+}
+
+/// The JSON path a dotted field such as `metadata.solver.nx` reads, if it
+/// reads into `metadata` or `system` (keys are split at `.` and otherwise
+/// taken as they are: the storage addresses any key exactly).
+fn json_path(field: &str) -> Option<JsonPath> {
+    let (top, rest) = field.split_once('.')?;
+    let column = match top {
+        "metadata" => JsonColumn::Metadata,
+        "system" => JsonColumn::System,
+        _ => return None,
+    };
+    Some(JsonPath {
+        column,
+        keys: rest.split('.').map(str::to_owned).collect(),
+    })
 }
 
 /// Runs matching `q` for caller `me` → `{data, count}`. Only the fields a
@@ -550,12 +572,12 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
         .map(|f| top_key(f.field()))
         .chain(q.sorting.iter().map(|(k, _)| top_key(k)))
         .collect();
-    let mut json_paths: Vec<String> = q
+    let mut json_paths: Vec<JsonPath> = q
         .filters
         .iter()
-        .map(|f| f.field().to_owned())
-        .chain(q.sorting.iter().map(|(k, _)| k.clone()))
-        .filter(|f| f.starts_with("metadata.") || f.starts_with("system."))
+        .map(|f| f.field())
+        .chain(q.sorting.iter().map(|(k, _)| k.as_str()))
+        .filter_map(json_path)
         .collect();
     json_paths.sort();
     json_paths.dedup();

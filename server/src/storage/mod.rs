@@ -206,8 +206,25 @@ pub struct RunPatch {
 pub struct RunProjection {
     /// Read `tags`.
     pub tags: bool,
-    /// Dotted paths such as `metadata.solver.nx` or `system.hostname`.
-    pub json_paths: Vec<String>,
+    /// Paths into `metadata`/`system`, such as `metadata.solver.nx`.
+    pub json_paths: Vec<JsonPath>,
+}
+
+/// Which JSON document column of a run a [`JsonPath`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JsonColumn {
+    Metadata,
+    System,
+}
+
+/// A path into a run's JSON column as a list of object keys. A key is any
+/// string a client can store (quotes, backslashes, control characters,
+/// anything): a backend must address it exactly, never by pasting it into
+/// its own path syntax unescaped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JsonPath {
+    pub column: JsonColumn,
+    pub keys: Vec<String>,
 }
 
 /// One run of a scan.

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::db;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, Axis, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, NewChunk, ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow,
-    RunScanRow, SeriesRow, TokenRow, WriteTx,
+    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
 };
 
 /// A transaction (read or write) on one connection.
@@ -120,6 +120,31 @@ fn opt_int(v: Option<i64>) -> Sql {
     v.map_or(Sql::Null, Sql::Integer)
 }
 
+/// SQLite's JSON path for a list of object keys: `$."k1"."k2"`. SQLite ends
+/// a quoted label at the first `"` whatever precedes it, and decodes JSON
+/// escapes inside it, so every key is written as a JSON string body with
+/// `"` as `\u0022` (never `\"`), `\` as `\\` and control characters as
+/// `\uXXXX`: any stored key, a trailing backslash or a quote included, is
+/// addressed exactly.
+fn sqlite_json_path(keys: &[String]) -> String {
+    let mut out = String::from("$");
+    for key in keys {
+        out.push_str(".\"");
+        for c in key.chars() {
+            match c {
+                '"' => out.push_str("\\u0022"),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
+}
+
 impl ReadTx for Tx<'_> {
     fn run_status(&self, id: &str) -> Result<Option<String>> {
         self.0
@@ -144,17 +169,11 @@ impl ReadTx for Tx<'_> {
         );
         let mut args: Vec<String> = Vec::new();
         for path in &p.json_paths {
-            let (column, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
-            let column = match column {
-                "metadata" => "metadata",
-                "system" => "system",
-                _ => continue,
+            let column = match path.column {
+                JsonColumn::Metadata => "metadata",
+                JsonColumn::System => "system",
             };
-            let json_path: String = rest
-                .split('.')
-                .map(|seg| format!(".\"{}\"", seg.replace('"', "\\\"")))
-                .collect();
-            args.push(format!("${json_path}"));
+            args.push(sqlite_json_path(&path.keys));
             sql.push_str(&format!(", {column} -> ?{}", args.len() + 1));
         }
         sql.push_str(" FROM runs ORDER BY rowid");
