@@ -139,6 +139,55 @@ fn timestamp_field(body: &Map<String, Value>, key: &str) -> Result<Option<i64>> 
     }
 }
 
+// One validator per field, shared by create and update, so a field is
+// accepted or refused the same way whichever request carries it.
+
+fn name_field(v: &Value) -> Result<String> {
+    let n = v
+        .as_str()
+        .ok_or_else(|| Error::invalid("'name' must be a string"))?;
+    check_name("run name", n, MAX_NAME_BYTES)?;
+    Ok(n.to_owned())
+}
+
+fn folder_field(v: &Value) -> Result<String> {
+    folders::normalise(
+        v.as_str()
+            .ok_or_else(|| Error::invalid("'folder' must be a string"))?,
+    )
+}
+
+fn description_field(v: &Value) -> Result<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(d) if d.len() <= MAX_METADATA_BYTES => Ok(Some(d.clone())),
+        Value::String(_) => Err(Error::invalid(format!(
+            "'description' is longer than {MAX_METADATA_BYTES} bytes"
+        ))),
+        _ => Err(Error::invalid("'description' must be a string")),
+    }
+}
+
+fn ttl_field(v: &Value) -> Result<Option<i64>> {
+    match v {
+        Value::Null => Ok(None),
+        v => {
+            Ok(Some(v.as_i64().ok_or_else(|| {
+                Error::invalid("'ttl' must be an integer")
+            })?))
+        }
+    }
+}
+
+fn heartbeat_timeout_field(v: &Value) -> Result<Option<f64>> {
+    match v {
+        Value::Null => Ok(None),
+        v => Ok(Some(v.as_f64().filter(|t| *t > 0.0).ok_or_else(|| {
+            Error::invalid("'heartbeat_timeout' must be a positive number")
+        })?)),
+    }
+}
+
 fn check_status(s: &Value) -> Result<String> {
     match s.as_str() {
         Some(s) if RunStatus::from_name(s).is_some() => Ok(s.to_owned()),
@@ -161,25 +210,19 @@ pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
     let id = new_id();
     let name = match body.get("name") {
         None | Some(Value::Null) => format!("run-{}", id[..8].to_ascii_lowercase()),
-        Some(Value::String(n)) => {
-            check_name("run name", n, MAX_NAME_BYTES)?;
-            n.clone()
-        }
-        Some(_) => return Err(Error::invalid("'name' must be a string")),
+        Some(n) => name_field(n)?,
     };
     let folder = match body.get("folder") {
         None | Some(Value::Null) => "/".to_owned(),
-        Some(Value::String(f)) => folders::normalise(f)?,
-        Some(_) => return Err(Error::invalid("'folder' must be a string")),
+        Some(f) => folder_field(f)?,
     };
     let status = match body.get("status") {
         None | Some(Value::Null) => "running".to_owned(),
         Some(s) => check_status(s)?,
     };
     let description = match body.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(d)) if d.len() <= MAX_METADATA_BYTES => Some(d.clone()),
-        Some(_) => return Err(Error::invalid("'description' must be a string")),
+        None => None,
+        Some(d) => description_field(d)?,
     };
     let tags = match body.get("tags") {
         None | Some(Value::Null) => Vec::new(),
@@ -199,20 +242,12 @@ pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
         json!({"tenant": false, "public": false, "users": []}),
     )?;
     let ttl = match body.get("ttl") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| Error::invalid("'ttl' must be an integer"))?,
-        ),
+        None => None,
+        Some(v) => ttl_field(v)?,
     };
     let heartbeat_timeout = match body.get("heartbeat_timeout") {
         None => Some(DEFAULT_HEARTBEAT_TIMEOUT_SECS),
-        Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_f64()
-                .filter(|t| *t > 0.0)
-                .ok_or_else(|| Error::invalid("'heartbeat_timeout' must be a positive number"))?,
-        ),
+        Some(v) => heartbeat_timeout_field(v)?,
     };
     let now = now_us();
     let created = timestamp_field(body, "created")?.unwrap_or(now);
@@ -315,25 +350,10 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
                     }
                 }
             }
-            "name" => {
-                let n = v
-                    .as_str()
-                    .ok_or_else(|| Error::invalid("'name' must be a string"))?;
-                check_name("run name", n, MAX_NAME_BYTES)?;
-                p.name = Some(n.to_owned());
-            }
-            "description" => {
-                p.description = Some(match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    _ => return Err(Error::invalid("'description' must be a string")),
-                });
-            }
+            "name" => p.name = Some(name_field(v)?),
+            "description" => p.description = Some(description_field(v)?),
             "folder" => {
-                let f = folders::normalise(
-                    v.as_str()
-                        .ok_or_else(|| Error::invalid("'folder' must be a string"))?,
-                )?;
+                let f = folder_field(v)?;
                 folders::ensure(tx, &f)?;
                 p.folder = Some(f);
             }
@@ -353,25 +373,8 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
             "system" => p.system = Some(object_text(v, k)?),
             "notifications" => p.notifications = Some(object_text(v, k)?),
             "visibility" => p.visibility = Some(object_text(v, k)?),
-            "ttl" => {
-                p.ttl = Some(if v.is_null() {
-                    None
-                } else {
-                    Some(
-                        v.as_i64()
-                            .ok_or_else(|| Error::invalid("'ttl' must be an integer"))?,
-                    )
-                });
-            }
-            "heartbeat_timeout" => {
-                p.heartbeat_timeout = Some(if v.is_null() {
-                    None
-                } else {
-                    Some(v.as_f64().filter(|t| *t > 0.0).ok_or_else(|| {
-                        Error::invalid("'heartbeat_timeout' must be a positive number")
-                    })?)
-                });
-            }
+            "ttl" => p.ttl = Some(ttl_field(v)?),
+            "heartbeat_timeout" => p.heartbeat_timeout = Some(heartbeat_timeout_field(v)?),
             "alerts" => set_alerts(tx, id, &string_list(v, "alerts")?)?,
             "starred" => {
                 p.starred = Some(

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::json;
 
 use super::events::decode_body;
+use super::wire::Exact;
 use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, write_once};
 use crate::domain::check_name;
 use crate::domain::metrics::{self, Axis, Point};
@@ -30,8 +31,8 @@ struct Item<'a> {
     time: Option<f64>,
     #[serde(default, borrow)]
     timestamp: Option<&'a str>,
-    #[serde(default, deserialize_with = "number_opt")]
-    step: Option<f64>,
+    #[serde(default, deserialize_with = "exact_opt")]
+    step: Option<Exact>,
     #[serde(borrow)]
     values: Values<'a>,
 }
@@ -65,6 +66,41 @@ impl<'de> Deserialize<'de> for Num {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A number kept exact ([`Exact`]): JSON integers are not read as `f64`.
+struct ExactDe(Exact);
+
+impl<'de> Deserialize<'de> for ExactDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ExactDe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Float(v)))
+            }
+            fn visit_f32<E>(self, v: f32) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Float(f64::from(v))))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Int(i128::from(v))))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Int(i128::from(v))))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Int(i128::from(v))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn exact_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Exact>, D::Error> {
+    Option::<ExactDe>::deserialize(d).map(|o| o.map(|n| n.0))
 }
 
 fn number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -127,7 +163,7 @@ impl<'a> Grouper<'a> {
         i: usize,
         time: Option<f64>,
         timestamp: Option<&'a [u8]>,
-        step: Option<f64>,
+        step: Option<Exact>,
         values: &[(&'a [u8], f64)],
     ) -> Result<(), ApiError> {
         let ts = match timestamp {
@@ -145,12 +181,14 @@ impl<'a> Grouper<'a> {
                 }
             },
         };
-        let step = step.unwrap_or(0.0);
-        if !(step.is_finite() && step >= 0.0 && step.fract() == 0.0) {
-            return Err(ApiError::unprocessable(format!(
-                "metrics[{i}].step must be a non-negative integer"
-            )));
-        }
+        let step = match step {
+            None => 0,
+            Some(s) => s.step().ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "metrics[{i}].step must be a non-negative integer below 2^63"
+                ))
+            })?,
+        };
         let time = time.unwrap_or(0.0);
         for &(name, value) in values {
             let slot = match self.last_slot {
@@ -177,7 +215,7 @@ impl<'a> Grouper<'a> {
             };
             self.last_slot = Some((name, slot));
             self.series[slot].1.push(Point {
-                step: step as i64,
+                step,
                 time,
                 ts,
                 value,
