@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{Api, Server, token, urlencode};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Api, Server, bin, storage_args, token, token_with, urlencode, wait_for};
 use serde_json::{Value, json};
 
 fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Api) {
@@ -176,4 +179,107 @@ fn steps_are_stored_and_returned_exactly() {
         );
         assert_eq!(r.status, 422, "step {s}: {}", r.text);
     }
+}
+
+/// `POST /api/ui/tokens` mints only for the caller's own name, for at most
+/// 90 days (never past the caller's own expiry), and at most 100 live
+/// tokens per name.
+#[test]
+fn a_token_mints_only_bounded_tokens_for_itself() {
+    let (_d, server, api) = setup(&[]);
+    let r = api.json(
+        "POST",
+        "/api/ui/tokens",
+        &json!({"name": "root", "days": 3650}),
+    );
+    assert_eq!(r.status, 403, "another name: {}", r.text);
+    let r = api.json("POST", "/api/ui/tokens", &json!({"days": 3650}));
+    assert_eq!(r.status, 422, "ten years: {}", r.text);
+    let r = api.json("POST", "/api/ui/tokens", &json!({"days": 91}));
+    assert_eq!(r.status, 422, "91 days: {}", r.text);
+    let r = api.json(
+        "POST",
+        "/api/ui/tokens",
+        &json!({"name": "tester", "days": 90}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let made = r.json();
+    assert_eq!(made["name"], "tester");
+    // A minted token cannot mint for another name either.
+    let child = Api::new(&server, made["token"].as_str().expect("token"));
+    let r = child.json("POST", "/api/ui/tokens", &json!({"name": "admin"}));
+    assert_eq!(r.status, 403, "{}", r.text);
+    // The setup token plus the one above: 2 live; 98 more are allowed.
+    let mut minted = 0;
+    let status = loop {
+        let r = api.json("POST", "/api/ui/tokens", &json!({"days": 1}));
+        if r.status != 200 {
+            break r.status;
+        }
+        minted += 1;
+        assert!(minted <= 200, "minting never stopped");
+    };
+    assert_eq!(status, 429);
+    assert_eq!(minted, 98);
+    let mine = api.ok("/api/ui/tokens");
+    assert_eq!(mine["data"].as_array().map(Vec::len), Some(100));
+}
+
+/// A token revoked through the API stops working at once; one revoked with
+/// the CLI (another process, as another replica would) within the token
+/// cache lifetime, without a restart.
+#[test]
+fn a_revoked_token_stops_working_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tok = token(dir.path());
+    let other = token_with(dir.path(), &["--name", "ci"]);
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server, &tok);
+    let ci = Api::new(&server, &other);
+    // Warm every cache.
+    for _ in 0..3 {
+        api.ok("/api/runs?count=1");
+        ci.ok("/api/runs?count=1");
+    }
+    // Through the API: the caller's own token, gone on the next request.
+    let r = api.json("POST", "/api/ui/tokens", &json!({"days": 1}));
+    let made = r.json();
+    let minted = Api::new(&server, made["token"].as_str().expect("token"));
+    minted.ok("/api/runs?count=1");
+    let id = made["id"].as_str().expect("id");
+    let r = ci.send("DELETE", &format!("/api/ui/tokens/{id}"), &[], None);
+    assert_eq!(r.status, 404, "someone else's token: {}", r.text);
+    let r = api.send("DELETE", &format!("/api/ui/tokens/{id}"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(minted.get("/api/runs?count=1").status, 401);
+    // With the CLI, while the server runs.
+    let out = Command::new(bin())
+        .args(["token", "revoke", "--name", "ci"])
+        .args(storage_args(dir.path()))
+        .output()
+        .expect("run token revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    let gone = wait_for(Duration::from_secs(10), || {
+        (ci.get("/api/runs?count=1").status == 401).then_some(())
+    });
+    assert!(gone.is_some(), "a CLI-revoked token still works after 10 s");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    eprintln!("CLI-revoked token refused after {took:?}");
+    api.ok("/api/runs?count=1");
+    let list = Command::new(bin())
+        .args(["token", "list"])
+        .args(storage_args(dir.path()))
+        .output()
+        .expect("run token list");
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("\ttester\t") && !text.contains("\tci\t"),
+        "{text}"
+    );
 }

@@ -480,6 +480,11 @@ pub trait ReadTx {
 
     /// The token with this hash.
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Every token (hashes included), oldest first; only those named
+    /// `name` when given.
+    fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>>;
+    /// How many tokens named `name` expire after `now` (seconds).
+    fn tokens_live(&self, name: &str, now: i64) -> Result<u64>;
     /// A server setting.
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// The response recorded for an idempotency key.
@@ -545,6 +550,8 @@ pub trait WriteTx: ReadTx {
 
     /// Adds a token.
     fn token_insert(&self, t: &TokenRow) -> Result<()>;
+    /// Removes a token; whether it existed.
+    fn token_delete(&self, id: &str) -> Result<bool>;
     /// Sets a server setting.
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Records the response to an idempotency key, created at `at`.

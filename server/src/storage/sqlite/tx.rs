@@ -507,6 +507,35 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>> {
+        self.0
+            .prepare_cached(
+                "SELECT id, name, hash, exp, created FROM tokens
+                 WHERE ?1 IS NULL OR name = ?1 ORDER BY created, id",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![name], |r| {
+                    Ok(TokenRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        hash: r.get(2)?,
+                        exp: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn tokens_live(&self, name: &str, now: i64) -> Result<u64> {
+        self.0
+            .prepare_cached("SELECT COUNT(*) FROM tokens WHERE name = ?1 AND exp > ?2")
+            .and_then(|mut s| s.query_row(params![name, now], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(db)
+    }
+
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.0
             .prepare_cached("SELECT id, name, hash, exp, created FROM tokens WHERE hash = ?1")
@@ -910,6 +939,13 @@ impl WriteTx for Tx<'_> {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn token_delete(&self, id: &str) -> Result<bool> {
+        self.0
+            .execute("DELETE FROM tokens WHERE id = ?1", params![id])
+            .map(|n| n > 0)
+            .map_err(db)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
