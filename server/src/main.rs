@@ -45,6 +45,14 @@ enum Command {
         /// token stops working within this time [env SIMTRACK_TOKEN_CACHE_SECS, default 2].
         #[arg(long)]
         token_cache_secs: Option<f64>,
+        /// Most points per series of a downsampled (max_points) or aggregated metrics read; a
+        /// larger max_points is lowered to it [env SIMTRACK_MAX_READ_POINTS, default 100000].
+        #[arg(long)]
+        max_read_points: Option<usize>,
+        /// Most metric names per run; a batch adding a name beyond it is refused with 422
+        /// [env SIMTRACK_MAX_METRIC_NAMES, default 10000].
+        #[arg(long)]
+        max_metric_names: Option<u64>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -158,6 +166,8 @@ fn main() -> ExitCode {
             max_upload,
             lost_check_secs,
             token_cache_secs,
+            max_read_points,
+            max_metric_names,
             net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
@@ -170,6 +180,12 @@ fn main() -> ExitCode {
             cfg.max_body = max_body;
             cfg.max_upload = max_upload;
             cfg.lost_check = std::time::Duration::from_secs_f64(lost_check_secs.max(0.05));
+            if let Some(n) = max_read_points.filter(|n| *n >= 2) {
+                cfg.max_read_points = n;
+            }
+            if let Some(n) = max_metric_names.filter(|n| *n >= 1) {
+                cfg.max_metric_names = n;
+            }
             if let Some(s) = token_cache_secs.filter(|s| s.is_finite() && *s >= 0.0) {
                 cfg.token_cache = std::time::Duration::from_secs_f64(s.min(3600.0));
             }

@@ -283,3 +283,148 @@ fn a_revoked_token_stops_working_without_a_restart() {
         "{text}"
     );
 }
+
+/// `VmHWM` and `VmRSS` of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[derive(serde::Serialize)]
+struct MpItem {
+    time: f64,
+    step: i64,
+    values: std::collections::HashMap<String, f64>,
+}
+
+#[derive(serde::Serialize)]
+struct MpBatch {
+    run: String,
+    metrics: Vec<MpItem>,
+}
+
+fn log_points(api: &Api, run: &str, name: &str, from: i64, n: i64) {
+    let b = MpBatch {
+        run: run.to_owned(),
+        metrics: (from..from + n)
+            .map(|i| MpItem {
+                time: i as f64 * 0.001,
+                step: i,
+                values: [(name.to_owned(), (i as f64 * 0.01).sin())].into(),
+            })
+            .collect(),
+    };
+    let r = api.msgpack("/api/metrics", None, &b);
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Four concurrent whole-series reads of a 2M-point series: every point
+/// arrives, and the server's peak memory stays bounded (the answers are
+/// streamed, not built in memory). Downsampled reads are capped at the
+/// server's maximum, and say so.
+#[test]
+fn whole_series_reads_are_streamed_and_downsampled_reads_capped() {
+    const N: i64 = 2_000_000;
+    let (_d, server, api) = setup(&["--max-read-points", "5000"]);
+    let run = api.create_run(json!({"name": "long"}));
+    let t0 = Instant::now();
+    for from in (0..N).step_by(200_000) {
+        log_points(&api, &run, "m", from, 200_000);
+    }
+    eprintln!("ingested {N} points in {:?}", t0.elapsed());
+    let pid = server.child.id();
+    // Forget the ingest's peak: from here VmHWM is the reads' peak.
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let (base_hwm, base_rss) = memory_kib(pid);
+    let url = format!(
+        "{}/api/metrics?runs={}&metrics={}&xaxis=step&aggregate=False",
+        api.base,
+        urlencode(&json!([run]).to_string()),
+        urlencode(&json!(["m"]).to_string())
+    );
+    let t0 = Instant::now();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, tok) = (url.clone(), api.token.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(300))
+                    .build()
+                    .expect("client");
+                let mut r = client.get(&url).bearer_auth(tok).send().expect("read");
+                assert_eq!(r.status(), 200);
+                // Count points and check order while reading, keep nothing.
+                struct Counter {
+                    points: u64,
+                    bytes: u64,
+                }
+                impl std::io::Write for Counter {
+                    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                        self.points += b.iter().filter(|c| **c == b'}').count() as u64;
+                        self.bytes += b.len() as u64;
+                        Ok(b.len())
+                    }
+                    fn flush(&mut self) -> std::io::Result<()> {
+                        Ok(())
+                    }
+                }
+                let mut c = Counter {
+                    points: 0,
+                    bytes: 0,
+                };
+                r.copy_to(&mut c).expect("body");
+                (c.points, c.bytes)
+            })
+        })
+        .collect();
+    let mut peak_rss = base_rss;
+    while readers.iter().any(|h| !h.is_finished()) {
+        peak_rss = peak_rss.max(memory_kib(pid).1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for h in readers {
+        let (points, bytes) = h.join().expect("reader");
+        // Every point is one object; plus the run's and the document's braces.
+        assert_eq!(points, N as u64 + 2, "{bytes} bytes");
+    }
+    let took = t0.elapsed();
+    let (hwm, _) = memory_kib(pid);
+    let grew = hwm
+        .saturating_sub(base_hwm)
+        .max(peak_rss.saturating_sub(base_rss));
+    eprintln!(
+        "4 concurrent whole reads of {N} points: {took:?}; server RSS before {base_rss} KiB, \
+         VmHWM {base_hwm} -> {hwm} KiB, peak sampled RSS {peak_rss} KiB (grew {grew} KiB)"
+    );
+    assert!(
+        grew < 96 * 1024,
+        "the server's memory grew by {grew} KiB for 4 streamed reads"
+    );
+    // A downsampled read asking for more than the server's maximum gets
+    // the maximum, and is told.
+    let r = api
+        .http
+        .get(format!("{url}&max_points=1000000"))
+        .bearer_auth(&api.token)
+        .send()
+        .expect("read");
+    assert_eq!(
+        r.headers()
+            .get("x-simtrack-max-points")
+            .and_then(|v| v.to_str().ok()),
+        Some("5000")
+    );
+    let v: Value = r.json().expect("json");
+    let n = v[&run]["m"].as_array().map_or(0, Vec::len);
+    assert!((100..=5000).contains(&n), "{n} points");
+    let n = api.series(&run, "m", "step", Some(800)).len();
+    assert!(n <= 800 && n > 100, "{n}");
+}

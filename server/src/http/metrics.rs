@@ -6,13 +6,17 @@ use std::fmt;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::json;
 
 use super::events::decode_body;
 use super::wire::Exact;
-use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, write_once};
+use super::{
+    ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, stream_read,
+    write_once,
+};
 use crate::domain::check_name;
 use crate::domain::metrics::{self, Axis, Point};
 use crate::util::{TsParser, fmt_ts, now_us, push_f64, push_json_str};
@@ -286,7 +290,15 @@ fn push_x(out: &mut String, axis: Axis, p: &Point) {
 }
 
 /// `GET /api/metrics?runs=[..]&metrics=[..]&xaxis=step|time|timestamp&aggregate&max_points`.
-pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+///
+/// Without `max_points`, every point (what the Simvue client asks for): the
+/// answer is streamed as it is read, chunk by chunk, so a long series never
+/// sits in server memory. With `max_points`, downsampled to at most that
+/// many points per series, and never more than the server's
+/// `max_read_points` (a larger request is lowered to it and the response
+/// says so in `X-Simtrack-Max-Points`). An aggregated read is always
+/// bounded by `max_read_points` per series.
+pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<Response, ApiError> {
     let runs = q.list("runs")?;
     let names = q.list("metrics")?;
     let axis_s = q.get("xaxis").unwrap_or("step");
@@ -298,54 +310,76 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResul
             "cannot aggregate with xaxis=timestamp",
         ));
     }
-    let max_points = q.usize("max_points")?.filter(|m| *m > 0);
+    let limit = st.cfg.max_read_points;
+    let asked = q.usize("max_points")?.filter(|m| *m > 0);
+    let lowered = asked.filter(|m| *m > limit).map(|_| limit);
+    let max_points = asked.map(|m| m.min(limit));
+    let header = lowered.map(|l| ("x-simtrack-max-points", l.to_string()));
     let axis_key = axis_s.to_owned();
-    read(&st, move |c| {
-        let mut out = String::from("{");
-        if !aggregate {
+    if !aggregate {
+        return stream_read(&st, header, move |c, sink| {
+            sink.buf().push('{');
             let mut first_run = true;
             for run in &runs {
-                let mut body = String::new();
-                let mut first_metric = true;
+                let mut series = Vec::new();
                 for name in &names {
-                    let Some(series) = c.series_id(run, name)? else {
-                        continue;
-                    };
-                    let pts = metrics::read(c, series, axis, max_points)?;
-                    if !first_metric {
-                        body.push(',');
+                    if let Some(id) = c.series_id(run, name)? {
+                        series.push((name, id));
                     }
-                    first_metric = false;
-                    push_json_str(&mut body, name);
-                    body.push_str(":[");
-                    body.reserve(pts.len() * 32);
-                    for (i, p) in pts.iter().enumerate() {
-                        if i > 0 {
-                            body.push(',');
-                        }
-                        body.push_str("{\"");
-                        body.push_str(&axis_key);
-                        body.push_str("\":");
-                        push_x(&mut body, axis, p);
-                        body.push_str(",\"value\":");
-                        push_f64(&mut body, p.value);
-                        body.push('}');
-                    }
-                    body.push(']');
                 }
-                if first_metric {
+                if series.is_empty() {
                     continue;
                 }
                 if !first_run {
-                    out.push(',');
+                    sink.buf().push(',');
                 }
                 first_run = false;
-                push_json_str(&mut out, run);
-                out.push_str(":{");
-                out.push_str(&body);
-                out.push('}');
+                push_json_str(sink.buf(), run);
+                sink.buf().push_str(":{");
+                for (i, (name, id)) in series.into_iter().enumerate() {
+                    if i > 0 {
+                        sink.buf().push(',');
+                    }
+                    push_json_str(sink.buf(), name);
+                    sink.buf().push_str(":[");
+                    let mut first = true;
+                    let mut write = |p: &Point| -> crate::domain::Result<bool> {
+                        let out = sink.buf();
+                        if !first {
+                            out.push(',');
+                        }
+                        first = false;
+                        out.push_str("{\"");
+                        out.push_str(&axis_key);
+                        out.push_str("\":");
+                        push_x(out, axis, p);
+                        out.push_str(",\"value\":");
+                        push_f64(out, p.value);
+                        out.push('}');
+                        sink.flush_if_full()?;
+                        Ok(true)
+                    };
+                    match max_points {
+                        Some(m) => {
+                            for p in metrics::read(c, id, axis, Some(m))? {
+                                write(&p)?;
+                            }
+                        }
+                        None => metrics::for_each_point(c, id, axis, write)?,
+                    }
+                    sink.buf().push(']');
+                }
+                sink.buf().push('}');
             }
-        } else {
+            sink.buf().push('}');
+            Ok(())
+        })
+        .await;
+    }
+    let max_points = Some(max_points.unwrap_or(limit));
+    let resp = read(&st, move |c| {
+        let mut out = String::from("{");
+        {
             let mut first_metric = true;
             for name in &names {
                 let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
@@ -408,7 +442,14 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResul
             body: out,
         })
     })
-    .await
+    .await?;
+    let mut r = resp.into_response();
+    if let Some((k, v)) = header
+        && let Ok(v) = axum::http::HeaderValue::from_str(&v)
+    {
+        r.headers_mut().insert(k, v);
+    }
+    Ok(r)
 }
 
 /// `GET /api/metrics/names?runs=[..]` → a JSON array of names.
