@@ -428,3 +428,63 @@ fn whole_series_reads_are_streamed_and_downsampled_reads_capped() {
     let n = api.series(&run, "m", "step", Some(800)).len();
     assert!(n <= 800 && n > 100, "{n}");
 }
+
+/// Metric names per run are capped (422 with a clear detail, the batch
+/// stored not at all), and run lists carry at most 100 metric summaries per
+/// run whatever the run holds; the single-run document carries them all.
+#[test]
+fn metric_names_per_run_are_capped_and_lists_do_not_grow_with_them() {
+    let (_d, _server, api) = setup(&[]);
+    let run = api.create_run(json!({"name": "wide"}));
+    let post = |names: std::ops::Range<usize>, step: i64| {
+        let values: serde_json::Map<String, Value> =
+            names.map(|i| (format!("m{i:05}"), json!(i))).collect();
+        api.json(
+            "POST",
+            "/api/metrics",
+            &json!({"run": run, "metrics": [{"time": 0, "step": step, "values": values}]}),
+        )
+    };
+    let t0 = Instant::now();
+    for from in (0..10_000).step_by(2_500) {
+        let r = post(from..from + 2_500, 0);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    eprintln!("10,000 metric names logged in {:?}", t0.elapsed());
+    // One more name: refused, with a clear detail; nothing of it stored.
+    let r = post(9_999..10_001, 1);
+    assert_eq!(r.status, 422, "{}", r.text);
+    let detail = r.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(
+        detail.contains("at most 10000 metric names per run"),
+        "{detail}"
+    );
+    assert!(api.series(&run, "m09999", "step", None).len() == 1);
+    // Names it has: fine.
+    assert_eq!(post(0..50, 2).status, 200);
+    // A list page: small, however many names the run has.
+    let list = api.get("/api/runs?count=10");
+    assert_eq!(list.status, 200);
+    let v = list.json();
+    assert!(
+        list.text.len() < 32 * 1024,
+        "a runs list of one run is {} bytes",
+        list.text.len()
+    );
+    let doc = &v["data"][0];
+    assert_eq!(doc["metrics"].as_object().map(|m| m.len()), Some(100));
+    assert_eq!(doc["metrics_omitted"], 9_900);
+    let ui = api.get("/api/ui/runs?count=10");
+    assert!(ui.text.len() < 32 * 1024, "{}", ui.text.len());
+    // Named summaries, as the UI's metric columns ask.
+    let named = api.ok(&format!(
+        "/api/ui/runs?metrics={}",
+        urlencode(&json!(["m07777", "nope"]).to_string())
+    ));
+    let m = &named["data"][0]["metrics"];
+    assert_eq!(m.as_object().map(|m| m.len()), Some(1), "{m}");
+    assert_eq!(m["m07777"]["last"], 7777.0);
+    // The run's own document has every name.
+    let one = api.ok(&format!("/api/runs/{run}"));
+    assert_eq!(one["metrics"].as_object().map(|m| m.len()), Some(10_000));
+}

@@ -282,7 +282,9 @@
       let filters;
       try { filters = runFilters(f); } catch (e) { clear(msg).append(h('p', { class: 'error' }, e.message)); return; }
       const t0 = performance.now();
-      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }] }));
+      // Only the metric columns shown: a list carries at most 100 summaries per run.
+      const metricCols = f.cols.split(',').map((s) => s.trim()).filter(Boolean).slice(0, 100);
+      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }], metrics: metricCols }));
       if (mine !== seq) return;
       clear(msg);
       const json = JSON.stringify(res) + f.cols;

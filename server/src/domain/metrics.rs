@@ -165,14 +165,31 @@ pub fn append(tx: &dyn WriteTx, run_id: &str, name: &str, points: &[Point]) -> R
 
 /// Stores a decoded batch of `run` (points grouped per metric) received
 /// at `now`: the run is alive, and its alerts on those metrics are
-/// re-evaluated in the same transaction.
+/// re-evaluated in the same transaction. A batch that would give the run
+/// more than `max_names` metric names is refused whole (invalid, 422).
 pub fn ingest(
     tx: &dyn WriteTx,
     run: &str,
     series: &[(String, Vec<Point>)],
     now: i64,
+    max_names: u64,
 ) -> Result<()> {
     super::runs::status_of(tx, run)?;
+    let mut new_names = 0u64;
+    for (name, _) in series {
+        if tx.series_id(run, name)?.is_none() {
+            new_names += 1;
+        }
+    }
+    if new_names > 0 {
+        let have = tx.series_count(run)?;
+        if have + new_names > max_names {
+            return Err(super::Error::invalid(format!(
+                "run {run} has {have} metric names and this batch adds {new_names}: \
+                 at most {max_names} metric names per run (server option --max-metric-names)"
+            )));
+        }
+    }
     for (name, points) in series {
         append(tx, run, name, points)?;
     }

@@ -64,10 +64,15 @@ fn base_doc(r: &RunRow) -> Value {
     })
 }
 
-fn run_metrics(tx: &dyn ReadTx, run_id: &str) -> Result<Value> {
-    Ok(Value::Object(
-        tx.series_of(run_id)?
-            .into_iter()
+/// Most metric summaries a run carries in a list (`GET /api/runs`): a run
+/// with 100k metric names must not make every list page megabytes. The
+/// single-run document carries them all (bounded by the per-run cap on
+/// names); `metrics=[...]` on a list picks which summaries to carry.
+pub const LIST_METRICS: usize = 100;
+
+fn summaries(rows: Vec<crate::storage::SeriesRow>) -> Value {
+    Value::Object(
+        rows.into_iter()
             .map(|s| {
                 (
                     s.name,
@@ -75,11 +80,33 @@ fn run_metrics(tx: &dyn ReadTx, run_id: &str) -> Result<Value> {
                 )
             })
             .collect(),
-    ))
+    )
 }
 
 /// The full run document, or not found.
 pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
+    let mut d = load_without_metrics(tx, id)?;
+    d["metrics"] = summaries(tx.series_of(id)?);
+    Ok(d)
+}
+
+/// A run as a list shows it: the whole document, but at most
+/// [`LIST_METRICS`] metric summaries (the first by name, or those named),
+/// with `metrics_omitted` saying how many were left out.
+fn load_listed(tx: &dyn ReadTx, id: &str, names: Option<&[String]>) -> Result<Value> {
+    let mut d = load_without_metrics(tx, id)?;
+    let rows = tx.series_some(id, names, LIST_METRICS)?;
+    if names.is_none() && rows.len() >= LIST_METRICS {
+        let total = tx.series_count(id)?;
+        if total > rows.len() as u64 {
+            d["metrics_omitted"] = json!(total - rows.len() as u64);
+        }
+    }
+    d["metrics"] = summaries(rows);
+    Ok(d)
+}
+
+fn load_without_metrics(tx: &dyn ReadTx, id: &str) -> Result<Value> {
     let row = tx.run_get(id)?.ok_or_else(|| not_found(id))?;
     let mut d = base_doc(&row);
     d["alerts"] = Value::Array(
@@ -88,7 +115,6 @@ pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
             .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": a.status }))
             .collect(),
     );
-    d["metrics"] = run_metrics(tx, id)?;
     Ok(d)
 }
 
@@ -472,6 +498,9 @@ pub struct Query {
     pub start: usize,
     /// Rows in the page.
     pub count: usize,
+    /// The metric summaries each listed run carries (at most
+    /// [`LIST_METRICS`]); `None`: the first [`LIST_METRICS`] by name.
+    pub metrics: Option<Vec<String>>,
 }
 
 /// Parses `sorting=[{"id": key, "desc": bool}, ...]` (default: by creation).
@@ -652,7 +681,7 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
         .iter()
         .skip(q.start)
         .take(q.count)
-        .map(|(_, id)| load(tx, id))
+        .map(|(_, id)| load_listed(tx, id, q.metrics.as_deref()))
         .collect::<Result<Vec<Value>>>()?;
     Ok(json!({ "data": data, "count": total }))
 }
@@ -693,6 +722,7 @@ mod tests {
                 sorting: parse_sorting(Some(sort)).expect("sorting"),
                 start: 0,
                 count: 10,
+                metrics: None,
             };
             let v = read(&store, |tx| list(tx, &q, "me")).expect("list");
             v["data"]

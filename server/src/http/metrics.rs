@@ -271,11 +271,12 @@ pub async fn ingest(
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
     let now = now_us();
+    let max_names = st.cfg.max_metric_names;
     let (run, series) = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
         .await
         .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
     write_once(&st, idem, move |tx| {
-        metrics::ingest(tx, &run, &series, now)?;
+        metrics::ingest(tx, &run, &series, now, max_names)?;
         Ok(json!({}))
     })
     .await

@@ -451,6 +451,16 @@ pub trait ReadTx {
     fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>>;
     /// Summaries of every series of `run`, by name.
     fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>>;
+    /// Some series of a run, by name: those named in `names` when given,
+    /// else the first `limit` names.
+    fn series_some(
+        &self,
+        run: &str,
+        names: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<SeriesRow>>;
+    /// How many series (metric names) a run has.
+    fn series_count(&self, run: &str) -> Result<u64>;
     /// The chunks of a series in insertion order, with block summaries
     /// when `blocks`.
     fn chunks(&self, series: i64, axis: Axis, blocks: bool) -> Result<Vec<ChunkInfo>>;

@@ -368,6 +368,61 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn series_some(
+        &self,
+        run: &str,
+        names: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<SeriesRow>> {
+        let row = |r: &Row| {
+            Ok(SeriesRow {
+                name: r.get(0)?,
+                count: r.get(1)?,
+                min: r.get(2)?,
+                max: r.get(3)?,
+                last: r.get(4)?,
+                last_step: r.get(5)?,
+            })
+        };
+        match names {
+            Some(names) => {
+                let mut s = self
+                    .0
+                    .prepare_cached(
+                        "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                         WHERE run_id = ?1 AND name = ?2",
+                    )
+                    .map_err(db)?;
+                let mut out = Vec::new();
+                for n in names {
+                    if let Some(r) = s.query_row(params![run, n], row).optional().map_err(db)? {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            }
+            None => self
+                .0
+                .prepare_cached(
+                    "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                     WHERE run_id = ?1 ORDER BY name LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![run, limit.min(i64::MAX as usize) as i64], row)?
+                        .collect()
+                })
+                .map_err(db),
+        }
+    }
+
+    fn series_count(&self, run: &str) -> Result<u64> {
+        self.0
+            .prepare_cached("SELECT COUNT(*) FROM metric_series WHERE run_id = ?1")
+            .and_then(|mut s| s.query_row(params![run], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(db)
+    }
+
     fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>> {
         self.0
             .prepare_cached(
