@@ -488,3 +488,126 @@ fn metric_names_per_run_are_capped_and_lists_do_not_grow_with_them() {
     let one = api.ok(&format!("/api/runs/{run}"));
     assert_eq!(one["metrics"].as_object().map(|m| m.len()), Some(10_000));
 }
+
+/// Ten alerts with windows longer than the run on one run: each small batch
+/// of that run costs about what a batch without alerts costs (evaluation is
+/// O(new points), not a re-scan of the window), so another run's ingest and
+/// finish are not held up behind it.
+#[test]
+fn alerts_with_huge_windows_cost_o_new_points_per_batch() {
+    const PRELOAD: i64 = 1_000_000;
+    let (_d, _server, api) = setup(&[]);
+    let a = api.create_run(json!({"name": "alerted"}));
+    let defs = [
+        json!({"rule": "is above", "aggregation": "average", "threshold": 5.0}),
+        json!({"rule": "is above", "aggregation": "sum", "threshold": 1e12}),
+        json!({"rule": "is below", "aggregation": "all", "threshold": 2.0}),
+        json!({"rule": "is above", "aggregation": "at least one", "threshold": 0.5}),
+        json!({"rule": "is inside range", "aggregation": "at least one", "range_low": 4.0, "range_high": 6.0}),
+        json!({"rule": "is outside range", "aggregation": "all", "range_low": -0.5, "range_high": 0.5}),
+        json!({"rule": "is inside range", "aggregation": "average", "range_low": -1.0, "range_high": 1.0}),
+        json!({"rule": "is outside range", "aggregation": "at least one", "range_low": -2.0, "range_high": 2.0}),
+        json!({"rule": "is inside range", "aggregation": "all", "range_low": -2.0, "range_high": 2.0}),
+        json!({"rule": "is below", "aggregation": "average", "threshold": -5.0}),
+    ];
+    let mut ids = Vec::new();
+    for (i, d) in defs.iter().enumerate() {
+        let mut def = json!({"metric": "m", "window": 1_000_000, "frequency": 1});
+        def.as_object_mut()
+            .expect("obj")
+            .extend(d.as_object().expect("obj").clone());
+        let r = api.json(
+            "POST",
+            "/api/alerts",
+            &json!({"name": format!("huge-{i}"), "source": "metrics", "alert": def}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        ids.push(r.json()["id"].clone());
+    }
+    let r = api.json("PUT", &format!("/api/runs/{a}"), &json!({"alerts": ids}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    for from in (0..PRELOAD).step_by(250_000) {
+        log_points(&api, &a, "m", from, 250_000);
+    }
+    let status = |i: usize| {
+        api.ok(&format!(
+            "/api/alerts/{}/status/{a}",
+            ids[i].as_str().expect("id")
+        ))["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    // sin() over the series: |v| <= 1, average near 0.
+    let want = [
+        "ok", "ok", "critical", "critical", "ok", "ok", "critical", "ok", "critical", "ok",
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(status(i), *w, "alert {i}: {}", defs[i]);
+    }
+    // Small batches on the alerted run.
+    let small = |run: &str, from: i64| {
+        let t = Instant::now();
+        log_points(&api, run, "m", from, 10);
+        t.elapsed()
+    };
+    let mut on_a = Vec::new();
+    for k in 0..30 {
+        on_a.push(small(&a, PRELOAD + k * 10));
+    }
+    let b = api.create_run(json!({"name": "bystander"}));
+    let mut on_b = Vec::new();
+    for k in 0..30 {
+        on_b.push(small(&b, k * 10));
+    }
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    let (ma, mb) = (mean(&on_a), mean(&on_b));
+    // The other run's finish while the alerted run keeps logging.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let (stop, base, tok, a) = (stop.clone(), api.base.clone(), api.token.clone(), a.clone());
+        std::thread::spawn(move || {
+            let api = Api {
+                base,
+                token: tok,
+                http: reqwest::blocking::Client::new(),
+            };
+            let mut k = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                log_points(&api, &a, "m", 2 * PRELOAD + k * 10, 10);
+                k += 1;
+            }
+            k
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    for k in 0..10 {
+        log_points(&api, &b, "m", 1000 + k * 10, 10);
+    }
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{b}"),
+        &json!({"status": "completed"}),
+    );
+    assert_eq!(r.status, 200);
+    let finish = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let hammered = hammer.join().expect("hammer");
+    eprintln!(
+        "10-point batch: {ma:?} on the run with 10 huge-window alerts over {PRELOAD} points, \
+         {mb:?} on a run without; another run's 10 batches + finish while the alerted run \
+         logs ({hammered} batches meanwhile): {finish:?}"
+    );
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(status(i), *w, "alert {i} after the small batches");
+    }
+    assert!(
+        ma < Duration::from_millis(100),
+        "a 10-point batch on the alerted run takes {ma:?}"
+    );
+    assert!(
+        finish < Duration::from_secs(3),
+        "another run's batches and finish took {finish:?}"
+    );
+}

@@ -194,11 +194,11 @@ pub fn ingest(
         append(tx, run, name, points)?;
     }
     super::runs::touch(tx, run, now)?;
-    let names: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
-    super::alerts::on_metrics(tx, run, &names)
+    super::alerts::on_metrics(tx, run, series)
 }
 
-fn chunk_points(tx: &dyn ReadTx, chunk: i64, out: &mut Vec<Point>) -> Result<()> {
+/// Appends the points of stored chunk `chunk` to `out`.
+pub fn chunk_points(tx: &dyn ReadTx, chunk: i64, out: &mut Vec<Point>) -> Result<()> {
     decode(&tx.chunk_points(chunk)?, out);
     Ok(())
 }

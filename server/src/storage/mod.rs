@@ -461,6 +461,17 @@ pub trait ReadTx {
     ) -> Result<Vec<SeriesRow>>;
     /// How many series (metric names) a run has.
     fn series_count(&self, run: &str) -> Result<u64>;
+    /// How many points a series holds.
+    fn series_points(&self, series: i64) -> Result<i64>;
+    /// The widest timestamp span of any chunk of a series (µs).
+    fn series_max_span(&self, series: i64) -> Result<i64>;
+    /// Ids of the chunks of a series that may hold points with timestamps
+    /// in `[lo, hi)`, given that no chunk spans more than `max_span` µs:
+    /// found through an index on the chunks' newest timestamps, so the
+    /// cost follows the chunks in that range, not the series' length.
+    fn chunks_ts_between(&self, series: i64, lo: i64, hi: i64, max_span: i64) -> Result<Vec<i64>>;
+    /// The saved window state of an alert on a run (opaque to storage).
+    fn alert_window(&self, run: &str, alert: &str) -> Result<Option<String>>;
     /// The chunks of a series in insertion order, with block summaries
     /// when `blocks`.
     fn chunks(&self, series: i64, axis: Axis, blocks: bool) -> Result<Vec<ChunkInfo>>;
@@ -562,6 +573,8 @@ pub trait WriteTx: ReadTx {
     fn token_insert(&self, t: &TokenRow) -> Result<()>;
     /// Removes a token; whether it existed.
     fn token_delete(&self, id: &str) -> Result<bool>;
+    /// Saves the window state of an alert on a run.
+    fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()>;
     /// Sets a server setting.
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Records the response to an idempotency key, created at `at`.

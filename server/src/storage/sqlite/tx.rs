@@ -423,6 +423,49 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn series_points(&self, series: i64) -> Result<i64> {
+        self.0
+            .prepare_cached("SELECT count FROM metric_series WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![series], |r| r.get(0)).optional())
+            .map(|n| n.unwrap_or(0))
+            .map_err(db)
+    }
+
+    fn series_max_span(&self, series: i64) -> Result<i64> {
+        self.0
+            .prepare_cached("SELECT max(ts_max - ts_min) FROM metric_chunks WHERE series_id = ?1")
+            .and_then(|mut s| s.query_row(params![series], |r| r.get::<_, Option<i64>>(0)))
+            .map(|n| n.unwrap_or(0).max(0))
+            .map_err(db)
+    }
+
+    fn chunks_ts_between(&self, series: i64, lo: i64, hi: i64, max_span: i64) -> Result<Vec<i64>> {
+        // A chunk holding a point in [lo, hi) has ts_max >= lo and
+        // ts_max - max_span <= ts_min < hi: a range of the
+        // (series_id, ts_max) index.
+        self.0
+            .prepare_cached(
+                "SELECT id FROM metric_chunks
+                 WHERE series_id = ?1 AND ts_max >= ?2 AND ts_max < ?3 AND ts_min < ?4
+                 ORDER BY ts_max",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![series, lo, hi.saturating_add(max_span.max(0)), hi],
+                    |r| r.get(0),
+                )?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn alert_window(&self, run: &str, alert: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT state FROM alert_windows WHERE run_id = ?1 AND alert_id = ?2")
+            .and_then(|mut s| s.query_row(params![run, alert], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
     fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>> {
         self.0
             .prepare_cached(
@@ -728,6 +771,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_series WHERE run_id = ?1",
             "DELETE FROM events WHERE run_id = ?1",
             "DELETE FROM run_alerts WHERE run_id = ?1",
+            "DELETE FROM alert_windows WHERE run_id = ?1",
             "DELETE FROM run_artifacts WHERE run_id = ?1",
             "DELETE FROM runs WHERE id = ?1",
         ] {
@@ -820,6 +864,9 @@ impl WriteTx for Tx<'_> {
     fn alert_delete(&self, id: &str) -> Result<()> {
         self.0
             .execute("DELETE FROM run_alerts WHERE alert_id = ?1", params![id])
+            .map_err(db)?;
+        self.0
+            .execute("DELETE FROM alert_windows WHERE alert_id = ?1", params![id])
             .map_err(db)?;
         self.0
             .execute("DELETE FROM alerts WHERE id = ?1", params![id])
@@ -992,6 +1039,17 @@ impl WriteTx for Tx<'_> {
                 "INSERT INTO tokens (id, name, hash, exp, created) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![t.id, t.name, t.hash, t.exp, t.created],
             )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO alert_windows (run_id, alert_id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (run_id, alert_id) DO UPDATE SET state = excluded.state",
+            )
+            .and_then(|mut s| s.execute(params![run, alert, state]))
             .map_err(db)?;
         Ok(())
     }
