@@ -380,62 +380,55 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<R
     let max_points = Some(max_points.unwrap_or(limit));
     let resp = read(&st, move |c| {
         let mut out = String::from("{");
-        {
-            let mut first_metric = true;
-            for name in &names {
-                let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
-                for run in &runs {
-                    let Some(series) = c.series_id(run, name)? else {
-                        continue;
-                    };
-                    for p in metrics::read(c, series, axis, max_points)? {
-                        let x = axis.x(&p);
-                        let key = if axis == Axis::Step {
-                            p.step
-                        } else {
-                            (x * 1e6) as i64
-                        };
-                        let e = acc.entry(key).or_insert((
-                            x,
-                            f64::INFINITY,
-                            f64::NEG_INFINITY,
-                            0.0,
-                            0,
-                            p,
-                        ));
-                        e.1 = e.1.min(p.value);
-                        e.2 = e.2.max(p.value);
-                        e.3 += p.value;
-                        e.4 += 1;
-                    }
-                }
-                if acc.is_empty() {
+        let mut first_metric = true;
+        for name in &names {
+            let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
+            for run in &runs {
+                let Some(series) = c.series_id(run, name)? else {
                     continue;
+                };
+                for p in metrics::read(c, series, axis, max_points)? {
+                    let x = axis.x(&p);
+                    let key = if axis == Axis::Step {
+                        p.step
+                    } else {
+                        (x * 1e6) as i64
+                    };
+                    let e =
+                        acc.entry(key)
+                            .or_insert((x, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0, p));
+                    e.1 = e.1.min(p.value);
+                    e.2 = e.2.max(p.value);
+                    e.3 += p.value;
+                    e.4 += 1;
                 }
-                if !first_metric {
+            }
+            if acc.is_empty() {
+                continue;
+            }
+            if !first_metric {
+                out.push(',');
+            }
+            first_metric = false;
+            push_json_str(&mut out, name);
+            out.push_str(":[");
+            for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
+                if i > 0 {
                     out.push(',');
                 }
-                first_metric = false;
-                push_json_str(&mut out, name);
-                out.push_str(":[");
-                for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str("{\"");
-                    out.push_str(&axis_key);
-                    out.push_str("\":");
-                    push_x(&mut out, axis, p);
-                    out.push_str(",\"min\":");
-                    push_f64(&mut out, *min);
-                    out.push_str(",\"max\":");
-                    push_f64(&mut out, *max);
-                    out.push_str(",\"average\":");
-                    push_f64(&mut out, sum / *n as f64);
-                    out.push('}');
-                }
-                out.push(']');
+                out.push_str("{\"");
+                out.push_str(&axis_key);
+                out.push_str("\":");
+                push_x(&mut out, axis, p);
+                out.push_str(",\"min\":");
+                push_f64(&mut out, *min);
+                out.push_str(",\"max\":");
+                push_f64(&mut out, *max);
+                out.push_str(",\"average\":");
+                push_f64(&mut out, sum / *n as f64);
+                out.push('}');
             }
+            out.push(']');
         }
         out.push('}');
         Ok(Reply {
