@@ -484,6 +484,19 @@ fn metric_names_per_run_are_capped_and_lists_do_not_grow_with_them() {
     let m = &named["data"][0]["metrics"];
     assert_eq!(m.as_object().map(|m| m.len()), Some(1), "{m}");
     assert_eq!(m["m07777"]["last"], 7777.0);
+    // Names, paged.
+    let page = api.ok(&format!(
+        "/api/metrics/names?runs={}&start=100&count=50",
+        urlencode(&json!([run]).to_string())
+    ));
+    let page: Vec<&str> = page
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0], "m00100");
     // The run's own document has every name.
     let one = api.ok(&format!("/api/runs/{run}"));
     assert_eq!(one["metrics"].as_object().map(|m| m.len()), Some(10_000));

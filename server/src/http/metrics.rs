@@ -446,15 +446,20 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<R
     Ok(r)
 }
 
-/// `GET /api/metrics/names?runs=[..]` → a JSON array of names.
+/// `GET /api/metrics/names?runs=[..]&start&count` → a JSON array of the
+/// names (sorted), paged when `start`/`count` are given (each run has at
+/// most `max_metric_names`).
 pub async fn names(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
     let runs = q.list("runs")?;
+    let start = q.usize("start")?.unwrap_or(0);
+    let count = q.usize("count")?.filter(|c| *c > 0).unwrap_or(usize::MAX);
     read(&st, move |tx| {
         let mut names = std::collections::BTreeSet::new();
         for r in &runs {
             names.extend(tx.series_of(r)?.into_iter().map(|s| s.name));
         }
-        Ok(Reply::ok(json!(names)))
+        let page: Vec<String> = names.into_iter().skip(start).take(count).collect();
+        Ok(Reply::ok(json!(page)))
     })
     .await
 }
