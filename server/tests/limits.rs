@@ -615,12 +615,16 @@ fn alerts_with_huge_windows_cost_o_new_points_per_batch() {
     for (i, w) in want.iter().enumerate() {
         assert_eq!(status(i), *w, "alert {i} after the small batches");
     }
+    // Bounds relative to the same server's batch without alerts (so a
+    // loaded machine slows both), and generous: before, a batch on the
+    // alerted run took ~160x one without, and the other run's 10 batches
+    // and finish ~1,300x.
     assert!(
-        ma < Duration::from_millis(100),
-        "a 10-point batch on the alerted run takes {ma:?}"
+        ma < mb * 25 + Duration::from_millis(50),
+        "a 10-point batch on the alerted run takes {ma:?} ({mb:?} without alerts)"
     );
     assert!(
-        finish < Duration::from_secs(3),
-        "another run's batches and finish took {finish:?}"
+        finish < mb * 11 * 20 + Duration::from_millis(300),
+        "another run's batches and finish took {finish:?} ({mb:?} per batch alone)"
     );
 }
