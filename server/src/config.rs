@@ -13,10 +13,22 @@
 //! | idle keep-alive timeout | `--idle-timeout-secs` | `SIMTRACK_IDLE_TIMEOUT_SECS` | 60 s |
 //! | shutdown deadline | `--shutdown-timeout-secs` | `SIMTRACK_SHUTDOWN_TIMEOUT_SECS` | 10 s |
 //! | connection cap | `--max-connections` | `SIMTRACK_MAX_CONNECTIONS` | from the open-file limit |
+//! | most points of a downsampled read | `--max-read-points` | `SIMTRACK_MAX_READ_POINTS` | 100,000 |
+//! | metric names per run | `--max-metric-names` | `SIMTRACK_MAX_METRIC_NAMES` | 10,000 |
+//! | token cache lifetime | `--token-cache-secs` | `SIMTRACK_TOKEN_CACHE_SECS` | 2 s |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// How long a verified token is trusted by default before it is looked up
+/// again.
+pub const DEFAULT_TOKEN_CACHE: Duration = Duration::from_secs(2);
+
+/// Default of [`ServerConfig::max_read_points`].
+pub const DEFAULT_MAX_READ_POINTS: usize = 100_000;
+/// Default of [`ServerConfig::max_metric_names`].
+pub const DEFAULT_MAX_METRIC_NAMES: u64 = 10_000;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8800";
@@ -39,6 +51,20 @@ pub struct ServerConfig {
     pub lost_check: Duration,
     /// Connection timeouts, cap and shutdown deadline.
     pub net: NetLimits,
+    /// How long a verified token is trusted before it is looked up again
+    /// (so a token revoked by the CLI or another replica stops working
+    /// within this time). Zero: every request looks it up.
+    pub token_cache: Duration,
+    /// Most points a read with `max_points` (or an aggregated read) answers
+    /// per series; a larger `max_points` is lowered to it.
+    pub max_read_points: usize,
+    /// Most metric names one run may have; ingest of a new name beyond it
+    /// is refused (422).
+    pub max_metric_names: u64,
+}
+
+fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// Timeouts and caps of the connection loop ([`crate::http::serve`]).
@@ -117,6 +143,19 @@ impl ServerConfig {
             max_upload: 8 << 30,
             lost_check: Duration::from_secs(5),
             net: NetLimits::from_env(),
+            token_cache: std::env::var("SIMTRACK_TOKEN_CACHE_SECS")
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map_or(DEFAULT_TOKEN_CACHE, |v| {
+                    Duration::from_secs_f64(v.min(3600.0))
+                }),
+            max_read_points: env_num("SIMTRACK_MAX_READ_POINTS")
+                .filter(|n| *n >= 2)
+                .unwrap_or(DEFAULT_MAX_READ_POINTS),
+            max_metric_names: env_num("SIMTRACK_MAX_METRIC_NAMES")
+                .filter(|n| *n >= 1)
+                .unwrap_or(DEFAULT_MAX_METRIC_NAMES),
         }
     }
 }

@@ -41,6 +41,18 @@ enum Command {
         /// Seconds between checks for runs whose heartbeats stopped.
         #[arg(long, default_value_t = 5.0)]
         lost_check_secs: f64,
+        /// Seconds a verified token is trusted before it is looked up again, so a revoked
+        /// token stops working within this time [env SIMTRACK_TOKEN_CACHE_SECS, default 2].
+        #[arg(long)]
+        token_cache_secs: Option<f64>,
+        /// Most points per series of a downsampled (max_points) or aggregated metrics read; a
+        /// larger max_points is lowered to it [env SIMTRACK_MAX_READ_POINTS, default 100000].
+        #[arg(long)]
+        max_read_points: Option<usize>,
+        /// Most metric names per run; a batch adding a name beyond it is refused with 422
+        /// [env SIMTRACK_MAX_METRIC_NAMES, default 10000].
+        #[arg(long)]
+        max_metric_names: Option<u64>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -119,6 +131,28 @@ enum TokenCommand {
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
+    /// List tokens: id, name, created, expires (never the tokens themselves).
+    List {
+        /// Data directory of the server.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Only tokens with this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete tokens. Running servers stop accepting them within their token cache
+    /// lifetime (--token-cache-secs, 2 s by default).
+    Revoke {
+        /// Data directory of the server.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The token's id (see `token list`).
+        #[arg(long, required_unless_present = "name", conflicts_with = "name")]
+        id: Option<String>,
+        /// Every token with this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -131,6 +165,9 @@ fn main() -> ExitCode {
             max_body,
             max_upload,
             lost_check_secs,
+            token_cache_secs,
+            max_read_points,
+            max_metric_names,
             net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
@@ -143,6 +180,15 @@ fn main() -> ExitCode {
             cfg.max_body = max_body;
             cfg.max_upload = max_upload;
             cfg.lost_check = std::time::Duration::from_secs_f64(lost_check_secs.max(0.05));
+            if let Some(n) = max_read_points.filter(|n| *n >= 2) {
+                cfg.max_read_points = n;
+            }
+            if let Some(n) = max_metric_names.filter(|n| *n >= 1) {
+                cfg.max_metric_names = n;
+            }
+            if let Some(s) = token_cache_secs.filter(|s| s.is_finite() && *s >= 0.0) {
+                cfg.token_cache = std::time::Duration::from_secs_f64(s.min(3600.0));
+            }
             net.apply(&mut cfg.net);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -181,6 +227,72 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("simtrack token create: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::List { data, name },
+        } => {
+            let dir = data.unwrap_or_else(default_data_dir);
+            simtrack_server::private::restrict_umask();
+            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
+                simtrack_server::domain::auth::list_tokens(&*s, name.as_deref())
+                    .map_err(|e| e.detail)
+            });
+            match result {
+                Ok(rows) => {
+                    println!("id\tname\tcreated\texpires");
+                    for t in rows {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            t.id,
+                            t.name,
+                            simtrack_server::util::fmt_ts(t.created * 1_000_000),
+                            simtrack_server::util::fmt_ts(t.exp * 1_000_000)
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("simtrack token list: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { data, id, name },
+        } => {
+            let dir = data.unwrap_or_else(default_data_dir);
+            simtrack_server::private::restrict_umask();
+            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
+                use simtrack_server::domain::auth;
+                let ids: Vec<String> = match (&id, &name) {
+                    (Some(id), _) => vec![id.clone()],
+                    (None, Some(n)) => auth::list_tokens(&*s, Some(n))
+                        .map_err(|e| e.detail)?
+                        .into_iter()
+                        .map(|t| t.id)
+                        .collect(),
+                    (None, None) => Vec::new(),
+                };
+                let mut n = 0;
+                for i in &ids {
+                    n += usize::from(auth::revoke_token(&*s, i, None).map_err(|e| e.detail)?);
+                }
+                Ok(n)
+            });
+            match result {
+                Ok(0) => {
+                    eprintln!("simtrack token revoke: no such token");
+                    ExitCode::FAILURE
+                }
+                Ok(n) => {
+                    eprintln!("simtrack token revoke: {n} token(s) deleted");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("simtrack token revoke: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -30,7 +30,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             cfg.data_dir.display()
         )
     })?;
-    let auth = Arc::new(Auth::new(&*store).map_err(|e| e.detail)?);
+    let auth = Arc::new(Auth::with_cache_ttl(&*store, cfg.token_cache).map_err(|e| e.detail)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;

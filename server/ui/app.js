@@ -282,7 +282,9 @@
       let filters;
       try { filters = runFilters(f); } catch (e) { clear(msg).append(h('p', { class: 'error' }, e.message)); return; }
       const t0 = performance.now();
-      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }] }));
+      // Only the metric columns shown: a list carries at most 100 summaries per run.
+      const metricCols = f.cols.split(',').map((s) => s.trim()).filter(Boolean).slice(0, 100);
+      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }], metrics: metricCols }));
       if (mine !== seq) return;
       clear(msg);
       const json = JSON.stringify(res) + f.cols;
@@ -742,20 +744,20 @@
 
   // ---------- create new run ----------
   function newRunPage(r, view) {
-    const name = h('input', { id: 'token-name', value: `${user.user}-runs` });
-    const days = h('input', { id: 'token-days', type: 'number', min: 1, max: 3650, value: 365 });
+    const days = h('input', { id: 'token-days', type: 'number', min: 1, max: 90, value: 30 });
     const out = h('div', { id: 'new-run-out' });
     const btn = h('button', { class: 'primary', type: 'submit', id: 'create-token' }, 'Create token');
     const form = h('form', { class: 'panel' },
-      h('p', {}, 'Your solver needs the server\'s URL and a token. Create a fresh token for it here; it is shown once, so copy it now.'),
-      h('div', { class: 'row' }, h('label', { class: 'field' }, 'Token name (shown as the runs\' user)', name), h('label', { class: 'field' }, 'Valid for (days)', days), h('span', { class: 'grow' }), btn));
+      h('p', {}, 'Your solver needs the server\'s URL and a token. Create a fresh token for it here; it is shown once, so copy it now. ',
+        'It acts as you (', h('strong', { id: 'token-user' }, user.user), '; runs show this name) for at most 90 days and never past your own token\'s expiry.'),
+      h('div', { class: 'row' }, h('label', { class: 'field' }, 'Valid for (days, at most 90)', days), h('span', { class: 'grow' }), btn));
     view.append(h('h1', {}, 'Create new run'), form, out);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       btn.disabled = true;
       clear(out);
       try {
-        const res = await api('/api/ui/tokens', { method: 'POST', body: { name: name.value, days: +days.value } });
+        const res = await api('/api/ui/tokens', { method: 'POST', body: { days: +days.value } });
         renderSnippets(out, location.origin, res.token);
       } catch (e) { showError(out, e); } finally { btn.disabled = false; }
     });

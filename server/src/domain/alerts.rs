@@ -299,60 +299,248 @@ fn window_us(def: &Value) -> i64 {
     (minutes * MINUTE_US) as i64
 }
 
-/// Whether the metric window makes the alert critical, or `None` when the
-/// window has no data.
-pub fn metric_condition(tx: &dyn ReadTx, series: i64, def: &Value) -> Result<Option<bool>> {
-    let rule = def["rule"].as_str().unwrap_or_default();
-    let agg = def["aggregation"].as_str().unwrap_or("average");
-    let t = def["threshold"].as_f64().unwrap_or(0.0);
-    let (lo, hi) = (
-        def["range_low"].as_f64().unwrap_or(0.0),
-        def["range_high"].as_f64().unwrap_or(0.0),
-    );
-    let test = |v: f64| match rule {
-        "is above" => v > t,
-        "is below" => v < t,
-        "is inside range" => v > lo && v < hi,
-        _ => v < lo || v > hi,
-    };
-    let need_values = matches!(
-        (agg, rule),
-        ("at least one", "is inside range") | ("all", "is outside range")
-    );
-    let w = metrics::window(tx, series, window_us(def), need_values)?;
-    if w.count == 0 {
-        return Ok(None);
-    }
-    Ok(Some(match agg {
-        "sum" => test(w.sum),
-        "at least one" => match rule {
-            "is above" => w.max > t,
-            "is below" => w.min < t,
-            "is outside range" => w.min < lo || w.max > hi,
-            _ => w.values.iter().any(|v| test(*v)),
-        },
-        "all" => match rule {
-            "is above" => w.min > t,
-            "is below" => w.max < t,
-            "is inside range" => w.min > lo && w.max < hi,
-            _ => w.values.iter().all(|v| test(*v)),
-        },
-        _ => test(w.sum / w.count as f64),
-    }))
+/// A metric alert's rule: which values pass its test.
+struct Rule {
+    rule: String,
+    agg: String,
+    t: f64,
+    lo: f64,
+    hi: f64,
 }
 
-/// Re-evaluates `run`'s metric alerts on any of `names`.
-pub fn on_metrics(tx: &dyn WriteTx, run: &str, names: &[&str]) -> Result<()> {
+impl Rule {
+    fn of(def: &Value) -> Rule {
+        Rule {
+            rule: def["rule"].as_str().unwrap_or_default().to_owned(),
+            agg: def["aggregation"].as_str().unwrap_or("average").to_owned(),
+            t: def["threshold"].as_f64().unwrap_or(0.0),
+            lo: def["range_low"].as_f64().unwrap_or(0.0),
+            hi: def["range_high"].as_f64().unwrap_or(0.0),
+        }
+    }
+
+    fn test(&self, v: f64) -> bool {
+        match self.rule.as_str() {
+            "is above" => v > self.t,
+            "is below" => v < self.t,
+            "is inside range" => v > self.lo && v < self.hi,
+            _ => v < self.lo || v > self.hi,
+        }
+    }
+}
+
+/// The running aggregates of one alert's window on one run, kept between
+/// batches (saved with the storage's `alert_window_put`) so that a batch
+/// costs O(its points + the points leaving the window), never a re-scan
+/// of the window. Every aggregate is a count or a sum, so a point leaving
+/// the window is subtracted exactly as it was added: `at least one` and
+/// `all` count the points passing the rule's test instead of keeping a
+/// minimum or maximum.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct WindowState {
+    /// Hash of the definition the state was built for.
+    def: u64,
+    /// Points of the series taken into account (in the window or not): the
+    /// state is only used while this matches the series.
+    points: i64,
+    /// Newest timestamp seen (µs); the window is `[newest - window, ...]`.
+    newest: i64,
+    /// Widest timestamp span of any chunk of the series.
+    max_span: i64,
+    /// Points in the window, NaN included.
+    count: i64,
+    /// Non-NaN points in the window.
+    valued: i64,
+    /// Points in the window passing the rule's test.
+    pass: i64,
+    /// +Inf and -Inf values in the window (kept out of the sum).
+    pinf: i64,
+    ninf: i64,
+    /// Neumaier-compensated sum of the finite values in the window.
+    sum: f64,
+    comp: f64,
+}
+
+impl WindowState {
+    fn add(&mut self, rule: &Rule, v: f64, sign: i64) {
+        self.count += sign;
+        if rule.test(v) {
+            self.pass += sign;
+        }
+        if v.is_nan() {
+            return;
+        }
+        self.valued += sign;
+        if v == f64::INFINITY {
+            self.pinf += sign;
+        } else if v == f64::NEG_INFINITY {
+            self.ninf += sign;
+        } else {
+            let x = if sign > 0 { v } else { -v };
+            let t = self.sum + x;
+            self.comp += if self.sum.abs() >= x.abs() {
+                (self.sum - t) + x
+            } else {
+                (x - t) + self.sum
+            };
+            self.sum = t;
+        }
+        if self.count == 0 {
+            (self.sum, self.comp) = (0.0, 0.0);
+        }
+    }
+
+    fn total(&self) -> f64 {
+        match (self.pinf > 0, self.ninf > 0) {
+            (true, true) => f64::NAN,
+            (true, false) => f64::INFINITY,
+            (false, true) => f64::NEG_INFINITY,
+            _ => self.sum + self.comp,
+        }
+    }
+
+    /// Whether the window makes the alert critical; `None` when empty.
+    fn critical(&self, rule: &Rule) -> Option<bool> {
+        if self.count == 0 {
+            return None;
+        }
+        Some(match rule.agg.as_str() {
+            "sum" => rule.test(self.total()),
+            "at least one" => self.pass > 0,
+            "all" => self.valued > 0 && self.pass == self.valued,
+            _ => rule.test(self.total() / self.count as f64),
+        })
+    }
+}
+
+fn def_hash(def: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    def.to_string().hash(&mut h);
+    h.finish()
+}
+
+/// Builds the window state of a series from what is stored (once per
+/// alert, run and definition, or after the state fell behind: O(window)).
+fn build_window(tx: &dyn ReadTx, series: i64, def: &Value, rule: &Rule) -> Result<WindowState> {
+    let mut w = WindowState {
+        def: def_hash(def),
+        points: tx.series_points(series)?,
+        max_span: tx.series_max_span(series)?,
+        newest: i64::MIN,
+        ..WindowState::default()
+    };
+    let Some(newest) = tx.series_newest_ts(series)? else {
+        return Ok(w);
+    };
+    w.newest = newest;
+    let cutoff = newest.saturating_sub(window_us(def).max(0));
+    let mut pts = Vec::new();
+    for id in tx.chunks_ts_between(series, cutoff, i64::MAX, 0)? {
+        pts.clear();
+        metrics::chunk_points(tx, id, &mut pts)?;
+        for p in pts.iter().filter(|p| p.ts >= cutoff) {
+            w.add(rule, p.value, 1);
+        }
+    }
+    Ok(w)
+}
+
+/// Advances a window state over `batch` (already stored in `series`):
+/// adds its points inside the window, then subtracts every point the
+/// window's start moved past, reading only the chunks holding those.
+/// Returns how many stored points it had to read.
+fn advance(
+    tx: &dyn ReadTx,
+    series: i64,
+    def: &Value,
+    rule: &Rule,
+    w: &mut WindowState,
+    batch: &[metrics::Point],
+) -> Result<usize> {
+    let window = window_us(def).max(0);
+    let cutoff = |newest: i64| {
+        if newest == i64::MIN {
+            i64::MIN
+        } else {
+            newest.saturating_sub(window)
+        }
+    };
+    let old = cutoff(w.newest);
+    let (mut lo_ts, mut hi_ts) = (i64::MAX, i64::MIN);
+    for p in batch {
+        (lo_ts, hi_ts) = (lo_ts.min(p.ts), hi_ts.max(p.ts));
+        if p.ts >= old {
+            w.add(rule, p.value, 1);
+        }
+    }
+    if !batch.is_empty() {
+        w.max_span = w.max_span.max(hi_ts.saturating_sub(lo_ts));
+        w.newest = w.newest.max(hi_ts);
+    }
+    w.points += batch.len() as i64;
+    let new = cutoff(w.newest);
+    let mut read = 0;
+    if new > old {
+        let mut pts = Vec::new();
+        for id in tx.chunks_ts_between(series, old, new, w.max_span)? {
+            pts.clear();
+            metrics::chunk_points(tx, id, &mut pts)?;
+            read += pts.len();
+            for p in pts.iter().filter(|p| p.ts >= old && p.ts < new) {
+                w.add(rule, p.value, -1);
+            }
+        }
+    }
+    Ok(read)
+}
+
+/// Whether the metric window makes the alert critical, or `None` when the
+/// window has no data: computed from the stored series (the slow path,
+/// O(window); ingest keeps a [`WindowState`] instead).
+pub fn metric_condition(tx: &dyn ReadTx, series: i64, def: &Value) -> Result<Option<bool>> {
+    let rule = Rule::of(def);
+    Ok(build_window(tx, series, def, &rule)?.critical(&rule))
+}
+
+/// Re-evaluates `run`'s metric alerts on the metrics of `batch` (just
+/// stored): each alert's window state is advanced by the batch's points
+/// (built once from the store when missing or out of step), so the cost
+/// follows the batch, not the window.
+pub fn on_metrics(
+    tx: &dyn WriteTx,
+    run: &str,
+    batch: &[(String, Vec<metrics::Point>)],
+) -> Result<()> {
     for alert in tx.attached_enabled(run, "metrics")? {
         let def = definition(&alert);
         let metric = def["metric"].as_str().unwrap_or_default();
-        if !names.contains(&metric) {
+        let Some((_, points)) = batch.iter().find(|(n, _)| n == metric) else {
             continue;
-        }
+        };
         let Some(series) = tx.series_id(run, metric)? else {
             continue;
         };
-        if let Some(critical) = metric_condition(tx, series, &def)? {
+        let rule = Rule::of(&def);
+        let saved: Option<WindowState> = tx
+            .alert_window(run, &alert.id)?
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let w = match saved {
+            Some(mut w)
+                if w.def == def_hash(&def)
+                    && w.points + points.len() as i64 == tx.series_points(series)? =>
+            {
+                advance(tx, series, &def, &rule, &mut w, points)?;
+                w
+            }
+            _ => build_window(tx, series, &def, &rule)?,
+        };
+        tx.alert_window_put(
+            run,
+            &alert.id,
+            &serde_json::to_string(&w).unwrap_or_default(),
+        )?;
+        if let Some(critical) = w.critical(&rule) {
             set_state(tx, run, &alert, if critical { "critical" } else { "ok" })?;
         }
     }
@@ -381,4 +569,111 @@ pub fn on_events(tx: &dyn WriteTx, run: &str) -> Result<()> {
         set_state(tx, run, &alert, if hit { "critical" } else { "ok" })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::metrics::Point;
+    use crate::storage::sqlite::SqliteStore;
+
+    /// A window advanced batch by batch equals the window built from the
+    /// store after every batch: sliding, out-of-order timestamps, NaN and
+    /// infinities, batches larger than a chunk.
+    #[test]
+    fn advanced_windows_equal_rebuilt_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let defs = [
+            json!({"rule": "is above", "aggregation": "average", "threshold": 0.1, "window": 0.5}),
+            json!({"rule": "is inside range", "aggregation": "at least one", "range_low": 0.2, "range_high": 0.3, "window": 0.2}),
+            json!({"rule": "is outside range", "aggregation": "all", "range_low": -0.9, "range_high": 0.9, "window": 0.05}),
+            json!({"rule": "is below", "aggregation": "sum", "threshold": 3.0, "window": 1.0}),
+        ];
+        let mut state: Vec<Option<WindowState>> = vec![None; defs.len()];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ts = 1_700_000_000_000_000_i64;
+        for batch in 0..60 {
+            let n = if batch == 30 {
+                70_000
+            } else {
+                1 + (rnd() % 400) as usize
+            };
+            let pts: Vec<Point> = (0..n)
+                .map(|i| {
+                    ts += (rnd() % 3_000) as i64;
+                    let jitter = if rnd() % 10 == 0 {
+                        -((rnd() % 5_000_000) as i64)
+                    } else {
+                        0
+                    };
+                    let value = match rnd() % 50 {
+                        0 => f64::NAN,
+                        1 => f64::INFINITY,
+                        2 => f64::NEG_INFINITY,
+                        _ => ((rnd() % 2000) as f64 / 1000.0) - 1.0,
+                    };
+                    Point {
+                        step: i as i64,
+                        time: 0.0,
+                        ts: ts + jitter,
+                        value,
+                    }
+                })
+                .collect();
+            crate::domain::write(&store, |tx| {
+                let series = metrics::append(tx, "r", "m", &pts)?;
+                for (k, def) in defs.iter().enumerate() {
+                    let rule = Rule::of(def);
+                    let next = match state[k].take() {
+                        Some(mut w) => {
+                            advance(tx, series, def, &rule, &mut w, &pts)?;
+                            w
+                        }
+                        None => build_window(tx, series, def, &rule)?,
+                    };
+                    let fresh = build_window(tx, series, def, &rule)?;
+                    assert_eq!(
+                        (
+                            next.count,
+                            next.valued,
+                            next.pass,
+                            next.pinf,
+                            next.ninf,
+                            next.newest,
+                            next.points
+                        ),
+                        (
+                            fresh.count,
+                            fresh.valued,
+                            fresh.pass,
+                            fresh.pinf,
+                            fresh.ninf,
+                            fresh.newest,
+                            fresh.points
+                        ),
+                        "batch {batch}, alert {k}"
+                    );
+                    assert!(
+                        (next.total() - fresh.total()).abs() <= 1e-9 * (1.0 + fresh.count as f64)
+                            || next.total().is_nan() && fresh.total().is_nan()
+                            || next.total() == fresh.total(),
+                        "batch {batch}, alert {k}: {} vs {}",
+                        next.total(),
+                        fresh.total()
+                    );
+                    assert_eq!(next.critical(&rule), fresh.critical(&rule));
+                    state[k] = Some(next);
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -32,11 +33,32 @@ pub struct Identity {
     exp: i64,
 }
 
-/// Token verification with a cache of tokens already seen.
+impl Identity {
+    /// When the caller's token expires (seconds since the epoch).
+    pub fn exp(&self) -> i64 {
+        self.exp
+    }
+}
+
+/// Longest lifetime of a token minted over the API (`POST /api/ui/tokens`).
+pub const MAX_MINTED_DAYS: u32 = 90;
+/// Lifetime of a minted token when none is asked for.
+pub const DEFAULT_MINTED_DAYS: u32 = 30;
+/// Most unexpired tokens one identity may hold before minting is refused.
+pub const MAX_LIVE_TOKENS_PER_NAME: u64 = 100;
+/// How long a verified token is trusted without looking at the store again:
+/// a token revoked elsewhere (the CLI, another replica) stops working within
+/// this time; one revoked through this server stops at once.
+pub const DEFAULT_CACHE_TTL: Duration = crate::config::DEFAULT_TOKEN_CACHE;
+/// Most tokens the verification cache holds (it is emptied when full).
+const MAX_CACHED: usize = 10_000;
+
+/// Token verification with a short-lived cache of tokens already seen.
 #[derive(Debug)]
 pub struct Auth {
     secret: Vec<u8>,
-    cache: Mutex<HashMap<String, Identity>>,
+    cache: Mutex<HashMap<String, (Identity, Instant)>>,
+    ttl: Duration,
 }
 
 fn sign(secret: &[u8], msg: &[u8]) -> Vec<u8> {
@@ -49,12 +71,62 @@ fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// Issues a new token named `name`, valid for `days`, and stores its hash.
+/// Issues a new token named `name`, valid for `days`, and stores its hash
+/// (the administrator's path: `simtrack token create`).
 pub fn create_token(store: &dyn StateStore, name: &str, days: u32) -> Result<String, Error> {
+    let now = now_us() / 1_000_000;
+    issue(store, name, now + i64::from(days) * 86_400, None).map(|(t, _)| t)
+}
+
+/// A token minted by an authenticated caller: always under the caller's
+/// own name (a token cannot mint one for someone else), for at most
+/// [`MAX_MINTED_DAYS`] and never past the caller's own expiry (so minting
+/// cannot extend access), and refused ([`Error::too_many`]) while the
+/// caller's name holds [`MAX_LIVE_TOKENS_PER_NAME`] unexpired tokens.
+/// Returns the token and its stored row.
+pub fn mint(
+    store: &dyn StateStore,
+    caller: &Identity,
+    days: u32,
+) -> Result<(String, TokenRow), Error> {
+    if !(1..=MAX_MINTED_DAYS).contains(&days) {
+        return Err(Error::invalid(format!(
+            "'days' must be an integer from 1 to {MAX_MINTED_DAYS}"
+        )));
+    }
+    let now = now_us() / 1_000_000;
+    let exp = (now + i64::from(days) * 86_400).min(caller.exp);
+    issue(store, &caller.user, exp, Some(MAX_LIVE_TOKENS_PER_NAME))
+}
+
+/// The tokens named `name` (all, when `None`), oldest first.
+pub fn list_tokens(store: &dyn StateStore, name: Option<&str>) -> Result<Vec<TokenRow>, Error> {
+    read(store, |tx| Ok(tx.tokens(name)?))
+}
+
+/// Deletes token `id` (only if it is named `owner`, when given); whether a
+/// token was deleted. Servers stop accepting it within [`DEFAULT_CACHE_TTL`]
+/// (this process at once, through [`Auth::forget`]).
+pub fn revoke_token(store: &dyn StateStore, id: &str, owner: Option<&str>) -> Result<bool, Error> {
+    write(store, |tx| {
+        if let Some(owner) = owner
+            && !tx.tokens(Some(owner))?.iter().any(|t| t.id == id)
+        {
+            return Ok(false);
+        }
+        Ok(tx.token_delete(id)?)
+    })
+}
+
+fn issue(
+    store: &dyn StateStore,
+    name: &str,
+    exp: i64,
+    max_live: Option<u64>,
+) -> Result<(String, TokenRow), Error> {
     let secret = secret(store)?;
     let id = new_id();
     let now = now_us() / 1_000_000;
-    let exp = now + i64::from(days) * 86_400;
     let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload =
         B64.encode(serde_json::json!({"sub": name, "jti": id, "iat": now, "exp": exp}).to_string());
@@ -63,17 +135,25 @@ pub fn create_token(store: &dyn StateStore, name: &str, days: u32) -> Result<Str
         "{signing_input}.{}",
         B64.encode(sign(&secret, signing_input.as_bytes()))
     );
+    let row = TokenRow {
+        id,
+        name: name.to_owned(),
+        hash: token_hash(&token),
+        exp,
+        created: now,
+    };
     write(store, |tx| {
-        tx.token_insert(&TokenRow {
-            id,
-            name: name.to_owned(),
-            hash: token_hash(&token),
-            exp,
-            created: now,
-        })?;
+        if let Some(max) = max_live
+            && tx.tokens_live(name, now)? >= max
+        {
+            return Err(Error::too_many(format!(
+                "'{name}' already holds {max} unexpired tokens: revoke some first"
+            )));
+        }
+        tx.token_insert(&row)?;
         Ok(())
     })?;
-    Ok(token)
+    Ok((token, row))
 }
 
 /// The persistent server secret (the signing key), created on first use.
@@ -92,10 +172,25 @@ pub fn secret(store: &dyn StateStore) -> Result<Vec<u8>, Error> {
 impl Auth {
     /// Verification against `store`, signing URLs with its secret.
     pub fn new(store: &dyn StateStore) -> Result<Auth, Error> {
+        Self::with_cache_ttl(store, DEFAULT_CACHE_TTL)
+    }
+
+    /// As [`Auth::new`], trusting a verified token for `ttl` before looking
+    /// it up again (zero: every request looks it up).
+    pub fn with_cache_ttl(store: &dyn StateStore, ttl: Duration) -> Result<Auth, Error> {
         Ok(Auth {
             secret: secret(store)?,
             cache: Mutex::new(HashMap::new()),
+            ttl,
         })
+    }
+
+    /// Stops trusting token `id` at once (after it was revoked).
+    pub fn forget(&self, token_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (i, _)| i.token_id != token_id);
     }
 
     /// The identity behind an `Authorization` header value.
@@ -145,16 +240,22 @@ impl Auth {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
-            .cloned();
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(i, _)| i.clone());
         let identity = match cached {
             Some(i) => i,
             None => {
                 let found = lookup(&hash)?;
-                let i = found.ok_or_else(|| Error::unauthorized("invalid token"))?;
-                self.cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(hash, i.clone());
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(i) = found else {
+                    // Revoked (or never issued): forget any stale entry.
+                    cache.remove(&hash);
+                    return Err(Error::unauthorized("invalid token"));
+                };
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+                cache.insert(hash, (i.clone(), Instant::now()));
                 i
             }
         };

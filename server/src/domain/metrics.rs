@@ -165,23 +165,40 @@ pub fn append(tx: &dyn WriteTx, run_id: &str, name: &str, points: &[Point]) -> R
 
 /// Stores a decoded batch of `run` (points grouped per metric) received
 /// at `now`: the run is alive, and its alerts on those metrics are
-/// re-evaluated in the same transaction.
+/// re-evaluated in the same transaction. A batch that would give the run
+/// more than `max_names` metric names is refused whole (invalid, 422).
 pub fn ingest(
     tx: &dyn WriteTx,
     run: &str,
     series: &[(String, Vec<Point>)],
     now: i64,
+    max_names: u64,
 ) -> Result<()> {
     super::runs::status_of(tx, run)?;
+    let mut new_names = 0u64;
+    for (name, _) in series {
+        if tx.series_id(run, name)?.is_none() {
+            new_names += 1;
+        }
+    }
+    if new_names > 0 {
+        let have = tx.series_count(run)?;
+        if have + new_names > max_names {
+            return Err(super::Error::invalid(format!(
+                "run {run} has {have} metric names and this batch adds {new_names}: \
+                 at most {max_names} metric names per run (server option --max-metric-names)"
+            )));
+        }
+    }
     for (name, points) in series {
         append(tx, run, name, points)?;
     }
     super::runs::touch(tx, run, now)?;
-    let names: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
-    super::alerts::on_metrics(tx, run, &names)
+    super::alerts::on_metrics(tx, run, series)
 }
 
-fn chunk_points(tx: &dyn ReadTx, chunk: i64, out: &mut Vec<Point>) -> Result<()> {
+/// Appends the points of stored chunk `chunk` to `out`.
+pub fn chunk_points(tx: &dyn ReadTx, chunk: i64, out: &mut Vec<Point>) -> Result<()> {
     decode(&tx.chunk_points(chunk)?, out);
     Ok(())
 }
@@ -225,6 +242,83 @@ pub fn read(
         .map(|c| c.xmax)
         .fold(f64::NEG_INFINITY, f64::max);
     Ok(bucket(&candidates, axis, xmin, xmax, buckets))
+}
+
+/// The exact order of points on `axis` as an integer (steps and timestamps
+/// as they are, times by their IEEE total order), so steps above 2^53 keep
+/// their order.
+fn sort_key(axis: Axis, p: &Point) -> i64 {
+    match axis {
+        Axis::Step => p.step,
+        Axis::Timestamp => p.ts,
+        Axis::Time => {
+            let b = p.time.to_bits() as i64;
+            b ^ ((((b >> 63) as u64) >> 1) as i64)
+        }
+    }
+}
+
+/// Calls `emit` with every point of a series in `axis` order (as
+/// [`read`] without `max_points` returns them) without holding the series
+/// in memory: chunks are loaded in the order of their lowest x and merged,
+/// so only chunks whose ranges overlap the current position are held (one
+/// or two for a series logged in order, each at most [`CHUNK_POINTS`]).
+/// `emit` returns `false` to stop early (the reader went away).
+pub fn for_each_point(
+    tx: &dyn ReadTx,
+    series: i64,
+    axis: Axis,
+    mut emit: impl FnMut(&Point) -> Result<bool>,
+) -> Result<()> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let chunks: Vec<ChunkInfo> = tx.chunks(series, axis, false)?;
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_by(|a, b| chunks[*a].xmin.total_cmp(&chunks[*b].xmin).then(a.cmp(b)));
+    let mut next = 0;
+    // Loaded chunks, each sorted (stably) by key, with a cursor; the heap
+    // holds each loaded chunk's head as (key, chunk index).
+    let mut loaded: Vec<Option<(Vec<Point>, usize)>> = vec![None; chunks.len()];
+    let mut heads: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    loop {
+        // Load every chunk that may hold a point at or before the head.
+        while next < order.len() {
+            let lower = chunks[order[next]].xmin;
+            let must = match heads.peek() {
+                None => true,
+                Some(Reverse((_, c))) => {
+                    let (pts, at) = loaded[*c].as_ref().expect("a head's chunk is loaded");
+                    axis.x(&pts[*at]) >= lower
+                }
+            };
+            if !must {
+                break;
+            }
+            let c = order[next];
+            next += 1;
+            let mut pts = Vec::new();
+            chunk_points(tx, chunks[c].id, &mut pts)?;
+            if pts.is_empty() {
+                continue;
+            }
+            pts.sort_by_key(|p| sort_key(axis, p));
+            heads.push(Reverse((sort_key(axis, &pts[0]), c)));
+            loaded[c] = Some((pts, 0));
+        }
+        let Some(Reverse((_, c))) = heads.pop() else {
+            return Ok(());
+        };
+        let slot = loaded[c].as_mut().expect("a head's chunk is loaded");
+        if !emit(&slot.0[slot.1])? {
+            return Ok(());
+        }
+        slot.1 += 1;
+        if slot.1 < slot.0.len() {
+            heads.push(Reverse((sort_key(axis, &slot.0[slot.1]), c)));
+        } else {
+            loaded[c] = None;
+        }
+    }
 }
 
 /// Reads the chunks of a series whose `axis` range overlaps `[min, max]`,
@@ -280,7 +374,7 @@ pub fn range(
 }
 
 fn sort_by_axis(pts: &mut [Point], axis: Axis) {
-    pts.sort_by(|a, b| axis.x(a).total_cmp(&axis.x(b)));
+    pts.sort_by_key(|p| sort_key(axis, p));
 }
 
 /// Min/max-per-bucket downsampling of `candidates` into `buckets` equal
@@ -420,6 +514,46 @@ mod tests {
         let id = ap(&c, "r", "m", &pts[..40_000]);
         ap(&c, "r", "m", &pts[40_000..]);
         assert_eq!(rd(&c, |tx| read(tx, id, Axis::Step, None)), pts);
+    }
+
+    #[test]
+    fn streamed_read_equals_the_whole_read_even_with_overlapping_chunks() {
+        let c = db();
+        // In order, then out of order (overlapping chunks), with ties.
+        let mut pts = series(150_000, 5);
+        let id = ap(&c, "r", "m", &pts);
+        let mut back: Vec<Point> = series(70_000, 9)
+            .into_iter()
+            .rev()
+            .map(|mut p| {
+                p.step = p.step * 2 + 1;
+                p.ts += 3;
+                p
+            })
+            .collect();
+        back.extend(series(1000, 1));
+        ap(&c, "r", "m", &back);
+        pts.extend(back);
+        for axis in [Axis::Step, Axis::Time, Axis::Timestamp] {
+            let whole = rd(&c, |tx| read(tx, id, axis, None));
+            assert_eq!(whole.len(), pts.len());
+            let mut streamed = Vec::new();
+            rd(&c, |tx| {
+                for_each_point(tx, id, axis, |p| {
+                    streamed.push(*p);
+                    Ok(true)
+                })
+            });
+            assert_eq!(streamed, whole, "{axis:?}");
+        }
+        let mut n = 0;
+        rd(&c, |tx| {
+            for_each_point(tx, id, Axis::Step, |_| {
+                n += 1;
+                Ok(n < 10)
+            })
+        });
+        assert_eq!(n, 10, "stops when asked");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     Conflict,
     /// Over a size limit.
     TooLarge,
+    /// Over a count limit (too many of something the caller may make).
+    TooMany,
     /// Well-formed input with wrong types or values.
     Invalid,
     /// The storage backend failed.
@@ -84,6 +86,10 @@ impl Error {
     /// [`ErrorKind::TooLarge`]
     pub fn too_large(d: impl Into<String>) -> Self {
         Self::new(ErrorKind::TooLarge, d)
+    }
+    /// [`ErrorKind::TooMany`]
+    pub fn too_many(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooMany, d)
     }
     /// [`ErrorKind::Invalid`]
     pub fn invalid(d: impl Into<String>) -> Self {

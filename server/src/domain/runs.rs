@@ -10,7 +10,9 @@ use simtrack::model::{
 };
 
 use super::{Error, Result, check_name, events, filters, folders, parse_json};
-use crate::storage::{ReadTx, RunPatch, RunProjection, RunRow, RunScanRow, WriteTx};
+use crate::storage::{
+    JsonColumn, JsonPath, ReadTx, RunPatch, RunProjection, RunRow, RunScanRow, WriteTx,
+};
 use crate::util::{fmt_ts, new_id, now_us, parse_ts};
 
 fn is_terminal(s: &str) -> bool {
@@ -62,10 +64,15 @@ fn base_doc(r: &RunRow) -> Value {
     })
 }
 
-fn run_metrics(tx: &dyn ReadTx, run_id: &str) -> Result<Value> {
-    Ok(Value::Object(
-        tx.series_of(run_id)?
-            .into_iter()
+/// Most metric summaries a run carries in a list (`GET /api/runs`): a run
+/// with 100k metric names must not make every list page megabytes. The
+/// single-run document carries them all (bounded by the per-run cap on
+/// names); `metrics=[...]` on a list picks which summaries to carry.
+pub const LIST_METRICS: usize = 100;
+
+fn summaries(rows: Vec<crate::storage::SeriesRow>) -> Value {
+    Value::Object(
+        rows.into_iter()
             .map(|s| {
                 (
                     s.name,
@@ -73,11 +80,33 @@ fn run_metrics(tx: &dyn ReadTx, run_id: &str) -> Result<Value> {
                 )
             })
             .collect(),
-    ))
+    )
 }
 
 /// The full run document, or not found.
 pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
+    let mut d = load_without_metrics(tx, id)?;
+    d["metrics"] = summaries(tx.series_of(id)?);
+    Ok(d)
+}
+
+/// A run as a list shows it: the whole document, but at most
+/// [`LIST_METRICS`] metric summaries (the first by name, or those named),
+/// with `metrics_omitted` saying how many were left out.
+fn load_listed(tx: &dyn ReadTx, id: &str, names: Option<&[String]>) -> Result<Value> {
+    let mut d = load_without_metrics(tx, id)?;
+    let rows = tx.series_some(id, names, LIST_METRICS)?;
+    if names.is_none() && rows.len() >= LIST_METRICS {
+        let total = tx.series_count(id)?;
+        if total > rows.len() as u64 {
+            d["metrics_omitted"] = json!(total - rows.len() as u64);
+        }
+    }
+    d["metrics"] = summaries(rows);
+    Ok(d)
+}
+
+fn load_without_metrics(tx: &dyn ReadTx, id: &str) -> Result<Value> {
     let row = tx.run_get(id)?.ok_or_else(|| not_found(id))?;
     let mut d = base_doc(&row);
     d["alerts"] = Value::Array(
@@ -86,7 +115,6 @@ pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
             .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": a.status }))
             .collect(),
     );
-    d["metrics"] = run_metrics(tx, id)?;
     Ok(d)
 }
 
@@ -137,6 +165,55 @@ fn timestamp_field(body: &Map<String, Value>, key: &str) -> Result<Option<i64>> 
     }
 }
 
+// One validator per field, shared by create and update, so a field is
+// accepted or refused the same way whichever request carries it.
+
+fn name_field(v: &Value) -> Result<String> {
+    let n = v
+        .as_str()
+        .ok_or_else(|| Error::invalid("'name' must be a string"))?;
+    check_name("run name", n, MAX_NAME_BYTES)?;
+    Ok(n.to_owned())
+}
+
+fn folder_field(v: &Value) -> Result<String> {
+    folders::normalise(
+        v.as_str()
+            .ok_or_else(|| Error::invalid("'folder' must be a string"))?,
+    )
+}
+
+fn description_field(v: &Value) -> Result<Option<String>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(d) if d.len() <= MAX_METADATA_BYTES => Ok(Some(d.clone())),
+        Value::String(_) => Err(Error::invalid(format!(
+            "'description' is longer than {MAX_METADATA_BYTES} bytes"
+        ))),
+        _ => Err(Error::invalid("'description' must be a string")),
+    }
+}
+
+fn ttl_field(v: &Value) -> Result<Option<i64>> {
+    match v {
+        Value::Null => Ok(None),
+        v => {
+            Ok(Some(v.as_i64().ok_or_else(|| {
+                Error::invalid("'ttl' must be an integer")
+            })?))
+        }
+    }
+}
+
+fn heartbeat_timeout_field(v: &Value) -> Result<Option<f64>> {
+    match v {
+        Value::Null => Ok(None),
+        v => Ok(Some(v.as_f64().filter(|t| *t > 0.0).ok_or_else(|| {
+            Error::invalid("'heartbeat_timeout' must be a positive number")
+        })?)),
+    }
+}
+
 fn check_status(s: &Value) -> Result<String> {
     match s.as_str() {
         Some(s) if RunStatus::from_name(s).is_some() => Ok(s.to_owned()),
@@ -159,25 +236,19 @@ pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
     let id = new_id();
     let name = match body.get("name") {
         None | Some(Value::Null) => format!("run-{}", id[..8].to_ascii_lowercase()),
-        Some(Value::String(n)) => {
-            check_name("run name", n, MAX_NAME_BYTES)?;
-            n.clone()
-        }
-        Some(_) => return Err(Error::invalid("'name' must be a string")),
+        Some(n) => name_field(n)?,
     };
     let folder = match body.get("folder") {
         None | Some(Value::Null) => "/".to_owned(),
-        Some(Value::String(f)) => folders::normalise(f)?,
-        Some(_) => return Err(Error::invalid("'folder' must be a string")),
+        Some(f) => folder_field(f)?,
     };
     let status = match body.get("status") {
         None | Some(Value::Null) => "running".to_owned(),
         Some(s) => check_status(s)?,
     };
     let description = match body.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(d)) if d.len() <= MAX_METADATA_BYTES => Some(d.clone()),
-        Some(_) => return Err(Error::invalid("'description' must be a string")),
+        None => None,
+        Some(d) => description_field(d)?,
     };
     let tags = match body.get("tags") {
         None | Some(Value::Null) => Vec::new(),
@@ -197,20 +268,12 @@ pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
         json!({"tenant": false, "public": false, "users": []}),
     )?;
     let ttl = match body.get("ttl") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| Error::invalid("'ttl' must be an integer"))?,
-        ),
+        None => None,
+        Some(v) => ttl_field(v)?,
     };
     let heartbeat_timeout = match body.get("heartbeat_timeout") {
         None => Some(DEFAULT_HEARTBEAT_TIMEOUT_SECS),
-        Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_f64()
-                .filter(|t| *t > 0.0)
-                .ok_or_else(|| Error::invalid("'heartbeat_timeout' must be a positive number"))?,
-        ),
+        Some(v) => heartbeat_timeout_field(v)?,
     };
     let now = now_us();
     let created = timestamp_field(body, "created")?.unwrap_or(now);
@@ -313,25 +376,10 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
                     }
                 }
             }
-            "name" => {
-                let n = v
-                    .as_str()
-                    .ok_or_else(|| Error::invalid("'name' must be a string"))?;
-                check_name("run name", n, MAX_NAME_BYTES)?;
-                p.name = Some(n.to_owned());
-            }
-            "description" => {
-                p.description = Some(match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    _ => return Err(Error::invalid("'description' must be a string")),
-                });
-            }
+            "name" => p.name = Some(name_field(v)?),
+            "description" => p.description = Some(description_field(v)?),
             "folder" => {
-                let f = folders::normalise(
-                    v.as_str()
-                        .ok_or_else(|| Error::invalid("'folder' must be a string"))?,
-                )?;
+                let f = folder_field(v)?;
                 folders::ensure(tx, &f)?;
                 p.folder = Some(f);
             }
@@ -351,25 +399,8 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
             "system" => p.system = Some(object_text(v, k)?),
             "notifications" => p.notifications = Some(object_text(v, k)?),
             "visibility" => p.visibility = Some(object_text(v, k)?),
-            "ttl" => {
-                p.ttl = Some(if v.is_null() {
-                    None
-                } else {
-                    Some(
-                        v.as_i64()
-                            .ok_or_else(|| Error::invalid("'ttl' must be an integer"))?,
-                    )
-                });
-            }
-            "heartbeat_timeout" => {
-                p.heartbeat_timeout = Some(if v.is_null() {
-                    None
-                } else {
-                    Some(v.as_f64().filter(|t| *t > 0.0).ok_or_else(|| {
-                        Error::invalid("'heartbeat_timeout' must be a positive number")
-                    })?)
-                });
-            }
+            "ttl" => p.ttl = Some(ttl_field(v)?),
+            "heartbeat_timeout" => p.heartbeat_timeout = Some(heartbeat_timeout_field(v)?),
             "alerts" => set_alerts(tx, id, &string_list(v, "alerts")?)?,
             "starred" => {
                 p.starred = Some(
@@ -467,6 +498,9 @@ pub struct Query {
     pub start: usize,
     /// Rows in the page.
     pub count: usize,
+    /// The metric summaries each listed run carries (at most
+    /// [`LIST_METRICS`]); `None`: the first [`LIST_METRICS`] by name.
+    pub metrics: Option<Vec<String>>,
 }
 
 /// Parses `sorting=[{"id": key, "desc": bool}, ...]` (default: by creation).
@@ -499,7 +533,7 @@ fn top_key(field: &str) -> &str {
 /// The part of a run's document that a query reads: its id and the
 /// top-level fields in `want` (building the rest for every run would be
 /// most of a list's cost).
-fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
+fn scan_doc(r: RunScanRow, paths: &[JsonPath], want: &HashSet<&str>) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), Value::String(r.id));
     let mut put = |k: &str, v: &dyn Fn() -> Value| {
@@ -523,8 +557,12 @@ fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
     }
     for (p, text) in paths.iter().zip(r.values) {
         let Some(text) = text else { continue };
+        let top = match p.column {
+            JsonColumn::Metadata => "metadata",
+            JsonColumn::System => "system",
+        };
         let mut slot = &mut d;
-        for seg in p.split('.') {
+        for seg in std::iter::once(top).chain(p.keys.iter().map(String::as_str)) {
             if !slot.is_object() {
                 *slot = json!({});
             }
@@ -533,6 +571,22 @@ fn scan_doc(r: RunScanRow, paths: &[String], want: &HashSet<&str>) -> Value {
         *slot = parse_json(&text, Value::Null);
     }
     d
+}
+
+/// The JSON path a dotted field such as `metadata.solver.nx` reads, if it
+/// reads into `metadata` or `system` (keys are split at `.` and otherwise
+/// taken as they are: the storage addresses any key exactly).
+fn json_path(field: &str) -> Option<JsonPath> {
+    let (top, rest) = field.split_once('.')?;
+    let column = match top {
+        "metadata" => JsonColumn::Metadata,
+        "system" => JsonColumn::System,
+        _ => return None,
+    };
+    Some(JsonPath {
+        column,
+        keys: rest.split('.').map(str::to_owned).collect(),
+    })
 }
 
 /// Runs matching `q` for caller `me` → `{data, count}`. Only the fields a
@@ -550,12 +604,12 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
         .map(|f| top_key(f.field()))
         .chain(q.sorting.iter().map(|(k, _)| top_key(k)))
         .collect();
-    let mut json_paths: Vec<String> = q
+    let mut json_paths: Vec<JsonPath> = q
         .filters
         .iter()
-        .map(|f| f.field().to_owned())
-        .chain(q.sorting.iter().map(|(k, _)| k.clone()))
-        .filter(|f| f.starts_with("metadata.") || f.starts_with("system."))
+        .map(|f| f.field())
+        .chain(q.sorting.iter().map(|(k, _)| k.as_str()))
+        .filter_map(json_path)
         .collect();
     json_paths.sort();
     json_paths.dedup();
@@ -627,7 +681,7 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
         .iter()
         .skip(q.start)
         .take(q.count)
-        .map(|(_, id)| load(tx, id))
+        .map(|(_, id)| load_listed(tx, id, q.metrics.as_deref()))
         .collect::<Result<Vec<Value>>>()?;
     Ok(json!({ "data": data, "count": total }))
 }
@@ -668,6 +722,7 @@ mod tests {
                 sorting: parse_sorting(Some(sort)).expect("sorting"),
                 start: 0,
                 count: 10,
+                metrics: None,
             };
             let v = read(&store, |tx| list(tx, &q, "me")).expect("list");
             v["data"]

@@ -6,12 +6,17 @@ use std::fmt;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::json;
 
 use super::events::decode_body;
-use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, write_once};
+use super::wire::Exact;
+use super::{
+    ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, stream_read,
+    write_once,
+};
 use crate::domain::check_name;
 use crate::domain::metrics::{self, Axis, Point};
 use crate::util::{TsParser, fmt_ts, now_us, push_f64, push_json_str};
@@ -30,8 +35,8 @@ struct Item<'a> {
     time: Option<f64>,
     #[serde(default, borrow)]
     timestamp: Option<&'a str>,
-    #[serde(default, deserialize_with = "number_opt")]
-    step: Option<f64>,
+    #[serde(default, deserialize_with = "exact_opt")]
+    step: Option<Exact>,
     #[serde(borrow)]
     values: Values<'a>,
 }
@@ -65,6 +70,41 @@ impl<'de> Deserialize<'de> for Num {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A number kept exact ([`Exact`]): JSON integers are not read as `f64`.
+struct ExactDe(Exact);
+
+impl<'de> Deserialize<'de> for ExactDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ExactDe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Float(v)))
+            }
+            fn visit_f32<E>(self, v: f32) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Float(f64::from(v))))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Int(i128::from(v))))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Int(i128::from(v))))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ExactDe, E> {
+                Ok(ExactDe(Exact::Int(i128::from(v))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn exact_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Exact>, D::Error> {
+    Option::<ExactDe>::deserialize(d).map(|o| o.map(|n| n.0))
 }
 
 fn number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -127,7 +167,7 @@ impl<'a> Grouper<'a> {
         i: usize,
         time: Option<f64>,
         timestamp: Option<&'a [u8]>,
-        step: Option<f64>,
+        step: Option<Exact>,
         values: &[(&'a [u8], f64)],
     ) -> Result<(), ApiError> {
         let ts = match timestamp {
@@ -145,12 +185,14 @@ impl<'a> Grouper<'a> {
                 }
             },
         };
-        let step = step.unwrap_or(0.0);
-        if !(step.is_finite() && step >= 0.0 && step.fract() == 0.0) {
-            return Err(ApiError::unprocessable(format!(
-                "metrics[{i}].step must be a non-negative integer"
-            )));
-        }
+        let step = match step {
+            None => 0,
+            Some(s) => s.step().ok_or_else(|| {
+                ApiError::unprocessable(format!(
+                    "metrics[{i}].step must be a non-negative integer below 2^63"
+                ))
+            })?,
+        };
         let time = time.unwrap_or(0.0);
         for &(name, value) in values {
             let slot = match self.last_slot {
@@ -177,7 +219,7 @@ impl<'a> Grouper<'a> {
             };
             self.last_slot = Some((name, slot));
             self.series[slot].1.push(Point {
-                step: step as i64,
+                step,
                 time,
                 ts,
                 value,
@@ -229,11 +271,12 @@ pub async fn ingest(
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
     let now = now_us();
+    let max_names = st.cfg.max_metric_names;
     let (run, series) = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
         .await
         .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
     write_once(&st, idem, move |tx| {
-        metrics::ingest(tx, &run, &series, now)?;
+        metrics::ingest(tx, &run, &series, now, max_names)?;
         Ok(json!({}))
     })
     .await
@@ -248,7 +291,15 @@ fn push_x(out: &mut String, axis: Axis, p: &Point) {
 }
 
 /// `GET /api/metrics?runs=[..]&metrics=[..]&xaxis=step|time|timestamp&aggregate&max_points`.
-pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+///
+/// Without `max_points`, every point (what the Simvue client asks for): the
+/// answer is streamed as it is read, chunk by chunk, so a long series never
+/// sits in server memory. With `max_points`, downsampled to at most that
+/// many points per series, and never more than the server's
+/// `max_read_points` (a larger request is lowered to it and the response
+/// says so in `X-Simtrack-Max-Points`). An aggregated read is always
+/// bounded by `max_read_points` per series.
+pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<Response, ApiError> {
     let runs = q.list("runs")?;
     let names = q.list("metrics")?;
     let axis_s = q.get("xaxis").unwrap_or("step");
@@ -260,109 +311,124 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResul
             "cannot aggregate with xaxis=timestamp",
         ));
     }
-    let max_points = q.usize("max_points")?.filter(|m| *m > 0);
+    let limit = st.cfg.max_read_points;
+    let asked = q.usize("max_points")?.filter(|m| *m > 0);
+    let lowered = asked.filter(|m| *m > limit).map(|_| limit);
+    let max_points = asked.map(|m| m.min(limit));
+    let header = lowered.map(|l| ("x-simtrack-max-points", l.to_string()));
     let axis_key = axis_s.to_owned();
-    read(&st, move |c| {
-        let mut out = String::from("{");
-        if !aggregate {
+    if !aggregate {
+        return stream_read(&st, header, move |c, sink| {
+            sink.buf().push('{');
             let mut first_run = true;
             for run in &runs {
-                let mut body = String::new();
-                let mut first_metric = true;
+                let mut series = Vec::new();
                 for name in &names {
-                    let Some(series) = c.series_id(run, name)? else {
-                        continue;
-                    };
-                    let pts = metrics::read(c, series, axis, max_points)?;
-                    if !first_metric {
-                        body.push(',');
+                    if let Some(id) = c.series_id(run, name)? {
+                        series.push((name, id));
                     }
-                    first_metric = false;
-                    push_json_str(&mut body, name);
-                    body.push_str(":[");
-                    body.reserve(pts.len() * 32);
-                    for (i, p) in pts.iter().enumerate() {
-                        if i > 0 {
-                            body.push(',');
-                        }
-                        body.push_str("{\"");
-                        body.push_str(&axis_key);
-                        body.push_str("\":");
-                        push_x(&mut body, axis, p);
-                        body.push_str(",\"value\":");
-                        push_f64(&mut body, p.value);
-                        body.push('}');
-                    }
-                    body.push(']');
                 }
-                if first_metric {
+                if series.is_empty() {
                     continue;
                 }
                 if !first_run {
-                    out.push(',');
+                    sink.buf().push(',');
                 }
                 first_run = false;
-                push_json_str(&mut out, run);
-                out.push_str(":{");
-                out.push_str(&body);
-                out.push('}');
-            }
-        } else {
-            let mut first_metric = true;
-            for name in &names {
-                let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
-                for run in &runs {
-                    let Some(series) = c.series_id(run, name)? else {
-                        continue;
-                    };
-                    for p in metrics::read(c, series, axis, max_points)? {
-                        let x = axis.x(&p);
-                        let key = if axis == Axis::Step {
-                            p.step
-                        } else {
-                            (x * 1e6) as i64
-                        };
-                        let e = acc.entry(key).or_insert((
-                            x,
-                            f64::INFINITY,
-                            f64::NEG_INFINITY,
-                            0.0,
-                            0,
-                            p,
-                        ));
-                        e.1 = e.1.min(p.value);
-                        e.2 = e.2.max(p.value);
-                        e.3 += p.value;
-                        e.4 += 1;
+                push_json_str(sink.buf(), run);
+                sink.buf().push_str(":{");
+                for (i, (name, id)) in series.into_iter().enumerate() {
+                    if i > 0 {
+                        sink.buf().push(',');
                     }
+                    push_json_str(sink.buf(), name);
+                    sink.buf().push_str(":[");
+                    let mut first = true;
+                    let mut write = |p: &Point| -> crate::domain::Result<bool> {
+                        let out = sink.buf();
+                        if !first {
+                            out.push(',');
+                        }
+                        first = false;
+                        out.push_str("{\"");
+                        out.push_str(&axis_key);
+                        out.push_str("\":");
+                        push_x(out, axis, p);
+                        out.push_str(",\"value\":");
+                        push_f64(out, p.value);
+                        out.push('}');
+                        sink.flush_if_full()?;
+                        Ok(true)
+                    };
+                    match max_points {
+                        Some(m) => {
+                            for p in metrics::read(c, id, axis, Some(m))? {
+                                write(&p)?;
+                            }
+                        }
+                        None => metrics::for_each_point(c, id, axis, write)?,
+                    }
+                    sink.buf().push(']');
                 }
-                if acc.is_empty() {
+                sink.buf().push('}');
+            }
+            sink.buf().push('}');
+            Ok(())
+        })
+        .await;
+    }
+    let max_points = Some(max_points.unwrap_or(limit));
+    let resp = read(&st, move |c| {
+        let mut out = String::from("{");
+        let mut first_metric = true;
+        for name in &names {
+            let mut acc: BTreeMap<i64, (f64, f64, f64, f64, u64, Point)> = BTreeMap::new();
+            for run in &runs {
+                let Some(series) = c.series_id(run, name)? else {
                     continue;
+                };
+                for p in metrics::read(c, series, axis, max_points)? {
+                    let x = axis.x(&p);
+                    let key = if axis == Axis::Step {
+                        p.step
+                    } else {
+                        (x * 1e6) as i64
+                    };
+                    let e =
+                        acc.entry(key)
+                            .or_insert((x, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0, p));
+                    e.1 = e.1.min(p.value);
+                    e.2 = e.2.max(p.value);
+                    e.3 += p.value;
+                    e.4 += 1;
                 }
-                if !first_metric {
+            }
+            if acc.is_empty() {
+                continue;
+            }
+            if !first_metric {
+                out.push(',');
+            }
+            first_metric = false;
+            push_json_str(&mut out, name);
+            out.push_str(":[");
+            for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
+                if i > 0 {
                     out.push(',');
                 }
-                first_metric = false;
-                push_json_str(&mut out, name);
-                out.push_str(":[");
-                for (i, (_, (_, min, max, sum, n, p))) in acc.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str("{\"");
-                    out.push_str(&axis_key);
-                    out.push_str("\":");
-                    push_x(&mut out, axis, p);
-                    out.push_str(",\"min\":");
-                    push_f64(&mut out, *min);
-                    out.push_str(",\"max\":");
-                    push_f64(&mut out, *max);
-                    out.push_str(",\"average\":");
-                    push_f64(&mut out, sum / *n as f64);
-                    out.push('}');
-                }
-                out.push(']');
+                out.push_str("{\"");
+                out.push_str(&axis_key);
+                out.push_str("\":");
+                push_x(&mut out, axis, p);
+                out.push_str(",\"min\":");
+                push_f64(&mut out, *min);
+                out.push_str(",\"max\":");
+                push_f64(&mut out, *max);
+                out.push_str(",\"average\":");
+                push_f64(&mut out, sum / *n as f64);
+                out.push('}');
             }
+            out.push(']');
         }
         out.push('}');
         Ok(Reply {
@@ -370,18 +436,30 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> ApiResul
             body: out,
         })
     })
-    .await
+    .await?;
+    let mut r = resp.into_response();
+    if let Some((k, v)) = header
+        && let Ok(v) = axum::http::HeaderValue::from_str(&v)
+    {
+        r.headers_mut().insert(k, v);
+    }
+    Ok(r)
 }
 
-/// `GET /api/metrics/names?runs=[..]` → a JSON array of names.
+/// `GET /api/metrics/names?runs=[..]&start&count` → a JSON array of the
+/// names (sorted), paged when `start`/`count` are given (each run has at
+/// most `max_metric_names`).
 pub async fn names(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
     let runs = q.list("runs")?;
+    let start = q.usize("start")?.unwrap_or(0);
+    let count = q.usize("count")?.filter(|c| *c > 0).unwrap_or(usize::MAX);
     read(&st, move |tx| {
         let mut names = std::collections::BTreeSet::new();
         for r in &runs {
             names.extend(tx.series_of(r)?.into_iter().map(|s| s.name));
         }
-        Ok(Reply::ok(json!(names)))
+        let page: Vec<String> = names.into_iter().skip(start).take(count).collect();
+        Ok(Reply::ok(json!(page)))
     })
     .await
 }

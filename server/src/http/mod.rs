@@ -97,6 +97,7 @@ impl From<domain::Error> for ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -365,6 +366,88 @@ pub async fn read<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let store = st.backend.state.clone();
     blocking(move || domain::read(&*store, f)).await
+}
+
+/// Where a streamed JSON response is written ([`stream_read`]): a buffer
+/// sent to the client each time it fills.
+#[derive(Debug)]
+pub struct Sink {
+    buf: String,
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, domain::Error>>,
+}
+
+/// Bytes a [`Sink`] gathers before sending them.
+const SINK_BUFFER: usize = 64 << 10;
+/// Buffers in flight per streamed response (its memory is bounded by
+/// about `SINK_BUFFER * (SINK_QUEUE + 1)`).
+const SINK_QUEUE: usize = 4;
+
+impl Sink {
+    /// The buffer to append to.
+    pub fn buf(&mut self) -> &mut String {
+        &mut self.buf
+    }
+
+    /// Sends the buffer once it is full (waiting while the client is slow);
+    /// an error once the client has gone away, so the producer stops.
+    pub fn flush_if_full(&mut self) -> domain::Result<()> {
+        if self.buf.len() >= SINK_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> domain::Result<()> {
+        let b = bytes::Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(Ok(b))
+            .map_err(|_| domain::Error::internal("the client went away"))
+    }
+}
+
+/// A `200` JSON response written by `produce` inside one read transaction
+/// on a blocking thread and streamed as it is written, so its size never
+/// sits in server memory. An error before the first bytes becomes the
+/// usual error response; one after them cuts the response short.
+pub async fn stream_read(
+    st: &AppState,
+    extra: Option<(&'static str, String)>,
+    produce: impl FnOnce(&dyn crate::storage::ReadTx, &mut Sink) -> domain::Result<()> + Send + 'static,
+) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    let store = st.backend.state.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        let mut sink = Sink {
+            buf: String::with_capacity(SINK_BUFFER + 1024),
+            tx: tx.clone(),
+        };
+        let r = domain::read(&*store, |c| produce(c, &mut sink)).and_then(|()| sink.flush());
+        if let Err(e) = r {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let first = match rx.recv().await {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => return Err(e.into()),
+        None => return Err(ApiError::from(domain::Error::internal("the read stopped"))),
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r.map_err(|e| e.detail), rx))
+    });
+    let body = futures_util::stream::once(async move { Ok::<_, String>(first) }).chain(rest);
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response();
+    if let Some((k, v)) = extra
+        && let Ok(v) = axum::http::HeaderValue::from_str(&v)
+    {
+        r.headers_mut().insert(k, v);
+    }
+    Ok(r)
 }
 
 /// Applies a mutation at most once per idempotency key

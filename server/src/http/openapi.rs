@@ -131,14 +131,14 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "get",
         "/api/metrics",
-        "Series: runs, metrics, xaxis (step|time|timestamp), aggregate, max_points (min/max-per-bucket downsampling)",
+        "Series: runs, metrics, xaxis (step|time|timestamp), aggregate, max_points (min/max-per-bucket downsampling, capped at the server's --max-read-points; X-Simtrack-Max-Points when lowered). Without max_points every point, streamed",
         "",
         false,
     ),
     (
         "get",
         "/api/metrics/names",
-        "Metric names of runs",
+        "Metric names of runs (sorted; optional start, count page them)",
         "",
         false,
     ),

@@ -33,6 +33,19 @@ pub fn query(q: &Params) -> Result<runs::Query, super::ApiError> {
         sorting: runs::parse_sorting(q.get("sorting"))?,
         start: q.usize("start")?.unwrap_or(0),
         count: q.usize("count")?.unwrap_or(100),
+        metrics: match q.get("metrics") {
+            None | Some("") => None,
+            Some(_) => {
+                let names = q.list("metrics")?;
+                if names.len() > runs::LIST_METRICS {
+                    return Err(super::ApiError::unprocessable(format!(
+                        "'metrics' names at most {} metrics",
+                        runs::LIST_METRICS
+                    )));
+                }
+                Some(names)
+            }
+        },
     })
 }
 

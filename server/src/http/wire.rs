@@ -12,8 +12,30 @@ pub struct Item<'a> {
     pub time: Option<f64>,
     /// `timestamp` bytes, if present.
     pub timestamp: Option<&'a [u8]>,
-    /// `step`, if present.
-    pub step: Option<f64>,
+    /// `step`, if present, exactly as sent.
+    pub step: Option<Exact>,
+}
+
+/// A number exactly as sent: integers stay integers (a step of 2^53 + 1
+/// must not pass through `f64` and come back as 2^53), floats stay floats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Exact {
+    Int(i128),
+    Float(f64),
+}
+
+impl Exact {
+    /// As a step: a non-negative integer that fits `i64` (an integral float,
+    /// as a client may send `3.0`, is accepted when it is one exactly).
+    pub fn step(self) -> Option<i64> {
+        match self {
+            Exact::Int(i) => i64::try_from(i).ok().filter(|v| *v >= 0),
+            Exact::Float(f) => {
+                (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 9_223_372_036_854_775_808.0)
+                    .then_some(f as i64)
+            }
+        }
+    }
 }
 
 /// A cursor over a msgpack buffer.
@@ -138,6 +160,29 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A number kept exact: any msgpack int (or bool) as an integer,
+    /// float32/64 as a float.
+    pub fn exact(&mut self) -> Result<Exact, ApiError> {
+        let b = self.byte()?;
+        Ok(match b {
+            0x00..=0x7f => Exact::Int(i128::from(b)),
+            0xe0..=0xff => Exact::Int(i128::from(b as i8)),
+            0xc2 => Exact::Int(0),
+            0xc3 => Exact::Int(1),
+            0xca => Exact::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
+            0xcb => Exact::Float(f64::from_bits(self.be(8)?)),
+            0xcc => Exact::Int(i128::from(self.be(1)?)),
+            0xcd => Exact::Int(i128::from(self.be(2)?)),
+            0xce => Exact::Int(i128::from(self.be(4)?)),
+            0xcf => Exact::Int(i128::from(self.be(8)?)),
+            0xd0 => Exact::Int(i128::from(self.be(1)? as u8 as i8)),
+            0xd1 => Exact::Int(i128::from(self.be(2)? as u16 as i16)),
+            0xd2 => Exact::Int(i128::from(self.be(4)? as u32 as i32)),
+            0xd3 => Exact::Int(i128::from(self.be(8)? as i64)),
+            _ => return Err(malformed("expected a number")),
+        })
+    }
+
     /// Skips one value of any type (nesting bounded by `depth`).
     pub fn skip(&mut self, depth: u32) -> Result<(), ApiError> {
         if depth > 64 {
@@ -205,7 +250,7 @@ pub fn metrics_batch<'a>(
                     for _ in 0..r.map_len()? {
                         match r.str_bytes()? {
                             b"time" => it.time = if r.nil() { None } else { Some(r.num()?) },
-                            b"step" => it.step = if r.nil() { None } else { Some(r.num()?) },
+                            b"step" => it.step = if r.nil() { None } else { Some(r.exact()?) },
                             b"timestamp" => {
                                 it.timestamp = if r.nil() { None } else { Some(r.str_bytes()?) }
                             }

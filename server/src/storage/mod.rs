@@ -206,8 +206,25 @@ pub struct RunPatch {
 pub struct RunProjection {
     /// Read `tags`.
     pub tags: bool,
-    /// Dotted paths such as `metadata.solver.nx` or `system.hostname`.
-    pub json_paths: Vec<String>,
+    /// Paths into `metadata`/`system`, such as `metadata.solver.nx`.
+    pub json_paths: Vec<JsonPath>,
+}
+
+/// Which JSON document column of a run a [`JsonPath`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JsonColumn {
+    Metadata,
+    System,
+}
+
+/// A path into a run's JSON column as a list of object keys. A key is any
+/// string a client can store (quotes, backslashes, control characters,
+/// anything): a backend must address it exactly, never by pasting it into
+/// its own path syntax unescaped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JsonPath {
+    pub column: JsonColumn,
+    pub keys: Vec<String>,
 }
 
 /// One run of a scan.
@@ -434,6 +451,27 @@ pub trait ReadTx {
     fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>>;
     /// Summaries of every series of `run`, by name.
     fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>>;
+    /// Some series of a run, by name: those named in `names` when given,
+    /// else the first `limit` names.
+    fn series_some(
+        &self,
+        run: &str,
+        names: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<SeriesRow>>;
+    /// How many series (metric names) a run has.
+    fn series_count(&self, run: &str) -> Result<u64>;
+    /// How many points a series holds.
+    fn series_points(&self, series: i64) -> Result<i64>;
+    /// The widest timestamp span of any chunk of a series (µs).
+    fn series_max_span(&self, series: i64) -> Result<i64>;
+    /// Ids of the chunks of a series that may hold points with timestamps
+    /// in `[lo, hi)`, given that no chunk spans more than `max_span` µs:
+    /// found through an index on the chunks' newest timestamps, so the
+    /// cost follows the chunks in that range, not the series' length.
+    fn chunks_ts_between(&self, series: i64, lo: i64, hi: i64, max_span: i64) -> Result<Vec<i64>>;
+    /// The saved window state of an alert on a run (opaque to storage).
+    fn alert_window(&self, run: &str, alert: &str) -> Result<Option<String>>;
     /// The chunks of a series in insertion order, with block summaries
     /// when `blocks`.
     fn chunks(&self, series: i64, axis: Axis, blocks: bool) -> Result<Vec<ChunkInfo>>;
@@ -463,6 +501,11 @@ pub trait ReadTx {
 
     /// The token with this hash.
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Every token (hashes included), oldest first; only those named
+    /// `name` when given.
+    fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>>;
+    /// How many tokens named `name` expire after `now` (seconds).
+    fn tokens_live(&self, name: &str, now: i64) -> Result<u64>;
     /// A server setting.
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// The response recorded for an idempotency key.
@@ -528,6 +571,10 @@ pub trait WriteTx: ReadTx {
 
     /// Adds a token.
     fn token_insert(&self, t: &TokenRow) -> Result<()>;
+    /// Removes a token; whether it existed.
+    fn token_delete(&self, id: &str) -> Result<bool>;
+    /// Saves the window state of an alert on a run.
+    fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()>;
     /// Sets a server setting.
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Records the response to an idempotency key, created at `at`.

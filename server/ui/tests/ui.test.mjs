@@ -321,7 +321,9 @@ test('Abort on the run page reaches the running example, which stops cleanly', a
 
 test('Create new run shows URL and a fresh token that works', async () => {
   await page.goto(URL_ + '/#/new');
-  await page.fill('#token-name', 'ui-test-new-run');
+  const me = (await api('/api/ui/whoami')).body.user;
+  await page.waitForSelector('#token-user');
+  assert.equal(await page.textContent('#token-user'), me, 'the token acts as the signed-in user');
   await page.click('#create-token');
   await page.waitForSelector('#snippet-env');
   const env = await page.textContent('#snippet-env');
@@ -347,7 +349,7 @@ test('Create new run shows URL and a fresh token that works', async () => {
   });
   assert.equal(r.code, 0, r.o);
   const run = await newHeatRun(since, tok);
-  assert.equal(run.user, 'ui-test-new-run');
+  assert.equal(run.user, me);
   assert.equal(run.status, 'completed');
   await page.screenshot({ path: join(SHOTS, 'new-run.png'), fullPage: true });
 });

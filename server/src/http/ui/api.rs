@@ -2,17 +2,14 @@
 //! minting a token for "Create new run", the runs table's query, and the
 //! detail of a zoomed chart.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use crate::domain::check_name;
+use crate::domain::auth;
 use crate::domain::metrics::{self, Axis};
 use crate::http::{
     ApiError, ApiResult, AppState, Caller, JsonObject, Params, Reply, blocking, read,
 };
-
-/// Longest lifetime a UI-minted token may ask for.
-pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 /// `GET /api/ui/whoami` → `{"user", "version"}` (401 without a valid token).
 pub async fn whoami(caller: Caller) -> ApiResult {
@@ -22,37 +19,90 @@ pub async fn whoami(caller: Caller) -> ApiResult {
     })))
 }
 
-/// `POST /api/ui/tokens` `{"name"?, "days"?}` → `{"token", "name", "days"}`.
-/// Only a signed-in caller may mint; the new token is named after the
-/// caller unless a name is given (runs show it as their user).
+/// `POST /api/ui/tokens` `{"days"?, "name"?}` → `{"token", "id", "name",
+/// "days", "exp"}`. A caller mints only for itself: `name`, if given, must
+/// be the caller's own; `days` is 1 to [`auth::MAX_MINTED_DAYS`] (default
+/// [`auth::DEFAULT_MINTED_DAYS`]) and the token never outlives the
+/// caller's; at most [`auth::MAX_LIVE_TOKENS_PER_NAME`] unexpired tokens
+/// per name (429 beyond).
 pub async fn create_token(
     State(st): State<AppState>,
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let name = match body.get("name") {
-        None | Some(Value::Null) => caller.0.user.clone(),
-        Some(Value::String(s)) if s.trim().is_empty() => caller.0.user.clone(),
-        Some(Value::String(s)) => s.trim().to_owned(),
+    match body.get("name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.trim().is_empty() || s.trim() == caller.0.user => {}
+        Some(Value::String(_)) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!(
+                    "a token can only mint tokens for its own identity ('{}')",
+                    caller.0.user
+                ),
+            ));
+        }
         Some(_) => return Err(ApiError::unprocessable("'name' must be a string")),
-    };
-    check_name("token name", &name, simtrack::model::MAX_NAME_BYTES)?;
+    }
     let days = match body.get("days") {
-        None | Some(Value::Null) => 365,
+        None | Some(Value::Null) => auth::DEFAULT_MINTED_DAYS,
         Some(v) => v
             .as_u64()
-            .filter(|d| (1..=u64::from(MAX_TOKEN_DAYS)).contains(d))
+            .filter(|d| (1..=u64::from(auth::MAX_MINTED_DAYS)).contains(d))
             .ok_or_else(|| {
                 ApiError::unprocessable(format!(
-                    "'days' must be an integer from 1 to {MAX_TOKEN_DAYS}"
+                    "'days' must be an integer from 1 to {}",
+                    auth::MAX_MINTED_DAYS
                 ))
             })? as u32,
     };
     blocking(move || {
-        let token = crate::domain::auth::create_token(&*st.backend.state, &name, days)?;
-        Ok(Reply::ok(
-            json!({ "token": token, "name": name, "days": days }),
-        ))
+        let (token, row) = auth::mint(&*st.backend.state, &caller.0, days)?;
+        Ok(Reply::ok(json!({
+            "token": token, "id": row.id, "name": row.name, "days": days,
+            "exp": crate::util::fmt_ts(row.exp * 1_000_000),
+        })))
+    })
+    .await
+}
+
+/// `GET /api/ui/tokens` → `{"data": [{"id", "name", "created", "exp",
+/// "current"}]}`: the caller's own tokens (never the tokens themselves).
+pub async fn list_tokens(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    blocking(move || {
+        let rows = auth::list_tokens(&*st.backend.state, Some(&caller.0.user))?;
+        let data: Vec<Value> = rows
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id, "name": t.name,
+                    "created": crate::util::fmt_ts(t.created * 1_000_000),
+                    "exp": crate::util::fmt_ts(t.exp * 1_000_000),
+                    "current": t.id == caller.0.token_id,
+                })
+            })
+            .collect();
+        Ok(Reply::ok(json!({ "data": data })))
+    })
+    .await
+}
+
+/// `DELETE /api/ui/tokens/{id}`: revokes one of the caller's own tokens; it
+/// stops working at once on this server (and within the cache lifetime on
+/// other servers sharing the database). 404 for anyone else's token.
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    blocking(move || {
+        if !auth::revoke_token(&*st.backend.state, &id, Some(&caller.0.user))? {
+            return Err(crate::domain::Error::not_found(format!(
+                "no token {id} of yours"
+            )));
+        }
+        st.auth.forget(&id);
+        Ok(Reply::ok(json!({ "id": id })))
     })
     .await
 }
@@ -155,31 +205,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn minted_tokens_authenticate_and_carry_their_name() {
+    async fn minted_tokens_are_the_callers_own_and_bounded() {
         let (_d, st, me, _) = setup();
         assert_eq!(body(whoami(me.clone()).await)["user"], "tester");
         let mut m = serde_json::Map::new();
-        m.insert("name".into(), json!("ci-job"));
         m.insert("days".into(), json!(7));
         let made = body(create_token(State(st.clone()), me.clone(), JsonObject(m)).await);
-        assert_eq!(made["name"], "ci-job");
+        assert_eq!(made["name"], "tester");
         let tok = made["token"].as_str().unwrap();
         let who = st
             .auth
             .verify(&*st.backend.state, Some(&format!("Bearer {tok}")))
             .unwrap();
-        assert_eq!(who.user, "ci-job");
-        // Unnamed tokens are named after the caller.
-        let made = body(
-            create_token(
-                State(st.clone()),
-                me.clone(),
-                JsonObject(Default::default()),
-            )
-            .await,
-        );
-        assert_eq!(made["name"], "tester");
-        for bad in [json!(0), json!(4000), json!("7"), json!(-1)] {
+        assert_eq!(who.user, "tester");
+        // Never for another name.
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!("ci-job"));
+        let err = create_token(State(st.clone()), me.clone(), JsonObject(m))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::FORBIDDEN);
+        for bad in [json!(0), json!(91), json!(3650), json!("7"), json!(-1)] {
             let mut m = serde_json::Map::new();
             m.insert("days".into(), bad.clone());
             let err = create_token(State(st.clone()), me.clone(), JsonObject(m))
@@ -191,13 +237,12 @@ mod tests {
                 "{bad}"
             );
         }
+        // The caller's token lives 1 day: a minted one does not outlive it.
         let mut m = serde_json::Map::new();
-        m.insert("name".into(), json!("x\ny"));
-        assert!(
-            create_token(State(st.clone()), me, JsonObject(m))
-                .await
-                .is_err()
-        );
+        m.insert("days".into(), json!(90));
+        let made = body(create_token(State(st.clone()), me.clone(), JsonObject(m)).await);
+        let exp = crate::util::parse_ts(made["exp"].as_str().unwrap()).unwrap() / 1_000_000;
+        assert!(exp <= me.0.exp(), "{exp} > {}", me.0.exp());
     }
 
     #[tokio::test]

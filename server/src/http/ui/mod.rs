@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::http::{ApiError, AppState};
 
@@ -99,7 +99,11 @@ pub fn router() -> Router<AppState> {
         .route("/", get(index))
         .route("/ui/{*path}", get(asset))
         .route("/api/ui/whoami", get(api::whoami))
-        .route("/api/ui/tokens", post(api::create_token))
+        .route(
+            "/api/ui/tokens",
+            post(api::create_token).get(api::list_tokens),
+        )
+        .route("/api/ui/tokens/{id}", delete(api::revoke_token))
         .route("/api/ui/runs", get(api::runs))
         .route("/api/ui/metrics/range", get(api::metric_range))
 }

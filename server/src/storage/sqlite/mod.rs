@@ -44,6 +44,9 @@ CREATE INDEX IF NOT EXISTS alerts_name ON alerts(name);
 CREATE TABLE IF NOT EXISTS run_alerts (
     run_id TEXT NOT NULL, alert_id TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok',
     changed INTEGER, PRIMARY KEY (run_id, alert_id));
+CREATE TABLE IF NOT EXISTS alert_windows (
+    run_id TEXT NOT NULL, alert_id TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (run_id, alert_id));
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, ts INTEGER NOT NULL,
     log_level TEXT NOT NULL, message TEXT NOT NULL);

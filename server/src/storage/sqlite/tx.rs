@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::db;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, Axis, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, NewChunk, ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow,
-    RunScanRow, SeriesRow, TokenRow, WriteTx,
+    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
 };
 
 /// A transaction (read or write) on one connection.
@@ -120,6 +120,31 @@ fn opt_int(v: Option<i64>) -> Sql {
     v.map_or(Sql::Null, Sql::Integer)
 }
 
+/// SQLite's JSON path for a list of object keys: `$."k1"."k2"`. SQLite ends
+/// a quoted label at the first `"` whatever precedes it, and decodes JSON
+/// escapes inside it, so every key is written as a JSON string body with
+/// `"` as `\u0022` (never `\"`), `\` as `\\` and control characters as
+/// `\uXXXX`: any stored key, a trailing backslash or a quote included, is
+/// addressed exactly.
+fn sqlite_json_path(keys: &[String]) -> String {
+    let mut out = String::from("$");
+    for key in keys {
+        out.push_str(".\"");
+        for c in key.chars() {
+            match c {
+                '"' => out.push_str("\\u0022"),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
+}
+
 impl ReadTx for Tx<'_> {
     fn run_status(&self, id: &str) -> Result<Option<String>> {
         self.0
@@ -144,17 +169,11 @@ impl ReadTx for Tx<'_> {
         );
         let mut args: Vec<String> = Vec::new();
         for path in &p.json_paths {
-            let (column, rest) = path.split_once('.').unwrap_or((path.as_str(), ""));
-            let column = match column {
-                "metadata" => "metadata",
-                "system" => "system",
-                _ => continue,
+            let column = match path.column {
+                JsonColumn::Metadata => "metadata",
+                JsonColumn::System => "system",
             };
-            let json_path: String = rest
-                .split('.')
-                .map(|seg| format!(".\"{}\"", seg.replace('"', "\\\"")))
-                .collect();
-            args.push(format!("${json_path}"));
+            args.push(sqlite_json_path(&path.keys));
             sql.push_str(&format!(", {column} -> ?{}", args.len() + 1));
         }
         sql.push_str(" FROM runs ORDER BY rowid");
@@ -349,6 +368,104 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn series_some(
+        &self,
+        run: &str,
+        names: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<SeriesRow>> {
+        let row = |r: &Row| {
+            Ok(SeriesRow {
+                name: r.get(0)?,
+                count: r.get(1)?,
+                min: r.get(2)?,
+                max: r.get(3)?,
+                last: r.get(4)?,
+                last_step: r.get(5)?,
+            })
+        };
+        match names {
+            Some(names) => {
+                let mut s = self
+                    .0
+                    .prepare_cached(
+                        "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                         WHERE run_id = ?1 AND name = ?2",
+                    )
+                    .map_err(db)?;
+                let mut out = Vec::new();
+                for n in names {
+                    if let Some(r) = s.query_row(params![run, n], row).optional().map_err(db)? {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            }
+            None => self
+                .0
+                .prepare_cached(
+                    "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                     WHERE run_id = ?1 ORDER BY name LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![run, limit.min(i64::MAX as usize) as i64], row)?
+                        .collect()
+                })
+                .map_err(db),
+        }
+    }
+
+    fn series_count(&self, run: &str) -> Result<u64> {
+        self.0
+            .prepare_cached("SELECT COUNT(*) FROM metric_series WHERE run_id = ?1")
+            .and_then(|mut s| s.query_row(params![run], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+            .map_err(db)
+    }
+
+    fn series_points(&self, series: i64) -> Result<i64> {
+        self.0
+            .prepare_cached("SELECT count FROM metric_series WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![series], |r| r.get(0)).optional())
+            .map(|n| n.unwrap_or(0))
+            .map_err(db)
+    }
+
+    fn series_max_span(&self, series: i64) -> Result<i64> {
+        self.0
+            .prepare_cached("SELECT max(ts_max - ts_min) FROM metric_chunks WHERE series_id = ?1")
+            .and_then(|mut s| s.query_row(params![series], |r| r.get::<_, Option<i64>>(0)))
+            .map(|n| n.unwrap_or(0).max(0))
+            .map_err(db)
+    }
+
+    fn chunks_ts_between(&self, series: i64, lo: i64, hi: i64, max_span: i64) -> Result<Vec<i64>> {
+        // A chunk holding a point in [lo, hi) has ts_max >= lo and
+        // ts_max - max_span <= ts_min < hi: a range of the
+        // (series_id, ts_max) index.
+        self.0
+            .prepare_cached(
+                "SELECT id FROM metric_chunks
+                 WHERE series_id = ?1 AND ts_max >= ?2 AND ts_max < ?3 AND ts_min < ?4
+                 ORDER BY ts_max",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![series, lo, hi.saturating_add(max_span.max(0)), hi],
+                    |r| r.get(0),
+                )?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn alert_window(&self, run: &str, alert: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT state FROM alert_windows WHERE run_id = ?1 AND alert_id = ?2")
+            .and_then(|mut s| s.query_row(params![run, alert], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
     fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>> {
         self.0
             .prepare_cached(
@@ -485,6 +602,35 @@ impl ReadTx for Tx<'_> {
                 "SELECT category FROM run_artifacts WHERE run_id = ?1 AND artifact_id = ?2",
             )
             .and_then(|mut s| s.query_row(params![run, artifact], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>> {
+        self.0
+            .prepare_cached(
+                "SELECT id, name, hash, exp, created FROM tokens
+                 WHERE ?1 IS NULL OR name = ?1 ORDER BY created, id",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![name], |r| {
+                    Ok(TokenRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        hash: r.get(2)?,
+                        exp: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db)
+    }
+
+    fn tokens_live(&self, name: &str, now: i64) -> Result<u64> {
+        self.0
+            .prepare_cached("SELECT COUNT(*) FROM tokens WHERE name = ?1 AND exp > ?2")
+            .and_then(|mut s| s.query_row(params![name, now], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
             .map_err(db)
     }
 
@@ -625,6 +771,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_series WHERE run_id = ?1",
             "DELETE FROM events WHERE run_id = ?1",
             "DELETE FROM run_alerts WHERE run_id = ?1",
+            "DELETE FROM alert_windows WHERE run_id = ?1",
             "DELETE FROM run_artifacts WHERE run_id = ?1",
             "DELETE FROM runs WHERE id = ?1",
         ] {
@@ -717,6 +864,9 @@ impl WriteTx for Tx<'_> {
     fn alert_delete(&self, id: &str) -> Result<()> {
         self.0
             .execute("DELETE FROM run_alerts WHERE alert_id = ?1", params![id])
+            .map_err(db)?;
+        self.0
+            .execute("DELETE FROM alert_windows WHERE alert_id = ?1", params![id])
             .map_err(db)?;
         self.0
             .execute("DELETE FROM alerts WHERE id = ?1", params![id])
@@ -891,6 +1041,24 @@ impl WriteTx for Tx<'_> {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO alert_windows (run_id, alert_id, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (run_id, alert_id) DO UPDATE SET state = excluded.state",
+            )
+            .and_then(|mut s| s.execute(params![run, alert, state]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn token_delete(&self, id: &str) -> Result<bool> {
+        self.0
+            .execute("DELETE FROM tokens WHERE id = ?1", params![id])
+            .map(|n| n > 0)
+            .map_err(db)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
