@@ -28,6 +28,7 @@ module simtrack_c
   integer, parameter, public :: SIMTRACK_STATUS_IO = 200
   integer, parameter, public :: SIMTRACK_STATUS_FILE_NOT_FOUND = 201
   integer, parameter, public :: SIMTRACK_STATUS_UNDELIVERED = 300
+  integer, parameter, public :: SIMTRACK_STATUS_REFUSED = 301
   integer, parameter, public :: SIMTRACK_STATUS_INTERNAL = 900
 
   public :: c_simtrack_init, c_simtrack_log_n, c_simtrack_log_many_fixed, c_simtrack_event

@@ -113,6 +113,15 @@ enum simtrack_status
    */
   SIMTRACK_STATUS_UNDELIVERED = 300,
   /**
+   * The server refused part of the run's data for good (a 4xx answer
+   * other than 401/403/429, e.g. from a proxy). Nothing is lost: the
+   * refused records stay in the spool, the run is marked on the server
+   * (an `error` event, `simtrack.refused_records` metadata), and
+   * `simtrack sync` lists them, tries them again and exits non-zero while
+   * any is still refused. `simtrack_last_error` gives the reason.
+   */
+  SIMTRACK_STATUS_REFUSED = 301,
+  /**
    * An internal error (a caught panic). The call had no effect; data logged
    * before it is kept.
    */

@@ -123,9 +123,16 @@ pub struct DeliveryState {
     pub acked: u64,
     /// Byte offset in `records.log` of record `acked`.
     pub acked_offset: u64,
-    /// Records the server refused for good (4xx), with its message.
+    /// Every refusal for good (4xx) the server gave, with its message: the
+    /// history, for reports. What is still refused is in `refused`.
     #[serde(default)]
     pub rejected: Vec<String>,
+    /// Records the server refused for good and that have not been accepted
+    /// since. They stay in `records.log` (delivery moves past them so the
+    /// rest of the run arrives); `simtrack sync` tries them again and
+    /// reports those still refused.
+    #[serde(default)]
+    pub refused: Vec<RefusedRecord>,
     /// Alert ids created on the server, kept so the run's alert list can be
     /// sent whole, as the API expects.
     #[serde(default)]
@@ -133,6 +140,22 @@ pub struct DeliveryState {
     /// True once a `Finish` record has been acknowledged.
     #[serde(default)]
     pub finished: bool,
+}
+
+/// A record the server refused for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedRecord {
+    pub seq: u64,
+    /// Where its frame starts in `records.log`.
+    pub offset: u64,
+    /// What it holds, e.g. "metrics batch of 16000 points".
+    pub what: String,
+    /// The server's answer.
+    pub reason: String,
+    /// Whether the run on the server has been told (an `error` event and
+    /// `simtrack.refused_records` metadata).
+    #[serde(default)]
+    pub marked: bool,
 }
 
 /// Appends records to a run's `records.log`.
@@ -377,6 +400,11 @@ impl SpoolReader {
         &self.skipped
     }
 
+    /// Carries over what an earlier reader of the same log skipped.
+    pub fn keep_skipped(&mut self, skipped: Vec<TornTail>) {
+        self.skipped = skipped;
+    }
+
     /// Makes `buf` hold the file's bytes `[at, at + n)` as far as the file
     /// has them; returns how many it holds. Always reads again past what it
     /// holds, so a reader following a writer sees what was appended since.
@@ -522,6 +550,10 @@ impl SpoolReader {
     }
 
     fn skip(&mut self, start: u64, next: u64, reason: String) {
+        self.offset = next;
+        if self.skipped.iter().any(|t| t.offset == start) {
+            return;
+        }
         self.skipped.push(TornTail {
             offset: start,
             bytes: next - start,
