@@ -176,6 +176,17 @@ impl<T: Transport> Courier<T> {
             }
             let position = (self.reader.seq(), self.reader.offset());
             let Some(entry) = self.reader.next_entry()? else {
+                // Caught up: the run must also say what the server refused.
+                if self.unmarked() > 0 {
+                    self.mark_refused();
+                    if self.unmarked() > 0 {
+                        return Ok(Pumped::Backoff {
+                            retry_in: self.backoff.next(None),
+                            message: "cannot yet mark the run's refused records on the server"
+                                .to_owned(),
+                        });
+                    }
+                }
                 return Ok(Pumped::CaughtUp);
             };
             let key = format!("{}-{}", self.spec.id, entry.seq);
@@ -235,6 +246,11 @@ impl<T: Transport> Courier<T> {
         }
     }
 
+    /// Refused records the server has not been told about yet.
+    pub fn unmarked(&self) -> usize {
+        self.state.refused.iter().filter(|r| !r.marked).count()
+    }
+
     /// Tells the server about refused records it has not been told about
     /// yet (best effort: a failure leaves them for the next call).
     fn mark_refused(&mut self) {
@@ -256,10 +272,11 @@ impl<T: Transport> Courier<T> {
                 state: &mut self.state,
                 files_dir: &self.dir.files(),
             };
-            if self.transport.mark_refused(&mut ctx, &key, &note).is_err() {
-                return;
+            match self.transport.mark_refused(&mut ctx, &key, &note) {
+                // A server that refuses the note too cannot be told better.
+                Ok(()) | Err(SendError::Rejected { .. }) => self.state.refused[i].marked = true,
+                Err(_) => return,
             }
-            self.state.refused[i].marked = true;
             self.unsaved += 1;
         }
     }

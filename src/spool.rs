@@ -366,8 +366,7 @@ impl SpoolReader {
 
     /// A reader over an open log file (any `File`; tests use temporary ones).
     pub fn from_file(file: File, seq: u64, offset: u64) -> Self {
-        let mut first = [0u8; 4];
-        let legacy = matches!(read_at(&file, &mut first, 0), Ok(4)) && first != FRAME_MAGIC;
+        let legacy = is_legacy(&file);
         SpoolReader {
             file,
             buf: Vec::new(),
@@ -525,26 +524,26 @@ impl SpoolReader {
     }
 
     /// Finds the first offset from `from` where a good frame starts; `None`
-    /// if the file ends first, or where what starts may still be completing.
+    /// if the file ends first.
     fn resync(&mut self, mut from: u64) -> io::Result<Option<u64>> {
         loop {
-            let got = self.have(from, READ_CHUNK)?;
-            if got == 0 {
+            // Search what is buffered; read more only at its end.
+            if self.have(from, FRAME_HEADER)? == 0 {
                 return Ok(None);
             }
             let s = (from - self.buf_off) as usize;
-            let hit = self.buf[s..s + got]
-                .iter()
-                .position(|b| *b == FRAME_MAGIC[0]);
+            let hit = self.buf[s..].iter().position(|b| *b == FRAME_MAGIC[0]);
             let Some(i) = hit else {
-                from += got as u64;
+                from += (self.buf.len() - s) as u64;
                 continue;
             };
             let at = from + i as u64;
             match self.frame_at(at)? {
                 Frame::Good { .. } => return Ok(Some(at)),
-                Frame::Short(_) | Frame::End => return Ok(None),
-                Frame::Bad(_) => from = at + 1,
+                Frame::End => return Ok(None),
+                // Cut short, or not a frame: only a good frame further on
+                // proves the damage is over.
+                Frame::Short(_) | Frame::Bad(_) => from = at + 1,
             }
         }
     }
@@ -582,6 +581,26 @@ impl SpoolReader {
         }
         Ok(out)
     }
+}
+
+/// Whether the log predates framed headers: it does not start with the
+/// magic and its first frame checks under the old rules (a log whose first
+/// frame is damaged is read as a current one, with resynchronisation).
+fn is_legacy(file: &File) -> bool {
+    let mut h = [0u8; LEGACY_HEADER];
+    if !matches!(read_at(file, &mut h, 0), Ok(LEGACY_HEADER)) || h[0..4] == FRAME_MAGIC {
+        return false;
+    }
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    // The first record is the run's description: never this large.
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > 16 * 1024 * 1024 || u64::from(len) + LEGACY_HEADER as u64 > file_len {
+        return false;
+    }
+    let mut payload = vec![0u8; len as usize];
+    matches!(read_at(file, &mut payload, LEGACY_HEADER as u64), Ok(n) if n == len as usize)
+        && crc32fast::hash(&payload) == crc
 }
 
 /// Reads into `buf` from `offset`; returns the bytes read (fewer at the end).

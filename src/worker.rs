@@ -152,6 +152,8 @@ pub(crate) struct Progress {
     /// Records the server refused for good, with its reasons (kept in the
     /// spool; see `delivery`).
     pub refused: Vec<String>,
+    /// Refused records the run on the server has not been told about yet.
+    pub unmarked: usize,
 }
 
 /// State shared by a run's handle and its threads.
@@ -312,7 +314,7 @@ impl Shared {
             return Ok(());
         }
         let target = p.written;
-        while p.acked < target && !p.send_blocked && !p.sender_done {
+        while (p.acked < target || p.unmarked > 0) && !p.send_blocked && !p.sender_done {
             if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
                 break;
             }
@@ -890,7 +892,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
         }
         // Sleep until there is something to send or a timer is due.
         let mut p = shared.progress.lock();
-        let caught_up = p.acked >= p.written;
+        let caught_up = p.acked >= p.written && p.unmarked == 0;
         if p.writer_done && caught_up {
             return;
         }

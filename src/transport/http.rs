@@ -462,6 +462,16 @@ impl Transport for HttpTransport {
         note: &RefusalNote<'_>,
     ) -> Result<(), SendError> {
         let id = Self::server_id(run)?.to_owned();
+        // The metadata first: it marks the run even where events are what
+        // the server refuses.
+        self.update_run(
+            run,
+            &format!("{key}-meta"),
+            json!({ "metadata": {
+                "simtrack.refused_records": note.refused_records,
+                "simtrack.refused_reason": note.reason,
+            }}),
+        )?;
         let event = [crate::record::Event {
             message: format!(
                 "simtrack: the server refused record {} ({}) of this run: {}. It is kept in the client's spool; `simtrack sync` retries it.",
@@ -470,20 +480,13 @@ impl Transport for HttpTransport {
             timestamp: crate::record::now_unix(),
         }];
         for (_, body) in encode_events(&id, &event, 0..1, "error", usize::MAX) {
-            self.post_batch("events", &format!("{key}-event"), body)
-                .map_err(|e| match e {
-                    PostError::TooLarge(message) => SendError::Rejected { message },
-                    PostError::Other(e) => e,
-                })?;
+            match self.post_batch("events", &format!("{key}-event"), body) {
+                Ok(()) | Err(PostError::TooLarge(_)) => {}
+                Err(PostError::Other(SendError::Rejected { .. })) => {}
+                Err(PostError::Other(e)) => return Err(e),
+            }
         }
-        self.update_run(
-            run,
-            &format!("{key}-meta"),
-            json!({ "metadata": {
-                "simtrack.refused_records": note.refused_records,
-                "simtrack.refused_reason": note.reason,
-            }}),
-        )
+        Ok(())
     }
 
     fn heartbeat(&mut self, server_run_id: &str) -> Result<(), SendError> {
