@@ -18,8 +18,10 @@
  *            caller buffer that the function never overruns.
  * Threads    Every function may be called from any thread, concurrently, on
  *            the same handle — except simtrack_finish, which must be the last
- *            call on a handle. Logging never waits on I/O; only flush and
- *            finish wait, each with a deadline.
+ *            call on a handle. Logging never waits on the network; it
+ *            waits on the local disk only at the memory cap, at most
+ *            SIMTRACK_LOG_WAIT (1 s), then fails with SIMTRACK_STATUS_IO.
+ *            Only flush and finish wait on the server, each with a deadline.
  * Config     SIMTRACK_URL / SIMTRACK_TOKEN, or simtrack.ini ([server] url,
  *            token); without a server, runs are recorded offline on disk and
  *            uploaded later with `simtrack sync`. See the README.
@@ -176,8 +178,15 @@ simtrack_status simtrack_init(const char *name,
  * this metric, counting 0, 1, 2, ...). The time since init and a UTC
  * timestamp are taken automatically. NaN and ±Inf are valid values.
  *
- * Costs tens of nanoseconds and never waits on I/O: the value is appended to
- * an in-memory buffer that the library's worker thread writes out.
+ * Costs tens of nanoseconds and never waits on the network: the value is
+ * appended to an in-memory buffer that the library's worker thread writes
+ * to the on-disk spool. Only when `SIMTRACK_MEMORY_CAP_MB` of values are
+ * waiting for the disk (a disk slower than the solver, or full) does the
+ * call wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is
+ * still no room it returns `SIMTRACK_STATUS_IO` and the value is not
+ * recorded; until the disk takes data again, further calls at the cap fail
+ * at once instead of waiting. Values accepted before stay in memory and are
+ * written when space returns: an accepted value is never dropped.
  *
  * # Safety
  * `run` is NULL or a live handle; `metric` is NULL or NUL-terminated.
@@ -204,7 +213,8 @@ simtrack_status simtrack_log_n(struct simtrack_run *run,
 /**
  * Logs `count` metrics at once, all at the same `step` (`step < 0`: each
  * metric's next step). `metrics[i]` names `values[i]`. Either every value is
- * logged or, on a bad argument, none is.
+ * logged or, on a bad argument or no room at the memory cap (see
+ * `simtrack_log`), none is.
  *
  * # Safety
  * `run` is NULL or a live handle; `metrics` and `values` are NULL or valid
@@ -357,8 +367,11 @@ int simtrack_abort_requested(const struct simtrack_run *run);
 /**
  * Waits up to `timeout_seconds` until everything logged so far is written
  * to the spool and, when a server is configured, acknowledged by it.
- * Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first; the
- * data is safe on disk either way.
+ * Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first (the
+ * data is safe on disk); `SIMTRACK_STATUS_IO` if the spool cannot be
+ * written (a full disk: the data stays in memory and is written when space
+ * returns); `SIMTRACK_STATUS_REFUSED` if the server refused records for
+ * good (they stay in the spool; `simtrack_last_error` says why).
  *
  * # Safety
  * `run` is NULL or a live handle.
@@ -369,8 +382,12 @@ simtrack_status simtrack_flush(struct simtrack_run *run, double timeout_seconds)
  * Ends the run: marks it `completed` unless `simtrack_set_status` set a final
  * status, then delivers what remains, waiting at most the configured finish
  * deadline (`SIMTRACK_FINISH_TIMEOUT`, default 30 s). Returns
- * `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed; the rest then stays
- * in the spool for `simtrack sync`.
+ * `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed (the rest then stays
+ * in the spool for `simtrack sync`); `SIMTRACK_STATUS_REFUSED` if the server
+ * refused records of the run for good (they stay in the spool, the run is
+ * marked on the server, `simtrack sync` lists and retries them);
+ * `SIMTRACK_STATUS_IO` if the disk stayed full (what could not be written
+ * is still in memory; the library keeps trying until the process exits).
  *
  * Always releases the handle, whatever it returns (like `fclose`): `run` must
  * not be used again. `simtrack_finish(NULL)` does nothing and returns
