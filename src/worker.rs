@@ -9,8 +9,14 @@
 //! * `simtrack-sender` (online runs only) ships the spool to the server
 //!   through a [`Courier`], sends heartbeats and polls for abort requests.
 //!
-//! Memory is bounded: past the cap, `log` waits for the writer rather than
-//! drop data (the writer only waits on the local disk, never on the network).
+//! The handle's side of all this is [`Worker`]: push, flush with a deadline,
+//! shut down; the transport the sender uses is injected at spawn.
+//!
+//! Memory is bounded: at the cap, `log` waits for the writer (which only
+//! waits on the local disk, never on the network) at most `log_wait`; then
+//! the call fails with `Io` and the point is not taken. A spool write that
+//! fails puts what it could not write back at the front of the buffer and is
+//! retried (100 ms, doubling to 1 s), so nothing accepted is dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
