@@ -63,6 +63,9 @@ pub(crate) struct Pending {
     /// A logger waited for room at the cap in vain: until the writer makes
     /// progress, calls at the cap fail at once instead of waiting again.
     pub refusing: bool,
+    /// Points the buffer may hold: the cap less what the writer still holds
+    /// because the disk would not take it.
+    pub room: usize,
 }
 
 impl Pending {
@@ -193,6 +196,7 @@ impl Shared {
         Shared {
             pending: Mutex::new(Pending {
                 points: Vec::with_capacity(BATCH_POINTS),
+                room: cap_points,
                 ..Pending::default()
             }),
             wake_writer: Condvar::new(),
@@ -223,7 +227,7 @@ impl Shared {
         if n == BATCH_POINTS {
             self.wake_writer.notify_one();
         }
-        if n + extra <= self.cap_points {
+        if n + extra <= pending.room {
             return Ok(());
         }
         self.wait_for_room(pending, extra)
@@ -237,13 +241,13 @@ impl Shared {
     ) -> Result<(), Error> {
         self.wake_writer.notify_one();
         let deadline = Instant::now() + self.log_wait;
-        while pending.points.len() + extra > self.cap_points {
+        while pending.points.len() + extra > pending.room {
             let writer_done = self.progress.lock().writer_done;
             if pending.refusing || writer_done {
                 return Err(self.no_room(pending.points.len(), writer_done));
             }
             if self.drained.wait_until(pending, deadline).timed_out()
-                && pending.points.len() + extra > self.cap_points
+                && pending.points.len() + extra > pending.room
             {
                 pending.refusing = true;
                 return Err(self.no_room(pending.points.len(), false));
@@ -264,8 +268,9 @@ impl Shared {
         Error::new(
             Status::Io,
             format!(
-                "value not recorded: {buffered} points are waiting in memory (the memory cap) and {why}; \
+                "value not recorded: the memory cap ({} points, SIMTRACK_MEMORY_CAP_MB) is reached with {buffered} new ones waiting and {why}; \
                  what was recorded before is kept and written to {} when the disk has room",
+                self.cap_points,
                 self.dir.root.display()
             ),
         )
@@ -550,10 +555,13 @@ fn spawn_writer(
                 names: Vec::new(),
                 local: Vec::new(),
                 used: Vec::new(),
+                points: Vec::new(),
                 spare: Vec::with_capacity(BATCH_POINTS),
+                records: Vec::new(),
+                finish: None,
                 resources: timing.resources_interval.map(Resources::new),
                 clock,
-                retry_in: None,
+                retry: None,
             };
             let written = spool.records();
             shared.set_progress(|p| p.written = written);
@@ -575,23 +583,36 @@ struct Writer {
     /// Global name id -> index in the batch being built (u32::MAX: unused).
     local: Vec<u32>,
     used: Vec<u32>,
+    /// Points taken from `Pending` and not yet in the spool (empty between
+    /// rounds unless a write failed).
+    points: Vec<RawPoint>,
     spare: Vec<RawPoint>,
+    /// Records taken and not yet in the spool.
+    records: Vec<Record>,
+    finish: Option<FinishRecord>,
     resources: Option<Resources>,
     clock: Calibration,
-    /// After a failed spool write: how long to wait before trying again.
-    retry_in: Option<Duration>,
+    /// After a failed spool write: the pause before the next attempt
+    /// (doubling up to a second), and when that is.
+    retry: Option<(Duration, Instant)>,
 }
 
 impl Writer {
     /// Takes what is pending, writes it, reports progress. True when the
     /// run's last record has been written. What cannot be written (a full
-    /// disk) goes back to the front of the buffer and is tried again later.
+    /// disk) stays with the writer, counted against the memory cap, and is
+    /// tried again after a pause; later data queues behind it.
     fn round(&mut self, shared: &Shared, spool: &mut SpoolWriter) -> bool {
-        let (mut points, records, flush, finish) = {
+        let flush = {
             let mut p = shared.pending.lock();
             let flushed = shared.progress.lock().flushed;
-            if let Some(pause) = self.retry_in {
-                shared.wake_writer.wait_for(&mut p, pause);
+            if let Some((_, at)) = self.retry {
+                // Loggers at the cap wake the writer on every call: sleep
+                // through them; only a flush or finish cuts the pause short.
+                let asked = (p.flush_requested, p.finish.is_some());
+                while Instant::now() < at && (p.flush_requested, p.finish.is_some()) == asked {
+                    shared.wake_writer.wait_until(&mut p, at);
+                }
             } else if p.points.len() < BATCH_POINTS
                 && p.records.is_empty()
                 && p.flush_requested == flushed
@@ -602,19 +623,33 @@ impl Writer {
             if let Some(r) = &mut self.resources {
                 r.sample_into(&mut p);
             }
-            let points = std::mem::replace(&mut p.points, std::mem::take(&mut self.spare));
+            if self.points.is_empty() {
+                std::mem::swap(&mut self.points, &mut p.points);
+                std::mem::swap(&mut p.points, &mut self.spare);
+            } else {
+                self.points.append(&mut p.points);
+            }
             if self.names.len() < p.names.len() {
                 let new = p.names[self.names.len()..].iter().map(|n| n.to_string());
                 self.names.extend(new);
             }
-            let records = std::mem::take(&mut p.records);
-            (points, records, p.flush_requested, p.finish.take())
+            if self.records.is_empty() {
+                self.records = std::mem::take(&mut p.records);
+            } else {
+                self.records.append(&mut p.records);
+            }
+            if self.finish.is_none() {
+                self.finish = p.finish.take();
+            }
+            p.room = shared.cap_points.saturating_sub(self.points.len());
+            p.flush_requested
         };
         shared.drained.notify_all();
         self.clock.update();
 
         let mut result = Ok(());
         let mut points_done = 0;
+        let points = std::mem::take(&mut self.points);
         for chunk in points.chunks(BATCH_POINTS) {
             let batch = Record::Metrics(self.batch(chunk));
             result = spool.append(&batch).map(drop);
@@ -623,9 +658,10 @@ impl Writer {
             }
             points_done += chunk.len();
         }
+        self.points = points;
         let mut records_done = 0;
         if result.is_ok() {
-            for r in &records {
+            for r in &self.records {
                 result = spool.append(r).map(drop);
                 if result.is_err() {
                     break;
@@ -633,9 +669,10 @@ impl Writer {
                 records_done += 1;
             }
         }
+        self.records.drain(..records_done);
         let mut last = false;
         if result.is_ok()
-            && let Some(f) = &finish
+            && let Some(f) = &self.finish
         {
             result = spool.append(&Record::Finish(f.clone())).map(drop);
             last = result.is_ok();
@@ -647,32 +684,25 @@ impl Writer {
         if result.is_ok() && flush_now {
             result = spool.sync();
         }
-        if result.is_err() {
-            // Put back what was not written, in front of what came since.
-            let mut p = shared.pending.lock();
-            if points_done < points.len() {
-                let mut back = points[points_done..].to_vec();
-                back.append(&mut p.points);
-                p.points = back;
-            }
-            if records_done < records.len() {
-                let mut back: Vec<Record> = records.into_iter().skip(records_done).collect();
-                back.append(&mut p.records);
-                p.records = back;
-            }
-            if p.finish.is_none() {
-                p.finish = finish;
-            }
-            self.retry_in = Some(
-                self.retry_in
-                    .map_or(WRITE_INTERVAL, |d| (d * 2).min(Duration::from_secs(1))),
-            );
+        if result.is_ok() {
+            self.points.clear();
+            std::mem::swap(&mut self.points, &mut self.spare);
+            self.spare.clear();
+            self.retry = None;
         } else {
-            self.retry_in = None;
-            shared.pending.lock().refusing = false;
+            self.points.drain(..points_done);
+            let pause = self
+                .retry
+                .map_or(WRITE_INTERVAL, |(d, _)| (d * 2).min(Duration::from_secs(1)));
+            self.retry = Some((pause, Instant::now() + pause));
         }
-        points.clear();
-        self.spare = points;
+        {
+            let mut p = shared.pending.lock();
+            p.room = shared.cap_points.saturating_sub(self.points.len());
+            if result.is_ok() {
+                p.refusing = false;
+            }
+        }
         shared.drained.notify_all();
         let written = spool.records();
         shared.set_progress(|p| {
