@@ -293,15 +293,24 @@ impl Shared {
     /// written the run's last record), then, for an online run, until the
     /// server acknowledged the spool up to there; at most until `deadline`.
     ///
-    /// Errors: `Io` if the spool write failed (the data stays in memory and
-    /// is retried), `Refused` if the server refused records for good (they
+    /// Errors: `Io` if the spool could not be written until the deadline
+    /// (the data stays in memory and is retried), `Refused` if the server refused records for good (they
     /// stay in the spool), `Undelivered` if the deadline came first.
     pub fn wait_delivered(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
-        let written =
-            |p: &Progress| p.writer_done || p.flushed >= generation || p.flush_failed >= generation;
+        let written = |p: &Progress| p.writer_done || p.flushed >= generation;
         let mut p = self.progress.lock();
         while !written(&p) {
             if self.progress_cv.wait_until(&mut p, deadline).timed_out() && !written(&p) {
+                if p.flush_failed >= generation {
+                    let e = p.spool_error.clone().unwrap_or_default();
+                    return Err(Error::new(
+                        Status::Io,
+                        format!(
+                            "cannot write the spool {}: {e}; what was logged is kept in memory and written when the disk has room",
+                            self.dir.root.display()
+                        ),
+                    ));
+                }
                 return Err(Error::new(
                     Status::Undelivered,
                     format!(
@@ -310,16 +319,6 @@ impl Shared {
                     ),
                 ));
             }
-        }
-        if p.flushed < generation && !p.writer_done {
-            let e = p.spool_error.clone().unwrap_or_default();
-            return Err(Error::new(
-                Status::Io,
-                format!(
-                    "cannot write the spool {}: {e}; what was logged is kept in memory and written when the disk has room",
-                    self.dir.root.display()
-                ),
-            ));
         }
         if !self.online {
             return Ok(());
