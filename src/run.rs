@@ -1,6 +1,7 @@
 //! `Run`: the safe Rust API behind every C handle.
 //!
-//! A live run owns a [`Shared`] buffer and the threads of `worker`. Init
+//! A live run owns a [`Worker`] handle: the buffer its calls append to and
+//! the threads that spool and deliver it. Init
 //! writes the run's first record to the spool itself (so a run exists on
 //! disk before init returns); every later call only appends to the buffer,
 //! except `save`, which copies the file into the spool during the call.
@@ -8,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -24,7 +24,7 @@ use crate::record::{
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::Transport;
 use crate::transport::http::HttpTransport;
-use crate::worker::{SenderSetup, Shared, Timing, Worker};
+use crate::worker::{SenderSetup, Timing, Worker};
 
 /// Arguments of `simtrack_init`, in its order.
 #[derive(Debug, Clone, Default)]
@@ -126,23 +126,18 @@ impl Run {
             let _ = std::fs::remove_dir_all(&dir.root);
             return Err(e);
         }
-        let online = transport.is_some();
-        let shared = Arc::new(Shared::new(
-            config.memory_cap_bytes,
-            config.log_wait,
-            online,
-            dir.clone(),
-        ));
         let timing = Timing {
             heartbeat_interval: config.heartbeat_interval,
             abort_poll: config.abort_poll,
             resources_interval: config.resources_interval,
+            memory_cap_bytes: config.memory_cap_bytes,
+            log_wait: config.log_wait,
         };
         let sender = transport.map(|transport| SenderSetup {
             transport,
             server_url: config.url.clone().unwrap_or_default(),
         });
-        let worker = Worker::spawn(shared, spool, clock, timing, sender)?;
+        let worker = Worker::spawn(dir.clone(), spool, clock, timing, sender)?;
         Ok(Run {
             id,
             live: Some(Live {

@@ -379,6 +379,10 @@ pub(crate) struct Timing {
     pub heartbeat_interval: Duration,
     pub abort_poll: Duration,
     pub resources_interval: Option<Duration>,
+    /// Bytes of buffered points at which `log` waits for the writer.
+    pub memory_cap_bytes: usize,
+    /// How long `log` may wait there.
+    pub log_wait: Duration,
 }
 
 /// A run's background threads, as its handle sees them: push data in, flush
@@ -402,12 +406,18 @@ impl Worker {
     /// Starts the writer (which owns `spool`) and, with `sender`, the sender
     /// thread, delivering through the given transport.
     pub fn spawn<T: Transport + 'static>(
-        shared: Arc<Shared>,
+        dir: RunDir,
         spool: SpoolWriter,
         clock: Calibration,
         timing: Timing,
         sender: Option<SenderSetup<T>>,
     ) -> Result<Worker, Error> {
+        let shared = Arc::new(Shared::new(
+            timing.memory_cap_bytes,
+            timing.log_wait,
+            sender.is_some(),
+            dir,
+        ));
         let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
         let writer =
             spawn_writer(shared.clone(), spool, clock, timing.clone()).map_err(spawn_err)?;
