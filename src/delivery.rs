@@ -77,6 +77,8 @@ pub struct Courier<T: Transport> {
     spec: RunSpec,
     transport: T,
     backoff: Backoff,
+    /// How much of `records.log` may be read (set by a live sender).
+    read_limit: u64,
     /// Records acknowledged since `state.json` was last written.
     unsaved: u64,
     last_save: Instant,
@@ -131,6 +133,7 @@ impl<T: Transport> Courier<T> {
             spec,
             transport,
             backoff: Backoff { attempt: 0, seed },
+            read_limit: u64::MAX,
             unsaved: 0,
             last_save: Instant::now(),
         })
@@ -146,6 +149,13 @@ impl<T: Transport> Courier<T> {
 
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
+    }
+
+    /// Reads the spool no further than byte `limit`: what a live writer has
+    /// completed.
+    pub fn set_read_limit(&mut self, limit: u64) {
+        self.read_limit = limit;
+        self.reader.set_limit(limit);
     }
 
     /// A torn tail seen where reading last stopped, if any.
@@ -323,6 +333,7 @@ impl<T: Transport> Courier<T> {
     fn rewind(&mut self, (seq, offset): (u64, u64)) -> Result<(), Error> {
         let skipped = self.reader.skipped().to_vec();
         self.reader = SpoolReader::open(&self.dir, seq, offset)?;
+        self.reader.set_limit(self.read_limit);
         self.reader.keep_skipped(skipped);
         Ok(())
     }

@@ -350,6 +350,8 @@ pub struct SpoolReader {
     /// The log predates framed headers (`len`, `crc`, payload): read without
     /// resynchronisation, as it was written.
     legacy: bool,
+    /// Bytes of the file the reader may read (see [`SpoolReader::set_limit`]).
+    limit: u64,
 }
 
 /// Bytes read from the file at a time.
@@ -376,6 +378,7 @@ impl SpoolReader {
             torn: None,
             skipped: Vec::new(),
             legacy,
+            limit: u64::MAX,
         }
     }
 
@@ -399,6 +402,19 @@ impl SpoolReader {
         &self.skipped
     }
 
+    /// Reads no further than byte `limit` of the file. A reader following a
+    /// live writer sets the length the writer has completed, so it never
+    /// sees a frame being written, nor one a failed write leaves before it
+    /// is cut back.
+    pub fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+        // Forget anything read past it.
+        let keep = limit
+            .saturating_sub(self.buf_off)
+            .min(self.buf.len() as u64);
+        self.buf.truncate(keep as usize);
+    }
+
     /// Carries over what an earlier reader of the same log skipped.
     pub fn keep_skipped(&mut self, skipped: Vec<TornTail>) {
         self.skipped = skipped;
@@ -417,9 +433,14 @@ impl SpoolReader {
         }
         let start = (at - self.buf_off) as usize;
         let want = start + n;
-        if self.buf.len() < want {
+        let limit = self
+            .limit
+            .saturating_sub(self.buf_off)
+            .min(usize::MAX as u64) as usize;
+        if self.buf.len() < want && self.buf.len() < limit {
             let old = self.buf.len();
-            self.buf.resize(old + (want - old).max(READ_CHUNK), 0);
+            let grow = (want - old).max(READ_CHUNK).min(limit - old);
+            self.buf.resize(old + grow, 0);
             match read_at(&self.file, &mut self.buf[old..], self.buf_off + old as u64) {
                 Ok(k) => self.buf.truncate(old + k),
                 Err(e) => {
@@ -564,6 +585,12 @@ impl SpoolReader {
     /// Stops at `start` (a later call retries there: the writer may still
     /// be completing the frame) and reports what was seen.
     fn stop(&mut self, start: u64, reason: &str) -> Result<Option<Entry>, Error> {
+        // Read it again next time: it may have been completed, or cut back
+        // and written anew.
+        let keep = start
+            .saturating_sub(self.buf_off)
+            .min(self.buf.len() as u64);
+        self.buf.truncate(keep as usize);
         let file_len = self.file.metadata().map(|m| m.len()).unwrap_or(start);
         self.torn = Some(TornTail {
             offset: start,

@@ -143,6 +143,8 @@ impl Pending {
 pub(crate) struct Progress {
     /// Records in the spool.
     pub written: u64,
+    /// Bytes of `records.log` holding them (whole frames only).
+    pub written_bytes: u64,
     /// The last flush request the writer has completed.
     pub flushed: u64,
     /// The last flush request the writer tried and could not complete (the
@@ -572,8 +574,11 @@ fn spawn_writer(
                 clock,
                 retry: None,
             };
-            let written = spool.records();
-            shared.set_progress(|p| p.written = written);
+            let (written, bytes) = (spool.records(), spool.len());
+            shared.set_progress(|p| {
+                p.written = written;
+                p.written_bytes = bytes;
+            });
             loop {
                 let done = writer.round(&shared, &mut spool);
                 if done {
@@ -713,9 +718,10 @@ impl Writer {
             }
         }
         shared.drained.notify_all();
-        let written = spool.records();
+        let (written, bytes) = (spool.records(), spool.len());
         shared.set_progress(|p| {
             p.written = written;
+            p.written_bytes = bytes;
             match result {
                 Ok(()) => {
                     p.flushed = flush;
@@ -867,6 +873,8 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
         if retry_at.is_none_or(|t| now >= t) {
             retry_at = None;
             let before = courier.state().acked;
+            let limit = shared.progress.lock().written_bytes;
+            courier.set_read_limit(limit);
             let outcome = courier.pump(Some(now + Duration::from_millis(250)), &|| {
                 shared.stop_sender.load(Ordering::Acquire)
             });

@@ -44,33 +44,53 @@ fn record(tag: usize, len: usize) -> Record {
     }])
 }
 
-/// The bytes of `record` as the writer frames it.
-fn frame(dir: &tempfile::TempDir, record: &Record) -> Vec<u8> {
-    let run = RunDir::new(dir.path().join("frame"));
+/// The bytes of each record as the writer frames it (one log for all).
+fn frames(dir: &tempfile::TempDir, records: &[Record]) -> Vec<Vec<u8>> {
+    let run = RunDir::new(dir.path().join("frames"));
     let _ = std::fs::remove_dir_all(&run.root);
     let mut w = SpoolWriter::create(&run).expect("writer");
-    w.append(record).expect("append");
+    for r in records {
+        w.append(r).expect("append");
+    }
     drop(w);
-    std::fs::read(run.log()).expect("read frame")
+    let bytes = std::fs::read(run.log()).expect("read frames");
+    let entries = SpoolReader::open(&run, 0, 0)
+        .expect("open")
+        .read_all()
+        .expect("read");
+    assert_eq!(entries.len(), records.len());
+    entries
+        .iter()
+        .map(|e| bytes[e.offset as usize..e.end as usize].to_vec())
+        .collect()
+}
+
+fn frame(dir: &tempfile::TempDir, record: &Record) -> Vec<u8> {
+    frames(dir, std::slice::from_ref(record)).remove(0)
 }
 
 /// Builds the log; returns its bytes and the records a reader must return.
 fn build(dir: &tempfile::TempDir, pieces: &[Piece]) -> (Vec<u8>, Vec<Record>) {
+    let records: Vec<Record> = pieces
+        .iter()
+        .enumerate()
+        .map(|(tag, p)| match p {
+            Piece::Good(n) | Piece::Torn(n, _) | Piece::Flipped(n, _, _) => record(tag, *n),
+            Piece::Garbage(_) => record(tag, 0),
+        })
+        .collect();
+    let framed = frames(dir, &records);
     let mut bytes = Vec::new();
     let mut expected = Vec::new();
-    for (tag, p) in pieces.iter().enumerate() {
+    for ((p, r), f) in pieces.iter().zip(records).zip(framed) {
         match p {
-            Piece::Good(n) => {
-                let r = record(tag, *n);
-                bytes.extend(frame(dir, &r));
+            Piece::Good(_) => {
+                bytes.extend(f);
                 expected.push(r);
             }
-            Piece::Torn(n, cut) => {
-                let f = frame(dir, &record(tag, *n));
-                bytes.extend_from_slice(&f[..cut % f.len()]);
-            }
-            Piece::Flipped(n, at, mask) => {
-                let mut f = frame(dir, &record(tag, *n));
+            Piece::Torn(_, cut) => bytes.extend_from_slice(&f[..cut % f.len()]),
+            Piece::Flipped(_, at, mask) => {
+                let mut f = f;
                 let i = at % f.len();
                 f[i] ^= mask;
                 bytes.extend(f);
