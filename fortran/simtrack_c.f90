@@ -33,6 +33,7 @@ module simtrack_c
   integer, parameter, public :: SIMTRACK_STATUS_IO = 200
   integer, parameter, public :: SIMTRACK_STATUS_FILE_NOT_FOUND = 201
   integer, parameter, public :: SIMTRACK_STATUS_UNDELIVERED = 300
+  integer, parameter, public :: SIMTRACK_STATUS_REFUSED = 301
   integer, parameter, public :: SIMTRACK_STATUS_INTERNAL = 900
 
   integer, parameter, public :: SIMTRACK_MAX_NAME_BYTES = 255

@@ -23,8 +23,11 @@
  *            the same handle. simtrack_finish lets the calls already in
  *            progress on other threads end, then finishes the run; calls
  *            that start after it (a second finish included) return
- *            SIMTRACK_STATUS_RUN_FINISHED. Logging never waits on I/O; only
- *            flush and finish wait, each with a deadline.
+ *            SIMTRACK_STATUS_RUN_FINISHED. Logging never waits on the
+ *            network; it waits on the local disk only at the memory cap,
+ *            at most SIMTRACK_LOG_WAIT (1 s), then fails with
+ *            SIMTRACK_STATUS_IO. Only flush and finish wait on the server,
+ *            each with a deadline.
  * fork()     In a child of fork(), a handle created before the fork is a
  *            no-op handle: every call returns OK and records nothing,
  *            simtrack_finish included (the run and its spool belong to the
@@ -130,6 +133,15 @@ enum simtrack_status
    */
   SIMTRACK_STATUS_UNDELIVERED = 300,
   /**
+   * The server refused part of the run's data for good (a 4xx answer
+   * other than 401/403/429, e.g. from a proxy). Nothing is lost: the
+   * refused records stay in the spool, the run is marked on the server
+   * (an `error` event, `simtrack.refused_records` metadata), and
+   * `simtrack sync` lists them, tries them again and exits non-zero while
+   * any is still refused. `simtrack_last_error` gives the reason.
+   */
+  SIMTRACK_STATUS_REFUSED = 301,
+  /**
    * An internal error (a caught panic). The call had no effect; data logged
    * before it is kept.
    */
@@ -188,8 +200,15 @@ simtrack_status simtrack_init(const char *name,
  * this metric, counting 0, 1, 2, ...). The time since init and a UTC
  * timestamp are taken automatically. NaN and ±Inf are valid values.
  *
- * Costs tens of nanoseconds and never waits on I/O: the value is appended to
- * an in-memory buffer that the library's worker thread writes out.
+ * Costs tens of nanoseconds and never waits on the network: the value is
+ * appended to an in-memory buffer that the library's worker thread writes
+ * to the on-disk spool. Only when `SIMTRACK_MEMORY_CAP_MB` of values are
+ * waiting for the disk (a disk slower than the solver, or full) does the
+ * call wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is
+ * still no room it returns `SIMTRACK_STATUS_IO` and the value is not
+ * recorded; until the disk takes data again, further calls at the cap fail
+ * at once instead of waiting. Values accepted before stay in memory and are
+ * written when space returns: an accepted value is never dropped.
  *
  * # Safety
  * `run` is NULL or a handle from `simtrack_init`; `metric` is NULL or NUL-terminated.
@@ -216,7 +235,8 @@ simtrack_status simtrack_log_n(struct simtrack_run *run,
 /**
  * Logs `count` metrics at once, all at the same `step` (`step < 0`: each
  * metric's next step). `metrics[i]` names `values[i]`. Either every value is
- * logged or, on a bad argument, none is.
+ * logged or, on a bad argument or no room at the memory cap (see
+ * `simtrack_log`), none is.
  *
  * # Safety
  * `run` is NULL or a handle from `simtrack_init`; `metrics` and `values` are NULL or valid
@@ -369,8 +389,11 @@ int simtrack_abort_requested(const struct simtrack_run *run);
 /**
  * Waits up to `timeout_seconds` until everything logged so far is written
  * to the spool and, when a server is configured, acknowledged by it.
- * Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first; the
- * data is safe on disk either way.
+ * Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first (the
+ * data is safe on disk); `SIMTRACK_STATUS_IO` if the spool cannot be
+ * written (a full disk: the data stays in memory and is written when space
+ * returns); `SIMTRACK_STATUS_REFUSED` if the server refused records for
+ * good (they stay in the spool; `simtrack_last_error` says why).
  *
  * # Safety
  * `run` is NULL or a handle from `simtrack_init`.
@@ -381,8 +404,12 @@ simtrack_status simtrack_flush(struct simtrack_run *run, double timeout_seconds)
  * Ends the run: marks it `completed` unless `simtrack_set_status` set a final
  * status, then delivers what remains, waiting at most the configured finish
  * deadline (`SIMTRACK_FINISH_TIMEOUT`, default 30 s). Returns
- * `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed; the rest then stays
- * in the spool for `simtrack sync`.
+ * `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed (the rest then stays
+ * in the spool for `simtrack sync`); `SIMTRACK_STATUS_REFUSED` if the server
+ * refused records of the run for good (they stay in the spool, the run is
+ * marked on the server, `simtrack sync` lists and retries them);
+ * `SIMTRACK_STATUS_IO` if the disk stayed full (what could not be written
+ * is still in memory; the library keeps trying until the process exits).
  *
  * Releases everything the run holds (threads, buffers, files), whatever it
  * returns (like `fclose`): `run` must not be used again.

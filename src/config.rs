@@ -20,6 +20,8 @@
 //! | `SIMTRACK_FINISH_TIMEOUT`     | `[run] finish_timeout`       | 30 (seconds `finish` may wait for the server) |
 //! | `SIMTRACK_REQUEST_TIMEOUT`    | `[server] request_timeout`   | 10 (seconds per HTTP request)    |
 //! | `SIMTRACK_MEMORY_CAP_MB`      | `[run] memory_cap_mb`        | 64 (MiB of buffered points before logging waits for the disk) |
+//! | `SIMTRACK_LOG_WAIT`           | `[run] log_wait`             | 1 (seconds `log` may wait for the disk at the memory cap before it fails with `SIMTRACK_STATUS_IO`; 0: never wait) |
+//! | `SIMTRACK_MAX_REQUEST_KB`     | `[server] max_request_kb`    | 512 (KiB: metric and event batches are split so one request body stays below this; a 413 answer splits further) |
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,6 +66,10 @@ pub struct Config {
     pub finish_timeout: Duration,
     pub request_timeout: Duration,
     pub memory_cap_bytes: usize,
+    /// How long `log` may wait for room at the memory cap.
+    pub log_wait: Duration,
+    /// Largest request body the transport sends (batches are split below it).
+    pub max_request_bytes: usize,
     /// Which file the settings came from, if any (for messages).
     pub source_file: Option<PathBuf>,
 }
@@ -254,6 +260,17 @@ impl Config {
                 false,
             )?,
             memory_cap_bytes: (cap_mb.as_secs_f64() * 1024.0 * 1024.0) as usize,
+            log_wait: src.seconds("SIMTRACK_LOG_WAIT", "run", "log_wait", 1.0, true)?,
+            max_request_bytes: (src
+                .seconds(
+                    "SIMTRACK_MAX_REQUEST_KB",
+                    "server",
+                    "max_request_kb",
+                    512.0,
+                    false,
+                )?
+                .as_secs_f64()
+                * 1024.0) as usize,
             source_file: file,
         })
     }

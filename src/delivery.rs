@@ -9,8 +9,22 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Status};
 use crate::record::{Record, RunSpec};
-use crate::spool::{DeliveryState, RunDir, SpoolReader, TornTail};
-use crate::transport::{RunContext, SendError, Transport};
+use crate::spool::{DeliveryState, RefusedRecord, RunDir, SpoolReader, TornTail};
+use crate::transport::{RefusalNote, RunContext, SendError, Transport};
+
+/// A short description of what a record holds, for reports.
+pub fn describe(record: &Record) -> String {
+    match record {
+        Record::Create(_) => "the run itself".to_owned(),
+        Record::Metrics(b) => format!("metrics batch of {} points", b.points.len()),
+        Record::Events(e) => format!("{} events", e.len()),
+        Record::Metadata(m) => format!("{} metadata keys", m.len()),
+        Record::Folder(f) => format!("details of folder {}", f.path),
+        Record::File(f) => format!("file {}", f.name),
+        Record::Alert(a) => format!("alert {}", a.name),
+        Record::Finish(f) => format!("final status {}", f.status.as_str()),
+    }
+}
 
 /// How a [`Courier::pump`] call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +77,8 @@ pub struct Courier<T: Transport> {
     spec: RunSpec,
     transport: T,
     backoff: Backoff,
+    /// How much of `records.log` may be read (set by a live sender).
+    read_limit: u64,
     /// Records acknowledged since `state.json` was last written.
     unsaved: u64,
     last_save: Instant,
@@ -117,6 +133,7 @@ impl<T: Transport> Courier<T> {
             spec,
             transport,
             backoff: Backoff { attempt: 0, seed },
+            read_limit: u64::MAX,
             unsaved: 0,
             last_save: Instant::now(),
         })
@@ -132,6 +149,13 @@ impl<T: Transport> Courier<T> {
 
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
+    }
+
+    /// Reads the spool no further than byte `limit`: what a live writer has
+    /// completed.
+    pub fn set_read_limit(&mut self, limit: u64) {
+        self.read_limit = limit;
+        self.reader.set_limit(limit);
     }
 
     /// A torn tail seen where reading last stopped, if any.
@@ -162,6 +186,17 @@ impl<T: Transport> Courier<T> {
             }
             let position = (self.reader.seq(), self.reader.offset());
             let Some(entry) = self.reader.next_entry()? else {
+                // Caught up: the run must also say what the server refused.
+                if self.unmarked() > 0 {
+                    self.mark_refused();
+                    if self.unmarked() > 0 {
+                        return Ok(Pumped::Backoff {
+                            retry_in: self.backoff.next(None),
+                            message: "cannot yet mark the run's refused records on the server"
+                                .to_owned(),
+                        });
+                    }
+                }
                 return Ok(Pumped::CaughtUp);
             };
             let key = format!("{}-{}", self.spec.id, entry.seq);
@@ -185,6 +220,17 @@ impl<T: Transport> Courier<T> {
                         self.rewind(position)?;
                         return Ok(Pumped::Unauthorized { message });
                     }
+                    // Kept in the spool and listed; delivery moves on so the
+                    // rest of the run arrives, and the run is marked.
+                    self.state.refused.retain(|r| r.seq != entry.seq);
+                    self.state.refused.push(RefusedRecord {
+                        seq: entry.seq,
+                        offset: entry.offset,
+                        what: describe(&entry.record),
+                        reason: message,
+                        marked: false,
+                    });
+                    self.mark_refused();
                 }
                 Err(SendError::Retry { after, message }) => {
                     self.rewind(position)?;
@@ -210,8 +256,85 @@ impl<T: Transport> Courier<T> {
         }
     }
 
+    /// Refused records the server has not been told about yet.
+    pub fn unmarked(&self) -> usize {
+        self.state.refused.iter().filter(|r| !r.marked).count()
+    }
+
+    /// Tells the server about refused records it has not been told about
+    /// yet (best effort: a failure leaves them for the next call).
+    fn mark_refused(&mut self) {
+        let count = self.state.refused.len();
+        for i in 0..count {
+            if self.state.refused[i].marked || self.state.server_run_id.is_none() {
+                continue;
+            }
+            let r = self.state.refused[i].clone();
+            let key = format!("{}-{}-refused", self.spec.id, r.seq);
+            let note = RefusalNote {
+                seq: r.seq,
+                what: &r.what,
+                reason: &r.reason,
+                refused_records: count,
+            };
+            let mut ctx = RunContext {
+                spec: &self.spec,
+                state: &mut self.state,
+                files_dir: &self.dir.files(),
+            };
+            match self.transport.mark_refused(&mut ctx, &key, &note) {
+                // A server that refuses the note too cannot be told better.
+                Ok(()) | Err(SendError::Rejected { .. }) => self.state.refused[i].marked = true,
+                Err(_) => return,
+            }
+            self.unsaved += 1;
+        }
+    }
+
+    /// Sends the records the server refused before once more (the reason may
+    /// be gone: a proxy limit raised, a server upgraded). Those accepted
+    /// leave the refused list; the others stay, with the latest reason.
+    /// Stops at the first transient failure.
+    pub fn retry_refused(&mut self) -> Result<(), Error> {
+        let refused = self.state.refused.clone();
+        for r in refused {
+            let Some(entry) = SpoolReader::open(&self.dir, r.seq, r.offset)?.next_entry()? else {
+                continue;
+            };
+            let key = format!("{}-{}", self.spec.id, entry.seq);
+            let mut ctx = RunContext {
+                spec: &self.spec,
+                state: &mut self.state,
+                files_dir: &self.dir.files(),
+            };
+            match self
+                .transport
+                .deliver(&mut ctx, entry.seq, &key, &entry.record)
+            {
+                Ok(()) => self.state.refused.retain(|x| x.seq != r.seq),
+                Err(SendError::Rejected { message }) => {
+                    if let Some(x) = self.state.refused.iter_mut().find(|x| x.seq == r.seq) {
+                        x.reason = message;
+                    }
+                }
+                Err(_) => break,
+            }
+            self.unsaved += 1;
+        }
+        self.mark_refused();
+        self.save()
+    }
+
+    /// Damaged stretches of the spool skipped while reading, this session.
+    pub fn skipped(&self) -> &[TornTail] {
+        self.reader.skipped()
+    }
+
     fn rewind(&mut self, (seq, offset): (u64, u64)) -> Result<(), Error> {
+        let skipped = self.reader.skipped().to_vec();
         self.reader = SpoolReader::open(&self.dir, seq, offset)?;
+        self.reader.set_limit(self.read_limit);
+        self.reader.keep_skipped(skipped);
         Ok(())
     }
 

@@ -57,6 +57,13 @@ pub enum Status {
     /// server acknowledged everything. Nothing is lost: what was not delivered
     /// stays in the on-disk spool and `simtrack sync` uploads it later.
     Undelivered = 300,
+    /// The server refused part of the run's data for good (a 4xx answer
+    /// other than 401/403/429, e.g. from a proxy). Nothing is lost: the
+    /// refused records stay in the spool, the run is marked on the server
+    /// (an `error` event, `simtrack.refused_records` metadata), and
+    /// `simtrack sync` lists them, tries them again and exits non-zero while
+    /// any is still refused. `simtrack_last_error` gives the reason.
+    Refused = 301,
 
     // 900..999: the library itself.
     /// An internal error (a caught panic). The call had no effect; data logged
@@ -89,13 +96,16 @@ impl Status {
             Status::Undelivered => {
                 c"deadline reached before the server acknowledged everything; the rest is spooled on disk"
             }
+            Status::Refused => {
+                c"the server refused part of the run's data; it is kept in the spool"
+            }
             Status::Internal => c"internal error in simtrack",
         }
     }
 
     /// Every status, in numeric order (for tests and generated bindings).
     /// cbindgen:ignore
-    pub const ALL: [Status; 15] = [
+    pub const ALL: [Status; 16] = [
         Status::Ok,
         Status::NullRun,
         Status::NullArgument,
@@ -110,6 +120,7 @@ impl Status {
         Status::Io,
         Status::FileNotFound,
         Status::Undelivered,
+        Status::Refused,
         Status::Internal,
     ];
 }

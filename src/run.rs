@@ -1,6 +1,7 @@
 //! `Run`: the safe Rust API behind every C handle.
 //!
-//! A live run owns a [`Shared`] buffer and the threads of `worker`. Init
+//! A live run owns a [`Worker`] handle: the buffer its calls append to and
+//! the threads that spool and deliver it. Init
 //! writes the run's first record to the spool itself (so a run exists on
 //! disk before init returns); every later call only appends to the buffer,
 //! except `save`, which copies the file into the spool during the call.
@@ -8,9 +9,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -24,8 +22,9 @@ use crate::record::{
     parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
+use crate::transport::Transport;
 use crate::transport::http::HttpTransport;
-use crate::worker::{Shared, Timing, spawn_sender, spawn_writer};
+use crate::worker::{SenderSetup, Timing, Worker};
 
 /// Arguments of `simtrack_init`, in its order.
 #[derive(Debug, Clone, Default)]
@@ -47,15 +46,13 @@ pub struct Run {
 
 #[derive(Debug)]
 struct Live {
-    shared: Arc<Shared>,
+    worker: Worker,
     /// For event times (not on the hot path).
     start: Instant,
     created: f64,
     dir: RunDir,
-    mode: Mode,
     finish_timeout: Duration,
     final_status: Mutex<Option<RunStatus>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
     /// Held while the run is being written; released at finish.
     _lock: Option<std::fs::File>,
 }
@@ -68,6 +65,21 @@ impl Run {
 
     /// Starts a run with an explicit configuration.
     pub fn init_with(opts: InitOptions, config: &Config) -> Result<Run, Error> {
+        let transport = match config.mode {
+            Mode::Online if !is_silent_rank(config) => Some(HttpTransport::new(config)?),
+            _ => None,
+        };
+        Self::init_with_transport(opts, config, transport)
+    }
+
+    /// Starts a run whose data goes through `transport` (online) or only to
+    /// the spool (`None`). Tests drive the real threads with
+    /// [`crate::transport::memory::MemoryTransport`] this way.
+    pub fn init_with_transport<T: Transport + 'static>(
+        opts: InitOptions,
+        config: &Config,
+        transport: Option<T>,
+    ) -> Result<Run, Error> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let metadata = match opts.metadata_json.as_deref() {
             Some(m) => parse_json_object(m, "metadata_json")?,
@@ -86,11 +98,6 @@ impl Run {
         if config.mode == Mode::Disabled || is_silent_rank(config) {
             return Ok(Run { id, live: None });
         }
-        // Before anything touches the disk: a failed init leaves no run behind.
-        let transport = match config.mode {
-            Mode::Online => Some(HttpTransport::new(config)?),
-            _ => None,
-        };
         let created = now_unix();
         let start = Instant::now();
         let clock = crate::clock::Calibration::start();
@@ -111,46 +118,35 @@ impl Run {
         // system without locks (some parallel file systems) the run goes on
         // without it rather than fail.
         let lock = dir.try_lock().ok().flatten();
-        spool.append(&Record::Create(spec))?;
-        let shared = Arc::new(Shared::new(
-            config.memory_cap_bytes,
-            config.mode == Mode::Online,
-        ));
+        if let Err(e) = spool.append(&Record::Create(spec)) {
+            // A run without its first record is no run: leave nothing behind
+            // for `simtrack sync` to trip over.
+            drop(spool);
+            drop(lock);
+            let _ = std::fs::remove_dir_all(&dir.root);
+            return Err(e);
+        }
         let timing = Timing {
             heartbeat_interval: config.heartbeat_interval,
             abort_poll: config.abort_poll,
             resources_interval: config.resources_interval,
+            memory_cap_bytes: config.memory_cap_bytes,
+            log_wait: config.log_wait,
         };
-        let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
-        let mut threads =
-            vec![spawn_writer(shared.clone(), spool, clock, timing.clone()).map_err(spawn_err)?];
-        if let Some(t) = transport {
-            let url = config.url.clone().unwrap_or_default();
-            match spawn_sender(shared.clone(), dir.clone(), t, url, timing) {
-                Ok(h) => threads.push(h),
-                Err(e) => {
-                    // The run is safe in the spool; stop the writer cleanly.
-                    shared.pending.lock().finish = Some(FinishRecord {
-                        status: RunStatus::Failed,
-                        endtime: now_unix(),
-                    });
-                    shared.wake_writer.notify_one();
-                    return Err(spawn_err(e));
-                }
-            }
-        }
-        crate::exit::track(&shared);
+        let sender = transport.map(|transport| SenderSetup {
+            transport,
+            server_url: config.url.clone().unwrap_or_default(),
+        });
+        let worker = Worker::spawn(dir.clone(), spool, clock, timing, sender)?;
         Ok(Run {
             id,
             live: Some(Live {
-                shared,
+                worker,
                 start,
                 created,
                 dir,
-                mode: config.mode,
                 finish_timeout: config.finish_timeout,
                 final_status: Mutex::new(None),
-                threads: Mutex::new(threads),
                 _lock: lock,
             }),
         })
@@ -193,11 +189,7 @@ impl Run {
         let Some(live) = &self.live else {
             return Ok(());
         };
-        let ticks = crate::clock::ticks();
-        let mut p = live.shared.pending.lock();
-        p.push(metric, value, step, ticks)?;
-        live.shared.after_push(&mut p);
-        Ok(())
+        live.worker.push(metric, value, step, crate::clock::ticks())
     }
 
     /// Logs several metrics at one step and time; all or none.
@@ -220,16 +212,13 @@ impl Run {
         let Some(live) = &self.live else {
             return Ok(());
         };
-        let ticks = crate::clock::ticks();
-        let mut p = live.shared.pending.lock();
-        p.push_many(count, item, step, ticks)?;
-        live.shared.after_push(&mut p);
-        Ok(())
+        live.worker
+            .push_many(count, item, step, crate::clock::ticks())
     }
 
     fn push_record(&self, record: Record) {
         if let Some(live) = &self.live {
-            live.shared.pending.lock().records.push(record);
+            live.worker.push_record(record);
         }
     }
 
@@ -246,18 +235,10 @@ impl Run {
         }
         if let Some(live) = &self.live {
             let timestamp = live.created + live.start.elapsed().as_secs_f64();
-            let mut p = live.shared.pending.lock();
-            let event = Event {
+            live.worker.push_event(Event {
                 message: message.to_owned(),
                 timestamp,
-            };
-            // Consecutive events share one record.
-            match p.records.last_mut() {
-                Some(Record::Events(list)) if list.len() < crate::worker::BATCH_POINTS => {
-                    list.push(event)
-                }
-                _ => p.records.push(Record::Events(vec![event])),
-            }
+            });
         }
         Ok(())
     }
@@ -319,7 +300,7 @@ impl Run {
     pub fn abort_requested(&self) -> bool {
         self.live
             .as_ref()
-            .is_some_and(|l| l.shared.abort.load(Ordering::Acquire))
+            .is_some_and(|l| l.worker.abort_requested())
     }
 
     /// Waits until what was logged so far is in the spool and, online,
@@ -328,9 +309,7 @@ impl Run {
         let Some(live) = &self.live else {
             return Ok(());
         };
-        let deadline = Instant::now() + timeout;
-        let generation = live.shared.request_flush();
-        live.wait_delivered(deadline, |p| p.flushed >= generation || p.writer_done)
+        live.worker.flush(Instant::now() + timeout)
     }
 
     /// Ends the run: records its final status and waits, up to the finish
@@ -341,108 +320,13 @@ impl Run {
         };
         let deadline = Instant::now() + live.finish_timeout;
         let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
-        live.shared.pending.lock().finish = Some(FinishRecord {
-            status,
-            endtime: now_unix(),
-        });
-        live.shared.wake_writer.notify_one();
-        let outcome = live.wait_delivered(deadline, |p| p.writer_done);
-        live.shared.stop_sender.store(true, Ordering::Release);
-        live.shared.progress_cv.notify_all();
-        let threads = std::mem::take(&mut *live.threads.lock());
-        for t in threads {
-            // A sender stuck in a request to a hung server is left to end on
-            // its own (its request has a timeout); finish does not wait for it.
-            let finished = live.shared.progress.lock();
-            let done = finished.writer_done
-                && (finished.sender_done || t.thread().name() != Some("simtrack-sender"));
-            drop(finished);
-            if done || wait_thread_end(&live.shared, &t, deadline) {
-                let _ = t.join();
-            }
-        }
-        outcome
-    }
-}
-
-fn wait_thread_end(shared: &Shared, t: &JoinHandle<()>, deadline: Instant) -> bool {
-    let mut p = shared.progress.lock();
-    while !t.is_finished() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        shared
-            .progress_cv
-            .wait_for(&mut p, Duration::from_millis(20));
-    }
-    true
-}
-
-impl Live {
-    /// Waits until `written` holds and the spool is acknowledged up to where
-    /// it stood then (online runs), or until `deadline`.
-    fn wait_delivered(
-        &self,
-        deadline: Instant,
-        written: impl Fn(&crate::worker::Progress) -> bool,
-    ) -> Result<(), Error> {
-        let mut p = self.shared.progress.lock();
-        while !written(&p) {
-            if self
-                .shared
-                .progress_cv
-                .wait_until(&mut p, deadline)
-                .timed_out()
-                && !written(&p)
-            {
-                return Err(Error::new(
-                    Status::Undelivered,
-                    format!(
-                        "the spool writer did not finish in time; the spool is {}",
-                        self.dir.root.display()
-                    ),
-                ));
-            }
-        }
-        if let Some(e) = &p.spool_error {
-            return Err(Error::new(
-                Status::Io,
-                format!("cannot write the spool {}: {e}", self.dir.root.display()),
-            ));
-        }
-        if self.mode != Mode::Online {
-            return Ok(());
-        }
-        let target = p.written;
-        while p.acked < target {
-            if p.send_blocked || p.sender_done {
-                break;
-            }
-            if self
-                .shared
-                .progress_cv
-                .wait_until(&mut p, deadline)
-                .timed_out()
-            {
-                break;
-            }
-        }
-        if p.acked >= target {
-            return Ok(());
-        }
-        let why = p
-            .send_error
-            .clone()
-            .unwrap_or_else(|| "deadline reached".to_owned());
-        Err(Error::new(
-            Status::Undelivered,
-            format!(
-                "{} of {} records not yet acknowledged by the server ({why}); they are kept in {} and `simtrack sync` uploads them",
-                target - p.acked,
-                target,
-                self.dir.root.display()
-            ),
-        ))
+        live.worker.shutdown(
+            FinishRecord {
+                status,
+                endtime: now_unix(),
+            },
+            deadline,
+        )
     }
 }
 
@@ -450,18 +334,9 @@ impl Drop for Run {
     /// The safety net for a run dropped without `finish` (Rust callers): the
     /// writer still gets everything into the spool, marked as failed.
     fn drop(&mut self) {
-        if let Some(live) = &self.live {
-            let mut p = live.shared.pending.lock();
-            if p.finish.is_none() {
-                let status = live.final_status.lock().unwrap_or(RunStatus::Failed);
-                p.finish = Some(FinishRecord {
-                    status,
-                    endtime: now_unix(),
-                });
-            }
-            drop(p);
-            live.shared.wake_writer.notify_one();
-            live.shared.stop_sender.store(true, Ordering::Release);
+        if let Some(live) = &mut self.live {
+            let status = live.final_status.lock().unwrap_or(RunStatus::Failed);
+            live.worker.abandon(status);
         }
     }
 }

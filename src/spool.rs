@@ -16,12 +16,19 @@
 //! | `state.json`  | [`DeliveryState`]: server ids and the acknowledged position  |
 //! | `lock`        | locked (`flock`) by the process writing or uploading the run |
 //!
-//! A crash can only leave a partial last frame. [`SpoolReader`] reports such a
-//! torn tail (or any frame whose checksum fails) and stops there: everything
-//! before it is returned, nothing after it is trusted.
+//! A frame is `magic (4 bytes) | u32 LE payload length | u32 LE CRC-32 of the
+//! payload | u32 LE CRC-32 of the twelve header bytes before it | payload`.
+//! The writer rolls a failed append back (cuts the file to the last good
+//! frame), so the log it leaves holds only whole frames; a crash can still
+//! leave a partial last frame, and a damaged disk anything. [`SpoolReader`]
+//! reports a torn tail and, for damage in the middle, scans forward to the
+//! next offset where magic, header checksum and payload checksum all hold:
+//! every intact frame is recovered, the skipped stretches are reported.
+//! Logs written before frames had a magic (`u32 length | u32 CRC | payload`)
+//! are still read, without resynchronisation.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +36,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::record::Record;
 
-const FRAME_HEADER: usize = 8;
+/// Every frame starts with these bytes (`0xC1` is never a msgpack type byte).
+const FRAME_MAGIC: [u8; 4] = [0xC1, b'S', b'T', 0x01];
+/// Magic, payload length, payload CRC-32, CRC-32 of the twelve bytes before.
+const FRAME_HEADER: usize = 16;
+/// The header of logs written before frames had a magic: length, CRC.
+const LEGACY_HEADER: usize = 8;
 /// No single record is larger than this; a length field above it is corruption.
 const MAX_FRAME: u32 = 256 * 1024 * 1024;
 
@@ -111,9 +123,16 @@ pub struct DeliveryState {
     pub acked: u64,
     /// Byte offset in `records.log` of record `acked`.
     pub acked_offset: u64,
-    /// Records the server refused for good (4xx), with its message.
+    /// Every refusal for good (4xx) the server gave, with its message: the
+    /// history, for reports. What is still refused is in `refused`.
     #[serde(default)]
     pub rejected: Vec<String>,
+    /// Records the server refused for good and that have not been accepted
+    /// since. They stay in `records.log` (delivery moves past them so the
+    /// rest of the run arrives); `simtrack sync` tries them again and
+    /// reports those still refused.
+    #[serde(default)]
+    pub refused: Vec<RefusedRecord>,
     /// Alert ids created on the server, kept so the run's alert list can be
     /// sent whole, as the API expects.
     #[serde(default)]
@@ -123,7 +142,28 @@ pub struct DeliveryState {
     pub finished: bool,
 }
 
+/// A record the server refused for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedRecord {
+    pub seq: u64,
+    /// Where its frame starts in `records.log`.
+    pub offset: u64,
+    /// What it holds, e.g. "metrics batch of 16000 points".
+    pub what: String,
+    /// The server's answer.
+    pub reason: String,
+    /// Whether the run on the server has been told (an `error` event and
+    /// `simtrack.refused_records` metadata).
+    #[serde(default)]
+    pub marked: bool,
+}
+
 /// Appends records to a run's `records.log`.
+///
+/// An append is all or nothing: if the write fails (a full disk, a quota),
+/// the file is cut back to the end of the last good frame, so the log never
+/// holds a torn frame the writer knows of, and the caller may retry the
+/// same record later.
 #[derive(Debug)]
 pub struct SpoolWriter {
     file: File,
@@ -133,30 +173,45 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
-    /// Creates the run directory and an empty log.
+    /// Creates the run directory and an empty log. If the log cannot be
+    /// created, the directory is removed again (it would otherwise be a run
+    /// without a record that every later sync trips over).
     pub fn create(dir: &RunDir) -> Result<Self, Error> {
-        fs::create_dir_all(dir.files()).map_err(|e| {
-            Error::io(
-                format!("cannot create spool directory {}", dir.root.display()),
-                e,
-            )
-        })?;
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(dir.log())
-            .map_err(|e| Error::io(format!("cannot create {}", dir.log().display()), e))?;
-        Ok(SpoolWriter {
-            file,
-            next_seq: 0,
-            len: 0,
-            buf: Vec::with_capacity(64 * 1024),
-        })
+        let existed = dir.root.exists();
+        let made = fs::create_dir_all(dir.files())
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot create spool directory {}", dir.root.display()),
+                    e,
+                )
+            })
+            .and_then(|()| {
+                OpenOptions::new()
+                    .create_new(true)
+                    .append(true)
+                    .open(dir.log())
+                    .map_err(|e| Error::io(format!("cannot create {}", dir.log().display()), e))
+            });
+        match made {
+            Ok(file) => Ok(SpoolWriter {
+                file,
+                next_seq: 0,
+                len: 0,
+                buf: Vec::with_capacity(64 * 1024),
+            }),
+            Err(e) => {
+                if !existed {
+                    let _ = fs::remove_dir_all(&dir.root);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Appends one record (one `write` call) and returns its sequence number.
     /// Once this returns, the record survives the death of the process; call
-    /// [`SpoolWriter::sync`] to make it survive the machine's too.
+    /// [`SpoolWriter::sync`] to make it survive the machine's too. On failure
+    /// nothing of the record stays in the log.
     pub fn append(&mut self, record: &Record) -> Result<u64, Error> {
         self.buf.clear();
         self.buf.extend_from_slice(&[0; FRAME_HEADER]);
@@ -177,15 +232,28 @@ impl SpoolWriter {
                 )
             })?;
         let crc = crc32fast::hash(&self.buf[FRAME_HEADER..]);
-        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        self.file
-            .write_all(&self.buf)
-            .map_err(|e| Error::io("cannot write to the spool", e))?;
+        let header = frame_header(len, crc);
+        self.buf[..FRAME_HEADER].copy_from_slice(&header);
+        if let Err(e) = self.file.write_all(&self.buf) {
+            self.roll_back();
+            return Err(Error::io("cannot write to the spool", e));
+        }
         self.len += self.buf.len() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Cuts the log back to the last complete frame after a failed write.
+    fn roll_back(&mut self) {
+        if self.file.set_len(self.len).is_err() {
+            // Cannot cut (rare: truncation frees space). Whatever the failed
+            // write left stays; readers resynchronise past it. Later frames
+            // start after it, so count it.
+            if let Ok(m) = self.file.metadata() {
+                self.len = m.len();
+            }
+        }
     }
 
     /// Forces what was appended to stable storage.
@@ -210,12 +278,24 @@ impl SpoolWriter {
     }
 }
 
-/// Why reading stopped before the end of the file.
+/// The 16-byte header of a frame holding `len` payload bytes with CRC `crc`.
+fn frame_header(len: u32, crc: u32) -> [u8; FRAME_HEADER] {
+    let mut h = [0u8; FRAME_HEADER];
+    h[0..4].copy_from_slice(&FRAME_MAGIC);
+    h[4..8].copy_from_slice(&len.to_le_bytes());
+    h[8..12].copy_from_slice(&crc.to_le_bytes());
+    let hcrc = crc32fast::hash(&h[0..12]);
+    h[12..16].copy_from_slice(&hcrc.to_le_bytes());
+    h
+}
+
+/// A stretch of the log that is not a good frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
     /// Offset of the first byte not trusted.
     pub offset: u64,
-    /// Bytes from there to the end of the file.
+    /// Bytes from there to the end of the file (for a tail), or to the next
+    /// good frame (for a damaged stretch that was skipped).
     pub bytes: u64,
     pub reason: String,
 }
@@ -231,37 +311,75 @@ pub struct Entry {
     pub record: Record,
 }
 
+/// What the bytes at one offset are.
+enum Frame {
+    /// A good frame: payload at `[at + header, end)`.
+    Good { payload: (usize, usize), end: u64 },
+    /// Not a frame.
+    Bad(&'static str),
+    /// The file ends before a frame here could be complete: maybe a write in
+    /// progress (a good header, or fewer bytes than a header).
+    Short(&'static str),
+    /// Nothing at all: the clean end of the file.
+    End,
+}
+
 /// Reads a run's `records.log` from a known position.
 ///
 /// The reader may follow a log that is still being written: at the current
-/// end of file, [`SpoolReader::next`] returns `Ok(None)`, and a later call
-/// sees records appended since. A frame that is incomplete *and* at the end
-/// of the file may be a write in progress; [`SpoolReader::torn_tail`] tells
-/// whether what stopped the reader looks torn.
+/// end of file, [`SpoolReader::next_entry`] returns `Ok(None)`, and a later
+/// call sees records appended since. A frame that is incomplete *and* at the
+/// end of the file may be a write in progress; [`SpoolReader::torn_tail`]
+/// tells whether what stopped the reader looks torn.
+///
+/// Damage in the middle of the log (a torn frame followed by good ones, a
+/// flipped bit) does not stop it: it scans forward for the next frame whose
+/// magic, header checksum and payload checksum all hold, returns the
+/// records from there, and lists the stretch it skipped in
+/// [`SpoolReader::skipped`].
 #[derive(Debug)]
 pub struct SpoolReader {
-    reader: BufReader<File>,
+    file: File,
+    /// Bytes of the file from `buf_off`.
+    buf: Vec<u8>,
+    buf_off: u64,
     offset: u64,
     seq: u64,
     torn: Option<TornTail>,
-    payload: Vec<u8>,
+    skipped: Vec<TornTail>,
+    /// The log predates framed headers (`len`, `crc`, payload): read without
+    /// resynchronisation, as it was written.
+    legacy: bool,
+    /// Bytes of the file the reader may read (see [`SpoolReader::set_limit`]).
+    limit: u64,
 }
+
+/// Bytes read from the file at a time.
+const READ_CHUNK: usize = 256 * 1024;
 
 impl SpoolReader {
     /// Opens `dir`'s log at record `seq`, which starts at byte `offset`
     /// (`0, 0` for the beginning).
     pub fn open(dir: &RunDir, seq: u64, offset: u64) -> Result<Self, Error> {
-        let mut file = File::open(dir.log())
+        let file = File::open(dir.log())
             .map_err(|e| Error::io(format!("cannot open {}", dir.log().display()), e))?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| Error::io(format!("cannot seek in {}", dir.log().display()), e))?;
-        Ok(SpoolReader {
-            reader: BufReader::with_capacity(256 * 1024, file),
+        Ok(Self::from_file(file, seq, offset))
+    }
+
+    /// A reader over an open log file (any `File`; tests use temporary ones).
+    pub fn from_file(file: File, seq: u64, offset: u64) -> Self {
+        let legacy = is_legacy(&file);
+        SpoolReader {
+            file,
+            buf: Vec::new(),
+            buf_off: offset,
             offset,
             seq,
             torn: None,
-            payload: Vec::new(),
-        })
+            skipped: Vec::new(),
+            legacy,
+            limit: u64::MAX,
+        }
     }
 
     /// Where the next record would start.
@@ -279,75 +397,201 @@ impl SpoolReader {
         self.torn.as_ref()
     }
 
+    /// Damaged stretches skipped so far, in file order.
+    pub fn skipped(&self) -> &[TornTail] {
+        &self.skipped
+    }
+
+    /// Reads no further than byte `limit` of the file. A reader following a
+    /// live writer sets the length the writer has completed, so it never
+    /// sees a frame being written, nor one a failed write leaves before it
+    /// is cut back.
+    pub fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+        // Forget anything read past it.
+        let keep = limit
+            .saturating_sub(self.buf_off)
+            .min(self.buf.len() as u64);
+        self.buf.truncate(keep as usize);
+    }
+
+    /// Carries over what an earlier reader of the same log skipped.
+    pub fn keep_skipped(&mut self, skipped: Vec<TornTail>) {
+        self.skipped = skipped;
+    }
+
+    /// Makes `buf` hold the file's bytes `[at, at + n)` as far as the file
+    /// has them; returns how many it holds. Always reads again past what it
+    /// holds, so a reader following a writer sees what was appended since.
+    fn have(&mut self, at: u64, n: usize) -> io::Result<usize> {
+        if at < self.buf_off || at > self.buf_off + self.buf.len() as u64 {
+            self.buf.clear();
+            self.buf_off = at;
+        } else if at - self.buf_off >= READ_CHUNK as u64 {
+            self.buf.drain(..(at - self.buf_off) as usize);
+            self.buf_off = at;
+        }
+        let start = (at - self.buf_off) as usize;
+        let want = start + n;
+        let limit = self
+            .limit
+            .saturating_sub(self.buf_off)
+            .min(usize::MAX as u64) as usize;
+        if self.buf.len() < want && self.buf.len() < limit {
+            let old = self.buf.len();
+            let grow = (want - old).max(READ_CHUNK).min(limit - old);
+            self.buf.resize(old + grow, 0);
+            match read_at(&self.file, &mut self.buf[old..], self.buf_off + old as u64) {
+                Ok(k) => self.buf.truncate(old + k),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.buf.len().saturating_sub(start).min(n))
+    }
+
+    /// Classifies the bytes at `at`.
+    fn frame_at(&mut self, at: u64) -> io::Result<Frame> {
+        let header_len = if self.legacy {
+            LEGACY_HEADER
+        } else {
+            FRAME_HEADER
+        };
+        let got = self.have(at, header_len)?;
+        if got == 0 {
+            return Ok(Frame::End);
+        }
+        let s = (at - self.buf_off) as usize;
+        if !self.legacy {
+            // A prefix of the magic at the end of the file may be a frame
+            // still being written; anything else cannot become one.
+            let m = got.min(4);
+            if self.buf[s..s + m] != FRAME_MAGIC[..m] {
+                return Ok(Frame::Bad("no frame marker"));
+            }
+        }
+        if got < header_len {
+            return Ok(Frame::Short("incomplete frame header"));
+        }
+        let h = &self.buf[s..s + header_len];
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (len, crc) = if self.legacy {
+            (word(0), word(4))
+        } else {
+            if crc32fast::hash(&h[0..12]) != word(12) {
+                return Ok(Frame::Bad("frame header checksum mismatch"));
+            }
+            (word(4), word(8))
+        };
+        if len > MAX_FRAME {
+            return Ok(Frame::Bad("frame length out of range"));
+        }
+        let total = header_len + len as usize;
+        if self.have(at, total)? < total {
+            return Ok(Frame::Short("incomplete frame payload"));
+        }
+        let s = (at - self.buf_off) as usize;
+        let payload = (s + header_len, s + total);
+        if crc32fast::hash(&self.buf[payload.0..payload.1]) != crc {
+            return Ok(Frame::Bad("checksum mismatch"));
+        }
+        Ok(Frame::Good {
+            payload,
+            end: at + total as u64,
+        })
+    }
+
     /// The next record, or `Ok(None)` at the end of the trusted data.
     pub fn next_entry(&mut self) -> Result<Option<Entry>, Error> {
         self.torn = None;
-        let start = self.offset;
-        let mut header = [0u8; FRAME_HEADER];
-        let got = read_up_to(&mut self.reader, &mut header)
-            .map_err(|e| Error::io("cannot read the spool", e))?;
-        if got == 0 {
-            return Ok(None);
-        }
-        if got < FRAME_HEADER {
-            return self.stop(start, got as u64, "incomplete frame header");
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_FRAME {
-            return self.stop(start, got as u64, "frame length out of range");
-        }
-        self.payload.resize(len as usize, 0);
-        let got_payload = read_up_to(&mut self.reader, &mut self.payload)
-            .map_err(|e| Error::io("cannot read the spool", e))?;
-        if got_payload < len as usize {
-            return self.stop(
-                start,
-                (FRAME_HEADER + got_payload) as u64,
-                "incomplete frame payload",
-            );
-        }
-        if crc32fast::hash(&self.payload) != crc {
-            return self.stop(
-                start,
-                (FRAME_HEADER + got_payload) as u64,
-                "checksum mismatch",
-            );
-        }
-        let record: Record = match rmp_serde::from_slice(&self.payload) {
-            Ok(r) => r,
-            Err(e) => {
-                return self.stop(
-                    start,
-                    (FRAME_HEADER + got_payload) as u64,
-                    &format!("undecodable record: {e}"),
-                );
+        let io_err = |e| Error::io("cannot read the spool", e);
+        loop {
+            let start = self.offset;
+            match self.frame_at(start).map_err(io_err)? {
+                Frame::End => return Ok(None),
+                Frame::Good { payload, end } => {
+                    match rmp_serde::from_slice::<Record>(&self.buf[payload.0..payload.1]) {
+                        Ok(record) => {
+                            let entry = Entry {
+                                seq: self.seq,
+                                offset: start,
+                                end,
+                                record,
+                            };
+                            self.offset = end;
+                            self.seq += 1;
+                            return Ok(Some(entry));
+                        }
+                        Err(e) => {
+                            self.skip(start, end, format!("undecodable record: {e}"));
+                        }
+                    }
+                }
+                Frame::Short(reason) | Frame::Bad(reason) if self.legacy => {
+                    return self.stop(start, reason);
+                }
+                // A frame cut short is a write in progress only if nothing
+                // good follows it: the writer only ever appends.
+                Frame::Short(reason) | Frame::Bad(reason) => {
+                    match self.resync(start + 1).map_err(io_err)? {
+                        Some(next) => self.skip(start, next, reason.to_owned()),
+                        None => return self.stop(start, reason),
+                    }
+                }
             }
-        };
-        let end = start + (FRAME_HEADER + len as usize) as u64;
-        let entry = Entry {
-            seq: self.seq,
-            offset: start,
-            end,
-            record,
-        };
-        self.offset = end;
-        self.seq += 1;
-        Ok(Some(entry))
+        }
     }
 
-    /// Stops at `start`: rewinds so a later call retries there (the writer
-    /// may still be completing the frame) and reports what was seen.
-    fn stop(&mut self, start: u64, read: u64, reason: &str) -> Result<Option<Entry>, Error> {
-        let file_len = self
-            .reader
-            .get_ref()
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(start + read);
-        self.reader
-            .seek(SeekFrom::Start(start))
-            .map_err(|e| Error::io("cannot seek in the spool", e))?;
+    /// Finds the first offset from `from` where a good frame starts; `None`
+    /// if the file ends first.
+    fn resync(&mut self, mut from: u64) -> io::Result<Option<u64>> {
+        loop {
+            // Search what is buffered; read more only at its end.
+            if self.have(from, FRAME_HEADER)? == 0 {
+                return Ok(None);
+            }
+            let s = (from - self.buf_off) as usize;
+            let hit = self.buf[s..].iter().position(|b| *b == FRAME_MAGIC[0]);
+            let Some(i) = hit else {
+                from += (self.buf.len() - s) as u64;
+                continue;
+            };
+            let at = from + i as u64;
+            match self.frame_at(at)? {
+                Frame::Good { .. } => return Ok(Some(at)),
+                Frame::End => return Ok(None),
+                // Cut short, or not a frame: only a good frame further on
+                // proves the damage is over.
+                Frame::Short(_) | Frame::Bad(_) => from = at + 1,
+            }
+        }
+    }
+
+    fn skip(&mut self, start: u64, next: u64, reason: String) {
+        self.offset = next;
+        if self.skipped.iter().any(|t| t.offset == start) {
+            return;
+        }
+        self.skipped.push(TornTail {
+            offset: start,
+            bytes: next - start,
+            reason,
+        });
+        self.offset = next;
+    }
+
+    /// Stops at `start` (a later call retries there: the writer may still
+    /// be completing the frame) and reports what was seen.
+    fn stop(&mut self, start: u64, reason: &str) -> Result<Option<Entry>, Error> {
+        // Read it again next time: it may have been completed, or cut back
+        // and written anew.
+        let keep = start
+            .saturating_sub(self.buf_off)
+            .min(self.buf.len() as u64);
+        self.buf.truncate(keep as usize);
+        let file_len = self.file.metadata().map(|m| m.len()).unwrap_or(start);
         self.torn = Some(TornTail {
             offset: start,
             bytes: file_len.saturating_sub(start),
@@ -366,11 +610,32 @@ impl SpoolReader {
     }
 }
 
-/// Reads until `buf` is full or the end of file; returns the bytes read.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Whether the log predates framed headers: it does not start with the
+/// magic and its first frame checks under the old rules (a log whose first
+/// frame is damaged is read as a current one, with resynchronisation).
+fn is_legacy(file: &File) -> bool {
+    let mut h = [0u8; LEGACY_HEADER];
+    if !matches!(read_at(file, &mut h, 0), Ok(LEGACY_HEADER)) || h[0..4] == FRAME_MAGIC {
+        return false;
+    }
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    // The first record is the run's description: never this large.
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > 16 * 1024 * 1024 || u64::from(len) + LEGACY_HEADER as u64 > file_len {
+        return false;
+    }
+    let mut payload = vec![0u8; len as usize];
+    matches!(read_at(file, &mut payload, LEGACY_HEADER as u64), Ok(n) if n == len as usize)
+        && crc32fast::hash(&payload) == crc
+}
+
+/// Reads into `buf` from `offset`; returns the bytes read (fewer at the end).
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
     let mut n = 0;
     while n < buf.len() {
-        match r.read(&mut buf[n..]) {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -479,7 +744,7 @@ mod tests {
     }
 
     #[test]
-    fn corrupted_byte_stops_reading_at_that_frame() {
+    fn a_corrupted_frame_is_skipped_and_every_later_frame_recovered() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir::new(tmp.path().join("r"));
         let mut w = SpoolWriter::create(&dir).unwrap();
@@ -493,8 +758,67 @@ mod tests {
         bytes[third] ^= 0xff;
         fs::write(dir.log(), &bytes).unwrap();
         let mut r = SpoolReader::open(&dir, 0, 0).unwrap();
+        let got = r.read_all().unwrap();
+        let records: Vec<_> = got.iter().map(|e| e.record.clone()).collect();
+        assert_eq!(records, [event(0), event(1), event(2), event(4)]);
+        assert!(r.torn_tail().is_none());
+        assert_eq!(r.skipped().len(), 1);
+        assert_eq!(r.skipped()[0].reason, "checksum mismatch");
+        assert_eq!(r.skipped()[0].offset, all[3].offset);
+        assert_eq!(r.skipped()[0].bytes, all[3].end - all[3].offset);
+    }
+
+    #[test]
+    fn a_torn_frame_in_the_middle_does_not_hide_what_follows() {
+        // What a failed write left before writes were rolled back: half a
+        // frame, then more frames once the disk had room again.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut w = SpoolWriter::create(&dir).unwrap();
+        for i in 0..3 {
+            w.append(&event(i)).unwrap();
+        }
+        let cut = w.len();
+        w.append(&event(99)).unwrap();
+        let half = (cut + (w.len() - cut) / 2) as usize;
+        for i in 3..6 {
+            w.append(&event(i)).unwrap();
+        }
+        drop(w);
+        let mut bytes = fs::read(dir.log()).unwrap();
+        // Keep the first half of event 99's frame only.
+        let next = SpoolReader::open(&dir, 0, 0).unwrap().read_all().unwrap()[4].offset as usize;
+        bytes.drain(half..next);
+        fs::write(dir.log(), &bytes).unwrap();
+        let mut r = SpoolReader::open(&dir, 0, 0).unwrap();
+        let records: Vec<_> = r
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record)
+            .collect();
+        assert_eq!(records, (0..6).map(event).collect::<Vec<_>>());
+        assert_eq!(r.skipped().len(), 1);
+        assert_eq!(r.skipped()[0].offset, cut);
+    }
+
+    #[test]
+    fn logs_written_before_frames_had_a_marker_still_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        fs::create_dir_all(&dir.root).unwrap();
+        let mut bytes = Vec::new();
+        for i in 0..3 {
+            let payload = rmp_serde::to_vec_named(&event(i)).unwrap();
+            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            bytes.extend_from_slice(&payload);
+        }
+        bytes.extend_from_slice(&[9, 0, 0]);
+        fs::write(dir.log(), &bytes).unwrap();
+        let mut r = SpoolReader::open(&dir, 0, 0).unwrap();
         assert_eq!(r.read_all().unwrap().len(), 3);
-        assert_eq!(r.torn_tail().unwrap().reason, "checksum mismatch");
+        assert_eq!(r.torn_tail().unwrap().bytes, 3);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum Outcome {
     InUse,
     /// Part was sent; the rest is retried on the next sync.
     Incomplete(String),
+    /// The directory held no run (an init that failed on a full disk left
+    /// it empty) and was removed.
+    Discarded(String),
 }
 
 /// The report for one run.
@@ -40,10 +43,14 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// Records delivered by this sync.
     pub sent: u64,
-    /// Records the server refused for good (reported, not retried).
+    /// Records the server refuses for good: tried again by this sync and
+    /// still refused. They stay in the spool; the next sync tries again.
     pub rejected: Vec<String>,
     /// A damaged end of the spool that was skipped.
     pub torn_tail: Option<TornTail>,
+    /// Damaged stretches inside the spool that were skipped (the records
+    /// after each were recovered).
+    pub skipped: Vec<TornTail>,
 }
 
 impl fmt::Display for RunReport {
@@ -55,10 +62,25 @@ impl fmt::Display for RunReport {
             Outcome::Incomplete(why) => {
                 format!("incomplete after {} records, will retry: {why}", self.sent)
             }
+            Outcome::Discarded(why) => format!("removed: {why}"),
         };
         write!(f, "{} {:<32} {what}", self.id, self.name)?;
+        if !self.rejected.is_empty() {
+            write!(
+                f,
+                "; {} record(s) refused by the server, kept in the spool and retried by the next sync",
+                self.rejected.len()
+            )?;
+        }
         for r in &self.rejected {
             write!(f, "\n    refused by the server: {r}")?;
+        }
+        for t in &self.skipped {
+            write!(
+                f,
+                "\n    damaged spool stretch skipped: {} bytes at offset {} ({}); the records after it were recovered",
+                t.bytes, t.offset, t.reason
+            )?;
         }
         if let Some(t) = &self.torn_tail {
             write!(
@@ -149,6 +171,7 @@ pub fn sync_with<T: Transport + Clone>(
             sent: 0,
             rejected: Vec::new(),
             torn_tail: None,
+            skipped: Vec::new(),
         };
         let Some(_run_lock) = run.dir.try_lock()? else {
             report.outcome = Outcome::InUse;
@@ -157,6 +180,14 @@ pub fn sync_with<T: Transport + Clone>(
         };
         if let Some(why) = &refused {
             report.outcome = Outcome::Incomplete(why.clone());
+            reports.push(report);
+            continue;
+        }
+        if let Some(why) = abandoned_init(&run.dir) {
+            report.outcome = match std::fs::remove_dir_all(&run.dir.root) {
+                Ok(()) => Outcome::Discarded(why),
+                Err(e) => Outcome::Incomplete(format!("{why}, and it cannot be removed: {e}")),
+            };
             reports.push(report);
             continue;
         }
@@ -170,7 +201,9 @@ pub fn sync_with<T: Transport + Clone>(
         };
         report.name = courier.spec().name.clone();
         let before = courier.state().acked;
-        let rejected_before = courier.state().rejected.len();
+        if !courier.state().refused.is_empty() {
+            courier.retry_refused()?;
+        }
         let give_up = Instant::now() + options.run_patience;
         report.outcome = loop {
             match courier.pump(None, &|| false)? {
@@ -198,16 +231,33 @@ pub fn sync_with<T: Transport + Clone>(
             }
         };
         report.sent = courier.state().acked - before;
-        report.rejected = courier.state().rejected[rejected_before..].to_vec();
+        report.rejected = courier
+            .state()
+            .refused
+            .iter()
+            .map(|r| format!("record {} ({}): {}", r.seq, r.what, r.reason))
+            .collect();
         report.torn_tail = courier.torn_tail().cloned();
+        report.skipped = courier.skipped().to_vec();
         reports.push(report);
     }
     Ok(reports)
 }
 
-/// True when no run was left incomplete.
+/// True when no run was left incomplete and the server refused nothing.
 pub fn all_delivered(reports: &[RunReport]) -> bool {
     reports
         .iter()
-        .all(|r| !matches!(r.outcome, Outcome::Incomplete(_)))
+        .all(|r| !matches!(r.outcome, Outcome::Incomplete(_)) && r.rejected.is_empty())
+}
+
+/// A run directory whose log holds no record and has not been touched for a
+/// minute: what an `init` that failed on a full disk left before it could
+/// clean up (it removes the directory itself now). Unlocked (checked by the
+/// caller) and old, so no live process is still creating it.
+fn abandoned_init(dir: &crate::spool::RunDir) -> Option<String> {
+    let meta = std::fs::metadata(dir.log()).ok()?;
+    let age = meta.modified().ok()?.elapsed().unwrap_or_default();
+    (meta.len() == 0 && age >= Duration::from_secs(60))
+        .then(|| "empty run directory (its init failed, e.g. on a full disk)".to_owned())
 }

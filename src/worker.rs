@@ -9,8 +9,14 @@
 //! * `simtrack-sender` (online runs only) ships the spool to the server
 //!   through a [`Courier`], sends heartbeats and polls for abort requests.
 //!
-//! Memory is bounded: past the cap, `log` waits for the writer rather than
-//! drop data (the writer only waits on the local disk, never on the network).
+//! The handle's side of all this is [`Worker`]: push, flush with a deadline,
+//! shut down; the transport the sender uses is injected at spawn.
+//!
+//! Memory is bounded: at the cap, `log` waits for the writer (which only
+//! waits on the local disk, never on the network) at most `log_wait`; then
+//! the call fails with `Io` and the point is not taken. A spool write that
+//! fails puts what it could not write back at the front of the buffer and is
+//! retried (100 ms, doubling to 1 s), so nothing accepted is dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +60,12 @@ pub(crate) struct Pending {
     /// Bumped by each flush request.
     pub flush_requested: u64,
     pub finish: Option<FinishRecord>,
+    /// A logger waited for room at the cap in vain: until the writer makes
+    /// progress, calls at the cap fail at once instead of waiting again.
+    pub refusing: bool,
+    /// Points the buffer may hold: the cap less what the writer still holds
+    /// because the disk would not take it.
+    pub room: usize,
 }
 
 impl Pending {
@@ -131,18 +143,28 @@ impl Pending {
 pub(crate) struct Progress {
     /// Records in the spool.
     pub written: u64,
+    /// Bytes of `records.log` holding them (whole frames only).
+    pub written_bytes: u64,
     /// The last flush request the writer has completed.
     pub flushed: u64,
+    /// The last flush request the writer tried and could not complete (the
+    /// spool write failed; what it held is kept in memory and retried).
+    pub flush_failed: u64,
     /// Records the server has acknowledged.
     pub acked: u64,
     pub writer_done: bool,
     pub sender_done: bool,
-    /// The spool could not be written.
+    /// Why the last spool write failed; cleared by the next one that works.
     pub spool_error: Option<String>,
     /// The last delivery failure, cleared on success.
     pub send_error: Option<String>,
     /// The server refused the token: waiting for acknowledgement is futile.
     pub send_blocked: bool,
+    /// Records the server refused for good, with its reasons (kept in the
+    /// spool; see `delivery`).
+    pub refused: Vec<String>,
+    /// Refused records the run on the server has not been told about yet.
+    pub unmarked: usize,
 }
 
 /// State shared by a run's handle and its threads.
@@ -159,12 +181,16 @@ pub(crate) struct Shared {
     pub stop_sender: AtomicBool,
     /// Buffered points at which `log` waits for the writer.
     pub cap_points: usize,
+    /// How long `log` may wait for room once the cap is reached.
+    pub log_wait: Duration,
     /// Whether a sender ships the spool (online runs).
     pub online: bool,
+    /// The run's spool directory, for messages.
+    pub dir: RunDir,
 }
 
 impl Shared {
-    pub fn new(cap_bytes: usize, online: bool) -> Self {
+    pub fn new(cap_bytes: usize, log_wait: Duration, online: bool, dir: RunDir) -> Self {
         // Two buffers exist at once (the one filling, the one being written);
         // together they may use half the cap, leaving the rest for encoding
         // and the rest of the library.
@@ -172,6 +198,7 @@ impl Shared {
         Shared {
             pending: Mutex::new(Pending {
                 points: Vec::with_capacity(BATCH_POINTS),
+                room: cap_points,
                 ..Pending::default()
             }),
             wake_writer: Condvar::new(),
@@ -181,23 +208,74 @@ impl Shared {
             abort: AtomicBool::new(false),
             stop_sender: AtomicBool::new(false),
             cap_points,
+            log_wait,
             online,
+            dir,
         }
     }
 
-    /// Wakes the writer if the buffer holds a full batch, and waits for it
-    /// if the buffer is at the memory cap. Called with `pending` locked.
+    /// Called with `pending` locked before `extra` points are added: wakes
+    /// the writer when a batch is ready, and at the memory cap waits for it
+    /// to make room, at most `log_wait`. If there is still no room the call
+    /// fails (the points are not taken) and, until the writer makes progress
+    /// again, later calls fail at once instead of waiting again.
     #[inline]
-    pub fn after_push(&self, pending: &mut parking_lot::MutexGuard<'_, Pending>) {
+    pub fn room_for(
+        &self,
+        pending: &mut parking_lot::MutexGuard<'_, Pending>,
+        extra: usize,
+    ) -> Result<(), Error> {
         let n = pending.points.len();
         if n == BATCH_POINTS {
             self.wake_writer.notify_one();
-        } else if n >= self.cap_points {
-            self.wake_writer.notify_one();
-            while pending.points.len() >= self.cap_points && !self.progress.lock().writer_done {
-                self.drained.wait_for(pending, Duration::from_millis(50));
+        }
+        if n + extra <= pending.room {
+            return Ok(());
+        }
+        self.wait_for_room(pending, extra)
+    }
+
+    #[cold]
+    fn wait_for_room(
+        &self,
+        pending: &mut parking_lot::MutexGuard<'_, Pending>,
+        extra: usize,
+    ) -> Result<(), Error> {
+        self.wake_writer.notify_one();
+        let deadline = Instant::now() + self.log_wait;
+        while pending.points.len() + extra > pending.room {
+            let writer_done = self.progress.lock().writer_done;
+            if pending.refusing || writer_done {
+                return Err(self.no_room(pending.points.len(), writer_done));
+            }
+            if self.drained.wait_until(pending, deadline).timed_out()
+                && pending.points.len() + extra > pending.room
+            {
+                pending.refusing = true;
+                return Err(self.no_room(pending.points.len(), false));
             }
         }
+        Ok(())
+    }
+
+    fn no_room(&self, buffered: usize, writer_done: bool) -> Error {
+        let why = if writer_done {
+            "the run has finished".to_owned()
+        } else {
+            match &self.progress.lock().spool_error {
+                Some(e) => format!("the spool cannot be written: {e}"),
+                None => "the spool is not keeping up".to_owned(),
+            }
+        };
+        Error::new(
+            Status::Io,
+            format!(
+                "value not recorded: the memory cap ({} points, SIMTRACK_MEMORY_CAP_MB) is reached with {buffered} new ones waiting and {why}; \
+                 what was recorded before is kept and written to {} when the disk has room",
+                self.cap_points,
+                self.dir.root.display()
+            ),
+        )
     }
 
     /// Asks the writer to spool and sync everything buffered so far; returns
@@ -212,23 +290,81 @@ impl Shared {
         generation
     }
 
-    /// Asks the writer to spool everything buffered and waits for it (and,
-    /// if a sender is running, for the server's acknowledgement) until
-    /// `deadline`. For the exit handler; a finished run returns at once.
-    pub fn flush_at_exit(&self, deadline: Instant) {
-        let generation = self.request_flush();
+    /// The one "wait until delivered" routine: waits until the writer has
+    /// spooled and synced what flush request `generation` covered (or has
+    /// written the run's last record), then, for an online run, until the
+    /// server acknowledged the spool up to there; at most until `deadline`.
+    ///
+    /// Errors: `Io` if the spool could not be written until the deadline
+    /// (the data stays in memory and is retried), `Refused` if the server refused records for good (they
+    /// stay in the spool), `Undelivered` if the deadline came first.
+    pub fn wait_delivered(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
+        let written = |p: &Progress| p.writer_done || p.flushed >= generation;
         let mut p = self.progress.lock();
-        while !(p.writer_done || p.flushed >= generation) {
-            if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
-                return;
+        while !written(&p) {
+            if self.progress_cv.wait_until(&mut p, deadline).timed_out() && !written(&p) {
+                if p.flush_failed >= generation {
+                    let e = p.spool_error.clone().unwrap_or_default();
+                    return Err(Error::new(
+                        Status::Io,
+                        format!(
+                            "cannot write the spool {}: {e}; what was logged is kept in memory and written when the disk has room",
+                            self.dir.root.display()
+                        ),
+                    ));
+                }
+                return Err(Error::new(
+                    Status::Undelivered,
+                    format!(
+                        "the spool writer did not finish in time; the spool is {}",
+                        self.dir.root.display()
+                    ),
+                ));
             }
+        }
+        if !self.online {
+            return Ok(());
         }
         let target = p.written;
-        while self.online && !p.sender_done && !p.send_blocked && p.acked < target {
+        while (p.acked < target || p.unmarked > 0) && !p.send_blocked && !p.sender_done {
             if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
-                return;
+                break;
             }
         }
+        if p.acked >= target {
+            if p.refused.is_empty() {
+                return Ok(());
+            }
+            return Err(Error::new(
+                Status::Refused,
+                format!(
+                    "the server refused {} record(s) of this run for good (first: {}); they are kept in {} and `simtrack sync` shows and retries them",
+                    p.refused.len(),
+                    p.refused[0],
+                    self.dir.root.display()
+                ),
+            ));
+        }
+        let why = p
+            .send_error
+            .clone()
+            .unwrap_or_else(|| "deadline reached".to_owned());
+        Err(Error::new(
+            Status::Undelivered,
+            format!(
+                "{} of {} records not yet acknowledged by the server ({why}); they are kept in {} and `simtrack sync` uploads them",
+                target - p.acked,
+                target,
+                self.dir.root.display()
+            ),
+        ))
+    }
+
+    /// For the exit handler: spools what is buffered and gives an online run
+    /// until `deadline` to deliver it. A finished run returns at once.
+    pub fn flush_at_exit(&self, deadline: Instant) {
+        let generation = self.request_flush();
+        let _ = self.wait_delivered(generation, deadline);
     }
 
     fn set_progress(&self, f: impl FnOnce(&mut Progress)) {
@@ -245,10 +381,179 @@ pub(crate) struct Timing {
     pub heartbeat_interval: Duration,
     pub abort_poll: Duration,
     pub resources_interval: Option<Duration>,
+    /// Bytes of buffered points at which `log` waits for the writer.
+    pub memory_cap_bytes: usize,
+    /// How long `log` may wait there.
+    pub log_wait: Duration,
+}
+
+/// A run's background threads, as its handle sees them: push data in, flush
+/// with a deadline, shut down. Nothing outside this module touches the
+/// threads themselves.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    sender: Option<JoinHandle<()>>,
+}
+
+/// What `Worker::spawn` needs to start a sender (online runs).
+#[derive(Debug)]
+pub(crate) struct SenderSetup<T> {
+    pub transport: T,
+    pub server_url: String,
+}
+
+impl Worker {
+    /// Starts the writer (which owns `spool`) and, with `sender`, the sender
+    /// thread, delivering through the given transport.
+    pub fn spawn<T: Transport + 'static>(
+        dir: RunDir,
+        spool: SpoolWriter,
+        clock: Calibration,
+        timing: Timing,
+        sender: Option<SenderSetup<T>>,
+    ) -> Result<Worker, Error> {
+        let shared = Arc::new(Shared::new(
+            timing.memory_cap_bytes,
+            timing.log_wait,
+            sender.is_some(),
+            dir,
+        ));
+        let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
+        let writer =
+            spawn_writer(shared.clone(), spool, clock, timing.clone()).map_err(spawn_err)?;
+        let mut worker = Worker {
+            shared,
+            writer: Some(writer),
+            sender: None,
+        };
+        if let Some(s) = sender {
+            let dir = worker.shared.dir.clone();
+            match spawn_sender(
+                worker.shared.clone(),
+                dir,
+                s.transport,
+                s.server_url,
+                timing,
+            ) {
+                Ok(h) => worker.sender = Some(h),
+                Err(e) => {
+                    // The run is safe in the spool; stop the writer cleanly.
+                    worker.abandon(crate::record::RunStatus::Failed);
+                    return Err(spawn_err(e));
+                }
+            }
+        }
+        crate::exit::track(&worker.shared);
+        Ok(worker)
+    }
+
+    /// Logs one point (see [`Shared::room_for`] for the cap).
+    #[inline]
+    pub fn push(&self, metric: &[u8], value: f64, step: i64, ticks: u64) -> Result<(), Error> {
+        let mut p = self.shared.pending.lock();
+        self.shared.room_for(&mut p, 1)?;
+        p.push(metric, value, step, ticks)
+    }
+
+    /// Logs `count` points at one step and time: all, or none.
+    pub fn push_many<'a>(
+        &self,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let mut p = self.shared.pending.lock();
+        self.shared.room_for(&mut p, count)?;
+        p.push_many(count, item, step, ticks)
+    }
+
+    /// Queues a record for the spool.
+    pub fn push_record(&self, record: Record) {
+        self.shared.pending.lock().records.push(record);
+    }
+
+    /// Queues an event; consecutive events share one record.
+    pub fn push_event(&self, event: crate::record::Event) {
+        let mut p = self.shared.pending.lock();
+        match p.records.last_mut() {
+            Some(Record::Events(list)) if list.len() < BATCH_POINTS => list.push(event),
+            _ => p.records.push(Record::Events(vec![event])),
+        }
+    }
+
+    pub fn abort_requested(&self) -> bool {
+        self.shared.abort.load(Ordering::Acquire)
+    }
+
+    /// Waits until what was pushed so far is in the spool and, online,
+    /// acknowledged, or until `deadline`.
+    pub fn flush(&self, deadline: Instant) -> Result<(), Error> {
+        let generation = self.shared.request_flush();
+        self.shared.wait_delivered(generation, deadline)
+    }
+
+    /// Writes `finish` as the run's last record, waits for delivery until
+    /// `deadline`, and stops the threads. A sender stuck in a request to a
+    /// hung server is left to end on its own (its request has a timeout);
+    /// a writer that cannot write (a full disk) keeps trying until the
+    /// process exits.
+    pub fn shutdown(mut self, finish: FinishRecord, deadline: Instant) -> Result<(), Error> {
+        let generation = {
+            let mut p = self.shared.pending.lock();
+            p.finish = Some(finish);
+            p.flush_requested += 1;
+            p.flush_requested
+        };
+        self.shared.wake_writer.notify_one();
+        let outcome = self.shared.wait_delivered(generation, deadline);
+        self.shared.stop_sender.store(true, Ordering::Release);
+        self.shared.progress_cv.notify_all();
+        let writer_stuck = outcome.as_ref().is_err_and(|e| e.status == Status::Io);
+        for t in [self.writer.take(), self.sender.take()]
+            .into_iter()
+            .flatten()
+        {
+            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, deadline)) {
+                let _ = t.join();
+            }
+        }
+        outcome
+    }
+
+    /// For a handle dropped without `shutdown`: the writer still spools
+    /// everything, ending with `status`; nothing is waited for.
+    pub fn abandon(&mut self, status: crate::record::RunStatus) {
+        let mut p = self.shared.pending.lock();
+        if p.finish.is_none() {
+            p.finish = Some(FinishRecord {
+                status,
+                endtime: crate::record::now_unix(),
+            });
+        }
+        drop(p);
+        self.shared.wake_writer.notify_one();
+        self.shared.stop_sender.store(true, Ordering::Release);
+    }
+
+    fn wait_thread_end(&self, t: &JoinHandle<()>, deadline: Instant) -> bool {
+        let mut p = self.shared.progress.lock();
+        while !t.is_finished() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.shared
+                .progress_cv
+                .wait_for(&mut p, Duration::from_millis(20));
+        }
+        true
+    }
 }
 
 /// Starts the writer thread; it owns the spool writer.
-pub(crate) fn spawn_writer(
+fn spawn_writer(
     shared: Arc<Shared>,
     mut spool: SpoolWriter,
     clock: Calibration,
@@ -261,12 +566,19 @@ pub(crate) fn spawn_writer(
                 names: Vec::new(),
                 local: Vec::new(),
                 used: Vec::new(),
+                points: Vec::new(),
                 spare: Vec::with_capacity(BATCH_POINTS),
+                records: Vec::new(),
+                finish: None,
                 resources: timing.resources_interval.map(Resources::new),
                 clock,
+                retry: None,
             };
-            let written = spool.records();
-            shared.set_progress(|p| p.written = written);
+            let (written, bytes) = (spool.records(), spool.len());
+            shared.set_progress(|p| {
+                p.written = written;
+                p.written_bytes = bytes;
+            });
             loop {
                 let done = writer.round(&shared, &mut spool);
                 if done {
@@ -285,19 +597,37 @@ struct Writer {
     /// Global name id -> index in the batch being built (u32::MAX: unused).
     local: Vec<u32>,
     used: Vec<u32>,
+    /// Points taken from `Pending` and not yet in the spool (empty between
+    /// rounds unless a write failed).
+    points: Vec<RawPoint>,
     spare: Vec<RawPoint>,
+    /// Records taken and not yet in the spool.
+    records: Vec<Record>,
+    finish: Option<FinishRecord>,
     resources: Option<Resources>,
     clock: Calibration,
+    /// After a failed spool write: the pause before the next attempt
+    /// (doubling up to a second), and when that is.
+    retry: Option<(Duration, Instant)>,
 }
 
 impl Writer {
     /// Takes what is pending, writes it, reports progress. True when the
-    /// run's last record has been written.
+    /// run's last record has been written. What cannot be written (a full
+    /// disk) stays with the writer, counted against the memory cap, and is
+    /// tried again after a pause; later data queues behind it.
     fn round(&mut self, shared: &Shared, spool: &mut SpoolWriter) -> bool {
-        let (mut points, records, flush, finish) = {
+        let flush = {
             let mut p = shared.pending.lock();
             let flushed = shared.progress.lock().flushed;
-            if p.points.len() < BATCH_POINTS
+            if let Some((_, at)) = self.retry {
+                // Loggers at the cap wake the writer on every call: sleep
+                // through them; only a flush or finish cuts the pause short.
+                let asked = (p.flush_requested, p.finish.is_some());
+                while Instant::now() < at && (p.flush_requested, p.finish.is_some()) == asked {
+                    shared.wake_writer.wait_until(&mut p, at);
+                }
+            } else if p.points.len() < BATCH_POINTS
                 && p.records.is_empty()
                 && p.flush_requested == flushed
                 && p.finish.is_none()
@@ -307,44 +637,100 @@ impl Writer {
             if let Some(r) = &mut self.resources {
                 r.sample_into(&mut p);
             }
-            let points = std::mem::replace(&mut p.points, std::mem::take(&mut self.spare));
+            if self.points.is_empty() {
+                std::mem::swap(&mut self.points, &mut p.points);
+                std::mem::swap(&mut p.points, &mut self.spare);
+            } else {
+                self.points.append(&mut p.points);
+            }
             if self.names.len() < p.names.len() {
                 let new = p.names[self.names.len()..].iter().map(|n| n.to_string());
                 self.names.extend(new);
             }
-            let records = std::mem::take(&mut p.records);
-            (points, records, p.flush_requested, p.finish.take())
+            if self.records.is_empty() {
+                self.records = std::mem::take(&mut p.records);
+            } else {
+                self.records.append(&mut p.records);
+            }
+            if self.finish.is_none() {
+                self.finish = p.finish.take();
+            }
+            p.room = shared.cap_points.saturating_sub(self.points.len());
+            p.flush_requested
         };
         shared.drained.notify_all();
         self.clock.update();
 
         let mut result = Ok(());
+        let mut points_done = 0;
+        let points = std::mem::take(&mut self.points);
         for chunk in points.chunks(BATCH_POINTS) {
-            result =
-                result.and_then(|()| spool.append(&Record::Metrics(self.batch(chunk))).map(drop));
+            let batch = Record::Metrics(self.batch(chunk));
+            result = spool.append(&batch).map(drop);
+            if result.is_err() {
+                break;
+            }
+            points_done += chunk.len();
         }
-        points.clear();
-        self.spare = points;
-        for r in &records {
-            result = result.and_then(|()| spool.append(r).map(drop));
+        self.points = points;
+        let mut records_done = 0;
+        if result.is_ok() {
+            for r in &self.records {
+                result = spool.append(r).map(drop);
+                if result.is_err() {
+                    break;
+                }
+                records_done += 1;
+            }
         }
-        let last = finish.is_some();
-        if let Some(f) = finish {
-            result = result.and_then(|()| spool.append(&Record::Finish(f)).map(drop));
+        self.records.drain(..records_done);
+        let mut last = false;
+        if result.is_ok()
+            && let Some(f) = &self.finish
+        {
+            result = spool.append(&Record::Finish(f.clone())).map(drop);
+            last = result.is_ok();
         }
         let flush_now = {
             let p = shared.progress.lock();
             flush != p.flushed || last
         };
-        if flush_now {
-            result = result.and_then(|()| spool.sync());
+        if result.is_ok() && flush_now {
+            result = spool.sync();
         }
-        let written = spool.records();
+        if result.is_ok() {
+            self.points.clear();
+            std::mem::swap(&mut self.points, &mut self.spare);
+            self.spare.clear();
+            self.retry = None;
+        } else {
+            self.points.drain(..points_done);
+            let pause = self
+                .retry
+                .map_or(WRITE_INTERVAL, |(d, _)| (d * 2).min(Duration::from_secs(1)));
+            self.retry = Some((pause, Instant::now() + pause));
+        }
+        {
+            let mut p = shared.pending.lock();
+            p.room = shared.cap_points.saturating_sub(self.points.len());
+            if result.is_ok() {
+                p.refusing = false;
+            }
+        }
+        shared.drained.notify_all();
+        let (written, bytes) = (spool.records(), spool.len());
         shared.set_progress(|p| {
             p.written = written;
-            p.flushed = flush;
-            if let Err(e) = result {
-                p.spool_error = Some(e.message);
+            p.written_bytes = bytes;
+            match result {
+                Ok(()) => {
+                    p.flushed = flush;
+                    p.spool_error = None;
+                }
+                Err(e) => {
+                    p.flush_failed = flush;
+                    p.spool_error = Some(e.message);
+                }
             }
         });
         last
@@ -446,7 +832,7 @@ pub(crate) fn process_rss_mb() -> Option<f64> {
 }
 
 /// Starts the sender thread of an online run.
-pub(crate) fn spawn_sender<T: Transport + 'static>(
+fn spawn_sender<T: Transport + 'static>(
     shared: Arc<Shared>,
     dir: RunDir,
     transport: T,
@@ -487,6 +873,8 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
         if retry_at.is_none_or(|t| now >= t) {
             retry_at = None;
             let before = courier.state().acked;
+            let limit = shared.progress.lock().written_bytes;
+            courier.set_read_limit(limit);
             let outcome = courier.pump(Some(now + Duration::from_millis(250)), &|| {
                 shared.stop_sender.load(Ordering::Acquire)
             });
@@ -500,6 +888,15 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                 );
             }
             reported = courier.state().rejected.len();
+            if !courier.state().refused.is_empty() || !shared.progress.lock().refused.is_empty() {
+                let refused: Vec<String> = courier
+                    .state()
+                    .refused
+                    .iter()
+                    .map(|r| r.reason.clone())
+                    .collect();
+                shared.set_progress(|p| p.refused = refused);
+            }
             match outcome {
                 Ok(Pumped::CaughtUp | Pumped::Interrupted) => shared.set_progress(|p| {
                     p.acked = acked;
@@ -548,7 +945,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
         }
         // Sleep until there is something to send or a timer is due.
         let mut p = shared.progress.lock();
-        let caught_up = p.acked >= p.written;
+        let caught_up = p.acked >= p.written && p.unmarked == 0;
         if p.writer_done && caught_up {
             return;
         }

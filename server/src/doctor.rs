@@ -321,6 +321,18 @@ pub fn spool(dir: &Path) -> ExitCode {
                 }
             }
         }
+        for t in reader.skipped() {
+            r.problem(
+                format!(
+                    "run {id}: torn or corrupt frame at byte {} ({}; {} byte(s) skipped); the {records} intact record(s) around it were read",
+                    t.offset, t.reason, t.bytes
+                ),
+                format!(
+                    "`simtrack sync` delivers the intact records; keep a copy of {} if the skipped bytes matter",
+                    shell_quote(&run.log())
+                ),
+            );
+        }
         if let Some(t) = reader.torn_tail() {
             if in_use {
                 r.note(format!(

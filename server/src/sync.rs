@@ -33,7 +33,9 @@ pub fn run(cache: Option<PathBuf>) -> ExitCode {
             if all_delivered(&reports) {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("simtrack sync: some runs are incomplete; run sync again to retry them");
+                eprintln!(
+                    "simtrack sync: some runs are incomplete or hold records the server refused; they stay in the spool and the next sync retries them"
+                );
                 ExitCode::FAILURE
             }
         }

@@ -84,8 +84,15 @@ pub unsafe extern "C" fn simtrack_init(
 /// this metric, counting 0, 1, 2, ...). The time since init and a UTC
 /// timestamp are taken automatically. NaN and ±Inf are valid values.
 ///
-/// Costs tens of nanoseconds and never waits on I/O: the value is appended to
-/// an in-memory buffer that the library's worker thread writes out.
+/// Costs tens of nanoseconds and never waits on the network: the value is
+/// appended to an in-memory buffer that the library's worker thread writes
+/// to the on-disk spool. Only when `SIMTRACK_MEMORY_CAP_MB` of values are
+/// waiting for the disk (a disk slower than the solver, or full) does the
+/// call wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is
+/// still no room it returns `SIMTRACK_STATUS_IO` and the value is not
+/// recorded; until the disk takes data again, further calls at the cap fail
+/// at once instead of waiting. Values accepted before stay in memory and are
+/// written when space returns: an accepted value is never dropped.
 ///
 /// # Safety
 /// `run` is NULL or a handle from `simtrack_init`; `metric` is NULL or NUL-terminated.
@@ -126,7 +133,8 @@ pub unsafe extern "C" fn simtrack_log_n(
 
 /// Logs `count` metrics at once, all at the same `step` (`step < 0`: each
 /// metric's next step). `metrics[i]` names `values[i]`. Either every value is
-/// logged or, on a bad argument, none is.
+/// logged or, on a bad argument or no room at the memory cap (see
+/// `simtrack_log`), none is.
 ///
 /// # Safety
 /// `run` is NULL or a handle from `simtrack_init`; `metrics` and `values` are NULL or valid
@@ -503,8 +511,11 @@ pub unsafe extern "C" fn simtrack_abort_requested(run: *const Handle) -> c_int {
 
 /// Waits up to `timeout_seconds` until everything logged so far is written
 /// to the spool and, when a server is configured, acknowledged by it.
-/// Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first; the
-/// data is safe on disk either way.
+/// Returns `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed first (the
+/// data is safe on disk); `SIMTRACK_STATUS_IO` if the spool cannot be
+/// written (a full disk: the data stays in memory and is written when space
+/// returns); `SIMTRACK_STATUS_REFUSED` if the server refused records for
+/// good (they stay in the spool; `simtrack_last_error` says why).
 ///
 /// # Safety
 /// `run` is NULL or a handle from `simtrack_init`.
@@ -529,8 +540,12 @@ fn timeout_from_secs(secs: f64) -> Result<Duration, Error> {
 /// Ends the run: marks it `completed` unless `simtrack_set_status` set a final
 /// status, then delivers what remains, waiting at most the configured finish
 /// deadline (`SIMTRACK_FINISH_TIMEOUT`, default 30 s). Returns
-/// `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed; the rest then stays
-/// in the spool for `simtrack sync`.
+/// `SIMTRACK_STATUS_UNDELIVERED` if the deadline passed (the rest then stays
+/// in the spool for `simtrack sync`); `SIMTRACK_STATUS_REFUSED` if the server
+/// refused records of the run for good (they stay in the spool, the run is
+/// marked on the server, `simtrack sync` lists and retries them);
+/// `SIMTRACK_STATUS_IO` if the disk stayed full (what could not be written
+/// is still in memory; the library keeps trying until the process exits).
 ///
 /// Releases everything the run holds (threads, buffers, files), whatever it
 /// returns (like `fclose`): `run` must not be used again.

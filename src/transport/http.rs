@@ -6,6 +6,7 @@
 //! A server that honours it (simtrack's does) applies a record once however
 //! often a lost response makes us resend it.
 
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{RunContext, SendError, Transport};
+use super::{RefusalNote, RunContext, SendError, Transport};
 use crate::config::Config;
 use crate::error::{Error, Status};
 use crate::record::{
@@ -40,6 +41,24 @@ pub struct HttpTransport {
     api: String,
     /// `<scheme>://<host>[:port]`, for storage URLs given as paths.
     origin: String,
+    /// Largest metrics or events request body to send.
+    max_body: usize,
+}
+
+/// A request body and the items of its batch it holds.
+type Encoded = (Range<usize>, Vec<u8>);
+
+/// Why a batch request failed: too large for something on the way (413:
+/// split it and try again) or anything else.
+enum PostError {
+    TooLarge(String),
+    Other(SendError),
+}
+
+impl From<SendError> for PostError {
+    fn from(e: SendError) -> Self {
+        PostError::Other(e)
+    }
 }
 
 impl HttpTransport {
@@ -81,6 +100,7 @@ impl HttpTransport {
             timeout: config.request_timeout,
             api,
             origin,
+            max_body: config.max_request_bytes.max(1024),
         })
     }
 
@@ -145,16 +165,58 @@ impl HttpTransport {
         read_json(resp)
     }
 
-    fn msgpack(&self, path: &str, key: &str, body: &impl Serialize) -> Result<(), SendError> {
-        let bytes = rmp_serde::to_vec_named(body).map_err(|e| SendError::Rejected {
-            message: format!("cannot encode batch: {e}"),
-        })?;
+    /// Posts one msgpack batch body; a 413 comes back as `TooLarge`.
+    fn post_batch(&self, path: &str, key: &str, body: Vec<u8>) -> Result<(), PostError> {
         let req = self
             .client
             .post(self.url(path))
             .header(CONTENT_TYPE, "application/msgpack")
-            .body(bytes);
-        self.send(req, Some(key)).map(drop)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(IDEMPOTENCY_HEADER, key)
+            .body(body);
+        let resp = req.send().map_err(|e| SendError::Retry {
+            after: None,
+            message: format!("server unreachable: {}", error_chain(&e)),
+        })?;
+        if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let url = resp.url().path().to_owned();
+            return Err(PostError::TooLarge(format!(
+                "413 Payload Too Large from {url}: {}",
+                error_detail(resp)
+            )));
+        }
+        classify(resp).map(drop).map_err(PostError::Other)
+    }
+
+    /// Posts items `range` of a batch, already encoded as `body`. If the
+    /// request is too large for the server or a proxy (413), the range is
+    /// halved and each half encoded and posted again (with keys of its
+    /// own: the refused request was not applied), down to single items; a
+    /// single item that is still too large is refused for good.
+    fn post_split(
+        &self,
+        path: &str,
+        key: &str,
+        range: Range<usize>,
+        body: Vec<u8>,
+        encode: &dyn Fn(Range<usize>) -> Vec<Encoded>,
+    ) -> Result<(), SendError> {
+        match self.post_batch(path, key, body) {
+            Ok(()) => Ok(()),
+            Err(PostError::Other(e)) => Err(e),
+            Err(PostError::TooLarge(message)) if range.len() <= 1 => {
+                Err(SendError::Rejected { message })
+            }
+            Err(PostError::TooLarge(_)) => {
+                let mid = range.start + range.len() / 2;
+                for (h, half) in [range.start..mid, mid..range.end].into_iter().enumerate() {
+                    for (k, (r, b)) in encode(half).into_iter().enumerate() {
+                        self.post_split(path, &format!("{key}-s{h}.{k}"), r, b, encode)?;
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     fn server_id<'a>(run: &'a RunContext<'_>) -> Result<&'a str, SendError> {
@@ -209,16 +271,10 @@ impl HttpTransport {
         batch: &MetricBatch,
     ) -> Result<(), SendError> {
         let id = Self::server_id(run)?;
-        for (i, body) in encode_metrics(id, run.spec.created, batch)
-            .into_iter()
-            .enumerate()
-        {
-            let req = self
-                .client
-                .post(self.url("metrics"))
-                .header(CONTENT_TYPE, "application/msgpack")
-                .body(body);
-            self.send(req, Some(&part_key(key, i)))?;
+        let created = run.spec.created;
+        let encode = |r: Range<usize>| encode_metrics(id, created, batch, r, self.max_body);
+        for (i, (range, body)) in encode(0..batch.points.len()).into_iter().enumerate() {
+            self.post_split("metrics", &part_key(key, i), range, body, &encode)?;
         }
         Ok(())
     }
@@ -230,23 +286,9 @@ impl HttpTransport {
         events: &[crate::record::Event],
     ) -> Result<(), SendError> {
         let id = Self::server_id(run)?;
-        for (i, chunk) in events.chunks(MAX_ITEMS).enumerate() {
-            let items: Vec<EventItem<'_>> = chunk
-                .iter()
-                .map(|e| EventItem {
-                    message: &e.message,
-                    log_level: "info",
-                    timestamp: format_timestamp(e.timestamp),
-                })
-                .collect();
-            self.msgpack(
-                "events",
-                &part_key(key, i),
-                &EventsBody {
-                    run: id,
-                    events: &items,
-                },
-            )?;
+        let encode = |r: Range<usize>| encode_events(id, events, r, "info", self.max_body);
+        for (i, (range, body)) in encode(0..events.len()).into_iter().enumerate() {
+            self.post_split("events", &part_key(key, i), range, body, &encode)?;
         }
         Ok(())
     }
@@ -413,6 +455,40 @@ impl Transport for HttpTransport {
         }
     }
 
+    fn mark_refused(
+        &mut self,
+        run: &mut RunContext<'_>,
+        key: &str,
+        note: &RefusalNote<'_>,
+    ) -> Result<(), SendError> {
+        let id = Self::server_id(run)?.to_owned();
+        // The metadata first: it marks the run even where events are what
+        // the server refuses.
+        self.update_run(
+            run,
+            &format!("{key}-meta"),
+            json!({ "metadata": {
+                "simtrack.refused_records": note.refused_records,
+                "simtrack.refused_reason": note.reason,
+            }}),
+        )?;
+        let event = [crate::record::Event {
+            message: format!(
+                "simtrack: the server refused record {} ({}) of this run: {}. It is kept in the client's spool; `simtrack sync` retries it.",
+                note.seq, note.what, note.reason
+            ),
+            timestamp: crate::record::now_unix(),
+        }];
+        for (_, body) in encode_events(&id, &event, 0..1, "error", usize::MAX) {
+            match self.post_batch("events", &format!("{key}-event"), body) {
+                Ok(()) | Err(PostError::TooLarge(_)) => {}
+                Err(PostError::Other(SendError::Rejected { .. })) => {}
+                Err(PostError::Other(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     fn heartbeat(&mut self, server_run_id: &str) -> Result<(), SendError> {
         let req = self
             .client
@@ -440,26 +516,31 @@ struct EventItem<'a> {
     timestamp: String,
 }
 
-#[derive(Serialize)]
-struct EventsBody<'a> {
-    run: &'a str,
-    events: &'a [EventItem<'a>],
-}
-
-/// Encodes a metrics batch as the msgpack bodies of `POST /api/metrics`
-/// (`{"run", "metrics": [{time, timestamp, step, values}]}`, at most
-/// [`MAX_ITEMS`] items each), writing msgpack directly: a batch holds up to
-/// 16,000 points and this runs for every one of them. Points logged together
-/// (same step and time, distinct names: one `log_many` call) share one item,
-/// as the reference client groups them.
-fn encode_metrics(run_id: &str, created: f64, batch: &MetricBatch) -> Vec<Vec<u8>> {
-    use rmp::encode::{write_array_len, write_f64, write_map_len, write_sint, write_str};
-    let points = &batch.points;
-    // Where each item starts.
-    let mut starts = Vec::with_capacity(points.len() + 1);
-    let mut i = 0;
+/// Encodes points `range` of a metrics batch as the msgpack bodies of
+/// `POST /api/metrics` (`{"run", "metrics": [{time, timestamp, step,
+/// values}]}`), each with at most [`MAX_ITEMS`] items and, unless a single
+/// item is larger, at most `max_body` bytes; returned with the points each
+/// body holds. Writes msgpack directly: a batch holds up to 16,000 points
+/// and this runs for every one of them. Points logged together (same step
+/// and time, distinct names: one `log_many` call) share one item, as the
+/// reference client groups them.
+fn encode_metrics(
+    run_id: &str,
+    created: f64,
+    batch: &MetricBatch,
+    range: Range<usize>,
+    max_body: usize,
+) -> Vec<Encoded> {
+    use rmp::encode::{write_f64, write_map_len, write_sint, write_str};
+    let points = &batch.points[..range.end];
+    let name = |p: &Point| batch.names.get(p.name as usize).map_or("", String::as_str);
+    let header = body_header_len(run_id, "metrics");
+    let mut bodies = Vec::new();
+    let mut items: Vec<u8> = Vec::with_capacity(range.len().min(MAX_ITEMS) * 72 + 64);
+    let mut count = 0;
+    let mut body_start = range.start;
+    let mut i = range.start;
     while i < points.len() {
-        starts.push(i);
         let first = points[i];
         let mut j = i + 1;
         while j < points.len()
@@ -469,42 +550,96 @@ fn encode_metrics(run_id: &str, created: f64, batch: &MetricBatch) -> Vec<Vec<u8
         {
             j += 1;
         }
+        let before = items.len();
+        // Writes into a Vec cannot fail.
+        let _ = write_map_len(&mut items, 4);
+        let _ = write_str(&mut items, "time");
+        let _ = write_f64(&mut items, first.time);
+        let _ = write_str(&mut items, "timestamp");
+        let ts = timestamp_bytes(created + first.time);
+        let _ = write_str(&mut items, std::str::from_utf8(&ts).unwrap_or_default());
+        let _ = write_str(&mut items, "step");
+        let _ = write_sint(&mut items, first.step);
+        let _ = write_str(&mut items, "values");
+        let _ = write_map_len(&mut items, (j - i) as u32);
+        for p in &points[i..j] {
+            let _ = write_str(&mut items, name(p));
+            let _ = write_f64(&mut items, p.value);
+        }
+        if count > 0 && (count == MAX_ITEMS || header + items.len() > max_body) {
+            let rest = items.split_off(before);
+            bodies.push((body_start..i, finish_body(run_id, "metrics", count, &items)));
+            items = rest;
+            count = 0;
+            body_start = i;
+        }
+        count += 1;
         i = j;
     }
-    starts.push(points.len());
-    let name = |p: &Point| batch.names.get(p.name as usize).map_or("", String::as_str);
-    let items = starts.len() - 1;
-    let mut bodies = Vec::with_capacity(items.div_ceil(MAX_ITEMS));
-    for chunk_start in (0..items).step_by(MAX_ITEMS) {
-        let chunk_end = (chunk_start + MAX_ITEMS).min(items);
-        let mut buf = Vec::with_capacity((starts[chunk_end] - starts[chunk_start]) * 72 + 64);
-        // Writes into a Vec cannot fail.
-        let _ = write_map_len(&mut buf, 2);
-        let _ = write_str(&mut buf, "run");
-        let _ = write_str(&mut buf, run_id);
-        let _ = write_str(&mut buf, "metrics");
-        let _ = write_array_len(&mut buf, (chunk_end - chunk_start) as u32);
-        for item in chunk_start..chunk_end {
-            let group = &points[starts[item]..starts[item + 1]];
-            let first = group[0];
-            let _ = write_map_len(&mut buf, 4);
-            let _ = write_str(&mut buf, "time");
-            let _ = write_f64(&mut buf, first.time);
-            let _ = write_str(&mut buf, "timestamp");
-            let ts = timestamp_bytes(created + first.time);
-            let _ = write_str(&mut buf, std::str::from_utf8(&ts).unwrap_or_default());
-            let _ = write_str(&mut buf, "step");
-            let _ = write_sint(&mut buf, first.step);
-            let _ = write_str(&mut buf, "values");
-            let _ = write_map_len(&mut buf, group.len() as u32);
-            for p in group {
-                let _ = write_str(&mut buf, name(p));
-                let _ = write_f64(&mut buf, p.value);
-            }
-        }
-        bodies.push(buf);
+    if count > 0 {
+        bodies.push((body_start..i, finish_body(run_id, "metrics", count, &items)));
     }
     bodies
+}
+
+/// Encodes events `range` as `POST /api/events` bodies (`{"run", "events":
+/// [{message, log_level, timestamp}]}`), split as [`encode_metrics`] does.
+fn encode_events(
+    run_id: &str,
+    events: &[crate::record::Event],
+    range: Range<usize>,
+    log_level: &str,
+    max_body: usize,
+) -> Vec<Encoded> {
+    let header = body_header_len(run_id, "events");
+    let mut bodies = Vec::new();
+    let mut items = Vec::new();
+    let mut count = 0;
+    let mut body_start = range.start;
+    for i in range.clone() {
+        let e = &events[i];
+        let before = items.len();
+        let item = EventItem {
+            message: &e.message,
+            log_level,
+            timestamp: format_timestamp(e.timestamp),
+        };
+        // Writes into a Vec cannot fail.
+        let _ = rmp_serde::encode::write_named(&mut items, &item);
+        if count > 0 && (count == MAX_ITEMS || header + items.len() > max_body) {
+            let rest = items.split_off(before);
+            bodies.push((body_start..i, finish_body(run_id, "events", count, &items)));
+            items = rest;
+            count = 0;
+            body_start = i;
+        }
+        count += 1;
+    }
+    if count > 0 {
+        bodies.push((
+            body_start..range.end,
+            finish_body(run_id, "events", count, &items),
+        ));
+    }
+    bodies
+}
+
+/// Bytes of a batch body before its items (the array header at its largest).
+fn body_header_len(run_id: &str, list: &str) -> usize {
+    1 + 4 + 5 + run_id.len() + 1 + list.len() + 5
+}
+
+/// `{"run": run_id, list: [items]}` in msgpack, `items` already encoded.
+fn finish_body(run_id: &str, list: &str, count: usize, items: &[u8]) -> Vec<u8> {
+    use rmp::encode::{write_array_len, write_map_len, write_str};
+    let mut buf = Vec::with_capacity(body_header_len(run_id, list) + items.len());
+    let _ = write_map_len(&mut buf, 2);
+    let _ = write_str(&mut buf, "run");
+    let _ = write_str(&mut buf, run_id);
+    let _ = write_str(&mut buf, list);
+    let _ = write_array_len(&mut buf, count as u32);
+    buf.extend_from_slice(items);
+    buf
 }
 
 fn part_key(key: &str, part: usize) -> String {
@@ -614,9 +749,9 @@ mod tests {
                 p(0, 3.0, 1, 0.75), // same metric again: a new item
             ],
         };
-        let bodies = encode_metrics("run1", 1_704_164_645.0, &batch);
+        let bodies = encode_metrics("run1", 1_704_164_645.0, &batch, 0..4, usize::MAX);
         assert_eq!(bodies.len(), 1);
-        let body: Body = rmp_serde::from_slice(&bodies[0]).unwrap();
+        let body: Body = rmp_serde::from_slice(&bodies[0].1).unwrap();
         assert_eq!(body.run, "run1");
         assert_eq!(body.metrics.len(), 3);
         assert_eq!(
@@ -646,11 +781,50 @@ mod tests {
             names: vec!["x".into()],
             points,
         };
-        let bodies = encode_metrics("r", 0.0, &batch);
+        let bodies = encode_metrics("r", 0.0, &batch, 0..batch.points.len(), usize::MAX);
         let counts: Vec<usize> = bodies
             .iter()
-            .map(|b| rmp_serde::from_slice::<Body>(b).unwrap().metrics.len())
+            .map(|b| rmp_serde::from_slice::<Body>(&b.1).unwrap().metrics.len())
             .collect();
         assert_eq!(counts, [MAX_ITEMS, MAX_ITEMS, 5]);
+    }
+
+    #[test]
+    fn bodies_stay_below_the_byte_bound_and_cover_every_point_once() {
+        let long = "m".repeat(200);
+        let points: Vec<Point> = (0..5000)
+            .map(|i| Point {
+                name: (i % 3) as u32,
+                value: i as f64,
+                step: i / 3,
+                time: (i / 3) as f64,
+            })
+            .collect();
+        let batch = MetricBatch {
+            names: vec![format!("{long}a"), format!("{long}b"), format!("{long}c")],
+            points,
+        };
+        let max = 64 * 1024;
+        let bodies = encode_metrics("r", 0.0, &batch, 0..batch.points.len(), max);
+        assert!(bodies.len() > 10);
+        let mut next = 0;
+        let mut values = 0;
+        for (range, body) in &bodies {
+            assert!(body.len() <= max, "{} bytes", body.len());
+            assert_eq!(range.start, next);
+            next = range.end;
+            let b: Body = rmp_serde::from_slice(body).unwrap();
+            values += b.metrics.iter().map(|m| m.values.len()).sum::<usize>();
+        }
+        assert_eq!(next, batch.points.len());
+        assert_eq!(values, batch.points.len());
+        // A sub-range (what a 413 re-split sends) holds exactly its points.
+        let half = encode_metrics("r", 0.0, &batch, 100..101, max);
+        assert_eq!(half.len(), 1);
+        let b: Body = rmp_serde::from_slice(&half[0].1).unwrap();
+        assert_eq!(
+            b.metrics[0].values.values().copied().collect::<Vec<_>>(),
+            [100.0]
+        );
     }
 }

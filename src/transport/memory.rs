@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{RunContext, SendError, Transport};
+use super::{RefusalNote, RunContext, SendError, Transport};
 use crate::record::Record;
 
 /// What the twin has received, shared with the test that inspects it.
@@ -21,6 +21,8 @@ pub struct MemoryLog {
     pub failures: VecDeque<SendError>,
     /// Records (by sequence number) to refuse for good.
     pub refuse: Vec<u64>,
+    /// Refusal notes received (`Transport::mark_refused`): key, record, count.
+    pub marks: Vec<(String, u64, usize)>,
 }
 
 /// The in-memory transport. Clones share one [`MemoryLog`].
@@ -51,6 +53,20 @@ impl Transport for MemoryTransport {
         }
         if log.delivered.iter().all(|(k, _)| k != key) {
             log.delivered.push((key.to_owned(), record.clone()));
+        }
+        Ok(())
+    }
+
+    fn mark_refused(
+        &mut self,
+        _run: &mut RunContext<'_>,
+        key: &str,
+        note: &RefusalNote<'_>,
+    ) -> Result<(), SendError> {
+        let mut log = self.log.lock();
+        if log.marks.iter().all(|(k, _, _)| k != key) {
+            log.marks
+                .push((key.to_owned(), note.seq, note.refused_records));
         }
         Ok(())
     }

@@ -54,6 +54,19 @@ pub struct RunContext<'a> {
     pub files_dir: &'a Path,
 }
 
+/// What [`Transport::mark_refused`] reports.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalNote<'a> {
+    /// The refused record.
+    pub seq: u64,
+    /// What it held ("metrics batch of 16000 points").
+    pub what: &'a str,
+    /// The server's answer.
+    pub reason: &'a str,
+    /// Records of the run refused so far, this one included.
+    pub refused_records: usize,
+}
+
 /// A way to deliver a run's records to a server.
 pub trait Transport: Send {
     /// Delivers record number `seq`. `key` is unique to the record and stays
@@ -65,6 +78,18 @@ pub trait Transport: Send {
         seq: u64,
         key: &str,
         record: &Record,
+    ) -> Result<(), SendError>;
+
+    /// Marks the run on the server as missing data: the server refused
+    /// record `note.seq` for good. `key` is unique to this note. The Simvue
+    /// REST transport posts an `error`-level event and sets the run's
+    /// metadata `simtrack.refused_records` (how many records are refused)
+    /// and `simtrack.refused_reason` (the latest reason).
+    fn mark_refused(
+        &mut self,
+        run: &mut RunContext<'_>,
+        key: &str,
+        note: &RefusalNote<'_>,
     ) -> Result<(), SendError>;
 
     /// Tells the server the run is alive.
