@@ -114,6 +114,7 @@ impl Run {
         };
         let dir = RunDir::new(runs_dir(&config.offline_dir).join(&id));
         let mut spool = SpoolWriter::create(&dir)?;
+        warn_if_shared(&config.offline_dir);
         // The lock only keeps `simtrack sync` off a live run; on a file
         // system without locks (some parallel file systems) the run goes on
         // without it rather than fail.
@@ -363,6 +364,23 @@ fn generated_name(id: &str) -> String {
     )
 }
 
+/// Says once per process when other users may read the spool (a directory
+/// made before spools were private, or a shared cache directory): what a run
+/// logs is its owner's. New directories are created 0700, files 0600.
+fn warn_if_shared(offline_dir: &Path) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let loose = [offline_dir.to_path_buf(), runs_dir(offline_dir)]
+        .into_iter()
+        .any(|d| crate::spool::shared_with_others(&d));
+    if loose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "simtrack: warning: other users can read the spool {}; run `chmod -R go-rwx {}`",
+            offline_dir.display(),
+            offline_dir.display()
+        );
+    }
+}
+
 /// Copies `path` into the run's spool, hashing it on the way.
 fn capture_file(path: &Path, category: Category, dir: &RunDir) -> Result<FileRecord, Error> {
     let mut src = std::fs::File::open(path)
@@ -370,7 +388,11 @@ fn capture_file(path: &Path, category: Category, dir: &RunDir) -> Result<FileRec
     let tmp = dir
         .files()
         .join(format!("incoming-{}", uuid::Uuid::new_v4().simple()));
-    let mut dst = std::fs::File::create(&tmp)
+    let mut dst = crate::spool::private_file()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)
         .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];

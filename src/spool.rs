@@ -50,6 +50,31 @@ pub fn runs_dir(offline_dir: &Path) -> PathBuf {
     offline_dir.join("runs")
 }
 
+/// Creates `path` and any missing parents as directories only their owner
+/// may enter (0700): a spool holds everything a run logged, and it often
+/// lives on a login node other users share.
+pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Open options that create a file only its owner may read (0600).
+pub fn private_file() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.mode(0o600);
+    o
+}
+
+/// Whether group or other users may access `path` (for a start-up warning).
+pub fn shared_with_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
 /// Paths of one run's spool directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -77,7 +102,7 @@ impl RunDir {
     /// (or handle) holds it. The lock is released when the file is dropped,
     /// or by the kernel if the process dies, so a stale lock cannot exist.
     pub fn try_lock(&self) -> Result<Option<File>, Error> {
-        let f = OpenOptions::new()
+        let f = private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -105,7 +130,12 @@ impl RunDir {
         let tmp = self.root.join("state.json.tmp");
         let body = serde_json::to_vec_pretty(state)
             .map_err(|e| Error::new(crate::Status::Internal, e.to_string()))?;
-        fs::write(&tmp, body)
+        private_file()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&body))
             .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
         fs::rename(&tmp, self.state())
             .map_err(|e| Error::io(format!("cannot replace {}", self.state().display()), e))
@@ -178,7 +208,7 @@ impl SpoolWriter {
     /// without a record that every later sync trips over).
     pub fn create(dir: &RunDir) -> Result<Self, Error> {
         let existed = dir.root.exists();
-        let made = fs::create_dir_all(dir.files())
+        let made = create_private_dir_all(&dir.files())
             .map_err(|e| {
                 Error::io(
                     format!("cannot create spool directory {}", dir.root.display()),
@@ -186,7 +216,7 @@ impl SpoolWriter {
                 )
             })
             .and_then(|()| {
-                OpenOptions::new()
+                private_file()
                     .create_new(true)
                     .append(true)
                     .open(dir.log())

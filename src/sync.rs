@@ -135,10 +135,10 @@ pub fn sync_with<T: Transport + Clone>(
     transport: T,
     options: &SyncOptions,
 ) -> Result<Vec<RunReport>, Error> {
-    std::fs::create_dir_all(&config.offline_dir)
+    crate::spool::create_private_dir_all(&config.offline_dir)
         .map_err(|e| Error::io(format!("cannot create {}", config.offline_dir.display()), e))?;
     let lock_path = config.offline_dir.join("sync.lock");
-    let lock = std::fs::OpenOptions::new()
+    let lock = crate::spool::private_file()
         .create(true)
         .truncate(false)
         .write(true)
