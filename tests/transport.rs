@@ -94,6 +94,26 @@ fn transient_503s_are_retried_until_everything_lands() {
 }
 
 #[test]
+fn a_server_cutting_a_slow_upload_or_out_of_disk_is_retried_not_refused() {
+    // 408 (the server's body timeout) and 507 (its disk is full) pass: the
+    // batch is sent again, not kept aside as refused.
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    {
+        let mut s = ep.state.lock();
+        for code in [408, 507, 408, 507] {
+            s.faults
+                .push_back(("/api/metrics".into(), Fault::Status(code)));
+        }
+    }
+    let cfg = config(&ep.url, tmp.path(), &[]);
+    let run = start(&cfg);
+    log_steps(&run, 0, 20_000);
+    run.finish().unwrap();
+    assert_exactly_once(&ep, 20_000);
+}
+
+#[test]
 fn a_lost_response_is_resent_with_the_same_key_and_applied_once() {
     let tmp = tempfile::tempdir().unwrap();
     let ep = Endpoint::start();

@@ -669,7 +669,8 @@ fn classify(resp: Response) -> Result<Response, SendError> {
     let message = format!("{status} from {url}: {detail}");
     Err(match status.as_u16() {
         401 | 403 => SendError::Unauthorized { message },
-        429 | 500 | 502 | 503 | 504 => SendError::Retry { after, message },
+        // 408: the server cut a slow upload; 507: its disk is full for now.
+        408 | 429 | 500 | 502 | 503 | 504 | 507 => SendError::Retry { after, message },
         _ => SendError::Rejected { message },
     })
 }

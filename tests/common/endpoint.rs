@@ -19,6 +19,8 @@ use parking_lot::Mutex;
 pub enum Fault {
     /// Answer 503 with `Retry-After: 0`.
     Unavailable,
+    /// Answer this status (with `Retry-After: 0`) and a JSON detail.
+    Status(u16),
     /// Read the request and never answer.
     Hang,
     /// Apply the request, then close the connection without answering.
@@ -154,11 +156,15 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool, base: &str) {
                 std::thread::sleep(Duration::from_secs(3600));
                 return;
             }
-            Some(Fault::Unavailable) => {
+            Some(f @ (Fault::Unavailable | Fault::Status(_))) => {
+                let code = match f {
+                    Fault::Status(c) => c,
+                    _ => 503,
+                };
                 let body = br#"{"detail":"try later"}"#;
                 let _ = write!(
                     conn,
-                    "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    "HTTP/1.1 {code} Try Later\r\nRetry-After: 0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
                 let _ = conn.write_all(body);
