@@ -26,6 +26,14 @@ enum Command {
         /// Data directory [default: $SIMTRACK_DATA, $XDG_DATA_HOME/simtrack, ~/.local/share/simtrack]
         #[arg(long)]
         data: Option<PathBuf>,
+        /// PostgreSQL database for state and metrics, postgres://USER:PASS@HOST:PORT/DB
+        /// [default: $SIMTRACK_DATABASE_URL; none: SQLite in the data directory].
+        #[arg(long)]
+        database: Option<String>,
+        /// Artifact store with --database: a directory shared by the replicas
+        /// [default: $SIMTRACK_BLOBS, else blobs/ in the data directory].
+        #[arg(long)]
+        blobs: Option<String>,
         /// Address to listen on [default: $SIMTRACK_LISTEN or 127.0.0.1:8800]; port 0 picks a free port.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -112,6 +120,13 @@ enum TokenCommand {
         /// Data directory of the server.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The server's PostgreSQL database instead [default: $SIMTRACK_DATABASE_URL].
+        #[arg(long, conflicts_with = "data")]
+        database: Option<String>,
+        /// Accepted so `token create` takes the server's storage arguments
+        /// as they are; tokens never touch the artifact store.
+        #[arg(long, hide = true)]
+        blobs: Option<String>,
         /// A name for the token (shown as the runs' user).
         #[arg(long, default_value = "default")]
         name: String,
@@ -126,6 +141,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server {
             data,
+            database,
+            blobs,
             listen,
             public_url,
             max_body,
@@ -134,6 +151,12 @@ fn main() -> ExitCode {
             net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
+            if database.is_some() {
+                cfg.database = database;
+            }
+            if blobs.is_some() {
+                cfg.blobs = blobs;
+            }
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -167,13 +190,31 @@ fn main() -> ExitCode {
             }
         }
         Command::Token {
-            command: TokenCommand::Create { data, name, days },
+            command:
+                TokenCommand::Create {
+                    data,
+                    database,
+                    blobs: _,
+                    name,
+                    days,
+                },
         } => {
-            let dir = data.unwrap_or_else(default_data_dir);
             simtrack_server::private::restrict_umask();
-            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
-                simtrack_server::domain::auth::create_token(&*s, &name, days).map_err(|e| e.detail)
+            let database = database.or_else(|| {
+                std::env::var("SIMTRACK_DATABASE_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty() && data.is_none())
             });
+            let result = match database {
+                Some(url) => token_in_database(&url, &name, days),
+                None => {
+                    let dir = data.unwrap_or_else(default_data_dir);
+                    simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
+                        simtrack_server::domain::auth::create_token(&*s, &name, days)
+                            .map_err(|e| e.detail)
+                    })
+                }
+            };
             match result {
                 Ok(token) => {
                     println!("{token}");
@@ -191,4 +232,19 @@ fn main() -> ExitCode {
             None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),
         },
     }
+}
+
+/// `simtrack token create --database URL`: the store needs a runtime for
+/// its driver; the token is made on this (non-runtime) thread.
+fn token_in_database(url: &str, name: &str, days: u32) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let store = rt.block_on(simtrack_server::storage::postgres::PgStore::open(url))?;
+    let token =
+        simtrack_server::domain::auth::create_token(&store, name, days).map_err(|e| e.detail);
+    simtrack_server::storage::StateStore::close(&store);
+    token
 }

@@ -23,6 +23,7 @@
 //! [`StorageError`], which the domain maps.
 
 pub mod files;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt::Debug;
@@ -118,6 +119,23 @@ pub fn open_embedded(dir: &Path) -> std::result::Result<Backend, String> {
 pub fn open_embedded_state(dir: &Path) -> std::result::Result<Arc<dyn StateStore>, String> {
     Ok(Arc::new(sqlite::SqliteStore::open(dir)?))
 }
+
+// --- scale-out backend selection (PostgreSQL state; blobs by URL) ---
+
+/// The scale-out backend: state in the PostgreSQL database at `database`
+/// (`postgres://USER:PASS@HOST:PORT/DB`), artifact bytes in the directory
+/// `blobs` (a shared filesystem for several replicas). Must be called
+/// within a Tokio runtime. Errors name the URL without its password.
+pub async fn open_scale_out(database: &str, blobs: &Path) -> std::result::Result<Backend, String> {
+    let state = postgres::PgStore::open(database).await?;
+    let blobs = files::FileBlobs::open(blobs)?;
+    Ok(Backend {
+        state: Arc::new(state),
+        blobs: Arc::new(blobs),
+    })
+}
+
+// --- end scale-out backend selection ---
 
 /// The two stores a server runs on.
 #[derive(Debug, Clone)]
