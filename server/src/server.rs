@@ -23,8 +23,8 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         Some(url) => {
             let blobs = cfg
                 .blobs
-                .as_ref()
-                .map_or_else(|| cfg.data_dir.join("blobs"), std::path::PathBuf::from);
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("blobs").to_string_lossy().into_owned());
             (crate::storage::open_scale_out(url, &blobs).await?, None)
         }
         None => {

@@ -24,6 +24,7 @@
 
 pub mod files;
 pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 
 use std::fmt::Debug;
@@ -123,15 +124,20 @@ pub fn open_embedded_state(dir: &Path) -> std::result::Result<Arc<dyn StateStore
 // --- scale-out backend selection (PostgreSQL state; blobs by URL) ---
 
 /// The scale-out backend: state in the PostgreSQL database at `database`
-/// (`postgres://USER:PASS@HOST:PORT/DB`), artifact bytes in the directory
-/// `blobs` (a shared filesystem for several replicas). Must be called
+/// (`postgres://USER:PASS@HOST:PORT/DB`), artifact bytes at `blobs`:
+/// `s3://BUCKET[/PREFIX]` (endpoint and credentials from `AWS_*`) or a
+/// directory (a shared filesystem for several replicas). Must be called
 /// within a Tokio runtime. Errors name the URL without its password.
-pub async fn open_scale_out(database: &str, blobs: &Path) -> std::result::Result<Backend, String> {
+pub async fn open_scale_out(database: &str, blobs: &str) -> std::result::Result<Backend, String> {
     let state = postgres::PgStore::open(database).await?;
-    let blobs = files::FileBlobs::open(blobs)?;
+    let blobs: Arc<dyn BlobStore> = if blobs.starts_with("s3://") {
+        Arc::new(s3::S3Blobs::open(blobs).await?)
+    } else {
+        Arc::new(files::FileBlobs::open(Path::new(blobs))?)
+    };
     Ok(Backend {
         state: Arc::new(state),
-        blobs: Arc::new(blobs),
+        blobs,
     })
 }
 
