@@ -31,6 +31,7 @@ pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod private;
+pub mod replica;
 pub mod server;
 pub mod storage;
 pub mod util;

@@ -17,7 +17,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     if cfg.data_dir.exists() {
         crate::private::warn_if_loose(&cfg.data_dir);
     }
-    let (backend, lock) = match &cfg.database {
+    let (backend, lock, leader) = match &cfg.database {
         // Scale-out: any number of replicas share the database, so there
         // is no directory lock; writes are serialised in the database.
         Some(url) => {
@@ -25,7 +25,8 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
                 .blobs
                 .clone()
                 .unwrap_or_else(|| cfg.data_dir.join("blobs").to_string_lossy().into_owned());
-            (crate::storage::open_scale_out(url, &blobs).await?, None)
+            let (backend, pg) = crate::storage::open_scale_out(url, &blobs).await?;
+            (backend, None, Some(pg))
         }
         None => {
             let backend = crate::storage::open_embedded(&cfg.data_dir)?;
@@ -40,7 +41,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
                     cfg.data_dir.display()
                 )
             })?;
-            (backend, Some(lock))
+            (backend, Some(lock), None)
         }
     };
     let store = backend.state.clone();
@@ -52,12 +53,17 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let mut cfg = cfg;
     cfg.listen = addr;
     let cfg = Arc::new(cfg);
-    crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
+    match leader {
+        // Several replicas: background duties on the leader only.
+        Some(pg) => crate::replica::spawn_leader_duties(pg, store.clone(), cfg.lost_check),
+        None => crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check),
+    }
     let app = router(AppState {
-        backend,
+        backend: backend.clone(),
         auth,
         cfg: cfg.clone(),
-    });
+    })
+    .merge(crate::replica::routes(backend));
     let storage = match &cfg.database {
         Some(url) => format!("database: {}", crate::storage::postgres::redact(url)),
         None => format!("data: {}", cfg.data_dir.display()),

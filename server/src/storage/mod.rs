@@ -128,17 +128,22 @@ pub fn open_embedded_state(dir: &Path) -> std::result::Result<Arc<dyn StateStore
 /// `s3://BUCKET[/PREFIX]` (endpoint and credentials from `AWS_*`) or a
 /// directory (a shared filesystem for several replicas). Must be called
 /// within a Tokio runtime. Errors name the URL without its password.
-pub async fn open_scale_out(database: &str, blobs: &str) -> std::result::Result<Backend, String> {
-    let state = postgres::PgStore::open(database).await?;
+/// Also returns the PostgreSQL store itself, for leader election.
+pub async fn open_scale_out(
+    database: &str,
+    blobs: &str,
+) -> std::result::Result<(Backend, Arc<postgres::PgStore>), String> {
+    let state = Arc::new(postgres::PgStore::open(database).await?);
     let blobs: Arc<dyn BlobStore> = if blobs.starts_with("s3://") {
         Arc::new(s3::S3Blobs::open(blobs).await?)
     } else {
         Arc::new(files::FileBlobs::open(Path::new(blobs))?)
     };
-    Ok(Backend {
-        state: Arc::new(state),
+    let backend = Backend {
+        state: state.clone(),
         blobs,
-    })
+    };
+    Ok((backend, state))
 }
 
 // --- end scale-out backend selection ---
