@@ -9,12 +9,19 @@
 //!   database file, done here with `psql`);
 //! - the database lost while a C solver reports: the server answers 5xx
 //!   and stays up, and when the database returns every point the library
-//!   was acknowledged or retried arrives exactly once.
+//!   was acknowledged or retried arrives exactly once;
+//! - two replicas behind haproxy (Debian's): a C solver reports through
+//!   the balancer while one replica is SIGKILLed and restarted; every
+//!   point arrives exactly once, an artifact reads back byte-identical
+//!   through the other replica, and a crashed solver's run is marked lost
+//!   exactly once with both replicas sweeping for the leader lock.
 //!
 //! All but the first need `SIMTRACK_TEST_PG_URL` (a server URL without a
 //! database name, as scripts/test.d/40-postgres.sh sets) and are skipped
 //! with a message without it. The last starts a PostgreSQL cluster of its
-//! own (scripts/lib/postgres.sh), so it can stop and restart it.
+//! own (scripts/lib/postgres.sh), so it can stop and restart it. The
+//! replica test takes its storage from scripts/pg-backend.sh, so with
+//! `SIMTRACK_TEST_S3_BUCKET` set its artifact goes to the object store.
 
 #[path = "common/clib.rs"]
 mod clib;
@@ -152,7 +159,7 @@ fn replicas_starting_together_apply_each_migration_once() {
             let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
             std::thread::spawn(move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                Server::start_raw(&data, &args)
+                Server::start_raw(&data, "127.0.0.1:0", &args, &[])
             })
         })
         .collect();
@@ -260,15 +267,9 @@ fn database_lost_while_a_solver_reports_answers_5xx_then_delivers_everything_onc
     let database = format!("{}/postgres", pg.url);
     let tok = token_for(&database);
     let blobs = dir.path().join("blobs");
-    let mut server = Server::start_raw(
-        dir.path(),
-        &[
-            "--database",
-            &database,
-            "--blobs",
-            blobs.to_str().expect("utf-8"),
-        ],
-    );
+    let blobs = blobs.to_str().expect("utf-8");
+    let storage = ["--database", database.as_str(), "--blobs", blobs];
+    let mut server = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
     let api = Api::new(&server, &tok);
     let exe = dir.path().join("probe");
     clib::compile_probe(&exe);
@@ -334,4 +335,200 @@ fn database_lost_while_a_solver_reports_answers_5xx_then_delivers_everything_onc
     }
     drop(server);
     drop(pg);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// haproxy in front of `backends`, health-checking `/api/health`.
+struct Haproxy {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Haproxy {
+    fn start(dir: &Path, backends: &[u16]) -> Option<Haproxy> {
+        if Command::new("haproxy").arg("-v").output().is_err() {
+            eprintln!("SKIPPED: haproxy is not installed (apt-get install haproxy)");
+            return None;
+        }
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!("    server r{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 1\n")
+            })
+            .collect();
+        let cfg = format!(
+            "global\n    maxconn 2000\ndefaults\n    mode http\n    timeout connect 2s\n\
+             timeout client 120s\n    timeout server 120s\n    retries 3\n    option redispatch\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+             backend be\n    balance roundrobin\n    option httpchk GET /api/health\n{servers}"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("haproxy.cfg");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("haproxy.log")).expect("log"))
+            .spawn()
+            .expect("haproxy");
+        let url = format!("http://127.0.0.1:{port}");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(up.is_some(), "haproxy did not listen");
+        Some(Haproxy { child, url })
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An API client for `url` (a balancer or a replica).
+fn api_at(url: &str, tok: &str, template: &Server) -> Api {
+    let mut api = Api::new(template, tok);
+    api.base = url.to_owned();
+    api
+}
+
+#[test]
+fn two_replicas_behind_haproxy_survive_a_sigkill_exactly_once() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("sh")
+        .arg(scripts().join("pg-backend.sh"))
+        .arg(dir.path())
+        .output()
+        .expect("pg-backend.sh");
+    assert!(out.status.success());
+    let storage = String::from_utf8(out.stdout).expect("utf-8");
+    let storage: Vec<&str> = storage.split_whitespace().collect();
+    let database = storage[1].to_owned();
+    let tok = token_for(&database);
+    let (pa, pb) = (free_port(), free_port());
+    let sweep = ["--lost-check-secs", "0.2"];
+    let mut a = Server::start_raw(dir.path(), &format!("127.0.0.1:{pa}"), &storage, &sweep);
+    let b = Server::start_raw(dir.path(), &format!("127.0.0.1:{pb}"), &storage, &sweep);
+    let Some(lb) = Haproxy::start(dir.path(), &[pa, pb]) else {
+        return;
+    };
+    let via_lb = api_at(&lb.url, &tok, &b);
+    let via_b = Api::new(&b, &tok);
+    let exe = dir.path().join("probe");
+    clib::compile_probe(&exe);
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("spool");
+    let n: i64 = 200_000;
+    let child = clib::probe(
+        &exe,
+        &spool,
+        Some((&lb.url, &tok)),
+        &["points", "replicated", &n.to_string(), "10000"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("probe");
+    // An artifact through the balancer while the solver reports.
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let sum = {
+        use sha2::Digest;
+        simtrack_server::util::hex(&sha2::Sha256::digest(&bytes))
+    };
+    let reg = via_lb.json(
+        "POST",
+        "/api/artifacts",
+        &serde_json::json!({"name": "deck.bin", "size": bytes.len(), "checksum": sum}),
+    );
+    assert_eq!(reg.status, 200, "{}", reg.text);
+    let reg = reg.json();
+    let artifact = reg["id"].as_str().expect("id").to_owned();
+    let upload = reg["url"].as_str().expect("upload url");
+    let path = upload
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}"))
+        .expect("path");
+    let put = via_lb.send(
+        "PUT",
+        &path,
+        &[],
+        Some((bytes.clone(), "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    // Mid-run: SIGKILL one replica, bring it back on its port.
+    std::thread::sleep(Duration::from_millis(700));
+    a.kill9();
+    std::thread::sleep(Duration::from_secs(1));
+    let a2 = Server::start_raw(dir.path(), &format!("127.0.0.1:{pa}"), &storage, &sweep);
+    let out = child.wait_with_output().expect("probe");
+    assert!(
+        out.status.success(),
+        "the solver failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything reads back through the other replica, exactly once.
+    let run = via_b.run_by_name("replicated");
+    let id = run["id"].as_str().expect("id");
+    assert_eq!(run["status"], "completed", "{run}");
+    let pts = via_b.series(id, "x", "step", None);
+    assert_eq!(pts.len() as i64, n, "every point exactly once");
+    for (i, (s, v)) in pts.iter().enumerate() {
+        assert_eq!(
+            (s.as_i64(), *v),
+            (Some(i as i64), Some(0.5 * i as f64)),
+            "point {i}"
+        );
+    }
+    let meta = via_b.ok(&format!("/api/artifacts/{artifact}"));
+    let down = meta["url"].as_str().expect("download url");
+    let down = down
+        .split_once("/api/")
+        .map(|(_, p)| format!("{}/api/{p}", via_b.base))
+        .expect("path");
+    let got = via_b.http.get(&down).send().expect("download");
+    assert_eq!(got.status().as_u16(), 200, "download");
+    let got = got.bytes().expect("bytes");
+    assert!(got[..] == bytes[..], "the artifact is not byte-identical");
+    // A crashed solver: marked lost once, with two replicas sweeping.
+    let out = clib::probe(&exe, &spool, Some((&lb.url, &tok)), &["crash", "crashed"])
+        .env("SIMTRACK_HEARTBEAT_TIMEOUT", "1")
+        .output()
+        .expect("probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crashed = via_b.run_by_name("crashed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let lost = wait_for(Duration::from_secs(20), || {
+        (via_b.ok(&format!("/api/runs/{crashed}"))["status"] == "lost").then_some(())
+    });
+    assert!(lost.is_some(), "the crashed run was never marked lost");
+    std::thread::sleep(Duration::from_secs(2));
+    let marks = via_lb
+        .events(&crashed)
+        .iter()
+        .filter(|m| m.contains("marked lost"))
+        .count();
+    assert_eq!(marks, 1, "marked lost {marks} times");
+    drop(lb);
+    drop(a2);
+    drop(b);
 }

@@ -93,9 +93,9 @@ impl Server {
 
     /// Starts on a free port with these storage arguments instead of the
     /// backend's for `data` (a backend's own tests, e.g. tests/postgres.rs).
-    pub fn start_raw(data: &Path, storage: &[&str]) -> Server {
+    pub fn start_raw(data: &Path, listen: &str, storage: &[&str], extra: &[&str]) -> Server {
         let storage = storage.iter().map(OsString::from).collect();
-        Server::spawn(data, "127.0.0.1:0", storage, &[])
+        Server::spawn(data, listen, storage, extra)
     }
 
     fn spawn(data: &Path, listen: &str, storage: Vec<OsString>, extra: &[&str]) -> Server {
