@@ -30,6 +30,7 @@ pub mod config;
 pub mod doctor;
 pub mod domain;
 pub mod http;
+pub mod migrate;
 pub mod private;
 pub mod replica;
 pub mod server;

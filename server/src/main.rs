@@ -66,6 +66,20 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Copy an embedded deployment (data directory) into PostgreSQL (and S3);
+    /// resumable, idempotent, verified by counts.
+    Migrate {
+        /// The embedded data directory to copy from (stop its server first).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The PostgreSQL database to copy into, postgres://USER:PASS@HOST:PORT/DB.
+        #[arg(long)]
+        to_database: String,
+        /// Where artifact bytes go: s3://BUCKET[/PREFIX] or a directory
+        /// [default: blobs/ in the data directory, left where they are].
+        #[arg(long)]
+        to_blobs: Option<String>,
+    },
     /// Upload offline (spooled) runs to the configured server.
     Sync {
         /// Offline cache directory [default: the library's configuration].
@@ -227,6 +241,20 @@ fn main() -> ExitCode {
             }
         }
         Command::Sync { cache } => sync::run(cache),
+        Command::Migrate {
+            data,
+            to_database,
+            to_blobs,
+        } => {
+            let dir = data.unwrap_or_else(default_data_dir);
+            match migrate(&dir, &to_database, to_blobs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("simtrack migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Doctor { data, spool } => match spool {
             Some(dir) => simtrack_server::doctor::spool(&dir),
             None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),
@@ -247,4 +275,20 @@ fn token_in_database(url: &str, name: &str, days: u32) -> Result<String, String>
         simtrack_server::domain::auth::create_token(&store, name, days).map_err(|e| e.detail);
     simtrack_server::storage::StateStore::close(&store);
     token
+}
+
+/// `simtrack migrate`: opens both sides and copies.
+fn migrate(dir: &std::path::Path, database: &str, blobs: Option<String>) -> Result<(), String> {
+    use simtrack_server::storage;
+    let (tokens, settings) = storage::sqlite::export::tokens_and_settings(dir)?;
+    let from = simtrack_server::migrate::open_source(dir)?;
+    let blobs = blobs.unwrap_or_else(|| dir.join("blobs").to_string_lossy().into_owned());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        let (to, _) = storage::open_scale_out(database, &blobs).await?;
+        simtrack_server::migrate::run(&from, tokens, settings, &to).await
+    })
 }

@@ -532,3 +532,124 @@ fn two_replicas_behind_haproxy_survive_a_sigkill_exactly_once() {
     drop(a2);
     drop(b);
 }
+
+#[test]
+fn migrate_moves_an_embedded_deployment_and_every_value_reads_back_the_same() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_s = data.to_str().expect("utf-8").to_owned();
+    let embedded = ["--data", data_s.as_str()];
+    let out = Command::new(bin())
+        .args(["token", "create", "--name", "mover", "--data", &data_s])
+        .output()
+        .expect("token create");
+    assert!(out.status.success());
+    let tok = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    let mut server = Server::start_raw(dir.path(), "127.0.0.1:0", &embedded, &[]);
+    let api = Api::new(&server, &tok);
+    let exe = dir.path().join("probe");
+    clib::compile_probe(&exe);
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("spool");
+    // Runs that are over: a running one would (rightly) be marked lost by
+    // the new server once its heartbeat timeout passed.
+    for args in [
+        vec!["points", "moved", "250000", "0"],
+        vec!["alert", "alerting", "300"],
+    ] {
+        let out = clib::probe(&exe, &spool, Some((&server.url, &tok)), &args)
+            .output()
+            .expect("probe");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bytes: Vec<u8> = (0..500_000u32).map(|i| (i % 253) as u8).collect();
+    let sum = {
+        use sha2::Digest;
+        simtrack_server::util::hex(&sha2::Sha256::digest(&bytes))
+    };
+    let reg = api
+        .json(
+            "POST",
+            "/api/artifacts",
+            &serde_json::json!({"name": "deck.bin", "size": bytes.len(), "checksum": sum}),
+        )
+        .json();
+    let upload = reg["url"].as_str().expect("upload url");
+    let put = api.send(
+        "PUT",
+        upload,
+        &[],
+        Some((bytes.clone(), "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    let artifact = reg["id"].as_str().expect("id").to_owned();
+    // Everything a client reads, before.
+    let snapshot = |api: &Api| {
+        let runs = api.ok("/api/runs");
+        let mut all = vec![runs.clone(), api.ok("/api/folders"), api.ok("/api/alerts")];
+        for r in runs["data"].as_array().expect("runs") {
+            let id = r["id"].as_str().expect("id");
+            all.push(serde_json::json!(api.events(id)));
+            for m in ["x", "temp"] {
+                all.push(serde_json::json!(api.series(id, m, "step", None)));
+                all.push(serde_json::json!(api.series(id, m, "step", Some(500))));
+            }
+        }
+        all
+    };
+    let before = snapshot(&api);
+    assert!(
+        server.terminate(),
+        "the embedded server did not stop cleanly"
+    );
+    // Copy, twice: the second run finds everything there.
+    let database = fresh_database(dir.path());
+    for _ in 0..2 {
+        let out = Command::new(bin())
+            .args(["migrate", "--data", &data_s, "--to-database", &database])
+            .output()
+            .expect("migrate");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "migrate: {text}");
+        assert!(text.contains("verified"), "{text}");
+        assert!(
+            !text.contains(database.rsplit_once('@').map_or("", |p| p.0)),
+            "{text}"
+        );
+    }
+    let blobs = data.join("blobs");
+    let scale = [
+        "--database",
+        database.as_str(),
+        "--blobs",
+        blobs.to_str().expect("utf-8"),
+    ];
+    let server = Server::start_raw(dir.path(), "127.0.0.1:0", &scale, &[]);
+    let api = Api::new(&server, &tok);
+    let after = snapshot(&api);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "a value reads back differently after the migration");
+    }
+    let meta = api.ok(&format!("/api/artifacts/{artifact}"));
+    let got = api
+        .http
+        .get(meta["url"].as_str().expect("download url"))
+        .send()
+        .expect("download")
+        .bytes()
+        .expect("bytes");
+    assert!(got[..] == bytes[..], "the artifact is not byte-identical");
+}
