@@ -11,9 +11,10 @@
 #      object store): the same suites, the PostgreSQL-only checks
 #      (server/tests/postgres.rs: concurrent migrations, hashed tokens,
 #      database down at start and lost mid-run, two replicas behind haproxy
-#      with one SIGKILLed) and the official simvue client
-#      (scripts/test.d/20-simvue-conformance.sh); then checks that the
-#      artifact bytes are in the object store's own directory.
+#      with one SIGKILLed, migrate), the official simvue client
+#      (scripts/test.d/20-simvue-conformance.sh) and the web UI in Chromium
+#      (scripts/test.d/30-ui.sh); then checks that the artifact bytes are in
+#      the object store's own directory.
 # Every service is stopped by its pid. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,6 +44,7 @@ export SIMTRACK_TEST_S3_BUCKET=simtrack
 echo "-- PostgreSQL + S3"
 cargo test --locked -p simtrack-server --test api --test c_library --test postgres
 bash "$root/scripts/test.d/20-simvue-conformance.sh"
+bash "$root/scripts/test.d/30-ui.sh"
 
 objects="$(find "$work/s3/simtrack" -type f | wc -l)"
 echo "-- $objects artifact objects in the object store"
