@@ -608,9 +608,19 @@ fn migrate_moves_an_embedded_deployment_and_every_value_reads_back_the_same() {
     );
     // Copy, twice: the second run finds everything there.
     let database = fresh_database(dir.path());
+    // Artifact bytes to the object store when the run has one, else they
+    // stay in the data directory.
+    let to_blobs = match std::env::var("SIMTRACK_TEST_S3_BUCKET") {
+        Ok(bucket) if !bucket.is_empty() => {
+            let db = database.rsplit('/').next().expect("database name");
+            format!("s3://{bucket}/migrated-{db}")
+        }
+        _ => data.join("blobs").to_str().expect("utf-8").to_owned(),
+    };
     for _ in 0..2 {
         let out = Command::new(bin())
             .args(["migrate", "--data", &data_s, "--to-database", &database])
+            .args(["--to-blobs", &to_blobs])
             .output()
             .expect("migrate");
         let text = format!(
@@ -625,12 +635,11 @@ fn migrate_moves_an_embedded_deployment_and_every_value_reads_back_the_same() {
             "{text}"
         );
     }
-    let blobs = data.join("blobs");
     let scale = [
         "--database",
         database.as_str(),
         "--blobs",
-        blobs.to_str().expect("utf-8"),
+        to_blobs.as_str(),
     ];
     let server = Server::start_raw(dir.path(), "127.0.0.1:0", &scale, &[]);
     let api = Api::new(&server, &tok);
