@@ -6,7 +6,9 @@
 #   3. reading the 10M-point series downsampled to 2000 points (median of 20);
 #   4. the server alone: pre-encoded batches over one connection (needs a
 #      python with msgpack and requests, e.g. a simvue venv: PYTHON=...).
-# POINTS (default 10000000) sets the series length.
+# POINTS (default 10000000) sets the series length. STORAGE sets the
+# server's storage arguments (default: --data in a temporary directory), e.g.
+#   STORAGE="--database postgres://USER:PASS@HOST:PORT/DB --blobs /tmp/blobs"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 points=${POINTS:-10000000}
@@ -19,8 +21,11 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$out
 trap cleanup EXIT
 cc -O2 -Wall -Wextra -Werror -Iinclude bench/server_ingest.c -L"$lib" -lsimtrack -Wl,-rpath,"$lib" -o "$out/ingest"
 
-token=$("$lib/simtrack" token create --data "$out/data")
-"$lib/simtrack" server --data "$out/data" --listen 127.0.0.1:0 >"$out/log" 2>&1 &
+storage=${STORAGE:---data $out/data}
+# shellcheck disable=SC2086 # one argument per word
+token=$("$lib/simtrack" token create $storage)
+# shellcheck disable=SC2086
+"$lib/simtrack" server $storage --listen 127.0.0.1:0 >"$out/log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do grep -q http "$out/log" && break; sleep 0.05; done
 url=$(grep -o 'http://[0-9.:]*' "$out/log" | head -n1)

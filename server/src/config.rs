@@ -3,6 +3,8 @@
 //! | setting | flag | environment | default |
 //! |---|---|---|---|
 //! | data directory | `--data` | `SIMTRACK_DATA` | `$XDG_DATA_HOME/simtrack`, else `~/.local/share/simtrack`, else `./simtrack-data` |
+//! | PostgreSQL database (scale-out) | `--database` | `SIMTRACK_DATABASE_URL` | none: SQLite in the data directory |
+//! | artifact store (scale-out) | `--blobs` | `SIMTRACK_BLOBS` | `blobs/` in the data directory |
 //! | listen address | `--listen` | `SIMTRACK_LISTEN` | `127.0.0.1:8800` |
 //! | public base URL | `--public-url` | `SIMTRACK_PUBLIC_URL` | from the request's `Host` |
 //! | request body limit | `--max-body` | | 64 MiB |
@@ -38,6 +40,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8800";
 pub struct ServerConfig {
     /// Holds `simtrack.db` and `blobs/`.
     pub data_dir: PathBuf,
+    /// `postgres://...`: state in that database instead of SQLite in
+    /// `data_dir` (several replicas may share it).
+    pub database: Option<String>,
+    /// Artifact store with a database: a directory (shared by replicas);
+    /// `None` is `data_dir/blobs`.
+    pub blobs: Option<String>,
     /// Where to listen (port 0 picks a free port).
     pub listen: SocketAddr,
     /// Base URL put in artifact upload/download links, when the `Host`
@@ -132,8 +140,11 @@ impl ServerConfig {
         let listen = std::env::var("SIMTRACK_LISTEN")
             .ok()
             .and_then(|l| l.parse().ok());
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         ServerConfig {
             data_dir,
+            database: env("SIMTRACK_DATABASE_URL"),
+            blobs: env("SIMTRACK_BLOBS"),
             listen: listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
             public_url: std::env::var("SIMTRACK_PUBLIC_URL")

@@ -26,6 +26,14 @@ enum Command {
         /// Data directory [default: $SIMTRACK_DATA, $XDG_DATA_HOME/simtrack, ~/.local/share/simtrack]
         #[arg(long)]
         data: Option<PathBuf>,
+        /// PostgreSQL database for state and metrics, postgres://USER:PASS@HOST:PORT/DB
+        /// [default: $SIMTRACK_DATABASE_URL; none: SQLite in the data directory].
+        #[arg(long)]
+        database: Option<String>,
+        /// Artifact store with --database: a directory shared by the replicas
+        /// [default: $SIMTRACK_BLOBS, else blobs/ in the data directory].
+        #[arg(long)]
+        blobs: Option<String>,
         /// Address to listen on [default: $SIMTRACK_LISTEN or 127.0.0.1:8800]; port 0 picks a free port.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -69,6 +77,20 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Copy an embedded deployment (data directory) into PostgreSQL (and S3);
+    /// resumable, idempotent, verified by counts.
+    Migrate {
+        /// The embedded data directory to copy from (stop its server first).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The PostgreSQL database to copy into, postgres://USER:PASS@HOST:PORT/DB.
+        #[arg(long)]
+        to_database: String,
+        /// Where artifact bytes go: s3://BUCKET[/PREFIX] or a directory
+        /// [default: blobs/ in the data directory, left where they are].
+        #[arg(long)]
+        to_blobs: Option<String>,
     },
     /// Upload offline (spooled) runs to the configured server.
     Sync {
@@ -124,6 +146,13 @@ enum TokenCommand {
         /// Data directory of the server.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The server's PostgreSQL database instead [default: $SIMTRACK_DATABASE_URL].
+        #[arg(long, conflicts_with = "data")]
+        database: Option<String>,
+        /// Accepted so `token create` takes the server's storage arguments
+        /// as they are; tokens never touch the artifact store.
+        #[arg(long, hide = true)]
+        blobs: Option<String>,
         /// A name for the token (shown as the runs' user).
         #[arg(long, default_value = "default")]
         name: String,
@@ -160,6 +189,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server {
             data,
+            database,
+            blobs,
             listen,
             public_url,
             max_body,
@@ -171,6 +202,12 @@ fn main() -> ExitCode {
             net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
+            if database.is_some() {
+                cfg.database = database;
+            }
+            if blobs.is_some() {
+                cfg.blobs = blobs;
+            }
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -213,13 +250,31 @@ fn main() -> ExitCode {
             }
         }
         Command::Token {
-            command: TokenCommand::Create { data, name, days },
+            command:
+                TokenCommand::Create {
+                    data,
+                    database,
+                    blobs: _,
+                    name,
+                    days,
+                },
         } => {
-            let dir = data.unwrap_or_else(default_data_dir);
             simtrack_server::private::restrict_umask();
-            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
-                simtrack_server::domain::auth::create_token(&*s, &name, days).map_err(|e| e.detail)
+            let database = database.or_else(|| {
+                std::env::var("SIMTRACK_DATABASE_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty() && data.is_none())
             });
+            let result = match database {
+                Some(url) => token_in_database(&url, &name, days),
+                None => {
+                    let dir = data.unwrap_or_else(default_data_dir);
+                    simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
+                        simtrack_server::domain::auth::create_token(&*s, &name, days)
+                            .map_err(|e| e.detail)
+                    })
+                }
+            };
             match result {
                 Ok(token) => {
                     println!("{token}");
@@ -298,9 +353,54 @@ fn main() -> ExitCode {
             }
         }
         Command::Sync { cache } => sync::run(cache),
+        Command::Migrate {
+            data,
+            to_database,
+            to_blobs,
+        } => {
+            let dir = data.unwrap_or_else(default_data_dir);
+            match migrate(&dir, &to_database, to_blobs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("simtrack migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Doctor { data, spool } => match spool {
             Some(dir) => simtrack_server::doctor::spool(&dir),
             None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),
         },
     }
+}
+
+/// `simtrack token create --database URL`: the store needs a runtime for
+/// its driver; the token is made on this (non-runtime) thread.
+fn token_in_database(url: &str, name: &str, days: u32) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let store = rt.block_on(simtrack_server::storage::postgres::PgStore::open(url))?;
+    let token =
+        simtrack_server::domain::auth::create_token(&store, name, days).map_err(|e| e.detail);
+    simtrack_server::storage::StateStore::close(&store);
+    token
+}
+
+/// `simtrack migrate`: opens both sides and copies.
+fn migrate(dir: &std::path::Path, database: &str, blobs: Option<String>) -> Result<(), String> {
+    use simtrack_server::storage;
+    let (tokens, settings) = storage::sqlite::export::tokens_and_settings(dir)?;
+    let from = simtrack_server::migrate::open_source(dir)?;
+    let blobs = blobs.unwrap_or_else(|| dir.join("blobs").to_string_lossy().into_owned());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        let (to, _) = storage::open_scale_out(database, &blobs).await?;
+        simtrack_server::migrate::run(&from, tokens, settings, &to).await
+    })
 }

@@ -17,19 +17,34 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     if cfg.data_dir.exists() {
         crate::private::warn_if_loose(&cfg.data_dir);
     }
-    let backend = crate::storage::open_embedded(&cfg.data_dir)?;
+    let (backend, lock, leader) = match &cfg.database {
+        // Scale-out: any number of replicas share the database, so there
+        // is no directory lock; writes are serialised in the database.
+        Some(url) => {
+            let blobs = cfg
+                .blobs
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("blobs").to_string_lossy().into_owned());
+            let (backend, pg) = crate::storage::open_scale_out(url, &blobs).await?;
+            (backend, None, Some(pg))
+        }
+        None => {
+            let backend = crate::storage::open_embedded(&cfg.data_dir)?;
+            // One server per data directory: a second one would race the
+            // first on lost-run detection. The kernel drops the lock if we die.
+            let lock_path = cfg.data_dir.join("server.lock");
+            let lock = std::fs::File::create(&lock_path)
+                .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+            lock.try_lock().map_err(|_| {
+                format!(
+                    "another simtrack server is using {}",
+                    cfg.data_dir.display()
+                )
+            })?;
+            (backend, Some(lock), None)
+        }
+    };
     let store = backend.state.clone();
-    // One server per data directory: a second one would race the first on
-    // lost-run detection. The kernel drops the lock if we die.
-    let lock_path = cfg.data_dir.join("server.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| {
-        format!(
-            "another simtrack server is using {}",
-            cfg.data_dir.display()
-        )
-    })?;
     let auth = Arc::new(Auth::with_cache_ttl(&*store, cfg.token_cache).map_err(|e| e.detail)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -38,16 +53,22 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let mut cfg = cfg;
     cfg.listen = addr;
     let cfg = Arc::new(cfg);
-    crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check);
+    match leader {
+        // Several replicas: background duties on the leader only.
+        Some(pg) => crate::replica::spawn_leader_duties(pg, store.clone(), cfg.lost_check),
+        None => crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check),
+    }
     let app = router(AppState {
-        backend,
+        backend: backend.clone(),
         auth,
         cfg: cfg.clone(),
-    });
-    println!(
-        "simtrack server listening on http://{addr} (data: {})",
-        cfg.data_dir.display()
-    );
+    })
+    .merge(crate::replica::routes(backend));
+    let storage = match &cfg.database {
+        Some(url) => format!("database: {}", crate::storage::postgres::redact(url)),
+        None => format!("data: {}", cfg.data_dir.display()),
+    };
+    println!("simtrack server listening on http://{addr} ({storage})");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let app = app.layer(axum::middleware::from_fn(

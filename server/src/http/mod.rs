@@ -99,7 +99,10 @@ impl From<domain::Error> for ApiError {
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            // The storage backend failed (a lost database, a full disk):
+            // the request may succeed when it is resent, so 503, which
+            // every client and balancer treats as "retry".
+            ErrorKind::Internal => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError {
             status,

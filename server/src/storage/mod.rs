@@ -23,6 +23,8 @@
 //! [`StorageError`], which the domain maps.
 
 pub mod files;
+pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 
 use std::fmt::Debug;
@@ -118,6 +120,33 @@ pub fn open_embedded(dir: &Path) -> std::result::Result<Backend, String> {
 pub fn open_embedded_state(dir: &Path) -> std::result::Result<Arc<dyn StateStore>, String> {
     Ok(Arc::new(sqlite::SqliteStore::open(dir)?))
 }
+
+// --- scale-out backend selection (PostgreSQL state; blobs by URL) ---
+
+/// The scale-out backend: state in the PostgreSQL database at `database`
+/// (`postgres://USER:PASS@HOST:PORT/DB`), artifact bytes at `blobs`:
+/// `s3://BUCKET[/PREFIX]` (endpoint and credentials from `AWS_*`) or a
+/// directory (a shared filesystem for several replicas). Must be called
+/// within a Tokio runtime. Errors name the URL without its password.
+/// Also returns the PostgreSQL store itself, for leader election.
+pub async fn open_scale_out(
+    database: &str,
+    blobs: &str,
+) -> std::result::Result<(Backend, Arc<postgres::PgStore>), String> {
+    let state = Arc::new(postgres::PgStore::open(database).await?);
+    let blobs: Arc<dyn BlobStore> = if blobs.starts_with("s3://") {
+        Arc::new(s3::S3Blobs::open(blobs).await?)
+    } else {
+        Arc::new(files::FileBlobs::open(Path::new(blobs))?)
+    };
+    let backend = Backend {
+        state: state.clone(),
+        blobs,
+    };
+    Ok((backend, state))
+}
+
+// --- end scale-out backend selection ---
 
 /// The two stores a server runs on.
 #[derive(Debug, Clone)]

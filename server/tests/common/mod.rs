@@ -88,10 +88,21 @@ pub struct Server {
 impl Server {
     /// Starts `simtrack server` on `listen` (e.g. `127.0.0.1:0`).
     pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
+        Server::spawn(data, listen, storage_args(data), extra)
+    }
+
+    /// Starts on a free port with these storage arguments instead of the
+    /// backend's for `data` (a backend's own tests, e.g. tests/postgres.rs).
+    pub fn start_raw(data: &Path, listen: &str, storage: &[&str], extra: &[&str]) -> Server {
+        let storage = storage.iter().map(OsString::from).collect();
+        Server::spawn(data, listen, storage, extra)
+    }
+
+    fn spawn(data: &Path, listen: &str, storage: Vec<OsString>, extra: &[&str]) -> Server {
         let t0 = Instant::now();
         let mut child = Command::new(bin())
             .args(["server", "--listen", listen])
-            .args(storage_args(data))
+            .args(storage)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

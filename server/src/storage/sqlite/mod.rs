@@ -6,6 +6,7 @@
 //! is applied exactly once, even across `kill -9`. Readers use their own
 //! pooled connections and never wait for the writer.
 
+pub mod export;
 pub mod inspect;
 mod tx;
 

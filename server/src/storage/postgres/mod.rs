@@ -1,0 +1,231 @@
+//! The scale-out state store: PostgreSQL through `tokio-postgres`, with a
+//! `deadpool-postgres` connection pool.
+//!
+//! The trait is synchronous and always called from a blocking thread, so
+//! every statement's future is driven with [`Handle::block_on`] on that
+//! thread (inside `block_in_place`, which is a no-op there and keeps the
+//! one call made from the runtime's own `block_on`, at start, legal).
+//! One transaction holds one pooled connection.
+//!
+//! Write transactions take a transaction-scoped advisory lock first
+//! ([`WRITE_LOCK`]), so they are serialised across every replica exactly
+//! as SQLite's single writer serialises them inside one process: a
+//! mutation, its side effects and its idempotency record commit together,
+//! and two replicas can never both apply one key or both mark one run
+//! lost. Reads run in `REPEATABLE READ READ ONLY` snapshots and never wait
+//! for the lock.
+//!
+//! Schema migrations ([`schema::MIGRATIONS`]) run at open under a session
+//! advisory lock, so replicas starting together apply each one once.
+
+mod schema;
+mod tx;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::runtime::Handle;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::{Outcome, ReadTx, Result, StateStore, StorageError, WriteTx};
+
+/// Advisory-lock key held (transaction-scoped) by every write transaction.
+pub const WRITE_LOCK: i64 = 0x5349_4d54_0001;
+/// Advisory-lock key held (session-scoped) while migrations run.
+pub const MIGRATE_LOCK: i64 = 0x5349_4d54_0002;
+/// Advisory-lock key of the replica that runs background duties.
+pub const LEADER_LOCK: i64 = 0x5349_4d54_0003;
+
+/// A PostgreSQL database holding runs, metrics and everything else but
+/// artifact bytes.
+pub struct PgStore {
+    pool: Pool,
+    rt: Handle,
+    /// The URL with its password replaced, for messages.
+    url: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("url", &self.url).finish()
+    }
+}
+
+/// `url` with the password (if any) replaced by `***`, safe to print.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        // userinfo ends at the last '@' before the path.
+        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..host_end].rfind('@') {
+            let userinfo = &rest[..at];
+            let masked = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => userinfo.to_owned(),
+            };
+            out = format!("{scheme}://{masked}{}", &rest[at..]);
+        }
+    }
+    // A password may also come as a parameter (`?password=` or the
+    // `key=value` form).
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |e| start + e);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
+}
+
+pub(crate) fn db(e: tokio_postgres::Error) -> StorageError {
+    // Lost connections and server shutdowns say so, so an operator sees
+    // the database is the problem rather than a bug.
+    StorageError(format!("database error: {e}"))
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StorageError {
+    StorageError(format!("database unavailable: {e}"))
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`), checks
+    /// the connection and applies any missing migrations. Must be called
+    /// within a Tokio runtime, whose handle the store keeps.
+    pub async fn open(url: &str) -> std::result::Result<PgStore, String> {
+        let shown = redact(url);
+        let mut cfg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| format!("invalid database URL {shown}: {e}"))?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(Duration::from_secs(5));
+        }
+        cfg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .application_name("simtrack");
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(32)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| format!("cannot set up the pool for {shown}: {e}"))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| format!("cannot connect to the database at {shown}: {e}"))?;
+        schema::migrate(&mut client)
+            .await
+            .map_err(|e| format!("cannot migrate the database at {shown}: {e}"))?;
+        drop(client);
+        Ok(PgStore {
+            pool,
+            rt: Handle::current(),
+            url: shown,
+        })
+    }
+
+    /// The database URL without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Drives `fut` to completion from the calling (blocking) thread.
+    fn block<F: std::future::Future>(&self, fut: F) -> F::Output {
+        tokio::task::block_in_place(|| self.rt.block_on(fut))
+    }
+
+    /// Whether the database answers a trivial query (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        c.simple_query("SELECT 1").await.map_err(db)?;
+        Ok(())
+    }
+
+    /// A dedicated connection that holds the leader lock while it lives:
+    /// `Ok(Some(client))` when this replica became leader, `Ok(None)`
+    /// when another holds it. PostgreSQL releases the lock when the
+    /// connection (or the replica) dies.
+    pub async fn try_lead(&self) -> Result<Option<deadpool_postgres::Object>> {
+        let c = self.pool.get().await.map_err(pool_err)?;
+        let row = c
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+            .await
+            .map_err(db)?;
+        Ok(if row.get::<_, bool>(0) { Some(c) } else { None })
+    }
+}
+
+impl StateStore for PgStore {
+    fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
+        let mut client = self.block(self.pool.get()).map_err(pool_err)?;
+        let t = self
+            .block(
+                client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start(),
+            )
+            .map_err(db)?;
+        let out = f(&tx::Tx { t: &t, store: self });
+        let _ = self.block(t.rollback());
+        out
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()> {
+        let mut client = self.block(self.pool.get()).map_err(pool_err)?;
+        let t = self.block(client.build_transaction().start()).map_err(db)?;
+        self.block(t.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
+            .map_err(db)?;
+        match f(&tx::Tx { t: &t, store: self }) {
+            Ok(Outcome::Commit) => self.block(t.commit()).map_err(db),
+            Ok(Outcome::Rollback) => {
+                let _ = self.block(t.rollback());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.block(t.rollback());
+                Err(e)
+            }
+        }
+    }
+
+    fn close(&self) {
+        self.pool.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_the_password_and_keeps_the_rest() {
+        assert_eq!(
+            redact("postgres://simtrack:s3cr%40t@db.example:5432/st"),
+            "postgres://simtrack:***@db.example:5432/st"
+        );
+        assert_eq!(
+            redact("postgres://simtrack@127.0.0.1:5433/t"),
+            "postgres://simtrack@127.0.0.1:5433/t"
+        );
+        assert_eq!(
+            redact("postgresql://u:p@h/db?password=x&sslmode=disable"),
+            "postgresql://u:***@h/db?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("host=/tmp password=x dbname=y"),
+            "host=/tmp password=*** dbname=y"
+        );
+    }
+}

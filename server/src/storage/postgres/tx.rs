@@ -1,0 +1,998 @@
+//! The typed operations of a PostgreSQL transaction: every SQL statement
+//! of the PostgreSQL store is here, one per method, as in
+//! `storage/sqlite/tx.rs` (the reference for what each one must do).
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, ToSql};
+
+use super::{PgStore, db};
+use crate::storage::{
+    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, ChunkInfo, ChunkStats, EventRow,
+    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, WriteTx,
+};
+
+/// A transaction (read or write) on one pooled connection.
+pub(super) struct Tx<'a> {
+    pub t: &'a Transaction<'a>,
+    pub store: &'a PgStore,
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+type Boxed = Box<dyn ToSql + Sync + Send>;
+
+fn get<'r, T: FromSql<'r>>(r: &'r Row, col: &str) -> Result<T> {
+    r.try_get(col).map_err(db)
+}
+
+fn at<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T> {
+    r.try_get(i).map_err(db)
+}
+
+fn axis_columns(axis: Axis) -> (&'static str, &'static str) {
+    match axis {
+        Axis::Step => ("step_min", "step_max"),
+        Axis::Time => ("time_min", "time_max"),
+        Axis::Timestamp => ("ts_min", "ts_max"),
+    }
+}
+
+const RUN_COLUMNS: &str = "id, name, folder, status, description, tags, metadata, system, created,
+    started, endtime, modified, ttl, heartbeat_timeout, notifications, visibility, owner,
+    last_seen, abort_requested, abort_reason, starred";
+
+fn run_row(r: &Row) -> Result<RunRow> {
+    Ok(RunRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        folder: get(r, "folder")?,
+        status: get(r, "status")?,
+        description: get(r, "description")?,
+        tags: get(r, "tags")?,
+        metadata: get(r, "metadata")?,
+        system: get(r, "system")?,
+        created: get(r, "created")?,
+        started: get(r, "started")?,
+        endtime: get(r, "endtime")?,
+        modified: get(r, "modified")?,
+        ttl: get(r, "ttl")?,
+        heartbeat_timeout: get(r, "heartbeat_timeout")?,
+        notifications: get(r, "notifications")?,
+        visibility: get(r, "visibility")?,
+        user: get(r, "owner")?,
+        last_seen: get(r, "last_seen")?,
+        abort_requested: get(r, "abort_requested")?,
+        abort_reason: get(r, "abort_reason")?,
+        starred: get(r, "starred")?,
+    })
+}
+
+fn folder_row(r: &Row) -> Result<FolderRow> {
+    Ok(FolderRow {
+        id: get(r, "id")?,
+        path: get(r, "path")?,
+        description: get(r, "description")?,
+        tags: get(r, "tags")?,
+        metadata: get(r, "metadata")?,
+        created: get(r, "created")?,
+        modified: get(r, "modified")?,
+        starred: get(r, "starred")?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "a.id, a.name, a.source, a.description, a.notification, a.enabled, a.abort, a.alert, a.created, a.owner";
+
+fn alert_row(r: &Row) -> Result<AlertRow> {
+    Ok(AlertRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        source: get(r, "source")?,
+        description: get(r, "description")?,
+        notification: get(r, "notification")?,
+        enabled: get(r, "enabled")?,
+        abort: get(r, "abort")?,
+        alert: get(r, "alert")?,
+        created: get(r, "created")?,
+        user: get(r, "owner")?,
+    })
+}
+
+const ARTIFACT_COLUMNS: &str = "a.id, a.name, a.original_path, a.size, a.mime_type, a.checksum,
+    a.metadata, a.created, a.uploaded, a.owner";
+
+fn artifact_row(r: &Row) -> Result<ArtifactRow> {
+    Ok(ArtifactRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        original_path: get(r, "original_path")?,
+        size: get::<i64>(r, "size")? as u64,
+        mime_type: get(r, "mime_type")?,
+        checksum: get(r, "checksum")?,
+        metadata: get(r, "metadata")?,
+        created: get(r, "created")?,
+        uploaded: get(r, "uploaded")?,
+        user: get(r, "owner")?,
+    })
+}
+
+fn token_row(r: &Row) -> Result<TokenRow> {
+    Ok(TokenRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        hash: get(r, "hash")?,
+        exp: get(r, "exp")?,
+        created: get(r, "created")?,
+    })
+}
+
+impl Tx<'_> {
+    /// Every row of `sql`.
+    fn rows(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.store.block(async {
+            let st = self.t.prepare_cached(sql).await.map_err(db)?;
+            self.t.query(&st, args).await.map_err(db)
+        })
+    }
+
+    /// At most one row of `sql`.
+    fn row(&self, sql: &str, args: &[Param<'_>]) -> Result<Option<Row>> {
+        self.store.block(async {
+            let st = self.t.prepare_cached(sql).await.map_err(db)?;
+            self.t.query_opt(&st, args).await.map_err(db)
+        })
+    }
+
+    /// Runs `sql`; how many rows it changed.
+    fn exec(&self, sql: &str, args: &[Param<'_>]) -> Result<u64> {
+        self.store.block(async {
+            let st = self.t.prepare_cached(sql).await.map_err(db)?;
+            self.t.execute(&st, args).await.map_err(db)
+        })
+    }
+
+    /// The first column of each row.
+    fn column<T: for<'r> FromSql<'r>>(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<T>> {
+        self.rows(sql, args)?.iter().map(|r| at(r, 0)).collect()
+    }
+
+    /// The first column of the row, if there is one.
+    fn value<T: for<'r> FromSql<'r>>(&self, sql: &str, args: &[Param<'_>]) -> Result<Option<T>> {
+        self.row(sql, args)?.map(|r| at(&r, 0)).transpose()
+    }
+
+    /// `UPDATE table SET col = $2, ... WHERE id = $1` for the columns given.
+    fn update(&self, table: &str, id: &str, sets: Vec<(&str, Boxed)>) -> Result<()> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<String> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, (col, _))| format!("{col} = ${}", i + 2))
+            .collect();
+        let sql = format!("UPDATE {table} SET {} WHERE id = $1", cols.join(", "));
+        let id = id.to_owned();
+        let mut args: Vec<Param<'_>> = vec![&id];
+        args.extend(sets.iter().map(|(_, v)| &**v as Param<'_>));
+        self.exec(&sql, &args)?;
+        Ok(())
+    }
+}
+
+fn boxed<T: ToSql + Sync + Send + 'static>(v: T) -> Boxed {
+    Box::new(v)
+}
+
+impl ReadTx for Tx<'_> {
+    fn run_status(&self, id: &str) -> Result<Option<String>> {
+        self.value("SELECT status FROM runs WHERE id = $1", &[&id])
+    }
+
+    fn run_get(&self, id: &str) -> Result<Option<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        self.row(&sql, &[&id])?.as_ref().map(run_row).transpose()
+    }
+
+    fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>> {
+        // Values come from the stored jsonb twins with `#>`, so a large
+        // metadata document is never parsed for a scan.
+        let mut sql = String::from(
+            "SELECT id, name, folder, status, description, created, started, endtime, modified,
+             owner, starred, CASE WHEN $1 THEN tags END",
+        );
+        let mut paths: Vec<Vec<String>> = Vec::new();
+        for path in &p.json_paths {
+            // The keys are bound as a text[] parameter: any key a client
+            // stored (quotes, backslashes, dots inside a key) is addressed
+            // exactly.
+            let column = match path.column {
+                JsonColumn::Metadata => "metadata_j",
+                JsonColumn::System => "system_j",
+            };
+            paths.push(path.keys.clone());
+            sql.push_str(&format!(
+                ", ({column} #> ${}::text[])::text",
+                paths.len() + 1
+            ));
+        }
+        sql.push_str(" FROM runs ORDER BY seq");
+        let mut args: Vec<Param<'_>> = vec![&p.tags];
+        args.extend(paths.iter().map(|a| a as Param<'_>));
+        let n = paths.len();
+        self.rows(&sql, &args)?
+            .iter()
+            .map(|r| {
+                Ok(RunScanRow {
+                    id: at(r, 0)?,
+                    name: at(r, 1)?,
+                    folder: at(r, 2)?,
+                    status: at(r, 3)?,
+                    description: at(r, 4)?,
+                    created: at(r, 5)?,
+                    started: at(r, 6)?,
+                    endtime: at(r, 7)?,
+                    modified: at(r, 8)?,
+                    user: at(r, 9)?,
+                    starred: at(r, 10)?,
+                    tags: at(r, 11)?,
+                    values: (0..n).map(|i| at(r, 12 + i)).collect::<Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    fn runs_in_folder(&self, path: &str) -> Result<Vec<String>> {
+        self.column(
+            "SELECT id FROM runs WHERE folder = $1 ORDER BY seq",
+            &[&path],
+        )
+    }
+
+    fn runs_silent(&self, since: i64, now: i64) -> Result<Vec<String>> {
+        self.column(
+            "SELECT id FROM runs WHERE status = 'running' AND heartbeat_timeout IS NOT NULL
+             AND GREATEST(last_seen, $1) + trunc(heartbeat_timeout * 1000000)::bigint < $2
+             ORDER BY seq",
+            &[&since, &now],
+        )
+    }
+
+    fn folder_get(&self, id: &str) -> Result<Option<FolderRow>> {
+        self.row("SELECT * FROM folders WHERE id = $1", &[&id])?
+            .as_ref()
+            .map(folder_row)
+            .transpose()
+    }
+
+    fn folder_by_path(&self, path: &str) -> Result<Option<String>> {
+        self.value("SELECT id FROM folders WHERE path = $1", &[&path])
+    }
+
+    fn folder_list(&self) -> Result<Vec<FolderRow>> {
+        self.rows("SELECT * FROM folders ORDER BY created, path", &[])?
+            .iter()
+            .map(folder_row)
+            .collect()
+    }
+
+    fn folders_under(&self, path: &str) -> Result<Vec<(String, String)>> {
+        let prefix = if path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{path}/")
+        };
+        self.rows(
+            "SELECT id, path FROM folders WHERE path = $1 OR starts_with(path, $2)",
+            &[&path, &prefix],
+        )?
+        .iter()
+        .map(|r| Ok((at(r, 0)?, at(r, 1)?)))
+        .collect()
+    }
+
+    fn alert_get(&self, id: &str) -> Result<Option<AlertRow>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = $1");
+        self.row(&sql, &[&id])?.as_ref().map(alert_row).transpose()
+    }
+
+    fn alert_list(&self) -> Result<Vec<AlertRow>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts a ORDER BY a.created");
+        self.rows(&sql, &[])?.iter().map(alert_row).collect()
+    }
+
+    fn alert_by_name(&self, name: &str) -> Result<Option<String>> {
+        self.value(
+            "SELECT id FROM alerts WHERE name = $1 ORDER BY created LIMIT 1",
+            &[&name],
+        )
+    }
+
+    fn run_alert_status(&self, run: &str, alert: &str) -> Result<Option<String>> {
+        self.value(
+            "SELECT status FROM run_alerts WHERE run_id = $1 AND alert_id = $2",
+            &[&run, &alert],
+        )
+    }
+
+    fn attached(&self, run: Option<&str>) -> Result<Vec<Attached>> {
+        let sql = format!(
+            "SELECT ra.run_id AS run_id, ra.status AS run_alert_status, {ALERT_COLUMNS}
+             FROM run_alerts ra JOIN alerts a ON a.id = ra.alert_id
+             WHERE $1::text IS NULL OR ra.run_id = $1 ORDER BY a.created"
+        );
+        self.rows(&sql, &[&run])?
+            .iter()
+            .map(|r| {
+                Ok(Attached {
+                    run_id: get(r, "run_id")?,
+                    status: get(r, "run_alert_status")?,
+                    alert: alert_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    fn attached_enabled(&self, run: &str, source: &str) -> Result<Vec<AlertRow>> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM run_alerts ra JOIN alerts a ON a.id = ra.alert_id
+             WHERE ra.run_id = $1 AND a.source = $2 AND a.enabled"
+        );
+        self.rows(&sql, &[&run, &source])?
+            .iter()
+            .map(alert_row)
+            .collect()
+    }
+
+    fn events(&self, run: &str) -> Result<Vec<EventRow>> {
+        self.rows(
+            "SELECT ts, log_level, message FROM events WHERE run_id = $1 ORDER BY ts, seq",
+            &[&run],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(EventRow {
+                ts: at(r, 0)?,
+                log_level: at(r, 1)?,
+                message: at(r, 2)?,
+            })
+        })
+        .collect()
+    }
+
+    fn newest_event(&self, run: &str, skip_prefix: &str) -> Result<Option<i64>> {
+        Ok(self
+            .value::<Option<i64>>(
+                "SELECT max(ts) FROM events WHERE run_id = $1
+                 AND left(message, length($2)) <> $2",
+                &[&run, &skip_prefix],
+            )?
+            .flatten())
+    }
+
+    fn event_contains(
+        &self,
+        run: &str,
+        since: i64,
+        skip_prefix: &str,
+        pattern: &str,
+    ) -> Result<bool> {
+        Ok(self
+            .value(
+                "SELECT EXISTS(SELECT 1 FROM events WHERE run_id = $1 AND ts >= $2
+                 AND left(message, length($3)) <> $3 AND strpos(message, $4) > 0)",
+                &[&run, &since, &skip_prefix, &pattern],
+            )?
+            .unwrap_or(false))
+    }
+
+    fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>> {
+        self.value(
+            "SELECT id FROM metric_series WHERE run_id = $1 AND name = $2",
+            &[&run, &name],
+        )
+    }
+
+    fn series_of(&self, run: &str) -> Result<Vec<SeriesRow>> {
+        self.rows(
+            "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+             WHERE run_id = $1 ORDER BY name",
+            &[&run],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(SeriesRow {
+                name: at(r, 0)?,
+                count: at(r, 1)?,
+                min: at(r, 2)?,
+                max: at(r, 3)?,
+                last: at(r, 4)?,
+                last_step: at(r, 5)?,
+            })
+        })
+        .collect()
+    }
+
+    fn chunks(&self, series: i64, axis: Axis, blocks: bool) -> Result<Vec<ChunkInfo>> {
+        let (lo, hi) = axis_columns(axis);
+        let sql = format!(
+            "SELECT id, count, {lo}::float8, {hi}::float8, {} FROM metric_chunks
+             WHERE series_id = $1 ORDER BY id",
+            if blocks { "blocks" } else { "''::bytea" }
+        );
+        self.rows(&sql, &[&series])?
+            .iter()
+            .map(|r| {
+                Ok(ChunkInfo {
+                    id: at(r, 0)?,
+                    count: at(r, 1)?,
+                    xmin: at(r, 2)?,
+                    xmax: at(r, 3)?,
+                    blocks: at(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn chunks_overlapping(&self, series: i64, axis: Axis, min: f64, max: f64) -> Result<Vec<i64>> {
+        let (lo, hi) = axis_columns(axis);
+        let sql = format!(
+            "SELECT id FROM metric_chunks WHERE series_id = $1
+             AND {hi}::float8 >= $2 AND {lo}::float8 <= $3 ORDER BY id"
+        );
+        self.column(&sql, &[&series, &min, &max])
+    }
+
+    fn chunk_points(&self, chunk: i64) -> Result<Vec<u8>> {
+        self.value(
+            "SELECT points FROM metric_points WHERE chunk_id = $1",
+            &[&chunk],
+        )?
+        .ok_or_else(|| StorageError(format!("metric chunk {chunk} has no points")))
+    }
+
+    fn series_newest_ts(&self, series: i64) -> Result<Option<i64>> {
+        Ok(self
+            .value::<Option<i64>>(
+                "SELECT max(ts_max) FROM metric_chunks WHERE series_id = $1",
+                &[&series],
+            )?
+            .flatten())
+    }
+
+    fn chunks_since(&self, series: i64, ts: i64) -> Result<Vec<ChunkStats>> {
+        self.rows(
+            "SELECT id, count, ts_min, vmin, vmax, vsum FROM metric_chunks
+             WHERE series_id = $1 AND ts_max >= $2 ORDER BY id",
+            &[&series, &ts],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(ChunkStats {
+                id: at(r, 0)?,
+                count: at(r, 1)?,
+                ts_min: at(r, 2)?,
+                vmin: at(r, 3)?,
+                vmax: at(r, 4)?,
+                vsum: at(r, 5)?,
+            })
+        })
+        .collect()
+    }
+
+    fn artifact_get(&self, id: &str) -> Result<Option<ArtifactRow>> {
+        let sql = format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a WHERE a.id = $1");
+        self.row(&sql, &[&id])?
+            .as_ref()
+            .map(artifact_row)
+            .transpose()
+    }
+
+    fn artifact_list(&self) -> Result<Vec<ArtifactRow>> {
+        let sql = format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts a ORDER BY a.created");
+        self.rows(&sql, &[])?.iter().map(artifact_row).collect()
+    }
+
+    fn artifacts_of(
+        &self,
+        run: &str,
+        name: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<Vec<(ArtifactRow, String)>> {
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS}, ra.category FROM artifacts a
+             JOIN run_artifacts ra ON ra.artifact_id = a.id
+             WHERE ra.run_id = $1 AND ($2::text IS NULL OR a.name = $2)
+             AND ($3::text IS NULL OR ra.category = $3) ORDER BY a.created"
+        );
+        self.rows(&sql, &[&run, &name, &category])?
+            .iter()
+            .map(|r| Ok((artifact_row(r)?, get(r, "category")?)))
+            .collect()
+    }
+
+    fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>> {
+        self.value(
+            "SELECT category FROM run_artifacts WHERE run_id = $1 AND artifact_id = $2",
+            &[&run, &artifact],
+        )
+    }
+
+    fn series_some(
+        &self,
+        run: &str,
+        names: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<SeriesRow>> {
+        let rows = match names {
+            Some(names) => {
+                let names: Vec<String> = names.to_vec();
+                self.rows(
+                    "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                     WHERE run_id = $1 AND name = ANY($2) ORDER BY name",
+                    &[&run, &names],
+                )?
+            }
+            None => {
+                let limit = limit.min(i64::MAX as usize) as i64;
+                self.rows(
+                    "SELECT name, count, vmin, vmax, last, last_step FROM metric_series
+                     WHERE run_id = $1 ORDER BY name LIMIT $2",
+                    &[&run, &limit],
+                )?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(SeriesRow {
+                    name: at(r, 0)?,
+                    count: at(r, 1)?,
+                    min: at(r, 2)?,
+                    max: at(r, 3)?,
+                    last: at(r, 4)?,
+                    last_step: at(r, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    fn series_count(&self, run: &str) -> Result<u64> {
+        let n: Option<i64> = self.value(
+            "SELECT COUNT(*) FROM metric_series WHERE run_id = $1",
+            &[&run],
+        )?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    fn series_points(&self, series: i64) -> Result<i64> {
+        let n: Option<i64> =
+            self.value("SELECT count FROM metric_series WHERE id = $1", &[&series])?;
+        Ok(n.unwrap_or(0))
+    }
+
+    fn series_max_span(&self, series: i64) -> Result<i64> {
+        let n: Option<Option<i64>> = self.value(
+            "SELECT max(ts_max - ts_min) FROM metric_chunks WHERE series_id = $1",
+            &[&series],
+        )?;
+        Ok(n.flatten().unwrap_or(0).max(0))
+    }
+
+    fn chunks_ts_between(&self, series: i64, lo: i64, hi: i64, max_span: i64) -> Result<Vec<i64>> {
+        // A chunk holding a point in [lo, hi) has ts_max >= lo and
+        // ts_max - max_span <= ts_min < hi: a range of the
+        // (series_id, ts_max) index.
+        let upper = hi.saturating_add(max_span.max(0));
+        self.column(
+            "SELECT id FROM metric_chunks
+             WHERE series_id = $1 AND ts_max >= $2 AND ts_max < $3 AND ts_min < $4
+             ORDER BY ts_max",
+            &[&series, &lo, &upper, &hi],
+        )
+    }
+
+    fn alert_window(&self, run: &str, alert: &str) -> Result<Option<String>> {
+        self.value(
+            "SELECT state FROM alert_windows WHERE run_id = $1 AND alert_id = $2",
+            &[&run, &alert],
+        )
+    }
+
+    fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>> {
+        self.rows(
+            "SELECT id, name, hash, exp, created FROM tokens
+             WHERE $1::text IS NULL OR name = $1 ORDER BY created, id",
+            &[&name],
+        )?
+        .iter()
+        .map(token_row)
+        .collect()
+    }
+
+    fn tokens_live(&self, name: &str, now: i64) -> Result<u64> {
+        let n: Option<i64> = self.value(
+            "SELECT COUNT(*) FROM tokens WHERE name = $1 AND exp > $2",
+            &[&name, &now],
+        )?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
+        self.row(
+            "SELECT id, name, hash, exp, created FROM tokens WHERE hash = $1",
+            &[&hash],
+        )?
+        .as_ref()
+        .map(token_row)
+        .transpose()
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.value("SELECT value FROM settings WHERE key = $1", &[&key])
+    }
+
+    fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>> {
+        self.row(
+            "SELECT status, body FROM idempotency WHERE scope = $1 AND key = $2",
+            &[&scope, &key],
+        )?
+        .map(|r| {
+            Ok(Recorded {
+                status: at::<i32>(&r, 0)? as u16,
+                body: at(&r, 1)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+impl WriteTx for Tx<'_> {
+    fn run_insert(&self, r: &RunRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO runs (id, name, folder, status, description, tags, metadata, system, created,
+             started, endtime, modified, ttl, heartbeat_timeout, notifications, visibility, owner,
+             last_seen, abort_requested, abort_reason, starred)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
+            &[
+                &r.id,
+                &r.name,
+                &r.folder,
+                &r.status,
+                &r.description,
+                &r.tags,
+                &r.metadata,
+                &r.system,
+                &r.created,
+                &r.started,
+                &r.endtime,
+                &r.modified,
+                &r.ttl,
+                &r.heartbeat_timeout,
+                &r.notifications,
+                &r.visibility,
+                &r.user,
+                &r.last_seen,
+                &r.abort_requested,
+                &r.abort_reason,
+                &r.starred,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn run_update(&self, id: &str, p: &RunPatch) -> Result<()> {
+        let mut sets: Vec<(&str, Boxed)> = Vec::new();
+        let texts = [
+            ("name", &p.name),
+            ("folder", &p.folder),
+            ("status", &p.status),
+            ("tags", &p.tags),
+            ("metadata", &p.metadata),
+            ("system", &p.system),
+            ("notifications", &p.notifications),
+            ("visibility", &p.visibility),
+        ];
+        for (col, v) in texts {
+            if let Some(v) = v {
+                sets.push((col, boxed(v.clone())));
+            }
+        }
+        if let Some(d) = &p.description {
+            sets.push(("description", boxed(d.clone())));
+        }
+        for (col, v) in [
+            ("created", p.created),
+            ("modified", p.modified),
+            ("last_seen", p.last_seen),
+        ] {
+            if let Some(v) = v {
+                sets.push((col, boxed(v)));
+            }
+        }
+        for (col, v) in [
+            ("started", p.started),
+            ("endtime", p.endtime),
+            ("ttl", p.ttl),
+        ] {
+            if let Some(v) = v {
+                sets.push((col, boxed(v)));
+            }
+        }
+        if let Some(t) = p.heartbeat_timeout {
+            sets.push(("heartbeat_timeout", boxed(t)));
+        }
+        if let Some((flag, reason)) = &p.abort {
+            sets.push(("abort_requested", boxed(*flag)));
+            sets.push(("abort_reason", boxed(reason.clone())));
+        }
+        if let Some(s) = p.starred {
+            sets.push(("starred", boxed(s)));
+        }
+        self.update("runs", id, sets)
+    }
+
+    fn run_delete(&self, id: &str) -> Result<()> {
+        for sql in [
+            "DELETE FROM metric_points WHERE chunk_id IN (SELECT c.id FROM metric_chunks c
+             JOIN metric_series s ON s.id = c.series_id WHERE s.run_id = $1)",
+            "DELETE FROM metric_chunks WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = $1)",
+            "DELETE FROM metric_series WHERE run_id = $1",
+            "DELETE FROM events WHERE run_id = $1",
+            "DELETE FROM run_alerts WHERE run_id = $1",
+            "DELETE FROM run_artifacts WHERE run_id = $1",
+            "DELETE FROM runs WHERE id = $1",
+        ] {
+            self.exec(sql, &[&id])?;
+        }
+        Ok(())
+    }
+
+    fn folder_insert(&self, id: &str, path: &str, now: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO folders (id, path, created, modified) VALUES ($1, $2, $3, $3)",
+            &[&id, &path, &now],
+        )?;
+        Ok(())
+    }
+
+    fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
+        let mut sets: Vec<(&str, Boxed)> = Vec::new();
+        if let Some(d) = &p.description {
+            sets.push(("description", boxed(d.clone())));
+        }
+        if let Some(t) = &p.tags {
+            sets.push(("tags", boxed(t.clone())));
+        }
+        if let Some(m) = &p.metadata {
+            sets.push(("metadata", boxed(m.clone())));
+        }
+        if let Some(s) = p.starred {
+            sets.push(("starred", boxed(s)));
+        }
+        if let Some(m) = p.modified {
+            sets.push(("modified", boxed(m)));
+        }
+        self.update("folders", id, sets)
+    }
+
+    fn folder_delete(&self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM folders WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn alert_insert(&self, a: &AlertRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert,
+             created, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            &[
+                &a.id,
+                &a.name,
+                &a.source,
+                &a.description,
+                &a.notification,
+                &a.enabled,
+                &a.abort,
+                &a.alert,
+                &a.created,
+                &a.user,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()> {
+        let mut sets: Vec<(&str, Boxed)> = Vec::new();
+        for (col, v) in [
+            ("name", &p.name),
+            ("description", &p.description),
+            ("notification", &p.notification),
+        ] {
+            if let Some(v) = v {
+                sets.push((col, boxed(v.clone())));
+            }
+        }
+        for (col, v) in [("enabled", p.enabled), ("abort", p.abort)] {
+            if let Some(v) = v {
+                sets.push((col, boxed(v)));
+            }
+        }
+        if let Some(a) = &p.alert {
+            sets.push(("alert", boxed(a.clone())));
+        }
+        self.update("alerts", id, sets)
+    }
+
+    fn alert_delete(&self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM run_alerts WHERE alert_id = $1", &[&id])?;
+        self.exec("DELETE FROM alerts WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn attach_alert(&self, run: &str, alert: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO run_alerts (run_id, alert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&run, &alert],
+        )?;
+        Ok(())
+    }
+
+    fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()> {
+        self.exec(
+            "DELETE FROM run_alerts WHERE run_id = $1 AND alert_id <> ALL($2::text[])",
+            &[&run, &keep],
+        )?;
+        Ok(())
+    }
+
+    fn set_alert_state(&self, run: &str, alert: &str, status: &str, at: i64) -> Result<()> {
+        self.exec(
+            "UPDATE run_alerts SET status = $3, changed = $4 WHERE run_id = $1 AND alert_id = $2",
+            &[&run, &alert, &status, &at],
+        )?;
+        Ok(())
+    }
+
+    fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO events (run_id, ts, log_level, message) VALUES ($1, $2, $3, $4)",
+            &[&run, &ts, &level, &message],
+        )?;
+        Ok(())
+    }
+
+    fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
+        if let Some(id) = self.series_id(run, name)? {
+            return Ok(id);
+        }
+        self.value(
+            "INSERT INTO metric_series (run_id, name) VALUES ($1, $2) RETURNING id",
+            &[&run, &name],
+        )?
+        .ok_or_else(|| StorageError("the new metric series has no id".into()))
+    }
+
+    fn chunk_insert(&self, series: i64, c: &NewChunk<'_>) -> Result<()> {
+        // Both rows in one statement: one round trip per chunk.
+        self.exec(
+            "WITH c AS (INSERT INTO metric_chunks (series_id, count, step_min, step_max, time_min,
+               time_max, ts_min, ts_max, vmin, vmax, vsum, blocks)
+               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id)
+             INSERT INTO metric_points (chunk_id, points) SELECT id, $13 FROM c",
+            &[
+                &series, &c.count, &c.step.0, &c.step.1, &c.time.0, &c.time.1, &c.ts.0, &c.ts.1,
+                &c.vmin, &c.vmax, &c.vsum, &c.blocks, &c.points,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn series_extend(
+        &self,
+        series: i64,
+        count: i64,
+        min: Option<f64>,
+        max: Option<f64>,
+        last: Option<(Option<f64>, i64)>,
+    ) -> Result<()> {
+        // LEAST and GREATEST skip NULLs: an all-NaN batch leaves the range.
+        self.exec(
+            "UPDATE metric_series SET count = count + $2,
+               vmin = LEAST(vmin, $3), vmax = GREATEST(vmax, $4),
+               last = $5, last_step = $6 WHERE id = $1",
+            &[
+                &series,
+                &count,
+                &min,
+                &max,
+                &last.and_then(|l| l.0),
+                &last.map(|l| l.1),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn artifact_insert(&self, a: &ArtifactRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO artifacts (id, name, original_path, size, mime_type, checksum, metadata,
+             created, uploaded, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            &[
+                &a.id,
+                &a.name,
+                &a.original_path,
+                &(a.size as i64),
+                &a.mime_type,
+                &a.checksum,
+                &a.metadata,
+                &a.created,
+                &a.uploaded,
+                &a.user,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn artifact_set_uploaded(&self, id: &str, uploaded: bool) -> Result<()> {
+        self.exec(
+            "UPDATE artifacts SET uploaded = $2 WHERE id = $1",
+            &[&id, &uploaded],
+        )?;
+        Ok(())
+    }
+
+    fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO run_artifacts (run_id, artifact_id, category) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id, artifact_id) DO UPDATE SET category = excluded.category",
+            &[&run, &artifact, &category],
+        )?;
+        Ok(())
+    }
+
+    fn artifact_delete(&self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM run_artifacts WHERE artifact_id = $1", &[&id])?;
+        self.exec("DELETE FROM artifacts WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn token_insert(&self, t: &TokenRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO tokens (id, name, hash, exp, created) VALUES ($1, $2, $3, $4, $5)",
+            &[&t.id, &t.name, &t.hash, &t.exp, &t.created],
+        )?;
+        Ok(())
+    }
+
+    fn token_delete(&self, id: &str) -> Result<bool> {
+        Ok(self.exec("DELETE FROM tokens WHERE id = $1", &[&id])? > 0)
+    }
+
+    fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO alert_windows (run_id, alert_id, state) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id, alert_id) DO UPDATE SET state = excluded.state",
+            &[&run, &alert, &state],
+        )?;
+        Ok(())
+    }
+
+    fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.exec(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO idempotency (scope, key, status, body, created) VALUES ($1, $2, $3, $4, $5)",
+            &[&scope, &key, &i32::from(r.status), &r.body, &at],
+        )?;
+        Ok(())
+    }
+
+    fn idempotency_purge(&self, before: i64) -> Result<usize> {
+        Ok(self.exec("DELETE FROM idempotency WHERE created < $1", &[&before])? as usize)
+    }
+}

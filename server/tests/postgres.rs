@@ -1,0 +1,660 @@
+//! The PostgreSQL backend's own checks, beside the shared black-box
+//! suites (which run against it through `SIMTRACK_TEST_BACKEND`):
+//!
+//! - a database that is down at start: a clear error naming the URL,
+//!   never its password (runs everywhere: it needs no database);
+//! - replicas starting together on an empty database apply each schema
+//!   migration exactly once;
+//! - tokens are stored only as hashes (the embedded suite's look into the
+//!   database file, done here with `psql`);
+//! - the database lost while a C solver reports: the server answers 503
+//!   and stays up, and when the database returns every point the library
+//!   was acknowledged or retried arrives exactly once;
+//! - two replicas behind haproxy (Debian's): a C solver reports through
+//!   the balancer while one replica is SIGKILLed and restarted; every
+//!   point arrives exactly once, an artifact reads back byte-identical
+//!   through the other replica, and a crashed solver's run is marked lost
+//!   exactly once with both replicas sweeping for the leader lock.
+//!
+//! All but the first need `SIMTRACK_TEST_PG_URL` (a server URL without a
+//! database name, as scripts/test.d/40-postgres.sh sets) and are skipped
+//! with a message without it. The last starts a PostgreSQL cluster of its
+//! own (scripts/lib/postgres.sh), so it can stop and restart it. The
+//! replica test takes its storage from scripts/pg-backend.sh, so with
+//! `SIMTRACK_TEST_S3_BUCKET` set its artifact goes to the object store.
+
+#[path = "common/clib.rs"]
+mod clib;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Api, Server, bin, wait_for};
+
+fn shared_pg() -> Option<String> {
+    let url = std::env::var("SIMTRACK_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "SKIPPED: SIMTRACK_TEST_PG_URL is not set (scripts/test.d/40-postgres.sh sets it)"
+        );
+    }
+    url
+}
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
+/// A fresh, empty database on the shared server for scratch dir `dir`.
+fn fresh_database(dir: &Path) -> String {
+    let out = Command::new("sh")
+        .arg(scripts().join("pg-backend.sh"))
+        .arg(dir)
+        .output()
+        .expect("pg-backend.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let args = String::from_utf8(out.stdout).expect("utf-8");
+    args.split_whitespace()
+        .skip_while(|a| *a != "--database")
+        .nth(1)
+        .expect("--database URL")
+        .to_owned()
+}
+
+/// One value from `psql`.
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-t", "-A", url, "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+fn token_for(database: &str) -> String {
+    let out = Command::new(bin())
+        .args(["token", "create", "--name", "pg", "--database", database])
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn database_down_at_start_names_the_url_without_the_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Nothing listens on port 1.
+    let url = "postgres://simtrack:hunter2-secret@127.0.0.1:1/simtrack";
+    let t0 = Instant::now();
+    let out = Command::new(bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--database", url])
+        .arg("--blobs")
+        .arg(dir.path().join("blobs"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("simtrack server");
+    assert!(!out.status.success(), "started without its database");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("postgres://simtrack:***@127.0.0.1:1/simtrack"),
+        "the error names the database: {all}"
+    );
+    assert!(!all.contains("hunter2"), "the password was printed: {all}");
+    let out = Command::new(bin())
+        .args(["token", "create", "--database", url])
+        .output()
+        .expect("token create");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("127.0.0.1:1") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replicas_starting_together_apply_each_migration_once() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let blobs = dir.path().join("blobs");
+    let blobs = blobs.to_str().expect("utf-8 path");
+    let args = ["--database", database.as_str(), "--blobs", blobs];
+    // Four at once: each either applies the migrations or waits on the
+    // lock and finds them applied; all must come up.
+    let starters: Vec<_> = (0..4)
+        .map(|_| {
+            let data = dir.path().to_path_buf();
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Server::start_raw(&data, "127.0.0.1:0", &args, &[])
+            })
+        })
+        .collect();
+    let servers: Vec<Server> = starters
+        .into_iter()
+        .map(|t| t.join().expect("server start"))
+        .collect();
+    assert_eq!(
+        psql(&database, "SELECT count(*) FROM schema_migrations"),
+        psql(&database, "SELECT max(version) FROM schema_migrations"),
+        "each migration recorded once"
+    );
+    let tok = token_for(&database);
+    for s in &servers {
+        assert_eq!(Api::new(s, &tok).get("/api/runs").status, 200);
+    }
+}
+
+#[test]
+fn tokens_are_stored_only_as_hashes() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let tok = token_for(&database);
+    let hash = {
+        use sha2::Digest;
+        simtrack_server::util::hex(&sha2::Sha256::digest(tok.as_bytes()))
+    };
+    assert_eq!(psql(&database, "SELECT count(*) FROM tokens"), "1");
+    let dump = psql(&database, "SELECT t::text FROM tokens t");
+    assert!(!dump.contains(&tok), "the token itself is stored: {dump}");
+    assert!(dump.contains(&hash), "its SHA-256 is not: {dump}");
+}
+
+/// A PostgreSQL cluster of the test's own (scripts/lib/postgres.sh).
+struct OwnPg {
+    dir: PathBuf,
+    pid: Option<u32>,
+    url: String,
+}
+
+impl OwnPg {
+    /// Creates the cluster in `dir` (or restarts it there, same port).
+    fn start(dir: &Path) -> OwnPg {
+        std::fs::create_dir_all(dir).expect("cluster dir");
+        // Files, not pipes: the postmaster outlives the shell.
+        let out_path = dir.join("start.out");
+        let err_path = dir.join("start.err");
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(r#"source "$0/lib/postgres.sh" && start_postgres "$1" && echo "$pg_pid $pg_url""#)
+            .arg(scripts())
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).expect("start.out"))
+            .stderr(std::fs::File::create(&err_path).expect("start.err"))
+            .status()
+            .expect("start postgres");
+        assert!(
+            status.success(),
+            "start_postgres: {}",
+            std::fs::read_to_string(&err_path).unwrap_or_default()
+        );
+        let line = std::fs::read_to_string(&out_path).expect("start.out");
+        let (pid, url) = line.trim().split_once(' ').expect("pid url");
+        OwnPg {
+            dir: dir.to_path_buf(),
+            pid: Some(pid.parse().expect("pid")),
+            url: url.to_owned(),
+        }
+    }
+
+    /// Fast shutdown (SIGINT to the postmaster), waiting until it is gone.
+    fn stop(&mut self) {
+        let Some(pid) = self.pid.take() else { return };
+        // SAFETY: kill(2) on the pid of the postmaster this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        let gone = wait_for(Duration::from_secs(30), || {
+            // SAFETY: as above; signal 0 only checks that the pid exists.
+            (unsafe { libc::kill(pid as i32, 0) } != 0).then_some(())
+        });
+        assert!(gone.is_some(), "PostgreSQL did not stop");
+    }
+
+    /// Starts the stopped cluster again, on the same port.
+    fn restart(&mut self) {
+        let again = OwnPg::start(&self.dir);
+        self.pid = again.pid;
+        self.url.clone_from(&again.url);
+        std::mem::forget(again);
+    }
+}
+
+impl Drop for OwnPg {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn database_lost_while_a_solver_reports_answers_503_then_delivers_everything_once() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pg = OwnPg::start(&dir.path().join("cluster"));
+    let database = format!("{}/postgres", pg.url);
+    let tok = token_for(&database);
+    let blobs = dir.path().join("blobs");
+    let blobs = blobs.to_str().expect("utf-8");
+    let storage = ["--database", database.as_str(), "--blobs", blobs];
+    let mut server = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let api = Api::new(&server, &tok);
+    let exe = dir.path().join("probe");
+    clib::compile_probe(&exe);
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("spool");
+    let n: i64 = 300_000;
+    let child = clib::probe(
+        &exe,
+        &spool,
+        Some((&server.url, &tok)),
+        // 10 ms every 1000 points: about 3 s of reporting.
+        &["points", "db-lost", &n.to_string(), "10000"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("probe");
+    std::thread::sleep(Duration::from_millis(800));
+    pg.stop();
+    // While it is gone: 5xx, and the server stays up.
+    let password = pg
+        .url
+        .rsplit_once('@')
+        .and_then(|(u, _)| u.rsplit_once(':'))
+        .expect("password")
+        .1
+        .to_owned();
+    let r = api.get("/api/runs");
+    assert_eq!(r.status, 503, "runs without a database: {}", r.text);
+    assert!(
+        !r.text.contains(&password),
+        "the password was sent: {}",
+        r.text
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let r = api.get("/api/runs");
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(server.alive(), "the server died without its database");
+    // It returns, on the same port.
+    pg.restart();
+    let out = child.wait_with_output().expect("probe");
+    assert!(
+        out.status.success(),
+        "the solver failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = api.run_by_name("db-lost");
+    let id = run["id"].as_str().expect("id");
+    assert_eq!(run["status"], "completed", "{run}");
+    let pts = api.series(id, "x", "step", None);
+    assert_eq!(pts.len() as i64, n, "every point exactly once");
+    for (i, (s, v)) in pts.iter().enumerate() {
+        assert_eq!(
+            (s.as_i64(), *v),
+            (Some(i as i64), Some(0.5 * i as f64)),
+            "point {i}"
+        );
+    }
+    drop(server);
+    drop(pg);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// haproxy in front of `backends`, health-checking `/api/health`.
+struct Haproxy {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Haproxy {
+    fn start(dir: &Path, backends: &[u16]) -> Option<Haproxy> {
+        if Command::new("haproxy").arg("-v").output().is_err() {
+            eprintln!("SKIPPED: haproxy is not installed (apt-get install haproxy)");
+            return None;
+        }
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!("    server r{i} 127.0.0.1:{p} check inter 200ms fall 1 rise 1\n")
+            })
+            .collect();
+        let cfg = format!(
+            "global\n    maxconn 2000\ndefaults\n    mode http\n    timeout connect 2s\n\
+             timeout client 120s\n    timeout server 120s\n    retries 3\n    option redispatch\n\
+             frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\
+             backend be\n    balance roundrobin\n    option httpchk GET /api/health\n{servers}"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("haproxy.cfg");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("haproxy.log")).expect("log"))
+            .spawn()
+            .expect("haproxy");
+        let url = format!("http://127.0.0.1:{port}");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(up.is_some(), "haproxy did not listen");
+        Some(Haproxy { child, url })
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An API client for `url` (a balancer or a replica).
+fn api_at(url: &str, tok: &str, template: &Server) -> Api {
+    let mut api = Api::new(template, tok);
+    api.base = url.to_owned();
+    api
+}
+
+#[test]
+fn two_replicas_behind_haproxy_survive_a_sigkill_exactly_once() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("sh")
+        .arg(scripts().join("pg-backend.sh"))
+        .arg(dir.path())
+        .output()
+        .expect("pg-backend.sh");
+    assert!(out.status.success());
+    let storage = String::from_utf8(out.stdout).expect("utf-8");
+    let storage: Vec<&str> = storage.split_whitespace().collect();
+    let database = storage[1].to_owned();
+    let tok = token_for(&database);
+    let (pa, pb) = (free_port(), free_port());
+    let sweep = ["--lost-check-secs", "0.2"];
+    let mut a = Server::start_raw(dir.path(), &format!("127.0.0.1:{pa}"), &storage, &sweep);
+    let b = Server::start_raw(dir.path(), &format!("127.0.0.1:{pb}"), &storage, &sweep);
+    let Some(lb) = Haproxy::start(dir.path(), &[pa, pb]) else {
+        return;
+    };
+    let via_lb = api_at(&lb.url, &tok, &b);
+    let via_b = Api::new(&b, &tok);
+    let exe = dir.path().join("probe");
+    clib::compile_probe(&exe);
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("spool");
+    let n: i64 = 200_000;
+    let child = clib::probe(
+        &exe,
+        &spool,
+        Some((&lb.url, &tok)),
+        &["points", "replicated", &n.to_string(), "10000"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("probe");
+    // An artifact through the balancer while the solver reports.
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let sum = {
+        use sha2::Digest;
+        simtrack_server::util::hex(&sha2::Sha256::digest(&bytes))
+    };
+    let reg = via_lb.json(
+        "POST",
+        "/api/artifacts",
+        &serde_json::json!({"name": "deck.bin", "size": bytes.len(), "checksum": sum}),
+    );
+    assert_eq!(reg.status, 200, "{}", reg.text);
+    let reg = reg.json();
+    let artifact = reg["id"].as_str().expect("id").to_owned();
+    let upload = reg["url"].as_str().expect("upload url");
+    let path = upload
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}"))
+        .expect("path");
+    let put = via_lb.send(
+        "PUT",
+        &path,
+        &[],
+        Some((bytes.clone(), "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    // Mid-run: SIGKILL one replica, bring it back on its port.
+    std::thread::sleep(Duration::from_millis(700));
+    a.kill9();
+    std::thread::sleep(Duration::from_secs(1));
+    let a2 = Server::start_raw(dir.path(), &format!("127.0.0.1:{pa}"), &storage, &sweep);
+    let out = child.wait_with_output().expect("probe");
+    assert!(
+        out.status.success(),
+        "the solver failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything reads back through the other replica, exactly once.
+    let run = via_b.run_by_name("replicated");
+    let id = run["id"].as_str().expect("id");
+    assert_eq!(run["status"], "completed", "{run}");
+    let pts = via_b.series(id, "x", "step", None);
+    assert_eq!(pts.len() as i64, n, "every point exactly once");
+    for (i, (s, v)) in pts.iter().enumerate() {
+        assert_eq!(
+            (s.as_i64(), *v),
+            (Some(i as i64), Some(0.5 * i as f64)),
+            "point {i}"
+        );
+    }
+    let meta = via_b.ok(&format!("/api/artifacts/{artifact}"));
+    let down = meta["url"].as_str().expect("download url");
+    let down = down
+        .split_once("/api/")
+        .map(|(_, p)| format!("{}/api/{p}", via_b.base))
+        .expect("path");
+    let got = via_b.http.get(&down).send().expect("download");
+    assert_eq!(got.status().as_u16(), 200, "download");
+    let got = got.bytes().expect("bytes");
+    assert!(got[..] == bytes[..], "the artifact is not byte-identical");
+    // A crashed solver: marked lost once, with two replicas sweeping.
+    let out = clib::probe(&exe, &spool, Some((&lb.url, &tok)), &["crash", "crashed"])
+        .env("SIMTRACK_HEARTBEAT_TIMEOUT", "1")
+        .output()
+        .expect("probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crashed = via_b.run_by_name("crashed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let lost = wait_for(Duration::from_secs(20), || {
+        (via_b.ok(&format!("/api/runs/{crashed}"))["status"] == "lost").then_some(())
+    });
+    assert!(lost.is_some(), "the crashed run was never marked lost");
+    std::thread::sleep(Duration::from_secs(2));
+    let marks = via_lb
+        .events(&crashed)
+        .iter()
+        .filter(|m| m.contains("marked lost"))
+        .count();
+    assert_eq!(marks, 1, "marked lost {marks} times");
+    drop(lb);
+    drop(a2);
+    drop(b);
+}
+
+#[test]
+fn migrate_moves_an_embedded_deployment_and_every_value_reads_back_the_same() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_s = data.to_str().expect("utf-8").to_owned();
+    let embedded = ["--data", data_s.as_str()];
+    let out = Command::new(bin())
+        .args(["token", "create", "--name", "mover", "--data", &data_s])
+        .output()
+        .expect("token create");
+    assert!(out.status.success());
+    let tok = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    let mut server = Server::start_raw(dir.path(), "127.0.0.1:0", &embedded, &[]);
+    let api = Api::new(&server, &tok);
+    let exe = dir.path().join("probe");
+    clib::compile_probe(&exe);
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("spool");
+    // Runs that are over: a running one would (rightly) be marked lost by
+    // the new server once its heartbeat timeout passed.
+    for args in [
+        vec!["points", "moved", "250000", "0"],
+        vec!["alert", "alerting", "300"],
+    ] {
+        let out = clib::probe(&exe, &spool, Some((&server.url, &tok)), &args)
+            .output()
+            .expect("probe");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bytes: Vec<u8> = (0..500_000u32).map(|i| (i % 253) as u8).collect();
+    let sum = {
+        use sha2::Digest;
+        simtrack_server::util::hex(&sha2::Sha256::digest(&bytes))
+    };
+    let reg = api
+        .json(
+            "POST",
+            "/api/artifacts",
+            &serde_json::json!({"name": "deck.bin", "size": bytes.len(), "checksum": sum}),
+        )
+        .json();
+    let upload = reg["url"].as_str().expect("upload url");
+    let put = api.send(
+        "PUT",
+        upload,
+        &[],
+        Some((bytes.clone(), "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    let artifact = reg["id"].as_str().expect("id").to_owned();
+    // Everything a client reads, before.
+    let snapshot = |api: &Api| {
+        let runs = api.ok("/api/runs");
+        let mut all = vec![runs.clone(), api.ok("/api/folders"), api.ok("/api/alerts")];
+        for r in runs["data"].as_array().expect("runs") {
+            let id = r["id"].as_str().expect("id");
+            all.push(serde_json::json!(api.events(id)));
+            for m in ["x", "temp"] {
+                all.push(serde_json::json!(api.series(id, m, "step", None)));
+                all.push(serde_json::json!(api.series(id, m, "step", Some(500))));
+            }
+        }
+        all
+    };
+    let before = snapshot(&api);
+    assert!(
+        server.terminate(),
+        "the embedded server did not stop cleanly"
+    );
+    // Copy, twice: the second run finds everything there.
+    let database = fresh_database(dir.path());
+    // Artifact bytes to the object store when the run has one, else they
+    // stay in the data directory.
+    let to_blobs = match std::env::var("SIMTRACK_TEST_S3_BUCKET") {
+        Ok(bucket) if !bucket.is_empty() => {
+            let db = database.rsplit('/').next().expect("database name");
+            format!("s3://{bucket}/migrated-{db}")
+        }
+        _ => data.join("blobs").to_str().expect("utf-8").to_owned(),
+    };
+    for _ in 0..2 {
+        let out = Command::new(bin())
+            .args(["migrate", "--data", &data_s, "--to-database", &database])
+            .args(["--to-blobs", &to_blobs])
+            .output()
+            .expect("migrate");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "migrate: {text}");
+        assert!(text.contains("verified"), "{text}");
+        assert!(
+            !text.contains(database.rsplit_once('@').map_or("", |p| p.0)),
+            "{text}"
+        );
+    }
+    let scale = [
+        "--database",
+        database.as_str(),
+        "--blobs",
+        to_blobs.as_str(),
+    ];
+    let server = Server::start_raw(dir.path(), "127.0.0.1:0", &scale, &[]);
+    let api = Api::new(&server, &tok);
+    let after = snapshot(&api);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "a value reads back differently after the migration");
+    }
+    let meta = api.ok(&format!("/api/artifacts/{artifact}"));
+    let got = api
+        .http
+        .get(meta["url"].as_str().expect("download url"))
+        .send()
+        .expect("download")
+        .bytes()
+        .expect("bytes");
+    assert!(got[..] == bytes[..], "the artifact is not byte-identical");
+}
