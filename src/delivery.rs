@@ -284,7 +284,12 @@ impl<T: Transport> Courier<T> {
             };
             match self.transport.mark_refused(&mut ctx, &key, &note) {
                 // A server that refuses the note too cannot be told better.
-                Ok(()) | Err(SendError::Rejected { .. }) => self.state.refused[i].marked = true,
+                Ok(()) | Err(SendError::Rejected { .. }) => {
+                    self.state.refused[i].marked = true;
+                    // Progress: a later transient failure starts the
+                    // backoff over, as after a delivered record.
+                    self.backoff.reset();
+                }
                 Err(_) => return,
             }
             self.unsaved += 1;

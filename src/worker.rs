@@ -897,9 +897,13 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     .collect();
                 shared.set_progress(|p| p.refused = refused);
             }
+            // Refused records the run has not been marked with yet: finish
+            // waits for them as for unacknowledged ones.
+            let unmarked = courier.unmarked();
             match outcome {
                 Ok(Pumped::CaughtUp | Pumped::Interrupted) => shared.set_progress(|p| {
                     p.acked = acked;
+                    p.unmarked = unmarked;
                     p.send_error = None;
                     p.send_blocked = false;
                 }),
@@ -907,6 +911,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     retry_at = Some(Instant::now() + retry_in);
                     shared.set_progress(|p| {
                         p.acked = acked;
+                        p.unmarked = unmarked;
                         p.send_error = Some(message);
                     });
                 }
@@ -920,6 +925,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     retry_at = Some(Instant::now() + Duration::from_secs(30));
                     shared.set_progress(|p| {
                         p.acked = acked;
+                        p.unmarked = unmarked;
                         p.send_error = Some(message);
                         p.send_blocked = true;
                     });
