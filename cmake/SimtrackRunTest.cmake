@@ -23,8 +23,9 @@ if(DEFINED WORKDIR)
         file(REMOVE_RECURSE ${leftovers})
     endif()
 endif()
+# The library creates the spool itself, private to its owner (0700); a
+# directory made here would carry the umask's mode and draw its warning.
 file(REMOVE_RECURSE "${SPOOL}")
-file(MAKE_DIRECTORY "${SPOOL}")
 execute_process(COMMAND ${cmd}
     RESULT_VARIABLE result OUTPUT_VARIABLE out ERROR_VARIABLE err
     ECHO_OUTPUT_VARIABLE ECHO_ERROR_VARIABLE)
