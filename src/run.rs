@@ -69,10 +69,15 @@ impl Run {
     /// Starts a run with an explicit configuration.
     pub fn init_with(opts: InitOptions, config: &Config) -> Result<Run, Error> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let metadata = match opts.metadata_json.as_deref() {
+        let mut metadata = match opts.metadata_json.as_deref() {
             Some(m) => parse_json_object(m, "metadata_json")?,
             None => BTreeMap::new(),
         };
+        // The batch job, as metadata the runs table can filter on; the
+        // solver's own keys win.
+        for (k, v) in crate::context::batch_metadata(&|k| std::env::var(k).ok()) {
+            metadata.entry(k).or_insert(v);
+        }
         let folder = normalize_folder(opts.folder.as_deref().unwrap_or("/"))?;
         let tags = opts.tags.as_deref().map(parse_tags).unwrap_or_default();
         let name = match opts.name.as_deref().map(str::trim) {
