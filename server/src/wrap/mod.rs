@@ -322,6 +322,13 @@ fn supervise(
     let mut next_sample = Instant::now();
     let mut last_cpu: Option<(Instant, f64)> = None;
     loop {
+        // Signals first, so one that ended the child is recorded too.
+        for sig in child::take_received() {
+            let _ = run.event(&format!(
+                "simtrack run: received {}, forwarded to the program",
+                child::signal_name(sig)
+            ));
+        }
         match proc.try_wait() {
             Ok(Some(status)) => return status,
             Ok(None) => {}
@@ -330,12 +337,6 @@ fn supervise(
                     return s;
                 }
             }
-        }
-        for sig in child::take_received() {
-            let _ = run.event(&format!(
-                "simtrack run: received {}, forwarded to the program",
-                child::signal_name(sig)
-            ));
         }
         if kill_at.is_none() && run.abort_requested() {
             let _ = run.event(&format!(
