@@ -92,6 +92,7 @@ impl Run {
             return Ok(Run { id, live: None });
         }
         // Before anything touches the disk: a failed init leaves no run behind.
+        crate::signals::install_from_env()?;
         let transport = match config.mode {
             Mode::Online => Some(HttpTransport::new(config)?),
             _ => None,
