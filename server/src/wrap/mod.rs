@@ -161,6 +161,10 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     // The wrapper samples the child's tree itself; its own use is noise.
     let resources_every = config.resources_interval.take();
+    if let Some(secs) = slurm_time_limit() {
+        meta.entry("slurm_time_limit_secs".to_owned())
+            .or_insert(Value::from(secs));
+    }
     meta.insert(
         "command".to_owned(),
         Value::String(shell_words(&args.command)),
@@ -379,6 +383,53 @@ fn supervise(
     }
 }
 
+/// The job's time limit in seconds, asked of `squeue` (SLURM exports no
+/// variable for it before 23.02); `None` outside a job, when unlimited, or
+/// when squeue does not answer within 3 s.
+fn slurm_time_limit() -> Option<i64> {
+    let job = std::env::var("SLURM_JOB_ID").ok()?;
+    let mut child = Command::new("squeue")
+        .args(["-h", "-j", &job, "-o", "%l"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while child.try_wait().ok()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    parse_slurm_duration(out.lines().next()?.trim())
+}
+
+/// SLURM's `[days-]hours:minutes:seconds`, `minutes:seconds` or `minutes`.
+fn parse_slurm_duration(text: &str) -> Option<i64> {
+    let (days, rest) = match text.split_once('-') {
+        Some((d, r)) => (d.parse::<i64>().ok()?, r),
+        None => (0, text),
+    };
+    let parts: Vec<i64> = rest
+        .split(':')
+        .map(|p| p.parse::<i64>().ok())
+        .collect::<Option<_>>()?;
+    let (h, m, s) = match (text.contains('-'), parts.as_slice()) {
+        (_, [h, m, s]) => (*h, *m, *s),
+        (true, [h, m]) => (*h, *m, 0),
+        (true, [h]) => (*h, 0, 0),
+        (false, [m, s]) => (0, *m, *s),
+        (false, [m]) => (0, *m, 0),
+        _ => return None,
+    };
+    Some(((days * 24 + h) * 60 + m) * 60 + s)
+}
+
 /// The command as one line a shell would read back the same.
 fn shell_words(words: &[String]) -> String {
     words
@@ -408,6 +459,15 @@ mod tests {
         assert_eq!(metadata_value("true"), Value::Bool(true));
         assert_eq!(metadata_value("abc"), Value::from("abc"));
         assert_eq!(metadata_value("nan"), Value::from("nan"));
+    }
+
+    #[test]
+    fn slurm_durations_become_seconds() {
+        assert_eq!(parse_slurm_duration("1:00"), Some(60));
+        assert_eq!(parse_slurm_duration("2:00:00"), Some(7200));
+        assert_eq!(parse_slurm_duration("1-00:00:01"), Some(86401));
+        assert_eq!(parse_slurm_duration("1-2"), Some(93600));
+        assert_eq!(parse_slurm_duration("UNLIMITED"), None);
     }
 
     #[test]
