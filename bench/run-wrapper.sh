@@ -9,7 +9,9 @@
 #   online   simtrack run against a local `simtrack server` (until finish
 #            returns: all events acknowledged); wall time of the program's
 #            end is reported separately from the wait for delivery
-# Each is run REPS times (default 5); the median is printed.
+# Each is run REPS times (default 5); the median is printed. "child" is the
+# wall time of the program itself (GNU time inside the wrapper): whether the
+# wrapper slows the program down, apart from the wait for delivery at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p simtrack-server >&2
@@ -35,22 +37,23 @@ median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 run_case() { # name, command...
   local name=$1; shift
-  : > "$tmp/walls"; : > "$tmp/cpus"
+  : > "$tmp/walls"; : > "$tmp/cpus"; : > "$tmp/inners"
   for _ in $(seq "$reps"); do
-    rm -rf "$tmp/spool"
+    rm -rf "$tmp/spool" "$tmp/inner"
     read -r wall cpu < <(measure "$@")
     echo "$wall" >> "$tmp/walls"; echo "$cpu" >> "$tmp/cpus"
+    if [ -s "$tmp/inner" ]; then tail -n1 "$tmp/inner" >> "$tmp/inners"; else echo "$wall" >> "$tmp/inners"; fi
   done
-  local w c
-  w=$(median < "$tmp/walls"); c=$(median < "$tmp/cpus")
-  echo "$name $w $c" >> "$tmp/results"
-  printf '%-8s wall %6.3f s   cpu %6.3f s\n' "$name" "$w" "$c"
+  local w c i
+  w=$(median < "$tmp/walls"); c=$(median < "$tmp/cpus"); i=$(median < "$tmp/inners")
+  echo "$name $w $c $i" >> "$tmp/results"
+  printf '%-8s wall %6.3f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
 }
 
 echo "== $lines lines, median of $reps"
 run_case bare "$tmp/prog" burst "$lines"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
-  run_case offline "$bin" run --name bench -- "$tmp/prog" burst "$lines"
+  run_case offline "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
 
 "$bin" token create --data "$tmp/data" --name bench > "$tmp/token"
 "$bin" server --data "$tmp/data" --listen 127.0.0.1:0 > "$tmp/server.out" 2>&1 &
@@ -59,11 +62,11 @@ for _ in $(seq 100); do grep -q http:// "$tmp/server.out" 2>/dev/null && break; 
 url=$(grep -o 'http://[^ ]*' "$tmp/server.out" | head -1)
 SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tmp/spool" \
   SIMTRACK_RESOURCES_INTERVAL=0 SIMTRACK_FINISH_TIMEOUT=300 \
-  run_case online "$bin" run --name bench -- "$tmp/prog" burst "$lines"
+  run_case online "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
 
 awk -v lines="$lines" '
   $1 == "bare" { bw = $2; bc = $3 }
-  $1 != "bare" { w[$1] = $2; c[$1] = $3 }
+  $1 != "bare" { w[$1] = $2; c[$1] = $3; i[$1] = $4 }
   END {
-    for (k in w) printf "%-8s %+6.1f%% wall vs bare; wrapper CPU %.1f ms per 1,000 lines\n", k, 100 * (w[k] - bw) / bw, 1000 * (c[k] - bc) / (lines / 1000)
+    for (k in w) printf "%-8s wall %+.3f s vs bare (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw, i[k] - bw, 1000 * (c[k] - bc) / (lines / 1000)
   }' "$tmp/results"
