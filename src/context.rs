@@ -44,7 +44,8 @@ const BATCH_VARS: [&str; 17] = [
 /// The batch job this process belongs to, as run metadata (so the runs
 /// table can filter on it): `(key, value)` pairs, integers as integers.
 /// SLURM: job id, array job and task ids, job name, partition, node list,
-/// time limit (from the job's start and end times, SLURM >= 21.08) and
+/// time limit (from the job's start and end times, where SLURM exports
+/// them; 22.05 does not) and
 /// submit directory. Empty outside a batch job.
 pub fn batch_metadata(env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, Value)> {
     const SLURM: [(&str, &str); 8] = [

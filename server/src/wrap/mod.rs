@@ -383,8 +383,8 @@ fn supervise(
     }
 }
 
-/// The job's time limit in seconds, asked of `squeue` (SLURM exports no
-/// variable for it before 23.02); `None` outside a job, when unlimited, or
+/// The job's time limit in seconds, asked of `squeue` (SLURM 22.05 exports
+/// no variable for it); `None` outside a job, when unlimited, or
 /// when squeue does not answer within 3 s.
 fn slurm_time_limit() -> Option<i64> {
     let job = std::env::var("SLURM_JOB_ID").ok()?;
