@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+[ "$(id -u)" = 0 ] || { echo "40-slurm: slurmd must run as root (it starts jobs as their users)" >&2; exit 1; }
 for tool in slurmctld slurmd sbatch munged gfortran mpif90; do
     command -v "$tool" >/dev/null || { echo "40-slurm: $tool not found (see .ci/run)" >&2; exit 1; }
 done
