@@ -90,3 +90,22 @@ set_target_properties(simtrack::simtrack PROPERTIES
     IMPORTED_SONAME "libsimtrack.so.${SIMTRACK_SOVERSION}"
     INTERFACE_INCLUDE_DIRECTORIES "${CMAKE_CURRENT_SOURCE_DIR}/include")
 add_dependencies(simtrack::simtrack simtrack_cargo)
+
+# The `simtrack` command (workspace member `server/`), built by cargo in the
+# same target directory and profile as the library.
+if(SIMTRACK_CLI)
+    set(SIMTRACK_CLI_EXECUTABLE "${SIMTRACK_CARGO_TARGET_DIR}/${SIMTRACK_CARGO_PROFILE}/simtrack")
+    set(_simtrack_cli_profile)
+    if(SIMTRACK_CARGO_PROFILE STREQUAL "release")
+        set(_simtrack_cli_profile --release)
+    endif()
+    add_custom_target(simtrack_cli ALL
+        COMMAND "${CARGO_EXECUTABLE}" build --locked -p simtrack-server --bin simtrack
+                --target-dir "${SIMTRACK_CARGO_TARGET_DIR}" ${_simtrack_cli_profile}
+        WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}"
+        BYPRODUCTS "${SIMTRACK_CLI_EXECUTABLE}"
+        COMMENT "cargo build -p simtrack-server (the simtrack command)"
+        USES_TERMINAL VERBATIM)
+    # One cargo at a time in a target directory.
+    add_dependencies(simtrack_cli simtrack_cargo)
+endif()

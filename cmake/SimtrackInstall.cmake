@@ -1,4 +1,5 @@
-# Install rules: libraries (shared with soname + static), header, Fortran
+# Install rules: libraries (shared with soname + static), headers (C and the
+# header-only C++ API), the `simtrack` command (SIMTRACK_CLI), Fortran
 # modules and library, CMake package, pkg-config files.
 include(CMakePackageConfigHelpers)
 
@@ -13,7 +14,11 @@ if(CMAKE_HOST_SYSTEM_NAME STREQUAL "Linux")
                         WORLD_READ WORLD_EXECUTE)
 endif()
 install(FILES "${SIMTRACK_STATIC_LIB}" TYPE LIB)
-install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/include/simtrack.h" TYPE INCLUDE)
+install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/include/simtrack.h"
+              "${CMAKE_CURRENT_SOURCE_DIR}/include/simtrack.hpp" TYPE INCLUDE)
+if(SIMTRACK_CLI)
+    install(PROGRAMS "${SIMTRACK_CLI_EXECUTABLE}" TYPE BIN)
+endif()
 install(FILES "${SIMTRACK_NATIVE_LIBS_FILE}" DESTINATION "${SIMTRACK_CMAKE_DIR}")
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/pkgconfig/simtrack.pc"
         DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")

@@ -470,6 +470,31 @@ const char *simtrack_status_str(simtrack_status status);
  */
 const char *simtrack_version(void);
 
+/**
+ * Opts in to scheduler signals (what `SIMTRACK_SIGNALS` does, as a call).
+ *
+ * `signals` is a comma-separated list such as `"TERM,INT,USR1"` (names
+ * with or without `SIG`, or numbers; SIGKILL, SIGSTOP and the crash signals
+ * are refused). On one of them, for every unfinished run of the process,
+ * the library records the signal as an event, marks the run `terminated`
+ * and waits up to `timeout_seconds` (`<= 0`: 10 s) for its data to reach
+ * the spool and the server; then it restores the handler the signal had
+ * when this function was called and raises the signal again, so the
+ * solver's own handler (or the default action) runs as before. A run
+ * marked this way records nothing more: list only signals that end the job.
+ *
+ * Call it after installing the solver's own handlers (a handler installed
+ * later replaces ours). Once per process: calling it again with the same
+ * list returns OK and does nothing; with another list it returns
+ * `SIMTRACK_STATUS_INVALID_ARGUMENT`. A bad list returns
+ * `SIMTRACK_STATUS_CONFIG`. May be called before or after `simtrack_init`,
+ * from any thread.
+ *
+ * # Safety
+ * `signals` is NULL or NUL-terminated.
+ */
+simtrack_status simtrack_handle_signals(const char *signals, double timeout_seconds);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

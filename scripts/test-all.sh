@@ -2,7 +2,8 @@
 # Runs every test of the project: the gates (cargo fmt --check, clippy with
 # warnings as errors), Rust (library, C API, server), then the CMake/CTest
 # suite (C, C++, Fortran with gfortran and flang, MPI, install smoke tests),
-# then the official simvue client against our server and the web UI.
+# then the official simvue client against our server, the web UI, a real
+# one-node SLURM (40-slurm.sh) and the release tarball under Lmod (50-package.sh).
 # This is the README's test command; .ci/run calls it after installing the
 # system packages.
 set -euo pipefail

@@ -21,8 +21,13 @@ const SIZE_VARS: [&str; 5] = [
     "SLURM_NTASKS",
 ];
 /// Batch-system variables recorded when present.
-const BATCH_VARS: [&str; 12] = [
+const BATCH_VARS: [&str; 17] = [
     "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_SUBMIT_DIR",
+    "SLURM_JOB_START_TIME",
+    "SLURM_JOB_END_TIME",
     "SLURM_JOB_NAME",
     "SLURM_JOB_NODELIST",
     "SLURM_JOB_NUM_NODES",
@@ -35,6 +40,42 @@ const BATCH_VARS: [&str; 12] = [
     "LSB_JOBID",
     "FLUX_JOB_ID",
 ];
+
+/// The batch job this process belongs to, as run metadata (so the runs
+/// table can filter on it): `(key, value)` pairs, integers as integers.
+/// SLURM: job id, array job and task ids, job name, partition, node list,
+/// time limit (from the job's start and end times, where SLURM exports
+/// them; 22.05 does not) and
+/// submit directory. Empty outside a batch job.
+pub fn batch_metadata(env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, Value)> {
+    const SLURM: [(&str, &str); 8] = [
+        ("SLURM_JOB_ID", "slurm_job_id"),
+        ("SLURM_ARRAY_JOB_ID", "slurm_array_job_id"),
+        ("SLURM_ARRAY_TASK_ID", "slurm_array_task_id"),
+        ("SLURM_JOB_NAME", "slurm_job_name"),
+        ("SLURM_JOB_PARTITION", "slurm_partition"),
+        ("SLURM_JOB_NODELIST", "slurm_nodelist"),
+        ("SLURM_SUBMIT_DIR", "slurm_submit_dir"),
+        ("SLURM_CLUSTER_NAME", "slurm_cluster"),
+    ];
+    let mut out = Vec::new();
+    for (var, key) in SLURM {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            let value = v
+                .trim()
+                .parse::<i64>()
+                .map_or_else(|_| Value::String(v.clone()), Value::from);
+            out.push((key.to_owned(), value));
+        }
+    }
+    let secs = |k: &str| env(k).and_then(|v| v.trim().parse::<i64>().ok());
+    if let (Some(start), Some(end)) = (secs("SLURM_JOB_START_TIME"), secs("SLURM_JOB_END_TIME"))
+        && end > start
+    {
+        out.push(("slurm_time_limit_secs".to_owned(), Value::from(end - start)));
+    }
+    out
+}
 
 /// This process's MPI rank and world size as the launcher announced them,
 /// or `None` outside a launcher.
@@ -149,6 +190,30 @@ mod tests {
             mpi_rank_and_size(&env_of(&[("SLURM_PROCID", "0"), ("PMIX_RANK", "2")])),
             Some((2, None))
         );
+    }
+
+    #[test]
+    fn slurm_job_becomes_typed_metadata() {
+        assert!(batch_metadata(&env_of(&[])).is_empty());
+        let m: std::collections::BTreeMap<String, Value> = batch_metadata(&env_of(&[
+            ("SLURM_JOB_ID", "42"),
+            ("SLURM_ARRAY_JOB_ID", "41"),
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_JOB_NAME", "heat"),
+            ("SLURM_JOB_PARTITION", "debug"),
+            ("SLURM_JOB_NODELIST", "node[1-2]"),
+            ("SLURM_SUBMIT_DIR", "/home/a"),
+            ("SLURM_JOB_START_TIME", "1000"),
+            ("SLURM_JOB_END_TIME", "1060"),
+        ]))
+        .into_iter()
+        .collect();
+        assert_eq!(m["slurm_job_id"], 42);
+        assert_eq!(m["slurm_array_task_id"], 2);
+        assert_eq!(m["slurm_job_name"], "heat");
+        assert_eq!(m["slurm_nodelist"], "node[1-2]");
+        assert_eq!(m["slurm_time_limit_secs"], 60);
+        assert_eq!(m.len(), 8);
     }
 
     #[test]

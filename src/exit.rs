@@ -51,15 +51,20 @@ pub(crate) fn track(shared: &Arc<Shared>) {
     });
 }
 
+/// The unfinished runs of this process (not those a `fork()` parent left).
+pub(crate) fn live_runs() -> Vec<Arc<Shared>> {
+    let generation = crate::fork::generation();
+    live()
+        .iter()
+        .filter(|t| t.generation == generation)
+        .filter_map(|t| t.shared.upgrade())
+        .collect()
+}
+
 /// The `atexit` handler.
 pub(crate) extern "C" fn flush_at_exit() {
     let _ = std::panic::catch_unwind(|| {
-        let generation = crate::fork::generation();
-        let runs: Vec<Arc<Shared>> = live()
-            .iter()
-            .filter(|t| t.generation == generation)
-            .filter_map(|t| t.shared.upgrade())
-            .collect();
+        let runs = live_runs();
         let deadline = Instant::now() + EXIT_GRACE;
         for shared in &runs {
             shared.flush_at_exit(deadline);

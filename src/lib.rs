@@ -25,6 +25,7 @@ mod fork;
 pub mod model;
 pub mod record;
 pub mod run;
+pub mod signals;
 pub mod spool;
 pub mod sync;
 pub mod transport;

@@ -81,10 +81,15 @@ impl Run {
         transport: Option<T>,
     ) -> Result<Run, Error> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let metadata = match opts.metadata_json.as_deref() {
+        let mut metadata = match opts.metadata_json.as_deref() {
             Some(m) => parse_json_object(m, "metadata_json")?,
             None => BTreeMap::new(),
         };
+        // The batch job, as metadata the runs table can filter on; the
+        // solver's own keys win.
+        for (k, v) in crate::context::batch_metadata(&|k| std::env::var(k).ok()) {
+            metadata.entry(k).or_insert(v);
+        }
         let folder = normalize_folder(opts.folder.as_deref().unwrap_or("/"))?;
         let tags = opts.tags.as_deref().map(parse_tags).unwrap_or_default();
         let name = match opts.name.as_deref().map(str::trim) {
@@ -98,6 +103,8 @@ impl Run {
         if config.mode == Mode::Disabled || is_silent_rank(config) {
             return Ok(Run { id, live: None });
         }
+        // Before anything touches the disk: a failed init leaves no run behind.
+        crate::signals::install_from_env()?;
         let created = now_unix();
         let start = Instant::now();
         let clock = crate::clock::Calibration::start();

@@ -7,12 +7,13 @@ use clap::{Parser, Subcommand};
 use simtrack_server::config::{ServerConfig, default_data_dir};
 
 mod sync;
+mod wrap;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "simtrack",
     version,
-    about = "Simulation tracking: server, tokens, offline sync"
+    about = "Simulation tracking: server, tokens, offline sync, wrapping programs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -92,6 +93,8 @@ enum Command {
         #[arg(long)]
         to_blobs: Option<String>,
     },
+    /// Run a program as a tracked run: its output as events and metrics, its exit as the status.
+    Run(wrap::RunArgs),
     /// Upload offline (spooled) runs to the configured server.
     Sync {
         /// Offline cache directory [default: the library's configuration].
@@ -367,6 +370,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Run(args) => wrap::main(args),
         Command::Doctor { data, spool } => match spool {
             Some(dir) => simtrack_server::doctor::spool(&dir),
             None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),

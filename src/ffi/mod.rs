@@ -10,6 +10,7 @@ pub mod api;
 mod boundary;
 mod handle;
 mod lease;
+mod signals;
 mod strings;
 
 pub use handle::Handle;

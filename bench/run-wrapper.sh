@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The cost of `simtrack run` on a program printing LINES lines (default
+# 1,000,000) as fast as it can (server/tests/wrap/residuals.c in burst mode):
+# wall time with and without the wrapper, and the CPU the wrapper adds per
+# 1,000 lines. Output goes to /dev/null in both cases (through the wrapper's
+# pass-through in the wrapped case). Three configurations:
+#   bare     the program alone
+#   offline  simtrack run, every line an event in the local spool
+#   online   simtrack run against a local `simtrack server` (until finish
+#            returns: all events acknowledged); wall time of the program's
+#            end is reported separately from the wait for delivery
+# Each is run REPS times (default 5); the median is printed. "child" is the
+# wall time of the program itself (GNU time inside the wrapper): whether the
+# wrapper slows the program down, apart from the wait for delivery at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p simtrack-server >&2
+bin="$PWD/target/release/simtrack"
+lines=${LINES_OUT:-1000000}
+reps=${REPS:-5}
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+   server/tests/wrap/residuals.c -o "$tmp/prog"
+
+# One measurement: "wall user+sys" in seconds (GNU time, children included).
+measure() {
+  /usr/bin/time -f '%e %U %S' -o "$tmp/t" "$@" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+  awk '{printf "%.3f %.3f\n", $1, $2 + $3}' "$tmp/t"
+}
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+
+run_case() { # name, command...
+  local name=$1; shift
+  : > "$tmp/walls"; : > "$tmp/cpus"; : > "$tmp/inners"
+  for _ in $(seq "$reps"); do
+    rm -rf "$tmp/spool" "$tmp/inner"
+    read -r wall cpu < <(measure "$@")
+    echo "$wall" >> "$tmp/walls"; echo "$cpu" >> "$tmp/cpus"
+    if [ -s "$tmp/inner" ]; then tail -n1 "$tmp/inner" >> "$tmp/inners"; else echo "$wall" >> "$tmp/inners"; fi
+  done
+  local w c i
+  w=$(median < "$tmp/walls"); c=$(median < "$tmp/cpus"); i=$(median < "$tmp/inners")
+  echo "$name $w $c $i" >> "$tmp/results"
+  printf '%-8s wall %6.3f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
+}
+
+echo "== $lines lines, median of $reps"
+run_case bare "$tmp/prog" burst "$lines"
+SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
+  run_case offline "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+
+"$bin" token create --data "$tmp/data" --name bench > "$tmp/token"
+"$bin" server --data "$tmp/data" --listen 127.0.0.1:0 > "$tmp/server.out" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do grep -q http:// "$tmp/server.out" 2>/dev/null && break; sleep 0.1; done
+url=$(grep -o 'http://[^ ]*' "$tmp/server.out" | head -1)
+SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tmp/spool" \
+  SIMTRACK_RESOURCES_INTERVAL=0 SIMTRACK_FINISH_TIMEOUT=300 \
+  run_case online "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+
+awk -v lines="$lines" '
+  $1 == "bare" { bw = $2; bc = $3 }
+  $1 != "bare" { w[$1] = $2; c[$1] = $3; i[$1] = $4 }
+  END {
+    for (k in w) printf "%-8s wall %+.3f s vs bare (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw, i[k] - bw, 1000 * (c[k] - bc) / (lines / 1000)
+  }' "$tmp/results"

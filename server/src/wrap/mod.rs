@@ -1,0 +1,480 @@
+//! `simtrack run [OPTIONS] -- CMD [ARGS...]`: tracks an unmodified program
+//! as one run through the library (same configuration, spool, sync, abort
+//! and heartbeats as a linked solver).
+//!
+//! The child's output is passed through and recorded ([`output`]), turned
+//! into metrics by rules ([`rules`]); signals sent to the wrapper reach the
+//! child, and the child tree's resources are sampled ([`child`]). The
+//! child's fate is the run's status and the wrapper's exit code.
+
+mod child;
+mod output;
+mod rules;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use simtrack::config::Config;
+use simtrack::record::{Category, RunStatus};
+use simtrack::{InitOptions, Run};
+
+use rules::{Matcher, Rules, Stream};
+
+/// Options of `simtrack run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Run name [default: generated].
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder of the run [default: /].
+    #[arg(long)]
+    folder: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// KEY=VALUE metadata (repeatable); integers, numbers and true/false stay typed.
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    metadata: Vec<String>,
+    /// Run description.
+    #[arg(long)]
+    description: Option<String>,
+    /// NAME=REGEX (repeatable): a matching line logs NAME, the first capture group as its value.
+    #[arg(long = "metric", value_name = "NAME=REGEX")]
+    metrics: Vec<String>,
+    /// REGEX whose first capture group is the step of the metrics that follow.
+    #[arg(long, value_name = "REGEX")]
+    step_regex: Option<String>,
+    /// TOML rules file (repeatable); see `docs/run.md`.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Files saved as inputs at start (glob, repeatable).
+    #[arg(long = "input", value_name = "GLOB")]
+    inputs: Vec<String>,
+    /// Files saved as outputs at exit (glob, repeatable).
+    #[arg(long = "output", value_name = "GLOB")]
+    outputs: Vec<String>,
+    /// Files saved as code at start (glob, repeatable).
+    #[arg(long = "code", value_name = "GLOB")]
+    code: Vec<String>,
+    /// Seconds between SIGTERM and SIGKILL when the run is aborted.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    kill_after: f64,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn metadata_value(text: &str) -> Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::from(i);
+    }
+    if let Ok(f) = text.parse::<f64>()
+        && f.is_finite()
+    {
+        return Value::from(f);
+    }
+    match text {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// What must be right before a run starts; errors are usage errors.
+fn prepare(args: &RunArgs) -> Result<(Rules, BTreeMap<String, Value>), String> {
+    let mut rules = Rules::default();
+    for m in &args.metrics {
+        rules.add_metric_arg(m)?;
+    }
+    if let Some(s) = &args.step_regex {
+        rules.set_step(s)?;
+    }
+    for f in &args.rules {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("--rules {}: {e}", f.display()))?;
+        rules.add_file(&text, &f.display().to_string())?;
+    }
+    let mut meta = BTreeMap::new();
+    for kv in &args.metadata {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--metadata {kv:?}: expected KEY=VALUE"))?;
+        meta.insert(k.trim().to_owned(), metadata_value(v));
+    }
+    for g in args.inputs.iter().chain(&args.outputs).chain(&args.code) {
+        glob::Pattern::new(g).map_err(|e| format!("invalid glob {g:?}: {e}"))?;
+    }
+    if !(args.kill_after.is_finite() && args.kill_after >= 0.0) {
+        return Err("--kill-after: expected a number of seconds >= 0".to_owned());
+    }
+    Ok((rules, meta))
+}
+
+fn say(msg: &str) {
+    eprintln!("simtrack run: {msg}");
+}
+
+/// Saves the files `globs` match; says what matched nothing or failed.
+fn save_files(run: &Run, globs: &[String], category: Category) {
+    for g in globs {
+        let paths: Vec<PathBuf> = match glob::glob(g) {
+            Ok(p) => p.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+            Err(_) => Vec::new(),
+        };
+        if paths.is_empty() {
+            let m = format!("no file matches {g:?} ({})", category.as_str());
+            say(&m);
+            let _ = run.event(&format!("simtrack run: {m}"));
+        }
+        for p in paths {
+            if let Err(e) = run.save(&p, category) {
+                say(&e.to_string());
+                let _ = run.event(&format!("simtrack run: {e}"));
+            }
+        }
+    }
+}
+
+/// Exit code of a usage error, as clap uses.
+const USAGE: u8 = 2;
+
+/// `simtrack run`.
+pub fn main(args: RunArgs) -> ExitCode {
+    let (rules, mut meta) = match prepare(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            say(&e);
+            return ExitCode::from(USAGE);
+        }
+    };
+    let mut config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            say(&e.to_string());
+            return ExitCode::FAILURE;
+        }
+    };
+    // The wrapper samples the child's tree itself; its own use is noise.
+    let resources_every = config.resources_interval.take();
+    if let Some(secs) = slurm_time_limit() {
+        meta.entry("slurm_time_limit_secs".to_owned())
+            .or_insert(Value::from(secs));
+    }
+    meta.insert(
+        "command".to_owned(),
+        Value::String(shell_words(&args.command)),
+    );
+    let opts = InitOptions {
+        name: args.name.clone(),
+        metadata_json: Some(Value::Object(meta.into_iter().collect()).to_string()),
+        tags: (!args.tags.is_empty()).then(|| args.tags.join(",")),
+        description: args.description.clone(),
+        folder: args.folder.clone(),
+    };
+    let run = match Run::init_with(opts, &config) {
+        Ok(r) => r,
+        Err(e) => {
+            say(&format!("cannot start the run: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    save_files(&run, &args.code, Category::Code);
+    save_files(&run, &args.inputs, Category::Input);
+
+    child::install_handlers();
+    let own_group = !child::stdin_is_tty();
+    let mut cmd = Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if own_group {
+        cmd.process_group(0);
+    }
+    let mut proc = match cmd.spawn() {
+        Ok(p) => p,
+        Err(e) => {
+            let (code, why) = match e.kind() {
+                std::io::ErrorKind::NotFound => (127, "command not found".to_owned()),
+                std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_owned()),
+                _ => (126, e.to_string()),
+            };
+            let msg = format!("{}: {why}", args.command[0]);
+            say(&msg);
+            let _ = run.event(&format!("simtrack run: cannot start {msg}"));
+            let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(code));
+            let _ = run.set_metadata("failure", simtrack::record::MetaValue::Str(msg));
+            let _ = run.set_status(RunStatus::Failed);
+            finish(run);
+            return ExitCode::from(code as u8);
+        }
+    };
+    let pid = proc.id();
+    child::set_target(pid, own_group);
+    let _ = run.event(&format!(
+        "simtrack run: started {} (pid {pid})",
+        shell_words(&args.command)
+    ));
+
+    let (tx, rx) = output::queue();
+    let mut readers = Vec::new();
+    if let Some(out) = proc.stdout.take() {
+        readers
+            .extend(output::spawn_reader(out, std::io::stdout(), Stream::Stdout, tx.clone()).ok());
+    }
+    if let Some(err) = proc.stderr.take() {
+        readers
+            .extend(output::spawn_reader(err, std::io::stderr(), Stream::Stderr, tx.clone()).ok());
+    }
+    drop(tx);
+
+    let mut matcher = Matcher::new(rules);
+    let give_up = AtomicBool::new(false);
+    let status = std::thread::scope(|s| {
+        let parser = s.spawn(|| output::parse(rx, &give_up, &run, &mut matcher));
+        let status = supervise(&mut proc, &run, resources_every, args.kill_after);
+        // Grandchildren may hold the pipes open after the child is gone:
+        // wait a little for them, then stop waiting (readers end with them).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let all_read = readers.iter().all(|r| r.is_finished());
+        for r in readers.drain(..) {
+            if r.is_finished() {
+                let _ = r.join();
+            }
+        }
+        if !all_read {
+            say("the program's output is still open (a background process?); not waiting for it");
+            give_up.store(true, Ordering::Release);
+        }
+        let _ = parser.join();
+        status
+    });
+
+    for (metric, (n, first)) in &matcher.unparsed {
+        let m = format!(
+            "{n} value(s) of metric {metric:?} did not parse as numbers and were not logged (first: {first:?})"
+        );
+        say(&m);
+        let _ = run.event(&format!("simtrack run: {m}"));
+    }
+    save_files(&run, &args.outputs, Category::Output);
+
+    let (code, run_status, text) = match (status.code(), status.signal()) {
+        (Some(0), _) => (0u8, RunStatus::Completed, "exited with code 0".to_owned()),
+        (Some(c), _) => {
+            let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(c.into()));
+            (c as u8, RunStatus::Failed, format!("exited with code {c}"))
+        }
+        (None, Some(sig)) => {
+            let name = child::signal_name(sig);
+            let _ = run.set_metadata(
+                "exit_signal",
+                simtrack::record::MetaValue::Str(name.clone()),
+            );
+            let _ = run.set_metadata(
+                "exit_code",
+                simtrack::record::MetaValue::Int(128 + i64::from(sig)),
+            );
+            let st = if child::is_crash(sig) && !status_aborted(&run) {
+                RunStatus::Failed
+            } else {
+                RunStatus::Terminated
+            };
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
+            ((128 + sig) as u8, st, format!("killed by {name}{core}"))
+        }
+        _ => (1, RunStatus::Failed, "ended in an unknown way".to_owned()),
+    };
+    let _ = run.event(&format!("simtrack run: the program {text}"));
+    let _ = run.set_status(run_status);
+    finish(run);
+    ExitCode::from(code)
+}
+
+fn status_aborted(run: &Run) -> bool {
+    run.abort_requested()
+}
+
+fn finish(run: Run) {
+    if let Err(e) = run.finish() {
+        say(&e.to_string());
+    }
+}
+
+/// Waits for the child: forwards signals (recording them), honours an abort
+/// (SIGTERM, then SIGKILL after `kill_after`), samples resources.
+fn supervise(
+    proc: &mut std::process::Child,
+    run: &Run,
+    resources_every: Option<Duration>,
+    kill_after: f64,
+) -> std::process::ExitStatus {
+    let pid = proc.id();
+    let mut kill_at: Option<Instant> = None;
+    let mut next_sample = Instant::now();
+    let mut last_cpu: Option<(Instant, f64)> = None;
+    loop {
+        // Signals first, so one that ended the child is recorded too.
+        for sig in child::take_received() {
+            let _ = run.event(&format!(
+                "simtrack run: received {}, forwarded to the program",
+                child::signal_name(sig)
+            ));
+        }
+        match proc.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) => {}
+            Err(_) => {
+                if let Ok(s) = proc.wait() {
+                    return s;
+                }
+            }
+        }
+        if kill_at.is_none() && run.abort_requested() {
+            let _ = run.event(&format!(
+                "simtrack run: abort requested; sending SIGTERM (SIGKILL after {kill_after} s)"
+            ));
+            child::send(libc::SIGTERM);
+            kill_at = Some(Instant::now() + Duration::from_secs_f64(kill_after));
+        }
+        if let Some(t) = kill_at
+            && Instant::now() >= t
+        {
+            let _ = run.event("simtrack run: the program outlived --kill-after; sending SIGKILL");
+            child::send(libc::SIGKILL);
+            kill_at = Some(Instant::now() + Duration::from_secs(3600));
+        }
+        if let Some(every) = resources_every
+            && Instant::now() >= next_sample
+        {
+            next_sample = Instant::now() + every;
+            if let Some(u) = child::tree_usage(pid) {
+                let now = Instant::now();
+                if let Some((t0, c0)) = last_cpu {
+                    let wall = now.duration_since(t0).as_secs_f64();
+                    if wall > 0.0 {
+                        let pct = (100.0 * (u.cpu_secs - c0) / wall).max(0.0);
+                        let _ = run.log("resources/cpu.usage.percentage", pct, -1);
+                    }
+                }
+                last_cpu = Some((now, u.cpu_secs));
+                let _ = run.log(
+                    "resources/cpu.usage.memory",
+                    u.rss_bytes as f64 / (1024.0 * 1024.0),
+                    -1,
+                );
+                let _ = run.log("resources/threads", u.threads as f64, -1);
+                let _ = run.log("resources/processes", u.processes as f64, -1);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The job's time limit in seconds, asked of `squeue` (SLURM 22.05 exports
+/// no variable for it); `None` outside a job, when unlimited, or
+/// when squeue does not answer within 3 s.
+fn slurm_time_limit() -> Option<i64> {
+    let job = std::env::var("SLURM_JOB_ID").ok()?;
+    let mut child = Command::new("squeue")
+        .args(["-h", "-j", &job, "-o", "%l"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while child.try_wait().ok()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    parse_slurm_duration(out.lines().next()?.trim())
+}
+
+/// SLURM's `[days-]hours:minutes:seconds`, `minutes:seconds` or `minutes`.
+fn parse_slurm_duration(text: &str) -> Option<i64> {
+    let (days, rest) = match text.split_once('-') {
+        Some((d, r)) => (d.parse::<i64>().ok()?, r),
+        None => (0, text),
+    };
+    let parts: Vec<i64> = rest
+        .split(':')
+        .map(|p| p.parse::<i64>().ok())
+        .collect::<Option<_>>()?;
+    let (h, m, s) = match (text.contains('-'), parts.as_slice()) {
+        (_, [h, m, s]) => (*h, *m, *s),
+        (true, [h, m]) => (*h, *m, 0),
+        (true, [h]) => (*h, 0, 0),
+        (false, [m, s]) => (0, *m, *s),
+        (false, [m]) => (0, *m, 0),
+        _ => return None,
+    };
+    Some(((days * 24 + h) * 60 + m) * 60 + s)
+}
+
+/// The command as one line a shell would read back the same.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_values_keep_their_types() {
+        assert_eq!(metadata_value("3"), Value::from(3));
+        assert_eq!(metadata_value("0.5"), Value::from(0.5));
+        assert_eq!(metadata_value("true"), Value::Bool(true));
+        assert_eq!(metadata_value("abc"), Value::from("abc"));
+        assert_eq!(metadata_value("nan"), Value::from("nan"));
+    }
+
+    #[test]
+    fn slurm_durations_become_seconds() {
+        assert_eq!(parse_slurm_duration("1:00"), Some(60));
+        assert_eq!(parse_slurm_duration("2:00:00"), Some(7200));
+        assert_eq!(parse_slurm_duration("1-00:00:01"), Some(86401));
+        assert_eq!(parse_slurm_duration("1-2"), Some(93600));
+        assert_eq!(parse_slurm_duration("UNLIMITED"), None);
+    }
+
+    #[test]
+    fn commands_are_quoted_for_a_shell() {
+        assert_eq!(
+            shell_words(&["./a".into(), "x y".into(), "it's".into()]),
+            r"./a 'x y' 'it'\''s'"
+        );
+    }
+}

@@ -1,0 +1,580 @@
+//! `simtrack run -- CMD` as a user runs it: the real `simtrack` binary wraps
+//! real programs written for these tests (`tests/wrap/residuals.c`, built
+//! here with `cc`, and `tests/wrap/residuals.sh`) and reports to a real
+//! `simtrack server` started by the test (or offline, then `simtrack sync`);
+//! everything is read back through the API.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Api, Server, token, urlencode, wait_for};
+use serde_json::{Value, json};
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wrap")
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    server: Server,
+    api: Api,
+    token: String,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let tok = token(&data);
+        let server = Server::start(&data, &[]);
+        let api = Api::new(&server, &tok);
+        let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args([
+                "-std=c11",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+            ])
+            .arg(here().join("residuals.c"))
+            .arg("-o")
+            .arg(dir.path().join("residuals"))
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "compiling residuals.c failed");
+        std::fs::create_dir_all(dir.path().join("work")).expect("workdir");
+        Rig {
+            dir,
+            server,
+            api,
+            token: tok,
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// `simtrack run ARGS` in the work directory, configured for this
+    /// server (or offline), isolated from any user configuration.
+    fn wrapper(&self, online: bool, args: &[&str]) -> Command {
+        let mut c = Command::new(common::bin());
+        c.arg("run")
+            .args(args)
+            .current_dir(self.path("work"))
+            .env_clear()
+            .env("HOME", self.path("work"))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SIMTRACK_OFFLINE_DIR", self.path("spool"))
+            .env("SIMTRACK_FINISH_TIMEOUT", "120")
+            .env("SIMTRACK_ABORT_POLL", "0.2")
+            .env("SIMTRACK_RESOURCES_INTERVAL", "0.2")
+            .stdin(Stdio::null());
+        if online {
+            c.env("SIMTRACK_URL", &self.server.url)
+                .env("SIMTRACK_TOKEN", &self.token);
+        } else {
+            c.env("SIMTRACK_MODE", "offline");
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.wrapper(true, args).output().expect("simtrack run")
+    }
+
+    fn exe(&self) -> String {
+        self.path("residuals").display().to_string()
+    }
+
+    fn run_named(&self, name: &str) -> Value {
+        wait_for(Duration::from_secs(20), || {
+            let q = urlencode(&json!([format!("name == {name}")]).to_string());
+            let v = self.api.ok(&format!("/api/runs?filters={q}"));
+            (v["count"] == 1).then(|| v["data"][0].clone())
+        })
+        .unwrap_or_else(|| panic!("no run named {name}"))
+    }
+
+    fn id_of(&self, name: &str) -> String {
+        self.run_named(name)["id"].as_str().expect("id").to_owned()
+    }
+
+    fn values(&self, id: &str, metric: &str) -> Vec<(i64, f64)> {
+        self.api
+            .series(id, metric, "step", None)
+            .into_iter()
+            .map(|(s, v)| (s.as_i64().expect("step"), v.expect("value")))
+            .collect()
+    }
+
+    fn event_count(&self, id: &str) -> u64 {
+        self.api
+            .ok(&format!("/api/events?run={id}&start=0&count=1"))["count"]
+            .as_u64()
+            .expect("count")
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The C program's table through the TOML rules: exact metric values and
+/// steps, every line once as an event and unchanged on the terminal,
+/// files by category, child-tree resources, status and exit code.
+fn c_program_ends(mode: &str, code: i32, status: &str) -> (Rig, String, Output) {
+    let rig = Rig::new();
+    let name = format!("c-{mode}");
+    let exe = rig.exe();
+    let rules = here().join("table.toml");
+    let out = rig.run(&[
+        "--name",
+        &name,
+        "--folder",
+        "/wrap",
+        "--tag",
+        "wrapped",
+        "--tag",
+        "c",
+        "--metadata",
+        "nx=128",
+        "--metadata",
+        "dt=0.5",
+        "--metadata",
+        "scheme=upwind",
+        "--rules",
+        rules.to_str().expect("utf-8"),
+        "--input",
+        rules.to_str().expect("utf-8"),
+        "--code",
+        &format!("{}/residuals.c", here().display()),
+        "--output",
+        "*.dat",
+        "--",
+        &exe,
+        mode,
+    ]);
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+    // The same program, unwrapped: the terminal sees exactly its output.
+    let direct = Command::new(&exe)
+        .arg(mode)
+        .current_dir(rig.path("work"))
+        .output()
+        .expect("run directly");
+    assert_eq!(text(&out.stdout), text(&direct.stdout));
+    assert!(text(&out.stderr).contains(&text(&direct.stderr)));
+
+    let run = rig.run_named(&name);
+    let id = run["id"].as_str().expect("id").to_owned();
+    assert_eq!(run["status"], status, "{run}");
+    assert_eq!(run["folder"], "/wrap");
+    assert_eq!(run["metadata"]["nx"], 128);
+    assert_eq!(run["metadata"]["dt"], 0.5);
+    assert_eq!(run["metadata"]["scheme"], "upwind");
+    let tags: Vec<&str> = run["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tags.contains(&"wrapped") && tags.contains(&"c"), "{tags:?}");
+
+    let residual = rig.values(&id, "residual");
+    let energy = rig.values(&id, "energy");
+    let expect_r: Vec<(i64, f64)> = (1..=20).map(|k| (k, 1.0 / ((k * k) as f64))).collect();
+    let expect_e: Vec<(i64, f64)> = (1..=20).map(|k| (k, 100.0 - 0.25 * k as f64)).collect();
+    assert_eq!(residual, expect_r);
+    assert_eq!(energy, expect_e);
+
+    // Every output line once, stderr lines marked.
+    let events = rig.api.events(&id);
+    for line in text(&direct.stdout).lines() {
+        assert_eq!(
+            events.iter().filter(|e| *e == line).count(),
+            1,
+            "{line:?} in {events:?}"
+        );
+    }
+    for line in text(&direct.stderr).lines() {
+        let marked = format!("[stderr] {line}");
+        assert_eq!(
+            events.iter().filter(|e| **e == marked).count(),
+            1,
+            "{marked:?}"
+        );
+    }
+
+    let arts = rig.api.ok(&format!("/api/runs/{id}/artifacts"));
+    let arts = arts.as_array().expect("artifacts");
+    for (file, category) in [
+        ("result.dat", "output"),
+        ("table.toml", "input"),
+        ("residuals.c", "code"),
+    ] {
+        let a = arts
+            .iter()
+            .find(|a| a["name"] == file)
+            .unwrap_or_else(|| panic!("{file} missing: {arts:?}"));
+        assert_eq!(a["category"], category, "{a}");
+    }
+    (rig, id, out)
+}
+
+#[test]
+fn a_program_exiting_0_is_completed_with_its_table_as_metrics() {
+    let (rig, id, _) = c_program_ends("ok", 0, "completed");
+    let events = rig.api.events(&id);
+    assert!(events.iter().any(|e| e.contains("exited with code 0")));
+}
+
+#[test]
+fn a_program_exiting_3_is_failed_and_the_wrapper_exits_3() {
+    let (rig, id, _) = c_program_ends("fail", 3, "failed");
+    let run = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(run["metadata"]["exit_code"], 3, "{run}");
+}
+
+#[test]
+fn a_segfault_is_failed_with_the_signal_and_exit_139() {
+    let (rig, id, _) = c_program_ends("segv", 139, "failed");
+    let run = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(run["metadata"]["exit_signal"], "SIGSEGV", "{run}");
+    assert_eq!(run["metadata"]["exit_code"], 139);
+}
+
+#[test]
+fn a_script_with_fortran_numbers_logs_metrics_and_reports_garbage_once() {
+    let rig = Rig::new();
+    let script = here().join("residuals.sh");
+    let out = rig.run(&[
+        "--name",
+        "script",
+        "--metric",
+        r"residual=residual\s*=\s*(\S+)",
+        "--step-regex",
+        r"^step (\d+):",
+        "--output",
+        "*.out",
+        "--",
+        script.to_str().expect("utf-8"),
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("done"), "{stderr}");
+    assert_eq!(stderr.matches("did not parse").count(), 1, "{stderr}");
+    let id = rig.id_of("script");
+    let expect: Vec<(i64, f64)> = (1..=10)
+        .map(|k| (k, format!("{}.5e-03", 1000 / k).parse().unwrap()))
+        .collect();
+    assert_eq!(rig.values(&id, "residual"), expect);
+    let events = rig.api.events(&id);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.contains("did not parse") && e.contains("********"))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let run = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(run["status"], "failed");
+    let arts = rig.api.ok(&format!("/api/runs/{id}/artifacts"));
+    assert!(
+        arts.as_array()
+            .expect("artifacts")
+            .iter()
+            .any(|a| a["name"] == "mesh.out" && a["category"] == "output"),
+        "{arts}"
+    );
+}
+
+#[test]
+fn resources_are_those_of_the_child_tree() {
+    let rig = Rig::new();
+    let out = rig.run(&[
+        "--name",
+        "busy",
+        "--",
+        "sh",
+        "-c",
+        "(while :; do :; done) & p=$!; sleep 1.5; kill $p",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = rig.id_of("busy");
+    let cpu = rig
+        .api
+        .series(&id, "resources/cpu.usage.percentage", "step", None);
+    assert!(
+        cpu.iter().any(|(_, v)| v.is_some_and(|v| v > 50.0)),
+        "the busy grandchild's CPU is counted: {cpu:?}"
+    );
+    let procs = rig.api.series(&id, "resources/processes", "step", None);
+    assert!(
+        procs.iter().any(|(_, v)| v.is_some_and(|v| v >= 2.0)),
+        "{procs:?}"
+    );
+    assert!(
+        !rig.api
+            .series(&id, "resources/cpu.usage.memory", "step", None)
+            .is_empty()
+    );
+    assert!(
+        !rig.api
+            .series(&id, "resources/threads", "step", None)
+            .is_empty()
+    );
+}
+
+/// Waits until the wrapped program printed `ready` on the wrapper's stdout.
+fn spawn_ready(rig: &Rig, args: &[&str]) -> (std::process::Child, std::process::ChildStdout) {
+    use std::io::BufRead;
+    let mut child = rig
+        .wrapper(true, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simtrack run");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    (child, reader.into_inner())
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if t0.elapsed() > within {
+            let _ = child.kill();
+            panic!("the wrapper did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn abort(rig: &Rig, name: &str) -> Instant {
+    let id = rig.id_of(name);
+    let r = rig.api.json(
+        "PUT",
+        &format!("/api/runs/{id}/abort"),
+        &json!({"reason": "test"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    Instant::now()
+}
+
+#[test]
+fn an_abort_from_the_api_stops_the_child_within_seconds() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let (mut child, _out) = spawn_ready(&rig, &["--name", "aborted", "--", &exe, "sleep"]);
+    let t0 = abort(&rig, "aborted");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(status.code(), Some(128 + 15));
+    let run = rig.api.ok(&format!("/api/runs/{}", rig.id_of("aborted")));
+    assert_eq!(run["status"], "terminated");
+    assert_eq!(run["metadata"]["exit_signal"], "SIGTERM");
+}
+
+#[test]
+fn a_child_ignoring_sigterm_is_killed_after_kill_after() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let (mut child, _out) = spawn_ready(
+        &rig,
+        &[
+            "--name",
+            "stubborn",
+            "--kill-after",
+            "1",
+            "--",
+            &exe,
+            "stubborn",
+        ],
+    );
+    let t0 = abort(&rig, "stubborn");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_secs(1), "killed too early: {took:?}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    assert_eq!(status.code(), Some(128 + 9));
+    let id = rig.id_of("stubborn");
+    let run = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(run["status"], "terminated");
+    assert_eq!(run["metadata"]["exit_signal"], "SIGKILL");
+    assert!(
+        rig.api
+            .events(&id)
+            .iter()
+            .any(|e| e.contains("sending SIGKILL"))
+    );
+}
+
+#[test]
+fn signals_to_the_wrapper_reach_the_child() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let (mut child, _out) = spawn_ready(&rig, &["--name", "forwarded", "--", &exe, "sleep"]);
+    let _ = rig.id_of("forwarded");
+    // SAFETY: the pid is our own child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(128 + libc::SIGUSR1));
+    let id = rig.id_of("forwarded");
+    let run = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(run["status"], "terminated");
+    assert_eq!(run["metadata"]["exit_signal"], "SIGUSR1");
+    assert!(
+        rig.api
+            .events(&id)
+            .iter()
+            .any(|e| e.contains("received SIGUSR1"))
+    );
+}
+
+#[test]
+fn a_million_lines_in_a_burst_are_all_recorded() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let out = rig
+        .wrapper(true, &["--name", "burst", "--", &exe, "burst", "1000000"])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        out.stdout.iter().filter(|b| **b == b'\n').count(),
+        1_000_000
+    );
+    let id = rig.id_of("burst");
+    // The program's lines, plus "started" and "exited" from the wrapper and
+    // the server's "status changed" event.
+    let n = rig.event_count(&id);
+    if n != 1_000_003 {
+        let v = rig.api.ok(&format!("/api/events?run={id}&start=0&count=3"));
+        let w = rig
+            .api
+            .ok(&format!("/api/events?run={id}&start=999998&count=10"));
+        panic!("{n} events: {v} ... {w}");
+    }
+    let last = rig
+        .api
+        .ok(&format!("/api/events?run={id}&start=1000000&count=3"));
+    let msgs: Vec<&str> = last["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(msgs.contains(&"line 1000000"), "{msgs:?}");
+}
+
+#[test]
+fn a_line_longer_than_the_event_limit_is_split_not_dropped() {
+    let rig = Rig::new();
+    let out = rig.run(&[
+        "--name",
+        "long",
+        "--",
+        "sh",
+        "-c",
+        "head -c 150000 /dev/zero | tr '\\0' x; echo",
+    ]);
+    assert!(out.status.success());
+    let id = rig.id_of("long");
+    let events = rig.api.events(&id);
+    let xs: Vec<&String> = events.iter().filter(|e| e.starts_with('x')).collect();
+    assert_eq!(xs.len(), 3, "64 KiB + 64 KiB + the rest");
+    assert_eq!(xs.iter().map(|e| e.len()).sum::<usize>(), 150_000);
+}
+
+#[test]
+fn offline_runs_are_uploaded_by_sync() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let rules = here().join("table.toml");
+    let out = rig
+        .wrapper(
+            false,
+            &[
+                "--name",
+                "offline",
+                "--rules",
+                rules.to_str().expect("utf-8"),
+                "--",
+                &exe,
+                "fail",
+            ],
+        )
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let sync = Command::new(common::bin())
+        .args(["sync", "--cache"])
+        .arg(rig.path("spool"))
+        .env("SIMTRACK_URL", &rig.server.url)
+        .env("SIMTRACK_TOKEN", &rig.token)
+        .output()
+        .expect("sync");
+    assert!(sync.status.success(), "{}", text(&sync.stderr));
+    let id = rig.id_of("offline");
+    assert_eq!(rig.api.ok(&format!("/api/runs/{id}"))["status"], "failed");
+    assert_eq!(rig.values(&id, "residual").len(), 20);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message() {
+    let rig = Rig::new();
+    for (args, code, says) in [
+        (
+            &["--bogus", "--", "true"][..],
+            2,
+            "unexpected argument '--bogus'",
+        ),
+        (&["--metric", "x=(", "--", "true"][..], 2, "invalid regex"),
+        (&["--metric", "x=abc", "--", "true"][..], 2, "capture group"),
+        (
+            &["--name", "x"][..],
+            2,
+            "required arguments were not provided",
+        ),
+    ] {
+        let out = rig.run(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Nothing was recorded for those.
+    assert_eq!(rig.api.ok("/api/runs")["count"], 0);
+
+    let out = rig.run(&["--name", "missing", "--", "no-such-program-anywhere"]);
+    assert_eq!(out.status.code(), Some(127));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no-such-program-anywhere: command not found"),
+        "{stderr}"
+    );
+    let id = rig.id_of("missing");
+    let run = rig.api.ok(&format!("/api/runs/{id}"));
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["metadata"]["exit_code"], 127);
+    assert!(
+        run["metadata"]["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("command not found")),
+        "{run}"
+    );
+}
