@@ -13,6 +13,9 @@
   const STATUSES = ['created', 'running', 'completed', 'failed', 'terminated', 'lost'];
   const LIVE = new Set(['created', 'running', 'lost']);
   const COLORS = ['#1f6feb', '#d1242f', '#2e7d32', '#8e24aa', '#ef6c00', '#00838f', '#6d4c41', '#c2185b', '#5c6bc0', '#7cb342'];
+  // Past the ten named colours, hues step by the golden angle and lightness
+  // alternates, so 50 runs still get 50 distinguishable lines.
+  const colour = (i) => (i < COLORS.length ? COLORS[i] : `hsl(${Math.round((i * 137.508) % 360)}, 70%, ${i % 2 ? 38 : 52}%)`);
 
   const main = document.getElementById('main');
   // Hooks for tests and benchmarks: the charts on screen and timing marks.
@@ -66,6 +69,8 @@
     return u.toString();
   }
 
+  // Outside JSON strings, the bare tokens NaN/Infinity/-Infinity become strings.
+  const quoteNonFinite = (text) => text.replace(/"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g, (m, t) => (t ? '"' + t + '"' : m));
   class ApiError extends Error {
     constructor(status, detail) { super(detail); this.status = status; }
   }
@@ -79,8 +84,9 @@
     });
     const text = await r.text();
     if (r.status === 401 && !opts.noSignOut) { signOut('Your session has ended: sign in again.'); throw new ApiError(401, 'unauthorized'); }
-    // Metric values may be NaN/Infinity, which JSON cannot spell.
-    const body = text ? JSON.parse(text.replace(/"value":(-?Infinity|NaN)/g, '"value":null')) : null;
+    // Metric values may be NaN/Infinity, which JSON cannot spell: they
+    // become the strings "NaN", "Infinity", "-Infinity" (see num()).
+    const body = text ? JSON.parse(/NaN|Infinity/.test(text) ? quoteNonFinite(text) : text) : null;
     if (!r.ok) throw new ApiError(r.status, (body && body.detail) || r.statusText);
     return body;
   }
@@ -103,9 +109,14 @@
     if (s < 86400) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
     return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
   }
+  // A metric value from the API: a number, or "NaN"/"Infinity"/"-Infinity".
+  const num = (v) => (typeof v === 'string' && /^(-?Infinity|NaN)$/.test(v) ? Number(v) : v);
   function fmtNum(v) {
     if (v === null || v === undefined) return '';
+    v = num(v);
     if (typeof v !== 'number') return String(v);
+    if (Number.isNaN(v)) return 'NaN';
+    if (!Number.isFinite(v)) return v > 0 ? 'Inf' : '-Inf';
     if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6)) return String(+v.toPrecision(6));
     return v.toExponential(4);
   }
@@ -231,15 +242,18 @@
   function runFilters(f) {
     const out = [];
     if (f.status) out.push('status == ' + f.status);
-    if (f.folder) out.push('folder.path == ' + f.folder);
+    // A folder and everything below it (`/cfd` finds `/cfd/airfoil`).
+    if (f.folder.trim()) out.push('folder.path under ' + (f.folder.trim().replace(/\/+$/, '') || '/'));
     for (const t of (f.tag || '').split(',').map((s) => s.trim()).filter(Boolean)) out.push('has tag.' + t);
     for (const m of (f.meta || '').split(';').map((s) => s.trim()).filter(Boolean)) {
       const x = /^(?:metadata\.)?([^\s=<>!]+)\s*(==|!=|>=|<=|>|<|=|not contains|contains|not exists|exists)\s*(.*)$/.exec(m);
       if (!x) throw new Error(`metadata filter "${m}" is not "key op value" (op: == != > < >= <= contains exists)`);
       const op = x[2] === '=' ? '==' : x[2];
-      out.push(`metadata.${x[1]} ${op}${op.endsWith('exists') ? '' : ' ' + x[3].trim()}`);
+      // "Euler" and 'Euler' mean the value Euler.
+      const v = x[3].trim().replace(/^(["'])(.*)\1$/, '$2');
+      out.push(`metadata.${x[1]} ${op}${op.endsWith('exists') ? '' : ' ' + v}`);
     }
-    if (f.q) out.push('name contains ' + f.q.trim());
+    if (f.q.trim()) out.push('name icontains ' + f.q.trim());
     return out;
   }
 
@@ -313,7 +327,7 @@
           h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(run.id), title: run.name }, run.name)),
           h('td', { class: 'clip', title: run.folder }, h('a', { href: '#/folders?path=' + encodeURIComponent(run.folder) }, run.folder)),
           h('td', {}, tags(run.tags)), h('td', { class: 'num' }, fmtTime(run.created)), h('td', { class: 'num' }, fmtDuration(run.runtime)),
-          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m.last) : ''); }));
+          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m.last ?? (m.nonfinite && m.nonfinite.last)) : ''); }));
       });
       clear(table).append(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7 + cols.length, class: 'muted' }, 'No runs match.'))));
       const pages = Math.max(1, Math.ceil(res.count / PAGE_SIZE));
@@ -339,25 +353,141 @@
   }
 
   // ---------- charts ----------
+  // [x, y] for uPlot; `.bad` lists the NaN/±Inf points ({x, step, kind}):
+  // they are gaps in the line, drawn as markers and listed by step.
   function toSeries(points, axis, log) {
     const n = points.length;
     const x = new Float64Array(n);
     const y = new Array(n);
+    const bad = [];
     for (let i = 0; i < n; i++) {
       const p = points[i];
       x[i] = axis === 'timestamp' ? parseTs(p.timestamp) / 1000 : p[axis];
-      const v = p.value;
-      y[i] = v === null || !Number.isFinite(v) || (log && v <= 0) ? null : v;
+      const v = num(p.value);
+      if (typeof v === 'number' && !Number.isFinite(v)) bad.push({ x: x[i], step: p.step, kind: fmtNum(v) });
+      y[i] = v === null || typeof v !== 'number' || !Number.isFinite(v) || (log && v <= 0) ? null : v;
     }
-    return [x, y];
+    const out = [x, y];
+    out.bad = bad;
+    return out;
+  }
+  // "NaN at steps 80–89, 91–99 (19 points); Inf at step 90"
+  function describeBad(bad) {
+    const parts = [];
+    for (const kind of ['NaN', 'Inf', '-Inf']) {
+      const steps = bad.filter((b) => b.kind === kind).map((b) => b.step).sort((a, b) => a - b);
+      if (!steps.length) continue;
+      const runs = [];
+      for (const st of steps) {
+        const last = runs[runs.length - 1];
+        if (last && st === last[1] + 1) last[1] = st; else runs.push([st, st]);
+      }
+      const shown = runs.slice(0, 6).map(([a, b]) => (a === b ? String(a) : `${a}–${b}`)).join(', ') + (runs.length > 6 ? ', …' : '');
+      parts.push(`${kind} at step${steps.length > 1 ? 's' : ''} ${shown}${steps.length > 1 ? ` (${steps.length} points)` : ''}`);
+    }
+    return parts.join('; ');
+  }
+  // Remembers, per series, which x indexes hold NaN/±Inf (legend) and their
+  // x values (markers). `bad[si-1]` belongs to series si.
+  function setBad(u, bad) {
+    const xs = u.data[0];
+    u.__bad = bad.map((list) => {
+      const at = new Map();
+      for (const b of list || []) {
+        let lo = 0, hi = xs.length - 1;
+        while (lo < hi) { const mid = (lo + hi) >> 1; if (xs[mid] < b.x) lo = mid + 1; else hi = mid; }
+        if (xs[lo] === b.x && !at.has(lo)) at.set(lo, b.kind);
+      }
+      return at;
+    });
+  }
+  // Markers for NaN (a ring on the top edge), +Inf (▲ on top), -Inf (▼ at the bottom).
+  function drawBad(u) {
+    if (!u.__bad) return;
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const r = 4 * (window.devicePixelRatio || 1);
+    ctx.save();
+    ctx.lineWidth = 1.5 * (window.devicePixelRatio || 1);
+    u.__bad.forEach((at, k) => {
+      const s = u.series[k + 1];
+      if (!s || !s.show || !at.size) return;
+      ctx.strokeStyle = ctx.fillStyle = typeof s.stroke === 'function' ? s.stroke(u, k + 1) : s.stroke;
+      let n = 0;
+      for (const [i, kind] of at) {
+        if (++n > 5000) break;
+        const px = u.valToPos(u.data[0][i], 'x', true);
+        if (px < left || px > left + width) continue;
+        ctx.beginPath();
+        if (kind === 'NaN') { ctx.arc(px, top + r + 1, r, 0, 2 * Math.PI); ctx.stroke(); } else {
+          const y0 = kind === 'Inf' ? top + 1 : top + height - 1;
+          const d = kind === 'Inf' ? 1 : -1;
+          ctx.moveTo(px, y0); ctx.lineTo(px - r, y0 + d * 2 * r); ctx.lineTo(px + r, y0 + d * 2 * r); ctx.closePath(); ctx.fill();
+        }
+      }
+    });
+    ctx.restore();
+  }
+  // Tick labels: short at any magnitude (1e-9, 2.5e-4, 0.01, 1200, 3e+12 → 3e12).
+  function fmtTick(v) {
+    if (v === null || v === undefined) return '';
+    if (v === 0) return '0';
+    const a = Math.abs(v);
+    if (a >= 1e-3 && a < 1e6) return String(+v.toPrecision(6));
+    return v.toExponential(6).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  }
+  const measure = document.createElement('canvas').getContext('2d');
+  // An axis as wide as its longest label (uPlot calls this until it settles).
+  function axisSize(u, values, ai) {
+    const ax = u.axes[ai];
+    if (!values) return 50;
+    measure.font = ax.font[0];
+    let w = 0;
+    for (const v of values) if (v) w = Math.max(w, measure.measureText(v).width);
+    return Math.ceil(w / (window.devicePixelRatio || 1)) + (ax.ticks.size || 10) + (ax.gap || 5) + 6;
+  }
+  // Seconds since the start in a unit that fits the range, with as many
+  // decimals as the tick spacing needs (0.001 s apart stay distinct).
+  function timeTicks(u, vals, ai, space, incr) {
+    const top = Math.max(...vals.map((v) => Math.abs(v)));
+    const [unit, f] = top < 120 ? ['s', 1] : top < 7200 ? ['min', 60] : top < 172800 ? ['h', 3600] : ['d', 86400];
+    const dec = Math.min(9, Math.max(0, Math.ceil(-Math.log10(incr / f) - 1e-9)));
+    return vals.map((v) => (v / f).toFixed(dec) + ' ' + unit);
+  }
+  const iso = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const hms = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  // ISO dates and 24-hour times, never the US style uPlot defaults to.
+  function stampTicks(u, vals, ai, space, incr) {
+    return vals.map((v) => {
+      const d = new Date(v * 1000);
+      if (incr >= 86400) return iso(d);
+      if (incr >= 60) return `${iso(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+      if (incr >= 1) return hms(d);
+      const dec = Math.min(6, Math.max(1, Math.ceil(-Math.log10(incr) - 1e-9)));
+      return hms(d) + (v % 1 >= 0 ? (v - Math.floor(v)).toFixed(dec).slice(1) : '');
+    });
+  }
+  function fmtX(axis, v) {
+    if (v === null || v === undefined) return '--';
+    if (axis === 'timestamp') { const d = new Date(v * 1000); return `${iso(d)} ${hms(d)}.${String(d.getMilliseconds()).padStart(3, '0')}`; }
+    if (axis === 'time') return fmtNum(v) + ' s';
+    return String(v);
   }
   function chartOpts(width, axis, log, series, title) {
     return {
       width, height: 200, title,
       scales: { x: { time: axis === 'timestamp' }, y: { distr: log ? 3 : 1 } },
       // Legend values with 6 significant digits: residuals of 1e-12 must not read as 0.
-      series: [{ label: axis }, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, value: (u, v) => (v == null ? '--' : fmtNum(v)) }))],
-      axes: [{ label: axis === 'time' ? 'time (s)' : axis === 'step' ? 'step' : null, size: 40 }, { size: 64, values: (u, vals) => vals.map(fmtNum) }],
+      // NaN/±Inf are gaps, not joined over, so where the series breaks shows.
+      series: [{ label: axis, value: (u, v) => fmtX(axis, v) }, ...series.map((s, i) => ({
+        label: s, stroke: colour(i), width: 1.5, spanGaps: false,
+        value: (u, v, si, idx) => (v == null ? (idx != null && u.__bad && u.__bad[si - 1] && u.__bad[si - 1].get(idx)) || '--' : fmtNum(v)),
+      }))],
+      axes: [
+        { label: axis === 'time' ? 'time' : axis === 'step' ? 'step' : null, size: 40, values: axis === 'time' ? timeTicks : axis === 'timestamp' ? stampTicks : (u, vals) => vals.map(fmtTick) },
+        { size: axisSize, values: (u, vals) => vals.map(fmtTick) },
+      ],
+      hooks: { draw: [drawBad] },
       cursor: { drag: { x: true, y: false, setScale: true } },
       legend: { live: true },
     };
@@ -408,7 +538,8 @@
       document.title = run.name + ' · simtrack';
       clear(statusEl).append(badge(run.status));
       const live = LIVE.has(run.status);
-      abortBtn.hidden = !live;
+      // A lost run is silent: nothing would hear an abort.
+      abortBtn.hidden = !(run.status === 'running' || run.status === 'created');
       abortBtn.disabled = run.abort_requested;
       if (run.abort_requested && live) abortMsg.textContent = 'Abort requested; waiting for the solver to stop…';
       else if (run.abort_requested) abortMsg.textContent = 'Stopped after an abort request.';
@@ -467,8 +598,9 @@
       shown.forEach((n, i) => {
         if (charts.has(n)) return;
         const plotEl = h('div', { class: 'plot' });
-        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title' }, n), plotEl);
-        const c = { name: n, card, plotEl, u: null, count: -1, loading: false, zoomed: false };
+        const noteEl = h('div', { class: 'nonfinite', 'data-testid': 'nonfinite', hidden: true });
+        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title' }, n), noteEl, plotEl);
+        const c = { name: n, card, plotEl, noteEl, u: null, count: -1, loading: false, zoomed: false };
         charts.set(n, c);
         chartsEl.append(card);
         vis.observe(card);
@@ -479,7 +611,9 @@
       return fresh;
     }
 
+    let generation = 0; // bumped by redrawAll: answers for older settings are dropped
     async function fetchCharts(names) {
+      const gen = generation;
       const t0 = performance.now();
       const list = names.map((n) => charts.get(n)).filter(Boolean);
       for (const c of list) c.loading = true;
@@ -496,7 +630,7 @@
           const b = batches[next++];
           if (!view.isConnected) return;
           const res = await api('/api/metrics?' + qs({ runs: [id], metrics: b.map((c) => c.name), xaxis: axis, max_points: maxPoints(width) }));
-          if (!view.isConnected) return;
+          if (!view.isConnected || gen !== generation) return;
           const series = res[id] || {};
           for (const c of b) { draw(c, series[c.name] || [], width); c.loading = false; }
         }
@@ -511,9 +645,13 @@
       const n = data[0].length;
       c.full = n ? [data[0][0], data[0][n - 1]] : null;
       c.count = run.metrics[c.name] ? run.metrics[c.name].count : points.length;
-      if (c.u) { c.u.setData(data, !c.zoomed); return; }
+      const note = describeBad(data.bad);
+      c.noteEl.textContent = note;
+      c.noteEl.hidden = !note;
+      if (c.u) { setBad(c.u, [data.bad]); c.u.setData(data, !c.zoomed); return; }
       const opts = chartOpts(width, axis, log, [c.name]);
       opts.hooks = {
+        ...opts.hooks,
         // A zoom (x range narrower than the series) fetches that range at
         // full detail: the overview is downsampled.
         setScale: [(u, key) => {
@@ -527,6 +665,8 @@
       // Built detached, then attached: no layout is forced while building.
       const holder = h('div');
       c.u = new uPlot(opts, data, holder);
+      setBad(c.u, [data.bad]);
+      c.u.redraw(false, false);
       c.plotEl.replaceChildren(holder);
       c.plotEl.addEventListener('dblclick', () => { c.zoomed = false; c.zoomSeq = (c.zoomSeq || 0) + 1; fetchCharts([c.name]); });
       hooks.charts.set(c.name, c.u);
@@ -547,9 +687,14 @@
     }
 
     function redrawAll() {
-      for (const c of charts.values()) { if (c.u) { c.u.destroy(); c.u = null; hooks.charts.delete(c.name); } c.count = -1; c.zoomed = false; }
-      const names = [...charts.keys()].slice(0, EAGER_CHARTS);
-      for (const c of [...charts.values()].slice(EAGER_CHARTS)) io.observe(c.card);
+      generation++;
+      for (const c of charts.values()) { if (c.u) { c.u.destroy(); c.u = null; hooks.charts.delete(c.name); } c.count = -1; c.zoomed = false; c.loading = false; }
+      // The first EAGER_CHARTS, and every chart on screen now; the rest are
+      // watched afresh (observing a card already watched reports nothing,
+      // which left charts past the first 60 blank).
+      const all = [...charts.values()];
+      const names = all.filter((c, i) => i < EAGER_CHARTS || onScreen.has(c.name)).map((c) => c.name);
+      for (const c of all.slice(EAGER_CHARTS)) { io.unobserve(c.card); io.observe(c.card); }
       return fetchCharts(names);
     }
     const saveView = () => setQuery({ x: axis === 'step' ? '' : axis, log: log ? '1' : '', m: metricFilter.value });
@@ -569,15 +714,18 @@
       const lvl = evLevel.value;
       const shown = events.filter((e) => (!lvl || e.log_level === lvl) && (!needle || e.message.toLowerCase().includes(needle)));
       evCount.textContent = `${shown.length} of ${events.length} events, newest first`;
-      const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, e.log_level), h('td', { class: 'mono' }, e.message)));
+      const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
       clear(evTable).append(h('tbody', {}, rows));
     }
     evSearch.addEventListener('input', debounce(renderEvents, 150));
     evLevel.addEventListener('change', renderEvents);
+    // Only the events after those we have: a live page with 100,000 events
+    // moves a few hundred bytes per refresh, not the whole log.
     async function loadEvents() {
-      const res = await api('/api/events?' + qs({ run: id, count: 0 }));
+      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0 }));
       const list = Array.isArray(res) ? res : res.data || [];
-      if (list.length !== events.length) { events = list; renderEvents(); renderAlerts(); }
+      if (typeof res.count === 'number' && res.count < events.length) { events = []; return loadEvents(); }
+      if (list.length) { events = events.concat(list); renderEvents(); renderAlerts(); }
     }
     let filesKey = '';
     async function loadFiles() {
@@ -648,6 +796,11 @@
     const runs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
     const names = await api('/api/metrics/names?' + qs({ runs: ids }));
     const metricSel = h('select', { id: 'compare-metric' }, names.map((n) => h('option', { value: n }, n)));
+    // By default the metric most of the runs have (alphabetical among equals).
+    const have = (n) => runs.filter((x) => x.metrics && n in x.metrics).length;
+    let best = names[0];
+    for (const n of names) if (have(n) > have(best)) best = n;
+    if (best) metricSel.value = best;
     if (r.params.get('metric') && names.includes(r.params.get('metric'))) metricSel.value = r.params.get('metric');
     const axisSel = h('select', { id: 'compare-xaxis' }, ['step', 'time'].map((a) => h('option', { value: a }, a)));
     const logBox = h('input', { type: 'checkbox', id: 'compare-log' });
@@ -666,12 +819,15 @@
       setQuery({ ids: ids.join(','), metric: m });
       const width = Math.max(300, plot.clientWidth - 16);
       const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axisSel.value, max_points: maxPoints(width) }));
-      const tables = ids.map((i) => { const [x, y] = toSeries((res[i] || {})[m] || [], axisSel.value, logBox.checked); return [Array.from(x), y]; });
+      const bad = [];
+      const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axisSel.value, logBox.checked); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
       const data = uPlot.join(tables);
       const short = (n) => (n.length > 60 ? n.slice(0, 57) + '…' : n);
       const dup = (n) => runs.filter((x) => x.name === n).length > 1;
       const labels = runs.map((run) => short(run.name) + (dup(run.name) ? ` (${run.id.slice(0, 6)})` : ''));
       u = new uPlot(chartOpts(width, axisSel.value, logBox.checked, labels, m), data, plot);
+      setBad(u, bad);
+      u.redraw(false, false);
       hooks.charts.set('compare', u);
     }
     metricSel.addEventListener('change', drawOverlay);
@@ -711,12 +867,12 @@
     const detail = h('div', { class: 'panel', id: 'folder-detail' });
     view.append(h('h1', {}, 'Folders'), h('div', { class: 'folders' }, h('nav', { class: 'panel tree', 'aria-label': 'folder tree' }, h('ul', {}, node('/'))), detail));
     const f = folders.get(current) || { path: current, tags: [], metadata: {} };
-    const runs = await api('/api/runs?' + qs({ filters: ['folder.path == ' + current], count: 20, sorting: [{ id: 'created', desc: true }] }));
+    const runs = await api('/api/runs?' + qs({ filters: ['folder.path under ' + current], count: 20, sorting: [{ id: 'created', desc: true }] }));
     detail.append(h('h2', { style: 'margin-top:0', class: 'mono' }, f.path),
       h('p', {}, f.description || h('span', { class: 'muted' }, 'No description.')), h('p', {}, tags(f.tags)),
       h('h2', {}, 'Metadata'), kvTable(f.metadata, 'No metadata.'),
-      h('h2', {}, `Runs in this folder (${runs.count})`),
-      runs.data.length ? h('table', {}, h('tbody', {}, runs.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', { class: 'num' }, fmtTime(x.created)))))) : h('p', { class: 'muted' }, 'None directly in this folder.'),
+      h('h2', {}, `Runs in this folder and below (${runs.count})`),
+      runs.data.length ? h('table', {}, h('tbody', {}, runs.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', { class: 'clip mono' }, x.folder), h('td', { class: 'num' }, fmtTime(x.created)))))) : h('p', { class: 'muted' }, 'No runs in this folder or below.'),
       h('p', {}, h('a', { href: '#/runs?folder=' + encodeURIComponent(current) }, 'Open these runs in the runs table →')));
   }
 
@@ -743,22 +899,38 @@
   }
 
   // ---------- create new run ----------
+  // The token the snippets show: the one made here last time while it has
+  // more than a day left, else the one signed in with. A new one is minted
+  // only when asked for.
+  const MINTED_KEY = 'simtrack.solver-token';
+  function reusableToken() {
+    try {
+      const m = JSON.parse((localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage).getItem(MINTED_KEY) || 'null');
+      if (m && m.user === user.user && m.exp * 1000 > Date.now() + 86400e3) return { token: m.token, note: `the token created here on ${fmtTime(new Date(m.created).toISOString())}, valid until ${fmtTime(new Date(m.exp * 1000).toISOString())}` };
+    } catch { /* ignore a damaged entry */ }
+    return { token: token(), note: 'the token you signed in with' };
+  }
   function newRunPage(r, view) {
     const days = h('input', { id: 'token-days', type: 'number', min: 1, max: 90, value: 30 });
     const out = h('div', { id: 'new-run-out' });
-    const btn = h('button', { class: 'primary', type: 'submit', id: 'create-token' }, 'Create token');
+    const which = h('p', { id: 'token-which', class: 'muted' });
+    const btn = h('button', { type: 'submit', id: 'create-token' }, 'Create a new token');
     const form = h('form', { class: 'panel' },
-      h('p', {}, 'Your solver needs the server\'s URL and a token. Create a fresh token for it here; it is shown once, so copy it now. ',
+      h('p', {}, 'Your solver needs the server\'s URL and a token. The snippets below use a token you already have; ',
+        'you can also create a separate token for the solver (shown once, so copy it). ',
         'It acts as you (', h('strong', { id: 'token-user' }, user.user), '; runs show this name) for at most 90 days and never past your own token\'s expiry.'),
+      which,
       h('div', { class: 'row' }, h('label', { class: 'field' }, 'Valid for (days, at most 90)', days), h('span', { class: 'grow' }), btn));
     view.append(h('h1', {}, 'Create new run'), form, out);
+    const show = (t) => { which.textContent = 'The snippets use ' + t.note + '.'; renderSnippets(clear(out), location.origin, t.token); };
+    show(reusableToken());
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       btn.disabled = true;
-      clear(out);
       try {
         const res = await api('/api/ui/tokens', { method: 'POST', body: { days: +days.value } });
-        renderSnippets(out, location.origin, res.token);
+        (localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage).setItem(MINTED_KEY, JSON.stringify({ token: res.token, exp: res.exp, user: user.user, created: Date.now() }));
+        show({ token: res.token, note: `a new token, valid for ${res.days} days` });
       } catch (e) { showError(out, e); } finally { btn.disabled = false; }
     });
   }
@@ -773,27 +945,55 @@
       h('h2', {}, 'Environment'), box('Shell (bash, zsh; also SLURM job scripts)', 'snippet-env', `export SIMTRACK_URL=${url}\nexport SIMTRACK_TOKEN=${tok}`),
       box('…or simtrack.ini in the run\'s working directory', 'snippet-ini', `[server]\nurl = ${url}\ntoken = ${tok}`),
       h('h2', {}, 'Code'),
-      box('C / C++', 'snippet-c', `#include <simtrack.h>
+      box('C / C++ (my_solver.c)', 'snippet-c', `#include <stdint.h>
+#include <stdio.h>
+#include <simtrack.h>
 
-simtrack_run *run = NULL;
-simtrack_init("my-run", "{\\"nx\\": 128}", "cfd,test", "what this run is", "/project", &run);
-simtrack_save(run, "input.nml", "input");
-for (long it = 0; it < steps; it++) {
-    /* ... */
-    simtrack_log(run, "residual", residual, it);
-    if (simtrack_abort_requested(run)) { simtrack_set_status(run, "terminated"); break; }
+int main(void) {
+    simtrack_run *run = NULL;
+    if (simtrack_init("my-run", "{\\"nx\\": 128}", "cfd,test", "what this run is", "/project", &run) != SIMTRACK_STATUS_OK) {
+        char msg[256];
+        simtrack_last_error(msg, sizeof msg);
+        fprintf(stderr, "simtrack: %s\\n", msg); /* the solver carries on */
+    }
+    double residual = 1.0;
+    for (int64_t it = 0; it < 1000; it++) {
+        residual *= 0.99; /* one step of your solver */
+        simtrack_log(run, "residual", residual, it);
+        if (simtrack_abort_requested(run)) {
+            simtrack_set_status(run, "terminated");
+            break;
+        }
+    }
+    simtrack_event(run, "done");
+    simtrack_finish(run);
+    return 0;
 }
-simtrack_finish(run);`),
-      box('Fortran', 'snippet-fortran', `use simtrack
-type(simtrack_run) :: run
-call run%init(name='my-run', folder='/project', tags='cfd,test', metadata='{"nx": 128}')
-call run%save('input.nml', 'input')
-do it = 1, nsteps
-  ! ...
-  call run%log('residual', res, step=it)
-  if (run%abort_requested()) exit
-end do
-call run%finish()`),
+`),
+      box('Fortran (my_solver.f90)', 'snippet-fortran', `program my_solver
+  use simtrack
+  implicit none
+  type(simtrack_run) :: run
+  integer :: it
+  real(8) :: res
+
+  call run%init(name='my-run', folder='/project', tags='cfd,test', metadata='{"nx": 128}')
+  res = 1.0d0
+  do it = 1, 1000
+    res = res * 0.99d0   ! one step of your solver
+    call run%log('residual', res, step=it)
+    if (run%abort_requested()) exit
+  end do
+  call run%event('done')
+  call run%finish()
+end program my_solver
+`),
+      box('Compile and link (the library installed under $PREFIX)', 'snippet-build', `export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig:$PKG_CONFIG_PATH
+cc my_solver.c $(pkg-config --cflags --libs simtrack) -Wl,-rpath,$PREFIX/lib -o my_solver
+gfortran my_solver.f90 $(pkg-config --cflags --libs simtrack-fortran) -Wl,-rpath,$PREFIX/lib -o my_solver
+
+# without pkg-config (C):
+cc my_solver.c -I$PREFIX/include -L$PREFIX/lib -lsimtrack -Wl,-rpath,$PREFIX/lib -o my_solver`),
       box('CMake', 'snippet-cmake', `find_package(simtrack REQUIRED)
 target_link_libraries(my_solver PRIVATE simtrack::simtrack)   # C / C++
 target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),

@@ -17,6 +17,11 @@ enum Op {
     Le,
     Contains,
     NotContains,
+    /// Case-insensitive `contains` (the UI's name search).
+    IContains,
+    /// A folder and everything below it: `folder.path under /cfd` matches
+    /// `/cfd` and `/cfd/airfoil`, never `/cfd2`; a trailing slash is ignored.
+    Under,
     Exists,
     NotExists,
     HasTag,
@@ -65,6 +70,8 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
     let ops = [
         ("not contains ", Op::NotContains),
         ("contains ", Op::Contains),
+        ("icontains ", Op::IContains),
+        ("under ", Op::Under),
         ("== ", Op::Eq),
         ("!= ", Op::Ne),
         (">= ", Op::Ge),
@@ -117,7 +124,10 @@ fn compare(v: &Value, op: Op, rhs: &str) -> bool {
         _ => None,
     };
     if let (Some(a), Ok(b)) = (num, rhs.parse::<f64>())
-        && !matches!(op, Op::Contains | Op::NotContains)
+        && !matches!(
+            op,
+            Op::Contains | Op::NotContains | Op::IContains | Op::Under
+        )
     {
         return match op {
             Op::Eq => a == b,
@@ -140,6 +150,15 @@ fn compare(v: &Value, op: Op, rhs: &str) -> bool {
         Op::Ne => !eq,
         Op::Contains => text.contains(rhs),
         Op::NotContains => !text.contains(rhs),
+        Op::IContains => text.to_lowercase().contains(&rhs.to_lowercase()),
+        Op::Under => {
+            let base = rhs.trim_end_matches('/');
+            base.is_empty()
+                || text == base
+                || text
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
         Op::Gt => text.as_str() > rhs,
         Op::Lt => text.as_str() < rhs,
         Op::Ge => text.as_str() >= rhs,
@@ -276,6 +295,14 @@ mod tests {
         assert!(ok("name == my run"));
         assert!(ok("has tag.t1") && !ok("has tag.t2") && ok("has not tag.t2"));
         assert!(ok("folder.path == /a/b"));
+        assert!(ok("folder.path under /a"));
+        assert!(ok("folder.path under /a/"));
+        assert!(ok("folder.path under /a/b/"));
+        assert!(ok("folder.path under /"));
+        assert!(!ok("folder.path under /a/bc"));
+        assert!(!ok("folder.path under /a/b/c"));
+        assert!(ok("name icontains MY RUN"));
+        assert!(!ok("name contains MY RUN"));
         assert!(ok("metadata.lr > 0.1") && ok("metadata.lr == 0.5") && !ok("metadata.lr < 0.1"));
         assert!(ok("metadata.kind == x") && ok("metadata.flag == True"));
         assert!(ok("metadata.kind exists") && ok("metadata.nope not exists"));

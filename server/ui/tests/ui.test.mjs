@@ -325,7 +325,7 @@ test('Create new run shows URL and a fresh token that works', async () => {
   await page.waitForSelector('#token-user');
   assert.equal(await page.textContent('#token-user'), me, 'the token acts as the signed-in user');
   await page.click('#create-token');
-  await page.waitForSelector('#snippet-env');
+  await waitFor('a new token in the snippets', async () => !(await page.textContent('#snippet-env')).includes(TOKEN));
   const env = await page.textContent('#snippet-env');
   const url = /export SIMTRACK_URL=(\S+)/.exec(env)[1];
   const tok = /export SIMTRACK_TOKEN=(\S+)/.exec(env)[1];
