@@ -786,6 +786,45 @@
   }
 
   // ---------- compare ----------
+  // Exponential moving average, debiased (the first points are not pulled
+  // towards 0); NaN/±Inf/null points stay gaps and do not enter the average.
+  function ema(y, alpha) {
+    const out = new Array(y.length);
+    let acc = 0, weight = 0;
+    for (let i = 0; i < y.length; i++) {
+      const v = y[i];
+      if (v === null || v === undefined || !Number.isFinite(v)) { out[i] = null; continue; }
+      acc = alpha * acc + (1 - alpha) * v;
+      weight = alpha * weight + (1 - alpha);
+      out[i] = acc / weight;
+    }
+    return out;
+  }
+  // Draws the raw lines faint under their smoothed ones.
+  function drawRaw(u) {
+    if (!u.__raw) return;
+    const { ctx } = u;
+    ctx.save();
+    ctx.globalAlpha = 0.25;
+    ctx.lineWidth = window.devicePixelRatio || 1;
+    u.__raw.forEach((ys, k) => {
+      const s = u.series[k + 1];
+      if (!s || !s.show) return;
+      ctx.strokeStyle = colour(k);
+      ctx.beginPath();
+      let pen = false;
+      for (let i = 0; i < ys.length; i++) {
+        const v = ys[i];
+        if (v === null || v === undefined) { pen = false; continue; }
+        const px = u.valToPos(u.data[0][i], 'x', true), py = u.valToPos(v, 'y', true);
+        if (pen) ctx.lineTo(px, py); else { ctx.moveTo(px, py); pen = true; }
+      }
+      ctx.stroke();
+    });
+    ctx.restore();
+  }
+
+  // ---------- compare ----------
   async function comparePage(r, view) {
     const ids = (r.params.get('ids') || '').split(',').filter(Boolean);
     view.append(h('h1', {}, 'Compare runs'));
@@ -795,49 +834,143 @@
     }
     const runs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
     const names = await api('/api/metrics/names?' + qs({ runs: ids }));
-    const metricSel = h('select', { id: 'compare-metric' }, names.map((n) => h('option', { value: n }, n)));
-    // By default the metric most of the runs have (alphabetical among equals).
+    // Metrics by how many of the runs have them (alphabetical among equals).
     const have = (n) => runs.filter((x) => x.metrics && n in x.metrics).length;
-    let best = names[0];
-    for (const n of names) if (have(n) > have(best)) best = n;
-    if (best) metricSel.value = best;
-    if (r.params.get('metric') && names.includes(r.params.get('metric'))) metricSel.value = r.params.get('metric');
-    const axisSel = h('select', { id: 'compare-xaxis' }, ['step', 'time'].map((a) => h('option', { value: a }, a)));
-    const logBox = h('input', { type: 'checkbox', id: 'compare-log' });
-    const plot = h('div', { class: 'chart', id: 'compare-chart' });
+    const byCommon = [...names].sort((a, b) => have(b) - have(a) || (a < b ? -1 : 1));
+    const fromUrl = (r.params.get('metrics') || r.params.get('metric') || '').split(',').filter((n) => names.includes(n));
+    const chosen = new Set(fromUrl.length ? fromUrl : byCommon.filter((n) => !n.startsWith('resources/')).slice(0, 4));
+    if (!chosen.size && byCommon.length) chosen.add(byCommon[0]);
+    const hidden = new Set();
+    const short = (n) => (n.length > 60 ? n.slice(0, 57) + '…' : n);
+    const dup = (n) => runs.filter((x) => x.name === n).length > 1;
+    const labels = runs.map((run) => short(run.name) + (dup(run.name) ? ` (${run.id.slice(0, 6)})` : ''));
+
+    // Controls: metrics (with autocomplete), x-axis, log, smoothing.
+    const metricSel = h('select', { id: 'compare-metric' }, byCommon.map((n) => h('option', { value: n }, `${n} (${have(n)}/${runs.length})`)));
+    if (byCommon.length) metricSel.value = [...chosen][0];
+    const chips = h('span', { id: 'compare-chosen', class: 'row' });
+    const addBtn = h('button', { type: 'button', id: 'compare-add' }, 'Add chart');
+    const axisSel = h('select', { id: 'compare-xaxis' }, ['step', 'time', 'timestamp'].map((a) => h('option', { value: a }, a)));
+    axisSel.value = r.params.get('x') || 'step';
+    const logBox = h('input', { type: 'checkbox', id: 'compare-log', checked: r.params.get('log') === '1' });
+    const smooth = h('input', { type: 'range', id: 'compare-smooth', min: 0, max: 0.99, step: 0.01, value: r.params.get('smooth') || 0 });
+    const smoothOut = h('span', { class: 'mono' });
+    const runLegend = h('div', { id: 'compare-runs', class: 'row' });
+    const grid = h('div', { class: 'charts', id: 'compare-grid' });
     const onlyDiff = h('input', { type: 'checkbox', id: 'only-diff' });
     const diff = h('div', { class: 'table-wrap' });
     view.append(
-      h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale')),
-      plot, h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
-    let u = null;
-    async function drawOverlay() {
-      if (u) { u.destroy(); u = null; }
-      clear(plot);
-      const m = metricSel.value;
-      if (!m) { plot.append(h('p', { class: 'muted' }, 'These runs have no metrics.')); return; }
-      setQuery({ ids: ids.join(','), metric: m });
-      const width = Math.max(300, plot.clientWidth - 16);
-      const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axisSel.value, max_points: maxPoints(width) }));
-      const bad = [];
-      const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axisSel.value, logBox.checked); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
-      const data = uPlot.join(tables);
-      const short = (n) => (n.length > 60 ? n.slice(0, 57) + '…' : n);
-      const dup = (n) => runs.filter((x) => x.name === n).length > 1;
-      const labels = runs.map((run) => short(run.name) + (dup(run.name) ? ` (${run.id.slice(0, 6)})` : ''));
-      u = new uPlot(chartOpts(width, axisSel.value, logBox.checked, labels, m), data, plot);
-      setBad(u, bad);
-      u.redraw(false, false);
-      hooks.charts.set('compare', u);
+      h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), addBtn, chips),
+      h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'),
+        h('label', {}, 'smoothing ', smooth, ' ', smoothOut), h('span', { class: 'muted' }, 'Drag to zoom (all charts follow), double-click to reset.')),
+      runLegend, grid);
+
+    const charts = new Map(); // metric -> {u, card, raw}
+    let syncing = false;
+    const save = () => setQuery({ ids: ids.join(','), metrics: [...chosen].join(','), x: axisSel.value === 'step' ? '' : axisSel.value, log: logBox.checked ? '1' : '', smooth: +smooth.value ? smooth.value : '' });
+    function renderRunLegend() {
+      clear(runLegend).append(...runs.map((run, k) => {
+        const cb = h('input', { type: 'checkbox', checked: !hidden.has(k), 'data-run': run.id, onchange: () => {
+          if (cb.checked) hidden.delete(k); else hidden.add(k);
+          for (const c of charts.values()) c.u.setSeries(k + 1, { show: cb.checked });
+        } });
+        return h('label', { class: 'run-chip', title: run.name }, cb, h('span', { class: 'swatch', style: `background:${colour(k)}` }), labels[k]);
+      }));
     }
-    metricSel.addEventListener('change', drawOverlay);
-    axisSel.addEventListener('change', drawOverlay);
-    logBox.addEventListener('change', drawOverlay);
+    function renderChips() {
+      clear(chips).append(...[...chosen].map((m) => h('span', { class: 'tag' }, m, ' ', h('button', { type: 'button', class: 'link', 'aria-label': 'remove ' + m, onclick: () => { chosen.delete(m); save(); drawAll(); } }, '×'))));
+    }
+    function applySmoothing(c) {
+      const a = +smooth.value;
+      smoothOut.textContent = a ? a.toFixed(2) : 'off';
+      const ys = c.raw.slice(1);
+      c.u.__raw = a ? ys : null;
+      c.u.setData([c.raw[0], ...ys.map((y) => (a ? ema(y, a) : y))], false);
+    }
+    async function drawAll() {
+      for (const c of charts.values()) c.u.destroy();
+      charts.clear();
+      hooks.charts.clear();
+      clear(grid);
+      renderChips();
+      if (!chosen.size) { grid.append(h('p', { class: 'muted' }, names.length ? 'Pick a metric.' : 'These runs have no metrics.')); return; }
+      const t0 = performance.now();
+      const axis = axisSel.value, log = logBox.checked;
+      const cards = [...chosen].map((m) => { const plot = h('div', { class: 'plot' }); const card = h('div', { class: 'chart', dataset: { metric: m } }, h('div', { class: 'title' }, m), plot); grid.append(card); return { m, card, plot }; });
+      const width = Math.max(300, (cards[0].plot.clientWidth || 400));
+      // One request per metric, all runs at once, two at a time.
+      let next = 0;
+      const worker = async () => {
+        while (next < cards.length) {
+          const { m, card, plot } = cards[next++];
+          const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axis, max_points: maxPoints(width) }));
+          if (!view.isConnected || !chosen.has(m)) return;
+          const bad = [];
+          const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axis, log); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
+          const data = uPlot.join(tables);
+          const opts = chartOpts(width, axis, log, labels);
+          opts.cursor.sync = { key: 'simtrack-compare', setSeries: true };
+          opts.hooks.draw = [drawRaw, drawBad];
+          // Zoom one chart, the others follow.
+          opts.hooks.setScale = [(u, key) => {
+            if (key !== 'x' || syncing) return;
+            syncing = true;
+            for (const c of charts.values()) if (c.u !== u) c.u.setScale('x', { min: u.scales.x.min, max: u.scales.x.max });
+            syncing = false;
+          }];
+          opts.series.forEach((s, k) => { if (k > 0) s.show = !hidden.has(k - 1); });
+          const u = new uPlot(opts, data, plot);
+          setBad(u, bad);
+          const c = { u, card, raw: data };
+          charts.set(m, c);
+          hooks.charts.set(m, u);
+          applySmoothing(c);
+          plot.addEventListener('dblclick', () => { syncing = true; for (const o of charts.values()) o.u.setScale('x', { min: o.raw[0][0], max: o.raw[0][o.raw[0].length - 1] }); syncing = false; });
+        }
+      };
+      await Promise.all([worker(), worker()]);
+      const first = charts.get([...chosen][0]);
+      if (first) hooks.charts.set('compare', first.u);
+      hooks.marks.compare = { ms: performance.now() - t0, at: performance.now(), charts: charts.size };
+    }
+    addBtn.addEventListener('click', () => { if (metricSel.value && !chosen.has(metricSel.value)) { chosen.add(metricSel.value); save(); drawAll(); } });
+    metricSel.addEventListener('change', () => { if (chosen.size <= 1) { chosen.clear(); chosen.add(metricSel.value); save(); drawAll(); } });
+    axisSel.addEventListener('change', () => { save(); drawAll(); });
+    logBox.addEventListener('change', () => { save(); drawAll(); });
+    smooth.addEventListener('input', () => { save(); for (const c of charts.values()) applySmoothing(c); });
+
+    // Parameter plot: a metric's last/min/max against a metadata key.
+    const metaKeys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
+    const numKeys = metaKeys.filter((k) => runs.some((x) => typeof (x.metadata || {})[k] === 'number'));
+    const pKey = h('select', { id: 'param-key' }, numKeys.map((k) => h('option', { value: k }, k)));
+    const pMetric = h('select', { id: 'param-metric' }, byCommon.map((n) => h('option', { value: n }, n)));
+    const pStat = h('select', { id: 'param-stat' }, ['last', 'min', 'max'].map((s) => h('option', { value: s }, s)));
+    const pPlot = h('div', { class: 'chart', id: 'param-plot' });
+    let pu = null;
+    function drawParam() {
+      if (pu) { pu.destroy(); pu = null; }
+      clear(pPlot);
+      const k = pKey.value, m = pMetric.value, st = pStat.value;
+      if (!k || !m) { pPlot.append(h('p', { class: 'muted' }, 'Needs a numeric metadata key and a metric.')); return; }
+      const pts = runs.map((x, i) => ({ x: (x.metadata || {})[k], y: ((x.metrics || {})[m] || {})[st], i }))
+        .filter((p) => typeof p.x === 'number' && typeof p.y === 'number').sort((a, b) => a.x - b.x);
+      const data = [pts.map((p) => p.x), pts.map((p) => p.y)];
+      const width = Math.max(300, pPlot.clientWidth - 16);
+      pu = new uPlot({
+        width, height: 240, title: `${m} (${st}) against ${k}`,
+        scales: { x: { time: false } },
+        series: [{ label: k, value: (u, v) => fmtNum(v) }, { label: `${m} ${st}`, stroke: colour(0), width: 0, paths: () => null, points: { show: true, size: 9, fill: colour(0) }, value: (u, v) => fmtNum(v) }],
+        axes: [{ label: k, space: 70, values: (u, vals) => vals.map(fmtTick) }, { size: axisSize, values: (u, vals) => vals.map(fmtTick) }],
+      }, data, pPlot);
+      hooks.charts.set('param', pu);
+    }
+    for (const el of [pKey, pMetric, pStat]) el.addEventListener('change', drawParam);
+    view.append(h('h2', {}, 'Parameter plot'),
+      h('div', { class: 'row' }, h('label', {}, 'metadata ', pKey), h('label', {}, 'metric ', pMetric), h('label', {}, pStat)), pPlot);
 
     function renderDiff() {
       const rows = [['status', (x) => x.status], ['folder', (x) => x.folder], ['tags', (x) => (x.tags || []).join(', ')], ['created', (x) => fmtTime(x.created)], ['duration', (x) => fmtDuration(x.runtime)]];
-      const keys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
-      for (const k of keys) rows.push(['metadata.' + k, (x) => (k in (x.metadata || {}) ? fmtValue(x.metadata[k]) : '—')]);
+      for (const k of metaKeys) rows.push(['metadata.' + k, (x) => (k in (x.metadata || {}) ? fmtValue(x.metadata[k]) : '—')]);
       const body = rows.map(([k, get]) => {
         const vals = runs.map(get);
         const differs = new Set(vals).size > 1;
@@ -847,8 +980,11 @@
       clear(diff).append(h('table', { id: 'metadata-diff' }, h('thead', {}, h('tr', {}, h('th', {}, ''), runs.map((x) => h('th', { class: 'clip', title: x.name }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name))))), h('tbody', {}, body)));
     }
     onlyDiff.addEventListener('change', renderDiff);
+    view.append(h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
     renderDiff();
-    await drawOverlay();
+    renderRunLegend();
+    await drawAll();
+    drawParam();
   }
 
   // ---------- folders ----------

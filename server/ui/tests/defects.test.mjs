@@ -191,6 +191,51 @@ test('compare: long names, distinct colours, a default metric every run has', as
   await page.screenshot({ path: join(SHOTS, 'ui2-compare.png'), fullPage: true });
 });
 
+test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parameter plot', async () => {
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    const id = await mkRun({ name: `ui2-grid-${i}`, metadata: { nx: 32 * (i + 1), scheme: 'upwind' } });
+    await postMetrics(id, steps(200, (s) => ({ 'residual/u': (i + 1) * Math.exp(-s / 50) + 0.1 * Math.sin(s), 'residual/v': i + Math.cos(s / 10) })));
+    ids.push(id);
+  }
+  await page.goto(URL_ + '/#/compare?ids=' + ids.join(','));
+  await waitFor('two charts', () => page.evaluate(() => window.__simtrack.charts.has('residual/u') && window.__simtrack.charts.has('residual/v')));
+  assert.equal(await page.locator('#compare-grid .chart').count(), 2);
+  const state = () => page.evaluate(() => {
+    const [a, b] = ['residual/u', 'residual/v'].map((m) => window.__simtrack.charts.get(m));
+    return { a: { idx: a.cursor.idx, min: a.scales.x.min, max: a.scales.x.max, show: a.series.map((s) => s.show), y: a.data[1].slice(0, 50) },
+      b: { idx: b.cursor.idx, min: b.scales.x.min, max: b.scales.x.max, show: b.series.map((s) => s.show) }, series: a.series.length };
+  });
+  assert.equal((await state()).series, 4, 'x and one line per run');
+  // Hover on one chart moves the other's crosshair.
+  const box = await page.locator('#compare-grid .chart[data-metric="residual/u"] .u-over').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await waitFor('synced crosshair', async () => { const st = await state(); return st.a.idx != null && st.a.idx === st.b.idx; }, 3000);
+  // Zoom one chart: the other follows.
+  await page.evaluate(() => window.__simtrack.charts.get('residual/u').setScale('x', { min: 20, max: 80 }));
+  let st = await state();
+  assert.deepEqual([st.b.min, st.b.max], [20, 80]);
+  // Hide a run everywhere.
+  await page.uncheck(`#compare-runs input[data-run="${ids[1]}"]`);
+  st = await state();
+  assert.equal(st.a.show[2], false); assert.equal(st.b.show[2], false); assert.equal(st.a.show[1], true);
+  // Smoothing replaces the line by its EMA; the raw line stays (faint).
+  const raw = st.a.y;
+  await page.fill('#compare-smooth', '0.9');
+  await page.dispatchEvent('#compare-smooth', 'input');
+  st = await state();
+  assert.notDeepEqual(st.a.y, raw);
+  assert.equal(await page.evaluate(() => window.__simtrack.charts.get('residual/u').__raw.length), 3);
+  // Parameter plot: last value of residual/v against nx, one point per run.
+  await page.selectOption('#param-key', 'nx');
+  await page.selectOption('#param-metric', 'residual/v');
+  await page.selectOption('#param-stat', 'last');
+  const pts = await page.evaluate(() => window.__simtrack.charts.get('param').data);
+  assert.deepEqual(pts[0], [32, 64, 96]);
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(pts[1][i] - (i + Math.cos(199 / 10))) < 1e-9);
+  await page.screenshot({ path: join(SHOTS, 'ui2-compare-grid.png'), fullPage: true });
+});
+
 test('folders are hierarchical', async () => {
   const id = await mkRun({ name: 'ui2-deep', folder: '/ui2cfd/airfoil' });
   for (const f of ['/ui2cfd', '/ui2cfd/']) {
