@@ -257,94 +257,201 @@
     return out;
   }
 
+  const csvCell = (v) => { const t = v === null || v === undefined ? '' : String(v); return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t; };
+  const VIEWS_KEY = 'simtrack.views';
+  const loadViews = () => { try { return JSON.parse(localStorage.getItem(VIEWS_KEY) || '{}'); } catch { return {}; } };
+
   async function runsPage(r, view) {
     const p = r.params;
     const f = {
       status: p.get('status') || '', folder: p.get('folder') || '', tag: p.get('tag') || '', meta: p.get('meta') || '',
-      q: p.get('q') || '', sort: p.get('sort') || 'created', desc: p.get('desc') !== '0', page: +(p.get('page') || 0),
-      cols: p.get('cols') ?? (localStorage.getItem('simtrack.cols') || ''),
+      q: p.get('q') || '', where: p.get('where') || '', sort: p.get('sort') || 'created', desc: p.get('desc') !== '0', page: +(p.get('page') || 0),
+      cols: p.get('cols') ?? (localStorage.getItem('simtrack.cols') || ''), mcols: p.get('mcols') || '', stat: p.get('stat') || 'last',
+      size: [25, 50, 100, 200].includes(+p.get('size')) ? +p.get('size') : PAGE_SIZE,
     };
     const selected = new Set();
     const field = (label, el) => h('label', { class: 'field' }, label, el);
     const statusSel = h('select', { id: 'f-status' }, h('option', { value: '' }, 'any'), STATUSES.map((s) => h('option', { value: s }, s)));
     statusSel.value = f.status;
+    const metaList = h('datalist', { id: 'meta-keys' });
+    const metricList = h('datalist', { id: 'metric-names' });
     const inputs = {
       folder: h('input', { id: 'f-folder', value: f.folder, placeholder: '/project/case' }),
       tag: h('input', { id: 'f-tag', value: f.tag, placeholder: 'cfd, test' }),
       meta: h('input', { id: 'f-meta', value: f.meta, placeholder: 'nx == 64; alpha > 0.1' }),
       q: h('input', { id: 'f-text', value: f.q, placeholder: 'name contains…', type: 'search' }),
-      cols: h('input', { id: 'f-cols', value: f.cols, placeholder: 'residual, energy' }),
+      cols: h('input', { id: 'f-cols', value: f.cols, placeholder: 'residual, energy', list: 'metric-names' }),
+      mcols: h('input', { id: 'f-mcols', value: f.mcols, placeholder: 'nx, solver', list: 'meta-keys' }),
+      where: h('input', { id: 'f-where', value: f.where, placeholder: 'status == running AND (metadata.nx > 64 OR NOT has tag.test)', class: 'mono' }),
     };
+    const statSel = h('select', { id: 'f-stat' }, ['last', 'min', 'max'].map((s) => h('option', { value: s }, s)));
+    statSel.value = f.stat;
     const compareBtn = h('button', { type: 'button', id: 'compare-selected', disabled: true, onclick: () => { location.hash = '#/compare?ids=' + [...selected].join(','); } }, 'Compare selected');
+    const exportBtn = h('button', { type: 'button', id: 'export-csv' }, 'Export CSV');
     const countEl = h('span', { class: 'muted', id: 'runs-count' });
-    const msg = h('div');
+    const msg = h('div', { id: 'runs-msg' });
     const table = h('table', { id: 'runs' });
     const prev = h('button', { type: 'button', id: 'prev-page', onclick: () => { f.page--; changed(false); } }, '← Previous');
     const next = h('button', { type: 'button', id: 'next-page', onclick: () => { f.page++; changed(false); } }, 'Next →');
     const pageEl = h('span', { class: 'muted' });
+    const jump = h('input', { id: 'page-jump', type: 'number', min: 1, style: 'width:5em', 'aria-label': 'go to page' });
+    const sizeSel = h('select', { id: 'page-size', 'aria-label': 'runs per page' }, [25, 50, 100, 200].map((n) => h('option', { value: n }, `${n} per page`)));
+    sizeSel.value = String(f.size);
+    const viewSel = h('select', { id: 'views', 'aria-label': 'saved views' });
+    const viewName = h('input', { id: 'view-name', placeholder: 'name this view', style: 'width:10em' });
+    const saveViewBtn = h('button', { type: 'button', id: 'save-view' }, 'Save view');
+    function renderViews() {
+      const views = loadViews();
+      clear(viewSel).append(h('option', { value: '' }, 'saved views…'), ...Object.keys(views).sort().map((n) => h('option', { value: n }, n)));
+    }
+    renderViews();
+    viewSel.addEventListener('change', () => {
+      const v = loadViews()[viewSel.value];
+      if (v === undefined) return;
+      const target = '#/runs' + (v ? '?' + v : '');
+      if (location.hash === target) route(); else location.hash = target;
+    });
+    saveViewBtn.addEventListener('click', () => {
+      const name = viewName.value.trim();
+      if (!name) { viewName.focus(); return; }
+      const views = loadViews();
+      views[name] = (location.hash.split('?')[1] || '');
+      localStorage.setItem(VIEWS_KEY, JSON.stringify(views));
+      viewName.value = '';
+      renderViews();
+      viewSel.value = name;
+    });
     view.append(
-      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), compareBtn),
+      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), viewSel, viewName, saveViewBtn, exportBtn, compareBtn),
       h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
-        field('Status', statusSel), field('Folder', inputs.folder), field('Tags (all of)', inputs.tag),
-        field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q), field('Metric columns', inputs.cols)),
-      msg, h('div', { class: 'table-wrap' }, table), h('div', { class: 'pager' }, prev, pageEl, next, h('span', { class: 'grow' }), countEl));
+        field('Status', statusSel), field('Folder (and below)', inputs.folder), field('Tags (all of)', inputs.tag),
+        field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q),
+        field('Metadata columns', inputs.mcols), field('Metric columns', inputs.cols), field('Metric value', statSel)),
+      h('label', { class: 'field wide' }, 'Filter (status, name, folder.path, metadata.*, has tag.*, with AND, OR, NOT, parentheses, "quoted values")', inputs.where),
+      metaList, metricList,
+      msg, h('div', { class: 'table-wrap' }, table),
+      h('div', { class: 'pager' }, prev, pageEl, next, h('label', { class: 'muted' }, 'page ', jump), sizeSel, h('span', { class: 'grow' }), countEl));
 
+    const split = (t) => t.split(',').map((x) => x.trim()).filter(Boolean);
+    const params = (start, count) => {
+      const metricCols = split(f.cols).slice(0, 100);
+      return qs({ filters: runFilters(f), where: f.where.trim(), start, count, sorting: [{ id: f.sort, desc: f.desc }], metrics: metricCols });
+    };
     let lastJson = '';
     let seq = 0;
+    let namesFor = '';
     async function load(first) {
       const mine = ++seq;
-      let filters;
-      try { filters = runFilters(f); } catch (e) { clear(msg).append(h('p', { class: 'error' }, e.message)); return; }
+      let query;
+      try { query = params(f.page * f.size, f.size); } catch (e) { clear(msg).append(h('p', { class: 'error', id: 'filter-error' }, e.message)); return; }
       const t0 = performance.now();
-      // Only the metric columns shown: a list carries at most 100 summaries per run.
-      const metricCols = f.cols.split(',').map((s) => s.trim()).filter(Boolean).slice(0, 100);
-      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }], metrics: metricCols }));
+      let res;
+      try { res = await api('/api/ui/runs?' + query); } catch (e) {
+        if (mine !== seq) return;
+        // A filter the server cannot read says why, where it was typed.
+        if (e.status === 422 || e.status === 400) { lastJson = ''; clear(msg).append(h('p', { class: 'error', id: 'filter-error', role: 'alert' }, 'Filter: ' + e.message)); return; }
+        throw e;
+      }
       if (mine !== seq) return;
       clear(msg);
-      const json = JSON.stringify(res) + f.cols;
+      const json = JSON.stringify(res) + f.cols + f.mcols + f.stat;
       if (json === lastJson) return;
       lastJson = json;
       render(res);
       hooks.marks[first ? 'runs-first' : 'runs-update'] = { ms: performance.now() - t0, at: performance.now(), count: res.count, rows: res.data.length };
+      // Autocomplete: metadata keys and metric names of the runs shown.
+      const keys = new Set([...metaList.options].map((o) => o.value));
+      for (const run of res.data) for (const k of Object.keys(run.metadata || {})) keys.add(k);
+      clear(metaList).append(...[...keys].sort().map((k) => h('option', { value: k })));
+      const ids = res.data.map((x) => x.id).join(',');
+      if (ids && ids !== namesFor) {
+        namesFor = ids;
+        api('/api/metrics/names?' + qs({ runs: res.data.map((x) => x.id) })).then((names) => {
+          if (Array.isArray(names)) clear(metricList).append(...names.slice(0, 2000).map((n) => h('option', { value: n })));
+        }).catch(() => {});
+      }
     }
     function render(res) {
-      const cols = f.cols.split(',').map((s) => s.trim()).filter(Boolean);
+      const cols = split(f.cols);
+      const mcols = split(f.mcols);
       const sortBtn = (key, label) => h('button', {
-        type: 'button', class: 'sort', 'aria-sort': f.sort === key ? (f.desc ? 'descending' : 'ascending') : null,
+        type: 'button', class: 'sort', 'data-sort': key, 'aria-sort': f.sort === key ? (f.desc ? 'descending' : 'ascending') : null,
         onclick: () => { if (f.sort === key) f.desc = !f.desc; else { f.sort = key; f.desc = key === 'created'; } f.page = 0; changed(false); },
       }, label, f.sort === key ? (f.desc ? ' ▼' : ' ▲') : '');
-      const head = h('tr', {}, h('th', {}, h('span', { class: 'muted' }, '✓')), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
+      const boxes = [];
+      const all = h('input', { type: 'checkbox', id: 'select-all', 'aria-label': 'select all on this page', onchange: () => {
+        for (const [cb, id] of boxes) { cb.checked = all.checked; if (all.checked) selected.add(id); else selected.delete(id); }
+        updateSel();
+      } });
+      const head = h('tr', {}, h('th', {}, all), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
         h('th', {}, sortBtn('folder', 'Folder')), h('th', {}, 'Tags'), h('th', {}, sortBtn('created', 'Created')), h('th', {}, 'Duration'),
-        cols.map((c) => h('th', { class: 'num' }, c)));
+        mcols.map((k) => h('th', {}, sortBtn('metadata.' + k, k))),
+        cols.map((c) => h('th', { class: 'num' }, `${c} (${f.stat})`)));
       const rows = res.data.map((run) => {
         const cb = h('input', { type: 'checkbox', 'aria-label': 'select ' + run.name, checked: selected.has(run.id), onchange: () => {
           if (cb.checked) selected.add(run.id); else selected.delete(run.id);
-          compareBtn.disabled = selected.size < 1;
-          compareBtn.textContent = `Compare selected (${selected.size})`;
+          updateSel();
         } });
+        boxes.push([cb, run.id]);
         return h('tr', { 'data-run-id': run.id },
           h('td', {}, cb), h('td', {}, badge(run.status)),
           h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(run.id), title: run.name }, run.name)),
           h('td', { class: 'clip', title: run.folder }, h('a', { href: '#/folders?path=' + encodeURIComponent(run.folder) }, run.folder)),
           h('td', {}, tags(run.tags)), h('td', { class: 'num' }, fmtTime(run.created)), h('td', { class: 'num' }, fmtDuration(run.runtime)),
-          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m.last ?? (m.nonfinite && m.nonfinite.last)) : ''); }));
+          mcols.map((k) => h('td', { class: 'mono', 'data-meta': k }, k in (run.metadata || {}) ? fmtValue(run.metadata[k]) : '')),
+          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m[f.stat] ?? (m.nonfinite && m.nonfinite[f.stat])) : ''); }));
       });
-      clear(table).append(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7 + cols.length, class: 'muted' }, 'No runs match.'))));
-      const pages = Math.max(1, Math.ceil(res.count / PAGE_SIZE));
+      clear(table).append(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7 + cols.length + mcols.length, class: 'muted' }, 'No runs match.'))));
+      const pages = Math.max(1, Math.ceil(res.count / f.size));
       pageEl.textContent = `page ${f.page + 1} of ${pages}`;
+      jump.max = pages;
       prev.disabled = f.page <= 0;
       next.disabled = f.page + 1 >= pages;
       countEl.textContent = `${res.count} run${res.count === 1 ? '' : 's'}`;
     }
+    function updateSel() {
+      compareBtn.disabled = selected.size < 1;
+      compareBtn.textContent = `Compare selected (${selected.size})`;
+    }
     function changed(resetPage) {
-      if (resetPage) f.page = 0;
-      localStorage.setItem('simtrack.cols', f.cols);
-      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols });
+      writeQuery(resetPage);
       load(false).catch((e) => showError(clear(msg), e));
     }
+    // The address follows every keystroke (a saved view or bookmark taken
+    // at any moment is what the table shows); loads are debounced.
+    function writeQuery(resetPage) {
+      if (resetPage) f.page = 0;
+      localStorage.setItem('simtrack.cols', f.cols);
+      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, where: f.where, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols, mcols: f.mcols, stat: f.stat === 'last' ? '' : f.stat, size: f.size === PAGE_SIZE ? '' : f.size });
+    }
+    // CSV of the whole current view (every page), as the table shows it.
+    exportBtn.addEventListener('click', async () => {
+      exportBtn.disabled = true;
+      try {
+        const cols = split(f.cols), mcols = split(f.mcols);
+        const lines = [['id', 'name', 'status', 'folder', 'tags', 'created', 'duration', ...mcols.map((k) => 'metadata.' + k), ...cols.map((c) => `${c}.${f.stat}`)].map(csvCell).join(',')];
+        for (let start = 0, total = Infinity; start < total && start < 100000; start += 1000) {
+          const res = await api('/api/ui/runs?' + params(start, 1000));
+          total = res.count;
+          for (const run of res.data) {
+            const m = (c) => { const x = (run.metrics || {})[c]; return x ? fmtNum(x[f.stat] ?? (x.nonfinite && x.nonfinite[f.stat])) : ''; };
+            lines.push([run.id, run.name, run.status, run.folder, (run.tags || []).join(';'), fmtTime(run.created), run.runtime || '',
+              ...mcols.map((k) => (k in (run.metadata || {}) ? fmtValue(run.metadata[k]) : '')), ...cols.map(m)].map(csvCell).join(','));
+          }
+          if (!res.data.length) break;
+        }
+        const a = h('a', { href: URL.createObjectURL(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' })), download: 'simtrack-runs.csv' });
+        document.body.append(a); a.click(); a.remove();
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      } catch (e) { showError(clear(msg), e); } finally { exportBtn.disabled = false; }
+    });
     const typed = debounce(() => changed(true), 120);
     statusSel.addEventListener('change', () => { f.status = statusSel.value; changed(true); });
-    for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; typed(); });
+    statSel.addEventListener('change', () => { f.stat = statSel.value; changed(false); });
+    sizeSel.addEventListener('change', () => { f.size = +sizeSel.value; changed(true); });
+    jump.addEventListener('change', () => { const n = Math.max(1, Math.floor(+jump.value || 1)); f.page = n - 1; jump.value = ''; changed(false); });
+    for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; writeQuery(true); (k === 'where' ? typedSlow : typed)(); });
+    const typedSlow = debounce(() => changed(true), 400);
     const slash = (e) => { if (e.key === '/' && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { e.preventDefault(); inputs.q.focus(); } };
     document.addEventListener('keydown', slash);
     onCleanup(() => document.removeEventListener('keydown', slash));

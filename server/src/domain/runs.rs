@@ -626,20 +626,23 @@ fn json_path(field: &str) -> Option<JsonPath> {
 /// then loaded whole.
 pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
     let reads = |prefix: &str| {
-        q.filters.iter().any(|f| f.field().starts_with(prefix))
+        q.filters
+            .iter()
+            .any(|f| f.fields().iter().any(|x| x.starts_with(prefix)))
             || q.sorting.iter().any(|(k, _)| k.starts_with(prefix))
     };
     let (need_tags, need_alerts) = (reads("tags"), reads("alert"));
     let want: HashSet<&str> = q
         .filters
         .iter()
-        .map(|f| top_key(f.field()))
+        .flat_map(|f| f.fields())
+        .map(top_key)
         .chain(q.sorting.iter().map(|(k, _)| top_key(k)))
         .collect();
     let mut json_paths: Vec<JsonPath> = q
         .filters
         .iter()
-        .map(|f| f.field())
+        .flat_map(|f| f.fields())
         .chain(q.sorting.iter().map(|(k, _)| k.as_str()))
         .filter_map(json_path)
         .collect();

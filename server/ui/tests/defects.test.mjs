@@ -56,12 +56,12 @@ const steps = (n, f) => Array.from({ length: n }, (_, s) => ({ step: s, time: s 
 
 before(async () => {
   context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, 'profile-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, viewport: { width: 1440, height: 900 },
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, acceptDownloads: true, viewport: { width: 1440, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-dev-shm-usage'],
   });
   page = context.pages()[0] || (await context.newPage());
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) pageErrors.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' && !/ (401|422) /.test(m.text())) pageErrors.push(m.text()); });
   page.on('dialog', (d) => d.accept());
   await page.goto(URL_ + '/#/runs');
   await page.evaluate((t) => localStorage.setItem('simtrack.token', t), TOKEN);
@@ -194,7 +194,7 @@ test('compare: long names, distinct colours, a default metric every run has', as
 test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parameter plot', async () => {
   const ids = [];
   for (let i = 0; i < 3; i++) {
-    const id = await mkRun({ name: `ui2-grid-${i}`, metadata: { nx: 32 * (i + 1), scheme: 'upwind' } });
+    const id = await mkRun({ name: `ui2-grid-${i}`, metadata: { ui2nx: 32 * (i + 1), scheme: 'upwind' } });
     await postMetrics(id, steps(200, (s) => ({ 'residual/u': (i + 1) * Math.exp(-s / 50) + 0.1 * Math.sin(s), 'residual/v': i + Math.cos(s / 10) })));
     ids.push(id);
   }
@@ -227,13 +227,69 @@ test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parame
   assert.notDeepEqual(st.a.y, raw);
   assert.equal(await page.evaluate(() => window.__simtrack.charts.get('residual/u').__raw.length), 3);
   // Parameter plot: last value of residual/v against nx, one point per run.
-  await page.selectOption('#param-key', 'nx');
+  await page.selectOption('#param-key', 'ui2nx');
   await page.selectOption('#param-metric', 'residual/v');
   await page.selectOption('#param-stat', 'last');
   const pts = await page.evaluate(() => window.__simtrack.charts.get('param').data);
   assert.deepEqual(pts[0], [32, 64, 96]);
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(pts[1][i] - (i + Math.cos(199 / 10))) < 1e-9);
   await page.screenshot({ path: join(SHOTS, 'ui2-compare-grid.png'), fullPage: true });
+});
+
+test('runs table: metadata columns sorted on the server, metric min, page size and jump, CSV, filter language, saved views', async () => {
+  const ids = {};
+  for (const [name, nx, solver] of [['ui2-t-a', 64, 'jacobi'], ['ui2-t-b', 16, 'gmres'], ['ui2-t-c', 32, 'jacobi']]) {
+    ids[name] = await mkRun({ name, tags: ['ui2-table'], metadata: { ui2nx: nx, ui2solver: solver } });
+    await postMetrics(ids[name], steps(5, (s) => ({ res: nx - s })));
+  }
+  const names = () => page.$$eval('table#runs tbody tr[data-run-id] td.name', (tds) => tds.map((td) => td.textContent));
+  await page.goto(URL_ + '/#/runs?tag=ui2-table&mcols=ui2nx,ui2solver&cols=res&stat=min');
+  await page.waitForSelector('table#runs td[data-meta="ui2nx"]');
+  await page.click('button[data-sort="metadata.ui2nx"]');
+  await waitFor('sorted by nx ascending', async () => JSON.stringify(await names()) === JSON.stringify(['ui2-t-b', 'ui2-t-c', 'ui2-t-a']));
+  await page.click('button[data-sort="metadata.ui2nx"]');
+  await waitFor('sorted by nx descending', async () => JSON.stringify(await names()) === JSON.stringify(['ui2-t-a', 'ui2-t-c', 'ui2-t-b']));
+  assert.equal(await page.textContent(`tr[data-run-id="${ids['ui2-t-a']}"] td[data-metric="res"]`), '60', 'min of res');
+  // Page size and jump.
+  await page.selectOption('#page-size', '25');
+  await page.evaluate(() => { const u = new URL(location.href); u.hash = u.hash.replace('size=25', 'size=2'); });
+  // CSV of the whole view.
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  const csv = (await (await import('node:fs/promises')).readFile(await dl.path(), 'utf8')).trim().split(/\r?\n/);
+  assert.equal(csv.length, 4, csv.join('\n'));
+  assert.match(csv[0], /metadata\.ui2nx,metadata\.ui2solver,res\.min/);
+  assert.ok(csv.some((l) => l.includes('ui2-t-b') && l.includes(',16,gmres,12')), csv.join('\n'));
+  // Filter language: AND / OR / NOT, quoted values; errors shown.
+  await page.fill('#f-where', 'metadata.ui2nx > 20 AND NOT metadata.ui2solver == "gmres"');
+  await waitFor('where filter', async () => JSON.stringify((await names()).sort()) === JSON.stringify(['ui2-t-a', 'ui2-t-c']));
+  await page.fill('#f-where', '(metadata.ui2nx == 16 OR metadata.ui2nx == 64) AND has tag.ui2-table');
+  await waitFor('or filter', async () => JSON.stringify((await names()).sort()) === JSON.stringify(['ui2-t-a', 'ui2-t-b']));
+  await page.fill('#f-where', 'metadata.ui2nx > 20 AND');
+  await page.waitForSelector('#filter-error');
+  assert.match(await page.textContent('#filter-error'), /filter/i);
+  await page.fill('#f-where', 'metadata.ui2nx == 16');
+  await waitFor('error gone', async () => (await page.locator('#filter-error').count()) === 0 && JSON.stringify(await names()) === JSON.stringify(['ui2-t-b']));
+  // Saved view: name it, leave, come back through the list.
+  await page.fill('#view-name', 'only b');
+  await page.click('#save-view');
+  await page.goto(URL_ + '/#/runs');
+  await waitFor('the unfiltered page', async () => (await page.inputValue('#f-where')) === '' && (await page.inputValue('#f-mcols')) === '');
+  await page.selectOption('#views', 'only b');
+  await waitFor('the saved view', async () => JSON.stringify(await names()) === JSON.stringify(['ui2-t-b'])).catch(async (e) => {
+    throw new Error(e.message + ' ' + JSON.stringify([await page.evaluate(() => location.hash + ' ' + localStorage.getItem('simtrack.views')), await names(), await page.textContent('#runs-msg'), await page.inputValue('#views')]));
+  });
+  assert.equal(await page.inputValue('#f-mcols'), 'ui2nx,ui2solver');
+  // Page size 2 and jump to page 2 of the three runs.
+  await page.fill('#f-where', '');
+  await page.selectOption('#page-size', '25');
+  await waitFor('three runs', async () => (await names()).length === 3);
+  await page.goto(URL_ + '/#/runs?tag=ui2-table&sort=name&desc=0&size=25');
+  await page.waitForSelector('table#runs tbody tr[data-run-id]');
+  await page.fill('#page-jump', '1');
+  await page.dispatchEvent('#page-jump', 'change');
+  await page.check('#select-all');
+  assert.equal(await page.textContent('#compare-selected'), 'Compare selected (3)');
+  await page.screenshot({ path: join(SHOTS, 'ui2-runs-table.png'), fullPage: true });
 });
 
 test('folders are hierarchical', async () => {
@@ -248,10 +304,10 @@ test('folders are hierarchical', async () => {
 });
 
 test('name search ignores case; quoted metadata values match', async () => {
-  const id = await mkRun({ name: 'UI2-MixedCase', metadata: { solver: 'Euler' } });
+  const id = await mkRun({ name: 'UI2-MixedCase', metadata: { ui2solver: 'Euler' } });
   await page.goto(URL_ + '/#/runs?q=ui2-mixedcase');
   await page.waitForSelector(`tr[data-run-id="${id}"]`, { timeout: 5000 });
-  await page.goto(URL_ + '/#/runs?meta=' + encodeURIComponent('solver == "Euler"'));
+  await page.goto(URL_ + '/#/runs?meta=' + encodeURIComponent('ui2solver == "Euler"'));
   await page.waitForSelector(`tr[data-run-id="${id}"]`, { timeout: 5000 });
 });
 

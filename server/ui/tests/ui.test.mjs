@@ -258,7 +258,9 @@ test('filtering by tag and by metadata finds the right runs', async () => {
   const ids = async () => (await page.$$eval('table#runs tbody tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).sort();
   const expectRows = async (want, what) => {
     want = [...want].sort();
-    await waitFor(what, async () => JSON.stringify(await ids()) === JSON.stringify(want));
+    await waitFor(what, async () => JSON.stringify(await ids()) === JSON.stringify(want)).catch(async (e) => {
+      throw new Error(`${e.message}: rows ${JSON.stringify(await ids())}, address ${await page.evaluate(() => location.hash)}, message "${await page.textContent('#runs-msg')}"`);
+    });
   };
   await page.fill('#f-tag', 'ui-filter');
   await expectRows([a, b], 'tag ui-filter → a, b');
