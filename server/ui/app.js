@@ -257,6 +257,20 @@
     return out;
   }
 
+  // Deletes runs after a confirmation that says what goes: points, events, files.
+  async function deleteRuns(ids) {
+    const docs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
+    const evs = await Promise.all(ids.map((i) => api('/api/events?' + qs({ run: i, count: 1 })).then((r) => r.count || 0).catch(() => 0)));
+    const files = await Promise.all(ids.map((i) => api(`/api/runs/${encodeURIComponent(i)}/artifacts`).catch(() => [])));
+    const points = docs.reduce((n, d) => n + Object.values(d.metrics || {}).reduce((a, m) => a + (m.count || 0), 0), 0);
+    const nfiles = files.reduce((n, f) => n + f.length, 0);
+    const bytes = files.reduce((n, f) => n + f.reduce((a, x) => a + (x.size || 0), 0), 0);
+    const what = ids.length === 1 ? `run "${docs[0].name}"` : `${ids.length} runs`;
+    if (!confirm(`Delete ${what}? This removes ${points} metric points, ${evs.reduce((a, b) => a + b, 0)} events and ${nfiles} file record${nfiles === 1 ? '' : 's'} (${fmtBytes(bytes)}), for good.`)) return false;
+    for (const i of ids) await api('/api/runs/' + encodeURIComponent(i), { method: 'DELETE' });
+    return true;
+  }
+
   const csvCell = (v) => { const t = v === null || v === undefined ? '' : String(v); return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t; };
   const VIEWS_KEY = 'simtrack.views';
   const loadViews = () => { try { return JSON.parse(localStorage.getItem(VIEWS_KEY) || '{}'); } catch { return {}; } };
@@ -288,6 +302,13 @@
     statSel.value = f.stat;
     const compareBtn = h('button', { type: 'button', id: 'compare-selected', disabled: true, onclick: () => { location.hash = '#/compare?ids=' + [...selected].join(','); } }, 'Compare selected');
     const exportBtn = h('button', { type: 'button', id: 'export-csv' }, 'Export CSV');
+    const deleteBtn = h('button', { type: 'button', id: 'delete-selected', class: 'danger', disabled: true, onclick: async () => {
+      try {
+        if (!(await deleteRuns([...selected]))) return;
+        selected.clear(); updateSel(); lastJson = '';
+        await load(false);
+      } catch (e) { showError(clear(msg), e); }
+    } }, 'Delete selected');
     const countEl = h('span', { class: 'muted', id: 'runs-count' });
     const msg = h('div', { id: 'runs-msg' });
     const table = h('table', { id: 'runs' });
@@ -322,7 +343,7 @@
       viewSel.value = name;
     });
     view.append(
-      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), viewSel, viewName, saveViewBtn, exportBtn, compareBtn),
+      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), viewSel, viewName, saveViewBtn, exportBtn, deleteBtn, compareBtn),
       h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
         field('Status', statusSel), field('Folder (and below)', inputs.folder), field('Tags (all of)', inputs.tag),
         field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q),
@@ -412,6 +433,8 @@
     function updateSel() {
       compareBtn.disabled = selected.size < 1;
       compareBtn.textContent = `Compare selected (${selected.size})`;
+      deleteBtn.disabled = selected.size < 1;
+      deleteBtn.textContent = `Delete selected (${selected.size})`;
     }
     function changed(resetPage) {
       writeQuery(resetPage);
@@ -611,6 +634,10 @@
     const metricFilter = h('input', { id: 'metric-filter', type: 'search', placeholder: 'filter metrics', value: r.params.get('m') || '' });
     const statusEl = h('span', { id: 'run-status' });
     const abortBtn = h('button', { type: 'button', class: 'danger', id: 'abort' }, 'Abort');
+    const starBtn = h('button', { type: 'button', id: 'star', 'aria-pressed': 'false' }, '☆ Star');
+    const editBtn = h('button', { type: 'button', id: 'edit-run' }, 'Edit');
+    const delBtn = h('button', { type: 'button', id: 'delete-run' }, 'Delete');
+    const editForm = h('form', { class: 'panel', id: 'edit-form', hidden: true });
     const abortMsg = h('span', { class: 'muted', id: 'abort-msg', role: 'status' });
     const info = h('div', { class: 'cols' });
     const chartsEl = h('div', { class: 'charts', id: 'charts' });
@@ -621,7 +648,8 @@
     const title = h('h1', { id: 'run-name' });
     view.append(
       h('p', {}, h('a', { href: '#/runs' }, '← Runs')),
-      h('div', { class: 'run-head' }, title, statusEl, abortBtn, abortMsg),
+      h('div', { class: 'run-head' }, title, statusEl, starBtn, editBtn, delBtn, abortBtn, abortMsg),
+      editForm,
       info,
       h('h2', {}, 'Metrics'),
       h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'), metricFilter,
@@ -639,11 +667,47 @@
       } catch (e) { abortBtn.disabled = false; abortMsg.textContent = 'Abort failed: ' + e.message; }
     });
 
+    starBtn.addEventListener('click', async () => {
+      const on = !run.starred;
+      await api(`/api/runs/${encodeURIComponent(id)}/starred`, { method: 'PUT', body: { starred: on } });
+      run = await api('/api/runs/' + encodeURIComponent(id));
+      renderHead();
+    });
+    delBtn.addEventListener('click', async () => {
+      try { if (await deleteRuns([id])) location.hash = '#/runs'; } catch (e) { abortMsg.textContent = 'Delete failed: ' + e.message; }
+    });
+    editBtn.addEventListener('click', () => {
+      if (!editForm.hidden) { editForm.hidden = true; return; }
+      const name = h('input', { id: 'edit-name', value: run.name, required: true });
+      const desc = h('textarea', { id: 'edit-description' }, run.description || '');
+      const tg = h('input', { id: 'edit-tags', value: (run.tags || []).join(', ') });
+      const folder = h('input', { id: 'edit-folder', value: run.folder });
+      const err = h('div');
+      clear(editForm).append(h('div', { class: 'filters' },
+        h('label', { class: 'field' }, 'Name', name), h('label', { class: 'field' }, 'Tags (comma-separated)', tg),
+        h('label', { class: 'field' }, 'Folder (moves the run)', folder), h('label', { class: 'field' }, 'Description', desc)),
+      h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'edit-save' }, 'Save'), h('button', { type: 'button', onclick: () => { editForm.hidden = true; } }, 'Cancel')), err);
+      editForm.onsubmit = async (ev) => {
+        ev.preventDefault();
+        clear(err);
+        try {
+          await api('/api/runs/' + encodeURIComponent(id), { method: 'PUT', body: { name: name.value.trim(), description: desc.value, tags: tg.value.split(',').map((t) => t.trim()).filter(Boolean), folder: folder.value.trim() || '/' } });
+          run = await api('/api/runs/' + encodeURIComponent(id));
+          editForm.hidden = true;
+          renderHead();
+        } catch (e) { showError(err, e); }
+      };
+      editForm.hidden = false;
+      name.focus();
+    });
+
     let systemOpen = false;
     function renderHead() {
       title.textContent = run.name;
       document.title = run.name + ' · simtrack';
       clear(statusEl).append(badge(run.status));
+      starBtn.textContent = run.starred ? '★ Starred' : '☆ Star';
+      starBtn.setAttribute('aria-pressed', String(!!run.starred));
       const live = LIVE.has(run.status);
       // A lost run is silent: nothing would hear an abort.
       abortBtn.hidden = !(run.status === 'running' || run.status === 'created');

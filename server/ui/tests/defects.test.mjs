@@ -292,6 +292,43 @@ test('runs table: metadata columns sorted on the server, metric min, page size a
   await page.screenshot({ path: join(SHOTS, 'ui2-runs-table.png'), fullPage: true });
 });
 
+test('run management: edit, star, move, delete one and many with the data gone', async () => {
+  const id = await mkRun({ name: 'ui2-manage', tags: ['a'] });
+  await postMetrics(id, steps(10, (s) => ({ r: s })));
+  await api('/api/events', { method: 'POST', body: { run: id, events: [{ message: 'hello' }] } });
+  await page.goto(URL_ + '/#/run/' + id);
+  await page.waitForSelector('#run-name');
+  await page.click('#edit-run');
+  await page.fill('#edit-name', 'ui2-managed');
+  await page.fill('#edit-tags', 'x, y');
+  await page.fill('#edit-folder', '/ui2/moved');
+  await page.click('#edit-save');
+  await waitFor('renamed', async () => (await page.textContent('#run-name')) === 'ui2-managed');
+  let doc = (await api('/api/runs/' + id)).body;
+  assert.deepEqual([doc.name, doc.tags, doc.folder], ['ui2-managed', ['x', 'y'], '/ui2/moved']);
+  await page.click('#star');
+  await waitFor('starred', async () => (await api('/api/runs/' + id)).body.starred === true);
+  // Bulk: this run and another, from the runs table.
+  const other = await mkRun({ name: 'ui2-manage-2', folder: '/ui2/moved' });
+  await postMetrics(other, steps(10, (s) => ({ r: s })));
+  const dialogs = [];
+  const onDialog = (d) => dialogs.push(d.message());
+  page.on('dialog', onDialog);
+  await page.goto(URL_ + '/#/runs?folder=/ui2/moved');
+  await page.waitForSelector(`tr[data-run-id="${other}"]`);
+  await page.check('#select-all');
+  await page.click('#delete-selected');
+  await waitFor('rows gone', async () => (await page.locator(`tr[data-run-id="${id}"], tr[data-run-id="${other}"]`).count()) === 0);
+  page.off('dialog', onDialog);
+  assert.match(dialogs.join(' '), /Delete 2 runs\? This removes 20 metric points, \d+ events/);
+  for (const x of [id, other]) {
+    assert.equal((await api('/api/runs/' + x)).status, 404);
+    const m = await api('/api/metrics?runs=' + q([x]) + '&metrics=' + q(['r']) + '&xaxis=step');
+    assert.ok(m.status === 404 || JSON.stringify(m.body) === '{}' || !(m.body[x] && m.body[x].r && m.body[x].r.length), JSON.stringify(m.body));
+    assert.equal((await api('/api/events?run=' + x)).status, 404);
+  }
+});
+
 test('folders are hierarchical', async () => {
   const id = await mkRun({ name: 'ui2-deep', folder: '/ui2cfd/airfoil' });
   for (const f of ['/ui2cfd', '/ui2cfd/']) {
