@@ -271,6 +271,7 @@
     return true;
   }
 
+  const fmtCsvNum = (v) => { v = num(v); return typeof v === 'number' ? (Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? String(v) : v > 0 ? 'Inf' : '-Inf') : ''; };
   const csvCell = (v) => { const t = v === null || v === undefined ? '' : String(v); return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t; };
   const VIEWS_KEY = 'simtrack.views';
   const loadViews = () => { try { return JSON.parse(localStorage.getItem(VIEWS_KEY) || '{}'); } catch { return {}; } };
@@ -603,7 +604,11 @@
     if (axis === 'time') return fmtNum(v) + ' s';
     return String(v);
   }
+  const cssVar = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
   function chartOpts(width, axis, log, series, title) {
+    // Axis text and grid from the page's colours (dark mode included).
+    const ink = cssVar('--muted') || '#5f6b7d', grid = { stroke: cssVar('--line') || '#dde2ea', width: 1 };
+    const style = (a) => Object.assign(a, { stroke: ink, grid, ticks: { stroke: grid.stroke, width: 1, size: 10 } });
     return {
       width, height: 200, title,
       scales: { x: { time: axis === 'timestamp' }, y: { distr: log ? 3 : 1 } },
@@ -614,8 +619,8 @@
         value: (u, v, si, idx) => (v == null ? (idx != null && u.__bad && u.__bad[si - 1] && u.__bad[si - 1].get(idx)) || '--' : fmtNum(v)),
       }))],
       axes: [
-        { label: axis === 'time' ? 'time' : axis === 'step' ? 'step' : null, size: 40, values: axis === 'time' ? timeTicks : axis === 'timestamp' ? stampTicks : (u, vals) => vals.map(fmtTick) },
-        { size: axisSize, values: (u, vals) => vals.map(fmtTick) },
+        style({ label: axis === 'time' ? 'time' : axis === 'step' ? 'step' : null, size: 40, values: axis === 'time' ? timeTicks : axis === 'timestamp' ? stampTicks : (u, vals) => vals.map(fmtTick) }),
+        style({ size: axisSize, values: (u, vals) => vals.map(fmtTick) }),
       ],
       hooks: { draw: [drawBad] },
       cursor: { drag: { x: true, y: false, setScale: true } },
@@ -770,7 +775,8 @@
         if (charts.has(n)) return;
         const plotEl = h('div', { class: 'plot' });
         const noteEl = h('div', { class: 'nonfinite', 'data-testid': 'nonfinite', hidden: true });
-        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title' }, n), noteEl, plotEl);
+        const csvBtn = h('button', { type: 'button', class: 'link csv', 'data-csv': n, title: 'every point, full resolution', onclick: () => downloadCsv(n, csvBtn) }, 'CSV');
+        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title row' }, h('span', { class: 'grow' }, n), csvBtn), noteEl, plotEl);
         const c = { name: n, card, plotEl, noteEl, u: null, count: -1, loading: false, zoomed: false };
         charts.set(n, c);
         chartsEl.append(card);
@@ -783,6 +789,20 @@
     }
 
     let generation = 0; // bumped by redrawAll: answers for older settings are dropped
+    // A metric at full resolution (the chart shows a downsampled view).
+    async function downloadCsv(name, btn) {
+      btn.disabled = true;
+      try {
+        const res = await api('/api/metrics?' + qs({ runs: [id], metrics: [name], xaxis: 'step' }));
+        const pts = (res[id] || {})[name] || [];
+        const lines = ['step,time,timestamp,value'];
+        for (const p of pts) lines.push(`${p.step},${p.time},${p.timestamp},${fmtCsvNum(p.value)}`);
+        const a = h('a', { href: URL.createObjectURL(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' })), download: `${run.name}-${name}.csv`.replace(/[\/\\:]/g, '_') });
+        document.body.append(a); a.click(); a.remove();
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      } catch (e) { showError(chartsNote, e); } finally { btn.disabled = false; }
+    }
+
     async function fetchCharts(names) {
       const gen = generation;
       const t0 = performance.now();

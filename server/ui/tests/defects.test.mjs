@@ -329,6 +329,21 @@ test('run management: edit, star, move, delete one and many with the data gone',
   }
 });
 
+test('a metric downloads as CSV at full resolution', async () => {
+  const id = await mkRun({ name: 'ui2-csv' });
+  await postMetrics(id, steps(3000, (s) => ({ r: Math.sin(s / 100) })));
+  await page.goto(URL_ + '/#/run/' + id);
+  await waitFor('the chart', () => page.evaluate(() => window.__simtrack.charts.has('r')));
+  assert.ok(await page.evaluate(() => window.__simtrack.charts.get('r').data[0].length) < 3000, 'the chart is downsampled');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('button[data-csv="r"]')]);
+  const lines = (await (await import('node:fs/promises')).readFile(await dl.path(), 'utf8')).trim().split(/\r?\n/);
+  assert.equal(lines[0], 'step,time,timestamp,value');
+  assert.equal(lines.length, 3001);
+  const last = lines[3000].split(',');
+  assert.equal(+last[0], 2999);
+  assert.ok(Math.abs(+last[3] - Math.sin(29.99)) < 1e-12);
+});
+
 test('folders are hierarchical', async () => {
   const id = await mkRun({ name: 'ui2-deep', folder: '/ui2cfd/airfoil' });
   for (const f of ['/ui2cfd', '/ui2cfd/']) {
@@ -402,6 +417,20 @@ test('phone width: a slim header, readable table columns', async () => {
   assert.deepEqual(narrow, [], 'collapsed columns');
   await page.screenshot({ path: join(SHOTS, 'ui2-phone.png') });
   await page.setViewportSize({ width: 1440, height: 900 });
+});
+
+test('dark mode follows the system setting, charts included', async () => {
+  const id = await mkRun({ name: 'ui2-dark' });
+  await postMetrics(id, steps(20, (s) => ({ r: s })));
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(URL_ + '/#/run/' + id);
+  await waitFor('the chart', () => page.evaluate(() => window.__simtrack.charts.has('r')));
+  const [bg, axis] = await page.evaluate(() => { const u = window.__simtrack.charts.get('r'); const st = u.axes[1].stroke; return [getComputedStyle(document.documentElement).backgroundColor, typeof st === 'function' ? st(u, 1) : st]; });
+  const lum = (c) => { const m = c.match(/\d+/g).map(Number); return (m[0] + m[1] + m[2]) / 3; };
+  assert.ok(lum(bg) < 60, `background ${bg}`);
+  assert.equal(axis, '#98a3b5', 'axis text in the dark theme\'s colour');
+  await page.screenshot({ path: join(SHOTS, 'ui2-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
 });
 
 test('no script errors', () => { assert.deepEqual(pageErrors, []); });
