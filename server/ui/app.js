@@ -645,7 +645,21 @@
     const editForm = h('form', { class: 'panel', id: 'edit-form', hidden: true });
     const abortMsg = h('span', { class: 'muted', id: 'abort-msg', role: 'status' });
     const info = h('div', { class: 'cols' });
-    const chartsEl = h('div', { class: 'charts', id: 'charts' });
+    const chartsEl = h('div', { id: 'charts' });
+    // Metrics grouped by the prefix before their first '/' (residual/u,
+    // residual/v → "residual"), each group collapsible; the rest first.
+    const groups = new Map(); // prefix -> {box, grid}
+    const groupOf = (n) => (n.includes('/') ? n.slice(0, n.indexOf('/')) : '');
+    function gridFor(g) {
+      if (!groups.has(g)) {
+        const grid = h('div', { class: 'charts' });
+        const count = h('span', { class: 'muted' });
+        const box = g === '' ? h('div', { class: 'group', 'data-group': '' }, grid)
+          : h('details', { class: 'group', open: true, 'data-group': g }, h('summary', {}, h('strong', {}, g), ' ', count), grid);
+        groups.set(g, { box, grid, count });
+      }
+      return groups.get(g).grid;
+    }
     const chartsNote = h('p', { class: 'muted' });
     const eventsEl = h('div');
     const filesEl = h('div', { id: 'files' });
@@ -766,7 +780,8 @@
     function syncCards() {
       const names = Object.keys(run.metrics || {}).sort();
       const needle = metricFilter.value.trim().toLowerCase();
-      const shown = names.filter((n) => !needle || n.toLowerCase().includes(needle));
+      const matching = names.filter((n) => !needle || n.toLowerCase().includes(needle));
+      const shown = matching.filter((n) => !groupOf(n)).concat(matching.filter((n) => groupOf(n)));
       chartsNote.textContent = names.length ? `${shown.length} of ${names.length} metrics` : 'No metrics yet.';
       const keep = new Set(shown);
       for (const [n, c] of charts) if (!keep.has(n)) { io.unobserve(c.card); vis.unobserve(c.card); onScreen.delete(n); if (c.u) c.u.destroy(); c.card.remove(); charts.delete(n); hooks.charts.delete(n); }
@@ -779,12 +794,18 @@
         const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title row' }, h('span', { class: 'grow' }, n), csvBtn), noteEl, plotEl);
         const c = { name: n, card, plotEl, noteEl, u: null, count: -1, loading: false, zoomed: false };
         charts.set(n, c);
-        chartsEl.append(card);
+        gridFor(groupOf(n)).append(card);
         vis.observe(card);
         if (i < EAGER_CHARTS) fresh.push(n); else io.observe(card);
       });
       // keep DOM order = sorted order
-      for (const n of shown) chartsEl.append(charts.get(n).card);
+      for (const n of shown) gridFor(groupOf(n)).append(charts.get(n).card);
+      const used = new Set(shown.map(groupOf));
+      for (const [g, x] of groups) {
+        if (!used.has(g)) { x.box.remove(); groups.delete(g); continue; }
+        x.count.textContent = `(${x.grid.children.length})`;
+      }
+      chartsEl.append(...[...groups.keys()].sort().map((g) => groups.get(g).box));
       return fresh;
     }
 

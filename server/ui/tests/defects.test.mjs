@@ -344,6 +344,19 @@ test('a metric downloads as CSV at full resolution', async () => {
   assert.ok(Math.abs(+last[3] - Math.sin(29.99)) < 1e-12);
 });
 
+test('run page: metrics grouped by prefix, collapsible', async () => {
+  const id = await mkRun({ name: 'ui2-groups' });
+  await postMetrics(id, steps(10, (s) => ({ 'residual/u': s, 'residual/v': s, 'probe/p1': s, energy: s })));
+  await page.goto(URL_ + '/#/run/' + id);
+  await waitFor('charts', () => page.evaluate(() => window.__simtrack.charts.size >= 4));
+  assert.equal(await page.locator('details.group[data-group="residual"] .chart').count(), 2);
+  assert.equal(await page.locator('details.group[data-group="probe"] .chart').count(), 1);
+  assert.equal(await page.locator('div.group[data-group=""] .chart[data-metric="energy"]').count(), 1);
+  await page.click('details.group[data-group="residual"] > summary');
+  assert.equal(await page.isVisible('.chart[data-metric="residual/u"]'), false, 'collapsed');
+  assert.equal(await page.isVisible('.chart[data-metric="probe/p1"]'), true);
+});
+
 test('folders are hierarchical', async () => {
   const id = await mkRun({ name: 'ui2-deep', folder: '/ui2cfd/airfoil' });
   for (const f of ['/ui2cfd', '/ui2cfd/']) {
