@@ -158,12 +158,16 @@
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
     return { page: parts[0] || 'runs', arg: parts[1], params: new URLSearchParams(query || '') };
   }
-  function setQuery(params) {
+  // `push`: a step the Back button should undo (a menu choice, a sort, a
+  // page); typing only replaces the current entry.
+  function setQuery(params, push) {
     const r = parseRoute();
     const base = '#/' + r.page + (r.arg ? '/' + encodeURIComponent(r.arg) : '');
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined && v !== false) q.set(k, v);
-    history.replaceState(null, '', base + (q.toString() ? '?' + q : ''));
+    const next = base + (q.toString() ? '?' + q : '');
+    if (push && next !== location.hash) history.pushState(null, '', next);
+    else history.replaceState(null, '', next);
   }
   const PAGES = { runs: runsPage, run: runPage, compare: comparePage, folders: foldersPage, alerts: alertsPage, new: newRunPage };
 
@@ -202,7 +206,12 @@
     });
   }
   document.getElementById('signout').addEventListener('click', () => signOut());
-  window.addEventListener('hashchange', route);
+  // Back/forward between entries made by pushState fire popstate (and, when
+  // the fragment differs, hashchange too): one re-render either way.
+  let routeQueued = false;
+  const queueRoute = () => { if (routeQueued) return; routeQueued = true; setTimeout(() => { routeQueued = false; route(); }, 0); };
+  window.addEventListener('hashchange', queueRoute);
+  window.addEventListener('popstate', queueRoute);
 
   // ---------- sign-in ----------
   function signInPage(view) {
@@ -437,16 +446,16 @@
       deleteBtn.disabled = selected.size < 1;
       deleteBtn.textContent = `Delete selected (${selected.size})`;
     }
-    function changed(resetPage) {
-      writeQuery(resetPage);
+    function changed(resetPage, typedIn) {
+      writeQuery(resetPage, !typedIn);
       load(false).catch((e) => showError(clear(msg), e));
     }
     // The address follows every keystroke (a saved view or bookmark taken
     // at any moment is what the table shows); loads are debounced.
-    function writeQuery(resetPage) {
+    function writeQuery(resetPage, push) {
       if (resetPage) f.page = 0;
       localStorage.setItem('simtrack.cols', f.cols);
-      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, where: f.where, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols, mcols: f.mcols, stat: f.stat === 'last' ? '' : f.stat, size: f.size === PAGE_SIZE ? '' : f.size });
+      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, where: f.where, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols, mcols: f.mcols, stat: f.stat === 'last' ? '' : f.stat, size: f.size === PAGE_SIZE ? '' : f.size }, push);
     }
     // CSV of the whole current view (every page), as the table shows it.
     exportBtn.addEventListener('click', async () => {
@@ -469,13 +478,13 @@
         setTimeout(() => URL.revokeObjectURL(a.href), 10000);
       } catch (e) { showError(clear(msg), e); } finally { exportBtn.disabled = false; }
     });
-    const typed = debounce(() => changed(true), 120);
+    const typed = debounce(() => changed(true, true), 120);
     statusSel.addEventListener('change', () => { f.status = statusSel.value; changed(true); });
     statSel.addEventListener('change', () => { f.stat = statSel.value; changed(false); });
     sizeSel.addEventListener('change', () => { f.size = +sizeSel.value; changed(true); });
     jump.addEventListener('change', () => { const n = Math.max(1, Math.floor(+jump.value || 1)); f.page = n - 1; jump.value = ''; changed(false); });
     for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; writeQuery(true); (k === 'where' ? typedSlow : typed)(); });
-    const typedSlow = debounce(() => changed(true), 400);
+    const typedSlow = debounce(() => changed(true, true), 400);
     const slash = (e) => { if (e.key === '/' && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { e.preventDefault(); inputs.q.focus(); } };
     document.addEventListener('keydown', slash);
     onCleanup(() => document.removeEventListener('keydown', slash));

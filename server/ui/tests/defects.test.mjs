@@ -357,6 +357,21 @@ test('run page: metrics grouped by prefix, collapsible', async () => {
   assert.equal(await page.isVisible('.chart[data-metric="probe/p1"]'), true);
 });
 
+test('browser history follows filter changes', async () => {
+  await page.goto(URL_ + '/#/runs?tag=ui2-table');
+  await page.waitForSelector('table#runs tbody tr[data-run-id]');
+  await page.selectOption('#f-status', 'completed');
+  await page.waitForURL(/status=completed/);
+  await page.click('button[data-sort="name"]');
+  await page.waitForURL(/sort=name/);
+  await page.goBack();
+  await waitFor('back to the status filter', async () => /status=completed/.test(page.url()) && !/sort=name/.test(page.url()) && (await page.inputValue('#f-status')) === 'completed' && (await page.getAttribute('button[data-sort="name"]', 'aria-sort')) === null);
+  await page.goBack();
+  await waitFor('back to no status', async () => !/status=/.test(page.url()) && (await page.inputValue('#f-status')) === '');
+  await page.goForward();
+  await waitFor('forward again', async () => (await page.inputValue('#f-status')) === 'completed');
+});
+
 test('folders are hierarchical', async () => {
   const id = await mkRun({ name: 'ui2-deep', folder: '/ui2cfd/airfoil' });
   for (const f of ['/ui2cfd', '/ui2cfd/']) {
