@@ -13,6 +13,9 @@
   const STATUSES = ['created', 'running', 'completed', 'failed', 'terminated', 'lost'];
   const LIVE = new Set(['created', 'running', 'lost']);
   const COLORS = ['#1f6feb', '#d1242f', '#2e7d32', '#8e24aa', '#ef6c00', '#00838f', '#6d4c41', '#c2185b', '#5c6bc0', '#7cb342'];
+  // Past the ten named colours, hues step by the golden angle and lightness
+  // alternates, so 50 runs still get 50 distinguishable lines.
+  const colour = (i) => (i < COLORS.length ? COLORS[i] : `hsl(${Math.round((i * 137.508) % 360)}, 70%, ${i % 2 ? 38 : 52}%)`);
 
   const main = document.getElementById('main');
   // Hooks for tests and benchmarks: the charts on screen and timing marks.
@@ -66,6 +69,8 @@
     return u.toString();
   }
 
+  // Outside JSON strings, the bare tokens NaN/Infinity/-Infinity become strings.
+  const quoteNonFinite = (text) => text.replace(/"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g, (m, t) => (t ? '"' + t + '"' : m));
   class ApiError extends Error {
     constructor(status, detail) { super(detail); this.status = status; }
   }
@@ -79,8 +84,9 @@
     });
     const text = await r.text();
     if (r.status === 401 && !opts.noSignOut) { signOut('Your session has ended: sign in again.'); throw new ApiError(401, 'unauthorized'); }
-    // Metric values may be NaN/Infinity, which JSON cannot spell.
-    const body = text ? JSON.parse(text.replace(/"value":(-?Infinity|NaN)/g, '"value":null')) : null;
+    // Metric values may be NaN/Infinity, which JSON cannot spell: they
+    // become the strings "NaN", "Infinity", "-Infinity" (see num()).
+    const body = text ? JSON.parse(/NaN|Infinity/.test(text) ? quoteNonFinite(text) : text) : null;
     if (!r.ok) throw new ApiError(r.status, (body && body.detail) || r.statusText);
     return body;
   }
@@ -103,9 +109,14 @@
     if (s < 86400) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
     return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
   }
+  // A metric value from the API: a number, or "NaN"/"Infinity"/"-Infinity".
+  const num = (v) => (typeof v === 'string' && /^(-?Infinity|NaN)$/.test(v) ? Number(v) : v);
   function fmtNum(v) {
     if (v === null || v === undefined) return '';
+    v = num(v);
     if (typeof v !== 'number') return String(v);
+    if (Number.isNaN(v)) return 'NaN';
+    if (!Number.isFinite(v)) return v > 0 ? 'Inf' : '-Inf';
     if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6)) return String(+v.toPrecision(6));
     return v.toExponential(4);
   }
@@ -147,12 +158,16 @@
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
     return { page: parts[0] || 'runs', arg: parts[1], params: new URLSearchParams(query || '') };
   }
-  function setQuery(params) {
+  // `push`: a step the Back button should undo (a menu choice, a sort, a
+  // page); typing only replaces the current entry.
+  function setQuery(params, push) {
     const r = parseRoute();
     const base = '#/' + r.page + (r.arg ? '/' + encodeURIComponent(r.arg) : '');
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined && v !== false) q.set(k, v);
-    history.replaceState(null, '', base + (q.toString() ? '?' + q : ''));
+    const next = base + (q.toString() ? '?' + q : '');
+    if (push && next !== location.hash) history.pushState(null, '', next);
+    else history.replaceState(null, '', next);
   }
   const PAGES = { runs: runsPage, run: runPage, compare: comparePage, folders: foldersPage, alerts: alertsPage, new: newRunPage };
 
@@ -191,7 +206,12 @@
     });
   }
   document.getElementById('signout').addEventListener('click', () => signOut());
-  window.addEventListener('hashchange', route);
+  // Back/forward between entries made by pushState fire popstate (and, when
+  // the fragment differs, hashchange too): one re-render either way.
+  let routeQueued = false;
+  const queueRoute = () => { if (routeQueued) return; routeQueued = true; setTimeout(() => { routeQueued = false; route(); }, 0); };
+  window.addEventListener('hashchange', queueRoute);
+  window.addEventListener('popstate', queueRoute);
 
   // ---------- sign-in ----------
   function signInPage(view) {
@@ -231,106 +251,240 @@
   function runFilters(f) {
     const out = [];
     if (f.status) out.push('status == ' + f.status);
-    if (f.folder) out.push('folder.path == ' + f.folder);
+    // A folder and everything below it (`/cfd` finds `/cfd/airfoil`).
+    if (f.folder.trim()) out.push('folder.path under ' + (f.folder.trim().replace(/\/+$/, '') || '/'));
     for (const t of (f.tag || '').split(',').map((s) => s.trim()).filter(Boolean)) out.push('has tag.' + t);
     for (const m of (f.meta || '').split(';').map((s) => s.trim()).filter(Boolean)) {
       const x = /^(?:metadata\.)?([^\s=<>!]+)\s*(==|!=|>=|<=|>|<|=|not contains|contains|not exists|exists)\s*(.*)$/.exec(m);
       if (!x) throw new Error(`metadata filter "${m}" is not "key op value" (op: == != > < >= <= contains exists)`);
       const op = x[2] === '=' ? '==' : x[2];
-      out.push(`metadata.${x[1]} ${op}${op.endsWith('exists') ? '' : ' ' + x[3].trim()}`);
+      // "Euler" and 'Euler' mean the value Euler.
+      const v = x[3].trim().replace(/^(["'])(.*)\1$/, '$2');
+      out.push(`metadata.${x[1]} ${op}${op.endsWith('exists') ? '' : ' ' + v}`);
     }
-    if (f.q) out.push('name contains ' + f.q.trim());
+    if (f.q.trim()) out.push('name icontains ' + f.q.trim());
     return out;
   }
+
+  // Deletes runs after a confirmation that says what goes: points, events, files.
+  async function deleteRuns(ids) {
+    const docs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
+    const evs = await Promise.all(ids.map((i) => api('/api/events?' + qs({ run: i, count: 1 })).then((r) => r.count || 0).catch(() => 0)));
+    const files = await Promise.all(ids.map((i) => api(`/api/runs/${encodeURIComponent(i)}/artifacts`).catch(() => [])));
+    const points = docs.reduce((n, d) => n + Object.values(d.metrics || {}).reduce((a, m) => a + (m.count || 0), 0), 0);
+    const nfiles = files.reduce((n, f) => n + f.length, 0);
+    const bytes = files.reduce((n, f) => n + f.reduce((a, x) => a + (x.size || 0), 0), 0);
+    const what = ids.length === 1 ? `run "${docs[0].name}"` : `${ids.length} runs`;
+    if (!confirm(`Delete ${what}? This removes ${points} metric points, ${evs.reduce((a, b) => a + b, 0)} events and ${nfiles} file record${nfiles === 1 ? '' : 's'} (${fmtBytes(bytes)}), for good.`)) return false;
+    for (const i of ids) await api('/api/runs/' + encodeURIComponent(i), { method: 'DELETE' });
+    return true;
+  }
+
+  const fmtCsvNum = (v) => { v = num(v); return typeof v === 'number' ? (Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? String(v) : v > 0 ? 'Inf' : '-Inf') : ''; };
+  const csvCell = (v) => { const t = v === null || v === undefined ? '' : String(v); return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t; };
+  const VIEWS_KEY = 'simtrack.views';
+  const loadViews = () => { try { return JSON.parse(localStorage.getItem(VIEWS_KEY) || '{}'); } catch { return {}; } };
 
   async function runsPage(r, view) {
     const p = r.params;
     const f = {
       status: p.get('status') || '', folder: p.get('folder') || '', tag: p.get('tag') || '', meta: p.get('meta') || '',
-      q: p.get('q') || '', sort: p.get('sort') || 'created', desc: p.get('desc') !== '0', page: +(p.get('page') || 0),
-      cols: p.get('cols') ?? (localStorage.getItem('simtrack.cols') || ''),
+      q: p.get('q') || '', where: p.get('where') || '', sort: p.get('sort') || 'created', desc: p.get('desc') !== '0', page: +(p.get('page') || 0),
+      cols: p.get('cols') ?? (localStorage.getItem('simtrack.cols') || ''), mcols: p.get('mcols') || '', stat: p.get('stat') || 'last',
+      size: [25, 50, 100, 200].includes(+p.get('size')) ? +p.get('size') : PAGE_SIZE,
     };
     const selected = new Set();
     const field = (label, el) => h('label', { class: 'field' }, label, el);
     const statusSel = h('select', { id: 'f-status' }, h('option', { value: '' }, 'any'), STATUSES.map((s) => h('option', { value: s }, s)));
     statusSel.value = f.status;
+    const metaList = h('datalist', { id: 'meta-keys' });
+    const metricList = h('datalist', { id: 'metric-names' });
     const inputs = {
       folder: h('input', { id: 'f-folder', value: f.folder, placeholder: '/project/case' }),
       tag: h('input', { id: 'f-tag', value: f.tag, placeholder: 'cfd, test' }),
       meta: h('input', { id: 'f-meta', value: f.meta, placeholder: 'nx == 64; alpha > 0.1' }),
       q: h('input', { id: 'f-text', value: f.q, placeholder: 'name contains…', type: 'search' }),
-      cols: h('input', { id: 'f-cols', value: f.cols, placeholder: 'residual, energy' }),
+      cols: h('input', { id: 'f-cols', value: f.cols, placeholder: 'residual, energy', list: 'metric-names' }),
+      mcols: h('input', { id: 'f-mcols', value: f.mcols, placeholder: 'nx, solver', list: 'meta-keys' }),
+      where: h('input', { id: 'f-where', value: f.where, placeholder: 'status == running AND (metadata.nx > 64 OR NOT has tag.test)', class: 'mono' }),
     };
+    const statSel = h('select', { id: 'f-stat' }, ['last', 'min', 'max'].map((s) => h('option', { value: s }, s)));
+    statSel.value = f.stat;
     const compareBtn = h('button', { type: 'button', id: 'compare-selected', disabled: true, onclick: () => { location.hash = '#/compare?ids=' + [...selected].join(','); } }, 'Compare selected');
+    const exportBtn = h('button', { type: 'button', id: 'export-csv' }, 'Export CSV');
+    const deleteBtn = h('button', { type: 'button', id: 'delete-selected', class: 'danger', disabled: true, onclick: async () => {
+      try {
+        if (!(await deleteRuns([...selected]))) return;
+        selected.clear(); updateSel(); lastJson = '';
+        await load(false);
+      } catch (e) { showError(clear(msg), e); }
+    } }, 'Delete selected');
     const countEl = h('span', { class: 'muted', id: 'runs-count' });
-    const msg = h('div');
+    const msg = h('div', { id: 'runs-msg' });
     const table = h('table', { id: 'runs' });
     const prev = h('button', { type: 'button', id: 'prev-page', onclick: () => { f.page--; changed(false); } }, '← Previous');
     const next = h('button', { type: 'button', id: 'next-page', onclick: () => { f.page++; changed(false); } }, 'Next →');
     const pageEl = h('span', { class: 'muted' });
+    const jump = h('input', { id: 'page-jump', type: 'number', min: 1, style: 'width:5em', 'aria-label': 'go to page' });
+    const sizeSel = h('select', { id: 'page-size', 'aria-label': 'runs per page' }, [25, 50, 100, 200].map((n) => h('option', { value: n }, `${n} per page`)));
+    sizeSel.value = String(f.size);
+    const viewSel = h('select', { id: 'views', 'aria-label': 'saved views' });
+    const viewName = h('input', { id: 'view-name', placeholder: 'name this view', style: 'width:10em' });
+    const saveViewBtn = h('button', { type: 'button', id: 'save-view' }, 'Save view');
+    function renderViews() {
+      const views = loadViews();
+      clear(viewSel).append(h('option', { value: '' }, 'saved views…'), ...Object.keys(views).sort().map((n) => h('option', { value: n }, n)));
+    }
+    renderViews();
+    viewSel.addEventListener('change', () => {
+      const v = loadViews()[viewSel.value];
+      if (v === undefined) return;
+      const target = '#/runs' + (v ? '?' + v : '');
+      if (location.hash === target) route(); else location.hash = target;
+    });
+    saveViewBtn.addEventListener('click', () => {
+      const name = viewName.value.trim();
+      if (!name) { viewName.focus(); return; }
+      const views = loadViews();
+      views[name] = (location.hash.split('?')[1] || '');
+      localStorage.setItem(VIEWS_KEY, JSON.stringify(views));
+      viewName.value = '';
+      renderViews();
+      viewSel.value = name;
+    });
     view.append(
-      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), compareBtn),
+      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), viewSel, viewName, saveViewBtn, exportBtn, deleteBtn, compareBtn),
       h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
-        field('Status', statusSel), field('Folder', inputs.folder), field('Tags (all of)', inputs.tag),
-        field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q), field('Metric columns', inputs.cols)),
-      msg, h('div', { class: 'table-wrap' }, table), h('div', { class: 'pager' }, prev, pageEl, next, h('span', { class: 'grow' }), countEl));
+        field('Status', statusSel), field('Folder (and below)', inputs.folder), field('Tags (all of)', inputs.tag),
+        field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q),
+        field('Metadata columns', inputs.mcols), field('Metric columns', inputs.cols), field('Metric value', statSel)),
+      h('label', { class: 'field wide' }, 'Filter (status, name, folder.path, metadata.*, has tag.*, with AND, OR, NOT, parentheses, "quoted values")', inputs.where),
+      metaList, metricList,
+      msg, h('div', { class: 'table-wrap' }, table),
+      h('div', { class: 'pager' }, prev, pageEl, next, h('label', { class: 'muted' }, 'page ', jump), sizeSel, h('span', { class: 'grow' }), countEl));
 
+    const split = (t) => t.split(',').map((x) => x.trim()).filter(Boolean);
+    const params = (start, count) => {
+      const metricCols = split(f.cols).slice(0, 100);
+      return qs({ filters: runFilters(f), where: f.where.trim(), start, count, sorting: [{ id: f.sort, desc: f.desc }], metrics: metricCols });
+    };
     let lastJson = '';
     let seq = 0;
+    let namesFor = '';
     async function load(first) {
       const mine = ++seq;
-      let filters;
-      try { filters = runFilters(f); } catch (e) { clear(msg).append(h('p', { class: 'error' }, e.message)); return; }
+      let query;
+      try { query = params(f.page * f.size, f.size); } catch (e) { clear(msg).append(h('p', { class: 'error', id: 'filter-error' }, e.message)); return; }
       const t0 = performance.now();
-      // Only the metric columns shown: a list carries at most 100 summaries per run.
-      const metricCols = f.cols.split(',').map((s) => s.trim()).filter(Boolean).slice(0, 100);
-      const res = await api('/api/ui/runs?' + qs({ filters, start: f.page * PAGE_SIZE, count: PAGE_SIZE, sorting: [{ id: f.sort, desc: f.desc }], metrics: metricCols }));
+      let res;
+      try { res = await api('/api/ui/runs?' + query); } catch (e) {
+        if (mine !== seq) return;
+        // A filter the server cannot read says why, where it was typed.
+        if (e.status === 422 || e.status === 400) { lastJson = ''; clear(msg).append(h('p', { class: 'error', id: 'filter-error', role: 'alert' }, 'Filter: ' + e.message)); return; }
+        throw e;
+      }
       if (mine !== seq) return;
       clear(msg);
-      const json = JSON.stringify(res) + f.cols;
+      const json = JSON.stringify(res) + f.cols + f.mcols + f.stat;
       if (json === lastJson) return;
       lastJson = json;
       render(res);
       hooks.marks[first ? 'runs-first' : 'runs-update'] = { ms: performance.now() - t0, at: performance.now(), count: res.count, rows: res.data.length };
+      // Autocomplete: metadata keys and metric names of the runs shown.
+      const keys = new Set([...metaList.options].map((o) => o.value));
+      for (const run of res.data) for (const k of Object.keys(run.metadata || {})) keys.add(k);
+      clear(metaList).append(...[...keys].sort().map((k) => h('option', { value: k })));
+      const ids = res.data.map((x) => x.id).join(',');
+      if (ids && ids !== namesFor) {
+        namesFor = ids;
+        api('/api/metrics/names?' + qs({ runs: res.data.map((x) => x.id) })).then((names) => {
+          if (Array.isArray(names)) clear(metricList).append(...names.slice(0, 2000).map((n) => h('option', { value: n })));
+        }).catch(() => {});
+      }
     }
     function render(res) {
-      const cols = f.cols.split(',').map((s) => s.trim()).filter(Boolean);
+      const cols = split(f.cols);
+      const mcols = split(f.mcols);
       const sortBtn = (key, label) => h('button', {
-        type: 'button', class: 'sort', 'aria-sort': f.sort === key ? (f.desc ? 'descending' : 'ascending') : null,
+        type: 'button', class: 'sort', 'data-sort': key, 'aria-sort': f.sort === key ? (f.desc ? 'descending' : 'ascending') : null,
         onclick: () => { if (f.sort === key) f.desc = !f.desc; else { f.sort = key; f.desc = key === 'created'; } f.page = 0; changed(false); },
       }, label, f.sort === key ? (f.desc ? ' ▼' : ' ▲') : '');
-      const head = h('tr', {}, h('th', {}, h('span', { class: 'muted' }, '✓')), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
+      const boxes = [];
+      const all = h('input', { type: 'checkbox', id: 'select-all', 'aria-label': 'select all on this page', onchange: () => {
+        for (const [cb, id] of boxes) { cb.checked = all.checked; if (all.checked) selected.add(id); else selected.delete(id); }
+        updateSel();
+      } });
+      const head = h('tr', {}, h('th', {}, all), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
         h('th', {}, sortBtn('folder', 'Folder')), h('th', {}, 'Tags'), h('th', {}, sortBtn('created', 'Created')), h('th', {}, 'Duration'),
-        cols.map((c) => h('th', { class: 'num' }, c)));
+        mcols.map((k) => h('th', {}, sortBtn('metadata.' + k, k))),
+        cols.map((c) => h('th', { class: 'num' }, `${c} (${f.stat})`)));
       const rows = res.data.map((run) => {
         const cb = h('input', { type: 'checkbox', 'aria-label': 'select ' + run.name, checked: selected.has(run.id), onchange: () => {
           if (cb.checked) selected.add(run.id); else selected.delete(run.id);
-          compareBtn.disabled = selected.size < 1;
-          compareBtn.textContent = `Compare selected (${selected.size})`;
+          updateSel();
         } });
+        boxes.push([cb, run.id]);
         return h('tr', { 'data-run-id': run.id },
           h('td', {}, cb), h('td', {}, badge(run.status)),
           h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(run.id), title: run.name }, run.name)),
           h('td', { class: 'clip', title: run.folder }, h('a', { href: '#/folders?path=' + encodeURIComponent(run.folder) }, run.folder)),
           h('td', {}, tags(run.tags)), h('td', { class: 'num' }, fmtTime(run.created)), h('td', { class: 'num' }, fmtDuration(run.runtime)),
-          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m.last) : ''); }));
+          mcols.map((k) => h('td', { class: 'mono', 'data-meta': k }, k in (run.metadata || {}) ? fmtValue(run.metadata[k]) : '')),
+          cols.map((c) => { const m = (run.metrics || {})[c]; return h('td', { class: 'num', 'data-metric': c }, m ? fmtNum(m[f.stat] ?? (m.nonfinite && m.nonfinite[f.stat])) : ''); }));
       });
-      clear(table).append(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7 + cols.length, class: 'muted' }, 'No runs match.'))));
-      const pages = Math.max(1, Math.ceil(res.count / PAGE_SIZE));
+      clear(table).append(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7 + cols.length + mcols.length, class: 'muted' }, 'No runs match.'))));
+      const pages = Math.max(1, Math.ceil(res.count / f.size));
       pageEl.textContent = `page ${f.page + 1} of ${pages}`;
+      jump.max = pages;
       prev.disabled = f.page <= 0;
       next.disabled = f.page + 1 >= pages;
       countEl.textContent = `${res.count} run${res.count === 1 ? '' : 's'}`;
     }
-    function changed(resetPage) {
-      if (resetPage) f.page = 0;
-      localStorage.setItem('simtrack.cols', f.cols);
-      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols });
+    function updateSel() {
+      compareBtn.disabled = selected.size < 1;
+      compareBtn.textContent = `Compare selected (${selected.size})`;
+      deleteBtn.disabled = selected.size < 1;
+      deleteBtn.textContent = `Delete selected (${selected.size})`;
+    }
+    function changed(resetPage, typedIn) {
+      writeQuery(resetPage, !typedIn);
       load(false).catch((e) => showError(clear(msg), e));
     }
-    const typed = debounce(() => changed(true), 120);
+    // The address follows every keystroke (a saved view or bookmark taken
+    // at any moment is what the table shows); loads are debounced.
+    function writeQuery(resetPage, push) {
+      if (resetPage) f.page = 0;
+      localStorage.setItem('simtrack.cols', f.cols);
+      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, where: f.where, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols, mcols: f.mcols, stat: f.stat === 'last' ? '' : f.stat, size: f.size === PAGE_SIZE ? '' : f.size }, push);
+    }
+    // CSV of the whole current view (every page), as the table shows it.
+    exportBtn.addEventListener('click', async () => {
+      exportBtn.disabled = true;
+      try {
+        const cols = split(f.cols), mcols = split(f.mcols);
+        const lines = [['id', 'name', 'status', 'folder', 'tags', 'created', 'duration', ...mcols.map((k) => 'metadata.' + k), ...cols.map((c) => `${c}.${f.stat}`)].map(csvCell).join(',')];
+        for (let start = 0, total = Infinity; start < total && start < 100000; start += 1000) {
+          const res = await api('/api/ui/runs?' + params(start, 1000));
+          total = res.count;
+          for (const run of res.data) {
+            const m = (c) => { const x = (run.metrics || {})[c]; return x ? fmtNum(x[f.stat] ?? (x.nonfinite && x.nonfinite[f.stat])) : ''; };
+            lines.push([run.id, run.name, run.status, run.folder, (run.tags || []).join(';'), fmtTime(run.created), run.runtime || '',
+              ...mcols.map((k) => (k in (run.metadata || {}) ? fmtValue(run.metadata[k]) : '')), ...cols.map(m)].map(csvCell).join(','));
+          }
+          if (!res.data.length) break;
+        }
+        const a = h('a', { href: URL.createObjectURL(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' })), download: 'simtrack-runs.csv' });
+        document.body.append(a); a.click(); a.remove();
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      } catch (e) { showError(clear(msg), e); } finally { exportBtn.disabled = false; }
+    });
+    const typed = debounce(() => changed(true, true), 120);
     statusSel.addEventListener('change', () => { f.status = statusSel.value; changed(true); });
-    for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; typed(); });
+    statSel.addEventListener('change', () => { f.stat = statSel.value; changed(false); });
+    sizeSel.addEventListener('change', () => { f.size = +sizeSel.value; changed(true); });
+    jump.addEventListener('change', () => { const n = Math.max(1, Math.floor(+jump.value || 1)); f.page = n - 1; jump.value = ''; changed(false); });
+    for (const [k, el] of Object.entries(inputs)) el.addEventListener('input', () => { f[k] = el.value; writeQuery(true); (k === 'where' ? typedSlow : typed)(); });
+    const typedSlow = debounce(() => changed(true, true), 400);
     const slash = (e) => { if (e.key === '/' && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) { e.preventDefault(); inputs.q.focus(); } };
     document.addEventListener('keydown', slash);
     onCleanup(() => document.removeEventListener('keydown', slash));
@@ -339,25 +493,145 @@
   }
 
   // ---------- charts ----------
+  // [x, y] for uPlot; `.bad` lists the NaN/±Inf points ({x, step, kind}):
+  // they are gaps in the line, drawn as markers and listed by step.
   function toSeries(points, axis, log) {
     const n = points.length;
     const x = new Float64Array(n);
     const y = new Array(n);
+    const bad = [];
     for (let i = 0; i < n; i++) {
       const p = points[i];
       x[i] = axis === 'timestamp' ? parseTs(p.timestamp) / 1000 : p[axis];
-      const v = p.value;
-      y[i] = v === null || !Number.isFinite(v) || (log && v <= 0) ? null : v;
+      const v = num(p.value);
+      if (typeof v === 'number' && !Number.isFinite(v)) bad.push({ x: x[i], step: p.step, kind: fmtNum(v) });
+      y[i] = v === null || typeof v !== 'number' || !Number.isFinite(v) || (log && v <= 0) ? null : v;
     }
-    return [x, y];
+    const out = [x, y];
+    out.bad = bad;
+    return out;
   }
+  // "NaN at steps 80–89, 91–99 (19 points); Inf at step 90"
+  function describeBad(bad) {
+    const parts = [];
+    for (const kind of ['NaN', 'Inf', '-Inf']) {
+      const steps = bad.filter((b) => b.kind === kind).map((b) => b.step).sort((a, b) => a - b);
+      if (!steps.length) continue;
+      const runs = [];
+      for (const st of steps) {
+        const last = runs[runs.length - 1];
+        if (last && st === last[1] + 1) last[1] = st; else runs.push([st, st]);
+      }
+      const shown = runs.slice(0, 6).map(([a, b]) => (a === b ? String(a) : `${a}–${b}`)).join(', ') + (runs.length > 6 ? ', …' : '');
+      parts.push(`${kind} at step${steps.length > 1 ? 's' : ''} ${shown}${steps.length > 1 ? ` (${steps.length} points)` : ''}`);
+    }
+    return parts.join('; ');
+  }
+  // Remembers, per series, which x indexes hold NaN/±Inf (legend) and their
+  // x values (markers). `bad[si-1]` belongs to series si.
+  function setBad(u, bad) {
+    const xs = u.data[0];
+    u.__bad = bad.map((list) => {
+      const at = new Map();
+      for (const b of list || []) {
+        let lo = 0, hi = xs.length - 1;
+        while (lo < hi) { const mid = (lo + hi) >> 1; if (xs[mid] < b.x) lo = mid + 1; else hi = mid; }
+        if (xs[lo] === b.x && !at.has(lo)) at.set(lo, b.kind);
+      }
+      return at;
+    });
+  }
+  // Markers for NaN (a ring on the top edge), +Inf (▲ on top), -Inf (▼ at the bottom).
+  function drawBad(u) {
+    if (!u.__bad) return;
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const r = 4 * (window.devicePixelRatio || 1);
+    ctx.save();
+    ctx.lineWidth = 1.5 * (window.devicePixelRatio || 1);
+    u.__bad.forEach((at, k) => {
+      const s = u.series[k + 1];
+      if (!s || !s.show || !at.size) return;
+      ctx.strokeStyle = ctx.fillStyle = typeof s.stroke === 'function' ? s.stroke(u, k + 1) : s.stroke;
+      let n = 0;
+      for (const [i, kind] of at) {
+        if (++n > 5000) break;
+        const px = u.valToPos(u.data[0][i], 'x', true);
+        if (px < left || px > left + width) continue;
+        ctx.beginPath();
+        if (kind === 'NaN') { ctx.arc(px, top + r + 1, r, 0, 2 * Math.PI); ctx.stroke(); } else {
+          const y0 = kind === 'Inf' ? top + 1 : top + height - 1;
+          const d = kind === 'Inf' ? 1 : -1;
+          ctx.moveTo(px, y0); ctx.lineTo(px - r, y0 + d * 2 * r); ctx.lineTo(px + r, y0 + d * 2 * r); ctx.closePath(); ctx.fill();
+        }
+      }
+    });
+    ctx.restore();
+  }
+  // Tick labels: short at any magnitude (1e-9, 2.5e-4, 0.01, 1200, 3e+12 → 3e12).
+  function fmtTick(v) {
+    if (v === null || v === undefined) return '';
+    if (v === 0) return '0';
+    const a = Math.abs(v);
+    if (a >= 1e-3 && a < 1e6) return String(+v.toPrecision(6));
+    return v.toExponential(6).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  }
+  const measure = document.createElement('canvas').getContext('2d');
+  // An axis as wide as its longest label (uPlot calls this until it settles).
+  function axisSize(u, values, ai) {
+    const ax = u.axes[ai];
+    if (!values) return 50;
+    measure.font = ax.font[0];
+    let w = 0;
+    for (const v of values) if (v) w = Math.max(w, measure.measureText(v).width);
+    return Math.ceil(w / (window.devicePixelRatio || 1)) + (ax.ticks.size || 10) + (ax.gap || 5) + 6;
+  }
+  // Seconds since the start in a unit that fits the range, with as many
+  // decimals as the tick spacing needs (0.001 s apart stay distinct).
+  function timeTicks(u, vals, ai, space, incr) {
+    const top = Math.max(...vals.map((v) => Math.abs(v)));
+    const [unit, f] = top < 120 ? ['s', 1] : top < 7200 ? ['min', 60] : top < 172800 ? ['h', 3600] : ['d', 86400];
+    const dec = Math.min(9, Math.max(0, Math.ceil(-Math.log10(incr / f) - 1e-9)));
+    return vals.map((v) => (v / f).toFixed(dec) + ' ' + unit);
+  }
+  const iso = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const hms = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  // ISO dates and 24-hour times, never the US style uPlot defaults to.
+  function stampTicks(u, vals, ai, space, incr) {
+    return vals.map((v) => {
+      const d = new Date(v * 1000);
+      if (incr >= 86400) return iso(d);
+      if (incr >= 60) return `${iso(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+      if (incr >= 1) return hms(d);
+      const dec = Math.min(6, Math.max(1, Math.ceil(-Math.log10(incr) - 1e-9)));
+      return hms(d) + (v % 1 >= 0 ? (v - Math.floor(v)).toFixed(dec).slice(1) : '');
+    });
+  }
+  function fmtX(axis, v) {
+    if (v === null || v === undefined) return '--';
+    if (axis === 'timestamp') { const d = new Date(v * 1000); return `${iso(d)} ${hms(d)}.${String(d.getMilliseconds()).padStart(3, '0')}`; }
+    if (axis === 'time') return fmtNum(v) + ' s';
+    return String(v);
+  }
+  const cssVar = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
   function chartOpts(width, axis, log, series, title) {
+    // Axis text and grid from the page's colours (dark mode included).
+    const ink = cssVar('--muted') || '#5f6b7d', grid = { stroke: cssVar('--line') || '#dde2ea', width: 1 };
+    const style = (a) => Object.assign(a, { stroke: ink, grid, ticks: { stroke: grid.stroke, width: 1, size: 10 } });
     return {
       width, height: 200, title,
       scales: { x: { time: axis === 'timestamp' }, y: { distr: log ? 3 : 1 } },
       // Legend values with 6 significant digits: residuals of 1e-12 must not read as 0.
-      series: [{ label: axis }, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, value: (u, v) => (v == null ? '--' : fmtNum(v)) }))],
-      axes: [{ label: axis === 'time' ? 'time (s)' : axis === 'step' ? 'step' : null, size: 40 }, { size: 64, values: (u, vals) => vals.map(fmtNum) }],
+      // NaN/±Inf are gaps, not joined over, so where the series breaks shows.
+      series: [{ label: axis, value: (u, v) => fmtX(axis, v) }, ...series.map((s, i) => ({
+        label: s, stroke: colour(i), width: 1.5, spanGaps: false,
+        value: (u, v, si, idx) => (v == null ? (idx != null && u.__bad && u.__bad[si - 1] && u.__bad[si - 1].get(idx)) || '--' : fmtNum(v)),
+      }))],
+      axes: [
+        style({ label: axis === 'time' ? 'time' : axis === 'step' ? 'step' : null, size: 40, values: axis === 'time' ? timeTicks : axis === 'timestamp' ? stampTicks : (u, vals) => vals.map(fmtTick) }),
+        style({ size: axisSize, values: (u, vals) => vals.map(fmtTick) }),
+      ],
+      hooks: { draw: [drawBad] },
       cursor: { drag: { x: true, y: false, setScale: true } },
       legend: { live: true },
     };
@@ -374,9 +648,27 @@
     const metricFilter = h('input', { id: 'metric-filter', type: 'search', placeholder: 'filter metrics', value: r.params.get('m') || '' });
     const statusEl = h('span', { id: 'run-status' });
     const abortBtn = h('button', { type: 'button', class: 'danger', id: 'abort' }, 'Abort');
+    const starBtn = h('button', { type: 'button', id: 'star', 'aria-pressed': 'false' }, '☆ Star');
+    const editBtn = h('button', { type: 'button', id: 'edit-run' }, 'Edit');
+    const delBtn = h('button', { type: 'button', id: 'delete-run' }, 'Delete');
+    const editForm = h('form', { class: 'panel', id: 'edit-form', hidden: true });
     const abortMsg = h('span', { class: 'muted', id: 'abort-msg', role: 'status' });
     const info = h('div', { class: 'cols' });
-    const chartsEl = h('div', { class: 'charts', id: 'charts' });
+    const chartsEl = h('div', { id: 'charts' });
+    // Metrics grouped by the prefix before their first '/' (residual/u,
+    // residual/v → "residual"), each group collapsible; the rest first.
+    const groups = new Map(); // prefix -> {box, grid}
+    const groupOf = (n) => (n.includes('/') ? n.slice(0, n.indexOf('/')) : '');
+    function gridFor(g) {
+      if (!groups.has(g)) {
+        const grid = h('div', { class: 'charts' });
+        const count = h('span', { class: 'muted' });
+        const box = g === '' ? h('div', { class: 'group', 'data-group': '' }, grid)
+          : h('details', { class: 'group', open: true, 'data-group': g }, h('summary', {}, h('strong', {}, g), ' ', count), grid);
+        groups.set(g, { box, grid, count });
+      }
+      return groups.get(g).grid;
+    }
     const chartsNote = h('p', { class: 'muted' });
     const eventsEl = h('div');
     const filesEl = h('div', { id: 'files' });
@@ -384,7 +676,8 @@
     const title = h('h1', { id: 'run-name' });
     view.append(
       h('p', {}, h('a', { href: '#/runs' }, '← Runs')),
-      h('div', { class: 'run-head' }, title, statusEl, abortBtn, abortMsg),
+      h('div', { class: 'run-head' }, title, statusEl, starBtn, editBtn, delBtn, abortBtn, abortMsg),
+      editForm,
       info,
       h('h2', {}, 'Metrics'),
       h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'), metricFilter,
@@ -402,13 +695,50 @@
       } catch (e) { abortBtn.disabled = false; abortMsg.textContent = 'Abort failed: ' + e.message; }
     });
 
+    starBtn.addEventListener('click', async () => {
+      const on = !run.starred;
+      await api(`/api/runs/${encodeURIComponent(id)}/starred`, { method: 'PUT', body: { starred: on } });
+      run = await api('/api/runs/' + encodeURIComponent(id));
+      renderHead();
+    });
+    delBtn.addEventListener('click', async () => {
+      try { if (await deleteRuns([id])) location.hash = '#/runs'; } catch (e) { abortMsg.textContent = 'Delete failed: ' + e.message; }
+    });
+    editBtn.addEventListener('click', () => {
+      if (!editForm.hidden) { editForm.hidden = true; return; }
+      const name = h('input', { id: 'edit-name', value: run.name, required: true });
+      const desc = h('textarea', { id: 'edit-description' }, run.description || '');
+      const tg = h('input', { id: 'edit-tags', value: (run.tags || []).join(', ') });
+      const folder = h('input', { id: 'edit-folder', value: run.folder });
+      const err = h('div');
+      clear(editForm).append(h('div', { class: 'filters' },
+        h('label', { class: 'field' }, 'Name', name), h('label', { class: 'field' }, 'Tags (comma-separated)', tg),
+        h('label', { class: 'field' }, 'Folder (moves the run)', folder), h('label', { class: 'field' }, 'Description', desc)),
+      h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'edit-save' }, 'Save'), h('button', { type: 'button', onclick: () => { editForm.hidden = true; } }, 'Cancel')), err);
+      editForm.onsubmit = async (ev) => {
+        ev.preventDefault();
+        clear(err);
+        try {
+          await api('/api/runs/' + encodeURIComponent(id), { method: 'PUT', body: { name: name.value.trim(), description: desc.value, tags: tg.value.split(',').map((t) => t.trim()).filter(Boolean), folder: folder.value.trim() || '/' } });
+          run = await api('/api/runs/' + encodeURIComponent(id));
+          editForm.hidden = true;
+          renderHead();
+        } catch (e) { showError(err, e); }
+      };
+      editForm.hidden = false;
+      name.focus();
+    });
+
     let systemOpen = false;
     function renderHead() {
       title.textContent = run.name;
       document.title = run.name + ' · simtrack';
       clear(statusEl).append(badge(run.status));
+      starBtn.textContent = run.starred ? '★ Starred' : '☆ Star';
+      starBtn.setAttribute('aria-pressed', String(!!run.starred));
       const live = LIVE.has(run.status);
-      abortBtn.hidden = !live;
+      // A lost run is silent: nothing would hear an abort.
+      abortBtn.hidden = !(run.status === 'running' || run.status === 'created');
       abortBtn.disabled = run.abort_requested;
       if (run.abort_requested && live) abortMsg.textContent = 'Abort requested; waiting for the solver to stop…';
       else if (run.abort_requested) abortMsg.textContent = 'Stopped after an abort request.';
@@ -459,7 +789,8 @@
     function syncCards() {
       const names = Object.keys(run.metrics || {}).sort();
       const needle = metricFilter.value.trim().toLowerCase();
-      const shown = names.filter((n) => !needle || n.toLowerCase().includes(needle));
+      const matching = names.filter((n) => !needle || n.toLowerCase().includes(needle));
+      const shown = matching.filter((n) => !groupOf(n)).concat(matching.filter((n) => groupOf(n)));
       chartsNote.textContent = names.length ? `${shown.length} of ${names.length} metrics` : 'No metrics yet.';
       const keep = new Set(shown);
       for (const [n, c] of charts) if (!keep.has(n)) { io.unobserve(c.card); vis.unobserve(c.card); onScreen.delete(n); if (c.u) c.u.destroy(); c.card.remove(); charts.delete(n); hooks.charts.delete(n); }
@@ -467,19 +798,43 @@
       shown.forEach((n, i) => {
         if (charts.has(n)) return;
         const plotEl = h('div', { class: 'plot' });
-        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title' }, n), plotEl);
-        const c = { name: n, card, plotEl, u: null, count: -1, loading: false, zoomed: false };
+        const noteEl = h('div', { class: 'nonfinite', 'data-testid': 'nonfinite', hidden: true });
+        const csvBtn = h('button', { type: 'button', class: 'link csv', 'data-csv': n, title: 'every point, full resolution', onclick: () => downloadCsv(n, csvBtn) }, 'CSV');
+        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title row' }, h('span', { class: 'grow' }, n), csvBtn), noteEl, plotEl);
+        const c = { name: n, card, plotEl, noteEl, u: null, count: -1, loading: false, zoomed: false };
         charts.set(n, c);
-        chartsEl.append(card);
+        gridFor(groupOf(n)).append(card);
         vis.observe(card);
         if (i < EAGER_CHARTS) fresh.push(n); else io.observe(card);
       });
       // keep DOM order = sorted order
-      for (const n of shown) chartsEl.append(charts.get(n).card);
+      for (const n of shown) gridFor(groupOf(n)).append(charts.get(n).card);
+      const used = new Set(shown.map(groupOf));
+      for (const [g, x] of groups) {
+        if (!used.has(g)) { x.box.remove(); groups.delete(g); continue; }
+        x.count.textContent = `(${x.grid.children.length})`;
+      }
+      chartsEl.append(...[...groups.keys()].sort().map((g) => groups.get(g).box));
       return fresh;
     }
 
+    let generation = 0; // bumped by redrawAll: answers for older settings are dropped
+    // A metric at full resolution (the chart shows a downsampled view).
+    async function downloadCsv(name, btn) {
+      btn.disabled = true;
+      try {
+        const res = await api('/api/metrics?' + qs({ runs: [id], metrics: [name], xaxis: 'step' }));
+        const pts = (res[id] || {})[name] || [];
+        const lines = ['step,time,timestamp,value'];
+        for (const p of pts) lines.push(`${p.step},${p.time},${p.timestamp},${fmtCsvNum(p.value)}`);
+        const a = h('a', { href: URL.createObjectURL(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' })), download: `${run.name}-${name}.csv`.replace(/[\/\\:]/g, '_') });
+        document.body.append(a); a.click(); a.remove();
+        setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+      } catch (e) { showError(chartsNote, e); } finally { btn.disabled = false; }
+    }
+
     async function fetchCharts(names) {
+      const gen = generation;
       const t0 = performance.now();
       const list = names.map((n) => charts.get(n)).filter(Boolean);
       for (const c of list) c.loading = true;
@@ -496,7 +851,7 @@
           const b = batches[next++];
           if (!view.isConnected) return;
           const res = await api('/api/metrics?' + qs({ runs: [id], metrics: b.map((c) => c.name), xaxis: axis, max_points: maxPoints(width) }));
-          if (!view.isConnected) return;
+          if (!view.isConnected || gen !== generation) return;
           const series = res[id] || {};
           for (const c of b) { draw(c, series[c.name] || [], width); c.loading = false; }
         }
@@ -511,9 +866,13 @@
       const n = data[0].length;
       c.full = n ? [data[0][0], data[0][n - 1]] : null;
       c.count = run.metrics[c.name] ? run.metrics[c.name].count : points.length;
-      if (c.u) { c.u.setData(data, !c.zoomed); return; }
+      const note = describeBad(data.bad);
+      c.noteEl.textContent = note;
+      c.noteEl.hidden = !note;
+      if (c.u) { setBad(c.u, [data.bad]); c.u.setData(data, !c.zoomed); return; }
       const opts = chartOpts(width, axis, log, [c.name]);
       opts.hooks = {
+        ...opts.hooks,
         // A zoom (x range narrower than the series) fetches that range at
         // full detail: the overview is downsampled.
         setScale: [(u, key) => {
@@ -527,6 +886,8 @@
       // Built detached, then attached: no layout is forced while building.
       const holder = h('div');
       c.u = new uPlot(opts, data, holder);
+      setBad(c.u, [data.bad]);
+      c.u.redraw(false, false);
       c.plotEl.replaceChildren(holder);
       c.plotEl.addEventListener('dblclick', () => { c.zoomed = false; c.zoomSeq = (c.zoomSeq || 0) + 1; fetchCharts([c.name]); });
       hooks.charts.set(c.name, c.u);
@@ -547,9 +908,14 @@
     }
 
     function redrawAll() {
-      for (const c of charts.values()) { if (c.u) { c.u.destroy(); c.u = null; hooks.charts.delete(c.name); } c.count = -1; c.zoomed = false; }
-      const names = [...charts.keys()].slice(0, EAGER_CHARTS);
-      for (const c of [...charts.values()].slice(EAGER_CHARTS)) io.observe(c.card);
+      generation++;
+      for (const c of charts.values()) { if (c.u) { c.u.destroy(); c.u = null; hooks.charts.delete(c.name); } c.count = -1; c.zoomed = false; c.loading = false; }
+      // The first EAGER_CHARTS, and every chart on screen now; the rest are
+      // watched afresh (observing a card already watched reports nothing,
+      // which left charts past the first 60 blank).
+      const all = [...charts.values()];
+      const names = all.filter((c, i) => i < EAGER_CHARTS || onScreen.has(c.name)).map((c) => c.name);
+      for (const c of all.slice(EAGER_CHARTS)) { io.unobserve(c.card); io.observe(c.card); }
       return fetchCharts(names);
     }
     const saveView = () => setQuery({ x: axis === 'step' ? '' : axis, log: log ? '1' : '', m: metricFilter.value });
@@ -569,15 +935,18 @@
       const lvl = evLevel.value;
       const shown = events.filter((e) => (!lvl || e.log_level === lvl) && (!needle || e.message.toLowerCase().includes(needle)));
       evCount.textContent = `${shown.length} of ${events.length} events, newest first`;
-      const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, e.log_level), h('td', { class: 'mono' }, e.message)));
+      const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
       clear(evTable).append(h('tbody', {}, rows));
     }
     evSearch.addEventListener('input', debounce(renderEvents, 150));
     evLevel.addEventListener('change', renderEvents);
+    // Only the events after those we have: a live page with 100,000 events
+    // moves a few hundred bytes per refresh, not the whole log.
     async function loadEvents() {
-      const res = await api('/api/events?' + qs({ run: id, count: 0 }));
+      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0 }));
       const list = Array.isArray(res) ? res : res.data || [];
-      if (list.length !== events.length) { events = list; renderEvents(); renderAlerts(); }
+      if (typeof res.count === 'number' && res.count < events.length) { events = []; return loadEvents(); }
+      if (list.length) { events = events.concat(list); renderEvents(); renderAlerts(); }
     }
     let filesKey = '';
     async function loadFiles() {
@@ -638,6 +1007,45 @@
   }
 
   // ---------- compare ----------
+  // Exponential moving average, debiased (the first points are not pulled
+  // towards 0); NaN/±Inf/null points stay gaps and do not enter the average.
+  function ema(y, alpha) {
+    const out = new Array(y.length);
+    let acc = 0, weight = 0;
+    for (let i = 0; i < y.length; i++) {
+      const v = y[i];
+      if (v === null || v === undefined || !Number.isFinite(v)) { out[i] = null; continue; }
+      acc = alpha * acc + (1 - alpha) * v;
+      weight = alpha * weight + (1 - alpha);
+      out[i] = acc / weight;
+    }
+    return out;
+  }
+  // Draws the raw lines faint under their smoothed ones.
+  function drawRaw(u) {
+    if (!u.__raw) return;
+    const { ctx } = u;
+    ctx.save();
+    ctx.globalAlpha = 0.25;
+    ctx.lineWidth = window.devicePixelRatio || 1;
+    u.__raw.forEach((ys, k) => {
+      const s = u.series[k + 1];
+      if (!s || !s.show) return;
+      ctx.strokeStyle = colour(k);
+      ctx.beginPath();
+      let pen = false;
+      for (let i = 0; i < ys.length; i++) {
+        const v = ys[i];
+        if (v === null || v === undefined) { pen = false; continue; }
+        const px = u.valToPos(u.data[0][i], 'x', true), py = u.valToPos(v, 'y', true);
+        if (pen) ctx.lineTo(px, py); else { ctx.moveTo(px, py); pen = true; }
+      }
+      ctx.stroke();
+    });
+    ctx.restore();
+  }
+
+  // ---------- compare ----------
   async function comparePage(r, view) {
     const ids = (r.params.get('ids') || '').split(',').filter(Boolean);
     view.append(h('h1', {}, 'Compare runs'));
@@ -647,41 +1055,143 @@
     }
     const runs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
     const names = await api('/api/metrics/names?' + qs({ runs: ids }));
-    const metricSel = h('select', { id: 'compare-metric' }, names.map((n) => h('option', { value: n }, n)));
-    if (r.params.get('metric') && names.includes(r.params.get('metric'))) metricSel.value = r.params.get('metric');
-    const axisSel = h('select', { id: 'compare-xaxis' }, ['step', 'time'].map((a) => h('option', { value: a }, a)));
-    const logBox = h('input', { type: 'checkbox', id: 'compare-log' });
-    const plot = h('div', { class: 'chart', id: 'compare-chart' });
+    // Metrics by how many of the runs have them (alphabetical among equals).
+    const have = (n) => runs.filter((x) => x.metrics && n in x.metrics).length;
+    const byCommon = [...names].sort((a, b) => have(b) - have(a) || (a < b ? -1 : 1));
+    const fromUrl = (r.params.get('metrics') || r.params.get('metric') || '').split(',').filter((n) => names.includes(n));
+    const chosen = new Set(fromUrl.length ? fromUrl : byCommon.filter((n) => !n.startsWith('resources/')).slice(0, 4));
+    if (!chosen.size && byCommon.length) chosen.add(byCommon[0]);
+    const hidden = new Set();
+    const short = (n) => (n.length > 60 ? n.slice(0, 57) + '…' : n);
+    const dup = (n) => runs.filter((x) => x.name === n).length > 1;
+    const labels = runs.map((run) => short(run.name) + (dup(run.name) ? ` (${run.id.slice(0, 6)})` : ''));
+
+    // Controls: metrics (with autocomplete), x-axis, log, smoothing.
+    const metricSel = h('select', { id: 'compare-metric' }, byCommon.map((n) => h('option', { value: n }, `${n} (${have(n)}/${runs.length})`)));
+    if (byCommon.length) metricSel.value = [...chosen][0];
+    const chips = h('span', { id: 'compare-chosen', class: 'row' });
+    const addBtn = h('button', { type: 'button', id: 'compare-add' }, 'Add chart');
+    const axisSel = h('select', { id: 'compare-xaxis' }, ['step', 'time', 'timestamp'].map((a) => h('option', { value: a }, a)));
+    axisSel.value = r.params.get('x') || 'step';
+    const logBox = h('input', { type: 'checkbox', id: 'compare-log', checked: r.params.get('log') === '1' });
+    const smooth = h('input', { type: 'range', id: 'compare-smooth', min: 0, max: 0.99, step: 0.01, value: r.params.get('smooth') || 0 });
+    const smoothOut = h('span', { class: 'mono' });
+    const runLegend = h('div', { id: 'compare-runs', class: 'row' });
+    const grid = h('div', { class: 'charts', id: 'compare-grid' });
     const onlyDiff = h('input', { type: 'checkbox', id: 'only-diff' });
     const diff = h('div', { class: 'table-wrap' });
     view.append(
-      h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale')),
-      plot, h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
-    let u = null;
-    async function drawOverlay() {
-      if (u) { u.destroy(); u = null; }
-      clear(plot);
-      const m = metricSel.value;
-      if (!m) { plot.append(h('p', { class: 'muted' }, 'These runs have no metrics.')); return; }
-      setQuery({ ids: ids.join(','), metric: m });
-      const width = Math.max(300, plot.clientWidth - 16);
-      const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axisSel.value, max_points: maxPoints(width) }));
-      const tables = ids.map((i) => { const [x, y] = toSeries((res[i] || {})[m] || [], axisSel.value, logBox.checked); return [Array.from(x), y]; });
-      const data = uPlot.join(tables);
-      const short = (n) => (n.length > 60 ? n.slice(0, 57) + '…' : n);
-      const dup = (n) => runs.filter((x) => x.name === n).length > 1;
-      const labels = runs.map((run) => short(run.name) + (dup(run.name) ? ` (${run.id.slice(0, 6)})` : ''));
-      u = new uPlot(chartOpts(width, axisSel.value, logBox.checked, labels, m), data, plot);
-      hooks.charts.set('compare', u);
+      h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), addBtn, chips),
+      h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'),
+        h('label', {}, 'smoothing ', smooth, ' ', smoothOut), h('span', { class: 'muted' }, 'Drag to zoom (all charts follow), double-click to reset.')),
+      runLegend, grid);
+
+    const charts = new Map(); // metric -> {u, card, raw}
+    let syncing = false;
+    const save = () => setQuery({ ids: ids.join(','), metrics: [...chosen].join(','), x: axisSel.value === 'step' ? '' : axisSel.value, log: logBox.checked ? '1' : '', smooth: +smooth.value ? smooth.value : '' });
+    function renderRunLegend() {
+      clear(runLegend).append(...runs.map((run, k) => {
+        const cb = h('input', { type: 'checkbox', checked: !hidden.has(k), 'data-run': run.id, onchange: () => {
+          if (cb.checked) hidden.delete(k); else hidden.add(k);
+          for (const c of charts.values()) c.u.setSeries(k + 1, { show: cb.checked });
+        } });
+        return h('label', { class: 'run-chip', title: run.name }, cb, h('span', { class: 'swatch', style: `background:${colour(k)}` }), labels[k]);
+      }));
     }
-    metricSel.addEventListener('change', drawOverlay);
-    axisSel.addEventListener('change', drawOverlay);
-    logBox.addEventListener('change', drawOverlay);
+    function renderChips() {
+      clear(chips).append(...[...chosen].map((m) => h('span', { class: 'tag' }, m, ' ', h('button', { type: 'button', class: 'link', 'aria-label': 'remove ' + m, onclick: () => { chosen.delete(m); save(); drawAll(); } }, '×'))));
+    }
+    function applySmoothing(c) {
+      const a = +smooth.value;
+      smoothOut.textContent = a ? a.toFixed(2) : 'off';
+      const ys = c.raw.slice(1);
+      c.u.__raw = a ? ys : null;
+      c.u.setData([c.raw[0], ...ys.map((y) => (a ? ema(y, a) : y))], false);
+    }
+    async function drawAll() {
+      for (const c of charts.values()) c.u.destroy();
+      charts.clear();
+      hooks.charts.clear();
+      clear(grid);
+      renderChips();
+      if (!chosen.size) { grid.append(h('p', { class: 'muted' }, names.length ? 'Pick a metric.' : 'These runs have no metrics.')); return; }
+      const t0 = performance.now();
+      const axis = axisSel.value, log = logBox.checked;
+      const cards = [...chosen].map((m) => { const plot = h('div', { class: 'plot' }); const card = h('div', { class: 'chart', dataset: { metric: m } }, h('div', { class: 'title' }, m), plot); grid.append(card); return { m, card, plot }; });
+      const width = Math.max(300, (cards[0].plot.clientWidth || 400));
+      // One request per metric, all runs at once, two at a time.
+      let next = 0;
+      const worker = async () => {
+        while (next < cards.length) {
+          const { m, card, plot } = cards[next++];
+          const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axis, max_points: maxPoints(width) }));
+          if (!view.isConnected || !chosen.has(m)) return;
+          const bad = [];
+          const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axis, log); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
+          const data = uPlot.join(tables);
+          const opts = chartOpts(width, axis, log, labels);
+          opts.cursor.sync = { key: 'simtrack-compare', setSeries: true };
+          opts.hooks.draw = [drawRaw, drawBad];
+          // Zoom one chart, the others follow.
+          opts.hooks.setScale = [(u, key) => {
+            if (key !== 'x' || syncing) return;
+            syncing = true;
+            for (const c of charts.values()) if (c.u !== u) c.u.setScale('x', { min: u.scales.x.min, max: u.scales.x.max });
+            syncing = false;
+          }];
+          opts.series.forEach((s, k) => { if (k > 0) s.show = !hidden.has(k - 1); });
+          const u = new uPlot(opts, data, plot);
+          setBad(u, bad);
+          const c = { u, card, raw: data };
+          charts.set(m, c);
+          hooks.charts.set(m, u);
+          applySmoothing(c);
+          plot.addEventListener('dblclick', () => { syncing = true; for (const o of charts.values()) o.u.setScale('x', { min: o.raw[0][0], max: o.raw[0][o.raw[0].length - 1] }); syncing = false; });
+        }
+      };
+      await Promise.all([worker(), worker()]);
+      const first = charts.get([...chosen][0]);
+      if (first) hooks.charts.set('compare', first.u);
+      hooks.marks.compare = { ms: performance.now() - t0, at: performance.now(), charts: charts.size };
+    }
+    addBtn.addEventListener('click', () => { if (metricSel.value && !chosen.has(metricSel.value)) { chosen.add(metricSel.value); save(); drawAll(); } });
+    metricSel.addEventListener('change', () => { if (chosen.size <= 1) { chosen.clear(); chosen.add(metricSel.value); save(); drawAll(); } });
+    axisSel.addEventListener('change', () => { save(); drawAll(); });
+    logBox.addEventListener('change', () => { save(); drawAll(); });
+    smooth.addEventListener('input', () => { save(); for (const c of charts.values()) applySmoothing(c); });
+
+    // Parameter plot: a metric's last/min/max against a metadata key.
+    const metaKeys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
+    const numKeys = metaKeys.filter((k) => runs.some((x) => typeof (x.metadata || {})[k] === 'number'));
+    const pKey = h('select', { id: 'param-key' }, numKeys.map((k) => h('option', { value: k }, k)));
+    const pMetric = h('select', { id: 'param-metric' }, byCommon.map((n) => h('option', { value: n }, n)));
+    const pStat = h('select', { id: 'param-stat' }, ['last', 'min', 'max'].map((s) => h('option', { value: s }, s)));
+    const pPlot = h('div', { class: 'chart', id: 'param-plot' });
+    let pu = null;
+    function drawParam() {
+      if (pu) { pu.destroy(); pu = null; }
+      clear(pPlot);
+      const k = pKey.value, m = pMetric.value, st = pStat.value;
+      if (!k || !m) { pPlot.append(h('p', { class: 'muted' }, 'Needs a numeric metadata key and a metric.')); return; }
+      const pts = runs.map((x, i) => ({ x: (x.metadata || {})[k], y: ((x.metrics || {})[m] || {})[st], i }))
+        .filter((p) => typeof p.x === 'number' && typeof p.y === 'number').sort((a, b) => a.x - b.x);
+      const data = [pts.map((p) => p.x), pts.map((p) => p.y)];
+      const width = Math.max(300, pPlot.clientWidth - 16);
+      pu = new uPlot({
+        width, height: 240, title: `${m} (${st}) against ${k}`,
+        scales: { x: { time: false } },
+        series: [{ label: k, value: (u, v) => fmtNum(v) }, { label: `${m} ${st}`, stroke: colour(0), width: 0, paths: () => null, points: { show: true, size: 9, fill: colour(0) }, value: (u, v) => fmtNum(v) }],
+        axes: [{ label: k, space: 70, values: (u, vals) => vals.map(fmtTick) }, { size: axisSize, values: (u, vals) => vals.map(fmtTick) }],
+      }, data, pPlot);
+      hooks.charts.set('param', pu);
+    }
+    for (const el of [pKey, pMetric, pStat]) el.addEventListener('change', drawParam);
+    view.append(h('h2', {}, 'Parameter plot'),
+      h('div', { class: 'row' }, h('label', {}, 'metadata ', pKey), h('label', {}, 'metric ', pMetric), h('label', {}, pStat)), pPlot);
 
     function renderDiff() {
       const rows = [['status', (x) => x.status], ['folder', (x) => x.folder], ['tags', (x) => (x.tags || []).join(', ')], ['created', (x) => fmtTime(x.created)], ['duration', (x) => fmtDuration(x.runtime)]];
-      const keys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
-      for (const k of keys) rows.push(['metadata.' + k, (x) => (k in (x.metadata || {}) ? fmtValue(x.metadata[k]) : '—')]);
+      for (const k of metaKeys) rows.push(['metadata.' + k, (x) => (k in (x.metadata || {}) ? fmtValue(x.metadata[k]) : '—')]);
       const body = rows.map(([k, get]) => {
         const vals = runs.map(get);
         const differs = new Set(vals).size > 1;
@@ -691,8 +1201,11 @@
       clear(diff).append(h('table', { id: 'metadata-diff' }, h('thead', {}, h('tr', {}, h('th', {}, ''), runs.map((x) => h('th', { class: 'clip', title: x.name }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name))))), h('tbody', {}, body)));
     }
     onlyDiff.addEventListener('change', renderDiff);
+    view.append(h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
     renderDiff();
-    await drawOverlay();
+    renderRunLegend();
+    await drawAll();
+    drawParam();
   }
 
   // ---------- folders ----------
@@ -711,12 +1224,12 @@
     const detail = h('div', { class: 'panel', id: 'folder-detail' });
     view.append(h('h1', {}, 'Folders'), h('div', { class: 'folders' }, h('nav', { class: 'panel tree', 'aria-label': 'folder tree' }, h('ul', {}, node('/'))), detail));
     const f = folders.get(current) || { path: current, tags: [], metadata: {} };
-    const runs = await api('/api/runs?' + qs({ filters: ['folder.path == ' + current], count: 20, sorting: [{ id: 'created', desc: true }] }));
+    const runs = await api('/api/runs?' + qs({ filters: ['folder.path under ' + current], count: 20, sorting: [{ id: 'created', desc: true }] }));
     detail.append(h('h2', { style: 'margin-top:0', class: 'mono' }, f.path),
       h('p', {}, f.description || h('span', { class: 'muted' }, 'No description.')), h('p', {}, tags(f.tags)),
       h('h2', {}, 'Metadata'), kvTable(f.metadata, 'No metadata.'),
-      h('h2', {}, `Runs in this folder (${runs.count})`),
-      runs.data.length ? h('table', {}, h('tbody', {}, runs.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', { class: 'num' }, fmtTime(x.created)))))) : h('p', { class: 'muted' }, 'None directly in this folder.'),
+      h('h2', {}, `Runs in this folder and below (${runs.count})`),
+      runs.data.length ? h('table', {}, h('tbody', {}, runs.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', { class: 'clip mono' }, x.folder), h('td', { class: 'num' }, fmtTime(x.created)))))) : h('p', { class: 'muted' }, 'No runs in this folder or below.'),
       h('p', {}, h('a', { href: '#/runs?folder=' + encodeURIComponent(current) }, 'Open these runs in the runs table →')));
   }
 
@@ -743,22 +1256,38 @@
   }
 
   // ---------- create new run ----------
+  // The token the snippets show: the one made here last time while it has
+  // more than a day left, else the one signed in with. A new one is minted
+  // only when asked for.
+  const MINTED_KEY = 'simtrack.solver-token';
+  function reusableToken() {
+    try {
+      const m = JSON.parse((localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage).getItem(MINTED_KEY) || 'null');
+      if (m && m.user === user.user && m.exp * 1000 > Date.now() + 86400e3) return { token: m.token, note: `the token created here on ${fmtTime(new Date(m.created).toISOString())}, valid until ${fmtTime(new Date(m.exp * 1000).toISOString())}` };
+    } catch { /* ignore a damaged entry */ }
+    return { token: token(), note: 'the token you signed in with' };
+  }
   function newRunPage(r, view) {
     const days = h('input', { id: 'token-days', type: 'number', min: 1, max: 90, value: 30 });
     const out = h('div', { id: 'new-run-out' });
-    const btn = h('button', { class: 'primary', type: 'submit', id: 'create-token' }, 'Create token');
+    const which = h('p', { id: 'token-which', class: 'muted' });
+    const btn = h('button', { type: 'submit', id: 'create-token' }, 'Create a new token');
     const form = h('form', { class: 'panel' },
-      h('p', {}, 'Your solver needs the server\'s URL and a token. Create a fresh token for it here; it is shown once, so copy it now. ',
+      h('p', {}, 'Your solver needs the server\'s URL and a token. The snippets below use a token you already have; ',
+        'you can also create a separate token for the solver (shown once, so copy it). ',
         'It acts as you (', h('strong', { id: 'token-user' }, user.user), '; runs show this name) for at most 90 days and never past your own token\'s expiry.'),
+      which,
       h('div', { class: 'row' }, h('label', { class: 'field' }, 'Valid for (days, at most 90)', days), h('span', { class: 'grow' }), btn));
     view.append(h('h1', {}, 'Create new run'), form, out);
+    const show = (t) => { which.textContent = 'The snippets use ' + t.note + '.'; renderSnippets(clear(out), location.origin, t.token); };
+    show(reusableToken());
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       btn.disabled = true;
-      clear(out);
       try {
         const res = await api('/api/ui/tokens', { method: 'POST', body: { days: +days.value } });
-        renderSnippets(out, location.origin, res.token);
+        (localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage).setItem(MINTED_KEY, JSON.stringify({ token: res.token, exp: res.exp, user: user.user, created: Date.now() }));
+        show({ token: res.token, note: `a new token, valid for ${res.days} days` });
       } catch (e) { showError(out, e); } finally { btn.disabled = false; }
     });
   }
@@ -773,27 +1302,55 @@
       h('h2', {}, 'Environment'), box('Shell (bash, zsh; also SLURM job scripts)', 'snippet-env', `export SIMTRACK_URL=${url}\nexport SIMTRACK_TOKEN=${tok}`),
       box('…or simtrack.ini in the run\'s working directory', 'snippet-ini', `[server]\nurl = ${url}\ntoken = ${tok}`),
       h('h2', {}, 'Code'),
-      box('C / C++', 'snippet-c', `#include <simtrack.h>
+      box('C / C++ (my_solver.c)', 'snippet-c', `#include <stdint.h>
+#include <stdio.h>
+#include <simtrack.h>
 
-simtrack_run *run = NULL;
-simtrack_init("my-run", "{\\"nx\\": 128}", "cfd,test", "what this run is", "/project", &run);
-simtrack_save(run, "input.nml", "input");
-for (long it = 0; it < steps; it++) {
-    /* ... */
-    simtrack_log(run, "residual", residual, it);
-    if (simtrack_abort_requested(run)) { simtrack_set_status(run, "terminated"); break; }
+int main(void) {
+    simtrack_run *run = NULL;
+    if (simtrack_init("my-run", "{\\"nx\\": 128}", "cfd,test", "what this run is", "/project", &run) != SIMTRACK_STATUS_OK) {
+        char msg[256];
+        simtrack_last_error(msg, sizeof msg);
+        fprintf(stderr, "simtrack: %s\\n", msg); /* the solver carries on */
+    }
+    double residual = 1.0;
+    for (int64_t it = 0; it < 1000; it++) {
+        residual *= 0.99; /* one step of your solver */
+        simtrack_log(run, "residual", residual, it);
+        if (simtrack_abort_requested(run)) {
+            simtrack_set_status(run, "terminated");
+            break;
+        }
+    }
+    simtrack_event(run, "done");
+    simtrack_finish(run);
+    return 0;
 }
-simtrack_finish(run);`),
-      box('Fortran', 'snippet-fortran', `use simtrack
-type(simtrack_run) :: run
-call run%init(name='my-run', folder='/project', tags='cfd,test', metadata='{"nx": 128}')
-call run%save('input.nml', 'input')
-do it = 1, nsteps
-  ! ...
-  call run%log('residual', res, step=it)
-  if (run%abort_requested()) exit
-end do
-call run%finish()`),
+`),
+      box('Fortran (my_solver.f90)', 'snippet-fortran', `program my_solver
+  use simtrack
+  implicit none
+  type(simtrack_run) :: run
+  integer :: it
+  real(8) :: res
+
+  call run%init(name='my-run', folder='/project', tags='cfd,test', metadata='{"nx": 128}')
+  res = 1.0d0
+  do it = 1, 1000
+    res = res * 0.99d0   ! one step of your solver
+    call run%log('residual', res, step=it)
+    if (run%abort_requested()) exit
+  end do
+  call run%event('done')
+  call run%finish()
+end program my_solver
+`),
+      box('Compile and link (the library installed under $PREFIX)', 'snippet-build', `export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig:$PKG_CONFIG_PATH
+cc my_solver.c $(pkg-config --cflags --libs simtrack) -Wl,-rpath,$PREFIX/lib -o my_solver
+gfortran my_solver.f90 $(pkg-config --cflags --libs simtrack-fortran) -Wl,-rpath,$PREFIX/lib -o my_solver
+
+# without pkg-config (C):
+cc my_solver.c -I$PREFIX/include -L$PREFIX/lib -lsimtrack -Wl,-rpath,$PREFIX/lib -o my_solver`),
       box('CMake', 'snippet-cmake', `find_package(simtrack REQUIRED)
 target_link_libraries(my_solver PRIVATE simtrack::simtrack)   # C / C++
 target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),

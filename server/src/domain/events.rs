@@ -27,6 +27,30 @@ pub struct NewEvent {
 /// A validated event: `(time µs, level, message)`.
 pub type EventRecord = (i64, String, String);
 
+/// The level a plain `info` line announces itself with, as C and Fortran
+/// solvers print them: `ERROR: ...`, `[warning] ...`, `FATAL ...`.
+pub fn level_of(message: &str) -> Option<&'static str> {
+    let head = message.trim_start();
+    let head = head.strip_prefix('[').unwrap_or(head);
+    let word: String = head
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(9)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let rest = &head[word.len()..];
+    if !(rest.is_empty() || rest.starts_with([':', ']', ' ', '!'])) {
+        return None;
+    }
+    Some(match word.as_str() {
+        "debug" => "debug",
+        "warning" | "warn" => "warning",
+        "error" => "error",
+        "critical" | "fatal" => "critical",
+        _ => return None,
+    })
+}
+
 /// Validates a batch of events received at `now`.
 pub fn validate(events: Vec<NewEvent>, now: i64) -> Result<Vec<EventRecord>> {
     let mut rows = Vec::with_capacity(events.len());
@@ -36,7 +60,11 @@ pub fn validate(events: Vec<NewEvent>, now: i64) -> Result<Vec<EventRecord>> {
                 "events[{i}].message is longer than {MAX_EVENT_BYTES} bytes"
             )));
         }
-        let level = e.log_level.unwrap_or_else(|| "info".into());
+        let level = match e.log_level {
+            None => level_of(&e.message).unwrap_or("info").to_owned(),
+            Some(l) if l == "info" => level_of(&e.message).unwrap_or("info").to_owned(),
+            Some(l) => l,
+        };
         if !LEVELS.contains(&level.as_str()) {
             return Err(Error::invalid(format!(
                 "events[{i}].log_level must be one of {}",
@@ -97,4 +125,19 @@ pub fn list(
         total += 1;
     }
     Ok(json!({ "data": data, "count": total }))
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::level_of;
+
+    #[test]
+    fn solver_prefixes_give_levels() {
+        assert_eq!(level_of("ERROR: diverged"), Some("error"));
+        assert_eq!(level_of("  [warning] cfl > 1"), Some("warning"));
+        assert_eq!(level_of("Fatal error in MPI"), Some("critical"));
+        assert_eq!(level_of("WARN: x"), Some("warning"));
+        assert_eq!(level_of("errors are fine"), None);
+        assert_eq!(level_of("step 10 residual 1e-3"), None);
+    }
 }

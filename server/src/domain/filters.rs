@@ -17,11 +17,46 @@ enum Op {
     Le,
     Contains,
     NotContains,
+    /// Case-insensitive `contains` (the UI's name search).
+    IContains,
+    /// A folder and everything below it: `folder.path under /cfd` matches
+    /// `/cfd` and `/cfd/airfoil`, never `/cfd2`; a trailing slash is ignored.
+    Under,
     Exists,
     NotExists,
     HasTag,
     HasNotTag,
     Starred,
+    /// A boolean expression over filters ([`parse_expr`]).
+    Expr,
+}
+
+/// An expression of the UI's search box: filters joined by `AND`, `OR`,
+/// `NOT` and parentheses.
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(Filter),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+impl Node {
+    fn eval(&self, doc: &Value, me: &str) -> bool {
+        match self {
+            Node::Leaf(f) => f.matches(doc, me),
+            Node::And(v) => v.iter().all(|n| n.eval(doc, me)),
+            Node::Or(v) => v.iter().any(|n| n.eval(doc, me)),
+            Node::Not(n) => !n.eval(doc, me),
+        }
+    }
+    fn fields<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Node::Leaf(f) => out.extend(f.fields()),
+            Node::And(v) | Node::Or(v) => v.iter().for_each(|n| n.fields(out)),
+            Node::Not(n) => n.fields(out),
+        }
+    }
 }
 
 /// One parsed filter.
@@ -30,6 +65,177 @@ pub struct Filter {
     lhs: String,
     op: Op,
     rhs: String,
+    expr: Option<Box<Node>>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Open,
+    Close,
+    And,
+    Or,
+    Not,
+    Leaf(String),
+}
+
+/// Splits an expression into parentheses, `AND`/`OR`/`NOT` (upper case,
+/// whole words, outside quotes) and the filter text between them.
+fn tokens(s: &str) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let flush = |cur: &mut String, out: &mut Vec<Tok>| {
+        let t = cur.trim();
+        if !t.is_empty() {
+            out.push(Tok::Leaf(t.to_owned()));
+        }
+        cur.clear();
+    };
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        let at_word = i == 0 || chars[i - 1].is_whitespace() || chars[i - 1] == '(';
+        let word = |w: &str| {
+            at_word
+                && chars[i..].iter().take(w.len()).copied().eq(w.chars())
+                && chars
+                    .get(i + w.len())
+                    .is_none_or(|c| c.is_whitespace() || *c == '(')
+        };
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+            cur.push(c);
+        } else if c == '(' && cur.trim().is_empty() {
+            flush(&mut cur, &mut out);
+            out.push(Tok::Open);
+        } else if c == ')'
+            && quote.is_none()
+            && out.iter().filter(|t| **t == Tok::Open).count()
+                > out.iter().filter(|t| **t == Tok::Close).count()
+        {
+            flush(&mut cur, &mut out);
+            out.push(Tok::Close);
+        } else if word("AND") || word("OR") || word("NOT") {
+            flush(&mut cur, &mut out);
+            let (t, n) = if word("AND") {
+                (Tok::And, 3)
+            } else if word("OR") {
+                (Tok::Or, 2)
+            } else {
+                (Tok::Not, 3)
+            };
+            out.push(t);
+            i += n;
+            continue;
+        } else {
+            cur.push(c);
+        }
+        i += 1;
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+struct ExprParser {
+    toks: Vec<Tok>,
+    at: usize,
+}
+
+impl ExprParser {
+    fn or(&mut self) -> Result<Node, Error> {
+        let mut v = vec![self.and()?];
+        while self.toks.get(self.at) == Some(&Tok::Or) {
+            self.at += 1;
+            v.push(self.and()?);
+        }
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Node::Or(v)
+        })
+    }
+    fn and(&mut self) -> Result<Node, Error> {
+        let mut v = vec![self.not()?];
+        loop {
+            match self.toks.get(self.at) {
+                Some(Tok::And) => self.at += 1,
+                // `a NOT b` reads as `a AND NOT b`.
+                Some(Tok::Not | Tok::Open | Tok::Leaf(_)) => {}
+                _ => break,
+            }
+            v.push(self.not()?);
+        }
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Node::And(v)
+        })
+    }
+    fn not(&mut self) -> Result<Node, Error> {
+        match self.toks.get(self.at) {
+            Some(Tok::Not) => {
+                self.at += 1;
+                Ok(Node::Not(Box::new(self.not()?)))
+            }
+            Some(Tok::Open) => {
+                self.at += 1;
+                let n = self.or()?;
+                if self.toks.get(self.at) != Some(&Tok::Close) {
+                    return Err(Error::invalid("a '(' is not closed"));
+                }
+                self.at += 1;
+                Ok(n)
+            }
+            Some(Tok::Leaf(t)) => {
+                let t = t.clone();
+                self.at += 1;
+                Ok(Node::Leaf(parse(&t)?))
+            }
+            Some(t) => Err(Error::invalid(format!(
+                "expected a filter, found {}",
+                match t {
+                    Tok::And => "AND",
+                    Tok::Or => "OR",
+                    _ => "')'",
+                }
+            ))),
+            None => Err(Error::invalid(
+                "the expression ends where a filter should be",
+            )),
+        }
+    }
+}
+
+/// Parses `status == running AND (metadata.nx > 64 OR NOT has tag.test)`:
+/// filters of the Simvue language joined by `AND`, `OR`, `NOT` and
+/// parentheses (`a NOT b` means `a AND NOT b`).
+pub fn parse_expr(s: &str) -> Result<Filter, Error> {
+    if s.len() > 4096 {
+        return Err(Error::invalid("filter is too long"));
+    }
+    let mut p = ExprParser {
+        toks: tokens(s),
+        at: 0,
+    };
+    let n = p.or()?;
+    if p.at != p.toks.len() {
+        return Err(Error::invalid("unexpected ')'"));
+    }
+    Ok(Filter {
+        lhs: String::new(),
+        op: Op::Expr,
+        rhs: String::new(),
+        expr: Some(Box::new(n)),
+    })
 }
 
 /// Parses every filter of a `filters` query parameter.
@@ -49,6 +255,7 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
             lhs: String::new(),
             op: Op::Starred,
             rhs: String::new(),
+            expr: None,
         });
     }
     for (prefix, op) in [("has not tag.", Op::HasNotTag), ("has tag.", Op::HasTag)] {
@@ -57,6 +264,7 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
                 lhs: "tags".into(),
                 op,
                 rhs: tag.to_owned(),
+                expr: None,
             });
         }
     }
@@ -65,6 +273,8 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
     let ops = [
         ("not contains ", Op::NotContains),
         ("contains ", Op::Contains),
+        ("icontains ", Op::IContains),
+        ("under ", Op::Under),
         ("== ", Op::Eq),
         ("!= ", Op::Ne),
         (">= ", Op::Ge),
@@ -77,6 +287,7 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
             lhs: lhs.into(),
             op: Op::Exists,
             rhs: String::new(),
+            expr: None,
         });
     }
     if rest == "not exists" {
@@ -84,14 +295,22 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
             lhs: lhs.into(),
             op: Op::NotExists,
             rhs: String::new(),
+            expr: None,
         });
     }
     for (tok, op) in ops {
         if let Some(rhs) = rest.strip_prefix(tok) {
+            // "Euler" and 'Euler' are the value Euler.
+            let rhs = rhs.trim();
+            let rhs = ['"', '\'']
+                .iter()
+                .find_map(|q| rhs.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+                .unwrap_or(rhs);
             return Ok(Filter {
                 lhs: lhs.into(),
                 op,
                 rhs: rhs.to_owned(),
+                expr: None,
             });
         }
     }
@@ -117,7 +336,10 @@ fn compare(v: &Value, op: Op, rhs: &str) -> bool {
         _ => None,
     };
     if let (Some(a), Ok(b)) = (num, rhs.parse::<f64>())
-        && !matches!(op, Op::Contains | Op::NotContains)
+        && !matches!(
+            op,
+            Op::Contains | Op::NotContains | Op::IContains | Op::Under
+        )
     {
         return match op {
             Op::Eq => a == b,
@@ -140,6 +362,15 @@ fn compare(v: &Value, op: Op, rhs: &str) -> bool {
         Op::Ne => !eq,
         Op::Contains => text.contains(rhs),
         Op::NotContains => !text.contains(rhs),
+        Op::IContains => text.to_lowercase().contains(&rhs.to_lowercase()),
+        Op::Under => {
+            let base = rhs.trim_end_matches('/');
+            base.is_empty()
+                || text == base
+                || text
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
         Op::Gt => text.as_str() > rhs,
         Op::Lt => text.as_str() < rhs,
         Op::Ge => text.as_str() >= rhs,
@@ -172,10 +403,24 @@ impl Filter {
         &self.lhs
     }
 
+    /// Every document field the filter reads (several for an expression).
+    pub fn fields(&self) -> Vec<&str> {
+        match &self.expr {
+            Some(n) => {
+                let mut out = Vec::new();
+                n.fields(&mut out);
+                out
+            }
+            None if self.op == Op::Starred => vec!["starred"],
+            None => vec![self.lhs.as_str()],
+        }
+    }
+
     /// Whether `doc` (a run, folder or event document) passes.
     pub fn matches(&self, doc: &Value, me: &str) -> bool {
         let candidates: Vec<Value> = match self.op {
             Op::Starred => return doc.get("starred").and_then(Value::as_bool).unwrap_or(false),
+            Op::Expr => return self.expr.as_ref().is_some_and(|n| n.eval(doc, me)),
             Op::HasTag | Op::HasNotTag => {
                 let has = doc
                     .get("tags")
@@ -276,6 +521,30 @@ mod tests {
         assert!(ok("name == my run"));
         assert!(ok("has tag.t1") && !ok("has tag.t2") && ok("has not tag.t2"));
         assert!(ok("folder.path == /a/b"));
+        assert!(ok("folder.path under /a"));
+        assert!(ok("folder.path under /a/"));
+        assert!(ok("folder.path under /a/b/"));
+        assert!(ok("folder.path under /"));
+        assert!(!ok("folder.path under /a/bc"));
+        assert!(!ok("folder.path under /a/b/c"));
+        assert!(ok("name icontains MY RUN"));
+        let ex = |s: &str| parse_expr(s).expect(s).matches(&run, "me");
+        assert!(ex("status == completed AND has tag.t1"));
+        assert!(ex(
+            "status == running OR (folder.path under /a AND NOT has tag.t9)"
+        ));
+        assert!(!ex("NOT status == completed"));
+        assert!(ex("name == \"my run\""));
+        assert!(ex("status == completed NOT has tag.t9"));
+        for bad in [
+            "status == completed AND",
+            "(status == completed",
+            "OR x",
+            "status ===",
+        ] {
+            assert!(parse_expr(bad).is_err(), "{bad}");
+        }
+        assert!(!ok("name contains MY RUN"));
         assert!(ok("metadata.lr > 0.1") && ok("metadata.lr == 0.5") && !ok("metadata.lr < 0.1"));
         assert!(ok("metadata.kind == x") && ok("metadata.flag == True"));
         assert!(ok("metadata.kind exists") && ok("metadata.nope not exists"));

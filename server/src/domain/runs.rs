@@ -30,7 +30,15 @@ fn not_found(id: &str) -> Error {
 /// The run document without `alerts` and `metrics`.
 fn base_doc(r: &RunRow) -> Value {
     let runtime = r.started.map(|s| {
-        let d = (r.endtime.unwrap_or_else(now_us) - s).max(0);
+        // A lost run stopped at its last contact: its clock does not run on.
+        let end = r.endtime.unwrap_or_else(|| {
+            if r.status == RunStatus::Lost.as_str() {
+                r.last_seen
+            } else {
+                now_us()
+            }
+        });
+        let d = (end - s).max(0);
         format!(
             "{:02}:{:02}:{:02}.{:06}",
             d / 3_600_000_000,
@@ -70,14 +78,38 @@ fn base_doc(r: &RunRow) -> Value {
 /// names); `metrics=[...]` on a list picks which summaries to carry.
 pub const LIST_METRICS: usize = 100;
 
+fn nonfinite(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
 fn summaries(rows: Vec<crate::storage::SeriesRow>) -> Value {
     Value::Object(
         rows.into_iter()
             .map(|s| {
-                (
-                    s.name,
-                    json!({"count": s.count, "min": s.min, "max": s.max, "last": s.last, "step": s.last_step}),
-                )
+                let mut doc = json!({"count": s.count, "min": s.min, "max": s.max, "last": s.last, "step": s.last_step});
+                // JSON has no NaN/±Inf: such a value reads `null` as before,
+                // and `nonfinite` spells it ("NaN", "Infinity", "-Infinity").
+                let spelled: Map<String, Value> = [("min", s.min), ("max", s.max), ("last", s.last)]
+                    .into_iter()
+                    // SQLite keeps NaN as NULL: a value missing from a
+                    // series that has points was a NaN.
+                    .filter_map(|(k, v)| match v {
+                        None if s.count > 0 => Some((k, f64::NAN)),
+                        Some(v) if !v.is_finite() => Some((k, v)),
+                        _ => None,
+                    })
+                    .map(|(k, v)| (k.to_owned(), Value::String(nonfinite(v).to_owned())))
+                    .collect();
+                if !spelled.is_empty() {
+                    doc["nonfinite"] = Value::Object(spelled);
+                }
+                (s.name, doc)
             })
             .collect(),
     )
@@ -594,20 +626,23 @@ fn json_path(field: &str) -> Option<JsonPath> {
 /// then loaded whole.
 pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
     let reads = |prefix: &str| {
-        q.filters.iter().any(|f| f.field().starts_with(prefix))
+        q.filters
+            .iter()
+            .any(|f| f.fields().iter().any(|x| x.starts_with(prefix)))
             || q.sorting.iter().any(|(k, _)| k.starts_with(prefix))
     };
     let (need_tags, need_alerts) = (reads("tags"), reads("alert"));
     let want: HashSet<&str> = q
         .filters
         .iter()
-        .map(|f| top_key(f.field()))
+        .flat_map(|f| f.fields())
+        .map(top_key)
         .chain(q.sorting.iter().map(|(k, _)| top_key(k)))
         .collect();
     let mut json_paths: Vec<JsonPath> = q
         .filters
         .iter()
-        .map(|f| f.field())
+        .flat_map(|f| f.fields())
         .chain(q.sorting.iter().map(|(k, _)| k.as_str()))
         .filter_map(json_path)
         .collect();

@@ -258,7 +258,9 @@ test('filtering by tag and by metadata finds the right runs', async () => {
   const ids = async () => (await page.$$eval('table#runs tbody tr[data-run-id]', (rs) => rs.map((r) => r.dataset.runId))).sort();
   const expectRows = async (want, what) => {
     want = [...want].sort();
-    await waitFor(what, async () => JSON.stringify(await ids()) === JSON.stringify(want));
+    await waitFor(what, async () => JSON.stringify(await ids()) === JSON.stringify(want)).catch(async (e) => {
+      throw new Error(`${e.message}: rows ${JSON.stringify(await ids())}, address ${await page.evaluate(() => location.hash)}, message "${await page.textContent('#runs-msg')}"`);
+    });
   };
   await page.fill('#f-tag', 'ui-filter');
   await expectRows([a, b], 'tag ui-filter → a, b');
@@ -325,7 +327,7 @@ test('Create new run shows URL and a fresh token that works', async () => {
   await page.waitForSelector('#token-user');
   assert.equal(await page.textContent('#token-user'), me, 'the token acts as the signed-in user');
   await page.click('#create-token');
-  await page.waitForSelector('#snippet-env');
+  await waitFor('a new token in the snippets', async () => !(await page.textContent('#snippet-env')).includes(TOKEN));
   const env = await page.textContent('#snippet-env');
   const url = /export SIMTRACK_URL=(\S+)/.exec(env)[1];
   const tok = /export SIMTRACK_TOKEN=(\S+)/.exec(env)[1];

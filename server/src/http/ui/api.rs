@@ -109,8 +109,18 @@ pub async fn revoke_token(
 
 /// `GET /api/ui/runs?filters&start&count&sorting` → `{data, count}`: the
 /// runs table's query, answered by the same engine as `GET /api/runs`.
-pub async fn runs(st: State<AppState>, caller: Caller, q: Params) -> ApiResult {
-    crate::http::runs::list(st, caller, q).await
+/// `where` adds one expression of the search box (`AND`, `OR`, `NOT`,
+/// parentheses over Simvue filters); a malformed one is a 422 saying why.
+pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let mut query = crate::http::runs::query(&q)?;
+    if let Some(w) = q.get("where").filter(|w| !w.trim().is_empty()) {
+        query.filters.push(crate::domain::filters::parse_expr(w)?);
+    }
+    crate::http::read(&st, move |tx| {
+        crate::domain::runs::list(tx, &query, &caller.0.user)
+    })
+    .await
+    .map(Reply::ok)
 }
 
 /// Most points [`metric_range`] answers with.

@@ -92,12 +92,27 @@ async fn asset(Path(path): Path<String>) -> Response {
     }
 }
 
+/// `/dashboard/runs/run/{id}`, the address the simvue client prints for a
+/// run, goes to that run's page.
+async fn dashboard_run(Path(id): Path<String>) -> Response {
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/#/run/{safe}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    harden(r, "no-cache")
+}
+
 /// The UI routes: the page at `/`, its assets under `/ui/`, and the
 /// UI-only API under `/api/ui/`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/ui/{*path}", get(asset))
+        .route("/dashboard/runs/run/{id}", get(dashboard_run))
         .route("/api/ui/whoami", get(api::whoami))
         .route(
             "/api/ui/tokens",
