@@ -104,6 +104,53 @@ pub enum BlobError {
     Storage(StorageError),
 }
 
+/// Streams an upload into `file`, checking it as it comes: never more than
+/// `limit` bytes, exactly `size` bytes, hashing to the SHA-256 `sha`. Every
+/// blob store receives uploads through this one check; what it does with
+/// the checked file (rename it into place, send it on) is its own.
+pub(crate) async fn receive_checked(
+    body: &mut ByteStream,
+    file: &mut tokio::fs::File,
+    sha: &str,
+    size: u64,
+    limit: u64,
+    io: impl Fn(std::io::Error) -> BlobError,
+) -> std::result::Result<(), BlobError> {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncWriteExt;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| BlobError::Mismatch(format!("upload interrupted: {e}")))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(BlobError::TooLarge(format!(
+                "upload exceeds the limit of {limit} bytes"
+            )));
+        }
+        if written > size {
+            return Err(BlobError::Mismatch(format!(
+                "upload is larger than the registered size of {size} bytes"
+            )));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(&io)?;
+    }
+    if written != size {
+        return Err(BlobError::Mismatch(format!(
+            "upload has {written} bytes, the artifact was registered with {size}"
+        )));
+    }
+    let got = crate::util::hex(&hasher.finalize());
+    if got != sha {
+        return Err(BlobError::Mismatch(format!(
+            "upload has SHA-256 {got}, the artifact was registered with {sha}"
+        )));
+    }
+    Ok(())
+}
+
 /// The embedded backend in `dir`: SQLite (`simtrack.db`) and a blob
 /// directory (`blobs/`).
 pub fn open_embedded(dir: &Path) -> std::result::Result<Backend, String> {

@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::{BlobError, BlobStore, BoxFuture, ByteStream, StorageError};
 use crate::util::{hex, is_sha256};
@@ -69,36 +67,7 @@ impl FileBlobs {
         let tmp = self.root.join("tmp").join(hex(&name));
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-            let mut hasher = Sha256::new();
-            let mut written = 0u64;
-            while let Some(chunk) = body.next().await {
-                let chunk =
-                    chunk.map_err(|e| BlobError::Mismatch(format!("upload interrupted: {e}")))?;
-                written += chunk.len() as u64;
-                if written > limit {
-                    return Err(BlobError::TooLarge(format!(
-                        "upload exceeds the limit of {limit} bytes"
-                    )));
-                }
-                if written > size {
-                    return Err(BlobError::Mismatch(format!(
-                        "upload is larger than the registered size of {size} bytes"
-                    )));
-                }
-                hasher.update(&chunk);
-                file.write_all(&chunk).await.map_err(io)?;
-            }
-            if written != size {
-                return Err(BlobError::Mismatch(format!(
-                    "upload has {written} bytes, the artifact was registered with {size}"
-                )));
-            }
-            let got = hex(&hasher.finalize());
-            if got != expected {
-                return Err(BlobError::Mismatch(format!(
-                    "upload has SHA-256 {got}, the artifact was registered with {expected}"
-                )));
-            }
+            super::receive_checked(&mut body, &mut file, expected, size, limit, io).await?;
             file.sync_all().await.map_err(io)?;
             drop(file);
             let dest = self.path(expected);

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{BlobError, BlobStore, BoxFuture, ByteStream, StorageError};
@@ -198,37 +197,8 @@ impl S3Blobs {
         crate::util::fill_random(&mut name);
         let tmp = self.spool.join(hex(&name));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
         let result = async {
-            while let Some(chunk) = body.next().await {
-                let chunk =
-                    chunk.map_err(|e| BlobError::Mismatch(format!("upload interrupted: {e}")))?;
-                written += chunk.len() as u64;
-                if written > limit {
-                    return Err(BlobError::TooLarge(format!(
-                        "upload exceeds the limit of {limit} bytes"
-                    )));
-                }
-                if written > size {
-                    return Err(BlobError::Mismatch(format!(
-                        "upload is larger than the registered size of {size} bytes"
-                    )));
-                }
-                hasher.update(&chunk);
-                file.write_all(&chunk).await.map_err(io)?;
-            }
-            if written != size {
-                return Err(BlobError::Mismatch(format!(
-                    "upload has {written} bytes, the artifact was registered with {size}"
-                )));
-            }
-            let got = hex(&hasher.finalize());
-            if got != sha {
-                return Err(BlobError::Mismatch(format!(
-                    "upload has SHA-256 {got}, the artifact was registered with {sha}"
-                )));
-            }
+            super::receive_checked(&mut body, &mut file, sha, size, limit, io).await?;
             file.flush().await.map_err(io)?;
             Ok(())
         }
