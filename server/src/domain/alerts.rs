@@ -547,26 +547,76 @@ pub fn on_metrics(
     Ok(())
 }
 
+/// What an event-pattern alert has read of a run's events, kept between
+/// batches so that each batch reads only the events stored since (the
+/// storage's `events_after`), never the whole window again.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct EventWindow {
+    /// Hash of the definition the state was built for.
+    def: u64,
+    /// Sequence number of the last event read.
+    seq: i64,
+    /// Newest timestamp of a (non-system) event (µs).
+    newest: Option<i64>,
+    /// Newest timestamp of an event containing the pattern (µs).
+    matched: Option<i64>,
+}
+
+impl EventWindow {
+    /// Reads the events stored since the last call.
+    fn advance(&mut self, tx: &dyn ReadTx, run: &str, pattern: &str) -> Result<()> {
+        let mut seq = self.seq;
+        let (mut newest, mut matched) = (self.newest, self.matched);
+        tx.events_after(run, self.seq, &mut |s, ts, message| {
+            seq = seq.max(s);
+            if message.starts_with(events::SYSTEM_PREFIX) {
+                return;
+            }
+            newest = newest.max(Some(ts));
+            if message.contains(pattern) {
+                matched = matched.max(Some(ts));
+            }
+        })?;
+        (self.seq, self.newest, self.matched) = (seq, newest, matched);
+        Ok(())
+    }
+
+    /// Critical while a matching event lies within `window` µs of the
+    /// newest event; `None` before any event.
+    fn critical(&self, window: i64) -> Option<bool> {
+        let newest = self.newest?;
+        Some(
+            self.matched
+                .is_some_and(|m| m >= newest.saturating_sub(window)),
+        )
+    }
+}
+
 /// Re-evaluates `run`'s event-pattern alerts: critical while an event whose
 /// message contains the pattern lies within the window of the newest event.
+/// Each alert reads only the events stored since it last looked (all of
+/// them the first time, or after its definition changed).
 pub fn on_events(tx: &dyn WriteTx, run: &str) -> Result<()> {
-    let alerts = tx.attached_enabled(run, "events")?;
-    if alerts.is_empty() {
-        return Ok(());
-    }
-    let Some(newest) = tx.newest_event(run, events::SYSTEM_PREFIX)? else {
-        return Ok(());
-    };
-    for alert in alerts {
+    for alert in tx.attached_enabled(run, "events")? {
         let def = definition(&alert);
         let pattern = def["pattern"].as_str().unwrap_or_default();
-        let hit = tx.event_contains(
+        let mut w: EventWindow = tx
+            .alert_window(run, &alert.id)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .filter(|w: &EventWindow| w.def == def_hash(&def))
+            .unwrap_or(EventWindow {
+                def: def_hash(&def),
+                ..EventWindow::default()
+            });
+        w.advance(tx, run, pattern)?;
+        tx.alert_window_put(
             run,
-            newest - window_us(&def),
-            events::SYSTEM_PREFIX,
-            pattern,
+            &alert.id,
+            &serde_json::to_string(&w).unwrap_or_default(),
         )?;
-        set_state(tx, run, &alert, if hit { "critical" } else { "ok" })?;
+        if let Some(critical) = w.critical(window_us(&def)) {
+            set_state(tx, run, &alert, if critical { "critical" } else { "ok" })?;
+        }
     }
     Ok(())
 }
@@ -675,5 +725,62 @@ mod tests {
             })
             .unwrap();
         }
+    }
+
+    /// An event window read batch by batch judges exactly as a scan of all
+    /// the run's events does: out-of-order timestamps, system events,
+    /// matches leaving the window.
+    #[test]
+    fn event_windows_read_incrementally_equal_a_full_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let window = 50_000;
+        let mut all: Vec<(i64, String)> = Vec::new();
+        let mut w = EventWindow::default();
+        let mut read = 0usize;
+        for batch in 0..80 {
+            let n = (rnd() % 20) as usize;
+            let base = batch as i64 * 10_000;
+            let events: Vec<(i64, String)> = (0..n)
+                .map(|_| {
+                    let ts = base + (rnd() % 40_000) as i64 - 20_000;
+                    let message = match rnd() % 10 {
+                        0 => "ERROR: diverged".to_owned(),
+                        1 => format!("{} alert changed (ERROR)", events::SYSTEM_PREFIX),
+                        _ => format!("step {}", rnd() % 1000),
+                    };
+                    (ts, message)
+                })
+                .collect();
+            crate::domain::write(&store, |tx| {
+                for (ts, m) in &events {
+                    tx.event_insert("r", *ts, "info", m)?;
+                }
+                let before = w.seq;
+                w.advance(tx, "r", "ERROR")?;
+                read += events.len();
+                assert!(w.seq >= before);
+                Ok(())
+            })
+            .unwrap();
+            all.extend(events);
+            let user: Vec<&(i64, String)> = all
+                .iter()
+                .filter(|(_, m)| !m.starts_with(events::SYSTEM_PREFIX))
+                .collect();
+            let expected = user.iter().map(|(t, _)| *t).max().map(|newest| {
+                user.iter()
+                    .any(|(t, m)| *t >= newest - window && m.contains("ERROR"))
+            });
+            assert_eq!(w.critical(window), expected, "batch {batch}");
+        }
+        assert_eq!(read, all.len());
     }
 }

@@ -510,18 +510,15 @@ pub trait ReadTx {
 
     /// The run's events by time, then arrival.
     fn events(&self, run: &str) -> Result<Vec<EventRow>>;
-    /// Time of the newest event of `run` whose message does not start with
-    /// `skip_prefix`.
-    fn newest_event(&self, run: &str, skip_prefix: &str) -> Result<Option<i64>>;
-    /// Whether an event of `run` at or after `since`, not starting with
-    /// `skip_prefix`, contains `pattern`.
-    fn event_contains(
+    /// Visits `run`'s events stored after sequence number `after_seq`, in
+    /// the order they were stored, as `(seq, ts, message)`: what a reader
+    /// that remembers where it stopped has not seen yet (event alerts).
+    fn events_after(
         &self,
         run: &str,
-        since: i64,
-        skip_prefix: &str,
-        pattern: &str,
-    ) -> Result<bool>;
+        after_seq: i64,
+        visit: &mut dyn FnMut(i64, i64, &str),
+    ) -> Result<()>;
 
     /// The series id of metric `name` of `run`.
     fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>>;

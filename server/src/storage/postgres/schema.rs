@@ -107,6 +107,11 @@ CREATE TABLE alert_windows (
     PRIMARY KEY (run_id, alert_id));
 "#,
     ),
+    (
+        4,
+        // Event alerts read only the events stored since they last looked.
+        "CREATE INDEX events_run_seq ON events(run_id, seq);",
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -360,30 +360,20 @@ impl ReadTx for Tx<'_> {
         .collect()
     }
 
-    fn newest_event(&self, run: &str, skip_prefix: &str) -> Result<Option<i64>> {
-        Ok(self
-            .value::<Option<i64>>(
-                "SELECT max(ts) FROM events WHERE run_id = $1
-                 AND left(message, length($2)) <> $2",
-                &[&run, &skip_prefix],
-            )?
-            .flatten())
-    }
-
-    fn event_contains(
+    fn events_after(
         &self,
         run: &str,
-        since: i64,
-        skip_prefix: &str,
-        pattern: &str,
-    ) -> Result<bool> {
-        Ok(self
-            .value(
-                "SELECT EXISTS(SELECT 1 FROM events WHERE run_id = $1 AND ts >= $2
-                 AND left(message, length($3)) <> $3 AND strpos(message, $4) > 0)",
-                &[&run, &since, &skip_prefix, &pattern],
-            )?
-            .unwrap_or(false))
+        after_seq: i64,
+        visit: &mut dyn FnMut(i64, i64, &str),
+    ) -> Result<()> {
+        for r in self.rows(
+            "SELECT seq, ts, message FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+            &[&run, &after_seq],
+        )? {
+            let message: &str = at(&r, 2)?;
+            visit(at(&r, 0)?, at(&r, 1)?, message);
+        }
+        Ok(())
     }
 
     fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>> {

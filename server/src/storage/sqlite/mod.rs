@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, ts INTEGER NOT NULL,
     log_level TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_run ON events(run_id, ts);
+CREATE INDEX IF NOT EXISTS events_run_seq ON events(run_id, seq);
 CREATE TABLE IF NOT EXISTS metric_series (
     id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL,
     count INTEGER NOT NULL DEFAULT 0, vmin REAL, vmax REAL, last REAL, last_step INTEGER,

@@ -335,30 +335,28 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
-    fn newest_event(&self, run: &str, skip_prefix: &str) -> Result<Option<i64>> {
-        self.0
-            .prepare_cached(
-                "SELECT max(ts) FROM events WHERE run_id = ?1
-                 AND substr(message, 1, length(?2)) != ?2",
-            )
-            .and_then(|mut s| s.query_row(params![run, skip_prefix], |r| r.get(0)))
-            .map_err(db)
-    }
-
-    fn event_contains(
+    fn events_after(
         &self,
         run: &str,
-        since: i64,
-        skip_prefix: &str,
-        pattern: &str,
-    ) -> Result<bool> {
-        self.0
+        after_seq: i64,
+        visit: &mut dyn FnMut(i64, i64, &str),
+    ) -> Result<()> {
+        let mut s = self
+            .0
             .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM events WHERE run_id = ?1 AND ts >= ?2
-                 AND substr(message, 1, length(?3)) != ?3 AND instr(message, ?4) > 0)",
+                "SELECT seq, ts, message FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
             )
-            .and_then(|mut s| s.query_row(params![run, since, skip_prefix, pattern], |r| r.get(0)))
-            .map_err(db)
+            .map_err(db)?;
+        let mut rows = s.query(params![run, after_seq]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            let message = r
+                .get_ref(2)
+                .map_err(db)?
+                .as_str()
+                .map_err(|e| db(e.into()))?;
+            visit(r.get(0).map_err(db)?, r.get(1).map_err(db)?, message);
+        }
+        Ok(())
     }
 
     fn series_id(&self, run: &str, name: &str) -> Result<Option<i64>> {
