@@ -29,6 +29,7 @@ module simtrack_c
   integer, parameter, public :: SIMTRACK_STATUS_INVALID_RULE = 7
   integer, parameter, public :: SIMTRACK_STATUS_INVALID_STATUS = 8
   integer, parameter, public :: SIMTRACK_STATUS_RUN_FINISHED = 9
+  integer, parameter, public :: SIMTRACK_STATUS_IN_FORKED_CHILD = 10
   integer, parameter, public :: SIMTRACK_STATUS_CONFIG = 100
   integer, parameter, public :: SIMTRACK_STATUS_IO = 200
   integer, parameter, public :: SIMTRACK_STATUS_FILE_NOT_FOUND = 201

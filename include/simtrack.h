@@ -33,8 +33,9 @@
  *            simtrack_finish included (the run and its spool belong to the
  *            parent, which goes on and loses nothing); queries return 0.
  *            A child's exit() does not flush or wait for the parent's
- *            runs. A child may start a run of its own with simtrack_init
- *            (best effort: see the README).
+ *            runs. simtrack_init in such a child returns
+ *            SIMTRACK_STATUS_IN_FORKED_CHILD (exec first, or start the run
+ *            before forking).
  * Config     SIMTRACK_URL / SIMTRACK_TOKEN, or simtrack.ini ([server] url,
  *            token); without a server, runs are recorded offline on disk and
  *            uploaded later with `simtrack sync`. See the README.
@@ -113,6 +114,13 @@ enum simtrack_status
    * another): a caller bug that the library detects. The call did nothing.
    */
   SIMTRACK_STATUS_RUN_FINISHED = 9,
+  /**
+   * `simtrack_init` was called in a child of `fork()` of a process that
+   * had used simtrack: a run there could wait forever on a lock a thread
+   * of the parent held at the fork, so none is started. Call `exec`
+   * first, or start the run before forking (or in the parent).
+   */
+  SIMTRACK_STATUS_IN_FORKED_CHILD = 10,
   /**
    * The configuration (environment or `simtrack.ini`) is malformed.
    */

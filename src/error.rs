@@ -40,6 +40,11 @@ pub enum Status {
     /// The handle was already given to `simtrack_finish` (by this thread or
     /// another): a caller bug that the library detects. The call did nothing.
     RunFinished = 9,
+    /// `simtrack_init` was called in a child of `fork()` of a process that
+    /// had used simtrack: a run there could wait forever on a lock a thread
+    /// of the parent held at the fork, so none is started. Call `exec`
+    /// first, or start the run before forking (or in the parent).
+    InForkedChild = 10,
 
     // 100..199: configuration.
     /// The configuration (environment or `simtrack.ini`) is malformed.
@@ -90,6 +95,9 @@ impl Status {
             Status::InvalidRule => c"unknown alert rule",
             Status::InvalidStatus => c"status must be completed, failed or terminated",
             Status::RunFinished => c"the run handle was already finished",
+            Status::InForkedChild => {
+                c"no run can start in a child of fork() of a process that used simtrack"
+            }
             Status::Config => c"configuration error",
             Status::Io => c"input/output error",
             Status::FileNotFound => c"file not found",
@@ -105,7 +113,7 @@ impl Status {
 
     /// Every status, in numeric order (for tests and generated bindings).
     /// cbindgen:ignore
-    pub const ALL: [Status; 16] = [
+    pub const ALL: [Status; 17] = [
         Status::Ok,
         Status::NullRun,
         Status::NullArgument,
@@ -116,6 +124,7 @@ impl Status {
         Status::InvalidRule,
         Status::InvalidStatus,
         Status::RunFinished,
+        Status::InForkedChild,
         Status::Config,
         Status::Io,
         Status::FileNotFound,

@@ -18,11 +18,13 @@
 //! process hooks share, the exit handler's list, is held across `fork()` by
 //! the forking thread, so the child gets it unlocked.
 //!
-//! A child may start a run of its own; that is best effort. Locks of the
-//! library's own are released across the fork (above), but not the lock
-//! table inside `parking_lot`, which a new run's buffer and worker use: a fork
-//! at the very instant another thread of the parent parks or wakes a thread
-//! could leave a bucket of it locked in the child.
+//! A child cannot start a run of its own (`simtrack_init` refuses with
+//! `SIMTRACK_STATUS_IN_FORKED_CHILD`): locks of the library's own are
+//! released across the fork (above), but not the lock table inside
+//! `parking_lot`, which a new run's buffer and worker use; a fork at the
+//! very instant another thread of the parent parks or wakes a thread could
+//! leave a bucket of it locked in the child. (A sanitized CI run once saw
+//! such a child hang.) After `exec` the process starts clean.
 //!
 //! [`install`] registers the handlers (and the exit handler) once per
 //! process, at the first handle or recording run, whichever comes first.

@@ -63,6 +63,14 @@ pub unsafe extern "C" fn simtrack_init(
         if run_out.is_null() {
             return Err(Error::new(Status::NullArgument, "run_out is NULL"));
         }
+        if crate::fork::generation() > 0 {
+            return Err(Error::new(
+                Status::InForkedChild,
+                "simtrack_init in a child of fork(): a process that used simtrack cannot start a \
+                 run in a forked child (a lock held by a parent thread at the fork could block it \
+                 forever); exec first, or start the run before forking",
+            ));
+        }
         super::handle::prepare();
         // SAFETY: each pointer is NULL or NUL-terminated per the contract.
         let opts = unsafe {
