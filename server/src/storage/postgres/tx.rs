@@ -729,6 +729,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_series WHERE run_id = $1",
             "DELETE FROM events WHERE run_id = $1",
             "DELETE FROM run_alerts WHERE run_id = $1",
+            "DELETE FROM alert_windows WHERE run_id = $1",
             "DELETE FROM run_artifacts WHERE run_id = $1",
             "DELETE FROM runs WHERE id = $1",
         ] {
@@ -814,6 +815,7 @@ impl WriteTx for Tx<'_> {
 
     fn alert_delete(&self, id: &str) -> Result<()> {
         self.exec("DELETE FROM run_alerts WHERE alert_id = $1", &[&id])?;
+        self.exec("DELETE FROM alert_windows WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alerts WHERE id = $1", &[&id])?;
         Ok(())
     }
