@@ -276,6 +276,70 @@ pub struct RunPatch {
     pub starred: Option<bool>,
 }
 
+/// One column's new value in a partial update, independent of the SQL
+/// driver: each backend turns it into its own parameter type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Bool(bool),
+}
+
+impl RunPatch {
+    /// The columns this patch sets, with their values (one list for every
+    /// backend).
+    pub fn columns(&self) -> Vec<(&'static str, Cell)> {
+        let mut c = Vec::new();
+        for (col, v) in [
+            ("name", &self.name),
+            ("folder", &self.folder),
+            ("status", &self.status),
+            ("tags", &self.tags),
+            ("metadata", &self.metadata),
+            ("system", &self.system),
+            ("notifications", &self.notifications),
+            ("visibility", &self.visibility),
+        ] {
+            if let Some(v) = v {
+                c.push((col, Cell::Text(Some(v.clone()))));
+            }
+        }
+        if let Some(d) = &self.description {
+            c.push(("description", Cell::Text(d.clone())));
+        }
+        for (col, v) in [
+            ("created", self.created),
+            ("modified", self.modified),
+            ("last_seen", self.last_seen),
+        ] {
+            if let Some(v) = v {
+                c.push((col, Cell::Int(Some(v))));
+            }
+        }
+        for (col, v) in [
+            ("started", self.started),
+            ("endtime", self.endtime),
+            ("ttl", self.ttl),
+        ] {
+            if let Some(v) = v {
+                c.push((col, Cell::Int(v)));
+            }
+        }
+        if let Some(t) = self.heartbeat_timeout {
+            c.push(("heartbeat_timeout", Cell::Real(t)));
+        }
+        if let Some((flag, reason)) = &self.abort {
+            c.push(("abort_requested", Cell::Bool(*flag)));
+            c.push(("abort_reason", Cell::Text(reason.clone())));
+        }
+        if let Some(s) = self.starred {
+            c.push(("starred", Cell::Bool(s)));
+        }
+        c
+    }
+}
+
 /// What a scan of every run reads: the light columns always, `tags` and
 /// values at JSON paths into `metadata`/`system` only when asked.
 #[derive(Debug, Clone, Default)]
@@ -347,6 +411,28 @@ pub struct FolderPatch {
     pub modified: Option<i64>,
 }
 
+impl FolderPatch {
+    /// The columns this patch sets, with their values.
+    pub fn columns(&self) -> Vec<(&'static str, Cell)> {
+        let mut c = Vec::new();
+        if let Some(d) = &self.description {
+            c.push(("description", Cell::Text(d.clone())));
+        }
+        for (col, v) in [("tags", &self.tags), ("metadata", &self.metadata)] {
+            if let Some(v) = v {
+                c.push((col, Cell::Text(Some(v.clone()))));
+            }
+        }
+        if let Some(s) = self.starred {
+            c.push(("starred", Cell::Bool(s)));
+        }
+        if let Some(m) = self.modified {
+            c.push(("modified", Cell::Int(Some(m))));
+        }
+        c
+    }
+}
+
 /// An alert definition as stored (`alert` is the JSON text of the rule).
 #[derive(Debug, Clone)]
 pub struct AlertRow {
@@ -371,6 +457,31 @@ pub struct AlertPatch {
     pub enabled: Option<bool>,
     pub abort: Option<bool>,
     pub alert: Option<Option<String>>,
+}
+
+impl AlertPatch {
+    /// The columns this patch sets, with their values.
+    pub fn columns(&self) -> Vec<(&'static str, Cell)> {
+        let mut c = Vec::new();
+        for (col, v) in [
+            ("name", &self.name),
+            ("description", &self.description),
+            ("notification", &self.notification),
+        ] {
+            if let Some(v) = v {
+                c.push((col, Cell::Text(Some(v.clone()))));
+            }
+        }
+        for (col, v) in [("enabled", self.enabled), ("abort", self.abort)] {
+            if let Some(v) = v {
+                c.push((col, Cell::Bool(v)));
+            }
+        }
+        if let Some(a) = &self.alert {
+            c.push(("alert", Cell::Text(a.clone())));
+        }
+        c
+    }
 }
 
 /// An alert attached to a run, with the run's state of it.

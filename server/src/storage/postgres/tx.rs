@@ -8,7 +8,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
 use crate::storage::{
-    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, ChunkInfo, ChunkStats, EventRow,
+    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
     FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
     RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, WriteTx,
 };
@@ -178,6 +178,22 @@ impl Tx<'_> {
         self.exec(&sql, &args)?;
         Ok(())
     }
+}
+
+/// A patch's cells as PostgreSQL parameters.
+fn pg_cells(cells: Vec<(&'static str, Cell)>) -> Vec<(&'static str, Boxed)> {
+    cells
+        .into_iter()
+        .map(|(col, v)| {
+            let v = match v {
+                Cell::Text(t) => boxed(t),
+                Cell::Int(i) => boxed(i),
+                Cell::Real(r) => boxed(r),
+                Cell::Bool(b) => boxed(b),
+            };
+            (col, v)
+        })
+        .collect()
 }
 
 fn boxed<T: ToSql + Sync + Send + 'static>(v: T) -> Boxed {
@@ -671,54 +687,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn run_update(&self, id: &str, p: &RunPatch) -> Result<()> {
-        let mut sets: Vec<(&str, Boxed)> = Vec::new();
-        let texts = [
-            ("name", &p.name),
-            ("folder", &p.folder),
-            ("status", &p.status),
-            ("tags", &p.tags),
-            ("metadata", &p.metadata),
-            ("system", &p.system),
-            ("notifications", &p.notifications),
-            ("visibility", &p.visibility),
-        ];
-        for (col, v) in texts {
-            if let Some(v) = v {
-                sets.push((col, boxed(v.clone())));
-            }
-        }
-        if let Some(d) = &p.description {
-            sets.push(("description", boxed(d.clone())));
-        }
-        for (col, v) in [
-            ("created", p.created),
-            ("modified", p.modified),
-            ("last_seen", p.last_seen),
-        ] {
-            if let Some(v) = v {
-                sets.push((col, boxed(v)));
-            }
-        }
-        for (col, v) in [
-            ("started", p.started),
-            ("endtime", p.endtime),
-            ("ttl", p.ttl),
-        ] {
-            if let Some(v) = v {
-                sets.push((col, boxed(v)));
-            }
-        }
-        if let Some(t) = p.heartbeat_timeout {
-            sets.push(("heartbeat_timeout", boxed(t)));
-        }
-        if let Some((flag, reason)) = &p.abort {
-            sets.push(("abort_requested", boxed(*flag)));
-            sets.push(("abort_reason", boxed(reason.clone())));
-        }
-        if let Some(s) = p.starred {
-            sets.push(("starred", boxed(s)));
-        }
-        self.update("runs", id, sets)
+        self.update("runs", id, pg_cells(p.columns()))
     }
 
     fn run_delete(&self, id: &str) -> Result<()> {
@@ -747,23 +716,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
-        let mut sets: Vec<(&str, Boxed)> = Vec::new();
-        if let Some(d) = &p.description {
-            sets.push(("description", boxed(d.clone())));
-        }
-        if let Some(t) = &p.tags {
-            sets.push(("tags", boxed(t.clone())));
-        }
-        if let Some(m) = &p.metadata {
-            sets.push(("metadata", boxed(m.clone())));
-        }
-        if let Some(s) = p.starred {
-            sets.push(("starred", boxed(s)));
-        }
-        if let Some(m) = p.modified {
-            sets.push(("modified", boxed(m)));
-        }
-        self.update("folders", id, sets)
+        self.update("folders", id, pg_cells(p.columns()))
     }
 
     fn folder_delete(&self, id: &str) -> Result<()> {
@@ -792,25 +745,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()> {
-        let mut sets: Vec<(&str, Boxed)> = Vec::new();
-        for (col, v) in [
-            ("name", &p.name),
-            ("description", &p.description),
-            ("notification", &p.notification),
-        ] {
-            if let Some(v) = v {
-                sets.push((col, boxed(v.clone())));
-            }
-        }
-        for (col, v) in [("enabled", p.enabled), ("abort", p.abort)] {
-            if let Some(v) = v {
-                sets.push((col, boxed(v)));
-            }
-        }
-        if let Some(a) = &p.alert {
-            sets.push(("alert", boxed(a.clone())));
-        }
-        self.update("alerts", id, sets)
+        self.update("alerts", id, pg_cells(p.columns()))
     }
 
     fn alert_delete(&self, id: &str) -> Result<()> {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
 use crate::storage::{
-    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, ChunkInfo, ChunkStats, EventRow,
+    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
     FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
     RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
 };
@@ -110,14 +110,20 @@ fn update(c: &Connection, table: &str, id: &str, sets: Vec<(&str, Sql)>) -> Resu
     Ok(())
 }
 
-fn text(s: &str) -> Sql {
-    Sql::Text(s.to_owned())
-}
-fn opt_text(s: Option<&str>) -> Sql {
-    s.map_or(Sql::Null, text)
-}
-fn opt_int(v: Option<i64>) -> Sql {
-    v.map_or(Sql::Null, Sql::Integer)
+/// A patch's cells as SQLite values (booleans are 0/1).
+fn sql_cells(cells: Vec<(&'static str, Cell)>) -> Vec<(&'static str, Sql)> {
+    cells
+        .into_iter()
+        .map(|(col, v)| {
+            let v = match v {
+                Cell::Text(t) => t.map_or(Sql::Null, Sql::Text),
+                Cell::Int(i) => i.map_or(Sql::Null, Sql::Integer),
+                Cell::Real(r) => r.map_or(Sql::Null, Sql::Real),
+                Cell::Bool(b) => Sql::Integer(i64::from(b)),
+            };
+            (col, v)
+        })
+        .collect()
 }
 
 /// SQLite's JSON path for a list of object keys: `$."k1"."k2"`. SQLite ends
@@ -712,54 +718,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn run_update(&self, id: &str, p: &RunPatch) -> Result<()> {
-        let mut sets: Vec<(&str, Sql)> = Vec::new();
-        let texts = [
-            ("name", &p.name),
-            ("folder", &p.folder),
-            ("status", &p.status),
-            ("tags", &p.tags),
-            ("metadata", &p.metadata),
-            ("system", &p.system),
-            ("notifications", &p.notifications),
-            ("visibility", &p.visibility),
-        ];
-        for (col, v) in texts {
-            if let Some(v) = v {
-                sets.push((col, text(v)));
-            }
-        }
-        if let Some(d) = &p.description {
-            sets.push(("description", opt_text(d.as_deref())));
-        }
-        for (col, v) in [
-            ("created", p.created),
-            ("modified", p.modified),
-            ("last_seen", p.last_seen),
-        ] {
-            if let Some(v) = v {
-                sets.push((col, Sql::Integer(v)));
-            }
-        }
-        for (col, v) in [
-            ("started", p.started),
-            ("endtime", p.endtime),
-            ("ttl", p.ttl),
-        ] {
-            if let Some(v) = v {
-                sets.push((col, opt_int(v)));
-            }
-        }
-        if let Some(t) = p.heartbeat_timeout {
-            sets.push(("heartbeat_timeout", t.map_or(Sql::Null, Sql::Real)));
-        }
-        if let Some((flag, reason)) = &p.abort {
-            sets.push(("abort_requested", Sql::Integer(i64::from(*flag))));
-            sets.push(("abort_reason", opt_text(reason.as_deref())));
-        }
-        if let Some(s) = p.starred {
-            sets.push(("starred", Sql::Integer(i64::from(s))));
-        }
-        update(self.0, "runs", id, sets)
+        update(self.0, "runs", id, sql_cells(p.columns()))
     }
 
     fn run_delete(&self, id: &str) -> Result<()> {
@@ -789,23 +748,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
-        let mut sets: Vec<(&str, Sql)> = Vec::new();
-        if let Some(d) = &p.description {
-            sets.push(("description", opt_text(d.as_deref())));
-        }
-        if let Some(t) = &p.tags {
-            sets.push(("tags", text(t)));
-        }
-        if let Some(m) = &p.metadata {
-            sets.push(("metadata", text(m)));
-        }
-        if let Some(s) = p.starred {
-            sets.push(("starred", Sql::Integer(i64::from(s))));
-        }
-        if let Some(m) = p.modified {
-            sets.push(("modified", Sql::Integer(m)));
-        }
-        update(self.0, "folders", id, sets)
+        update(self.0, "folders", id, sql_cells(p.columns()))
     }
 
     fn folder_delete(&self, id: &str) -> Result<()> {
@@ -838,25 +781,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()> {
-        let mut sets: Vec<(&str, Sql)> = Vec::new();
-        for (col, v) in [
-            ("name", &p.name),
-            ("description", &p.description),
-            ("notification", &p.notification),
-        ] {
-            if let Some(v) = v {
-                sets.push((col, text(v)));
-            }
-        }
-        for (col, v) in [("enabled", p.enabled), ("abort", p.abort)] {
-            if let Some(v) = v {
-                sets.push((col, Sql::Integer(i64::from(v))));
-            }
-        }
-        if let Some(a) = &p.alert {
-            sets.push(("alert", opt_text(a.as_deref())));
-        }
-        update(self.0, "alerts", id, sets)
+        update(self.0, "alerts", id, sql_cells(p.columns()))
     }
 
     fn alert_delete(&self, id: &str) -> Result<()> {
