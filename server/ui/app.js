@@ -683,6 +683,7 @@
       h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'), metricFilter,
         h('span', { class: 'muted' }, 'Drag to zoom, double-click to reset.')),
       chartsNote, chartsEl,
+      runSections(run, view),
       h('div', { class: 'cols' }, h('div', {}, h('h2', {}, 'Files'), filesEl), h('div', {}, h('h2', {}, 'Alerts'), alertsEl)),
       h('h2', {}, 'Events'), eventsEl);
 
@@ -1357,5 +1358,32 @@ target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
       box('Python (the official simvue client)', 'snippet-simvue', `export SIMVUE_URL=${url}\nexport SIMVUE_TOKEN=${tok}`));
   }
 
-  route();
+  // ---------- extension point ----------
+  // Further pages and run-page sections live in their own files under
+  // /ui/pages/ (loaded after this one): each calls
+  // `simtrack.page(name, fn, navLabel?)` or `simtrack.runSection(fn)`, where
+  // a section gets (run, view) and returns a node (or null) placed under the
+  // run's charts.
+  const sections = [];
+  function runSections(run, view) {
+    const box = h('div', { class: 'run-sections' });
+    for (const f of sections) { try { const el = f(run, view); if (el) box.append(el); } catch (e) { showError(box, e); } }
+    return box;
+  }
+  window.simtrack = Object.freeze({
+    h, clear, api, qs, every, onCleanup, debounce, badge, tags, kvTable, copy, showError, setQuery, parseRoute,
+    fmtTime, fmtDuration, fmtNum, fmtBytes, fmtValue, fmtTick, colour, cssVar, hooks,
+    user: () => user,
+    page(name, fn, navLabel) {
+      PAGES[name] = fn;
+      if (navLabel && !document.querySelector(`#nav a[data-page="${name}"]`)) {
+        const nav = document.getElementById('nav');
+        nav.insertBefore(h('a', { href: '#/' + name, dataset: { page: name } }, navLabel), nav.querySelector('a.primary'));
+      }
+    },
+    runSection(fn) { sections.push(fn); },
+  });
+  // The first render waits for the page files after this one to register.
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', () => route());
+  else route();
 })();
