@@ -17,6 +17,14 @@
   // alternates, so 50 runs still get 50 distinguishable lines.
   const colour = (i) => (i < COLORS.length ? COLORS[i] : `hsl(${Math.round((i * 137.508) % 360)}, 70%, ${i % 2 ? 38 : 52}%)`);
 
+  // A continuous colour scale (dark blue → purple → orange), readable on
+  // light and dark backgrounds; t in 0..1.
+  const RAMP = [[33, 49, 140], [110, 40, 160], [190, 60, 110], [230, 110, 40], [215, 160, 0]];
+  function ramp(t) {
+    const x = Math.min(1, Math.max(0, t)) * (RAMP.length - 1), i = Math.min(RAMP.length - 2, Math.floor(x)), f = x - i;
+    const c = RAMP[i].map((v, j) => Math.round(v + (RAMP[i + 1][j] - v) * f));
+    return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+  }
   const main = document.getElementById('main');
   // Hooks for tests and benchmarks: the charts on screen and timing marks.
   const hooks = (window.__simtrack = { charts: new Map(), marks: {}, route: '' });
@@ -614,7 +622,7 @@
     return String(v);
   }
   const cssVar = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
-  function chartOpts(width, axis, log, series, title) {
+  function chartOpts(width, axis, log, series, title, colours) {
     // Axis text and grid from the page's colours (dark mode included).
     const ink = cssVar('--muted') || '#5f6b7d', grid = { stroke: cssVar('--line') || '#dde2ea', width: 1 };
     const style = (a) => Object.assign(a, { stroke: ink, grid, ticks: { stroke: grid.stroke, width: 1, size: 10 } });
@@ -624,7 +632,7 @@
       // Legend values with 6 significant digits: residuals of 1e-12 must not read as 0.
       // NaN/±Inf are gaps, not joined over, so where the series breaks shows.
       series: [{ label: axis, value: (u, v) => fmtX(axis, v) }, ...series.map((s, i) => ({
-        label: s, stroke: colour(i), width: 1.5, spanGaps: false,
+        label: s, stroke: (colours && colours[i]) || colour(i), width: 1.5, spanGaps: false,
         value: (u, v, si, idx) => (v == null ? (idx != null && u.__bad && u.__bad[si - 1] && u.__bad[si - 1].get(idx)) || '--' : fmtNum(v)),
       }))],
       axes: [
@@ -1032,7 +1040,7 @@
     u.__raw.forEach((ys, k) => {
       const s = u.series[k + 1];
       if (!s || !s.show) return;
-      ctx.strokeStyle = colour(k);
+      ctx.strokeStyle = (typeof s.stroke === 'function' ? s.stroke(u, k + 1) : s.stroke) || colour(k);
       ctx.beginPath();
       let pen = false;
       for (let i = 0; i < ys.length; i++) {
@@ -1078,25 +1086,55 @@
     const smooth = h('input', { type: 'range', id: 'compare-smooth', min: 0, max: 0.99, step: 0.01, value: r.params.get('smooth') || 0 });
     const smoothOut = h('span', { class: 'mono' });
     const runLegend = h('div', { id: 'compare-runs', class: 'row' });
+    // Colour by a metadata key: a numeric key on a continuous scale, any
+    // other on distinct colours, runs without the key grey.
+    const metaKeys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
+    const colourBy = h('select', { id: 'compare-colour' }, h('option', { value: '' }, 'run'), metaKeys.map((k) => h('option', { value: k }, 'metadata.' + k)));
+    colourBy.value = metaKeys.includes(r.params.get('colour')) ? r.params.get('colour') : '';
+    const colourKey = h('span', { id: 'colour-key', class: 'row' });
+    let runColours = runs.map((x, k) => colour(k));
+    const colourOf = (k) => runColours[k];
+    function computeColours() {
+      const key = colourBy.value;
+      clear(colourKey);
+      if (!key) { runColours = runs.map((x, k) => colour(k)); return; }
+      const vals = runs.map((x) => num((x.metadata || {})[key]));
+      const nums = vals.filter((v) => typeof v === 'number' && Number.isFinite(v));
+      if (nums.length && vals.every((v) => v === undefined || typeof v === 'number')) {
+        const lo = Math.min(...nums), hi = Math.max(...nums);
+        const at = (v) => (hi === lo ? 0.5 : (v - lo) / (hi - lo));
+        runColours = vals.map((v) => (typeof v === 'number' && Number.isFinite(v) ? ramp(at(v)) : '#9aa3ad'));
+        colourKey.append(h('span', { class: 'mono' }, fmtNum(lo)), h('span', { class: 'ramp', 'aria-hidden': 'true' }), h('span', { class: 'mono' }, fmtNum(hi)));
+      } else {
+        const cats = [...new Set(vals.filter((v) => v !== undefined).map((v) => fmtValue(v)))].sort();
+        runColours = vals.map((v) => (v === undefined ? '#9aa3ad' : colour(cats.indexOf(fmtValue(v)))));
+        colourKey.append(...cats.slice(0, 20).map((c, i) => h('span', { class: 'run-chip' }, h('span', { class: 'swatch', style: `background:${colour(i)}` }), c)));
+      }
+      if (vals.some((v) => v === undefined)) colourKey.append(h('span', { class: 'run-chip' }, h('span', { class: 'swatch', style: 'background:#9aa3ad' }), 'no value'));
+    }
+    computeColours();
     const grid = h('div', { class: 'charts', id: 'compare-grid' });
     const onlyDiff = h('input', { type: 'checkbox', id: 'only-diff' });
     const diff = h('div', { class: 'table-wrap' });
     view.append(
       h('div', { class: 'row' }, h('label', {}, 'metric ', metricSel), addBtn, chips),
       h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'),
-        h('label', {}, 'smoothing ', smooth, ' ', smoothOut), h('span', { class: 'muted' }, 'Drag to zoom (all charts follow), double-click to reset.')),
+        h('label', {}, 'smoothing ', smooth, ' ', smoothOut), h('label', {}, 'colour by ', colourBy), colourKey,
+        h('span', { class: 'muted' }, 'Drag to zoom (all charts follow), double-click to reset.')),
       runLegend, grid);
 
     const charts = new Map(); // metric -> {u, card, raw}
     let syncing = false;
-    const save = () => setQuery({ ids: ids.join(','), metrics: [...chosen].join(','), x: axisSel.value === 'step' ? '' : axisSel.value, log: logBox.checked ? '1' : '', smooth: +smooth.value ? smooth.value : '' });
+    const save = () => setQuery({ ids: ids.join(','), metrics: [...chosen].join(','), x: axisSel.value === 'step' ? '' : axisSel.value, log: logBox.checked ? '1' : '', smooth: +smooth.value ? smooth.value : '', colour: colourBy.value });
+    const extras = []; // compare sections (pages/*.js) with their redraw
     function renderRunLegend() {
       clear(runLegend).append(...runs.map((run, k) => {
         const cb = h('input', { type: 'checkbox', checked: !hidden.has(k), 'data-run': run.id, onchange: () => {
           if (cb.checked) hidden.delete(k); else hidden.add(k);
           for (const c of charts.values()) c.u.setSeries(k + 1, { show: cb.checked });
+          for (const x of extras) x.redraw();
         } });
-        return h('label', { class: 'run-chip', title: run.name }, cb, h('span', { class: 'swatch', style: `background:${colour(k)}` }), labels[k]);
+        return h('label', { class: 'run-chip', title: run.name }, cb, h('span', { class: 'swatch', style: `background:${colourOf(k)}` }), labels[k]);
       }));
     }
     function renderChips() {
@@ -1130,7 +1168,7 @@
           const bad = [];
           const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axis, log); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
           const data = uPlot.join(tables);
-          const opts = chartOpts(width, axis, log, labels);
+          const opts = chartOpts(width, axis, log, labels, null, runColours);
           opts.cursor.sync = { key: 'simtrack-compare', setSeries: true };
           opts.hooks.draw = [drawRaw, drawBad];
           // Zoom one chart, the others follow.
@@ -1160,9 +1198,9 @@
     axisSel.addEventListener('change', () => { save(); drawAll(); });
     logBox.addEventListener('change', () => { save(); drawAll(); });
     smooth.addEventListener('input', () => { save(); for (const c of charts.values()) applySmoothing(c); });
+    colourBy.addEventListener('change', () => { save(); computeColours(); renderRunLegend(); drawAll(); for (const x of extras) x.redraw(); });
 
     // Parameter plot: a metric's last/min/max against a metadata key.
-    const metaKeys = [...new Set(runs.flatMap((x) => Object.keys(x.metadata || {})))].sort();
     const numKeys = metaKeys.filter((k) => runs.some((x) => typeof (x.metadata || {})[k] === 'number'));
     const pKey = h('select', { id: 'param-key' }, numKeys.map((k) => h('option', { value: k }, k)));
     const pMetric = h('select', { id: 'param-metric' }, byCommon.map((n) => h('option', { value: n }, n)));
@@ -1204,6 +1242,12 @@
     onlyDiff.addEventListener('change', renderDiff);
     view.append(h('h2', {}, 'Metadata'), h('label', {}, onlyDiff, ' only rows that differ'), diff);
     renderDiff();
+    for (const f of compareSections) {
+      try {
+        const x = f({ runs, labels, metrics: byCommon, colourOf, hidden });
+        if (x) { extras.push(x); view.append(x.node); }
+      } catch (e) { showError(view, e); }
+    }
     renderRunLegend();
     await drawAll();
     drawParam();
@@ -1365,6 +1409,7 @@ target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
   // a section gets (run, view) and returns a node (or null) placed under the
   // run's charts.
   const sections = [];
+  const compareSections = [];
   function runSections(run, view) {
     const box = h('div', { class: 'run-sections' });
     for (const f of sections) { try { const el = f(run, view); if (el) box.append(el); } catch (e) { showError(box, e); } }
@@ -1382,6 +1427,8 @@ target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
       }
     },
     runSection(fn) { sections.push(fn); },
+    // fn({runs, labels, metrics, colourOf(k), hidden}) -> {node, redraw()} or null.
+    compareSection(fn) { compareSections.push(fn); },
   });
   // The first render waits for the page files after this one to register.
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', () => route());

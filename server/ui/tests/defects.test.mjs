@@ -4,72 +4,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { URL_, TOKEN, REPO, LIBDIR, SHOTS, api, q, waitFor, mkRun, postMetrics, steps, openBrowser } from './harness.mjs';
 
-const URL_ = process.env.SIMTRACK_URL;
-const TOKEN = process.env.SIMTRACK_TOKEN;
-const REPO = process.env.REPO;
-const LIBDIR = process.env.SIMTRACK_LIBDIR;
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'simtrack-ui-screenshots');
-mkdirSync(SHOTS, { recursive: true });
-const scratch = mkdtempSync(join(tmpdir(), 'simtrack-ui2-'));
-let context, page;
-const pageErrors = [];
-
-async function api(path, { method = 'GET', body } = {}) {
-  const r = await fetch(URL_ + path, {
-    method, redirect: 'manual',
-    headers: { Authorization: 'Bearer ' + TOKEN, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  let parsed = null;
-  try { parsed = text ? JSON.parse(text.replace(/:(-?Infinity|NaN)([,}\]])/g, ':null$2')) : null; } catch { parsed = text; }
-  return { status: r.status, body: parsed, headers: r.headers };
-}
-const q = (v) => encodeURIComponent(JSON.stringify(v));
-async function waitFor(what, f, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { last = await f(); if (last) return last; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
-const mkRun = async (body) => {
-  const r = await api('/api/runs', { method: 'POST', body: { status: 'completed', folder: '/ui2', ...body } });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body.id;
-};
-async function postMetrics(run, metrics) {
-  // NaN and Infinity cannot be spelled in JSON.stringify: write them raw.
-  const text = JSON.stringify({ run, metrics }, (k, v) => (typeof v === 'number' && !Number.isFinite(v) ? `@@${v}@@` : v))
-    .replace(/"@@(-?Infinity|NaN)@@"/g, '$1');
-  const r = await fetch(URL_ + '/api/metrics', { method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' }, body: text });
-  assert.equal(r.status, 200, await r.text());
-}
-const steps = (n, f) => Array.from({ length: n }, (_, s) => ({ step: s, time: s * 0.001, values: f(s) }));
-
+let browser, page, scratch, pageErrors;
 before(async () => {
-  context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, 'profile-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, acceptDownloads: true, viewport: { width: 1440, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
-  page = context.pages()[0] || (await context.newPage());
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error' && !/ (401|422) /.test(m.text())) pageErrors.push(m.text()); });
-  page.on('dialog', (d) => d.accept());
-  await page.goto(URL_ + '/#/runs');
-  await page.evaluate((t) => localStorage.setItem('simtrack.token', t), TOKEN);
+  browser = await openBrowser('simtrack-ui2-');
+  ({ page, scratch, errors: pageErrors } = browser);
 });
-after(async () => {
-  if (context) await context.close();
-  rmSync(scratch, { recursive: true, force: true });
-});
+after(async () => { if (browser) await browser.close(); });
 
 test('log-scale tick labels are whole and fit their axis', async () => {
   const id = await mkRun({ name: 'ui2-log' });

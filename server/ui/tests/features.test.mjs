@@ -1,0 +1,70 @@
+// Browser tests of the UI features of issue 11 beyond its listed defects:
+// colour by metadata and parallel coordinates on Compare, the not-found
+// pages, run-page tabs and file previews. Same environment as
+// ui.test.mjs (scripts/test.d/30-ui.sh sets it up).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { URL_, SHOTS, waitFor, mkRun, postMetrics, steps, openBrowser } from './harness.mjs';
+
+let browser, page;
+before(async () => { browser = await openBrowser('simtrack-ui3-', / (401|404|422) /); ({ page } = browser); });
+after(async () => { if (browser) await browser.close(); });
+
+test('compare colours runs by a metadata key and draws parallel coordinates that brush', async () => {
+  const ids = [];
+  for (const [i, nu] of [0.1, 0.2, 0.4, 0.8].entries()) {
+    ids.push(await mkRun({ name: `pc-${i}`, metadata: { nu, scheme: i % 2 ? 'upwind' : 'central' } }, '/ui3'));
+    await postMetrics(ids[i], steps(20, (s) => ({ residual: nu * 10 ** (-s / 10) })));
+  }
+  await page.goto(URL_ + `/#/compare?ids=${ids.join(',')}&metrics=residual`);
+  await waitFor('the parallel plot', () => page.evaluate(() => window.__simtrack.parallel?.runs.length === 4));
+  const pc = await page.evaluate(() => window.__simtrack.parallel);
+  assert.deepEqual(pc.axes, ['metadata.nu', 'metadata.scheme', 'residual.last']);
+  // Each run's line goes through its own values.
+  for (const [i, nu] of [0.1, 0.2, 0.4, 0.8].entries()) {
+    const line = pc.runs.find((x) => x.id === ids[i]);
+    assert.equal(line.values[0], nu);
+    assert.equal(line.values[1], i % 2 ? 'upwind' : 'central');
+    assert.ok(Math.abs(line.values[2] - nu * 10 ** (-19 / 10)) < 1e-12 * nu);
+  }
+  // Brush the upper part of the nu axis (0.8 down to about 0.35): the runs with nu 0.4 and 0.8 stay.
+  const axis = page.locator('#parallel-plot g.axis[data-axis="metadata.nu"] rect').last();
+  await axis.scrollIntoViewIfNeeded();
+  const box = await axis.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height * 0.65, { steps: 4 });
+  await page.mouse.up();
+  const brushed = await waitFor('the brush', () => page.evaluate(() => window.__simtrack.parallel.brushes['metadata.nu'] && window.__simtrack.parallel));
+  assert.deepEqual(brushed.runs.filter((x) => x.match).map((x) => x.id).sort(), [ids[2], ids[3]].sort());
+  assert.match(await page.textContent('#parallel-count'), /^2 of 4 runs/);
+
+  // Colour by nu: the chart lines take the scale's colours, ordered by nu,
+  // and the same colours draw the parallel lines and the legend.
+  await page.selectOption('#compare-colour', 'nu');
+  const strokes = await waitFor('strokes', () => page.evaluate(() => {
+    const u = window.__simtrack.charts.get('compare');
+    const s = u.series.slice(1).map((x) => (typeof x.stroke === 'function' ? x.stroke(u, 1) : x.stroke));
+    return s.every((c) => c.startsWith('rgb(')) && s;
+  }));
+  assert.equal(new Set(strokes).size, 4, `distinct colours: ${strokes}`);
+  assert.equal(strokes[0], 'rgb(33, 49, 140)', 'lowest nu takes the start of the scale');
+  assert.equal(strokes[3], 'rgb(215, 160, 0)', 'highest nu takes the end of the scale');
+  const lineColours = await page.evaluate((ids) => ids.map((i) => document.querySelector(`#parallel-plot path[data-run="${i}"]`).getAttribute('stroke')), ids);
+  assert.deepEqual(lineColours, strokes);
+  assert.match(page.url(), /colour=nu/);
+  // A categorical key: one colour per value.
+  await page.selectOption('#compare-colour', 'scheme');
+  const cats = await waitFor('categorical strokes', () => page.evaluate(() => {
+    const u = window.__simtrack.charts.get('compare');
+    const s = u.series.slice(1).map((x) => (typeof x.stroke === 'function' ? x.stroke(u, 1) : x.stroke));
+    return !s[0].startsWith('rgb(') && s;
+  }));
+  assert.equal(cats[0], cats[2]);
+  assert.equal(cats[1], cats[3]);
+  assert.notEqual(cats[0], cats[1]);
+  await page.screenshot({ path: join(SHOTS, 'ui3-parallel.png'), fullPage: true });
+});
+
+test('the page raised no script errors', () => { assert.deepEqual(browser.errors, []); });
