@@ -183,6 +183,7 @@
     for (const f of cleanups.splice(0)) { try { f(); } catch (e) { console.warn(e); } }
     hooks.charts.clear();
     hooks.marks = {};
+    hooks.notFound = null;
     // Each route renders into its own view: a page still loading when the
     // user moves on finds its view detached and draws nothing into the next.
     const view = h('div', { class: 'view' });
@@ -202,8 +203,16 @@
     hooks.route = r.page;
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === r.page);
     const page = PAGES[r.page];
-    if (!page) { view.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/runs' }, 'Back to the runs'))); return; }
+    if (!page) return notFound(view, 'Page not found', `There is no page "${r.page}" in simtrack.`);
     try { await page(r, view); } catch (e) { showError(view, e); }
+  }
+  // What a page shows for something that does not exist (or that this
+  // user may not see: the server answers 404 for both).
+  function notFound(view, title, text) {
+    hooks.notFound = title;
+    document.title = title + ' · simtrack';
+    view.append(h('div', { class: 'panel not-found', id: 'not-found' }, h('h1', {}, title), h('p', {}, text),
+      h('p', { class: 'row' }, h('a', { class: 'button primary', href: '#/runs' }, 'Go to the runs'), h('a', { class: 'button', href: '#/folders' }, 'Browse folders'))));
   }
   function signOut(message) {
     localStorage.removeItem(TOKEN_KEY);
@@ -649,7 +658,11 @@
   // ---------- a run ----------
   async function runPage(r, view) {
     const id = r.arg;
-    let run = await api('/api/runs/' + encodeURIComponent(id));
+    let run;
+    try { run = await api('/api/runs/' + encodeURIComponent(id)); } catch (e) {
+      if (e.status === 404) return notFound(view, 'Run not found', `No run with id "${id}" exists here, or it was deleted, or you may not see it.`);
+      throw e;
+    }
     const axisSel = h('select', { id: 'xaxis' }, ['step', 'time', 'timestamp'].map((a) => h('option', { value: a }, a)));
     axisSel.value = r.params.get('x') || 'step';
     const logBox = h('input', { type: 'checkbox', id: 'logscale', checked: r.params.get('log') === '1' });
@@ -682,18 +695,35 @@
     const filesEl = h('div', { id: 'files' });
     const alertsEl = h('div', { id: 'run-alerts' });
     const title = h('h1', { id: 'run-name' });
+    // Tabs: Overview shows every section but the full system listing; the
+    // others show one. The tab is in the address, so a link or Back keeps it.
+    const TABS = [['overview', 'Overview'], ['metrics', 'Metrics'], ['events', 'Events'], ['files', 'Files'], ['alerts', 'Alerts'], ['system', 'System']];
+    let tab = TABS.some(([t]) => t === r.params.get('tab')) ? r.params.get('tab') : 'overview';
+    const tabBar = h('div', { class: 'tabs', role: 'tablist', id: 'run-tabs' }, TABS.map(([t, label]) =>
+      h('button', { type: 'button', role: 'tab', id: 'tab-' + t, 'data-tab': t, onclick: () => { tab = t; showTab(); saveView(true); } }, label)));
+    const systemEl = h('div', { id: 'system-full' });
+    const sec = (t, ...kids) => h('section', { class: 'run-section', dataset: { tab: t } }, ...kids);
     view.append(
       h('p', {}, h('a', { href: '#/runs' }, '← Runs')),
       h('div', { class: 'run-head' }, title, statusEl, starBtn, editBtn, delBtn, abortBtn, abortMsg),
       editForm,
-      info,
-      h('h2', {}, 'Metrics'),
-      h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'), metricFilter,
-        h('span', { class: 'muted' }, 'Drag to zoom, double-click to reset.')),
-      chartsNote, chartsEl,
-      runSections(run, view),
-      h('div', { class: 'cols' }, h('div', {}, h('h2', {}, 'Files'), filesEl), h('div', {}, h('h2', {}, 'Alerts'), alertsEl)),
-      h('h2', {}, 'Events'), eventsEl);
+      tabBar,
+      sec('overview', info),
+      sec('metrics', h('h2', {}, 'Metrics'),
+        h('div', { class: 'row' }, h('label', {}, 'x-axis ', axisSel), h('label', {}, logBox, ' log scale'), metricFilter,
+          h('span', { class: 'muted' }, 'Drag to zoom, double-click to reset.')),
+        chartsNote, chartsEl,
+        runSections(run, view)),
+      h('div', { class: 'cols' }, sec('files', h('h2', {}, 'Files'), filesEl), sec('alerts', h('h2', {}, 'Alerts'), alertsEl)),
+      sec('events', h('h2', {}, 'Events'), eventsEl),
+      sec('system', h('h2', {}, 'System'), systemEl,
+        h('p', { class: 'muted' }, 'CPU, memory and GPU use over the run are plotted under ', h('a', { href: '#', onclick: (e) => { e.preventDefault(); tab = 'metrics'; metricFilter.value = 'resources/'; metricFilter.dispatchEvent(new Event('input')); showTab(); saveView(true); } }, 'Metrics → resources'), '.')));
+    function showTab() {
+      for (const el of view.querySelectorAll('section.run-section')) el.hidden = tab === 'overview' ? el.dataset.tab === 'system' : el.dataset.tab !== tab;
+      for (const b of tabBar.children) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+      hooks.tab = tab;
+    }
+    showTab();
 
     abortBtn.addEventListener('click', async () => {
       if (!confirm(`Ask run "${run.name}" to stop? The solver decides how to stop when it next checks.`)) return;
@@ -761,6 +791,7 @@
         h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'Metadata'), h('div', { id: 'run-metadata' }, kvTable(run.metadata, 'No metadata.'))),
         h('details', { class: 'panel', id: 'run-system', open: systemOpen }, h('summary', {}, h('strong', {}, 'System'), h('span', { class: 'muted' }, ` ${sys.hostname || ''} ${sys.cwd || ''}`)), kvTable(sys, 'No system information.')));
       info.querySelector('#run-system').addEventListener('toggle', (e) => { systemOpen = e.target.open; });
+      clear(systemEl).append(h('div', { class: 'panel' }, kvTable(sys, 'No system information.')));
     }
 
     // Charts: one per metric; the first EAGER_CHARTS load at once, the rest
@@ -927,7 +958,7 @@
       for (const c of all.slice(EAGER_CHARTS)) { io.unobserve(c.card); io.observe(c.card); }
       return fetchCharts(names);
     }
-    const saveView = () => setQuery({ x: axis === 'step' ? '' : axis, log: log ? '1' : '', m: metricFilter.value });
+    const saveView = (push) => setQuery({ tab: tab === 'overview' ? '' : tab, x: axis === 'step' ? '' : axis, log: log ? '1' : '', m: metricFilter.value }, push);
     axisSel.addEventListener('change', () => { axis = axisSel.value; saveView(); redrawAll(); });
     logBox.addEventListener('change', () => { log = logBox.checked; saveView(); redrawAll(); });
     metricFilter.addEventListener('input', debounce(() => { saveView(); const fresh = syncCards(); if (fresh.length) fetchCharts(fresh); }, 200));
@@ -969,10 +1000,49 @@
         const mine = files.filter((f) => f.category === cat);
         if (!mine.length) continue;
         filesEl.append(h('h3', { style: 'font-size:13px;margin:8px 0 4px' }, cat),
-          h('table', { class: 'kv' }, h('tbody', {}, mine.map((f) => h('tr', {},
-            h('td', {}, h('a', { href: f.url, download: f.name.split('/').pop(), 'data-testid': 'download', title: 'SHA-256 ' + f.checksum }, f.name)),
-            h('td', { class: 'num' }, fmtBytes(f.size)), h('td', { class: 'mono muted' }, (f.checksum || '').slice(0, 12)))))));
+          h('table', { class: 'kv' }, h('tbody', {}, mine.map((f) => {
+            const kind = previewKind(f);
+            const out = h('div', { class: 'preview', hidden: true, 'data-preview': f.name });
+            const btn = kind ? h('button', { type: 'button', class: 'link', 'data-preview-button': f.name, onclick: () => togglePreview(f, kind, out, btn) }, 'preview') : null;
+            return [h('tr', {},
+              h('td', {}, h('a', { href: f.url, download: f.name.split('/').pop(), 'data-testid': 'download', title: 'SHA-256 ' + f.checksum }, f.name)),
+              h('td', { class: 'num' }, fmtBytes(f.size)), h('td', { class: 'mono muted' }, (f.checksum || '').slice(0, 12)), h('td', {}, btn)),
+            h('tr', { class: 'preview-row' }, h('td', { colspan: 4 }, out))];
+          }).flat())));
       }
+    }
+    // Previews: text shown as text (never as markup), images through a
+    // data: URL (an <img> runs no script, whatever the file holds).
+    const TEXT_EXT = /\.(txt|log|out|err|csv|tsv|json|ya?ml|toml|ini|cfg|conf|nml|in|dat|md|rst|xml|f|f90|f95|f03|f08|for|c|h|cc|cpp|cxx|hpp|hh|cu|py|sh|jl|r|m|cmake|mk)$/i;
+    const IMAGE_EXT = /\.(png|jpe?g|gif|webp|svg|bmp)$/i;
+    const TEXT_MAX = 256 * 1024, IMAGE_MAX = 10 * 1024 * 1024;
+    function previewKind(f) {
+      const n = f.name || '', t = f.mimetype || f.mime_type || '';
+      if ((IMAGE_EXT.test(n) || t.startsWith('image/')) && f.size <= IMAGE_MAX) return 'image';
+      if (TEXT_EXT.test(n) || t.startsWith('text/') || t === 'application/json' || /makefile|readme/i.test(n.split('/').pop())) return 'text';
+      return null;
+    }
+    async function togglePreview(f, kind, out, btn) {
+      if (!out.hidden) { out.hidden = true; btn.textContent = 'preview'; return; }
+      out.hidden = false;
+      btn.textContent = 'hide';
+      if (out.dataset.loaded) return;
+      out.dataset.loaded = '1';
+      clear(out).append(h('span', { class: 'muted' }, 'Loading…'));
+      try {
+        const res = await fetch(f.url);
+        if (!res.ok) throw new Error(`download failed (HTTP ${res.status})`);
+        const blob = await res.blob();
+        if (kind === 'image') {
+          const type = IMAGE_EXT.test(f.name) && /\.svg$/i.test(f.name) ? 'image/svg+xml' : (blob.type.startsWith('image/') ? blob.type : 'image/' + (f.name.split('.').pop().toLowerCase().replace('jpg', 'jpeg')));
+          const url = await new Promise((ok, bad) => { const rd = new FileReader(); rd.onload = () => ok(rd.result); rd.onerror = () => bad(rd.error); rd.readAsDataURL(new Blob([blob], { type })); });
+          clear(out).append(h('img', { src: url, alt: f.name, class: 'preview-image' }));
+        } else {
+          const text = await blob.slice(0, TEXT_MAX).text();
+          clear(out).append(h('pre', { class: 'preview-text' }, text),
+            blob.size > TEXT_MAX ? h('p', { class: 'muted' }, `First ${fmtBytes(TEXT_MAX)} of ${fmtBytes(blob.size)}; download the file for the rest.`) : null);
+        }
+      } catch (e) { clear(out); showError(out, e); delete out.dataset.loaded; }
     }
     function renderAlerts() {
       clear(alertsEl);
@@ -1062,7 +1132,13 @@
       view.append(h('p', {}, 'Select runs on the ', h('a', { href: '#/runs' }, 'Runs'), ' page (the check boxes), then press ', h('em', {}, 'Compare selected'), '.'));
       return;
     }
-    const runs = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i))));
+    // Runs deleted since the link was made are named, not fatal.
+    const got = await Promise.all(ids.map((i) => api('/api/runs/' + encodeURIComponent(i)).catch((e) => { if (e.status === 404) return null; throw e; })));
+    const missing = ids.filter((i, k) => !got[k]);
+    if (missing.length) view.append(h('p', { class: 'muted', id: 'compare-missing' }, `Not found (deleted, or not visible to you): ${missing.join(', ')}`));
+    ids.splice(0, ids.length, ...ids.filter((i, k) => got[k]));
+    const runs = got.filter(Boolean);
+    if (!runs.length) return notFound(view, 'Runs not found', 'None of the runs in this comparison exists here any more.');
     const names = await api('/api/metrics/names?' + qs({ runs: ids }));
     // Metrics by how many of the runs have them (alphabetical among equals).
     const have = (n) => runs.filter((x) => x.metrics && n in x.metrics).length;

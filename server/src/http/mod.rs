@@ -544,7 +544,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::http::ui::router())
         .nest("/api", api)
-        .fallback(not_found)
+        .fallback(crate::http::ui::not_found_page)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

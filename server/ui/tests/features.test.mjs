@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { URL_, SHOTS, waitFor, mkRun, postMetrics, steps, openBrowser } from './harness.mjs';
+import { URL_, SHOTS, api, waitFor, mkRun, postMetrics, steps, openBrowser } from './harness.mjs';
 
 let browser, page;
 before(async () => { browser = await openBrowser('simtrack-ui3-', / (401|404|422) /); ({ page } = browser); });
@@ -65,6 +65,48 @@ test('compare colours runs by a metadata key and draws parallel coordinates that
   assert.equal(cats[1], cats[3]);
   assert.notEqual(cats[0], cats[1]);
   await page.screenshot({ path: join(SHOTS, 'ui3-parallel.png'), fullPage: true });
+});
+
+test('run page tabs show one section each, follow the address and Back', async () => {
+  const id = await mkRun({ name: 'tabs', metadata: { nx: 64 } }, '/ui3');
+  await postMetrics(id, steps(10, (s) => ({ residual: 1 / (s + 1), 'resources/cpu.usage.percentage': 50 + s })));
+  await api(`/api/events`, { method: 'POST', body: { run: id, events: [{ timestamp: new Date().toISOString().replace('Z', ''), message: 'hello tabs' }] } });
+  await page.goto(URL_ + `/#/run/${id}`);
+  await waitFor('overview charts', () => page.evaluate(() => window.__simtrack.charts.has('residual')));
+  const visible = () => page.evaluate(() => [...document.querySelectorAll('section.run-section')].filter((s) => !s.hidden).map((s) => s.dataset.tab));
+  assert.deepEqual(await visible(), ['overview', 'metrics', 'files', 'alerts', 'events']);
+  await page.click('#tab-events');
+  assert.deepEqual(await visible(), ['events']);
+  assert.match(page.url(), /tab=events/);
+  await waitFor('the event', async () => /hello tabs/.test(await page.textContent('#events')));
+  await page.screenshot({ path: join(SHOTS, 'ui3-tab-events.png') });
+  await page.click('#tab-system');
+  assert.deepEqual(await visible(), ['system']);
+  await page.goBack();
+  await waitFor('back to events', async () => JSON.stringify(await visible()) === '["events"]');
+  // The address alone opens a tab; a chart hidden at load draws when shown.
+  await page.goto(URL_ + `/#/run/${id}?tab=files`);
+  await waitFor('files tab', async () => JSON.stringify(await visible()) === '["files"]');
+  await page.click('#tab-metrics');
+  await waitFor('chart drawn in the metrics tab', () => page.evaluate(() => { const u = window.__simtrack.charts.get('residual'); return u && u.width > 100; }));
+  assert.equal(await page.getAttribute('#tab-metrics', 'aria-selected'), 'true');
+});
+
+test('a run, a page or an address that does not exist gets a real not-found page', async () => {
+  await page.goto(URL_ + '/#/run/no-such-run-id');
+  await waitFor('run not found', () => page.evaluate(() => window.__simtrack.notFound));
+  assert.equal(await page.textContent('#not-found h1'), 'Run not found');
+  assert.match(await page.textContent('#not-found'), /no-such-run-id/);
+  await page.goto(URL_ + '/#/nowhere');
+  await waitFor('page not found', async () => (await page.textContent('#not-found h1').catch(() => '')) === 'Page not found');
+  // Outside the UI: a browser gets an HTML 404 with a way back, a program JSON.
+  const res = await page.goto(URL_ + '/no/such/page');
+  assert.equal(res.status(), 404);
+  assert.equal(await page.textContent('h1'), 'Page not found');
+  assert.equal(await page.getAttribute('a.button.primary', 'href'), '/#/runs');
+  const api404 = await fetch(URL_ + '/no/such/page');
+  assert.equal(api404.status, 404);
+  assert.match(api404.headers.get('content-type'), /json/);
 });
 
 test('the page raised no script errors', () => { assert.deepEqual(browser.errors, []); });

@@ -24,6 +24,7 @@ const URL_ = process.env.SIMTRACK_URL;
 const TOKEN = process.env.SIMTRACK_TOKEN;
 if (!URL_ || !TOKEN) throw new Error('SIMTRACK_URL and SIMTRACK_TOKEN must be set (run scripts/test.d/30-ui.sh)');
 const scratch = mkdtempSync(join(tmpdir(), 'simtrack-xss-'));
+const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'simtrack-ui-screenshots');
 
 let context, page, watch, WATCH;
 const hits = [];
@@ -239,4 +240,24 @@ test('the run page lists the files; following its download links runs no script'
   assert.doesNotMatch(await page.title(), /PWNED/);
   assert.equal(await page.evaluate(() => localStorage.getItem('pwned')), null);
   assert.deepEqual(hits, []);
+});
+
+test('previewing every file on the run page runs no script; the real image shows', async () => {
+  await page.goto(URL_ + '/#/run/' + encodeURIComponent(uploaded.runId));
+  await page.waitForSelector('[data-testid=download]');
+  const buttons = page.locator('[data-preview-button]');
+  const n = await buttons.count();
+  assert.ok(n >= 6, `preview buttons: ${n}`);
+  for (let i = 0; i < n; i++) await buttons.nth(i).click();
+  await page.waitForFunction((k) => [...document.querySelectorAll('.preview')].filter((p) => p.dataset.loaded && !p.querySelector('.muted')).length >= k, n, { timeout: 10000 });
+  await page.waitForTimeout(500);
+  assert.doesNotMatch(await page.title(), /PWNED/);
+  assert.equal(await page.evaluate(() => localStorage.getItem('pwned')), null);
+  assert.deepEqual(hits, [], 'a previewed payload reached the watch server');
+  // Text previews hold the file's bytes as text, not markup.
+  const txt = await page.evaluate(() => document.querySelector('.preview[data-preview="fake.txt"] pre')?.textContent);
+  assert.match(txt || '', /^<!doctype html>/);
+  await page.screenshot({ path: join(SHOTS, 'xss-previews.png'), fullPage: true });
+  const drawn = await page.evaluate(() => [...document.querySelectorAll('.preview img')].filter((i) => i.naturalWidth > 0).map((i) => i.alt));
+  assert.ok(drawn.includes('plot.png'), `images drawn: ${drawn}`);
 });

@@ -97,6 +97,28 @@ async fn asset(Path(path): Path<String>) -> Response {
     }
 }
 
+const NOT_FOUND: &str = include_str!("../../../ui/not-found.html");
+
+/// An address outside the API that names nothing: a browser (it asks for
+/// HTML) gets a page saying so with a way back; a program gets the API's
+/// JSON 404.
+pub async fn not_found_page(headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if !wants_html {
+        return ApiError::not_found("Not Found").into_response();
+    }
+    let r = (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        NOT_FOUND,
+    )
+        .into_response();
+    harden(r, "no-cache")
+}
+
 /// `/dashboard/runs/run/{id}`, the address the simvue client prints for a
 /// run, goes to that run's page.
 async fn dashboard_run(Path(id): Path<String>) -> Response {
