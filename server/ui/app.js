@@ -1039,8 +1039,8 @@
           clear(out).append(h('img', { src: url, alt: f.name, class: 'preview-image' }));
         } else {
           const text = await blob.slice(0, TEXT_MAX).text();
-          clear(out).append(h('pre', { class: 'preview-text' }, text),
-            blob.size > TEXT_MAX ? h('p', { class: 'muted' }, `First ${fmtBytes(TEXT_MAX)} of ${fmtBytes(blob.size)}; download the file for the rest.`) : null);
+          clear(out).append(h('pre', { class: 'preview-text' }, text));
+          if (blob.size > TEXT_MAX) out.append(h('p', { class: 'muted' }, `First ${fmtBytes(TEXT_MAX)} of ${fmtBytes(blob.size)}; download the file for the rest.`));
         }
       } catch (e) { clear(out); showError(out, e); delete out.dataset.loaded; }
     }

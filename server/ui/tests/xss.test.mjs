@@ -257,6 +257,7 @@ test('previewing every file on the run page runs no script; the real image shows
   // Text previews hold the file's bytes as text, not markup.
   const txt = await page.evaluate(() => document.querySelector('.preview[data-preview="fake.txt"] pre')?.textContent);
   assert.match(txt || '', /^<!doctype html>/);
+  assert.equal(await page.evaluate(() => document.querySelector('.preview[data-preview="fake.txt"]').textContent), txt, 'nothing but the text');
   await page.screenshot({ path: join(SHOTS, 'xss-previews.png'), fullPage: true });
   const drawn = await page.evaluate(() => [...document.querySelectorAll('.preview img')].filter((i) => i.naturalWidth > 0).map((i) => i.alt));
   assert.ok(drawn.includes('plot.png'), `images drawn: ${drawn}`);
