@@ -515,6 +515,33 @@ fn abort_requests_reach_the_poll_and_aborting_alerts_trigger_them() {
     let again = api.json("POST", "/api/alerts?deduplicate=True", &alert);
     assert_eq!(again.status, 409);
     assert_eq!(again.json()["id"], id.as_str());
+    // The same name with another threshold is another alert: a second run
+    // asking for `temp above 100` is not judged by this run's 10.
+    let mut other = alert.clone();
+    other["alert"]["threshold"] = json!(100.0);
+    let hot = api.json("POST", "/api/alerts?deduplicate=True", &other);
+    assert_eq!(hot.status, 200, "{}", hot.text);
+    let other_id = hot.json()["id"].as_str().expect("id").to_owned();
+    assert_ne!(other_id, id);
+    let again = api.json("POST", "/api/alerts?deduplicate=True", &other);
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["id"], other_id.as_str());
+    let run100 = api.create_run(json!({"name": "alerting-100"}));
+    api.json(
+        "PUT",
+        &format!("/api/runs/{run100}"),
+        &json!({"alerts": [other_id.clone()]}),
+    );
+    api.msgpack(
+        "/api/metrics",
+        None,
+        &points(&run100, "temp", 0, 600, |_| 50.0),
+    );
+    assert_eq!(
+        api.ok(&format!("/api/alerts/{other_id}/status/{run100}"))["status"],
+        "ok",
+        "50 is not above this run's threshold of 100"
+    );
     api.json("PUT", &format!("/api/runs/{run}"), &json!({"alerts": [id]}));
     let status = || {
         api.ok(&format!("/api/alerts/{id}/status/{run}"))["status"]

@@ -177,7 +177,7 @@
     if (push && next !== location.hash) history.pushState(null, '', next);
     else history.replaceState(null, '', next);
   }
-  const PAGES = { runs: runsPage, run: runPage, compare: comparePage, folders: foldersPage, alerts: alertsPage, new: newRunPage };
+  const PAGES = { runs: runsPage, run: runPage, compare: comparePage, folders: foldersPage, new: newRunPage }; // + pages/*.js
 
   async function route() {
     for (const f of cleanups.splice(0)) { try { f(); } catch (e) { console.warn(e); } }
@@ -1355,27 +1355,6 @@
   }
 
   // ---------- alerts ----------
-  async function alertsPage(r, view) {
-    const [alerts, critical] = await Promise.all([
-      api('/api/alerts?' + qs({ count: 10000 })),
-      api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1000 })),
-    ]);
-    const byAlert = new Map();
-    for (const run of critical.data) for (const a of run.alerts || []) if (a.status === 'critical') {
-      if (!byAlert.has(a.alert.id)) byAlert.set(a.alert.id, []);
-      byAlert.get(a.alert.id).push(run);
-    }
-    view.append(h('h1', {}, 'Alerts'),
-      h('h2', {}, `Critical now (${critical.count} run${critical.count === 1 ? '' : 's'})`),
-      critical.data.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'critical-runs' }, h('tbody', {}, critical.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', {}, (x.alerts || []).filter((a) => a.status === 'critical').map((a) => h('span', { class: 'badge critical' }, a.alert.name)))))))) : h('p', { class: 'muted' }, 'No run is critical.'),
-      h('h2', {}, `Definitions (${alerts.count})`),
-      h('div', { class: 'table-wrap' }, h('table', { id: 'alert-defs' },
-        h('thead', {}, h('tr', {}, ['Name', 'Rule', 'Enabled', 'Aborts run', 'Notification', 'Critical runs'].map((t) => h('th', {}, t)))),
-        h('tbody', {}, alerts.data.map((a) => h('tr', {}, h('td', { class: 'name' }, a.name, a.description ? h('div', { class: 'muted' }, a.description) : null), h('td', {}, describeAlert(a)), h('td', {}, a.enabled ? 'yes' : 'no'), h('td', {}, a.abort ? 'yes' : 'no'), h('td', {}, a.notification),
-          h('td', {}, (byAlert.get(a.id) || []).map((x) => h('div', {}, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name))))))))));
-    every(view, POLL_MS * 3, async () => { const n = await api('/api/runs?' + qs({ filters: ['alert.status == critical'], count: 1 })); if (n.count !== critical.count) route(); });
-  }
-
   // ---------- create new run ----------
   // The token the snippets show: the one made here last time while it has
   // more than a day left, else the one signed in with. A new one is minted
@@ -1493,7 +1472,7 @@ target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
   }
   window.simtrack = Object.freeze({
     h, clear, api, qs, every, onCleanup, debounce, badge, tags, kvTable, copy, showError, setQuery, parseRoute,
-    fmtTime, fmtDuration, fmtNum, fmtBytes, fmtValue, fmtTick, colour, cssVar, hooks,
+    fmtTime, fmtDuration, fmtNum, fmtBytes, fmtValue, fmtTick, colour, cssVar, hooks, describeAlert, route, POLL_MS,
     user: () => user,
     page(name, fn, navLabel) {
       PAGES[name] = fn;

@@ -179,14 +179,31 @@ pub fn new_alert(body: &Map<String, Value>, user: &str, deduplicate: bool) -> Re
     })
 }
 
-/// Stores a new alert → `{"id"}`; when deduplicating and an alert of that
-/// name exists, a conflict carrying the existing alert's id.
+/// Whether two alerts judge runs the same way: same source, rule and
+/// thresholds (compared as JSON values, not text) and the same abort.
+fn same_definition(x: &AlertRow, y: &AlertRow) -> bool {
+    let parsed = |a: &Option<String>| {
+        a.as_deref()
+            .map(|t| serde_json::from_str::<Value>(t).unwrap_or(Value::Null))
+    };
+    x.source == y.source && x.abort == y.abort && parsed(&x.alert) == parsed(&y.alert)
+}
+
+/// Stores a new alert → `{"id"}`. When deduplicating and an alert of that
+/// name with the same definition exists, a conflict carrying its id (the
+/// client then attaches that one). An alert of the same name with other
+/// thresholds is a new alert: each run is judged by the thresholds it
+/// asked for, not by those of the first run that used the name.
 pub fn create(tx: &dyn WriteTx, a: &NewAlert) -> Result<Value> {
     if a.deduplicate
-        && let Some(id) = tx.alert_by_name(&a.row.name)?
+        && let Some(existing) = tx
+            .alert_list()?
+            .into_iter()
+            .filter(|r| r.name == a.row.name)
+            .find(|r| same_definition(r, &a.row))
     {
         let mut e = Error::conflict("Alert already exists");
-        e.id = Some(id);
+        e.id = Some(existing.id);
         return Err(e);
     }
     let mut row = a.row.clone();

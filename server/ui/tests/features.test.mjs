@@ -68,7 +68,7 @@ test('compare colours runs by a metadata key and draws parallel coordinates that
 });
 
 test('run page tabs show one section each, follow the address and Back', async () => {
-  const id = await mkRun({ name: 'tabs', metadata: { nx: 64 } }, '/ui3');
+  const id = await mkRun({ name: 'tabs', metadata: { nx: 65 } }, '/ui3');
   await postMetrics(id, steps(10, (s) => ({ residual: 1 / (s + 1), 'resources/cpu.usage.percentage': 50 + s })));
   await api(`/api/events`, { method: 'POST', body: { run: id, events: [{ timestamp: new Date().toISOString().replace('Z', ''), message: 'hello tabs' }] } });
   await page.goto(URL_ + `/#/run/${id}`);
@@ -107,6 +107,54 @@ test('a run, a page or an address that does not exist gets a real not-found page
   const api404 = await fetch(URL_ + '/no/such/page');
   assert.equal(api404.status, 404);
   assert.match(api404.headers.get('content-type'), /json/);
+});
+
+test('alerts are created, edited, disabled and deleted in the UI; an ended run is not critical now', async () => {
+  await page.goto(URL_ + '/#/alerts');
+  await page.click('#new-alert');
+  await page.fill('#alert-name', 'ui3-diverged');
+  await page.fill('#alert-metric', 'residual');
+  await page.selectOption('#alert-rule', 'is outside range');
+  await page.fill('#alert-low', '0');
+  await page.fill('#alert-high', '2');
+  await page.fill('#alert-window', '1');
+  await page.check('#alert-abort');
+  await page.click('#alert-save');
+  await page.waitForSelector('#alert-defs tr:has-text("ui3-diverged")');
+  const find = async () => (await api('/api/alerts?count=10000')).body.data.find((a) => a.name === 'ui3-diverged');
+  let a = await find();
+  assert.equal(a.source, 'metrics');
+  assert.equal(a.abort, true);
+  assert.equal(a.enabled, true);
+  assert.deepEqual([a.alert.metric, a.alert.rule, a.alert.range_low, a.alert.range_high, a.alert.window], ['residual', 'is outside range', 0, 2, 1]);
+  // A bad definition is refused with the server's reason, nothing stored.
+  await page.click(`#alert-defs tr[data-alert="${a.id}"] [data-action=edit]`);
+  await page.fill('#alert-high', '-1');
+  await page.click('#alert-save');
+  await waitFor('the refusal', async () => /range_low/.test(await page.textContent('#alert-form')));
+  assert.equal((await find()).alert.range_high, 2);
+  await page.fill('#alert-high', '5');
+  await page.click('#alert-save');
+  await waitFor('the edit stored', async () => (await find()).alert.range_high === 5);
+  await page.waitForSelector(`#alert-defs tr[data-alert="${a.id}"] [data-action=toggle]`);
+  await page.click(`#alert-defs tr[data-alert="${a.id}"] [data-action=toggle]`);
+  await waitFor('disabled', async () => (await find()).enabled === false);
+
+  // Critical now lists running runs only.
+  const hot = await api('/api/alerts', { method: 'POST', body: { name: 'ui3-hot', source: 'metrics', alert: { metric: 'temp', rule: 'is above', threshold: 1, window: 1, frequency: 1 } } });
+  const live = (await api('/api/runs', { method: 'POST', body: { name: 'ui3-hot-live', alerts: [hot.body.id], folder: '/ui3' } })).body.id;
+  const ended = (await api('/api/runs', { method: 'POST', body: { name: 'ui3-hot-ended', alerts: [hot.body.id], folder: '/ui3' } })).body.id;
+  for (const id of [live, ended]) await postMetrics(id, [{ step: 0, time: 0, values: { temp: 9 } }]);
+  assert.equal((await api(`/api/runs/${ended}`, { method: 'PUT', body: { status: 'completed' } })).status, 200);
+  await page.goto(URL_ + '/#/alerts?again=1');
+  await page.waitForSelector('#critical-runs');
+  const critical = await page.textContent('#critical-runs');
+  assert.match(critical, /ui3-hot-live/);
+  assert.doesNotMatch(critical, /ui3-hot-ended/);
+  await page.screenshot({ path: join(SHOTS, 'ui3-alerts.png'), fullPage: true });
+
+  await page.click(`#alert-defs tr[data-alert="${a.id}"] [data-action=delete]`);
+  await waitFor('deleted', async () => (await find()) === undefined);
 });
 
 test('the page raised no script errors', () => { assert.deepEqual(browser.errors, []); });

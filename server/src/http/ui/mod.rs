@@ -35,6 +35,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../../ui/pages/parallel.js"),
     },
     Asset {
+        path: "pages/alerts.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/alerts.js"),
+    },
+    Asset {
         path: "app.css",
         mime: "text/css; charset=utf-8",
         bytes: include_bytes!("../../../ui/app.css"),
