@@ -911,3 +911,50 @@ fn a_second_server_on_the_same_data_directory_is_refused() {
         "the first one is unaffected"
     );
 }
+
+#[test]
+fn run_lists_sort_on_the_server_by_a_metric_summary() {
+    let (_dir, _server, api) = setup(&[]);
+    // A metric name with dots and a slash, as resource and probe metrics have.
+    let metric = "probe/u.max";
+    let mut ids = Vec::new();
+    for (name, values) in [
+        ("sm-a", vec![5.0, 1.0, 3.0]),
+        ("sm-b", vec![0.5, 9.0, 2.0]),
+        ("sm-c", vec![7.0, 7.5, -1.0]),
+    ] {
+        let run = api.create_run(json!({"name": name, "folder": "/sortm"}));
+        api.msgpack(
+            "/api/metrics",
+            None,
+            &points(&run, metric, 0, values.len() as i64, |i| values[i as usize]),
+        );
+        ids.push(run);
+    }
+    api.create_run(json!({"name": "sm-none", "folder": "/sortm"}));
+    let order = |stat: &str, desc: bool| -> Vec<String> {
+        let sorting = format!(r#"[{{"id": "metrics.{metric}.{stat}", "desc": {desc}}}]"#);
+        let filters = r#"["folder.path == /sortm"]"#;
+        let v = api.ok(&format!(
+            "/api/runs?filters={}&sorting={}&count=10",
+            urlencode(filters),
+            urlencode(&sorting)
+        ));
+        v["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|d| d["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    // last: a 3, b 2, c -1; min: a 1, b 0.5, c -1; max: a 5, b 9, c 7.5.
+    assert_eq!(order("last", false), ["sm-c", "sm-b", "sm-a", "sm-none"]);
+    assert_eq!(
+        order("last", true),
+        ["sm-a", "sm-b", "sm-c", "sm-none"],
+        "a run without the metric comes last either way"
+    );
+    assert_eq!(order("min", false), ["sm-c", "sm-b", "sm-a", "sm-none"]);
+    assert_eq!(order("max", true), ["sm-b", "sm-c", "sm-a", "sm-none"]);
+    assert_eq!(order("count", true)[3], "sm-none");
+}

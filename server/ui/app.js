@@ -434,7 +434,7 @@
       const head = h('tr', {}, h('th', {}, all), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
         h('th', {}, sortBtn('folder', 'Folder')), h('th', {}, 'Tags'), h('th', {}, sortBtn('created', 'Created')), h('th', {}, 'Duration'),
         mcols.map((k) => h('th', {}, sortBtn('metadata.' + k, k))),
-        cols.map((c) => h('th', { class: 'num' }, `${c} (${f.stat})`)));
+        cols.map((c) => h('th', { class: 'num' }, sortBtn(`metrics.${c}.${f.stat}`, `${c} (${f.stat})`))));
       const rows = res.data.map((run) => {
         const cb = h('input', { type: 'checkbox', 'aria-label': 'select ' + run.name, checked: selected.has(run.id), onchange: () => {
           if (cb.checked) selected.add(run.id); else selected.delete(run.id);

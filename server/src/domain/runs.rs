@@ -552,6 +552,13 @@ pub fn parse_sorting(s: Option<&str>) -> Result<Vec<(String, bool)>> {
     }
 }
 
+/// `metrics.NAME.STAT` (STAT one of last, min, max, count) → `(NAME, STAT)`.
+fn metric_sort_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("metrics.")?;
+    let (name, stat) = rest.rsplit_once('.')?;
+    (!name.is_empty() && matches!(stat, "last" | "min" | "max" | "count")).then_some((name, stat))
+}
+
 /// The top-level document key a filter field or sort key reads.
 fn top_key(field: &str) -> &str {
     match field {
@@ -672,11 +679,36 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
             d["alerts"] = Value::Array(attached.remove(&id).unwrap_or_default());
         }
     }
+    // Sorting by a metric (`metrics.NAME.STAT`, NAME may hold dots) reads
+    // that metric's summary of every run in one query.
+    let mut metric_keys: HashMap<&str, HashMap<String, Value>> = HashMap::new();
+    for (key, _) in &q.sorting {
+        if let Some((name, stat)) = metric_sort_key(key) {
+            let by_run = tx
+                .series_named(name)?
+                .into_iter()
+                .map(|(run, s)| {
+                    let v = match stat {
+                        "min" => s.min.map(Value::from),
+                        "max" => s.max.map(Value::from),
+                        "count" => Some(Value::from(s.count)),
+                        _ => s.last.map(Value::from),
+                    };
+                    (run, v.unwrap_or(Value::Null))
+                })
+                .collect();
+            metric_keys.insert(key.as_str(), by_run);
+        }
+    }
     docs.retain(|d| filters::all(&q.filters, d, me));
     let key_of = |d: &Value| -> Vec<Value> {
         q.sorting
             .iter()
             .map(|(key, _)| {
+                if let Some(by_run) = metric_keys.get(key.as_str()) {
+                    let id = d["id"].as_str().unwrap_or_default();
+                    return by_run.get(id).cloned().unwrap_or(Value::Null);
+                }
                 let path = if key == "folder.path" {
                     "folder"
                 } else {
@@ -696,6 +728,13 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
     drop(docs);
     keyed.sort_by(|(a, _), (b, _)| {
         for ((va, vb), (_, desc)) in a.iter().zip(b).zip(&q.sorting) {
+            // Runs without the key come last in either direction.
+            match (va.is_null(), vb.is_null()) {
+                (true, true) => continue,
+                (true, false) => return std::cmp::Ordering::Greater,
+                (false, true) => return std::cmp::Ordering::Less,
+                _ => {}
+            }
             let ord = match (va, vb) {
                 (Value::Number(x), Value::Number(y)) => x
                     .as_f64()

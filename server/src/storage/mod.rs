@@ -645,6 +645,8 @@ pub trait ReadTx {
     ) -> Result<Vec<SeriesRow>>;
     /// How many series (metric names) a run has.
     fn series_count(&self, run: &str) -> Result<u64>;
+    /// Every run's series called `name`, as `(run id, summary)`.
+    fn series_named(&self, name: &str) -> Result<Vec<(String, SeriesRow)>>;
     /// How many points a series holds.
     fn series_points(&self, series: i64) -> Result<i64>;
     /// The widest timestamp span of any chunk of a series (µs).

@@ -194,6 +194,12 @@ test('runs table: metadata columns sorted on the server, metric min, page size a
   await page.click('button[data-sort="metadata.ui2nx"]');
   await waitFor('sorted by nx descending', async () => JSON.stringify(await names()) === JSON.stringify(['ui2-t-a', 'ui2-t-c', 'ui2-t-b']));
   assert.equal(await page.textContent(`tr[data-run-id="${ids['ui2-t-a']}"] td[data-metric="res"]`), '60', 'min of res');
+  // Metric columns sort on the server too (res min: a 60, b 12, c 28).
+  await page.click('button[data-sort="metrics.res.min"]');
+  await waitFor('sorted by res min ascending', async () => JSON.stringify(await names()) === JSON.stringify(['ui2-t-b', 'ui2-t-c', 'ui2-t-a']));
+  await page.click('button[data-sort="metrics.res.min"]');
+  await waitFor('sorted by res min descending', async () => JSON.stringify(await names()) === JSON.stringify(['ui2-t-a', 'ui2-t-c', 'ui2-t-b']));
+  assert.match(page.url(), /sort=metrics\.res\.min/);
   // Page size and jump.
   await page.selectOption('#page-size', '25');
   await page.evaluate(() => { const u = new URL(location.href); u.hash = u.hash.replace('size=25', 'size=2'); });

@@ -112,6 +112,11 @@ CREATE TABLE alert_windows (
         // Event alerts read only the events stored since they last looked.
         "CREATE INDEX events_run_seq ON events(run_id, seq);",
     ),
+    (
+        5,
+        // Run lists sorted by a metric read that metric's series of every run.
+        "CREATE INDEX metric_series_name ON metric_series(name);",
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -562,6 +562,29 @@ impl ReadTx for Tx<'_> {
             .collect()
     }
 
+    fn series_named(&self, name: &str) -> Result<Vec<(String, SeriesRow)>> {
+        self.rows(
+            "SELECT run_id, name, count, vmin, vmax, last, last_step FROM metric_series
+             WHERE name = $1",
+            &[&name],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                at(r, 0)?,
+                SeriesRow {
+                    name: at(r, 1)?,
+                    count: at(r, 2)?,
+                    min: at(r, 3)?,
+                    max: at(r, 4)?,
+                    last: at(r, 5)?,
+                    last_step: at(r, 6)?,
+                },
+            ))
+        })
+        .collect()
+    }
+
     fn series_count(&self, run: &str) -> Result<u64> {
         let n: Option<i64> = self.value(
             "SELECT COUNT(*) FROM metric_series WHERE run_id = $1",

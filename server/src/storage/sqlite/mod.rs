@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS metric_series (
     id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL,
     count INTEGER NOT NULL DEFAULT 0, vmin REAL, vmax REAL, last REAL, last_step INTEGER,
     UNIQUE (run_id, name));
+CREATE INDEX IF NOT EXISTS metric_series_name ON metric_series(name);
 CREATE TABLE IF NOT EXISTS metric_chunks (
     id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL, count INTEGER NOT NULL,
     step_min INTEGER NOT NULL, step_max INTEGER NOT NULL, time_min REAL NOT NULL,

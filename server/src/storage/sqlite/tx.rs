@@ -419,6 +419,31 @@ impl ReadTx for Tx<'_> {
         }
     }
 
+    fn series_named(&self, name: &str) -> Result<Vec<(String, SeriesRow)>> {
+        let mut s = self
+            .0
+            .prepare_cached(
+                "SELECT run_id, name, count, vmin, vmax, last, last_step FROM metric_series
+                 WHERE name = ?1",
+            )
+            .map_err(db)?;
+        s.query_map(params![name], |r| {
+            Ok((
+                r.get(0)?,
+                SeriesRow {
+                    name: r.get(1)?,
+                    count: r.get(2)?,
+                    min: r.get(3)?,
+                    max: r.get(4)?,
+                    last: r.get(5)?,
+                    last_step: r.get(6)?,
+                },
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db)
+    }
+
     fn series_count(&self, run: &str) -> Result<u64> {
         self.0
             .prepare_cached("SELECT COUNT(*) FROM metric_series WHERE run_id = ?1")
