@@ -280,7 +280,21 @@
       out.push(`metadata.${x[1]} ${op}${op.endsWith('exists') ? '' : ' ' + v}`);
     }
     if (f.q.trim()) out.push('name icontains ' + f.q.trim());
+    // Archived runs stay out of the table unless asked for.
+    if (!f.archived) out.push('has not tag.' + ARCHIVED);
     return out;
+  }
+
+  // Archiving a run tags it `archived`: it leaves the default runs table
+  // and keeps all its data (the simvue client sees the tag as any other).
+  const ARCHIVED = 'archived';
+  async function setArchived(ids, on) {
+    for (const i of ids) {
+      const run = await api('/api/runs/' + encodeURIComponent(i));
+      const tags = (run.tags || []).filter((t) => t !== ARCHIVED);
+      if (on) tags.push(ARCHIVED);
+      await api('/api/runs/' + encodeURIComponent(i), { method: 'PUT', body: { tags } });
+    }
   }
 
   // Deletes runs after a confirmation that says what goes: points, events, files.
@@ -309,6 +323,7 @@
       q: p.get('q') || '', where: p.get('where') || '', sort: p.get('sort') || 'created', desc: p.get('desc') !== '0', page: +(p.get('page') || 0),
       cols: p.get('cols') ?? (localStorage.getItem('simtrack.cols') || ''), mcols: p.get('mcols') || '', stat: p.get('stat') || 'last',
       size: [25, 50, 100, 200].includes(+p.get('size')) ? +p.get('size') : PAGE_SIZE,
+      archived: p.get('archived') === '1',
     };
     const selected = new Set();
     const field = (label, el) => h('label', { class: 'field' }, label, el);
@@ -336,6 +351,16 @@
         await load(false);
       } catch (e) { showError(clear(msg), e); }
     } }, 'Delete selected');
+    const archiveBtn = h('button', { type: 'button', id: 'archive-selected', disabled: true, onclick: async () => {
+      const on = !f.archived || ![...selected].every((i) => archivedIds.has(i));
+      try {
+        await setArchived([...selected], on);
+        selected.clear(); updateSel(); lastJson = '';
+        await load(false);
+      } catch (e) { showError(clear(msg), e); }
+    } }, 'Archive selected');
+    const archivedBox = h('input', { type: 'checkbox', id: 'f-archived', checked: f.archived, onchange: () => { f.archived = archivedBox.checked; changed(true); } });
+    const archivedIds = new Set();
     const countEl = h('span', { class: 'muted', id: 'runs-count' });
     const msg = h('div', { id: 'runs-msg' });
     const table = h('table', { id: 'runs' });
@@ -370,11 +395,11 @@
       viewSel.value = name;
     });
     view.append(
-      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), viewSel, viewName, saveViewBtn, exportBtn, deleteBtn, compareBtn),
+      h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Runs'), viewSel, viewName, saveViewBtn, exportBtn, archiveBtn, deleteBtn, compareBtn),
       h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
         field('Status', statusSel), field('Folder (and below)', inputs.folder), field('Tags (all of)', inputs.tag),
         field('Metadata (key op value; …)', inputs.meta), field('Search names', inputs.q),
-        field('Metadata columns', inputs.mcols), field('Metric columns', inputs.cols), field('Metric value', statSel)),
+        field('Metadata columns', inputs.mcols), field('Metric columns', inputs.cols), field('Metric value', statSel), h('label', { class: 'field' }, 'Archived', h('span', {}, archivedBox, ' show archived runs'))),
       h('label', { class: 'field wide' }, 'Filter (status, name, folder.path, metadata.*, has tag.*, with AND, OR, NOT, parentheses, "quoted values")', inputs.where),
       metaList, metricList,
       msg, h('div', { class: 'table-wrap' }, table),
@@ -435,6 +460,8 @@
         h('th', {}, sortBtn('folder', 'Folder')), h('th', {}, 'Tags'), h('th', {}, sortBtn('created', 'Created')), h('th', {}, 'Duration'),
         mcols.map((k) => h('th', {}, sortBtn('metadata.' + k, k))),
         cols.map((c) => h('th', { class: 'num' }, sortBtn(`metrics.${c}.${f.stat}`, `${c} (${f.stat})`))));
+      archivedIds.clear();
+      for (const run of res.data) if ((run.tags || []).includes(ARCHIVED)) archivedIds.add(run.id);
       const rows = res.data.map((run) => {
         const cb = h('input', { type: 'checkbox', 'aria-label': 'select ' + run.name, checked: selected.has(run.id), onchange: () => {
           if (cb.checked) selected.add(run.id); else selected.delete(run.id);
@@ -462,6 +489,9 @@
       compareBtn.textContent = `Compare selected (${selected.size})`;
       deleteBtn.disabled = selected.size < 1;
       deleteBtn.textContent = `Delete selected (${selected.size})`;
+      archiveBtn.disabled = selected.size < 1;
+      const unarchive = selected.size > 0 && [...selected].every((i) => archivedIds.has(i));
+      archiveBtn.textContent = `${unarchive ? 'Unarchive' : 'Archive'} selected (${selected.size})`;
     }
     function changed(resetPage, typedIn) {
       writeQuery(resetPage, !typedIn);
@@ -472,7 +502,7 @@
     function writeQuery(resetPage, push) {
       if (resetPage) f.page = 0;
       localStorage.setItem('simtrack.cols', f.cols);
-      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, where: f.where, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols, mcols: f.mcols, stat: f.stat === 'last' ? '' : f.stat, size: f.size === PAGE_SIZE ? '' : f.size }, push);
+      setQuery({ status: f.status, folder: f.folder, tag: f.tag, meta: f.meta, q: f.q, where: f.where, sort: f.sort === 'created' ? '' : f.sort, desc: f.desc ? '' : '0', page: f.page || '', cols: f.cols, mcols: f.mcols, stat: f.stat === 'last' ? '' : f.stat, size: f.size === PAGE_SIZE ? '' : f.size, archived: f.archived ? '1' : '' }, push);
     }
     // CSV of the whole current view (every page), as the table shows it.
     exportBtn.addEventListener('click', async () => {
@@ -672,6 +702,7 @@
     const starBtn = h('button', { type: 'button', id: 'star', 'aria-pressed': 'false' }, '☆ Star');
     const editBtn = h('button', { type: 'button', id: 'edit-run' }, 'Edit');
     const delBtn = h('button', { type: 'button', id: 'delete-run' }, 'Delete');
+    const archBtn = h('button', { type: 'button', id: 'archive-run' }, 'Archive');
     const editForm = h('form', { class: 'panel', id: 'edit-form', hidden: true });
     const abortMsg = h('span', { class: 'muted', id: 'abort-msg', role: 'status' });
     const info = h('div', { class: 'cols' });
@@ -705,7 +736,7 @@
     const sec = (t, ...kids) => h('section', { class: 'run-section', dataset: { tab: t } }, ...kids);
     view.append(
       h('p', {}, h('a', { href: '#/runs' }, '← Runs')),
-      h('div', { class: 'run-head' }, title, statusEl, starBtn, editBtn, delBtn, abortBtn, abortMsg),
+      h('div', { class: 'run-head' }, title, statusEl, starBtn, editBtn, archBtn, delBtn, abortBtn, abortMsg),
       editForm,
       tabBar,
       sec('overview', info),
@@ -739,6 +770,13 @@
       await api(`/api/runs/${encodeURIComponent(id)}/starred`, { method: 'PUT', body: { starred: on } });
       run = await api('/api/runs/' + encodeURIComponent(id));
       renderHead();
+    });
+    archBtn.addEventListener('click', async () => {
+      try {
+        await setArchived([id], !(run.tags || []).includes(ARCHIVED));
+        run = await api('/api/runs/' + encodeURIComponent(id));
+        renderHead();
+      } catch (e) { abortMsg.textContent = 'Archive failed: ' + e.message; }
     });
     delBtn.addEventListener('click', async () => {
       try { if (await deleteRuns([id])) location.hash = '#/runs'; } catch (e) { abortMsg.textContent = 'Delete failed: ' + e.message; }
@@ -775,6 +813,7 @@
       clear(statusEl).append(badge(run.status));
       starBtn.textContent = run.starred ? '★ Starred' : '☆ Star';
       starBtn.setAttribute('aria-pressed', String(!!run.starred));
+      archBtn.textContent = (run.tags || []).includes(ARCHIVED) ? 'Unarchive' : 'Archive';
       const live = LIVE.has(run.status);
       // A lost run is silent: nothing would hear an abort.
       abortBtn.hidden = !(run.status === 'running' || run.status === 'created');

@@ -157,4 +157,32 @@ test('alerts are created, edited, disabled and deleted in the UI; an ended run i
   await waitFor('deleted', async () => (await find()) === undefined);
 });
 
+test('archiving runs hides them from the runs table and keeps their data; unarchive brings them back', async () => {
+  const ids = [];
+  for (const k of [0, 1, 2]) {
+    ids.push(await mkRun({ name: `arch-${k}`, tags: ['ui3-arch'] }, '/ui3'));
+    await postMetrics(ids[k], steps(4, (s) => ({ x: s + k })));
+  }
+  const names = () => page.$$eval('table#runs tbody tr[data-run-id] td.name', (tds) => tds.map((td) => td.textContent).sort());
+  await page.goto(URL_ + '/#/runs?tag=ui3-arch');
+  await waitFor('three runs', async () => (await names()).length === 3);
+  for (const id of ids.slice(0, 2)) await page.check(`tr[data-run-id="${id}"] input[type=checkbox]`);
+  await page.click('#archive-selected');
+  await waitFor('two archived', async () => JSON.stringify(await names()) === '["arch-2"]');
+  for (const id of ids.slice(0, 2)) {
+    const run = (await api(`/api/runs/${id}`)).body;
+    assert.ok(run.tags.includes('archived') && run.tags.includes('ui3-arch'), JSON.stringify(run.tags));
+    assert.equal(run.metrics.x.count, 4, 'data kept');
+  }
+  await page.check('#f-archived');
+  await waitFor('archived shown', async () => (await names()).length === 3);
+  assert.match(page.url(), /archived=1/);
+  await page.goto(URL_ + `/#/run/${ids[0]}`);
+  await waitFor('unarchive button', async () => (await page.textContent('#archive-run')) === 'Unarchive');
+  await page.click('#archive-run');
+  await waitFor('unarchived', async () => !(await api(`/api/runs/${ids[0]}`)).body.tags.includes('archived'));
+  await page.goto(URL_ + '/#/runs?tag=ui3-arch');
+  await waitFor('two in the table', async () => JSON.stringify(await names()) === '["arch-0","arch-2"]');
+});
+
 test('the page raised no script errors', () => { assert.deepEqual(browser.errors, []); });
