@@ -17,6 +17,7 @@ pub mod filters;
 pub mod folders;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 pub mod runs;
 
 use serde_json::Value;
