@@ -5,10 +5,12 @@
 //!
 //! - An alert with `notification: "email"` turning critical sends one
 //!   email to the run owner's address, naming the run and the alert and
-//!   linking to the run page. While the SMTP port refuses connections,
-//!   ingest requests all complete and the delivery shows `retrying` with
-//!   the error; when the SMTP server comes up the email arrives exactly
-//!   once (with PostgreSQL, with two replicas both delivering).
+//!   linking to the run page. While the SMTP port refuses connections, and
+//!   while it accepts them and never answers, ingest requests all complete
+//!   and the delivery shows `retrying` with the error; when the SMTP server
+//!   comes up the email arrives exactly once (with PostgreSQL, with two
+//!   replicas both delivering). Ingest speed with a dead mail server is
+//!   measured in bench/, not here.
 //! - A run that fails and a run marked lost each notify the owner's
 //!   webhooks once (JSON and Slack-style bodies); another user's run
 //!   notifies nobody here.
@@ -278,6 +280,17 @@ fn alert_email_arrives_once_after_the_mail_server_comes_back() {
     assert_eq!(of_run["data"][0]["status"], "retrying", "{of_run}");
     assert!(messages(&sink).is_empty());
 
+    // A mail server that accepts connections and never answers holds the
+    // worker in an attempt; ingest goes on regardless.
+    let blackhole = TcpListener::bind(("127.0.0.1", port)).expect("bind the SMTP port");
+    std::thread::sleep(Duration::from_secs(1));
+    for b in 40..80 {
+        let r = api.json("POST", "/api/metrics", &points(&run_id, b * 50, 50, 10.0));
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(deliveries(&api).len(), 1, "one event is one delivery");
+    drop(blackhole);
+
     // The mail server comes up: the email arrives, once.
     let _smtpd = Smtpd::start(&python, &script, &sink, port);
     wait_for(Duration::from_secs(30), || {
@@ -305,7 +318,7 @@ fn alert_email_arrives_once_after_the_mail_server_comes_back() {
     );
 
     // Back to ok: this channel did not ask for "ok", so nothing is queued.
-    let r = api.json("POST", "/api/metrics", &points(&run_id, 5000, 5000, 0.0));
+    let r = api.json("POST", "/api/metrics", &points(&run_id, 5000, 10000, 0.0));
     assert_eq!(r.status, 200);
     let doc = api.get(&format!("/api/runs/{run_id}")).json();
     assert_eq!(doc["alerts"][0]["status"], "ok", "{doc}");
@@ -315,8 +328,11 @@ fn alert_email_arrives_once_after_the_mail_server_comes_back() {
     drop(replica);
 }
 
+/// What a webhook receiver got: `(path, body)` of each request.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A webhook receiver: records each request's path and body, answers 200.
-fn webhook_receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+fn webhook_receiver() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let got = Arc::new(Mutex::new(Vec::new()));
