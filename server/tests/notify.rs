@@ -273,6 +273,7 @@ fn alert_email_arrives_once_after_the_mail_server_comes_back() {
         "{retrying}"
     );
     assert_eq!(retrying["event"], "critical");
+    assert_eq!(retrying["via"]["target"], "ann@example.org");
     // The run page's section shows it too.
     let of_run = api
         .get(&format!("/api/ui/runs/{run_id}/notifications"))

@@ -223,17 +223,25 @@ pub fn remove_channel(tx: &dyn WriteTx, id: &str, owner: Option<&str>) -> Result
     Ok(json!({}))
 }
 
-/// The newest deliveries of `owner` and/or about `run` → `{"data"}`.
+/// The newest deliveries of `owner` and/or about `run` → `{"data"}`,
+/// each with the channel it goes through (`via`) while that exists.
 pub fn deliveries(
     tx: &dyn ReadTx,
     owner: Option<&str>,
     run: Option<&str>,
     limit: usize,
 ) -> Result<Value> {
+    let channels = tx.notify_channels(owner)?;
     let data: Vec<Value> = tx
         .outbox_list(owner, run, limit)?
         .iter()
-        .map(delivery_doc)
+        .map(|o| {
+            let mut d = delivery_doc(o);
+            if let Some(c) = channels.iter().find(|c| c.id == o.channel_id) {
+                d["via"] = json!({ "kind": c.kind, "target": c.target });
+            }
+            d
+        })
         .collect();
     let n = data.len();
     Ok(json!({ "data": data, "count": n }))

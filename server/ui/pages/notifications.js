@@ -17,11 +17,12 @@
   function deliveriesTable(list, id, withRun) {
     if (!list.length) return h('p', { class: 'muted', id }, 'No notification sent yet.');
     return h('div', { class: 'table-wrap' }, h('table', { id },
-      h('thead', {}, h('tr', {}, ['When', 'Event', withRun ? 'Run' : null, 'Status', 'Attempts', 'Last error'].filter(Boolean).map((t) => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ['When', 'Event', withRun ? 'Run' : null, 'To', 'Status', 'Attempts', 'Last error'].filter(Boolean).map((t) => h('th', {}, t)))),
       h('tbody', {}, list.map((d) => h('tr', { dataset: { status: d.status } },
         h('td', {}, fmtTime(d.created)),
         h('td', {}, d.title || EVENT_TEXT[d.event] || d.event),
         withRun ? h('td', {}, h('a', { href: '#/run/' + encodeURIComponent(d.run) }, 'open')) : null,
+        h('td', { class: 'mono' }, d.via ? `${d.via.kind} ${d.via.target}` : h('span', { class: 'muted' }, 'removed channel')),
         h('td', {}, statusBadge(d)),
         h('td', {}, String(d.attempts)),
         h('td', { class: 'mono' }, d.error || ''))))));
@@ -87,7 +88,7 @@
   }
 
   function runNotifications(run, view) {
-    const box = h('section', { class: 'panel run-notifications', id: 'run-notifications' }, h('h2', {}, 'Notifications'));
+    const box = h('section', { class: 'panel run-notifications', id: 'run-notifications' }, h('h2', { style: 'margin-top: 0' }, 'Notifications'));
     const body = h('div', {});
     box.append(body);
     const load = async () => {

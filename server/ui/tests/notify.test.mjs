@@ -102,6 +102,8 @@ test('channels are added on the notifications page and show their last delivery'
   await page.waitForSelector('#run-notifications #run-delivery-list');
   const statuses = await page.$$eval('#run-delivery-list tbody tr', (rows) => rows.map((r) => r.dataset.status).sort());
   assert.deepEqual(statuses, ['retrying', 'sent']);
+  const section = await page.textContent('#run-notifications');
+  assert.ok(section.includes('email ui-tester@example.org') && section.includes('webhook ' + hookUrl), section);
   await page.locator('#run-notifications').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(SHOTS, 'run-notifications.png') });
   assert.deepEqual(pageErrors, []);
