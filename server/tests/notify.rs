@@ -323,6 +323,11 @@ fn alert_email_arrives_once_after_the_mail_server_comes_back() {
     assert_eq!(r.status, 200);
     let doc = api.get(&format!("/api/runs/{run_id}")).json();
     assert_eq!(doc["alerts"][0]["status"], "ok", "{doc}");
+    // Critical again within ten minutes: a flapping alert does not repeat.
+    let r = api.json("POST", "/api/metrics", &points(&run_id, 20000, 20000, 50.0));
+    assert_eq!(r.status, 200);
+    let doc = api.get(&format!("/api/runs/{run_id}")).json();
+    assert_eq!(doc["alerts"][0]["status"], "critical", "{doc}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(deliveries(&api).len(), 1);
     assert_eq!(messages(&sink).len(), 1, "the email arrived more than once");

@@ -34,6 +34,10 @@ pub const MAX_CHANNELS_PER_USER: usize = 20;
 /// How long a worker's claim on a delivery lasts: longer than any one
 /// attempt may take (the transports time out well before).
 pub const LEASE_US: i64 = 120_000_000;
+/// An alert that flaps notifies once per run, alert and event within
+/// this long (µs): a metric hovering at a threshold sends one email, not
+/// one per batch.
+pub const ALERT_QUIET_US: i64 = 600_000_000;
 /// Finished deliveries are forgotten after this long.
 pub const RETENTION_US: i64 = 30 * 86_400_000_000;
 
@@ -329,7 +333,9 @@ pub fn rule_text(a: &AlertRow) -> String {
 }
 
 /// An alert of `run` moved from `old` to `status`: queues `critical`, or
-/// `ok` after `critical`, when the alert's `notification` asks for it.
+/// `ok` after `critical`, when the alert's `notification` asks for it and
+/// the same event of this alert on this run was not queued within
+/// [`ALERT_QUIET_US`].
 /// `value` is the window's aggregate that decided, for metric alerts.
 pub fn on_alert(
     tx: &dyn WriteTx,
@@ -347,6 +353,15 @@ pub fn on_alert(
         "ok" if old == "critical" => "ok",
         _ => return Ok(()),
     };
+    let since = now_us() - ALERT_QUIET_US;
+    let repeated = tx.outbox_list(None, Some(run), 200)?.iter().any(|o| {
+        o.created >= since
+            && o.event == event
+            && parse_json(&o.payload, Value::Null)["alert"]["id"] == alert.id.as_str()
+    });
+    if repeated {
+        return Ok(());
+    }
     let name = tx.run_get(run)?.map(|r| r.name).unwrap_or_default();
     let title = if event == "critical" {
         format!("Alert '{}' is critical on run '{name}'", alert.name)
