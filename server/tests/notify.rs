@@ -12,8 +12,9 @@
 //!   replicas both delivering). Ingest speed with a dead mail server is
 //!   measured in bench/, not here.
 //! - A run that fails and a run marked lost each notify the owner's
-//!   webhooks once (JSON and Slack-style bodies); another user's run
-//!   notifies nobody here.
+//!   webhooks once (JSON and Slack-style bodies), as does an alert turning
+//!   critical and back to ok for a channel that asks for both; another
+//!   user's run notifies nobody here.
 //!
 //! Both run against either backend (`SIMTRACK_TEST_BACKEND`).
 
@@ -386,7 +387,15 @@ fn failed_and_lost_runs_notify_their_owner_once() {
     let (hook, got) = webhook_receiver();
     notify_cli(
         &data,
-        &["add", "--user", "bob", "--webhook", &format!("{hook}/json")],
+        &[
+            "add",
+            "--user",
+            "bob",
+            "--webhook",
+            &format!("{hook}/json"),
+            "--events",
+            "critical,ok,failed,lost",
+        ],
     );
     notify_cli(
         &data,
@@ -435,14 +444,30 @@ fn failed_and_lost_runs_notify_their_owner_once() {
         &format!("/api/runs/{foreign}"),
         &json!({"status": "failed"}),
     );
+    // A user alert set critical, then ok: this channel asked for both.
+    let alert = api.json(
+        "POST",
+        "/api/alerts",
+        &json!({"name": "operator-says", "source": "user", "notification": "email"}),
+    );
+    let alert = alert.json()["id"].as_str().expect("id").to_owned();
+    let watched = create(&api, json!({"name": "watched", "alerts": [alert]}));
+    for status in ["critical", "ok"] {
+        let r = api.json(
+            "PUT",
+            &format!("/api/alerts/{alert}/status/{watched}"),
+            &json!({"status": status}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
 
     wait_for(Duration::from_secs(20), || {
-        (got.lock().expect("lock").len() >= 3).then_some(())
+        (got.lock().expect("lock").len() >= 5).then_some(())
     })
     .unwrap_or_else(|| panic!("webhooks got {:?}", got.lock().expect("lock")));
     std::thread::sleep(Duration::from_secs(2));
     let got = got.lock().expect("lock").clone();
-    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got.len(), 5, "{got:?}");
     let json_bodies: Vec<Value> = got
         .iter()
         .filter(|(p, _)| p == "/json")
@@ -466,6 +491,13 @@ fn failed_and_lost_runs_notify_their_owner_once() {
     let lost = by_event("lost");
     assert_eq!(lost["run"]["id"], silent.as_str());
     assert_eq!(lost["run"]["status"], "lost");
+    for (event, previous) in [("critical", "ok"), ("ok", "critical")] {
+        let e = by_event(event);
+        assert_eq!(e["run"]["name"], "watched");
+        assert_eq!(e["alert"]["name"], "operator-says");
+        assert_eq!(e["alert"]["previous"], previous);
+        assert_eq!(e["alert"]["rule"], "set by a user");
+    }
     let slack: Vec<&(String, String)> = got.iter().filter(|(p, _)| p == "/slack").collect();
     assert_eq!(slack.len(), 1, "the slack channel asked for failures only");
     let text: Value = serde_json::from_str(&slack[0].1).expect("slack JSON");
@@ -476,7 +508,7 @@ fn failed_and_lost_runs_notify_their_owner_once() {
     );
     // The deliveries are visible as sent, and carl sees none of bob's.
     let d = deliveries(&api);
-    assert_eq!(d.len(), 3);
+    assert_eq!(d.len(), 5);
     assert!(d.iter().all(|x| x["status"] == "sent"), "{d:?}");
     assert!(deliveries(&other).is_empty());
     // Channels through the API: add, list, remove, only one's own.
