@@ -151,7 +151,7 @@ pub enum NotifyCommand {
         #[arg(long, value_parser = ["json", "slack"], requires = "webhook")]
         format: Option<String>,
         /// Comma-separated events: critical (an alert with notification "email" turns
-        /// critical), ok (and back), failed, lost [default: critical,failed,lost].
+        /// critical), ok (and back), failed, lost, completed [default: critical,failed,lost].
         #[arg(long, value_delimiter = ',')]
         events: Option<Vec<String>>,
     },

@@ -461,13 +461,29 @@ fn failed_and_lost_runs_notify_their_owner_once() {
         assert_eq!(r.status, 200, "{}", r.text);
     }
 
+    // Completion notifies only a run that asked for "all" (Simvue's run
+    // `notifications`), and then through every channel.
+    let all = create(
+        &api,
+        json!({"name": "tell-me-all", "notifications": {"state": "all"}}),
+    );
+    let quiet = create(&api, json!({"name": "just-done"}));
+    for run in [&all, &quiet] {
+        let r = api.json(
+            "PUT",
+            &format!("/api/runs/{run}"),
+            &json!({"status": "completed"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
     wait_for(Duration::from_secs(20), || {
-        (got.lock().expect("lock").len() >= 5).then_some(())
+        (got.lock().expect("lock").len() >= 7).then_some(())
     })
     .unwrap_or_else(|| panic!("webhooks got {:?}", got.lock().expect("lock")));
     std::thread::sleep(Duration::from_secs(2));
     let got = got.lock().expect("lock").clone();
-    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got.len(), 7, "{got:?}");
     let json_bodies: Vec<Value> = got
         .iter()
         .filter(|(p, _)| p == "/json")
@@ -491,6 +507,7 @@ fn failed_and_lost_runs_notify_their_owner_once() {
     let lost = by_event("lost");
     assert_eq!(lost["run"]["id"], silent.as_str());
     assert_eq!(lost["run"]["status"], "lost");
+    assert_eq!(by_event("completed")["run"]["name"], "tell-me-all");
     for (event, previous) in [("critical", "ok"), ("ok", "critical")] {
         let e = by_event(event);
         assert_eq!(e["run"]["name"], "watched");
@@ -499,16 +516,28 @@ fn failed_and_lost_runs_notify_their_owner_once() {
         assert_eq!(e["alert"]["rule"], "set by a user");
     }
     let slack: Vec<&(String, String)> = got.iter().filter(|(p, _)| p == "/slack").collect();
-    assert_eq!(slack.len(), 1, "the slack channel asked for failures only");
-    let text: Value = serde_json::from_str(&slack[0].1).expect("slack JSON");
-    let text = text["text"].as_str().expect("text");
-    assert!(
-        text.contains("will-fail") && text.contains(&format!("/#/run/{failing}")),
-        "{text}"
+    assert_eq!(
+        slack.len(),
+        2,
+        "the slack channel asked for failures only (and a run for its completion)"
     );
+    let texts: Vec<String> = slack
+        .iter()
+        .map(|(_, b)| {
+            let v: Value = serde_json::from_str(b).expect("slack JSON");
+            v["text"].as_str().expect("text").to_owned()
+        })
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("will-fail") && t.contains(&format!("/#/run/{failing}"))),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("tell-me-all")), "{texts:?}");
     // The deliveries are visible as sent, and carl sees none of bob's.
     let d = deliveries(&api);
-    assert_eq!(d.len(), 5);
+    assert_eq!(d.len(), 7);
     assert!(d.iter().all(|x| x["status"] == "sent"), "{d:?}");
     assert!(deliveries(&other).is_empty());
     // Channels through the API: add, list, remove, only one's own.

@@ -23,7 +23,7 @@ use crate::storage::{AlertRow, ChannelRow, OutboxRow, ReadTx, StateStore, WriteT
 use crate::util::{fmt_ts, new_id, now_us};
 
 /// Events a channel can ask for.
-pub const EVENTS: [&str; 4] = ["critical", "ok", "failed", "lost"];
+pub const EVENTS: [&str; 5] = ["critical", "ok", "failed", "lost", "completed"];
 /// Events a channel gets when it does not say.
 pub const DEFAULT_EVENTS: [&str; 3] = ["critical", "failed", "lost"];
 /// Webhook body formats: the event as JSON, or `{"text": ...}` for Slack
@@ -253,7 +253,19 @@ pub fn deliveries(
 
 /// Queues `event` about `run` for every channel of the run's owner that
 /// asks for it, in the caller's transaction.
-fn enqueue(tx: &dyn WriteTx, run: &str, event: &str, mut payload: Value) -> Result<()> {
+fn enqueue(tx: &dyn WriteTx, run: &str, event: &str, payload: Value) -> Result<()> {
+    enqueue_to(tx, run, event, payload, false)
+}
+
+/// [`enqueue`]; with `every_channel`, to every channel of the owner
+/// whatever events it asks for (the run itself asked to be told).
+fn enqueue_to(
+    tx: &dyn WriteTx,
+    run: &str,
+    event: &str,
+    mut payload: Value,
+    every_channel: bool,
+) -> Result<()> {
     let Some(r) = tx.run_get(run)? else {
         return Ok(());
     };
@@ -270,10 +282,11 @@ fn enqueue(tx: &dyn WriteTx, run: &str, event: &str, mut payload: Value) -> Resu
     let text = payload.to_string();
     for c in channels {
         let options = parse_json(&c.options, json!({}));
-        let wanted = match options.get("events").and_then(Value::as_array) {
-            Some(list) => list.iter().any(|e| e.as_str() == Some(event)),
-            None => DEFAULT_EVENTS.contains(&event),
-        };
+        let wanted = every_channel
+            || match options.get("events").and_then(Value::as_array) {
+                Some(list) => list.iter().any(|e| e.as_str() == Some(event)),
+                None => DEFAULT_EVENTS.contains(&event),
+            };
         if !wanted {
             continue;
         }
@@ -379,20 +392,30 @@ pub fn on_alert(
     enqueue(tx, run, event, payload)
 }
 
-/// A run's status changed to `status`: queues `failed` or `lost`.
+/// A run's status changed to `status`: queues `failed`, `lost` or
+/// `completed` for the channels asking for it. A run whose Simvue
+/// `notifications` state is `all` is also told of its completion through
+/// every channel (`error` and `lost` ask for what channels get by default;
+/// `none`, which every client sends unless told otherwise, changes nothing).
 pub fn on_run_status(tx: &dyn WriteTx, run: &str, status: &str) -> Result<()> {
     let event = match status {
         "failed" => "failed",
         "lost" => "lost",
+        "completed" => "completed",
         _ => return Ok(()),
     };
-    let name = tx.run_get(run)?.map(|r| r.name).unwrap_or_default();
-    let title = if event == "failed" {
-        format!("Run '{name}' failed")
-    } else {
-        format!("Run '{name}' was marked lost: no heartbeat within its timeout")
+    let Some(r) = tx.run_get(run)? else {
+        return Ok(());
     };
-    enqueue(tx, run, event, json!({ "title": title }))
+    let name = r.name;
+    let title = match event {
+        "failed" => format!("Run '{name}' failed"),
+        "lost" => format!("Run '{name}' was marked lost: no heartbeat within its timeout"),
+        _ => format!("Run '{name}' completed"),
+    };
+    let asked = event == "completed"
+        && parse_json(&r.notifications, Value::Null)["state"].as_str() == Some("all");
+    enqueue_to(tx, run, event, json!({ "title": title }), asked)
 }
 
 /// The subject and plain-text body of the email for a delivery's payload;

@@ -5,7 +5,7 @@
 (() => {
   const { h, clear, api, showError, fmtTime, every } = window.simtrack;
   const STATUS = { sent: 'completed', retrying: 'running', pending: 'created', failed: 'failed' };
-  const EVENT_TEXT = { critical: 'alert critical', ok: 'alert back to ok', failed: 'run failed', lost: 'run lost' };
+  const EVENT_TEXT = { critical: 'alert critical', ok: 'alert back to ok', failed: 'run failed', lost: 'run lost', completed: 'run completed' };
 
   const statusBadge = (d) => h('span', { class: 'badge ' + (STATUS[d.status] || ''), title: d.error || '' }, d.status);
   function deliveryCell(d) {
