@@ -13,8 +13,10 @@
 //!   measured in bench/, not here.
 //! - A run that fails and a run marked lost each notify the owner's
 //!   webhooks once (JSON and Slack-style bodies), as does an alert turning
-//!   critical and back to ok for a channel that asks for both; another
-//!   user's run notifies nobody here.
+//!   critical and back to ok for a channel that asks for both, and a run
+//!   completing whose Simvue `notifications` state is `all` (every
+//!   channel); a run completing without it, and another user's run,
+//!   notify nobody here.
 //!
 //! Both run against either backend (`SIMTRACK_TEST_BACKEND`).
 
