@@ -22,6 +22,7 @@
 //! | SMTP transport security | `--smtp-starttls` (`required`, `opportunistic`, `never`), `--smtp-implicit-tls` | `SIMTRACK_SMTP_STARTTLS`, `SIMTRACK_SMTP_IMPLICIT_TLS=1` | `required` |
 //! | SMTP credentials | `--smtp-user`, `--smtp-password-file` | `SIMTRACK_SMTP_USER`, `SIMTRACK_SMTP_PASSWORD`, `SIMTRACK_SMTP_PASSWORD_FILE` | none (never on the command line) |
 //! | sender address | `--smtp-from` | `SIMTRACK_SMTP_FROM` | `simtrack@HOST` |
+//! | extra CA for the SMTP server's certificate | `--smtp-ca-file` | `SIMTRACK_SMTP_CA_FILE` | the system's roots only |
 //! | notification retries | | `SIMTRACK_NOTIFY_RETRY_SECS`, `SIMTRACK_NOTIFY_RETRY_MAX_SECS`, `SIMTRACK_NOTIFY_ATTEMPTS` | 10 s doubling to 1 h, 12 attempts |
 
 use std::net::SocketAddr;
@@ -115,6 +116,8 @@ pub struct SmtpSettings {
     pub password: Option<String>,
     /// The sender (`From:`).
     pub from: String,
+    /// Extra trusted root certificates (PEM), for a site's own CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -126,6 +129,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("from", &self.from)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -164,6 +168,7 @@ impl NotifySettings {
                     .and_then(|f| std::fs::read_to_string(f).ok())
                     .map(|p| p.trim_end_matches(['\r', '\n']).to_owned())
             }),
+            ca_pem: env("SIMTRACK_SMTP_CA_FILE").and_then(|f| std::fs::read(f).ok()),
         });
         NotifySettings {
             smtp,

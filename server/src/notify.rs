@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 
@@ -42,8 +42,16 @@ pub struct Worker {
 }
 
 fn mailer(s: &SmtpSettings) -> std::result::Result<Mailer, String> {
-    let params =
-        || TlsParameters::new(s.host.clone()).map_err(|e| format!("TLS setup for {}: {e}", s.host));
+    let params = || {
+        let mut b = TlsParameters::builder(s.host.clone());
+        if let Some(pem) = &s.ca_pem {
+            b = b.add_root_certificate(
+                Certificate::from_pem(pem).map_err(|e| format!("the SMTP CA file: {e}"))?,
+            );
+        }
+        b.build()
+            .map_err(|e| format!("TLS setup for {}: {e}", s.host))
+    };
     let (tls, port) = match s.tls {
         SmtpTls::Required => (Tls::Required(params()?), 587),
         SmtpTls::Opportunistic => (Tls::Opportunistic(params()?), 587),

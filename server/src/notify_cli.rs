@@ -36,6 +36,10 @@ pub struct SmtpArgs {
     /// Sender address of notification emails [env SIMTRACK_SMTP_FROM, default simtrack@HOST].
     #[arg(long)]
     smtp_from: Option<String>,
+    /// A PEM file of CA certificates trusted for the SMTP server besides the system's
+    /// [env SIMTRACK_SMTP_CA_FILE].
+    #[arg(long)]
+    smtp_ca_file: Option<PathBuf>,
     /// Seconds before a failed notification is tried again, doubled after each further failure
     /// [env SIMTRACK_NOTIFY_RETRY_SECS, default 10].
     #[arg(long)]
@@ -72,7 +76,8 @@ impl SmtpArgs {
                 port: old.as_ref().and_then(|s| s.port),
                 tls: old.as_ref().map_or(SmtpTls::Required, |s| s.tls),
                 user: old.as_ref().and_then(|s| s.user.clone()),
-                password: old.and_then(|s| s.password),
+                password: old.as_ref().and_then(|s| s.password.clone()),
+                ca_pem: old.and_then(|s| s.ca_pem),
                 from,
             });
         }
@@ -82,7 +87,8 @@ impl SmtpArgs {
                 || self.smtp_implicit_tls
                 || self.smtp_user.is_some()
                 || self.smtp_password_file.is_some()
-                || self.smtp_from.is_some();
+                || self.smtp_from.is_some()
+                || self.smtp_ca_file.is_some();
             return if set {
                 Err("the --smtp-* settings need --smtp-host (or SIMTRACK_SMTP_HOST)".into())
             } else {
@@ -108,6 +114,12 @@ impl SmtpArgs {
         }
         if let Some(from) = &self.smtp_from {
             s.from = from.clone();
+        }
+        if let Some(f) = &self.smtp_ca_file {
+            s.ca_pem = Some(
+                std::fs::read(f)
+                    .map_err(|e| format!("cannot read the SMTP CA file {}: {e}", f.display()))?,
+            );
         }
         if s.user.is_some() && s.password.is_none() {
             return Err(

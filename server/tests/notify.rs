@@ -32,17 +32,18 @@ use std::time::Duration;
 use common::{Api, Server, bin, embedded_backend, storage_args, token_with, wait_for};
 use serde_json::{Value, json};
 
-const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+/// The SMTP server, and a test CA for its certificate (STARTTLS test).
+const PACKAGES: [&str; 2] = ["aiosmtpd==1.4.6", "trustme==1.2.1"];
 
 /// The venv's python with aiosmtpd, made once (a lock keeps parallel test
 /// binaries from making it twice).
 fn smtpd_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-1.4.6-venv");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-1.4.6-trustme-1.2.1-venv");
     let python = venv.join("bin/python");
     let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock");
     lock.lock().expect("lock the venv");
     let ready = Command::new(&python)
-        .args(["-c", "import aiosmtpd"])
+        .args(["-c", "import aiosmtpd, trustme"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
@@ -59,25 +60,36 @@ fn smtpd_python() -> PathBuf {
             "python3 -m venv failed (Debian: apt-get install python3-venv)"
         );
         let ok = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                AIOSMTPD,
-            ])
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PACKAGES)
             .status()
             .expect("pip")
             .success();
-        assert!(ok, "pip install {AIOSMTPD} failed");
+        assert!(ok, "pip install {PACKAGES:?} failed");
     }
     python
 }
 
 const SINK: &str = r#"
-import os, sys, time
+import os, ssl, sys, time
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 out, port = sys.argv[1], int(sys.argv[2])
+# With a third argument: STARTTLS required (a certificate for 127.0.0.1
+# from a test CA, written there as ca.pem) and AUTH as simtrack/s3cret.
+tls = {}
+if len(sys.argv) > 3:
+    import trustme
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(os.path.join(sys.argv[3], "ca.pem"))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"simtrack" and auth_data.password == b"s3cret"
+        return AuthResult(success=ok, handled=False)
+    tls = dict(tls_context=ctx, require_starttls=True, authenticator=check,
+               auth_required=True, auth_require_tls=True)
 
 class Sink:
     async def handle_DATA(self, server, session, envelope):
@@ -87,7 +99,7 @@ class Sink:
         os.rename(path + ".tmp", path)
         return "250 OK"
 
-c = Controller(Sink(), hostname="127.0.0.1", port=port)
+c = Controller(Sink(), hostname="127.0.0.1", port=port, **tls)
 c.start()
 print("ready", flush=True)
 while True:
@@ -99,10 +111,22 @@ struct Smtpd(Child);
 
 impl Smtpd {
     fn start(python: &Path, script: &Path, out: &Path, port: u16) -> Smtpd {
+        Self::start_with(python, script, out, port, None)
+    }
+
+    /// With `tls_dir`: STARTTLS and AUTH required; the CA goes there.
+    fn start_with(
+        python: &Path,
+        script: &Path,
+        out: &Path,
+        port: u16,
+        tls_dir: Option<&Path>,
+    ) -> Smtpd {
         let mut child = Command::new(python)
             .arg(script)
             .arg(out)
             .arg(port.to_string())
+            .args(tls_dir)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start aiosmtpd");
@@ -573,4 +597,92 @@ fn failed_and_lost_runs_notify_their_owner_once() {
         api.get("/api/ui/notifications").json()["channels"]["count"],
         2
     );
+}
+
+/// STARTTLS required, a certificate from the site's own CA, and SMTP AUTH
+/// with the password from a file: the email arrives; with a wrong password
+/// the delivery retries with the server's refusal as its error.
+#[test]
+fn email_goes_through_starttls_with_credentials() {
+    let python = smtpd_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("store");
+    let sink = dir.path().join("mail");
+    std::fs::create_dir_all(&sink).expect("mail dir");
+    let script = dir.path().join("sink.py");
+    std::fs::write(&script, SINK).expect("sink script");
+    let port = free_port();
+    let _smtpd = Smtpd::start_with(&python, &script, &sink, port, Some(dir.path()));
+    let token = token_with(&data, &["--name", "dee"]);
+    notify_cli(
+        &data,
+        &["add", "--user", "dee", "--email", "dee@example.org"],
+    );
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    std::fs::write(&good, "s3cret\n").expect("password file");
+    std::fs::write(&bad, "guess\n").expect("password file");
+    let ca = dir.path().join("ca.pem");
+    let port_s = port.to_string();
+    let start = |password: &Path| {
+        let password = password.to_str().expect("utf-8 path");
+        Server::start(
+            &data,
+            &[
+                "--smtp-host",
+                "127.0.0.1",
+                "--smtp-port",
+                &port_s,
+                "--smtp-starttls",
+                "required",
+                "--smtp-ca-file",
+                ca.to_str().expect("utf-8 path"),
+                "--smtp-user",
+                "simtrack",
+                "--smtp-password-file",
+                password,
+                "--notify-retry-secs",
+                "0.2",
+                "--notify-retry-max-secs",
+                "0.5",
+            ],
+        )
+    };
+    let fail = |api: &Api, name: &str| {
+        let r = api.json("POST", "/api/runs", &json!({ "name": name }));
+        let id = r.json()["id"].as_str().expect("id").to_owned();
+        let r = api.json(
+            "PUT",
+            &format!("/api/runs/{id}"),
+            &json!({"status": "failed"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+
+    let mut server = start(&bad);
+    let api = Api::new(&server, &token);
+    fail(&api, "wrong-password");
+    let d = wait_for(Duration::from_secs(20), || {
+        let d = deliveries(&api);
+        (d.first()?["status"] == "retrying").then(|| d[0].clone())
+    })
+    .unwrap_or_else(|| panic!("{:?}", deliveries(&api)));
+    assert!(
+        d["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("535") || e.contains("uthentication")),
+        "{d}"
+    );
+    assert!(messages(&sink).is_empty());
+    assert!(server.terminate());
+
+    let server = start(&good);
+    let api = Api::new(&server, &token);
+    fail(&api, "right-password");
+    wait_for(Duration::from_secs(20), || {
+        (messages(&sink).len() >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{:?} {:?}", deliveries(&api), messages(&sink)));
+    let mail = messages(&sink).join("\n");
+    assert!(mail.contains("right-password") && mail.contains("wrong-password"));
+    assert_eq!(messages(&sink).len(), 2);
 }
