@@ -18,7 +18,10 @@
 //!   channel); a run completing without it, and another user's run,
 //!   notify nobody here.
 //!
-//! Both run against either backend (`SIMTRACK_TEST_BACKEND`).
+//! - STARTTLS required, the SMTP server's certificate from a site CA
+//!   (`--smtp-ca-file`), and SMTP AUTH with the password from a file.
+//!
+//! All run against either backend (`SIMTRACK_TEST_BACKEND`).
 
 mod common;
 
