@@ -18,6 +18,12 @@
 //! | most points of a downsampled read | `--max-read-points` | `SIMTRACK_MAX_READ_POINTS` | 100,000 |
 //! | metric names per run | `--max-metric-names` | `SIMTRACK_MAX_METRIC_NAMES` | 10,000 |
 //! | token cache lifetime | `--token-cache-secs` | `SIMTRACK_TOKEN_CACHE_SECS` | 2 s |
+//! | SMTP server for notification emails | `--smtp-host`, `--smtp-port` | `SIMTRACK_SMTP_HOST`, `SIMTRACK_SMTP_PORT` | none (no email); port 587, 465 with implicit TLS, 25 without TLS |
+//! | SMTP transport security | `--smtp-starttls` (`required`, `opportunistic`, `never`), `--smtp-implicit-tls` | `SIMTRACK_SMTP_STARTTLS`, `SIMTRACK_SMTP_IMPLICIT_TLS=1` | `required` |
+//! | SMTP credentials | `--smtp-user`, `--smtp-password-file` | `SIMTRACK_SMTP_USER`, `SIMTRACK_SMTP_PASSWORD`, `SIMTRACK_SMTP_PASSWORD_FILE` | none (never on the command line) |
+//! | sender address | `--smtp-from` | `SIMTRACK_SMTP_FROM` | `simtrack@HOST` |
+//! | extra CA for the SMTP server's certificate | `--smtp-ca-file` | `SIMTRACK_SMTP_CA_FILE` | the system's roots only |
+//! | notification retries | | `SIMTRACK_NOTIFY_RETRY_SECS`, `SIMTRACK_NOTIFY_RETRY_MAX_SECS`, `SIMTRACK_NOTIFY_ATTEMPTS` | 10 s doubling to 1 h, 12 attempts |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +75,110 @@ pub struct ServerConfig {
     /// Most metric names one run may have; ingest of a new name beyond it
     /// is refused (422).
     pub max_metric_names: u64,
+    /// Where notification emails go, and how deliveries are retried.
+    pub notify: NotifySettings,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// STARTTLS, refusing a server that does not offer it.
+    Required,
+    /// STARTTLS when the server offers it, plain otherwise.
+    Opportunistic,
+    /// No TLS (a relay on loopback or a trusted network).
+    Never,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+}
+
+impl SmtpTls {
+    /// Parses a `--smtp-starttls` value.
+    pub fn parse(s: &str) -> Option<SmtpTls> {
+        match s {
+            "required" | "yes" | "true" => Some(SmtpTls::Required),
+            "opportunistic" => Some(SmtpTls::Opportunistic),
+            "never" | "no" | "false" => Some(SmtpTls::Never),
+            _ => None,
+        }
+    }
+}
+
+/// The SMTP server notification emails are sent through.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    /// `None`: 587, 465 with implicit TLS, 25 without TLS.
+    pub port: Option<u16>,
+    pub tls: SmtpTls,
+    pub user: Option<String>,
+    /// From the environment or a file, never the command line.
+    pub password: Option<String>,
+    /// The sender (`From:`).
+    pub from: String,
+    /// Extra trusted root certificates (PEM), for a site's own CA.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("from", &self.from)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// Notification delivery settings.
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// `None`: email channels fail with a clear error (webhooks still work).
+    pub smtp: Option<SmtpSettings>,
+    /// Delay after the first failed attempt; doubled after each further one.
+    pub retry_base: Duration,
+    /// Longest delay between attempts.
+    pub retry_max: Duration,
+    /// Attempts before a delivery is marked failed.
+    pub attempts: u32,
+}
+
+impl NotifySettings {
+    /// From the `SIMTRACK_SMTP_*` and `SIMTRACK_NOTIFY_*` environment.
+    pub fn from_env() -> NotifySettings {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let smtp = env("SIMTRACK_SMTP_HOST").map(|host| SmtpSettings {
+            from: env("SIMTRACK_SMTP_FROM").unwrap_or_else(|| format!("simtrack@{host}")),
+            host,
+            port: env_num("SIMTRACK_SMTP_PORT"),
+            tls: if env("SIMTRACK_SMTP_IMPLICIT_TLS").is_some_and(|v| v != "0") {
+                SmtpTls::Implicit
+            } else {
+                env("SIMTRACK_SMTP_STARTTLS")
+                    .and_then(|v| SmtpTls::parse(v.trim()))
+                    .unwrap_or(SmtpTls::Required)
+            },
+            user: env("SIMTRACK_SMTP_USER"),
+            password: env("SIMTRACK_SMTP_PASSWORD").or_else(|| {
+                env("SIMTRACK_SMTP_PASSWORD_FILE")
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .map(|p| p.trim_end_matches(['\r', '\n']).to_owned())
+            }),
+            ca_pem: env("SIMTRACK_SMTP_CA_FILE").and_then(|f| std::fs::read(f).ok()),
+        });
+        NotifySettings {
+            smtp,
+            retry_base: env_secs("SIMTRACK_NOTIFY_RETRY_SECS", 10.0),
+            retry_max: env_secs("SIMTRACK_NOTIFY_RETRY_MAX_SECS", 3600.0),
+            attempts: env_num("SIMTRACK_NOTIFY_ATTEMPTS")
+                .filter(|n| *n >= 1)
+                .unwrap_or(12),
+        }
+    }
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -167,6 +277,7 @@ impl ServerConfig {
             max_metric_names: env_num("SIMTRACK_MAX_METRIC_NAMES")
                 .filter(|n| *n >= 1)
                 .unwrap_or(DEFAULT_MAX_METRIC_NAMES),
+            notify: NotifySettings::from_env(),
         }
     }
 }

@@ -24,13 +24,15 @@
 //! Beside them: [`http::serve`] (the connection loop: header, body and
 //! idle timeouts, the connection cap, the shutdown deadline), [`private`] (the
 //! data directory stays private to the server), [`doctor`] (checks a data
-//! directory or a library spool).
+//! directory or a library spool), [`notify`] (delivers notifications:
+//! email and webhooks).
 
 pub mod config;
 pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod migrate;
+pub mod notify;
 pub mod private;
 pub mod replica;
 pub mod server;

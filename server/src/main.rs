@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use simtrack_server::config::{ServerConfig, default_data_dir};
 
+mod notify_cli;
 mod sync;
 mod wrap;
 
@@ -38,7 +39,8 @@ enum Command {
         /// Address to listen on [default: $SIMTRACK_LISTEN or 127.0.0.1:8800]; port 0 picks a free port.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Base URL for artifact links when clients reach the server under another name.
+        /// Base URL for artifact links and the run links in notifications, when clients reach the
+        /// server under another name [env SIMTRACK_PUBLIC_URL].
         #[arg(long)]
         public_url: Option<String>,
         /// Largest API request body in bytes.
@@ -64,6 +66,8 @@ enum Command {
         max_metric_names: Option<u64>,
         #[command(flatten)]
         net: NetArgs,
+        #[command(flatten)]
+        smtp: notify_cli::SmtpArgs,
     },
     /// Check a server data directory or a library spool and say what to do.
     Doctor {
@@ -73,6 +77,11 @@ enum Command {
         /// A library offline/spool directory (the one holding `runs/`).
         #[arg(long)]
         spool: Option<PathBuf>,
+    },
+    /// Notification channels of users: email addresses and webhooks.
+    Notify {
+        #[command(subcommand)]
+        command: notify_cli::NotifyCommand,
     },
     /// Manage API tokens.
     Token {
@@ -203,6 +212,7 @@ fn main() -> ExitCode {
             max_read_points,
             max_metric_names,
             net,
+            smtp,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
             if database.is_some() {
@@ -230,6 +240,10 @@ fn main() -> ExitCode {
                 cfg.token_cache = std::time::Duration::from_secs_f64(s.min(3600.0));
             }
             net.apply(&mut cfg.net);
+            if let Err(e) = smtp.apply(&mut cfg.notify) {
+                eprintln!("simtrack server: {e}");
+                return ExitCode::FAILURE;
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -355,6 +369,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Notify { command } => notify_cli::main(command),
         Command::Sync { cache } => sync::run(cache),
         Command::Migrate {
             data,

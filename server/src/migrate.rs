@@ -6,7 +6,8 @@
 //! everything recorded for it (events, metric chunks, alert states,
 //! artifact attachments), and a run already in the target is skipped, so
 //! an interrupted migration is finished by running it again. Folders,
-//! alerts, artifact records, tokens and settings are copied when absent
+//! alerts, artifact records, tokens, settings and notification channels
+//! (not their past deliveries) are copied when absent
 //! (the target's own settings, such as its token-signing key, win).
 //! Artifact bytes are copied when the target lacks them. At the end the
 //! counts of both sides are printed and compared.
@@ -166,7 +167,14 @@ pub async fn run(
             let folders = read(&*src, |tx| tx.folder_list())?;
             let alerts = read(&*src, |tx| tx.alert_list())?;
             let artifacts = read(&*src, |tx| tx.artifact_list())?;
+            let channels = read(&*src, |tx| tx.notify_channels(None))?;
             write(&*dst, |tx| {
+                let there = tx.notify_channels(None)?;
+                for c in &channels {
+                    if !there.iter().any(|t| t.id == c.id) {
+                        tx.notify_channel_insert(c)?;
+                    }
+                }
                 for f in &folders {
                     if tx.folder_get(&f.id)?.is_none() {
                         tx.folder_insert(&f.id, &f.path, f.created)?;

@@ -58,6 +58,16 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         Some(pg) => crate::replica::spawn_leader_duties(pg, store.clone(), cfg.lost_check),
         None => crate::domain::lifecycle::spawn_lost_detector(store.clone(), cfg.lost_check),
     }
+    // Every replica delivers notifications; claims keep them from sending
+    // one delivery twice.
+    crate::notify::Worker {
+        settings: cfg.notify.clone(),
+        public_url: cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+    }
+    .spawn(store.clone());
     let app = router(AppState {
         backend: backend.clone(),
         auth,

@@ -274,6 +274,18 @@ pub fn set_status(tx: &dyn WriteTx, id: &str, run: &str, status: &str) -> Result
 /// Moves `run`'s state of `alert` to `status`, recording the change and
 /// requesting an abort when an aborting alert goes critical.
 pub fn set_state(tx: &dyn WriteTx, run: &str, alert: &AlertRow, status: &str) -> Result<()> {
+    set_state_valued(tx, run, alert, status, None)
+}
+
+/// [`set_state`], with the window's aggregate that decided (metric
+/// alerts), which a notification shows.
+fn set_state_valued(
+    tx: &dyn WriteTx,
+    run: &str,
+    alert: &AlertRow,
+    status: &str,
+    value: Option<f64>,
+) -> Result<()> {
     let old = tx.run_alert_status(run, &alert.id)?.unwrap_or_default();
     if old == status {
         return Ok(());
@@ -298,6 +310,7 @@ pub fn set_state(tx: &dyn WriteTx, run: &str, alert: &AlertRow, status: &str) ->
     if status == "critical" && alert.abort {
         runs::request_abort(tx, run, &format!("alert '{}' is critical", alert.name))?;
     }
+    super::notify::on_alert(tx, run, alert, &old, status, value)?;
     Ok(())
 }
 
@@ -413,6 +426,16 @@ impl WindowState {
             (true, false) => f64::INFINITY,
             (false, true) => f64::NEG_INFINITY,
             _ => self.sum + self.comp,
+        }
+    }
+
+    /// The aggregate the rule tests (for `at least one` and `all`, the
+    /// share of valued points passing it).
+    fn value(&self, rule: &Rule) -> f64 {
+        match rule.agg.as_str() {
+            "sum" => self.total(),
+            "at least one" | "all" => self.pass as f64 / self.valued.max(1) as f64,
+            _ => self.total() / self.count.max(1) as f64,
         }
     }
 
@@ -558,7 +581,8 @@ pub fn on_metrics(
             &serde_json::to_string(&w).unwrap_or_default(),
         )?;
         if let Some(critical) = w.critical(&rule) {
-            set_state(tx, run, &alert, if critical { "critical" } else { "ok" })?;
+            let status = if critical { "critical" } else { "ok" };
+            set_state_valued(tx, run, &alert, status, Some(w.value(&rule)))?;
         }
     }
     Ok(())

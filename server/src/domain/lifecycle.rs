@@ -35,6 +35,7 @@ pub fn mark_lost(store: &dyn StateStore, server_start_us: i64) -> Result<Vec<Str
                 "warning",
                 "[simtrack] run marked lost: no heartbeat within its heartbeat timeout",
             )?;
+            super::notify::on_run_status(tx, id, RunStatus::Lost.as_str())?;
         }
         Ok(ids)
     })

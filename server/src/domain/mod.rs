@@ -2,7 +2,8 @@
 //! lifecycle ([`runs`], [`lifecycle`]), metrics ingest and reads
 //! ([`metrics`]), [`events`], [`artifacts`], [`folders`], [`alerts`]
 //! (definitions, evaluation, state changes), tokens and signed links
-//! ([`auth`]), and the Simvue filter language ([`filters`]).
+//! ([`auth`]), notification channels and the delivery outbox ([`notify`]),
+//! and the Simvue filter language ([`filters`]).
 //!
 //! Every operation works on the storage traits ([`crate::storage`]) and
 //! answers with the documents the API shows (JSON values) or an [`Error`],
@@ -17,6 +18,7 @@ pub mod filters;
 pub mod folders;
 pub mod lifecycle;
 pub mod metrics;
+pub mod notify;
 pub mod runs;
 
 use serde_json::Value;

@@ -446,6 +446,9 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
     tx.run_update(id, &p)?;
     if let Some(message) = status_event {
         events::record(tx, id, now, "info", &message)?;
+        if let Some(s) = &p.status {
+            super::notify::on_run_status(tx, id, s)?;
+        }
     }
     Ok(())
 }

@@ -582,6 +582,43 @@ pub struct ChunkStats {
     pub vsum: Option<f64>,
 }
 
+/// A user's notification channel (`kind` `email` or `webhook`; `options`
+/// JSON text: format, which events).
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    pub id: String,
+    /// The user it belongs to (a runs' `user`).
+    pub owner: String,
+    pub kind: String,
+    /// The address or URL.
+    pub target: String,
+    pub options: String,
+    pub created: i64,
+}
+
+/// One queued delivery of one event to one channel (the outbox).
+/// `status`: `pending`, `retrying`, `sent` or `failed`.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: String,
+    pub channel_id: String,
+    pub owner: String,
+    pub run_id: String,
+    /// `critical`, `ok`, `failed`, `lost`.
+    pub event: String,
+    /// JSON text of the event (the domain's format).
+    pub payload: String,
+    pub created: i64,
+    pub status: String,
+    pub attempts: i64,
+    /// When it is due (µs).
+    pub next_at: i64,
+    /// A worker's claim on it runs until then (µs); 0: unclaimed.
+    pub claimed_until: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
 /// Queries, available in read and write transactions.
 pub trait ReadTx {
     /// The run's status, or `None` when there is no such run.
@@ -696,6 +733,19 @@ pub trait ReadTx {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// The response recorded for an idempotency key.
     fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>>;
+
+    /// Notification channels, oldest first; only `owner`'s when given.
+    fn notify_channels(&self, owner: Option<&str>) -> Result<Vec<ChannelRow>>;
+    /// Queued and finished deliveries, newest first, at most `limit`;
+    /// only `owner`'s and/or `run`'s when given.
+    fn outbox_list(
+        &self,
+        owner: Option<&str>,
+        run: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>>;
+    /// How many deliveries are due at `now` and unclaimed.
+    fn outbox_due(&self, now: i64) -> Result<u64>;
 }
 
 /// Changes, available in write transactions only.
@@ -767,4 +817,29 @@ pub trait WriteTx: ReadTx {
     fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()>;
     /// Forgets idempotency keys created before `before`; how many.
     fn idempotency_purge(&self, before: i64) -> Result<usize>;
+
+    /// Adds a notification channel.
+    fn notify_channel_insert(&self, c: &ChannelRow) -> Result<()>;
+    /// Removes a channel (and its undelivered deliveries); whether it
+    /// existed.
+    fn notify_channel_delete(&self, id: &str) -> Result<bool>;
+    /// Queues a delivery.
+    fn outbox_insert(&self, o: &OutboxRow) -> Result<()>;
+    /// Claims up to `limit` deliveries that are due at `now`, unfinished
+    /// and unclaimed (or whose claim ran out) until `until`, and returns
+    /// them: two workers (replicas) never hold one delivery at once.
+    fn outbox_claim(&self, now: i64, until: i64, limit: usize) -> Result<Vec<OutboxRow>>;
+    /// Records the outcome of an attempt and releases the claim.
+    fn outbox_finish(
+        &self,
+        id: &str,
+        status: &str,
+        attempts: i64,
+        next_at: i64,
+        error: Option<&str>,
+        sent_at: Option<i64>,
+    ) -> Result<()>;
+    /// Forgets finished (sent or failed) deliveries created before
+    /// `before`; how many.
+    fn outbox_purge(&self, before: i64) -> Result<usize>;
 }

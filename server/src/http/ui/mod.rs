@@ -7,6 +7,7 @@
 //! sees only the sign-in form.
 
 pub mod api;
+pub mod notifications;
 
 use axum::Router;
 use axum::extract::Path;
@@ -43,6 +44,11 @@ const ASSETS: &[Asset] = &[
         path: "app.css",
         mime: "text/css; charset=utf-8",
         bytes: include_bytes!("../../../ui/app.css"),
+    },
+    Asset {
+        path: "pages/notifications.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/notifications.js"),
     },
     Asset {
         path: "vendor/uPlot.iife.min.js",
@@ -153,4 +159,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/ui/tokens/{id}", delete(api::revoke_token))
         .route("/api/ui/runs", get(api::runs))
         .route("/api/ui/metrics/range", get(api::metric_range))
+        .route(
+            "/api/ui/notifications",
+            get(notifications::list).post(notifications::add),
+        )
+        .route("/api/ui/notifications/{id}", delete(notifications::remove))
+        .route(
+            "/api/ui/runs/{id}/notifications",
+            get(notifications::of_run),
+        )
 }

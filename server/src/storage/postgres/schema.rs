@@ -117,6 +117,25 @@ CREATE TABLE alert_windows (
         // Run lists sorted by a metric read that metric's series of every run.
         "CREATE INDEX metric_series_name ON metric_series(name);",
     ),
+    (
+        6,
+        // Notification channels of users, and the outbox of deliveries
+        // (written in the transaction of the change that causes them).
+        r#"
+CREATE TABLE notify_channels (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}', created BIGINT NOT NULL);
+CREATE INDEX notify_channels_owner ON notify_channels(owner);
+CREATE TABLE notify_outbox (
+    id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, owner TEXT NOT NULL, run_id TEXT NOT NULL,
+    event TEXT NOT NULL, payload TEXT NOT NULL, created BIGINT NOT NULL, status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0, next_at BIGINT NOT NULL,
+    claimed_until BIGINT NOT NULL DEFAULT 0, last_error TEXT, sent_at BIGINT);
+CREATE INDEX notify_outbox_due ON notify_outbox(status, next_at);
+CREATE INDEX notify_outbox_run ON notify_outbox(run_id, created);
+CREATE INDEX notify_outbox_owner ON notify_outbox(owner, created);
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -79,6 +79,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created INTEGER NOT NULL, PRIMARY KEY (scope, key));
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS notify_channels (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}', created INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS notify_channels_owner ON notify_channels(owner);
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, owner TEXT NOT NULL, run_id TEXT NOT NULL,
+    event TEXT NOT NULL, payload TEXT NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,
+    claimed_until INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_at INTEGER);
+CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(status, next_at);
+CREATE INDEX IF NOT EXISTS notify_outbox_run ON notify_outbox(run_id, created);
+CREATE INDEX IF NOT EXISTS notify_outbox_owner ON notify_outbox(owner, created);
 "#;
 
 /// The database of one data directory (`DIR/simtrack.db`).

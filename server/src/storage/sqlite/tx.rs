@@ -10,6 +10,9 @@ use crate::storage::{
     FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
     RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
 };
+use crate::storage::{ChannelRow, OutboxRow};
+
+mod notify;
 
 /// A transaction (read or write) on one connection.
 pub(super) struct Tx<'a>(pub &'a Connection);
@@ -702,6 +705,23 @@ impl ReadTx for Tx<'_> {
             })
             .map_err(db)
     }
+
+    fn notify_channels(&self, owner: Option<&str>) -> Result<Vec<ChannelRow>> {
+        self.channels(owner)
+    }
+
+    fn outbox_list(
+        &self,
+        owner: Option<&str>,
+        run: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        self.outbox(owner, run, limit)
+    }
+
+    fn outbox_due(&self, now: i64) -> Result<u64> {
+        self.due(now)
+    }
 }
 
 impl WriteTx for Tx<'_> {
@@ -1037,5 +1057,37 @@ impl WriteTx for Tx<'_> {
                 params![before],
             )
             .map_err(db)
+    }
+
+    fn notify_channel_insert(&self, c: &ChannelRow) -> Result<()> {
+        self.channel_insert(c)
+    }
+
+    fn notify_channel_delete(&self, id: &str) -> Result<bool> {
+        self.channel_delete(id)
+    }
+
+    fn outbox_insert(&self, o: &OutboxRow) -> Result<()> {
+        self.outbox_add(o)
+    }
+
+    fn outbox_claim(&self, now: i64, until: i64, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.claim(now, until, limit)
+    }
+
+    fn outbox_finish(
+        &self,
+        id: &str,
+        status: &str,
+        attempts: i64,
+        next_at: i64,
+        error: Option<&str>,
+        sent_at: Option<i64>,
+    ) -> Result<()> {
+        self.finish(id, status, attempts, next_at, error, sent_at)
+    }
+
+    fn outbox_purge(&self, before: i64) -> Result<usize> {
+        self.purge(before)
     }
 }
