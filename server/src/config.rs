@@ -18,6 +18,8 @@
 //! | most points of a downsampled read | `--max-read-points` | `SIMTRACK_MAX_READ_POINTS` | 100,000 |
 //! | metric names per run | `--max-metric-names` | `SIMTRACK_MAX_METRIC_NAMES` | 10,000 |
 //! | token cache lifetime | `--token-cache-secs` | `SIMTRACK_TOKEN_CACHE_SECS` | 2 s |
+//! | visibility of new runs | `--default-visibility private\|group` | `SIMTRACK_DEFAULT_VISIBILITY` | private |
+//! | trusted reverse proxies | `--trusted-proxy IP` (repeatable) | `SIMTRACK_TRUSTED_PROXIES` (comma-separated) | none |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +71,14 @@ pub struct ServerConfig {
     /// Most metric names one run may have; ingest of a new name beyond it
     /// is refused (422).
     pub max_metric_names: u64,
+    /// Whether runs created without a `visibility` are visible to their
+    /// owner's group (`--default-visibility group`) rather than only to
+    /// their owner (`private`, the default).
+    pub default_visibility_group: bool,
+    /// Proxies whose `X-Forwarded-For` (client address) and
+    /// `X-Forwarded-Proto` (https: the session cookie is `Secure`) are
+    /// believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -167,6 +177,15 @@ impl ServerConfig {
             max_metric_names: env_num("SIMTRACK_MAX_METRIC_NAMES")
                 .filter(|n| *n >= 1)
                 .unwrap_or(DEFAULT_MAX_METRIC_NAMES),
+            default_visibility_group: env("SIMTRACK_DEFAULT_VISIBILITY")
+                .is_some_and(|v| v == "group"),
+            trusted_proxies: env("SIMTRACK_TRUSTED_PROXIES")
+                .map(|v| {
+                    v.split(',')
+                        .filter_map(|p| p.trim().parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -166,10 +166,17 @@ pub async fn run(
             let folders = read(&*src, |tx| tx.folder_list())?;
             let alerts = read(&*src, |tx| tx.alert_list())?;
             let artifacts = read(&*src, |tx| tx.artifact_list())?;
+            let users = read(&*src, |tx| tx.users())?;
             write(&*dst, |tx| {
+                for u in &users {
+                    if tx.user_get(&u.name)?.is_none() {
+                        tx.user_put(u)?;
+                    }
+                }
                 for f in &folders {
                     if tx.folder_get(&f.id)?.is_none() {
                         tx.folder_insert(&f.id, &f.path, f.created)?;
+                        tx.folder_set_owner(&f.id, &f.owner)?;
                         tx.folder_update(
                             &f.id,
                             &FolderPatch {

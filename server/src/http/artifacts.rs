@@ -66,7 +66,7 @@ pub async fn register(
     let idem = idem(&caller, &headers)?;
     let artifact = artifacts::new_artifact(&body, st.cfg.max_upload, &caller.0.user)?;
     let upload = links(&st, &headers, "upload");
-    Ok(artifacts::register(&st.backend, idem, artifact, upload)
+    Ok(artifacts::register(&st.backend, caller.0.clone(), idem, artifact, upload)
         .await?
         .into())
 }
@@ -100,7 +100,7 @@ pub async fn confirm(
         .get("uploaded")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    Ok(artifacts::confirm(&st.backend, idem, id, want)
+    Ok(artifacts::confirm(&st.backend, caller.0.clone(), idem, id, want)
         .await?
         .into())
 }
@@ -119,7 +119,7 @@ pub async fn attach(
         .and_then(Value::as_str)
         .unwrap_or("output")
         .to_owned();
-    write_once(&st, idem, move |tx| {
+    write_once(&st, &caller, idem, move |tx| {
         artifacts::attach(tx, &run, &aid, &category)
     })
     .await
@@ -128,12 +128,12 @@ pub async fn attach(
 /// `GET /api/artifacts/{id}` (with a signed download `url`).
 pub async fn get_one(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
     let download = links(&st, &headers, "download");
-    read(&st, move |tx| artifacts::get(tx, &id, &download))
+    read(&st, &caller, move |tx| artifacts::get(tx, &id, &download))
         .await
         .map(Reply::ok)
 }
@@ -141,7 +141,7 @@ pub async fn get_one(
 /// `GET /api/artifacts?runs=["<id>"]` → `{data, count}`.
 pub async fn list(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     headers: HeaderMap,
     q: Params,
 ) -> ApiResult {
@@ -149,7 +149,7 @@ pub async fn list(
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(usize::MAX);
     let download = links(&st, &headers, "download");
-    read(&st, move |tx| {
+    read(&st, &caller, move |tx| {
         artifacts::list(tx, &runs, (start, count), &download)
     })
     .await
@@ -159,7 +159,7 @@ pub async fn list(
 /// `GET /api/runs/{id}/artifacts?name=&category=` → a JSON array.
 pub async fn of_run(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     headers: HeaderMap,
     Path(run): Path<String>,
     q: Params,
@@ -167,7 +167,7 @@ pub async fn of_run(
     let name = q.get("name").map(str::to_owned);
     let category = q.get("category").map(str::to_owned);
     let download = links(&st, &headers, "download");
-    read(&st, move |tx| {
+    read(&st, &caller, move |tx| {
         artifacts::of_run(tx, &run, name.as_deref(), category.as_deref(), &download)
     })
     .await
@@ -177,10 +177,10 @@ pub async fn of_run(
 /// `GET /api/runs/{run}/artifacts/{aid}` → `{"category"}`.
 pub async fn category(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     Path((run, aid)): Path<(String, String)>,
 ) -> ApiResult {
-    read(&st, move |tx| artifacts::category(tx, &run, &aid))
+    read(&st, &caller, move |tx| artifacts::category(tx, &run, &aid))
         .await
         .map(Reply::ok)
 }
@@ -227,5 +227,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| artifacts::delete(tx, &id)).await
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
+        let r = artifacts::delete(tx, &id)?;
+        crate::domain::audit::record(tx, &who, "artifact_delete", &id, "")?;
+        Ok(r)
+    })
+    .await
 }

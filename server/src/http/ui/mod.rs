@@ -7,6 +7,7 @@
 //! sees only the sign-in form.
 
 pub mod api;
+pub mod session;
 
 use axum::Router;
 use axum::extract::Path;
@@ -119,6 +120,10 @@ pub fn router() -> Router<AppState> {
             post(api::create_token).get(api::list_tokens),
         )
         .route("/api/ui/tokens/{id}", delete(api::revoke_token))
+        .route("/api/ui/signin", post(session::signin))
+        .route("/api/ui/signout", post(session::signout))
+        .route("/api/ui/users", get(api::users))
+        .route("/api/audit", get(api::audit))
         .route("/api/ui/runs", get(api::runs))
         .route("/api/ui/metrics/range", get(api::metric_range))
 }
