@@ -180,11 +180,7 @@ impl ServerConfig {
             default_visibility_group: env("SIMTRACK_DEFAULT_VISIBILITY")
                 .is_some_and(|v| v == "group"),
             trusted_proxies: env("SIMTRACK_TRUSTED_PROXIES")
-                .map(|v| {
-                    v.split(',')
-                        .filter_map(|p| p.trim().parse().ok())
-                        .collect()
-                })
+                .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
                 .unwrap_or_default(),
         }
     }

@@ -62,6 +62,14 @@ enum Command {
         /// [env SIMTRACK_MAX_METRIC_NAMES, default 10000].
         #[arg(long)]
         max_metric_names: Option<u64>,
+        /// Who sees a run created without a `visibility`: its owner only, or its owner's
+        /// group too [env SIMTRACK_DEFAULT_VISIBILITY, default private].
+        #[arg(long, value_parser = ["private", "group"])]
+        default_visibility: Option<String>,
+        /// A reverse proxy whose X-Forwarded-For / X-Forwarded-Proto are believed (repeatable)
+        /// [env SIMTRACK_TRUSTED_PROXIES, comma-separated].
+        #[arg(long)]
+        trusted_proxy: Vec<std::net::IpAddr>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -269,6 +277,8 @@ fn main() -> ExitCode {
             token_cache_secs,
             max_read_points,
             max_metric_names,
+            default_visibility,
+            trusted_proxy,
             net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
@@ -295,6 +305,12 @@ fn main() -> ExitCode {
             }
             if let Some(s) = token_cache_secs.filter(|s| s.is_finite() && *s >= 0.0) {
                 cfg.token_cache = std::time::Duration::from_secs_f64(s.min(3600.0));
+            }
+            if let Some(v) = default_visibility {
+                cfg.default_visibility_group = v == "group";
+            }
+            if !trusted_proxy.is_empty() {
+                cfg.trusted_proxies = trusted_proxy;
             }
             net.apply(&mut cfg.net);
             let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -131,7 +131,9 @@ const DENIED: &str = "access denied";
 
 impl<T: ?Sized> std::fmt::Debug for Scoped<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scoped").field("who", &self.who.user).finish()
+        f.debug_struct("Scoped")
+            .field("who", &self.who.user)
+            .finish()
     }
 }
 

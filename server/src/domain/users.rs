@@ -128,7 +128,9 @@ pub fn set_password(
     password: &str,
 ) -> Result<(), Error> {
     if !by.admin && by.user != name {
-        return Err(Error::forbidden("only administrators may set others' passwords"));
+        return Err(Error::forbidden(
+            "only administrators may set others' passwords",
+        ));
     }
     if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
         return Err(Error::invalid(format!(

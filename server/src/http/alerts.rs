@@ -33,7 +33,11 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
 }
 
 /// `GET /api/alerts/{id}`.
-pub async fn get_one(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     read(&st, &caller, move |tx| alerts::load(tx, &id))
         .await
         .map(Reply::ok)

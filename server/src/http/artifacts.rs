@@ -66,9 +66,11 @@ pub async fn register(
     let idem = idem(&caller, &headers)?;
     let artifact = artifacts::new_artifact(&body, st.cfg.max_upload, &caller.0.user)?;
     let upload = links(&st, &headers, "upload");
-    Ok(artifacts::register(&st.backend, caller.0.clone(), idem, artifact, upload)
-        .await?
-        .into())
+    Ok(
+        artifacts::register(&st.backend, caller.0.clone(), idem, artifact, upload)
+            .await?
+            .into(),
+    )
 }
 
 /// `PUT <upload url>`: the raw bytes, authorised by the URL signature.
@@ -100,9 +102,11 @@ pub async fn confirm(
         .get("uploaded")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    Ok(artifacts::confirm(&st.backend, caller.0.clone(), idem, id, want)
-        .await?
-        .into())
+    Ok(
+        artifacts::confirm(&st.backend, caller.0.clone(), idem, id, want)
+            .await?
+            .into(),
+    )
 }
 
 /// `PUT /api/runs/{run}/artifacts/{aid}` `{"category": "code"|"input"|"output"}`.

@@ -65,7 +65,10 @@ pub async fn ingest(
         now,
     )?;
     let run = batch.run;
-    write_once(&st, &caller, idem, move |tx| events::ingest(tx, &run, &rows, now)).await
+    write_once(&st, &caller, idem, move |tx| {
+        events::ingest(tx, &run, &rows, now)
+    })
+    .await
 }
 
 /// `GET /api/events?run&filters&start&count` (`count=0`: no limit).

@@ -45,7 +45,11 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
 }
 
 /// `GET /api/folders/{id}`.
-pub async fn get_one(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     read(&st, &caller, move |tx| folders::load(tx, &id))
         .await
         .map(Reply::ok)
@@ -61,7 +65,10 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, &caller, idem, move |tx| folders::update(tx, &id, &body)).await
+    write_once(&st, &caller, idem, move |tx| {
+        folders::update(tx, &id, &body)
+    })
+    .await
 }
 
 /// `DELETE /api/folders/{id}?recursive&runs&runs_only` → `{folders, runs}`.
@@ -81,13 +88,7 @@ pub async fn delete(
     let who = caller.0.clone();
     write_once(&st, &caller, idem, move |tx| {
         let r = folders::delete(tx, &id, scope)?;
-        crate::domain::audit::record(
-            tx,
-            &who,
-            "folder_delete",
-            &id,
-            &format!("{scope:?}"),
-        )?;
+        crate::domain::audit::record(tx, &who, "folder_delete", &id, &format!("{scope:?}"))?;
         Ok(r)
     })
     .await

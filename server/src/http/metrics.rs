@@ -299,7 +299,11 @@ fn push_x(out: &mut String, axis: Axis, p: &Point) {
 /// `max_read_points` (a larger request is lowered to it and the response
 /// says so in `X-Simtrack-Max-Points`). An aggregated read is always
 /// bounded by `max_read_points` per series.
-pub async fn query(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+pub async fn query(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: Params,
+) -> Result<Response, ApiError> {
     let runs = q.list("runs")?;
     let names = q.list("metrics")?;
     let axis_s = q.get("xaxis").unwrap_or("step");

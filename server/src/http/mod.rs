@@ -501,8 +501,8 @@ pub async fn stream_read(
             buf: String::with_capacity(SINK_BUFFER + 1024),
             tx: tx.clone(),
         };
-        let r = domain::read_as(&*store, &who, |c| produce(c, &mut sink))
-            .and_then(|()| sink.flush());
+        let r =
+            domain::read_as(&*store, &who, |c| produce(c, &mut sink)).and_then(|()| sink.flush());
         if let Err(e) = r {
             let _ = tx.blocking_send(Err(e));
         }

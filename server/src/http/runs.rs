@@ -32,7 +32,11 @@ pub async fn create(
 }
 
 /// `GET /api/runs/{id}`.
-pub async fn get_one(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     read(&st, &caller, move |tx| runs::load(tx, &id))
         .await
         .map(Reply::ok)

@@ -8,9 +8,9 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
 use crate::storage::{
-    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, UserRow, AuditRow, WriteTx,
+    AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
+    EventRow, FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, UserRow, WriteTx,
 };
 
 /// A transaction (read or write) on one pooled connection.
@@ -681,10 +681,13 @@ impl ReadTx for Tx<'_> {
     }
 
     fn users(&self) -> Result<Vec<UserRow>> {
-        self.rows(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"), &[])?
-            .iter()
-            .map(user_row)
-            .collect()
+        self.rows(
+            &format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(user_row)
+        .collect()
     }
 
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {

@@ -158,8 +158,7 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise {}: {e}", db_path.display()))?;
-        migrate(&mut writer)
-            .map_err(|e| format!("cannot upgrade {}: {e}", db_path.display()))?;
+        migrate(&mut writer).map_err(|e| format!("cannot upgrade {}: {e}", db_path.display()))?;
         Ok(SqliteStore {
             db_path,
             writer: Mutex::new(writer),

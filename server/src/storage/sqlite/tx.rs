@@ -6,9 +6,9 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
 use crate::storage::{
-    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, UserRow, AuditRow, WriteTx,
+    AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
+    EventRow, FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, UserRow, WriteTx,
 };
 
 /// A transaction (read or write) on one connection.
@@ -662,12 +662,7 @@ impl ReadTx for Tx<'_> {
                 "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf FROM tokens
                  WHERE ?1 IS NULL OR name = ?1 ORDER BY created, id",
             )
-            .and_then(|mut s| {
-                s.query_map(params![name], |r| {
-token_row(r)
-                })?
-                .collect()
-            })
+            .and_then(|mut s| s.query_map(params![name], |r| token_row(r))?.collect())
             .map_err(db)
     }
 
@@ -681,14 +676,11 @@ token_row(r)
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.0
-            .prepare_cached("SELECT id, name, hash, exp, created, label, read_only, last_used, csrf
-                 FROM tokens WHERE hash = ?1")
-            .and_then(|mut s| {
-                s.query_row(params![hash], |r| {
-token_row(r)
-                })
-                .optional()
-            })
+            .prepare_cached(
+                "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf
+                 FROM tokens WHERE hash = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![hash], |r| token_row(r)).optional())
             .map_err(db)
     }
 
@@ -1042,7 +1034,16 @@ impl WriteTx for Tx<'_> {
             .execute(
                 "INSERT INTO tokens (id, name, hash, exp, created, label, read_only, csrf)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![t.id, t.name, t.hash, t.exp, t.created, t.label, t.read_only, t.csrf],
+                params![
+                    t.id,
+                    t.name,
+                    t.hash,
+                    t.exp,
+                    t.created,
+                    t.label,
+                    t.read_only,
+                    t.csrf
+                ],
             )
             .map_err(db)?;
         Ok(())
