@@ -231,7 +231,12 @@ pub fn mint(
             "'days' must be an integer from 1 to {MAX_MINTED_DAYS}"
         )));
     }
-    let exp = (now_s() + i64::from(spec.days) * 86_400).min(caller.exp);
+    let mut exp = now_s() + i64::from(spec.days) * 86_400;
+    if !caller.is_session() {
+        // A token cannot extend its own access by minting; a person signed
+        // in with a password mints tokens for their programs.
+        exp = exp.min(caller.exp);
+    }
     issue(
         store,
         caller,

@@ -36,6 +36,16 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../../ui/app.css"),
     },
     Asset {
+        path: "pages/tokens.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/tokens.js"),
+    },
+    Asset {
+        path: "pages/audit.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/audit.js"),
+    },
+    Asset {
         path: "vendor/uPlot.iife.min.js",
         mime: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../../ui/vendor/uPlot.iife.min.js"),
