@@ -105,7 +105,7 @@ pub fn can_see(who: &Identity, owner: &str, owner_group: Option<&str>, vis: &Vis
         || who.user == owner
         || vis.public
         || (vis.tenant && owner_group.is_some() && owner_group == who.group.as_deref())
-        || vis.users.iter().any(|u| *u == who.user)
+        || vis.users.contains(&who.user)
 }
 
 /// Whether `who` may change what `owner` owns.

@@ -483,10 +483,10 @@ impl Auth {
     /// value without `Bearer `), looked up in `store` unless cached and no
     /// revocation happened since.
     pub fn verify_token(&self, store: &dyn StateStore, token: &str) -> Result<Identity, Error> {
-        let stale = !self
+        let stale = self
             .cache()
             .checked
-            .is_some_and(|at| at.elapsed() < GENERATION_CHECK);
+            .is_none_or(|at| at.elapsed() >= GENERATION_CHECK);
         if stale {
             let g = read(store, generation)?;
             self.set_generation(g);

@@ -282,7 +282,10 @@ mod tests {
     #[tokio::test]
     async fn minted_tokens_are_the_callers_own_and_bounded() {
         let (_d, st, me, _) = setup();
-        assert_eq!(body(whoami(State(st.clone()), me.clone()).await)["user"], "tester");
+        assert_eq!(
+            body(whoami(State(st.clone()), me.clone()).await)["user"],
+            "tester"
+        );
         let mut m = serde_json::Map::new();
         m.insert("days".into(), json!(7));
         let made = body(create_token(State(st.clone()), me.clone(), JsonObject(m)).await);

@@ -201,3 +201,52 @@ impl StateStore for SqliteStore {
         let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data directory from before users existed opens, is upgraded once,
+    /// and everyone who held a token or owns a run keeps full access.
+    #[test]
+    fn an_old_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let c = Connection::open(dir.path().join("simtrack.db")).expect("open");
+            c.execute_batch(SCHEMA).expect("old schema");
+            c.execute_batch(
+                "INSERT INTO tokens (id, name, hash, exp, created) VALUES ('t1', 'alice', 'h1', 9999999999, 1);
+                 INSERT INTO runs (id, name, folder, status, created, modified, user, last_seen)
+                     VALUES ('r1', 'old', '/', 'completed', 1, 1, 'bob', 1);
+                 INSERT INTO folders (id, path, created, modified) VALUES ('f1', '/', 1, 1);",
+            )
+            .expect("old rows");
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(dir.path()).expect("upgrade");
+            store
+                .read(&mut |tx| {
+                    let users = tx.users()?;
+                    let names: Vec<(&str, bool)> =
+                        users.iter().map(|u| (u.name.as_str(), u.admin)).collect();
+                    assert_eq!(names, [("alice", true), ("bob", true)]);
+                    let t = tx.token_by_hash("h1")?.expect("token kept");
+                    assert_eq!(
+                        (t.name.as_str(), t.read_only, t.label.as_str()),
+                        ("alice", false, "")
+                    );
+                    assert_eq!(tx.folder_get("f1")?.expect("folder").owner, "");
+                    assert!(tx.audit(None, 10)?.is_empty());
+                    Ok(())
+                })
+                .expect("read");
+            let v: i64 = store
+                .writer
+                .lock()
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .expect("version");
+            assert_eq!(v, MIGRATIONS.len() as i64);
+        }
+    }
+}

@@ -662,7 +662,7 @@ impl ReadTx for Tx<'_> {
                 "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf FROM tokens
                  WHERE ?1 IS NULL OR name = ?1 ORDER BY created, id",
             )
-            .and_then(|mut s| s.query_map(params![name], |r| token_row(r))?.collect())
+            .and_then(|mut s| s.query_map(params![name], token_row)?.collect())
             .map_err(db)
     }
 
@@ -680,7 +680,7 @@ impl ReadTx for Tx<'_> {
                 "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf
                  FROM tokens WHERE hash = ?1",
             )
-            .and_then(|mut s| s.query_row(params![hash], |r| token_row(r)).optional())
+            .and_then(|mut s| s.query_row(params![hash], token_row).optional())
             .map_err(db)
     }
 
