@@ -50,8 +50,8 @@ enum Command {
         /// Seconds between checks for runs whose heartbeats stopped.
         #[arg(long, default_value_t = 5.0)]
         lost_check_secs: f64,
-        /// Seconds a verified token is trusted before it is looked up again, so a revoked
-        /// token stops working within this time [env SIMTRACK_TOKEN_CACHE_SECS, default 2].
+        /// Seconds a verified token is trusted before it is looked up again (revocations and
+        /// disabled users are noticed at once regardless) [env SIMTRACK_TOKEN_CACHE_SECS, default 2].
         #[arg(long)]
         token_cache_secs: Option<f64>,
         /// Most points per series of a downsampled (max_points) or aggregated metrics read; a

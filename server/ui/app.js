@@ -202,11 +202,15 @@
     try { await page(r, view); } catch (e) { showError(view, e); }
   }
   function signOut(message) {
-    if (user && user.session) fetch('/api/ui/signout', { method: 'POST', headers: { 'X-CSRF-Token': user.csrf } }).catch(() => {});
+    // A password session ends on the server first, so the next page does
+    // not find it still signed in.
+    const ending = user && user.session
+      ? fetch('/api/ui/signout', { method: 'POST', headers: { 'X-CSRF-Token': user.csrf } }).catch(() => {})
+      : Promise.resolve();
     localStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(TOKEN_KEY);
     user = null;
-    route().then(() => {
+    ending.then(() => route()).then(() => {
       if (message) { const f = main.querySelector('form'); if (f) f.prepend(h('p', { class: 'error', role: 'alert' }, message)); }
     });
   }
