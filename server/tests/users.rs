@@ -458,6 +458,10 @@ fn every_read_endpoint_shows_exactly_what_the_rules_allow() {
     let routes = get_routes();
     assert!(routes.contains("/api/runs/{id}"), "{routes:?}");
     assert!(routes.contains("/api/ui/runs"), "{routes:?}");
+    // The source reading found the whole router (a parse that finds too
+    // little would make this test pass vacuously).
+    assert!(routes.len() >= 28, "{} GET routes: {routes:?}", routes.len());
+    eprintln!("{} GET routes checked: {routes:?}", routes.len());
     for who in ["alice", "bob", "carol", "boss"] {
         for route in &routes {
             check_route(&w, who, route);
