@@ -41,6 +41,16 @@ fn simtrack(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, S
     )
 }
 
+/// A data directory private to us (the server warns otherwise).
+fn private_dir(p: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .unwrap();
+}
+
 /// Every `GET` route of the router, read from the source: `(path,
 /// handler text)`. The API router's routes are under `/api`.
 fn get_routes() -> BTreeSet<String> {
@@ -97,7 +107,7 @@ fn expected(who: &str) -> BTreeSet<&'static str> {
 
 fn setup(tmp: &Path) -> World {
     let data = tmp.join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    private_dir(&data);
     for (name, args) in [
         (
             "alice",
@@ -460,7 +470,11 @@ fn every_read_endpoint_shows_exactly_what_the_rules_allow() {
     assert!(routes.contains("/api/ui/runs"), "{routes:?}");
     // The source reading found the whole router (a parse that finds too
     // little would make this test pass vacuously).
-    assert!(routes.len() >= 28, "{} GET routes: {routes:?}", routes.len());
+    assert!(
+        routes.len() >= 28,
+        "{} GET routes: {routes:?}",
+        routes.len()
+    );
     eprintln!("{} GET routes checked: {routes:?}", routes.len());
     for who in ["alice", "bob", "carol", "boss"] {
         for route in &routes {
@@ -522,6 +536,32 @@ fn writes_need_ownership_and_tokens_have_a_lifecycle() {
     let run = alice.ok(&format!("/api/runs/{a_bob}"));
     assert_eq!(run["abort_requested"], false);
     assert_eq!(alice.events(a_bob).len(), 1);
+    // A download link is made for one user and checked again when used:
+    // changing its user is refused, and once the run is no longer visible
+    // to that user, the link answers 404.
+    let url = bob.ok(&format!("/api/artifacts/{}", w.artifacts["a_bob"]))["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.contains("u=bob"), "{url}");
+    let fetch = |u: &str| bob.send("GET", u, &[("authorization", "")], None).status;
+    assert_eq!(fetch(&url), 200);
+    assert_eq!(fetch(&url.replace("u=bob", "u=alice")), 401);
+    let r = alice.json(
+        "PUT",
+        &format!("/api/runs/{a_bob}"),
+        &json!({"visibility": {"tenant": false, "public": false, "users": []}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(fetch(&url), 404);
+    assert_eq!(bob.get(&format!("/api/runs/{a_bob}")).status, 404);
+    let r = alice.json(
+        "PUT",
+        &format!("/api/runs/{a_bob}"),
+        &json!({"visibility": {"tenant": false, "public": false, "users": ["bob"]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(fetch(&url), 200);
     // The owner changes visibility; carol (same group) then sees a_priv.
     assert_eq!(carol.get(&format!("/api/runs/{a_priv}")).status, 404);
     let r = alice.json(
@@ -685,7 +725,7 @@ fn writes_need_ownership_and_tokens_have_a_lifecycle() {
 fn people_sign_in_with_a_password() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    private_dir(&data);
     let (ok, _, err) = simtrack(&data, &["user", "add", "dora", "--group", "G"], None);
     assert!(ok, "{err}");
     let (ok, _, err) = simtrack(&data, &["user", "passwd", "dora"], Some("correct horse\n"));
@@ -831,7 +871,7 @@ fn people_sign_in_with_a_password() {
 fn upgrading_keeps_everyone_in_and_token_name_makes_a_user() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    private_dir(&data);
     // `token create --name` makes (or reuses) the user.
     let t1 = token_with(&data, &["--name", "frank"]);
     let t2 = token_with(&data, &["--name", "frank"]);

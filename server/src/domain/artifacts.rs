@@ -271,11 +271,17 @@ impl std::fmt::Debug for Download {
     }
 }
 
-/// An artifact's bytes and labels.
-pub async fn open(b: &Backend, id: String) -> Result<Download> {
+/// An artifact's bytes and labels, for a signed link made for `user`: not
+/// found unless that user (still) may see the artifact.
+pub async fn open(b: &Backend, user: &str, id: String) -> Result<Download> {
     let state = b.state.clone();
     let id2 = id.clone();
-    let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
+    let user = user.to_owned();
+    let a = blocking(move || {
+        let who = super::auth::Identity::of_user(&*state, &user)?;
+        super::read_as(&*state, &who, |tx| row(tx, &id2))
+    })
+    .await?;
     let missing = || Error::not_found(format!("artifact {id} has no uploaded bytes"));
     if !a.uploaded {
         return Err(missing());

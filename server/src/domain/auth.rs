@@ -83,6 +83,27 @@ impl Identity {
         }
     }
 
+    /// User `name` as the store has it now (for work done on its behalf
+    /// without a token, such as a signed download link made for it):
+    /// unauthorized when it does not exist or is disabled.
+    pub fn of_user(store: &dyn StateStore, name: &str) -> Result<Identity, Error> {
+        let u = read(store, |tx| Ok(tx.user_get(name)?))?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| {
+                Error::unauthorized("this link's user no longer exists or is disabled")
+            })?;
+        Ok(Identity {
+            token_id: String::new(),
+            user: u.name,
+            group: u.group,
+            admin: u.admin,
+            read_only: true,
+            csrf: None,
+            ip: String::new(),
+            exp: i64::MAX,
+        })
+    }
+
     /// Whether it is a sign-in session (a cookie), not an API token.
     pub fn is_session(&self) -> bool {
         self.csrf.is_some()
