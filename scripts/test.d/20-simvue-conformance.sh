@@ -30,11 +30,18 @@ cleanup() {
 trap cleanup EXIT
 
 token="$("$bin" token create $(storage_args "$data/store") --name conformance)"
+# Two more users for the visibility checks: one in the same group, one not.
+"$bin" user add conformance --group lab $(storage_args "$data/store")
+"$bin" user add peer --group lab $(storage_args "$data/store")
+"$bin" user add stranger --group elsewhere $(storage_args "$data/store")
+peer_token="$("$bin" token create $(storage_args "$data/store") --user peer)"
+stranger_token="$("$bin" token create $(storage_args "$data/store") --user stranger)"
 start_server "$bin" "$data/store" "$log"
 echo "-- server at $url"
 
 status=0
 (cd "$data" && SIMVUE_URL="$url" SIMVUE_TOKEN="$token" SIMVUE_OFFLINE_DIRECTORY="$data/offline" \
+    PEER_TOKEN="$peer_token" STRANGER_TOKEN="$stranger_token" \
     "$venv/bin/python" "$root/server/tests/simvue_conformance.py") || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "the server died during the conformance test"; cat "$log"; exit 1

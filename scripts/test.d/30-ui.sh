@@ -5,7 +5,8 @@
 # a run lives long enough to watch and abort), starts the server on a free
 # loopback port with a temporary data directory, creates a token, runs
 # server/ui/tests (ui.test.mjs: the UI; xss.test.mjs: hostile artifact
-# downloads run no script), stops the server. Screenshots go to
+# downloads run no script; users.test.mjs: password sign-in and the Tokens
+# page), stops the server. Screenshots go to
 # $target/ui-screenshots/. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,13 +34,17 @@ cc -Wall -Wextra -Werror -Iinclude -include server/ui/tests/slow_heat.h examples
     -L"$target/debug" -lsimtrack -Wl,-rpath,"$target/debug" -lm -o "$data/heat"
 
 token="$("$bin" token create $(storage_args "$data/store") --name ui-tester)"
+# A person who signs in with a password (users.test.mjs).
+"$bin" user add ui-person --group ui $(storage_args "$data/store")
+echo "ui person's password" | "$bin" user passwd ui-person $(storage_args "$data/store")
 start_server "$bin" "$data/store" "$log" 127.0.0.1:0 --lost-check-secs 1
 echo "-- server at $url"
 
 status=0
-(cd server/ui/tests && SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" HEAT_BIN="$data/heat" REPO="$root" SIMTRACK_LIBDIR="$target/debug" \
+(cd server/ui/tests && SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" \
+    SIMTRACK_SIGNIN_USER=ui-person SIMTRACK_SIGNIN_PASSWORD="ui person's password" HEAT_BIN="$data/heat" REPO="$root" SIMTRACK_LIBDIR="$target/debug" \
     CHROMIUM="$chromium" SCREENSHOT_DIR="$target/ui-screenshots" \
-    node --test --test-concurrency=1 --test-reporter=spec ${UI_TESTS:-ui.test.mjs xss.test.mjs defects.test.mjs features.test.mjs notify.test.mjs}) || status=$?
+    node --test --test-concurrency=1 --test-reporter=spec ${UI_TESTS:-ui.test.mjs xss.test.mjs defects.test.mjs features.test.mjs notify.test.mjs users.test.mjs}) || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "the server died during the UI tests"; cat "$log"; exit 1
 fi

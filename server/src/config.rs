@@ -18,6 +18,8 @@
 //! | most points of a downsampled read | `--max-read-points` | `SIMTRACK_MAX_READ_POINTS` | 100,000 |
 //! | metric names per run | `--max-metric-names` | `SIMTRACK_MAX_METRIC_NAMES` | 10,000 |
 //! | token cache lifetime | `--token-cache-secs` | `SIMTRACK_TOKEN_CACHE_SECS` | 2 s |
+//! | visibility of new runs | `--default-visibility private\|group` | `SIMTRACK_DEFAULT_VISIBILITY` | private |
+//! | trusted reverse proxies | `--trusted-proxy IP` (repeatable) | `SIMTRACK_TRUSTED_PROXIES` (comma-separated) | none |
 //! | SMTP server for notification emails | `--smtp-host`, `--smtp-port` | `SIMTRACK_SMTP_HOST`, `SIMTRACK_SMTP_PORT` | none (no email); port 587, 465 with implicit TLS, 25 without TLS |
 //! | SMTP transport security | `--smtp-starttls` (`required`, `opportunistic`, `never`), `--smtp-implicit-tls` | `SIMTRACK_SMTP_STARTTLS`, `SIMTRACK_SMTP_IMPLICIT_TLS=1` | `required` |
 //! | SMTP credentials | `--smtp-user`, `--smtp-password-file` | `SIMTRACK_SMTP_USER`, `SIMTRACK_SMTP_PASSWORD`, `SIMTRACK_SMTP_PASSWORD_FILE` | none (never on the command line) |
@@ -75,6 +77,14 @@ pub struct ServerConfig {
     /// Most metric names one run may have; ingest of a new name beyond it
     /// is refused (422).
     pub max_metric_names: u64,
+    /// Whether runs created without a `visibility` are visible to their
+    /// owner's group (`--default-visibility group`) rather than only to
+    /// their owner (`private`, the default).
+    pub default_visibility_group: bool,
+    /// Proxies whose `X-Forwarded-For` (client address) and
+    /// `X-Forwarded-Proto` (https: the session cookie is `Secure`) are
+    /// believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where notification emails go, and how deliveries are retried.
     pub notify: NotifySettings,
 }
@@ -277,6 +287,11 @@ impl ServerConfig {
             max_metric_names: env_num("SIMTRACK_MAX_METRIC_NAMES")
                 .filter(|n| *n >= 1)
                 .unwrap_or(DEFAULT_MAX_METRIC_NAMES),
+            default_visibility_group: env("SIMTRACK_DEFAULT_VISIBILITY")
+                .is_some_and(|v| v == "group"),
+            trusted_proxies: env("SIMTRACK_TRUSTED_PROXIES")
+                .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+                .unwrap_or_default(),
             notify: NotifySettings::from_env(),
         }
     }

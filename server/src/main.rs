@@ -21,6 +21,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start and matched at once: the size of the `Server`
+// variant (its many flags) costs nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the tracking server (Simvue-compatible REST API).
@@ -52,8 +55,8 @@ enum Command {
         /// Seconds between checks for runs whose heartbeats stopped.
         #[arg(long, default_value_t = 5.0)]
         lost_check_secs: f64,
-        /// Seconds a verified token is trusted before it is looked up again, so a revoked
-        /// token stops working within this time [env SIMTRACK_TOKEN_CACHE_SECS, default 2].
+        /// Seconds a verified token is trusted before it is looked up again (revocations and
+        /// disabled users are noticed at once regardless) [env SIMTRACK_TOKEN_CACHE_SECS, default 2].
         #[arg(long)]
         token_cache_secs: Option<f64>,
         /// Most points per series of a downsampled (max_points) or aggregated metrics read; a
@@ -64,6 +67,14 @@ enum Command {
         /// [env SIMTRACK_MAX_METRIC_NAMES, default 10000].
         #[arg(long)]
         max_metric_names: Option<u64>,
+        /// Who sees a run created without a `visibility`: its owner only, or its owner's
+        /// group too [env SIMTRACK_DEFAULT_VISIBILITY, default private].
+        #[arg(long, value_parser = ["private", "group"])]
+        default_visibility: Option<String>,
+        /// A reverse proxy whose X-Forwarded-For / X-Forwarded-Proto are believed (repeatable)
+        /// [env SIMTRACK_TRUSTED_PROXIES, comma-separated].
+        #[arg(long)]
+        trusted_proxy: Vec<std::net::IpAddr>,
         #[command(flatten)]
         net: NetArgs,
         #[command(flatten)]
@@ -87,6 +98,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage users and groups.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Copy an embedded deployment (data directory) into PostgreSQL (and S3);
     /// resumable, idempotent, verified by counts.
@@ -151,48 +167,110 @@ impl NetArgs {
     }
 }
 
+/// Where `simtrack user`/`simtrack token` find the server's state.
+#[derive(clap::Args, Debug, Clone)]
+struct StoreArgs {
+    /// Data directory of the server.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The server's PostgreSQL database instead [default: $SIMTRACK_DATABASE_URL].
+    #[arg(long, conflicts_with = "data")]
+    database: Option<String>,
+    /// Accepted so these commands take the server's storage arguments as
+    /// they are; users and tokens never touch the artifact store.
+    #[arg(long, hide = true)]
+    blobs: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum TokenCommand {
     /// Create a token and print it (only the token, on stdout).
     Create {
-        /// Data directory of the server.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The user the token belongs to (created if it does not exist; shown as the runs' user).
+        #[arg(long, conflicts_with = "user")]
+        name: Option<String>,
+        /// The (existing) user the token belongs to.
         #[arg(long)]
-        data: Option<PathBuf>,
-        /// The server's PostgreSQL database instead [default: $SIMTRACK_DATABASE_URL].
-        #[arg(long, conflicts_with = "data")]
-        database: Option<String>,
-        /// Accepted so `token create` takes the server's storage arguments
-        /// as they are; tokens never touch the artifact store.
-        #[arg(long, hide = true)]
-        blobs: Option<String>,
-        /// A name for the token (shown as the runs' user).
-        #[arg(long, default_value = "default")]
-        name: String,
+        user: Option<String>,
+        /// What the token is for (shown in token lists).
+        #[arg(long, default_value = "")]
+        label: String,
         /// Days until the token expires.
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// The token reads only: every write answers 403.
+        #[arg(long)]
+        read_only: bool,
     },
-    /// List tokens: id, name, created, expires (never the tokens themselves).
+    /// List tokens: id, user, label, created, last used, expires, scope (never the tokens themselves).
     List {
-        /// Data directory of the server.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Only tokens with this name.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only the tokens of this user.
+        #[arg(long, alias = "name")]
+        user: Option<String>,
+    },
+    /// Delete tokens; every server sharing the store stops accepting them at once.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The token's id (see `token list`).
+        #[arg(conflicts_with_all = ["id", "name"])]
+        token: Option<String>,
+        /// The token's id.
+        #[arg(long, conflicts_with = "name")]
+        id: Option<String>,
+        /// Every token of this user.
         #[arg(long)]
         name: Option<String>,
     },
-    /// Delete tokens. Running servers stop accepting them within their token cache
-    /// lifetime (--token-cache-secs, 2 s by default).
-    Revoke {
-        /// Data directory of the server.
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user, or change the given fields of an existing one.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The user's name (shown as the runs' user).
+        name: String,
+        /// Where notifications go.
         #[arg(long)]
-        data: Option<PathBuf>,
-        /// The token's id (see `token list`).
-        #[arg(long, required_unless_present = "name", conflicts_with = "name")]
-        id: Option<String>,
-        /// Every token with this name.
+        email: Option<String>,
+        /// The user's group (Simvue's tenant): runs shared with the group are visible to it.
         #[arg(long)]
-        name: Option<String>,
+        group: Option<String>,
+        /// Make the user an administrator (sees and changes everything).
+        #[arg(long, conflicts_with = "no_admin")]
+        admin: bool,
+        /// Make the user an ordinary user.
+        #[arg(long)]
+        no_admin: bool,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a user: its tokens and sessions stop working at once.
+    Disable {
+        #[command(flatten)]
+        store: StoreArgs,
+        name: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[command(flatten)]
+        store: StoreArgs,
+        name: String,
+    },
+    /// Set a user's sign-in password, read from the terminal (or one line of stdin).
+    Passwd {
+        #[command(flatten)]
+        store: StoreArgs,
+        name: String,
     },
 }
 
@@ -211,6 +289,8 @@ fn main() -> ExitCode {
             token_cache_secs,
             max_read_points,
             max_metric_names,
+            default_visibility,
+            trusted_proxy,
             net,
             smtp,
         } => {
@@ -239,6 +319,12 @@ fn main() -> ExitCode {
             if let Some(s) = token_cache_secs.filter(|s| s.is_finite() && *s >= 0.0) {
                 cfg.token_cache = std::time::Duration::from_secs_f64(s.min(3600.0));
             }
+            if let Some(v) = default_visibility {
+                cfg.default_visibility_group = v == "group";
+            }
+            if !trusted_proxy.is_empty() {
+                cfg.trusted_proxies = trusted_proxy;
+            }
             net.apply(&mut cfg.net);
             if let Err(e) = smtp.apply(&mut cfg.notify) {
                 eprintln!("simtrack server: {e}");
@@ -266,109 +352,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Token {
-            command:
-                TokenCommand::Create {
-                    data,
-                    database,
-                    blobs: _,
-                    name,
-                    days,
-                },
-        } => {
-            simtrack_server::private::restrict_umask();
-            let database = database.or_else(|| {
-                std::env::var("SIMTRACK_DATABASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty() && data.is_none())
-            });
-            let result = match database {
-                Some(url) => token_in_database(&url, &name, days),
-                None => {
-                    let dir = data.unwrap_or_else(default_data_dir);
-                    simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
-                        simtrack_server::domain::auth::create_token(&*s, &name, days)
-                            .map_err(|e| e.detail)
-                    })
-                }
-            };
-            match result {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("simtrack token create: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Token {
-            command: TokenCommand::List { data, name },
-        } => {
-            let dir = data.unwrap_or_else(default_data_dir);
-            simtrack_server::private::restrict_umask();
-            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
-                simtrack_server::domain::auth::list_tokens(&*s, name.as_deref())
-                    .map_err(|e| e.detail)
-            });
-            match result {
-                Ok(rows) => {
-                    println!("id\tname\tcreated\texpires");
-                    for t in rows {
-                        println!(
-                            "{}\t{}\t{}\t{}",
-                            t.id,
-                            t.name,
-                            simtrack_server::util::fmt_ts(t.created * 1_000_000),
-                            simtrack_server::util::fmt_ts(t.exp * 1_000_000)
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("simtrack token list: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Token {
-            command: TokenCommand::Revoke { data, id, name },
-        } => {
-            let dir = data.unwrap_or_else(default_data_dir);
-            simtrack_server::private::restrict_umask();
-            let result = simtrack_server::storage::open_embedded_state(&dir).and_then(|s| {
-                use simtrack_server::domain::auth;
-                let ids: Vec<String> = match (&id, &name) {
-                    (Some(id), _) => vec![id.clone()],
-                    (None, Some(n)) => auth::list_tokens(&*s, Some(n))
-                        .map_err(|e| e.detail)?
-                        .into_iter()
-                        .map(|t| t.id)
-                        .collect(),
-                    (None, None) => Vec::new(),
-                };
-                let mut n = 0;
-                for i in &ids {
-                    n += usize::from(auth::revoke_token(&*s, i, None).map_err(|e| e.detail)?);
-                }
-                Ok(n)
-            });
-            match result {
-                Ok(0) => {
-                    eprintln!("simtrack token revoke: no such token");
-                    ExitCode::FAILURE
-                }
-                Ok(n) => {
-                    eprintln!("simtrack token revoke: {n} token(s) deleted");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("simtrack token revoke: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Token { command } => token_command(command),
+        Command::User { command } => user_command(command),
         Command::Notify { command } => notify_cli::main(command),
         Command::Sync { cache } => sync::run(cache),
         Command::Migrate {
@@ -393,26 +378,276 @@ fn main() -> ExitCode {
     }
 }
 
-/// `simtrack token create --database URL`: the store needs a runtime for
-/// its driver; the token is made on this (non-runtime) thread.
-fn token_in_database(url: &str, name: &str, days: u32) -> Result<String, String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let store = rt.block_on(simtrack_server::storage::postgres::PgStore::open(url))?;
-    let token =
-        simtrack_server::domain::auth::create_token(&store, name, days).map_err(|e| e.detail);
-    simtrack_server::storage::StateStore::close(&store);
-    token
+/// Runs `f` on the state store of `args` (a data directory, or a
+/// PostgreSQL database with a runtime for its driver; `f` runs on this
+/// non-runtime thread).
+fn with_store<T>(
+    args: &StoreArgs,
+    f: impl FnOnce(&dyn simtrack_server::storage::StateStore) -> Result<T, String>,
+) -> Result<T, String> {
+    simtrack_server::private::restrict_umask();
+    let database = args.database.clone().or_else(|| {
+        std::env::var("SIMTRACK_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty() && args.data.is_none())
+    });
+    match database {
+        Some(url) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            let store = rt.block_on(simtrack_server::storage::postgres::PgStore::open(&url))?;
+            let r = f(&store);
+            simtrack_server::storage::StateStore::close(&store);
+            r
+        }
+        None => {
+            let dir = args.data.clone().unwrap_or_else(default_data_dir);
+            let s = simtrack_server::storage::open_embedded_state(&dir)?;
+            f(&*s)
+        }
+    }
+}
+
+fn finish(what: &str, r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("simtrack {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token_command(c: TokenCommand) -> ExitCode {
+    use simtrack_server::domain::auth::{self, Identity, TokenSpec};
+    let fmt = |s: i64| simtrack_server::util::fmt_ts(s.saturating_mul(1_000_000));
+    match c {
+        TokenCommand::Create {
+            store,
+            name,
+            user,
+            label,
+            days,
+            read_only,
+        } => finish(
+            "token create",
+            with_store(&store, |s| {
+                let user = match (user, name) {
+                    (Some(u), _) => u,
+                    (None, n) => {
+                        let n = n.unwrap_or_else(|| "default".into());
+                        simtrack_server::domain::users::ensure(s, &n).map_err(|e| e.detail)?;
+                        n
+                    }
+                };
+                let spec = TokenSpec {
+                    label,
+                    days,
+                    read_only,
+                };
+                let (token, _) = auth::create_token_for(s, &user, &spec).map_err(|e| e.detail)?;
+                println!("{token}");
+                Ok(())
+            }),
+        ),
+        TokenCommand::List { store, user } => finish(
+            "token list",
+            with_store(&store, |s| {
+                let rows = auth::list_tokens(s, user.as_deref()).map_err(|e| e.detail)?;
+                println!("id\tuser\tlabel\tcreated\tlast_used\texpires\tscope");
+                for t in rows {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        t.id,
+                        t.name,
+                        t.label,
+                        fmt(t.created),
+                        t.last_used.map_or_else(|| "-".into(), fmt),
+                        fmt(t.exp),
+                        auth::scope(&t)
+                    );
+                }
+                Ok(())
+            }),
+        ),
+        TokenCommand::Revoke {
+            store,
+            token,
+            id,
+            name,
+        } => finish(
+            "token revoke",
+            with_store(&store, |s| {
+                let ids: Vec<String> = match (token.or(id), &name) {
+                    (Some(id), _) => vec![id],
+                    (None, Some(n)) => auth::list_tokens(s, Some(n))
+                        .map_err(|e| e.detail)?
+                        .into_iter()
+                        .map(|t| t.id)
+                        .collect(),
+                    (None, None) => return Err("give a token id (see `token list`)".into()),
+                };
+                let mut n = 0;
+                for i in &ids {
+                    n += usize::from(
+                        auth::revoke_token(s, i, &Identity::console()).map_err(|e| e.detail)?,
+                    );
+                }
+                if n == 0 {
+                    return Err("no such token".into());
+                }
+                eprintln!("simtrack token revoke: {n} token(s) revoked");
+                Ok(())
+            }),
+        ),
+    }
+}
+
+/// A password from the terminal (echo off) or one line of stdin.
+fn read_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut saved: Option<libc::termios> = None;
+    if tty {
+        eprint!("password: ");
+        let _ = std::io::stderr().flush();
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed termios that
+        // tcgetattr fills; the old settings are restored below.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                saved = Some(t);
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores the settings read above.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+        eprintln!();
+    }
+    r.map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn exists(s: &dyn simtrack_server::storage::StateStore, name: &str) -> Result<(), String> {
+    let found = simtrack_server::domain::users::list(s)
+        .map_err(|e| e.detail)?
+        .iter()
+        .any(|u| u.name == name);
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no user '{name}'"))
+    }
+}
+
+fn user_command(c: UserCommand) -> ExitCode {
+    use simtrack_server::domain::auth::Identity;
+    use simtrack_server::domain::users::{self, UserChange};
+    let change = |s: &dyn simtrack_server::storage::StateStore, name: &str, c: UserChange| {
+        users::put(s, &Identity::console(), name, &c)
+            .map(|_| ())
+            .map_err(|e| e.detail)
+    };
+    match c {
+        UserCommand::Add {
+            store,
+            name,
+            email,
+            group,
+            admin,
+            no_admin,
+        } => finish(
+            "user add",
+            with_store(&store, |s| {
+                let c = UserChange {
+                    email,
+                    group,
+                    admin: if admin {
+                        Some(true)
+                    } else if no_admin {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                    disabled: None,
+                };
+                change(s, &name, c)
+            }),
+        ),
+        UserCommand::List { store } => finish(
+            "user list",
+            with_store(&store, |s| {
+                println!("name\tgroup\temail\tadmin\tdisabled\tpassword");
+                for u in users::list(s).map_err(|e| e.detail)? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        u.name,
+                        u.group.as_deref().unwrap_or("-"),
+                        u.email.as_deref().unwrap_or("-"),
+                        if u.admin { "admin" } else { "-" },
+                        if u.disabled { "disabled" } else { "-" },
+                        if u.password.is_some() { "set" } else { "-" },
+                    );
+                }
+                Ok(())
+            }),
+        ),
+        UserCommand::Disable { store, name } => finish(
+            "user disable",
+            with_store(&store, |s| {
+                exists(s, &name)?;
+                change(
+                    s,
+                    &name,
+                    UserChange {
+                        disabled: Some(true),
+                        ..UserChange::default()
+                    },
+                )
+            }),
+        ),
+        UserCommand::Enable { store, name } => finish(
+            "user enable",
+            with_store(&store, |s| {
+                exists(s, &name)?;
+                change(
+                    s,
+                    &name,
+                    UserChange {
+                        disabled: Some(false),
+                        ..UserChange::default()
+                    },
+                )
+            }),
+        ),
+        UserCommand::Passwd { store, name } => finish(
+            "user passwd",
+            with_store(&store, |s| {
+                let p = read_password()?;
+                users::set_password(s, &Identity::console(), &name, &p).map_err(|e| e.detail)
+            }),
+        ),
+    }
 }
 
 /// `simtrack migrate`: opens both sides and copies.
 fn migrate(dir: &std::path::Path, database: &str, blobs: Option<String>) -> Result<(), String> {
     use simtrack_server::storage;
-    let (tokens, settings) = storage::sqlite::export::tokens_and_settings(dir)?;
+    // Opening the source first upgrades its schema, so the export below
+    // reads every column of the tokens.
     let from = simtrack_server::migrate::open_source(dir)?;
+    let (tokens, settings) = storage::sqlite::export::tokens_and_settings(dir)?;
     let blobs = blobs.unwrap_or_else(|| dir.join("blobs").to_string_lossy().into_owned());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

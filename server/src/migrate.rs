@@ -168,7 +168,13 @@ pub async fn run(
             let alerts = read(&*src, |tx| tx.alert_list())?;
             let artifacts = read(&*src, |tx| tx.artifact_list())?;
             let channels = read(&*src, |tx| tx.notify_channels(None))?;
+            let users = read(&*src, |tx| tx.users())?;
             write(&*dst, |tx| {
+                for u in &users {
+                    if tx.user_get(&u.name)?.is_none() {
+                        tx.user_put(u)?;
+                    }
+                }
                 let there = tx.notify_channels(None)?;
                 for c in &channels {
                     if !there.iter().any(|t| t.id == c.id) {
@@ -178,6 +184,7 @@ pub async fn run(
                 for f in &folders {
                     if tx.folder_get(&f.id)?.is_none() {
                         tx.folder_insert(&f.id, &f.path, f.created)?;
+                        tx.folder_set_owner(&f.id, &f.owner)?;
                         tx.folder_update(
                             &f.id,
                             &FolderPatch {

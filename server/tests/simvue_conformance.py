@@ -326,6 +326,43 @@ def auth_required():
 
 check("auth: 401 without or with a bad token; /api/version", auth_required)
 
+
+def visibility_honoured():
+    """Runs the client creates with `visibility` are seen by exactly those
+    it names: the group (tenant), listed users, or only the owner."""
+    peer, stranger = os.environ.get("PEER_TOKEN"), os.environ.get("STRANGER_TOKEN")
+    assert peer and stranger, "PEER_TOKEN and STRANGER_TOKEN must be set"
+
+    def status(token, rid):
+        return requests.get(f"{URL}/api/runs/{rid}", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"}).status_code
+
+    ids = {}
+    for name, vis in [("vis-tenant", "tenant"), ("vis-users", ["stranger"]),
+                      ("vis-private", None), ("vis-public", "public")]:
+        run = Run()
+        run.config(suppress_errors=False, disable_resources_metrics=True)
+        run.init(name=name, folder="/conformance/visibility", visibility=vis)
+        ids[name] = run.id
+        run.close()
+    assert api("GET", f"/runs/{ids['vis-users']}").json()["visibility"]["users"] == ["stranger"]
+    want = {  # run: (peer in the owner's group, stranger in another group)
+        "vis-tenant": (200, 404),
+        "vis-users": (404, 200),
+        "vis-private": (404, 404),
+        "vis-public": (200, 200),
+    }
+    for name, (p, s) in want.items():
+        got = (status(peer, ids[name]), status(stranger, ids[name]))
+        assert got == (p, s), f"{name}: {got} != {(p, s)}"
+    # Seen is not owned: the peer cannot change the group's run.
+    r = requests.put(f"{URL}/api/runs/{ids['vis-tenant']}", json={"description": "x"}, timeout=10,
+                     headers={"Authorization": f"Bearer {peer}"})
+    assert r.status_code == 403, r.text
+
+
+check("visibility: tenant, listed users, private, public; others cannot write", visibility_honoured)
+
 print(f"simvue {importlib.metadata.version('simvue')}")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

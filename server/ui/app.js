@@ -82,8 +82,12 @@
   class ApiError extends Error {
     constructor(status, detail) { super(detail); this.status = status; }
   }
+  // Signed in with a password, the session is an HttpOnly cookie the
+  // browser sends itself; writes carry the session's CSRF token.
   async function api(path, opts = {}) {
-    const headers = { Authorization: 'Bearer ' + token() };
+    const headers = {};
+    if (token()) headers.Authorization = 'Bearer ' + token();
+    else if (user && user.csrf && (opts.method || 'GET') !== 'GET') headers['X-CSRF-Token'] = user.csrf;
     if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
     const r = await fetch(path, {
       method: opts.method || 'GET', headers,
@@ -188,9 +192,9 @@
     // user moves on finds its view detached and draws nothing into the next.
     const view = h('div', { class: 'view' });
     main.replaceChildren(view);
-    if (!token()) return signInPage(view);
     if (!user) {
       try { user = await api('/api/ui/whoami', { noSignOut: true }); } catch (e) {
+        if (e.status === 401 && !token()) return signInPage(view);
         if (e.status === 401) return signOut('That token is not valid (anymore): sign in again.');
         return showError(view, e);
       }
@@ -215,10 +219,15 @@
       h('p', { class: 'row' }, h('a', { class: 'button primary', href: '#/runs' }, 'Go to the runs'), h('a', { class: 'button', href: '#/folders' }, 'Browse folders'))));
   }
   function signOut(message) {
+    // A password session ends on the server first, so the next page does
+    // not find it still signed in.
+    const ending = user && user.session
+      ? fetch('/api/ui/signout', { method: 'POST', headers: { 'X-CSRF-Token': user.csrf } }).catch(() => {})
+      : Promise.resolve();
     localStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(TOKEN_KEY);
     user = null;
-    route().then(() => {
+    ending.then(() => route()).then(() => {
       if (message) { const f = main.querySelector('form'); if (f) f.prepend(h('p', { class: 'error', role: 'alert' }, message)); }
     });
   }
@@ -238,8 +247,31 @@
     const input = h('textarea', { id: 'token', name: 'token', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'eyJhbGciOi…' });
     const remember = h('input', { type: 'checkbox', id: 'remember', checked: true });
     const msg = h('div', { role: 'status' });
-    const form = h('form', { class: 'panel signin', id: 'signin' },
+    const name = h('input', { id: 'signin-user', name: 'username', required: true, autocomplete: 'username' });
+    const pw = h('input', { id: 'signin-password', name: 'password', type: 'password', required: true, autocomplete: 'current-password' });
+    const pmsg = h('div', { role: 'status' });
+    const pform = h('form', { class: 'panel signin', id: 'signin-password-form' },
       h('h1', {}, 'Sign in to simtrack'),
+      h('label', { for: 'signin-user' }, 'User name'), name,
+      h('label', { for: 'signin-password' }, 'Password'), pw,
+      h('div', { class: 'row' }, h('span', { class: 'grow' }), h('button', { class: 'primary', type: 'submit', id: 'signin-submit' }, 'Sign in')),
+      pmsg);
+    pform.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clear(pmsg);
+      const r = await fetch('/api/ui/signin', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: name.value.trim(), password: pw.value }) });
+      pw.value = '';
+      if (!r.ok) {
+        const d = await r.json().catch(() => ({}));
+        pmsg.append(h('p', { class: 'error', role: 'alert' }, r.status === 429 ? 'Too many failed sign-ins: try again later.' : (d.detail || 'Sign-in failed.')));
+        return;
+      }
+      user = await api('/api/ui/whoami', { noSignOut: true });
+      if (!location.hash || location.hash === '#/' || location.hash.startsWith('#/signin')) location.hash = '#/runs';
+      else route();
+    });
+    const form = h('form', { class: 'panel signin', id: 'signin' },
+      h('h2', {}, '…or with an API token'),
       h('label', { for: 'token' }, 'API token'), input,
       h('p', { class: 'muted' }, 'Ask your admin for a token, or create one on the server with ', h('code', {}, 'simtrack token create --data DIR'), '.'),
       h('div', { class: 'row' }, h('label', {}, remember, ' Remember me on this computer'), h('span', { class: 'grow' }), h('button', { class: 'primary', type: 'submit' }, 'Sign in')),
@@ -260,8 +292,8 @@
       if (!location.hash || location.hash === '#/' || location.hash.startsWith('#/signin')) location.hash = '#/runs';
       else route();
     });
-    view.append(form);
-    input.focus();
+    view.append(pform, form);
+    name.focus();
   }
 
   // ---------- runs ----------
@@ -1401,9 +1433,10 @@
   const MINTED_KEY = 'simtrack.solver-token';
   function reusableToken() {
     try {
-      const m = JSON.parse((localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage).getItem(MINTED_KEY) || 'null');
+      const m = JSON.parse((token() ? (localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage) : sessionStorage).getItem(MINTED_KEY) || 'null');
       if (m && m.user === user.user && m.exp * 1000 > Date.now() + 86400e3) return { token: m.token, note: `the token created here on ${fmtTime(new Date(m.created).toISOString())}, valid until ${fmtTime(new Date(m.exp * 1000).toISOString())}` };
     } catch { /* ignore a damaged entry */ }
+    if (!token()) return { token: 'YOUR_TOKEN', note: 'a placeholder: you signed in with a password, so create a token for the solver below' };
     return { token: token(), note: 'the token you signed in with' };
   }
   function newRunPage(r, view) {
@@ -1424,7 +1457,7 @@
       ev.preventDefault();
       btn.disabled = true;
       try {
-        const res = await api('/api/ui/tokens', { method: 'POST', body: { days: +days.value } });
+        const res = await api('/api/ui/tokens', { method: 'POST', body: { days: +days.value, label: 'solver (Create new run page)' } });
         (localStorage.getItem(TOKEN_KEY) ? localStorage : sessionStorage).setItem(MINTED_KEY, JSON.stringify({ token: res.token, exp: res.exp, user: user.user, created: Date.now() }));
         show({ token: res.token, note: `a new token, valid for ${res.days} days` });
       } catch (e) { showError(out, e); } finally { btn.disabled = false; }

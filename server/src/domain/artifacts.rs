@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use simtrack::model::{Category, MAX_NAME_BYTES};
 
-use super::{Error, Idem, Result, blocking, check_name, read, runs, write, write_once};
+use super::{Error, Idem, Result, blocking, check_name, read, runs, write};
 use crate::storage::{ArtifactRow, Backend, ByteStream, ReadTx, Recorded, WriteTx};
 use crate::util::is_sha256;
 use crate::util::{new_id, now_us};
@@ -109,6 +109,7 @@ pub fn new_artifact(body: &Map<String, Value>, max_upload: u64, user: &str) -> R
 /// null when the bytes are already stored.
 pub async fn register(
     b: &Backend,
+    who: super::auth::Identity,
     idem: Idem,
     mut a: ArtifactRow,
     upload: LinkFn,
@@ -116,7 +117,7 @@ pub async fn register(
     let have = b.blobs.has(&a.checksum).await?;
     let state = b.state.clone();
     blocking(move || {
-        write_once(&*state, &idem, |tx| {
+        super::write_once_as(&*state, &who, &idem, |tx| {
             a.uploaded = have;
             a.created = now_us();
             tx.artifact_insert(&a)?;
@@ -147,14 +148,21 @@ pub async fn upload(b: &Backend, id: String, body: ByteStream, limit: u64) -> Re
 }
 
 /// Confirms (or withdraws) an upload; confirming needs the bytes.
-pub async fn confirm(b: &Backend, idem: Idem, id: String, want: bool) -> Result<Recorded> {
+pub async fn confirm(
+    b: &Backend,
+    who: super::auth::Identity,
+    idem: Idem,
+    id: String,
+    want: bool,
+) -> Result<Recorded> {
     let state = b.state.clone();
     let id2 = id.clone();
-    let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
+    let who2 = who.clone();
+    let a = blocking(move || super::read_as(&*state, &who2, |tx| row(tx, &id2))).await?;
     let have = b.blobs.has(&a.checksum).await?;
     let state = b.state.clone();
     blocking(move || {
-        write_once(&*state, &idem, |tx| {
+        super::write_once_as(&*state, &who, &idem, |tx| {
             row(tx, &id)?;
             if want && !have {
                 return Err(Error::bad_request(format!(
@@ -263,11 +271,17 @@ impl std::fmt::Debug for Download {
     }
 }
 
-/// An artifact's bytes and labels.
-pub async fn open(b: &Backend, id: String) -> Result<Download> {
+/// An artifact's bytes and labels, for a signed link made for `user`: not
+/// found unless that user (still) may see the artifact.
+pub async fn open(b: &Backend, user: &str, id: String) -> Result<Download> {
     let state = b.state.clone();
     let id2 = id.clone();
-    let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
+    let user = user.to_owned();
+    let a = blocking(move || {
+        let who = super::auth::Identity::of_user(&*state, &user)?;
+        super::read_as(&*state, &who, |tx| row(tx, &id2))
+    })
+    .await?;
     let missing = || Error::not_found(format!("artifact {id} has no uploaded bytes"));
     if !a.uploaded {
         return Err(missing());

@@ -17,19 +17,32 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{Error, read, write};
-use crate::storage::{StateStore, TokenRow};
+use crate::storage::{StateStore, TokenRow, WriteTx};
 use crate::util::hex;
 use crate::util::{new_id, now_us};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Who a request comes from.
+/// Who a request comes from: a token's (or sign-in session's) user, as
+/// stored when it was last looked up.
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// The token's id (idempotency keys are scoped by it).
     pub token_id: String,
-    /// The token's name, shown as the runs' `user`.
+    /// The user it belongs to, shown as the runs' `user`.
     pub user: String,
+    /// The user's group (Simvue's tenant).
+    pub group: Option<String>,
+    /// Sees and changes everything; manages users, reads the audit trail.
+    pub admin: bool,
+    /// Reads only: every write answers 403.
+    pub read_only: bool,
+    /// For a sign-in session (a cookie): SHA-256 of its CSRF token, which
+    /// every write must carry.
+    pub csrf: Option<String>,
+    /// Where the request came from (filled in per request, for the audit
+    /// trail).
+    pub ip: String,
     exp: i64,
 }
 
@@ -38,6 +51,80 @@ impl Identity {
     pub fn exp(&self) -> i64 {
         self.exp
     }
+
+    /// Refuses (403) a write by a read-only token.
+    pub fn may_write(&self) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::forbidden("this token is read-only"));
+        }
+        Ok(())
+    }
+
+    /// Refuses (403) a non-administrator.
+    pub fn must_be_admin(&self) -> Result<(), Error> {
+        if !self.admin {
+            return Err(Error::forbidden("only administrators may do this"));
+        }
+        Ok(())
+    }
+
+    /// The console (`simtrack user ...`, `simtrack token ...`): an
+    /// administrator, recorded in the audit trail as `cli`.
+    pub fn console() -> Identity {
+        Identity {
+            token_id: String::new(),
+            user: "cli".into(),
+            group: None,
+            admin: true,
+            read_only: false,
+            csrf: None,
+            ip: "cli".into(),
+            exp: i64::MAX,
+        }
+    }
+
+    /// User `name` as the store has it now (for work done on its behalf
+    /// without a token, such as a signed download link made for it):
+    /// unauthorized when it does not exist or is disabled.
+    pub fn of_user(store: &dyn StateStore, name: &str) -> Result<Identity, Error> {
+        let u = read(store, |tx| Ok(tx.user_get(name)?))?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| {
+                Error::unauthorized("this link's user no longer exists or is disabled")
+            })?;
+        Ok(Identity {
+            token_id: String::new(),
+            user: u.name,
+            group: u.group,
+            admin: u.admin,
+            read_only: true,
+            csrf: None,
+            ip: String::new(),
+            exp: i64::MAX,
+        })
+    }
+
+    /// Whether it is a sign-in session (a cookie), not an API token.
+    pub fn is_session(&self) -> bool {
+        self.csrf.is_some()
+    }
+
+    /// Checks the CSRF token a session's write carries.
+    pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), Error> {
+        let Some(want) = &self.csrf else {
+            return Ok(());
+        };
+        match sent {
+            Some(t) if constant_eq(&token_hash(t), want) => Ok(()),
+            _ => Err(Error::forbidden(
+                "a signed-in write must carry the X-CSRF-Token header given at sign-in",
+            )),
+        }
+    }
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// Longest lifetime of a token minted over the API (`POST /api/ui/tokens`).
@@ -46,19 +133,36 @@ pub const MAX_MINTED_DAYS: u32 = 90;
 pub const DEFAULT_MINTED_DAYS: u32 = 30;
 /// Most unexpired tokens one identity may hold before minting is refused.
 pub const MAX_LIVE_TOKENS_PER_NAME: u64 = 100;
-/// How long a verified token is trusted without looking at the store again:
-/// a token revoked elsewhere (the CLI, another replica) stops working within
-/// this time; one revoked through this server stops at once.
+/// Lifetime of a sign-in session.
+pub const SESSION_SECS: i64 = 12 * 3600;
+/// How long a verified token is trusted without looking at the store again
+/// (revocations are noticed sooner: see [`GENERATION_CHECK`]).
 pub const DEFAULT_CACHE_TTL: Duration = crate::config::DEFAULT_TOKEN_CACHE;
+/// Most often the cache asks the store whether any token was revoked or
+/// any user changed (by this process, another replica or the CLI): a
+/// revocation anywhere is seen within this time, one made through this
+/// process at once.
+pub const GENERATION_CHECK: Duration = Duration::from_millis(50);
 /// Most tokens the verification cache holds (it is emptied when full).
 const MAX_CACHED: usize = 10_000;
+/// The setting counting revocations and user changes.
+const GENERATION_KEY: &str = "auth_generation";
+/// A token's `last_used` is written at most this often (seconds).
+const TOUCH_EVERY: i64 = 60;
 
 /// Token verification with a short-lived cache of tokens already seen.
 #[derive(Debug)]
 pub struct Auth {
     secret: Vec<u8>,
-    cache: Mutex<HashMap<String, (Identity, Instant)>>,
+    cache: Mutex<Cache>,
     ttl: Duration,
+}
+
+#[derive(Debug)]
+struct Cache {
+    entries: HashMap<String, (Identity, Instant)>,
+    generation: i64,
+    checked: Option<Instant>,
 }
 
 fn sign(secret: &[u8], msg: &[u8]) -> Vec<u8> {
@@ -71,11 +175,64 @@ fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
+fn now_s() -> i64 {
+    now_us() / 1_000_000
+}
+
+/// The revocation generation stored in `tx`.
+fn generation(tx: &dyn crate::storage::ReadTx) -> Result<i64, Error> {
+    Ok(tx
+        .setting(GENERATION_KEY)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, i64::from_le_bytes))
+}
+
+/// Counts one more revocation or user change, in the same transaction:
+/// every server sharing the store drops its cached tokens.
+pub(crate) fn bump_generation(tx: &dyn WriteTx) -> Result<(), Error> {
+    let g = generation(tx)? + 1;
+    tx.setting_put(GENERATION_KEY, &g.to_le_bytes())?;
+    Ok(())
+}
+
+/// What a new token is for.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSpec {
+    /// What its owner calls it.
+    pub label: String,
+    /// Days until it expires.
+    pub days: u32,
+    /// Reads only.
+    pub read_only: bool,
+}
+
 /// Issues a new token named `name`, valid for `days`, and stores its hash
-/// (the administrator's path: `simtrack token create`).
+/// (the administrator's path: `simtrack token create --name`). The user
+/// `name` is created (not an administrator, in no group) if it does not
+/// exist.
 pub fn create_token(store: &dyn StateStore, name: &str, days: u32) -> Result<String, Error> {
-    let now = now_us() / 1_000_000;
-    issue(store, name, now + i64::from(days) * 86_400, None).map(|(t, _)| t)
+    super::users::ensure(store, name)?;
+    create_token_for(
+        store,
+        name,
+        &TokenSpec {
+            label: String::new(),
+            days,
+            read_only: false,
+        },
+    )
+    .map(|(t, _)| t)
+}
+
+/// Issues a token for the existing user `user` (`simtrack token create
+/// --user`), recorded in the audit trail as done from the console.
+pub fn create_token_for(
+    store: &dyn StateStore,
+    user: &str,
+    spec: &TokenSpec,
+) -> Result<(String, TokenRow), Error> {
+    let exp = now_s().saturating_add(i64::from(spec.days) * 86_400);
+    issue(store, &Identity::console(), user, spec, exp, None)
 }
 
 /// A token minted by an authenticated caller: always under the caller's
@@ -83,77 +240,195 @@ pub fn create_token(store: &dyn StateStore, name: &str, days: u32) -> Result<Str
 /// [`MAX_MINTED_DAYS`] and never past the caller's own expiry (so minting
 /// cannot extend access), and refused ([`Error::too_many`]) while the
 /// caller's name holds [`MAX_LIVE_TOKENS_PER_NAME`] unexpired tokens.
-/// Returns the token and its stored row.
+/// A read-only caller cannot mint. Returns the token and its stored row.
 pub fn mint(
     store: &dyn StateStore,
     caller: &Identity,
-    days: u32,
+    spec: &TokenSpec,
 ) -> Result<(String, TokenRow), Error> {
-    if !(1..=MAX_MINTED_DAYS).contains(&days) {
+    caller.may_write()?;
+    if !(1..=MAX_MINTED_DAYS).contains(&spec.days) {
         return Err(Error::invalid(format!(
             "'days' must be an integer from 1 to {MAX_MINTED_DAYS}"
         )));
     }
-    let now = now_us() / 1_000_000;
-    let exp = (now + i64::from(days) * 86_400).min(caller.exp);
-    issue(store, &caller.user, exp, Some(MAX_LIVE_TOKENS_PER_NAME))
+    let mut exp = now_s() + i64::from(spec.days) * 86_400;
+    if !caller.is_session() {
+        // A token cannot extend its own access by minting; a person signed
+        // in with a password mints tokens for their programs.
+        exp = exp.min(caller.exp);
+    }
+    issue(
+        store,
+        caller,
+        &caller.user,
+        spec,
+        exp,
+        Some(MAX_LIVE_TOKENS_PER_NAME),
+    )
 }
 
-/// The tokens named `name` (all, when `None`), oldest first.
+/// The tokens of user `name` (all, when `None`), oldest first, sign-in
+/// sessions included.
 pub fn list_tokens(store: &dyn StateStore, name: Option<&str>) -> Result<Vec<TokenRow>, Error> {
     read(store, |tx| Ok(tx.tokens(name)?))
 }
 
-/// Deletes token `id` (only if it is named `owner`, when given); whether a
-/// token was deleted. Servers stop accepting it within [`DEFAULT_CACHE_TTL`]
-/// (this process at once, through [`Auth::forget`]).
-pub fn revoke_token(store: &dyn StateStore, id: &str, owner: Option<&str>) -> Result<bool, Error> {
+/// A token as lists show it (never the token or its hash).
+pub fn token_doc(t: &TokenRow, current: Option<&str>) -> serde_json::Value {
+    let ts = |s: i64| crate::util::fmt_ts(s.saturating_mul(1_000_000));
+    serde_json::json!({
+        "id": t.id,
+        "name": t.name,
+        "user": t.name,
+        "label": t.label,
+        "created": ts(t.created),
+        "exp": ts(t.exp),
+        "last_used": t.last_used.map(ts),
+        "scope": scope(t),
+        "expired": t.exp <= now_s(),
+        "current": current == Some(t.id.as_str()),
+    })
+}
+
+/// `session`, `read-only` or `full`.
+pub fn scope(t: &TokenRow) -> &'static str {
+    if t.csrf.is_some() {
+        "session"
+    } else if t.read_only {
+        "read-only"
+    } else {
+        "full"
+    }
+}
+
+/// Deletes token `id` on behalf of `by`: its own tokens, or any when `by`
+/// is an administrator; whether a token was deleted. Every server sharing
+/// the store stops accepting it at once (this one) or within
+/// [`GENERATION_CHECK`] (others). Recorded in the audit trail.
+pub fn revoke_token(store: &dyn StateStore, id: &str, by: &Identity) -> Result<bool, Error> {
     write(store, |tx| {
-        if let Some(owner) = owner
-            && !tx.tokens(Some(owner))?.iter().any(|t| t.id == id)
-        {
+        let Some(t) = tx.tokens(None)?.into_iter().find(|t| t.id == id) else {
+            return Ok(false);
+        };
+        if !by.admin && t.name != by.user {
             return Ok(false);
         }
-        Ok(tx.token_delete(id)?)
+        if !tx.token_delete(id)? {
+            return Ok(false);
+        }
+        bump_generation(tx)?;
+        let action = if t.csrf.is_some() {
+            "signout"
+        } else {
+            "token_revoke"
+        };
+        super::audit::record(tx, by, action, id, &format!("user {}", t.name))?;
+        Ok(true)
     })
+}
+
+fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    crate::util::fill_random(&mut b);
+    B64.encode(b)
 }
 
 fn issue(
     store: &dyn StateStore,
-    name: &str,
+    by: &Identity,
+    user: &str,
+    spec: &TokenSpec,
     exp: i64,
     max_live: Option<u64>,
 ) -> Result<(String, TokenRow), Error> {
     let secret = secret(store)?;
     let id = new_id();
-    let now = now_us() / 1_000_000;
+    let now = now_s();
     let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload =
-        B64.encode(serde_json::json!({"sub": name, "jti": id, "iat": now, "exp": exp}).to_string());
+        B64.encode(serde_json::json!({"sub": user, "jti": id, "iat": now, "exp": exp}).to_string());
     let signing_input = format!("{header}.{payload}");
     let token = format!(
         "{signing_input}.{}",
         B64.encode(sign(&secret, signing_input.as_bytes()))
     );
+    super::check_name("token label", &spec.label, 200).or_else(|e| {
+        if spec.label.is_empty() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
     let row = TokenRow {
         id,
-        name: name.to_owned(),
+        name: user.to_owned(),
         hash: token_hash(&token),
         exp,
         created: now,
+        label: spec.label.clone(),
+        read_only: spec.read_only,
+        last_used: None,
+        csrf: None,
     };
     write(store, |tx| {
+        match tx.user_get(user)? {
+            None => return Err(Error::not_found(format!("no user '{user}'"))),
+            Some(u) if u.disabled => {
+                return Err(Error::invalid(format!("user '{user}' is disabled")));
+            }
+            Some(_) => {}
+        }
         if let Some(max) = max_live
-            && tx.tokens_live(name, now)? >= max
+            && tx.tokens_live(user, now)? >= max
         {
             return Err(Error::too_many(format!(
-                "'{name}' already holds {max} unexpired tokens: revoke some first"
+                "'{user}' already holds {max} unexpired tokens: revoke some first"
             )));
         }
         tx.token_insert(&row)?;
+        super::audit::record(
+            tx,
+            by,
+            "token_create",
+            &row.id,
+            &serde_json::json!({"user": user, "label": spec.label, "scope": scope(&row),
+                "exp": crate::util::fmt_ts(exp.saturating_mul(1_000_000))})
+            .to_string(),
+        )?;
         Ok(())
     })?;
     Ok((token, row))
+}
+
+/// A new sign-in session for `user`: the session secret (the cookie's
+/// value) and its row. Stored like a token, hashed, with the hash of its
+/// CSRF token ([`Auth::csrf_for`]), which every write must carry in
+/// `X-CSRF-Token`.
+pub fn new_session(
+    tx: &dyn WriteTx,
+    auth: &Auth,
+    user: &str,
+    by: &Identity,
+) -> Result<(String, TokenRow), Error> {
+    let session = random_secret();
+    let id = new_id();
+    let csrf = auth.csrf_for(&id);
+    let now = now_s();
+    let row = TokenRow {
+        id,
+        name: user.to_owned(),
+        hash: token_hash(&session),
+        exp: now + SESSION_SECS,
+        created: now,
+        label: "sign-in session".into(),
+        read_only: false,
+        last_used: Some(now),
+        csrf: Some(token_hash(&csrf)),
+    };
+    tx.token_insert(&row)?;
+    super::audit::record(tx, by, "signin", &row.id, &format!("user {user}"))?;
+    Ok((session, row))
 }
 
 /// The persistent server secret (the signing key), created on first use.
@@ -169,6 +444,17 @@ pub fn secret(store: &dyn StateStore) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, Error> {
+    let header = header.ok_or_else(|| Error::unauthorized("missing Authorization header"))?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::unauthorized("Authorization must be 'Bearer <token>'"))
+}
+
 impl Auth {
     /// Verification against `store`, signing URLs with its secret.
     pub fn new(store: &dyn StateStore) -> Result<Auth, Error> {
@@ -180,38 +466,126 @@ impl Auth {
     pub fn with_cache_ttl(store: &dyn StateStore, ttl: Duration) -> Result<Auth, Error> {
         Ok(Auth {
             secret: secret(store)?,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache {
+                entries: HashMap::new(),
+                generation: 0,
+                checked: None,
+            }),
             ttl,
         })
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The CSRF token of session `id`: derived from it with the server
+    /// secret, so the page can ask for it again (`GET /api/ui/whoami`)
+    /// while another site, which cannot read our responses, cannot.
+    pub fn csrf_for(&self, session_id: &str) -> String {
+        B64.encode(sign(&self.secret, format!("csrf:{session_id}").as_bytes()))
+    }
+
+    /// Stops trusting every cached token at once (after a revocation or a
+    /// user change made through this process).
+    pub fn forget_all(&self) {
+        let mut c = self.cache();
+        c.entries.clear();
+        c.checked = None;
+    }
+
     /// Stops trusting token `id` at once (after it was revoked).
     pub fn forget(&self, token_id: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (i, _)| i.token_id != token_id);
+        let _ = token_id;
+        self.forget_all();
+    }
+
+    /// The identity behind a bearer token or session secret (`token`, the
+    /// value without `Bearer `), looked up in `store` unless cached and no
+    /// revocation happened since.
+    pub fn verify_token(&self, store: &dyn StateStore, token: &str) -> Result<Identity, Error> {
+        let stale = self
+            .cache()
+            .checked
+            .is_none_or(|at| at.elapsed() >= GENERATION_CHECK);
+        if stale {
+            let g = read(store, generation)?;
+            self.set_generation(g);
+        }
+        self.verify_with(Some(token), |hash| {
+            let found = read(store, |tx| {
+                let g = generation(tx)?;
+                let Some(t) = tx.token_by_hash(hash)? else {
+                    return Ok((g, None));
+                };
+                let user = tx.user_get(&t.name)?;
+                Ok((g, Some((t, user))))
+            })?;
+            let (g, found) = found;
+            self.set_generation(g);
+            let Some((t, user)) = found else {
+                return Ok(None);
+            };
+            if user.as_ref().is_some_and(|u| u.disabled) {
+                return Err(Error::unauthorized("this user is disabled"));
+            }
+            let now = now_s();
+            if t.exp > now && t.last_used.is_none_or(|l| l + TOUCH_EVERY <= now) {
+                // Best effort: a failed bookkeeping write never fails the
+                // request.
+                let _ = write(store, |tx| Ok(tx.token_touch(&t.id, now)?));
+            }
+            Ok(Some(Identity {
+                token_id: t.id,
+                user: t.name,
+                group: user.as_ref().and_then(|u| u.group.clone()),
+                admin: user.as_ref().is_some_and(|u| u.admin),
+                read_only: t.read_only,
+                csrf: t.csrf,
+                ip: String::new(),
+                exp: t.exp,
+            }))
+        })
     }
 
     /// The identity behind an `Authorization` header value.
     pub fn verify(&self, store: &dyn StateStore, header: Option<&str>) -> Result<Identity, Error> {
-        self.verify_with(header, |hash| {
-            read(store, |tx| {
-                Ok(tx.token_by_hash(hash)?.map(|t| Identity {
-                    token_id: t.id,
-                    user: t.name,
-                    exp: t.exp,
-                }))
-            })
-        })
+        let token = bearer(header)?;
+        self.verify_token(store, token)
+    }
+
+    fn set_generation(&self, g: i64) {
+        let mut c = self.cache();
+        if c.generation != g {
+            c.entries.clear();
+            c.generation = g;
+        }
+        c.checked = Some(Instant::now());
     }
 
     /// [`Auth::verify`] answered from the cache alone: `None` when the token
-    /// has not been seen yet (the caller then does the database lookup off
-    /// the async executor).
+    /// has not been seen yet, or when the store must be asked whether a
+    /// token was revoked since (the caller then does the database lookup
+    /// off the async executor).
     pub fn verify_cached(&self, header: Option<&str>) -> Option<Result<Identity, Error>> {
+        let token = match bearer(header) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        self.verify_token_cached(token)
+    }
+
+    /// [`Auth::verify_cached`] for a token or session secret.
+    pub fn verify_token_cached(&self, token: &str) -> Option<Result<Identity, Error>> {
+        let fresh = self
+            .cache()
+            .checked
+            .is_some_and(|at| at.elapsed() < GENERATION_CHECK);
+        if !fresh {
+            return None;
+        }
         let mut miss = false;
-        let r = self.verify_with(header, |_| {
+        let r = self.verify_with(Some(token), |_| {
             miss = true;
             Ok(None)
         });
@@ -220,42 +594,42 @@ impl Auth {
 
     fn verify_with(
         &self,
-        header: Option<&str>,
+        token: Option<&str>,
         lookup: impl FnOnce(&str) -> Result<Option<Identity>, Error>,
     ) -> Result<Identity, Error> {
-        let header = header.ok_or_else(|| Error::unauthorized("missing Authorization header"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::unauthorized("Authorization must be 'Bearer <token>'"))?;
-        if token.len() > 4096 {
+        let token = token.ok_or_else(|| Error::unauthorized("missing credentials"))?;
+        if token.is_empty() || token.len() > 4096 {
             return Err(Error::unauthorized("invalid token"));
         }
         let hash = token_hash(token);
-        let now = now_us() / 1_000_000;
+        let now = now_s();
         let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .cache()
+            .entries
             .get(&hash)
             .filter(|(_, at)| at.elapsed() < self.ttl)
             .map(|(i, _)| i.clone());
         let identity = match cached {
             Some(i) => i,
             None => {
-                let found = lookup(&hash)?;
-                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                let found = lookup(&hash);
+                let mut cache = self.cache();
+                let found = match found {
+                    Ok(f) => f,
+                    Err(e) => {
+                        cache.entries.remove(&hash);
+                        return Err(e);
+                    }
+                };
                 let Some(i) = found else {
                     // Revoked (or never issued): forget any stale entry.
-                    cache.remove(&hash);
+                    cache.entries.remove(&hash);
                     return Err(Error::unauthorized("invalid token"));
                 };
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
+                if cache.entries.len() >= MAX_CACHED {
+                    cache.entries.clear();
                 }
-                cache.insert(hash, (i.clone(), Instant::now()));
+                cache.entries.insert(hash, (i.clone(), Instant::now()));
                 i
             }
         };

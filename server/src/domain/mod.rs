@@ -10,8 +10,10 @@
 //! which the HTTP layer maps to a status code. Operations on state are
 //! synchronous: callers run them on a blocking thread.
 
+pub mod access;
 pub mod alerts;
 pub mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod filters;
@@ -20,6 +22,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod runs;
+pub mod users;
 
 use serde_json::Value;
 
@@ -34,6 +37,9 @@ pub enum ErrorKind {
     BadRequest,
     /// No valid credentials.
     Unauthorized,
+    /// Valid credentials that may not do this (someone else's run, a
+    /// read-only token writing, a non-administrator's admin request).
+    Forbidden,
     /// No such run, folder, alert, artifact.
     NotFound,
     /// Conflicts with what is stored.
@@ -76,6 +82,10 @@ impl Error {
     /// [`ErrorKind::Unauthorized`]
     pub fn unauthorized(d: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, d)
+    }
+    /// [`ErrorKind::Forbidden`]
+    pub fn forbidden(d: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, d)
     }
     /// [`ErrorKind::NotFound`]
     pub fn not_found(d: impl Into<String>) -> Self {
@@ -156,6 +166,52 @@ pub fn write<T>(store: &dyn StateStore, f: impl FnOnce(&dyn WriteTx) -> Result<T
         Ok(outcome)
     })?;
     out.unwrap_or_else(|| Err(Error::internal("the write transaction did not run")))
+}
+
+/// Runs `f` on a consistent snapshot of `store` as `who` sees it
+/// ([`access::Scoped`]): what `who` may not see does not exist.
+pub fn read_as<T>(
+    store: &dyn StateStore,
+    who: &auth::Identity,
+    f: impl FnOnce(&dyn ReadTx) -> Result<T>,
+) -> Result<T> {
+    read(store, |tx| {
+        let s = access::Scoped::new(tx, who);
+        let r = f(&s);
+        s.finish(r)
+    })
+}
+
+/// Runs `f` in a write transaction as `who` ([`access::Scoped`]): reads
+/// see what `who` may see, and a change to something `who` may not change
+/// fails the whole transaction (404 or 403). A read-only token writes
+/// nothing (403).
+pub fn write_as<T>(
+    store: &dyn StateStore,
+    who: &auth::Identity,
+    f: impl FnOnce(&dyn WriteTx) -> Result<T>,
+) -> Result<T> {
+    who.may_write()?;
+    write(store, |tx| {
+        let s = access::Scoped::new(tx, who);
+        let r = f(&s);
+        s.finish(r)
+    })
+}
+
+/// [`write_once`] as `who` ([`write_as`]).
+pub fn write_once_as(
+    store: &dyn StateStore,
+    who: &auth::Identity,
+    idem: &Idem,
+    f: impl FnOnce(&dyn WriteTx) -> Result<Value>,
+) -> Result<Recorded> {
+    who.may_write()?;
+    write_once(store, idem, |tx| {
+        let s = access::Scoped::new(tx, who);
+        let r = f(&s);
+        s.finish(r)
+    })
 }
 
 /// The idempotency scope and key of one mutating request, if it carried one.

@@ -20,21 +20,25 @@ pub async fn create(
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
     let alert = alerts::new_alert(&body, &caller.0.user, q.bool("deduplicate"))?;
-    write_once(&st, idem, move |tx| alerts::create(tx, &alert)).await
+    write_once(&st, &caller, idem, move |tx| alerts::create(tx, &alert)).await
 }
 
 /// `GET /api/alerts?start&count` → `{data, count}`.
-pub async fn list(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(usize::MAX);
-    read(&st, move |tx| alerts::list(tx, start, count))
+    read(&st, &caller, move |tx| alerts::list(tx, start, count))
         .await
         .map(Reply::ok)
 }
 
 /// `GET /api/alerts/{id}`.
-pub async fn get_one(State(st): State<AppState>, _: Caller, Path(id): Path<String>) -> ApiResult {
-    read(&st, move |tx| alerts::load(tx, &id))
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    read(&st, &caller, move |tx| alerts::load(tx, &id))
         .await
         .map(Reply::ok)
 }
@@ -49,7 +53,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| alerts::update(tx, &id, &body)).await
+    write_once(&st, &caller, idem, move |tx| alerts::update(tx, &id, &body)).await
 }
 
 /// `DELETE /api/alerts/{id}`.
@@ -60,16 +64,22 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| alerts::delete(tx, &id)).await
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
+        let r = alerts::delete(tx, &id)?;
+        crate::domain::audit::record(tx, &who, "alert_delete", &id, "")?;
+        Ok(r)
+    })
+    .await
 }
 
 /// `GET /api/alerts/{id}/status/{run}` → `{"status": "ok"|"critical"}`.
 pub async fn get_status(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     Path((id, run)): Path<(String, String)>,
 ) -> ApiResult {
-    read(&st, move |tx| alerts::status(tx, &id, &run))
+    read(&st, &caller, move |tx| alerts::status(tx, &id, &run))
         .await
         .map(Reply::ok)
 }
@@ -89,7 +99,7 @@ pub async fn set_status(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    write_once(&st, idem, move |tx| {
+    write_once(&st, &caller, idem, move |tx| {
         alerts::set_status(tx, &id, &run, &status)
     })
     .await

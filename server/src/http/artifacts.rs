@@ -38,19 +38,44 @@ pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// Signed links of one purpose (`upload`, `download`) under `base`.
-fn links(st: &AppState, headers: &HeaderMap, purpose: &'static str) -> LinkFn {
+/// Percent-encodes a query value.
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Signed links of one purpose (`upload`, `download`) under `base`. A
+/// download link names the user it was made for (`u`, covered by the
+/// signature), so the download checks again that this user may see the
+/// artifact: a run made private, or a user disabled, closes its links at
+/// once.
+fn links(st: &AppState, headers: &HeaderMap, purpose: &'static str, caller: &Caller) -> LinkFn {
     let (base, auth) = (base_url(st, headers), st.auth.clone());
     let secs = if purpose == "upload" {
         UPLOAD_URL_SECS
     } else {
         DOWNLOAD_URL_SECS
     };
+    let user = caller.0.user.clone();
     Arc::new(move |id: &str| {
-        format!(
-            "{base}/api/artifacts/{id}/{purpose}?{}",
-            auth.url_signature(purpose, id, secs)
-        )
+        if purpose == "download" {
+            format!(
+                "{base}/api/artifacts/{id}/{purpose}?u={}&{}",
+                query_value(&user),
+                auth.url_signature(purpose, &format!("{id}@{user}"), secs)
+            )
+        } else {
+            format!(
+                "{base}/api/artifacts/{id}/{purpose}?{}",
+                auth.url_signature(purpose, id, secs)
+            )
+        }
     })
 }
 
@@ -65,10 +90,12 @@ pub async fn register(
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
     let artifact = artifacts::new_artifact(&body, st.cfg.max_upload, &caller.0.user)?;
-    let upload = links(&st, &headers, "upload");
-    Ok(artifacts::register(&st.backend, idem, artifact, upload)
-        .await?
-        .into())
+    let upload = links(&st, &headers, "upload", &caller);
+    Ok(
+        artifacts::register(&st.backend, caller.0.clone(), idem, artifact, upload)
+            .await?
+            .into(),
+    )
 }
 
 /// `PUT <upload url>`: the raw bytes, authorised by the URL signature.
@@ -100,9 +127,11 @@ pub async fn confirm(
         .get("uploaded")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    Ok(artifacts::confirm(&st.backend, idem, id, want)
-        .await?
-        .into())
+    Ok(
+        artifacts::confirm(&st.backend, caller.0.clone(), idem, id, want)
+            .await?
+            .into(),
+    )
 }
 
 /// `PUT /api/runs/{run}/artifacts/{aid}` `{"category": "code"|"input"|"output"}`.
@@ -119,7 +148,7 @@ pub async fn attach(
         .and_then(Value::as_str)
         .unwrap_or("output")
         .to_owned();
-    write_once(&st, idem, move |tx| {
+    write_once(&st, &caller, idem, move |tx| {
         artifacts::attach(tx, &run, &aid, &category)
     })
     .await
@@ -128,12 +157,12 @@ pub async fn attach(
 /// `GET /api/artifacts/{id}` (with a signed download `url`).
 pub async fn get_one(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let download = links(&st, &headers, "download");
-    read(&st, move |tx| artifacts::get(tx, &id, &download))
+    let download = links(&st, &headers, "download", &caller);
+    read(&st, &caller, move |tx| artifacts::get(tx, &id, &download))
         .await
         .map(Reply::ok)
 }
@@ -141,15 +170,15 @@ pub async fn get_one(
 /// `GET /api/artifacts?runs=["<id>"]` → `{data, count}`.
 pub async fn list(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     headers: HeaderMap,
     q: Params,
 ) -> ApiResult {
     let runs = q.list("runs")?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(usize::MAX);
-    let download = links(&st, &headers, "download");
-    read(&st, move |tx| {
+    let download = links(&st, &headers, "download", &caller);
+    read(&st, &caller, move |tx| {
         artifacts::list(tx, &runs, (start, count), &download)
     })
     .await
@@ -159,15 +188,15 @@ pub async fn list(
 /// `GET /api/runs/{id}/artifacts?name=&category=` → a JSON array.
 pub async fn of_run(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     headers: HeaderMap,
     Path(run): Path<String>,
     q: Params,
 ) -> ApiResult {
     let name = q.get("name").map(str::to_owned);
     let category = q.get("category").map(str::to_owned);
-    let download = links(&st, &headers, "download");
-    read(&st, move |tx| {
+    let download = links(&st, &headers, "download", &caller);
+    read(&st, &caller, move |tx| {
         artifacts::of_run(tx, &run, name.as_deref(), category.as_deref(), &download)
     })
     .await
@@ -177,10 +206,10 @@ pub async fn of_run(
 /// `GET /api/runs/{run}/artifacts/{aid}` → `{"category"}`.
 pub async fn category(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     Path((run, aid)): Path<(String, String)>,
 ) -> ApiResult {
-    read(&st, move |tx| artifacts::category(tx, &run, &aid))
+    read(&st, &caller, move |tx| artifacts::category(tx, &run, &aid))
         .await
         .map(Reply::ok)
 }
@@ -191,9 +220,14 @@ pub async fn download(
     Path(id): Path<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
-    st.auth
-        .check_url("download", &id, q.get("exp"), q.get("sig"))?;
-    let file = artifacts::open(&st.backend, id).await?;
+    let user = q.get("u").unwrap_or_default().to_owned();
+    st.auth.check_url(
+        "download",
+        &format!("{id}@{user}"),
+        q.get("exp"),
+        q.get("sig"),
+    )?;
+    let file = artifacts::open(&st.backend, &user, id).await?;
     // Never the declared type as is: the first chunk is looked at (see
     // super::secure_headers), then sent on with the rest.
     let mut bytes = file.bytes;
@@ -227,5 +261,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| artifacts::delete(tx, &id)).await
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
+        let r = artifacts::delete(tx, &id)?;
+        crate::domain::audit::record(tx, &who, "artifact_delete", &id, "")?;
+        Ok(r)
+    })
+    .await
 }

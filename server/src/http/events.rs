@@ -65,7 +65,10 @@ pub async fn ingest(
         now,
     )?;
     let run = batch.run;
-    write_once(&st, idem, move |tx| events::ingest(tx, &run, &rows, now)).await
+    write_once(&st, &caller, idem, move |tx| {
+        events::ingest(tx, &run, &rows, now)
+    })
+    .await
 }
 
 /// `GET /api/events?run&filters&start&count` (`count=0`: no limit).
@@ -77,8 +80,9 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     let fs = filters::parse_all(&q.list("filters")?)?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.filter(|c| *c > 0).unwrap_or(usize::MAX);
-    read(&st, move |tx| {
-        events::list(tx, &run, &fs, (start, count), &caller.0.user)
+    let me = caller.0.user.clone();
+    read(&st, &caller, move |tx| {
+        events::list(tx, &run, &fs, (start, count), &me)
     })
     .await
     .map(Reply::ok)

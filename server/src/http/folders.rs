@@ -24,7 +24,7 @@ pub async fn create(
         _ => return Err(ApiError::unprocessable("'path' must be a string")),
     };
     folders::normalise(&path)?;
-    write_once(&st, idem, move |tx| {
+    write_once(&st, &caller, idem, move |tx| {
         Ok(json!({ "id": folders::ensure(tx, &path)? }))
     })
     .await
@@ -36,16 +36,21 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(100);
     let desc = q.get("sorting").is_some_and(|s| s.contains("true"));
-    read(&st, move |tx| {
-        folders::list(tx, &fs, desc, (start, count), &caller.0.user)
+    let me = caller.0.user.clone();
+    read(&st, &caller, move |tx| {
+        folders::list(tx, &fs, desc, (start, count), &me)
     })
     .await
     .map(Reply::ok)
 }
 
 /// `GET /api/folders/{id}`.
-pub async fn get_one(State(st): State<AppState>, _: Caller, Path(id): Path<String>) -> ApiResult {
-    read(&st, move |tx| folders::load(tx, &id))
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    read(&st, &caller, move |tx| folders::load(tx, &id))
         .await
         .map(Reply::ok)
 }
@@ -60,7 +65,10 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| folders::update(tx, &id, &body)).await
+    write_once(&st, &caller, idem, move |tx| {
+        folders::update(tx, &id, &body)
+    })
+    .await
 }
 
 /// `DELETE /api/folders/{id}?recursive&runs&runs_only` → `{folders, runs}`.
@@ -77,5 +85,11 @@ pub async fn delete(
         runs: q.bool("runs"),
         runs_only: q.bool("runs_only"),
     };
-    write_once(&st, idem, move |tx| folders::delete(tx, &id, scope)).await
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
+        let r = folders::delete(tx, &id, scope)?;
+        crate::domain::audit::record(tx, &who, "folder_delete", &id, &format!("{scope:?}"))?;
+        Ok(r)
+    })
+    .await
 }

@@ -275,7 +275,7 @@ pub async fn ingest(
     let (run, series) = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
         .await
         .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
-    write_once(&st, idem, move |tx| {
+    write_once(&st, &caller, idem, move |tx| {
         metrics::ingest(tx, &run, &series, now, max_names)?;
         Ok(json!({}))
     })
@@ -299,7 +299,11 @@ fn push_x(out: &mut String, axis: Axis, p: &Point) {
 /// `max_read_points` (a larger request is lowered to it and the response
 /// says so in `X-Simtrack-Max-Points`). An aggregated read is always
 /// bounded by `max_read_points` per series.
-pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<Response, ApiError> {
+pub async fn query(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: Params,
+) -> Result<Response, ApiError> {
     let runs = q.list("runs")?;
     let names = q.list("metrics")?;
     let axis_s = q.get("xaxis").unwrap_or("step");
@@ -318,7 +322,7 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<R
     let header = lowered.map(|l| ("x-simtrack-max-points", l.to_string()));
     let axis_key = axis_s.to_owned();
     if !aggregate {
-        return stream_read(&st, header, move |c, sink| {
+        return stream_read(&st, &caller, header, move |c, sink| {
             sink.buf().push('{');
             let mut first_run = true;
             for run in &runs {
@@ -378,7 +382,7 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<R
         .await;
     }
     let max_points = Some(max_points.unwrap_or(limit));
-    let resp = read(&st, move |c| {
+    let resp = read(&st, &caller, move |c| {
         let mut out = String::from("{");
         let mut first_metric = true;
         for name in &names {
@@ -449,11 +453,11 @@ pub async fn query(State(st): State<AppState>, _: Caller, q: Params) -> Result<R
 /// `GET /api/metrics/names?runs=[..]&start&count` → a JSON array of the
 /// names (sorted), paged when `start`/`count` are given (each run has at
 /// most `max_metric_names`).
-pub async fn names(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+pub async fn names(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let runs = q.list("runs")?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.filter(|c| *c > 0).unwrap_or(usize::MAX);
-    read(&st, move |tx| {
+    read(&st, &caller, move |tx| {
         let mut names = std::collections::BTreeSet::new();
         for r in &runs {
             names.extend(tx.series_of(r)?.into_iter().map(|s| s.name));

@@ -45,6 +45,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Limits and addresses.
     pub cfg: Arc<ServerConfig>,
+    /// Failed sign-ins per user and per address.
+    pub signin_limits: Arc<ui::session::Limiter>,
 }
 
 /// An error answered as `{"detail": "..."}` with a 4xx/5xx status.
@@ -94,6 +96,7 @@ impl From<domain::Error> for ApiError {
         let status = match e.kind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -173,10 +176,41 @@ impl IntoResponse for Reply {
 /// Handler result: a JSON reply or an error.
 pub type ApiResult = Result<Reply, ApiError>;
 
-/// The authenticated caller (extracting it answers 401 when the
-/// `Authorization` header is missing or names no valid token).
+/// The authenticated caller (extracting it answers 401 when the request
+/// carries no valid API token (`Authorization: Bearer`) or sign-in session
+/// (the `simtrack_session` cookie), and 403 when a session's write lacks
+/// its CSRF token).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Identity);
+
+/// The client's address: the peer, or, behind a trusted proxy, the
+/// nearest address in `X-Forwarded-For` that is not a trusted proxy.
+pub fn client_ip(parts: &Parts, cfg: &ServerConfig) -> String {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let Some(peer) = peer else {
+        return String::new();
+    };
+    if !cfg.trusted_proxies.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|a| !cfg.trusted_proxies.contains(a))
+        .map_or(peer, |a| *a)
+        .to_string()
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -186,13 +220,49 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        if let Some(r) = st.auth.verify_cached(header.as_deref()) {
-            return r.map(Caller).map_err(ApiError::from);
+        // An API token wins; a browser's session cookie otherwise.
+        let (token, cookie) = match &header {
+            Some(h) => (domain::auth::bearer(Some(h))?.to_owned(), false),
+            None => match ui::session::cookie(&parts.headers) {
+                Some(c) => (c, true),
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "missing Authorization header (or sign-in session)",
+                    ));
+                }
+            },
+        };
+        let mut who = match st.auth.verify_token_cached(&token) {
+            Some(r) => r?,
+            None => {
+                let (store, auth) = (st.backend.state.clone(), st.auth.clone());
+                blocking(move || auth.verify_token(&*store, &token)).await?
+            }
+        };
+        // A cookie is sent by the browser whoever made the page: a write
+        // with one must prove it comes from our own page.
+        if cookie
+            && !matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+            )
+        {
+            who.check_csrf(
+                parts
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok()),
+            )?;
         }
-        let (store, auth) = (st.backend.state.clone(), st.auth.clone());
-        blocking(move || auth.verify(&*store, header.as_deref()))
-            .await
-            .map(Caller)
+        if cookie && !who.is_session() {
+            return Err(ApiError::unauthorized("invalid session"));
+        }
+        if !cookie && who.is_session() {
+            // A session secret is only ever a cookie.
+            return Err(ApiError::unauthorized("invalid token"));
+        }
+        who.ip = client_ip(parts, &st.cfg);
+        Ok(Caller(who))
     }
 }
 
@@ -362,13 +432,17 @@ pub async fn blocking<T: Send + 'static>(
     domain::blocking(f).await.map_err(ApiError::from)
 }
 
-/// Applies `f` to a read transaction of the state store, off the executor.
+/// Applies `f` to a read transaction of the state store as `caller` sees
+/// it ([`domain::read_as`]: what the caller may not see does not exist),
+/// off the executor.
 pub async fn read<T: Send + 'static>(
     st: &AppState,
+    caller: &Caller,
     f: impl FnOnce(&dyn crate::storage::ReadTx) -> domain::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = st.backend.state.clone();
-    blocking(move || domain::read(&*store, f)).await
+    let who = caller.0.clone();
+    blocking(move || domain::read_as(&*store, &who, f)).await
 }
 
 /// Where a streamed JSON response is written ([`stream_read`]): a buffer
@@ -414,18 +488,21 @@ impl Sink {
 /// usual error response; one after them cuts the response short.
 pub async fn stream_read(
     st: &AppState,
+    caller: &Caller,
     extra: Option<(&'static str, String)>,
     produce: impl FnOnce(&dyn crate::storage::ReadTx, &mut Sink) -> domain::Result<()> + Send + 'static,
 ) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
     let store = st.backend.state.clone();
+    let who = caller.0.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
     tokio::task::spawn_blocking(move || {
         let mut sink = Sink {
             buf: String::with_capacity(SINK_BUFFER + 1024),
             tx: tx.clone(),
         };
-        let r = domain::read(&*store, |c| produce(c, &mut sink)).and_then(|()| sink.flush());
+        let r =
+            domain::read_as(&*store, &who, |c| produce(c, &mut sink)).and_then(|()| sink.flush());
         if let Err(e) = r {
             let _ = tx.blocking_send(Err(e));
         }
@@ -453,15 +530,18 @@ pub async fn stream_read(
     Ok(r)
 }
 
-/// Applies a mutation at most once per idempotency key
-/// ([`domain::write_once`]), off the executor.
+/// Applies a mutation by `caller` at most once per idempotency key
+/// ([`domain::write_once_as`]: only to what the caller may change), off
+/// the executor.
 pub async fn write_once(
     st: &AppState,
+    caller: &Caller,
     idem: Idem,
     f: impl FnOnce(&dyn crate::storage::WriteTx) -> domain::Result<Value> + Send + 'static,
 ) -> ApiResult {
     let store = st.backend.state.clone();
-    blocking(move || domain::write_once(&*store, &idem, f))
+    let who = caller.0.clone();
+    blocking(move || domain::write_once_as(&*store, &who, &idem, f))
         .await
         .map(Reply::from)
 }

@@ -224,6 +224,13 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "json",
         true,
     ),
+    (
+        "get",
+        "/api/audit",
+        "The audit trail, newest first (administrators only): before, count",
+        "",
+        false,
+    ),
 ];
 
 /// The document as JSON text.

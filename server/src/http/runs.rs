@@ -5,7 +5,8 @@ use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
-use crate::domain::{Idem, filters, runs};
+use crate::domain::access::DefaultVisibility;
+use crate::domain::{Idem, audit, filters, runs};
 
 /// `POST /api/runs` → `{"id", "name"}`.
 pub async fn create(
@@ -15,13 +16,28 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
+    let mut body = body;
+    // The Simvue client always sends `visibility`; a client that sends
+    // none gets the server's default.
+    if body.get("visibility").is_none_or(Value::is_null) {
+        let d = if st.cfg.default_visibility_group {
+            DefaultVisibility::Group
+        } else {
+            DefaultVisibility::Private
+        };
+        body.insert("visibility".into(), d.visibility().doc());
+    }
     let run = runs::new_run(&body, &caller.0.user)?;
-    write_once(&st, idem, move |tx| runs::create(tx, &run)).await
+    write_once(&st, &caller, idem, move |tx| runs::create(tx, &run)).await
 }
 
 /// `GET /api/runs/{id}`.
-pub async fn get_one(State(st): State<AppState>, _: Caller, Path(id): Path<String>) -> ApiResult {
-    read(&st, move |tx| runs::load(tx, &id))
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    read(&st, &caller, move |tx| runs::load(tx, &id))
         .await
         .map(Reply::ok)
 }
@@ -52,7 +68,8 @@ pub fn query(q: &Params) -> Result<runs::Query, super::ApiError> {
 /// `GET /api/runs?filters=[...]&start&count&sorting` → `{data, count}`.
 pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let query = query(&q)?;
-    read(&st, move |tx| runs::list(tx, &query, &caller.0.user))
+    let me = caller.0.user.clone();
+    read(&st, &caller, move |tx| runs::list(tx, &query, &me))
         .await
         .map(Reply::ok)
 }
@@ -67,8 +84,12 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| {
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
         runs::update(tx, &id, &body)?;
+        if let Some(v) = body.get("visibility") {
+            audit::record(tx, &who, "run_visibility", &id, &v.to_string())?;
+        }
         Ok(json!({ "id": id }))
     })
     .await
@@ -82,8 +103,10 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    write_once(&st, idem, move |tx| {
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
         runs::delete(tx, &id)?;
+        audit::record(tx, &who, "run_delete", &id, "")?;
         Ok(json!({ "id": id }))
     })
     .await
@@ -100,16 +123,16 @@ pub async fn heartbeat(
         scope: caller.0.token_id.clone(),
         key: None,
     };
-    write_once(&st, idem, move |tx| runs::heartbeat(tx, &id)).await
+    write_once(&st, &caller, idem, move |tx| runs::heartbeat(tx, &id)).await
 }
 
 /// `GET /api/runs/{id}/abort` → `{"status": bool, "reason"}`.
 pub async fn abort_status(
     State(st): State<AppState>,
-    _: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    read(&st, move |tx| {
+    read(&st, &caller, move |tx| {
         let (abort, reason) = runs::abort_flag(tx, &id)?;
         Ok(Reply::ok(json!({ "status": abort, "reason": reason })))
     })
@@ -132,8 +155,10 @@ pub async fn abort(
         .chars()
         .take(1000)
         .collect::<String>();
-    write_once(&st, idem, move |tx| {
+    let who = caller.0.clone();
+    write_once(&st, &caller, idem, move |tx| {
         runs::request_abort(tx, &id, &reason)?;
+        audit::record(tx, &who, "run_abort", &id, &reason)?;
         Ok(json!({ "status": true }))
     })
     .await
@@ -153,7 +178,7 @@ pub async fn starred(
         "starred".into(),
         body.get("starred").cloned().unwrap_or(Value::Bool(true)),
     );
-    write_once(&st, idem, move |tx| {
+    write_once(&st, &caller, idem, move |tx| {
         runs::update(tx, &id, &m)?;
         Ok(json!({}))
     })

@@ -361,6 +361,7 @@ async fn serve_one(
     mut stop: watch::Receiver<bool>,
 ) {
     let body_timeout = limits.body_timeout;
+    let peer = stream.peer_addr().ok();
     let conn2 = conn.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let conn = conn2.clone();
@@ -369,6 +370,10 @@ async fn serve_one(
         let guard = BusyGuard(conn.clone());
         let timed_out = Arc::new(AtomicBool::new(false));
         let ended = Arc::new(AtomicBool::new(false));
+        let mut req = req;
+        if let Some(p) = peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(p));
+        }
         let req = req.map(|b| {
             ended.store(hyper::body::Body::is_end_stream(&b), Ordering::Relaxed);
             Body::new(TimedBody {

@@ -381,6 +381,8 @@ pub struct RunScanRow {
     pub modified: i64,
     pub user: String,
     pub starred: bool,
+    /// JSON text of the run's visibility (who besides its owner sees it).
+    pub visibility: String,
     /// JSON text, when the projection asked for tags.
     pub tags: Option<String>,
     /// JSON text of each projected path's value (`None`: absent), in the
@@ -399,6 +401,8 @@ pub struct FolderRow {
     pub created: i64,
     pub modified: i64,
     pub starred: bool,
+    /// Who created it (empty for folders made before users existed).
+    pub owner: String,
 }
 
 /// Changes to a folder (`None` leaves a field alone).
@@ -518,12 +522,12 @@ pub struct ArtifactRow {
     pub user: String,
 }
 
-/// An API token as stored (never the token itself).
-#[derive(Debug, Clone)]
+/// An API token or sign-in session as stored (never the token itself).
+#[derive(Debug, Clone, Default)]
 pub struct TokenRow {
     /// Its id.
     pub id: String,
-    /// Its name (the runs' `user`).
+    /// The user it belongs to (the runs' `user`).
     pub name: String,
     /// SHA-256 of the token.
     pub hash: String,
@@ -531,6 +535,49 @@ pub struct TokenRow {
     pub exp: i64,
     /// Creation, seconds since the epoch.
     pub created: i64,
+    /// What its owner calls it.
+    pub label: String,
+    /// Reads only.
+    pub read_only: bool,
+    /// Last accepted, seconds since the epoch (updated at most once a minute).
+    pub last_used: Option<i64>,
+    /// For a sign-in session (a cookie): SHA-256 of its CSRF token.
+    pub csrf: Option<String>,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, Default)]
+pub struct UserRow {
+    pub name: String,
+    pub email: Option<String>,
+    /// Its group (Simvue's tenant); `None`: in no group.
+    pub group: Option<String>,
+    pub admin: bool,
+    pub disabled: bool,
+    /// PHC string of its password hash (argon2id); `None`: no password.
+    pub password: Option<String>,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRow {
+    /// Its sequence number (assigned by the store).
+    pub seq: i64,
+    /// Microseconds since the epoch.
+    pub ts: i64,
+    /// Who did it (a user name; empty when unknown, such as a failed
+    /// sign-in for a name that does not exist, or `cli` from the console).
+    pub actor: String,
+    /// What: `signin`, `signin_failed`, `token_create`, ...
+    pub action: String,
+    /// What it was done to (a run, token or user id).
+    pub target: String,
+    /// Further detail (JSON text or words).
+    pub detail: String,
+    /// From where (the peer address, or `cli`).
+    pub ip: String,
 }
 
 /// The per-series summary kept beside the chunks.
@@ -625,6 +672,9 @@ pub trait ReadTx {
     fn run_status(&self, id: &str) -> Result<Option<String>>;
     /// The whole run.
     fn run_get(&self, id: &str) -> Result<Option<RunRow>>;
+    /// The run's owner and visibility (JSON text), or `None` when there is
+    /// no such run: what deciding who may see it reads.
+    fn run_access(&self, id: &str) -> Result<Option<(String, String)>>;
     /// Every run, reading only what `p` asks for, in insertion order.
     fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>>;
     /// Ids of the runs in folder `path` (exactly).
@@ -719,6 +769,8 @@ pub trait ReadTx {
         name: Option<&str>,
         category: Option<&str>,
     ) -> Result<Vec<(ArtifactRow, String)>>;
+    /// The runs an artifact is attached to.
+    fn artifact_runs(&self, artifact: &str) -> Result<Vec<String>>;
     /// The category an artifact is attached to a run with.
     fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>>;
 
@@ -729,6 +781,13 @@ pub trait ReadTx {
     fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>>;
     /// How many tokens named `name` expire after `now` (seconds).
     fn tokens_live(&self, name: &str, now: i64) -> Result<u64>;
+    /// The user called `name`.
+    fn user_get(&self, name: &str) -> Result<Option<UserRow>>;
+    /// Every user, by name.
+    fn users(&self) -> Result<Vec<UserRow>>;
+    /// The newest `limit` audit entries with a sequence number below
+    /// `before` (all when `None`), newest first.
+    fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>>;
     /// A server setting.
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// The response recorded for an idempotency key.
@@ -764,6 +823,8 @@ pub trait WriteTx: ReadTx {
     fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()>;
     /// Removes a folder record.
     fn folder_delete(&self, id: &str) -> Result<()>;
+    /// Records who created a folder.
+    fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()>;
 
     /// Adds an alert.
     fn alert_insert(&self, a: &AlertRow) -> Result<()>;
@@ -809,6 +870,12 @@ pub trait WriteTx: ReadTx {
     fn token_insert(&self, t: &TokenRow) -> Result<()>;
     /// Removes a token; whether it existed.
     fn token_delete(&self, id: &str) -> Result<bool>;
+    /// Records that a token was accepted at `at` (seconds).
+    fn token_touch(&self, id: &str, at: i64) -> Result<()>;
+    /// Adds a user, or replaces the one of the same name.
+    fn user_put(&self, u: &UserRow) -> Result<()>;
+    /// Appends to the audit trail.
+    fn audit_insert(&self, a: &AuditRow) -> Result<()>;
     /// Saves the window state of an alert on a run.
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()>;
     /// Sets a server setting.

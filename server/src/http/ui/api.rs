@@ -11,20 +11,30 @@ use crate::http::{
     ApiError, ApiResult, AppState, Caller, JsonObject, Params, Reply, blocking, read,
 };
 
-/// `GET /api/ui/whoami` → `{"user", "version"}` (401 without a valid token).
-pub async fn whoami(caller: Caller) -> ApiResult {
+/// `GET /api/ui/whoami` → `{"user", "admin", "group", "read_only",
+/// "session", "csrf", "version"}` (401 without valid credentials). `csrf`
+/// is the token a signed-in page's writes carry in `X-CSRF-Token`.
+pub async fn whoami(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    let who = &caller.0;
     Ok(Reply::ok(json!({
-        "user": caller.0.user,
+        "user": who.user,
+        "admin": who.admin,
+        "group": who.group,
+        "read_only": who.read_only,
+        "session": who.is_session(),
+        "csrf": who.is_session().then(|| st.auth.csrf_for(&who.token_id)),
         "version": env!("CARGO_PKG_VERSION"),
     })))
 }
 
-/// `POST /api/ui/tokens` `{"days"?, "name"?}` → `{"token", "id", "name",
-/// "days", "exp"}`. A caller mints only for itself: `name`, if given, must
-/// be the caller's own; `days` is 1 to [`auth::MAX_MINTED_DAYS`] (default
+/// `POST /api/ui/tokens` `{"days"?, "name"?, "label"?, "read_only"?}` →
+/// `{"token", "id", "name", "label", "scope", "days", "exp"}`. A caller
+/// mints only for itself: `name`, if given, must be the caller's own;
+/// `days` is 1 to [`auth::MAX_MINTED_DAYS`] (default
 /// [`auth::DEFAULT_MINTED_DAYS`]) and the token never outlives the
-/// caller's; at most [`auth::MAX_LIVE_TOKENS_PER_NAME`] unexpired tokens
-/// per name (429 beyond).
+/// caller's (an API token's; a sign-in session mints for the full
+/// `days`); at most [`auth::MAX_LIVE_TOKENS_PER_NAME`] unexpired tokens
+/// per name (429 beyond); a read-only token mints nothing (403).
 pub async fn create_token(
     State(st): State<AppState>,
     caller: Caller,
@@ -56,53 +66,106 @@ pub async fn create_token(
                 ))
             })? as u32,
     };
+    let label = match body.get("label") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(_) => return Err(ApiError::unprocessable("'label' must be a string")),
+    };
+    let read_only = match body.get("read_only") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::unprocessable("'read_only' must be a boolean")),
+    };
+    let spec = auth::TokenSpec {
+        label,
+        days,
+        read_only,
+    };
     blocking(move || {
-        let (token, row) = auth::mint(&*st.backend.state, &caller.0, days)?;
+        let (token, row) = auth::mint(&*st.backend.state, &caller.0, &spec)?;
         Ok(Reply::ok(json!({
-            "token": token, "id": row.id, "name": row.name, "days": days,
+            "token": token, "id": row.id, "name": row.name, "label": row.label,
+            "scope": auth::scope(&row), "days": days,
             "exp": crate::util::fmt_ts(row.exp * 1_000_000),
         })))
     })
     .await
 }
 
-/// `GET /api/ui/tokens` → `{"data": [{"id", "name", "created", "exp",
-/// "current"}]}`: the caller's own tokens (never the tokens themselves).
-pub async fn list_tokens(State(st): State<AppState>, caller: Caller) -> ApiResult {
+/// `GET /api/ui/tokens[?all=true]` → `{"data": [{"id", "user", "label",
+/// "created", "last_used", "exp", "scope", "expired", "current"}]}`: the
+/// caller's own tokens and sessions, or with `all` (administrators only)
+/// everyone's. Never the tokens themselves.
+pub async fn list_tokens(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let all = q.bool("all");
+    if all {
+        caller.0.must_be_admin()?;
+    }
     blocking(move || {
-        let rows = auth::list_tokens(&*st.backend.state, Some(&caller.0.user))?;
+        let who = &caller.0;
+        let rows = auth::list_tokens(&*st.backend.state, (!all).then_some(who.user.as_str()))?;
         let data: Vec<Value> = rows
             .iter()
-            .map(|t| {
-                json!({
-                    "id": t.id, "name": t.name,
-                    "created": crate::util::fmt_ts(t.created * 1_000_000),
-                    "exp": crate::util::fmt_ts(t.exp * 1_000_000),
-                    "current": t.id == caller.0.token_id,
-                })
-            })
+            .map(|t| auth::token_doc(t, Some(&who.token_id)))
             .collect();
         Ok(Reply::ok(json!({ "data": data })))
     })
     .await
 }
 
-/// `DELETE /api/ui/tokens/{id}`: revokes one of the caller's own tokens; it
-/// stops working at once on this server (and within the cache lifetime on
-/// other servers sharing the database). 404 for anyone else's token.
+/// `DELETE /api/ui/tokens/{id}`: revokes one of the caller's own tokens
+/// (an administrator: anyone's); it stops working at once on every server
+/// sharing the database. 404 for anyone else's token. A read-only token
+/// revokes nothing (403).
 pub async fn revoke_token(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
+    caller.0.may_write()?;
     blocking(move || {
-        if !auth::revoke_token(&*st.backend.state, &id, Some(&caller.0.user))? {
+        if !auth::revoke_token(&*st.backend.state, &id, &caller.0)? {
             return Err(crate::domain::Error::not_found(format!(
                 "no token {id} of yours"
             )));
         }
         st.auth.forget(&id);
         Ok(Reply::ok(json!({ "id": id })))
+    })
+    .await
+}
+
+/// `GET /api/ui/users` → `{"data": [{"name", "email", "group", "admin",
+/// "disabled", "password", "created"}]}`: administrators see every user,
+/// others themselves.
+pub async fn users(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    blocking(move || {
+        let who = &caller.0;
+        let data: Vec<Value> = crate::domain::users::list(&*st.backend.state)?
+            .iter()
+            .filter(|u| who.admin || u.name == who.user)
+            .map(crate::domain::users::doc)
+            .collect();
+        Ok(Reply::ok(json!({ "data": data })))
+    })
+    .await
+}
+
+/// `GET /api/audit?before&count` → `{"data": [{"seq", "ts", "actor",
+/// "action", "target", "detail", "ip"}], "count"}`, newest first:
+/// administrators only (403 otherwise).
+pub async fn audit(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    caller.0.must_be_admin()?;
+    let before = match q.get("before").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(b) => Some(
+            b.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("'before' must be an integer"))?,
+        ),
+    };
+    let count = q.usize("count")?.unwrap_or(200);
+    blocking(move || {
+        crate::domain::audit::list(&*st.backend.state, &caller.0, before, count).map(Reply::ok)
     })
     .await
 }
@@ -116,8 +179,9 @@ pub async fn runs(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     if let Some(w) = q.get("where").filter(|w| !w.trim().is_empty()) {
         query.filters.push(crate::domain::filters::parse_expr(w)?);
     }
-    crate::http::read(&st, move |tx| {
-        crate::domain::runs::list(tx, &query, &caller.0.user)
+    let me = caller.0.user.clone();
+    crate::http::read(&st, &caller, move |tx| {
+        crate::domain::runs::list(tx, &query, &me)
     })
     .await
     .map(Reply::ok)
@@ -133,7 +197,7 @@ pub const MAX_RANGE_POINTS: usize = 20_000;
 /// `max_points` keeping each bucket's minimum and maximum. This is what a
 /// zoomed chart shows: detail the whole-series read had averaged away.
 /// Non-finite values are `null`.
-pub async fn metric_range(State(st): State<AppState>, _: Caller, q: Params) -> ApiResult {
+pub async fn metric_range(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let need = |k: &str| {
         q.get(k)
             .filter(|v| !v.is_empty())
@@ -161,7 +225,7 @@ pub async fn metric_range(State(st): State<AppState>, _: Caller, q: Params) -> A
         .usize("max_points")?
         .unwrap_or(1000)
         .clamp(2, MAX_RANGE_POINTS);
-    read(&st, move |tx| {
+    read(&st, &caller, move |tx| {
         let shown = metrics::range(tx, &run, &metric, axis, (min, max), max_points)?;
         let x: Vec<f64> = shown.iter().map(|p| axis.x(p)).collect();
         let y: Vec<Option<f64>> = shown
@@ -198,6 +262,7 @@ mod tests {
             backend,
             auth: Arc::new(auth),
             cfg: Arc::new(ServerConfig::new(dir.path().to_path_buf())),
+            signin_limits: Default::default(),
         };
         (dir, st, Caller(me), token)
     }
@@ -217,7 +282,10 @@ mod tests {
     #[tokio::test]
     async fn minted_tokens_are_the_callers_own_and_bounded() {
         let (_d, st, me, _) = setup();
-        assert_eq!(body(whoami(me.clone()).await)["user"], "tester");
+        assert_eq!(
+            body(whoami(State(st.clone()), me.clone()).await)["user"],
+            "tester"
+        );
         let mut m = serde_json::Map::new();
         m.insert("days".into(), json!(7));
         let made = body(create_token(State(st.clone()), me.clone(), JsonObject(m)).await);

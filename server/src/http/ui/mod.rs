@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod notifications;
+pub mod session;
 
 use axum::Router;
 use axum::extract::Path;
@@ -49,6 +50,16 @@ const ASSETS: &[Asset] = &[
         path: "pages/notifications.js",
         mime: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../../ui/pages/notifications.js"),
+    },
+    Asset {
+        path: "pages/tokens.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/tokens.js"),
+    },
+    Asset {
+        path: "pages/audit.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/audit.js"),
     },
     Asset {
         path: "vendor/uPlot.iife.min.js",
@@ -157,6 +168,10 @@ pub fn router() -> Router<AppState> {
             post(api::create_token).get(api::list_tokens),
         )
         .route("/api/ui/tokens/{id}", delete(api::revoke_token))
+        .route("/api/ui/signin", post(session::signin))
+        .route("/api/ui/signout", post(session::signout))
+        .route("/api/ui/users", get(api::users))
+        .route("/api/audit", get(api::audit))
         .route("/api/ui/runs", get(api::runs))
         .route("/api/ui/metrics/range", get(api::metric_range))
         .route(

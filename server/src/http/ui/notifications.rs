@@ -15,8 +15,9 @@ const RECENT: usize = 50;
 /// {data, count}, "events", "formats"}`: the caller's channels (each with
 /// its last delivery) and newest deliveries.
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult {
-    read(&st, move |tx| {
-        let user = caller.0.user.as_str();
+    let user = caller.0.user.clone();
+    read(&st, &caller, move |tx| {
+        let user = user.as_str();
         Ok(Reply::ok(json!({
             "user": user,
             "channels": notify::list_channels(tx, Some(user))?,
@@ -62,7 +63,7 @@ pub async fn add(
     };
     let store = st.backend.state.clone();
     blocking(move || {
-        crate::domain::write(&*store, |tx| {
+        crate::domain::write_as(&*store, &caller.0, |tx| {
             notify::add_channel(tx, &caller.0.user, &c).map(Reply::ok)
         })
     })
@@ -78,7 +79,7 @@ pub async fn remove(
 ) -> ApiResult {
     let store = st.backend.state.clone();
     blocking(move || {
-        crate::domain::write(&*store, |tx| {
+        crate::domain::write_as(&*store, &caller.0, |tx| {
             notify::remove_channel(tx, &id, Some(&caller.0.user)).map(Reply::ok)
         })
     })
@@ -92,9 +93,10 @@ pub async fn of_run(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    read(&st, move |tx| {
+    let user = caller.0.user.clone();
+    read(&st, &caller, move |tx| {
         crate::domain::runs::status_of(tx, &id)?;
-        notify::deliveries(tx, Some(&caller.0.user), Some(&id), RECENT).map(Reply::ok)
+        notify::deliveries(tx, Some(&user), Some(&id), RECENT).map(Reply::ok)
     })
     .await
 }

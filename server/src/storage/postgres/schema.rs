@@ -136,6 +136,30 @@ CREATE INDEX notify_outbox_run ON notify_outbox(run_id, created);
 CREATE INDEX notify_outbox_owner ON notify_outbox(owner, created);
 "#,
     ),
+    (
+        7,
+        // Users, groups and the token lifecycle (as SQLite's migration 1):
+        // every name that held a token or owns a run becomes an
+        // administrator, so an upgrade locks nobody out.
+        r#"
+ALTER TABLE tokens ADD COLUMN label TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN read_only BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE tokens ADD COLUMN last_used BIGINT;
+ALTER TABLE tokens ADD COLUMN csrf TEXT;
+ALTER TABLE folders ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX tokens_name ON tokens(name);
+CREATE TABLE users (
+    name TEXT PRIMARY KEY, email TEXT, grp TEXT, admin BOOLEAN NOT NULL DEFAULT false,
+    disabled BOOLEAN NOT NULL DEFAULT false, password TEXT, created BIGINT NOT NULL);
+INSERT INTO users (name, admin, created)
+    SELECT name, true, extract(epoch FROM now())::bigint FROM tokens
+    UNION SELECT owner, true, extract(epoch FROM now())::bigint FROM runs WHERE owner <> ''
+    ON CONFLICT DO NOTHING;
+CREATE TABLE audit (
+    seq BIGSERIAL PRIMARY KEY, ts BIGINT NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL, ip TEXT NOT NULL);
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -8,9 +8,9 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
 use crate::storage::{
-    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, WriteTx,
+    AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
+    EventRow, FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
@@ -81,6 +81,7 @@ fn folder_row(r: &Row) -> Result<FolderRow> {
         created: get(r, "created")?,
         modified: get(r, "modified")?,
         starred: get(r, "starred")?,
+        owner: get(r, "owner")?,
     })
 }
 
@@ -125,6 +126,25 @@ fn token_row(r: &Row) -> Result<TokenRow> {
         name: get(r, "name")?,
         hash: get(r, "hash")?,
         exp: get(r, "exp")?,
+        created: get(r, "created")?,
+        label: get(r, "label")?,
+        read_only: get(r, "read_only")?,
+        last_used: get(r, "last_used")?,
+        csrf: get(r, "csrf")?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, name, hash, exp, created, label, read_only, last_used, csrf";
+const USER_COLUMNS: &str = "name, email, grp, admin, disabled, password, created";
+
+fn user_row(r: &Row) -> Result<UserRow> {
+    Ok(UserRow {
+        name: get(r, "name")?,
+        email: get(r, "email")?,
+        group: get(r, "grp")?,
+        admin: get(r, "admin")?,
+        disabled: get(r, "disabled")?,
+        password: get(r, "password")?,
         created: get(r, "created")?,
     })
 }
@@ -213,12 +233,19 @@ impl ReadTx for Tx<'_> {
         self.row(&sql, &[&id])?.as_ref().map(run_row).transpose()
     }
 
+    fn run_access(&self, id: &str) -> Result<Option<(String, String)>> {
+        self.row("SELECT owner, visibility FROM runs WHERE id = $1", &[&id])?
+            .as_ref()
+            .map(|r| Ok((at(r, 0)?, at(r, 1)?)))
+            .transpose()
+    }
+
     fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>> {
         // Values come from the stored jsonb twins with `#>`, so a large
         // metadata document is never parsed for a scan.
         let mut sql = String::from(
             "SELECT id, name, folder, status, description, created, started, endtime, modified,
-             owner, starred, CASE WHEN $1 THEN tags END",
+             owner, starred, CASE WHEN $1 THEN tags END, visibility",
         );
         let mut paths: Vec<Vec<String>> = Vec::new();
         for path in &p.json_paths {
@@ -255,7 +282,8 @@ impl ReadTx for Tx<'_> {
                     user: at(r, 9)?,
                     starred: at(r, 10)?,
                     tags: at(r, 11)?,
-                    values: (0..n).map(|i| at(r, 12 + i)).collect::<Result<_>>()?,
+                    visibility: at(r, 12)?,
+                    values: (0..n).map(|i| at(r, 13 + i)).collect::<Result<_>>()?,
                 })
             })
             .collect()
@@ -520,6 +548,13 @@ impl ReadTx for Tx<'_> {
             .collect()
     }
 
+    fn artifact_runs(&self, artifact: &str) -> Result<Vec<String>> {
+        self.column(
+            "SELECT run_id FROM run_artifacts WHERE artifact_id = $1",
+            &[&artifact],
+        )
+    }
+
     fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>> {
         self.value(
             "SELECT category FROM run_artifacts WHERE run_id = $1 AND artifact_id = $2",
@@ -632,8 +667,10 @@ impl ReadTx for Tx<'_> {
 
     fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>> {
         self.rows(
-            "SELECT id, name, hash, exp, created FROM tokens
-             WHERE $1::text IS NULL OR name = $1 ORDER BY created, id",
+            &format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens
+                 WHERE $1::text IS NULL OR name = $1 ORDER BY created, id"
+            ),
             &[&name],
         )?
         .iter()
@@ -651,12 +688,54 @@ impl ReadTx for Tx<'_> {
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.row(
-            "SELECT id, name, hash, exp, created FROM tokens WHERE hash = $1",
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"),
             &[&hash],
         )?
         .as_ref()
         .map(token_row)
         .transpose()
+    }
+
+    fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
+        self.row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"),
+            &[&name],
+        )?
+        .as_ref()
+        .map(user_row)
+        .transpose()
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>> {
+        self.rows(
+            &format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"),
+            &[],
+        )?
+        .iter()
+        .map(user_row)
+        .collect()
+    }
+
+    fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.rows(
+            "SELECT seq, ts, actor, action, target, detail, ip FROM audit
+             WHERE $1::bigint IS NULL OR seq < $1 ORDER BY seq DESC LIMIT $2",
+            &[&before, &limit],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(AuditRow {
+                seq: at(r, 0)?,
+                ts: at(r, 1)?,
+                actor: at(r, 2)?,
+                action: at(r, 3)?,
+                target: at(r, 4)?,
+                detail: at(r, 5)?,
+                ip: at(r, 6)?,
+            })
+        })
+        .collect()
     }
 
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -754,6 +833,14 @@ impl WriteTx for Tx<'_> {
         self.exec(
             "INSERT INTO folders (id, path, created, modified) VALUES ($1, $2, $3, $3)",
             &[&id, &path, &now],
+        )?;
+        Ok(())
+    }
+
+    fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()> {
+        self.exec(
+            "UPDATE folders SET owner = $2 WHERE id = $1",
+            &[&id, &owner],
         )?;
         Ok(())
     }
@@ -926,8 +1013,18 @@ impl WriteTx for Tx<'_> {
 
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
         self.exec(
-            "INSERT INTO tokens (id, name, hash, exp, created) VALUES ($1, $2, $3, $4, $5)",
-            &[&t.id, &t.name, &t.hash, &t.exp, &t.created],
+            "INSERT INTO tokens (id, name, hash, exp, created, label, read_only, csrf)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &t.id,
+                &t.name,
+                &t.hash,
+                &t.exp,
+                &t.created,
+                &t.label,
+                &t.read_only,
+                &t.csrf,
+            ],
         )?;
         Ok(())
     }
@@ -941,6 +1038,44 @@ impl WriteTx for Tx<'_> {
             "INSERT INTO alert_windows (run_id, alert_id, state) VALUES ($1, $2, $3)
              ON CONFLICT (run_id, alert_id) DO UPDATE SET state = excluded.state",
             &[&run, &alert, &state],
+        )?;
+        Ok(())
+    }
+
+    fn token_touch(&self, id: &str, at: i64) -> Result<()> {
+        self.exec(
+            "UPDATE tokens SET last_used = $2 WHERE id = $1",
+            &[&id, &at],
+        )?;
+        Ok(())
+    }
+
+    fn user_put(&self, u: &UserRow) -> Result<()> {
+        self.exec(
+            &format!(
+                "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (name) DO UPDATE SET email = excluded.email, grp = excluded.grp,
+                 admin = excluded.admin, disabled = excluded.disabled,
+                 password = excluded.password"
+            ),
+            &[
+                &u.name,
+                &u.email,
+                &u.group,
+                &u.admin,
+                &u.disabled,
+                &u.password,
+                &u.created,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_insert(&self, a: &AuditRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO audit (ts, actor, action, target, detail, ip)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&a.ts, &a.actor, &a.action, &a.target, &a.detail, &a.ip],
         )?;
         Ok(())
     }

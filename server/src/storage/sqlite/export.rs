@@ -18,7 +18,10 @@ pub fn tokens_and_settings(dir: &Path) -> Result<(Vec<TokenRow>, Settings), Stri
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let err = |e: rusqlite::Error| format!("{}: {e}", path.display());
     let tokens = c
-        .prepare("SELECT id, name, hash, exp, created FROM tokens ORDER BY created")
+        .prepare(
+            "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf
+             FROM tokens ORDER BY created",
+        )
         .and_then(|mut s| {
             s.query_map([], |r| {
                 Ok(TokenRow {
@@ -27,6 +30,10 @@ pub fn tokens_and_settings(dir: &Path) -> Result<(Vec<TokenRow>, Settings), Stri
                     hash: r.get(2)?,
                     exp: r.get(3)?,
                     created: r.get(4)?,
+                    label: r.get(5)?,
+                    read_only: r.get::<_, i64>(6)? != 0,
+                    last_used: r.get(7)?,
+                    csrf: r.get(8)?,
                 })
             })?
             .collect()

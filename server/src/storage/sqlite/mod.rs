@@ -93,6 +93,51 @@ CREATE INDEX IF NOT EXISTS notify_outbox_run ON notify_outbox(run_id, created);
 CREATE INDEX IF NOT EXISTS notify_outbox_owner ON notify_outbox(owner, created);
 "#;
 
+/// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data
+/// moved at an upgrade), applied once each, in order, after `SCHEMA`; the
+/// number of those applied is the database's `PRAGMA user_version`.
+/// Append-only: never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, groups and the token lifecycle. Every name that held a
+    // token or owns a run becomes a user; they become administrators, so
+    // an upgrade locks nobody out of runs they could see before (demote
+    // with `simtrack user add NAME --no-admin`).
+    r#"
+ALTER TABLE tokens ADD COLUMN label TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN last_used INTEGER;
+ALTER TABLE tokens ADD COLUMN csrf TEXT;
+ALTER TABLE folders ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS tokens_name ON tokens(name);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, email TEXT, grp TEXT, admin INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0, password TEXT, created INTEGER NOT NULL);
+INSERT OR IGNORE INTO users (name, admin, created)
+    SELECT name, 1, CAST(strftime('%s', 'now') AS INTEGER) FROM tokens
+    UNION SELECT user, 1, CAST(strftime('%s', 'now') AS INTEGER) FROM runs WHERE user <> '';
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL, ip TEXT NOT NULL);
+"#,
+];
+
+/// Applies the [`MIGRATIONS`] the database at `c` lacks, each in its own
+/// transaction with its version bump. The version is read inside a
+/// write-locked transaction, so two processes opening the same directory at
+/// once (a server and a `simtrack token` command) never apply one twice.
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    loop {
+        let t = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: i64 = t.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let Some(sql) = MIGRATIONS.get(done.max(0) as usize) else {
+            return Ok(());
+        };
+        t.execute_batch(sql)?;
+        t.pragma_update(None, "user_version", done + 1)?;
+        t.commit()?;
+    }
+}
+
 /// The database of one data directory (`DIR/simtrack.db`).
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -121,11 +166,12 @@ impl SqliteStore {
         // Private to the server: directory 0700, database 0600.
         crate::private::prepare_dir(dir)?;
         let db_path = dir.join("simtrack.db");
-        let writer =
+        let mut writer =
             open_conn(&db_path).map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
         writer
             .execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise {}: {e}", db_path.display()))?;
+        migrate(&mut writer).map_err(|e| format!("cannot upgrade {}: {e}", db_path.display()))?;
         Ok(SqliteStore {
             db_path,
             writer: Mutex::new(writer),
@@ -166,5 +212,54 @@ impl StateStore for SqliteStore {
     fn close(&self) {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data directory from before users existed opens, is upgraded once,
+    /// and everyone who held a token or owns a run keeps full access.
+    #[test]
+    fn an_old_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let c = Connection::open(dir.path().join("simtrack.db")).expect("open");
+            c.execute_batch(SCHEMA).expect("old schema");
+            c.execute_batch(
+                "INSERT INTO tokens (id, name, hash, exp, created) VALUES ('t1', 'alice', 'h1', 9999999999, 1);
+                 INSERT INTO runs (id, name, folder, status, created, modified, user, last_seen)
+                     VALUES ('r1', 'old', '/', 'completed', 1, 1, 'bob', 1);
+                 INSERT INTO folders (id, path, created, modified) VALUES ('f1', '/', 1, 1);",
+            )
+            .expect("old rows");
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(dir.path()).expect("upgrade");
+            store
+                .read(&mut |tx| {
+                    let users = tx.users()?;
+                    let names: Vec<(&str, bool)> =
+                        users.iter().map(|u| (u.name.as_str(), u.admin)).collect();
+                    assert_eq!(names, [("alice", true), ("bob", true)]);
+                    let t = tx.token_by_hash("h1")?.expect("token kept");
+                    assert_eq!(
+                        (t.name.as_str(), t.read_only, t.label.as_str()),
+                        ("alice", false, "")
+                    );
+                    assert_eq!(tx.folder_get("f1")?.expect("folder").owner, "");
+                    assert!(tx.audit(None, 10)?.is_empty());
+                    Ok(())
+                })
+                .expect("read");
+            let v: i64 = store
+                .writer
+                .lock()
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .expect("version");
+            assert_eq!(v, MIGRATIONS.len() as i64);
+        }
     }
 }

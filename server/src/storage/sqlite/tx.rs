@@ -6,9 +6,9 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
 use crate::storage::{
-    AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
+    AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
+    EventRow, FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
+    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
@@ -24,6 +24,34 @@ fn axis_columns(axis: Axis) -> (&'static str, &'static str) {
         Axis::Timestamp => ("ts_min", "ts_max"),
     }
 }
+
+fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        hash: r.get(2)?,
+        exp: r.get(3)?,
+        created: r.get(4)?,
+        label: r.get(5)?,
+        read_only: r.get::<_, i64>(6)? != 0,
+        last_used: r.get(7)?,
+        csrf: r.get(8)?,
+    })
+}
+
+fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        name: r.get(0)?,
+        email: r.get(1)?,
+        group: r.get(2)?,
+        admin: r.get::<_, i64>(3)? != 0,
+        disabled: r.get::<_, i64>(4)? != 0,
+        password: r.get(5)?,
+        created: r.get(6)?,
+    })
+}
+
+const USER_COLUMNS: &str = "name, email, grp, admin, disabled, password, created";
 
 fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -61,6 +89,7 @@ fn folder_row(r: &Row) -> rusqlite::Result<FolderRow> {
         created: r.get("created")?,
         modified: r.get("modified")?,
         starred: r.get::<_, i64>("starred")? != 0,
+        owner: r.get("owner")?,
     })
 }
 
@@ -169,12 +198,22 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn run_access(&self, id: &str) -> Result<Option<(String, String)>> {
+        self.0
+            .prepare_cached("SELECT user, visibility FROM runs WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(db)
+    }
+
     fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>> {
         // JSON values are extracted by SQLite (`->`), so a large metadata
         // document is never parsed whole for a scan.
         let mut sql = String::from(
             "SELECT id, name, folder, status, description, created, started, endtime, modified, user,
-             starred, CASE WHEN ?1 THEN tags END",
+             starred, CASE WHEN ?1 THEN tags END, visibility",
         );
         let mut args: Vec<String> = Vec::new();
         for path in &p.json_paths {
@@ -204,8 +243,9 @@ impl ReadTx for Tx<'_> {
                 user: r.get(9)?,
                 starred: r.get::<_, i64>(10)? != 0,
                 tags: r.get(11)?,
+                visibility: r.get(12)?,
                 values: (0..n)
-                    .map(|i| r.get(12 + i))
+                    .map(|i| r.get(13 + i))
                     .collect::<rusqlite::Result<_>>()?,
             })
         })
@@ -628,6 +668,13 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn artifact_runs(&self, artifact: &str) -> Result<Vec<String>> {
+        self.0
+            .prepare_cached("SELECT run_id FROM run_artifacts WHERE artifact_id = ?1")
+            .and_then(|mut s| s.query_map(params![artifact], |r| r.get(0))?.collect())
+            .map_err(db)
+    }
+
     fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>> {
         self.0
             .prepare_cached(
@@ -640,21 +687,10 @@ impl ReadTx for Tx<'_> {
     fn tokens(&self, name: Option<&str>) -> Result<Vec<TokenRow>> {
         self.0
             .prepare_cached(
-                "SELECT id, name, hash, exp, created FROM tokens
+                "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf FROM tokens
                  WHERE ?1 IS NULL OR name = ?1 ORDER BY created, id",
             )
-            .and_then(|mut s| {
-                s.query_map(params![name], |r| {
-                    Ok(TokenRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        hash: r.get(2)?,
-                        exp: r.get(3)?,
-                        created: r.get(4)?,
-                    })
-                })?
-                .collect()
-            })
+            .and_then(|mut s| s.query_map(params![name], token_row)?.collect())
             .map_err(db)
     }
 
@@ -668,18 +704,47 @@ impl ReadTx for Tx<'_> {
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.0
-            .prepare_cached("SELECT id, name, hash, exp, created FROM tokens WHERE hash = ?1")
+            .prepare_cached(
+                "SELECT id, name, hash, exp, created, label, read_only, last_used, csrf
+                 FROM tokens WHERE hash = ?1",
+            )
+            .and_then(|mut s| s.query_row(params![hash], token_row).optional())
+            .map_err(db)
+    }
+
+    fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
+        self.0
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"))
+            .and_then(|mut s| s.query_row(params![name], user_row).optional())
+            .map_err(db)
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>> {
+        self.0
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))
+            .and_then(|mut s| s.query_map([], user_row)?.collect())
+            .map_err(db)
+    }
+
+    fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
+        self.0
+            .prepare_cached(
+                "SELECT seq, ts, actor, action, target, detail, ip FROM audit
+                 WHERE ?1 IS NULL OR seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )
             .and_then(|mut s| {
-                s.query_row(params![hash], |r| {
-                    Ok(TokenRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        hash: r.get(2)?,
-                        exp: r.get(3)?,
-                        created: r.get(4)?,
+                s.query_map(params![before, limit.min(i64::MAX as usize) as i64], |r| {
+                    Ok(AuditRow {
+                        seq: r.get(0)?,
+                        ts: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        detail: r.get(5)?,
+                        ip: r.get(6)?,
                     })
-                })
-                .optional()
+                })?
+                .collect()
             })
             .map_err(db)
     }
@@ -788,6 +853,14 @@ impl WriteTx for Tx<'_> {
                 "INSERT INTO folders (id, path, created, modified) VALUES (?1, ?2, ?3, ?3)",
             )
             .and_then(|mut s| s.execute(params![id, path, now]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()> {
+        self.0
+            .prepare_cached("UPDATE folders SET owner = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, owner]))
             .map_err(db)?;
         Ok(())
     }
@@ -1004,8 +1077,18 @@ impl WriteTx for Tx<'_> {
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
         self.0
             .execute(
-                "INSERT INTO tokens (id, name, hash, exp, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![t.id, t.name, t.hash, t.exp, t.created],
+                "INSERT INTO tokens (id, name, hash, exp, created, label, read_only, csrf)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    t.id,
+                    t.name,
+                    t.hash,
+                    t.exp,
+                    t.created,
+                    t.label,
+                    t.read_only,
+                    t.csrf
+                ],
             )
             .map_err(db)?;
         Ok(())
@@ -1027,6 +1110,39 @@ impl WriteTx for Tx<'_> {
             .execute("DELETE FROM tokens WHERE id = ?1", params![id])
             .map(|n| n > 0)
             .map_err(db)
+    }
+
+    fn token_touch(&self, id: &str, at: i64) -> Result<()> {
+        self.0
+            .prepare_cached("UPDATE tokens SET last_used = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, at]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn user_put(&self, u: &UserRow) -> Result<()> {
+        self.0
+            .execute(
+                &format!(
+                    "INSERT OR REPLACE INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    u.name, u.email, u.group, u.admin, u.disabled, u.password, u.created
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn audit_insert(&self, a: &AuditRow) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO audit (ts, actor, action, target, detail, ip)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| s.execute(params![a.ts, a.actor, a.action, a.target, a.detail, a.ip]))
+            .map_err(db)?;
+        Ok(())
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {

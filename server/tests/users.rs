@@ -1,0 +1,911 @@
+//! Users, groups, run visibility, the token lifecycle, sign-in sessions and
+//! the audit trail, against a real server (either backend:
+//! `SIMTRACK_TEST_BACKEND`, see tests/common).
+//!
+//! Two users in one group (alice, carol), one in another (bob) and an
+//! administrator (boss) each have tokens; alice's runs are private,
+//! shared with her group, public, and shared with bob by name. Every GET
+//! route of the router (read from the source, so a new route fails this
+//! test until it is covered here) is asked by each of them and must show
+//! exactly what the rules say.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Api, Server, bin, storage_args, token_with, urlencode};
+use serde_json::{Value, json};
+
+fn simtrack(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut c = Command::new(bin())
+        .args(args)
+        .args(storage_args(data))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run simtrack");
+    if let Some(s) = stdin {
+        c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(c.stdin.take());
+    let out = c.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A data directory private to us (the server warns otherwise).
+fn private_dir(p: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .unwrap();
+}
+
+/// Every `GET` route of the router, read from the source: `(path,
+/// handler text)`. The API router's routes are under `/api`.
+fn get_routes() -> BTreeSet<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = BTreeSet::new();
+    for (file, prefix) in [
+        ("http/mod.rs", "/api"),
+        ("http/ui/mod.rs", ""),
+        ("replica.rs", ""),
+    ] {
+        let text = std::fs::read_to_string(src.join(file)).unwrap();
+        // Only the router functions (not tests or doc comments).
+        for chunk in text.split(".route(").skip(1) {
+            let Some(start) = chunk.find('"') else {
+                continue;
+            };
+            let rest = &chunk[start + 1..];
+            let path = &rest[..rest.find('"').unwrap()];
+            let call = chunk.split(".route(").next().unwrap_or(chunk);
+            let call = call.split("\n        .").next().unwrap_or(call);
+            if call.contains("get(") {
+                out.insert(format!("{prefix}{path}"));
+            }
+        }
+    }
+    out
+}
+
+struct World {
+    server: Server,
+    apis: BTreeMap<&'static str, Api>,
+    /// run name → id
+    runs: BTreeMap<&'static str, String>,
+    /// run name → artifact id
+    artifacts: BTreeMap<&'static str, String>,
+    /// run name → alert id
+    alerts: BTreeMap<&'static str, String>,
+    /// run name → folder id
+    folders: BTreeMap<&'static str, String>,
+}
+
+/// Who sees which run.
+fn expected(who: &str) -> BTreeSet<&'static str> {
+    let all = ["a_priv", "a_team", "a_pub", "a_bob", "b_priv"];
+    let v: &[&str] = match who {
+        "alice" => &["a_priv", "a_team", "a_pub", "a_bob"],
+        "bob" => &["a_pub", "a_bob", "b_priv"],
+        "carol" => &["a_team", "a_pub"],
+        "boss" => &all,
+        _ => unreachable!(),
+    };
+    v.iter().copied().collect()
+}
+
+fn setup(tmp: &Path) -> World {
+    let data = tmp.join("data");
+    private_dir(&data);
+    for (name, args) in [
+        (
+            "alice",
+            vec!["--group", "A", "--email", "alice@example.org"],
+        ),
+        ("carol", vec!["--group", "A"]),
+        ("bob", vec!["--group", "B"]),
+        ("boss", vec!["--admin"]),
+    ] {
+        let mut a = vec!["user", "add", name];
+        a.extend(args);
+        let (ok, _, err) = simtrack(&data, &a, None);
+        assert!(ok, "user add {name}: {err}");
+    }
+    let server = Server::start(&data, &[]);
+    let mut apis = BTreeMap::new();
+    for name in ["alice", "bob", "carol", "boss"] {
+        let t = token_with(&data, &["--user", name, "--label", "test", "--days", "2"]);
+        apis.insert(name, Api::new(&server, &t));
+    }
+    let mut w = World {
+        server,
+        apis,
+        runs: BTreeMap::new(),
+        artifacts: BTreeMap::new(),
+        alerts: BTreeMap::new(),
+        folders: BTreeMap::new(),
+    };
+    for (name, owner, vis) in [
+        (
+            "a_priv",
+            "alice",
+            json!({"public": false, "tenant": false, "users": []}),
+        ),
+        (
+            "a_team",
+            "alice",
+            json!({"public": false, "tenant": true, "users": []}),
+        ),
+        (
+            "a_pub",
+            "alice",
+            json!({"public": true, "tenant": false, "users": []}),
+        ),
+        (
+            "a_bob",
+            "alice",
+            json!({"public": false, "tenant": false, "users": ["bob"]}),
+        ),
+        ("b_priv", "bob", Value::Null),
+    ] {
+        let api = &w.apis[owner];
+        let folder = format!("/{name}");
+        let f = api.json("POST", "/api/folders", &json!({"path": folder}));
+        assert_eq!(f.status, 200, "{}", f.text);
+        w.folders
+            .insert(name, f.json()["id"].as_str().unwrap().to_owned());
+        let alert = api.json(
+            "POST",
+            "/api/alerts",
+            &json!({"name": format!("al_{name}"), "source": "events",
+                    "alert": {"pattern": "boom", "frequency": 1}}),
+        );
+        assert_eq!(alert.status, 200, "{}", alert.text);
+        let alert = alert.json()["id"].as_str().unwrap().to_owned();
+        let mut body = json!({"name": name, "folder": folder, "alerts": [alert]});
+        if !vis.is_null() {
+            body["visibility"] = vis;
+        }
+        let id = api.create_run(body);
+        let m = api.json(
+            "POST",
+            "/api/metrics",
+            &json!({"run": id, "metrics": [{"values": {format!("m_{name}"): 1.0}, "step": 0,
+                     "time": 0.0, "timestamp": "2024-01-01T00:00:00.000000"}]}),
+        );
+        assert_eq!(m.status, 200, "{}", m.text);
+        let e = api.json(
+            "POST",
+            "/api/events",
+            &json!({"run": id, "events": [{"message": format!("ev_{name}"),
+                     "timestamp": "2024-01-01T00:00:00.000000"}]}),
+        );
+        assert_eq!(e.status, 200, "{}", e.text);
+        let content = format!("bytes of {name}");
+        let sha = {
+            use sha2::Digest;
+            simtrack_server::util::hex(&sha2::Sha256::digest(content.as_bytes()))
+        };
+        let a = api.json(
+            "POST",
+            "/api/artifacts",
+            &json!({"name": format!("art_{name}"), "checksum": sha, "size": content.len(),
+                    "mime_type": "text/plain", "original_path": "x", "storage": null,
+                    "metadata": null}),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+        let aid = a.json()["id"].as_str().unwrap().to_owned();
+        if let Some(url) = a.json()["url"].as_str() {
+            let up = api.send("PUT", url, &[], Some((content.into_bytes(), "text/plain")));
+            assert_eq!(up.status, 200, "{}", up.text);
+        }
+        let put = api.json(
+            "PUT",
+            &format!("/api/runs/{id}/artifacts/{aid}"),
+            &json!({"category": "output"}),
+        );
+        assert_eq!(put.status, 200, "{}", put.text);
+        w.runs.insert(name, id);
+        w.artifacts.insert(name, aid);
+        w.alerts.insert(name, alert);
+    }
+    w
+}
+
+fn ids(v: &Value) -> BTreeSet<String> {
+    v["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data in {v}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+impl World {
+    fn names_of(&self, ids: &BTreeSet<String>) -> BTreeSet<&'static str> {
+        self.runs
+            .iter()
+            .filter(|(_, id)| ids.contains(*id))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+    fn all_runs(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        self.runs.iter().map(|(n, id)| (*n, id))
+    }
+}
+
+/// Checks one GET route for one user; returns the route's pattern so the
+/// caller can see every route was covered.
+fn check_route(w: &World, who: &'static str, route: &str) {
+    let api = &w.apis[who];
+    let see = expected(who);
+    let per_run = |path: &dyn Fn(&'static str, &str) -> String,
+                   visible_check: &dyn Fn(&'static str, &common::Resp)| {
+        for (name, id) in w.all_runs() {
+            let r = api.get(&path(name, id));
+            if see.contains(name) {
+                assert_eq!(r.status, 200, "{who} {route} {name}: {}", r.text);
+                visible_check(name, &r);
+            } else {
+                assert_eq!(
+                    r.status, 404,
+                    "{who} {route} {name} must be 404: {}",
+                    r.text
+                );
+            }
+        }
+    };
+    match route {
+        "/api/version" | "/api/openapi.json" | "/api/health" | "/api/ready" | "/" => {
+            assert_eq!(api.get(route).status, 200, "{route}");
+        }
+        "/ui/{*path}" => assert_eq!(api.get("/ui/app.js").status, 200),
+        "/dashboard/runs/run/{id}" => {
+            // A redirect to the page; the page then asks the API.
+            let r = api.get(&format!("/dashboard/runs/run/{}", w.runs["a_priv"]));
+            assert!(r.status == 200 || r.status == 302, "{}", r.status);
+        }
+        "/api/runs" | "/api/ui/runs" => {
+            let v = api.get(&format!("{route}?count=1000")).json();
+            assert_eq!(w.names_of(&ids(&v)), see, "{who} {route}");
+            assert_eq!(v["count"].as_u64(), Some(see.len() as u64), "{who} count");
+            // A filter cannot reach past the rule.
+            let v = api
+                .get(&format!(
+                    "{route}?filters={}",
+                    urlencode(r#"["user == alice"]"#)
+                ))
+                .json();
+            let mine: BTreeSet<_> = see
+                .iter()
+                .filter(|n| n.starts_with("a_"))
+                .copied()
+                .collect();
+            assert_eq!(w.names_of(&ids(&v)), mine, "{who} {route} filtered");
+        }
+        "/api/runs/{id}" => per_run(&|_, id| format!("/api/runs/{id}"), &|name, r| {
+            assert_eq!(r.json()["name"], name);
+        }),
+        "/api/runs/{id}/abort" => per_run(&|_, id| format!("/api/runs/{id}/abort"), &|_, _| {}),
+        "/api/runs/{id}/artifacts" => {
+            per_run(&|_, id| format!("/api/runs/{id}/artifacts"), &|name, r| {
+                assert!(r.text.contains(&format!("art_{name}")), "{}", r.text);
+            })
+        }
+        "/api/runs/{id}/artifacts/{aid}" => per_run(
+            &|name, id| format!("/api/runs/{id}/artifacts/{}", w.artifacts[name]),
+            &|_, _| {},
+        ),
+        "/api/events" => per_run(&|_, id| format!("/api/events?run={id}"), &|name, r| {
+            assert!(r.text.contains(&format!("ev_{name}")), "{}", r.text)
+        }),
+        "/api/ui/metrics/range" => per_run(
+            &|name, id| format!("/api/ui/metrics/range?run={id}&metric=m_{name}"),
+            &|_, r| assert_eq!(r.json()["x"], json!([0.0])),
+        ),
+        "/api/metrics" => {
+            for (name, id) in w.all_runs() {
+                let r = api.get(&format!(
+                    "/api/metrics?runs={}&metrics={}&xaxis=step",
+                    urlencode(&json!([id]).to_string()),
+                    urlencode(&json!([format!("m_{name}")]).to_string())
+                ));
+                let has = r.status == 200 && r.text.contains(id.as_str());
+                assert_eq!(
+                    has,
+                    see.contains(name),
+                    "{who} metrics {name}: {} {}",
+                    r.status,
+                    r.text
+                );
+                assert!(r.status == 200 || r.status == 404, "{}", r.status);
+            }
+        }
+        "/api/metrics/names" => {
+            let all: Vec<&String> = w.runs.values().collect();
+            let r = api.get(&format!(
+                "/api/metrics/names?runs={}",
+                urlencode(&json!(all).to_string())
+            ));
+            let got: BTreeSet<String> = serde_json::from_str(&r.text).unwrap();
+            let want: BTreeSet<String> = see.iter().map(|n| format!("m_{n}")).collect();
+            assert_eq!(got, want, "{who} metric names");
+        }
+        "/api/artifacts" => {
+            let r = api.get("/api/artifacts?count=1000").json();
+            let got: BTreeSet<String> = r
+                .as_array()
+                .or_else(|| r["data"].as_array())
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_owned())
+                .collect();
+            // Artifacts are also seen by whoever registered them: here the
+            // runs' owners, so the same set.
+            let want: BTreeSet<String> = see.iter().map(|n| format!("art_{n}")).collect();
+            assert_eq!(got, want, "{who} artifacts");
+        }
+        "/api/artifacts/{id}" | "/api/artifacts/{id}/download" => {
+            for (name, _) in w.all_runs() {
+                let aid = &w.artifacts[name];
+                let r = api.get(&format!("/api/artifacts/{aid}"));
+                if !see.contains(name) {
+                    assert_eq!(r.status, 404, "{who} artifact {name}: {}", r.text);
+                    continue;
+                }
+                assert_eq!(r.status, 200, "{who} artifact {name}: {}", r.text);
+                if route.ends_with("download") {
+                    let url = r.json()["url"].as_str().unwrap().to_owned();
+                    let d = api.send("GET", &url, &[("authorization", "")], None);
+                    assert_eq!(d.status, 200);
+                    assert_eq!(d.text, format!("bytes of {name}"));
+                    // A link is its own authority, and nothing else is: a
+                    // forged one is refused.
+                    let forged = url.replace("sig=", "sig=A");
+                    let d = api.send("GET", &forged, &[("authorization", "")], None);
+                    assert_eq!(d.status, 401);
+                }
+            }
+        }
+        "/api/folders" => {
+            let v = api.get("/api/folders?count=1000").json();
+            let got: BTreeSet<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap().to_owned())
+                .collect();
+            let want: BTreeSet<String> = see.iter().map(|n| format!("/{n}")).collect();
+            // "/" holds nothing of its own; everything else is exact.
+            let got: BTreeSet<String> = got.into_iter().filter(|p| p != "/").collect();
+            assert_eq!(got, want, "{who} folders");
+        }
+        "/api/folders/{id}" => per_run(
+            &|name, _| format!("/api/folders/{}", w.folders[name]),
+            &|name, r| assert_eq!(r.json()["path"], format!("/{name}")),
+        ),
+        "/api/alerts" => {
+            let v = api.get("/api/alerts").json();
+            let got: BTreeSet<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_owned())
+                .collect();
+            let want: BTreeSet<String> = see.iter().map(|n| format!("al_{n}")).collect();
+            assert_eq!(got, want, "{who} alerts");
+        }
+        "/api/alerts/{id}" => per_run(
+            &|name, _| format!("/api/alerts/{}", w.alerts[name]),
+            &|_, _| {},
+        ),
+        "/api/alerts/{id}/status/{run}" => per_run(
+            &|name, id| format!("/api/alerts/{}/status/{id}", w.alerts[name]),
+            &|_, _| {},
+        ),
+        "/api/ui/whoami" => {
+            let v = api.get(route).json();
+            assert_eq!(v["user"], who);
+            assert_eq!(v["admin"], who == "boss");
+        }
+        "/api/ui/tokens" => {
+            let v = api.get(route).json();
+            let users: BTreeSet<&str> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["user"].as_str().unwrap())
+                .collect();
+            assert_eq!(users, BTreeSet::from([who]), "{who} sees only its tokens");
+            assert!(!v.to_string().contains("hash"), "{v}");
+            let all = api.get("/api/ui/tokens?all=true");
+            if who == "boss" {
+                assert_eq!(all.status, 200);
+                assert!(all.json()["data"].as_array().unwrap().len() >= 4);
+            } else {
+                assert_eq!(all.status, 403, "{who}: {}", all.text);
+            }
+        }
+        "/api/ui/users" => {
+            let v = api.get(route).json();
+            let n = v["data"].as_array().unwrap().len();
+            if who == "boss" {
+                assert_eq!(n, 4);
+            } else {
+                assert_eq!(n, 1);
+                assert_eq!(v["data"][0]["name"], who);
+            }
+        }
+        // Notification channels are their user's own; alice's address from
+        // `user add --email` is her channel.
+        "/api/ui/notifications" => {
+            let v = api.get(route).json();
+            let targets: Vec<&str> = v["channels"]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["target"].as_str().unwrap())
+                .collect();
+            if who == "alice" {
+                assert_eq!(targets, ["alice@example.org"]);
+            } else {
+                assert!(targets.is_empty(), "{who}: {targets:?}");
+            }
+        }
+        "/api/ui/runs/{id}/notifications" => per_run(
+            &|_, id| format!("/api/ui/runs/{id}/notifications"),
+            &|_, r| {
+                assert!(r.json()["data"].is_array(), "{}", r.text);
+            },
+        ),
+        "/api/audit" => {
+            let r = api.get(route);
+            if who == "boss" {
+                assert_eq!(r.status, 200, "{}", r.text);
+            } else {
+                assert_eq!(r.status, 403, "{who}: {}", r.text);
+            }
+        }
+        other => panic!(
+            "GET {other} is not covered by tests/users.rs: say what each user may see through it"
+        ),
+    }
+}
+
+#[test]
+fn every_read_endpoint_shows_exactly_what_the_rules_allow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = setup(tmp.path());
+    let routes = get_routes();
+    assert!(routes.contains("/api/runs/{id}"), "{routes:?}");
+    assert!(routes.contains("/api/ui/runs"), "{routes:?}");
+    // The source reading found the whole router (a parse that finds too
+    // little would make this test pass vacuously).
+    assert!(
+        routes.len() >= 28,
+        "{} GET routes: {routes:?}",
+        routes.len()
+    );
+    eprintln!("{} GET routes checked: {routes:?}", routes.len());
+    for who in ["alice", "bob", "carol", "boss"] {
+        for route in &routes {
+            check_route(&w, who, route);
+        }
+    }
+}
+
+#[test]
+fn writes_need_ownership_and_tokens_have_a_lifecycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let w = setup(tmp.path());
+    let (alice, bob, carol, boss) = (
+        &w.apis["alice"],
+        &w.apis["bob"],
+        &w.apis["carol"],
+        &w.apis["boss"],
+    );
+    let a_bob = &w.runs["a_bob"];
+    let a_priv = &w.runs["a_priv"];
+    // Bob sees a_bob but may not change it: 403. a_priv he cannot see: 404.
+    for (run, status) in [(a_bob, 403), (a_priv, 404)] {
+        for (method, path, body) in [
+            (
+                "PUT",
+                format!("/api/runs/{run}"),
+                json!({"description": "x"}),
+            ),
+            (
+                "PUT",
+                format!("/api/runs/{run}/abort"),
+                json!({"reason": "x"}),
+            ),
+            ("PUT", format!("/api/runs/{run}/heartbeat"), json!({})),
+            ("DELETE", format!("/api/runs/{run}"), json!({})),
+            (
+                "POST",
+                "/api/events".into(),
+                json!({"run": run, "events": [{"message": "hi"}]}),
+            ),
+            (
+                "POST",
+                "/api/metrics".into(),
+                json!({"run": run, "metrics": [{"values": {"x": 1.0}, "step": 1, "time": 0.0,
+                        "timestamp": "2024-01-01T00:00:00.000000"}]}),
+            ),
+            (
+                "PUT",
+                format!("/api/runs/{run}/artifacts/{}", w.artifacts["b_priv"]),
+                json!({"category": "input"}),
+            ),
+        ] {
+            let r = bob.json(method, &path, &body);
+            assert_eq!(r.status, status, "bob {method} {path}: {}", r.text);
+        }
+    }
+    // Nothing changed.
+    let run = alice.ok(&format!("/api/runs/{a_bob}"));
+    assert_eq!(run["abort_requested"], false);
+    assert_eq!(alice.events(a_bob).len(), 1);
+    // A download link is made for one user and checked again when used:
+    // changing its user is refused, and once the run is no longer visible
+    // to that user, the link answers 404.
+    let url = bob.ok(&format!("/api/artifacts/{}", w.artifacts["a_bob"]))["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.contains("u=bob"), "{url}");
+    let fetch = |u: &str| bob.send("GET", u, &[("authorization", "")], None).status;
+    assert_eq!(fetch(&url), 200);
+    assert_eq!(fetch(&url.replace("u=bob", "u=alice")), 401);
+    let r = alice.json(
+        "PUT",
+        &format!("/api/runs/{a_bob}"),
+        &json!({"visibility": {"tenant": false, "public": false, "users": []}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(fetch(&url), 404);
+    assert_eq!(bob.get(&format!("/api/runs/{a_bob}")).status, 404);
+    let r = alice.json(
+        "PUT",
+        &format!("/api/runs/{a_bob}"),
+        &json!({"visibility": {"tenant": false, "public": false, "users": ["bob"]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(fetch(&url), 200);
+    // The owner changes visibility; carol (same group) then sees a_priv.
+    assert_eq!(carol.get(&format!("/api/runs/{a_priv}")).status, 404);
+    let r = alice.json(
+        "PUT",
+        &format!("/api/runs/{a_priv}"),
+        &json!({"visibility": {"tenant": true, "public": false, "users": []}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(carol.get(&format!("/api/runs/{a_priv}")).status, 200);
+    // ... and carol still cannot change it.
+    let r = carol.json(
+        "PUT",
+        &format!("/api/runs/{a_priv}"),
+        &json!({"visibility": {"public": true}}),
+    );
+    assert_eq!(r.status, 403);
+    // Administrators change anything.
+    let r = boss.json(
+        "PUT",
+        &format!("/api/runs/{a_bob}/abort"),
+        &json!({"reason": "admin"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Others' alerts and folders: 403 when seen, 404 when not.
+    let r = bob.json(
+        "PUT",
+        &format!("/api/alerts/{}", w.alerts["a_bob"]),
+        &json!({"description": "x"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = bob.json(
+        "DELETE",
+        &format!("/api/alerts/{}", w.alerts["a_priv"]),
+        &json!({}),
+    );
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = bob.send(
+        "DELETE",
+        &format!(
+            "/api/folders/{}?recursive=True&runs=True",
+            w.folders["a_bob"]
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(alice.get(&format!("/api/runs/{a_bob}")).status, 200);
+
+    // A read-only token reads and cannot write.
+    let ro = token_with(&data, &["--user", "alice", "--read-only", "--label", "ro"]);
+    let ro = Api::new(&w.server, &ro);
+    assert_eq!(ro.get(&format!("/api/runs/{a_priv}")).status, 200);
+    for (method, path, body) in [
+        ("POST", "/api/runs".to_string(), json!({"name": "nope"})),
+        (
+            "PUT",
+            format!("/api/runs/{a_priv}"),
+            json!({"description": "x"}),
+        ),
+        ("DELETE", format!("/api/runs/{a_priv}"), json!({})),
+        ("POST", "/api/folders".into(), json!({"path": "/ro"})),
+        ("POST", "/api/ui/tokens".into(), json!({"days": 1})),
+    ] {
+        let r = ro.json(method, &path, &body);
+        assert_eq!(r.status, 403, "read-only {method} {path}: {}", r.text);
+    }
+
+    // Token list (CLI): label, owner, scope; never the secret.
+    let (ok, out, err) = simtrack(&data, &["token", "list", "--user", "alice"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("\tro\t") && out.contains("read-only"), "{out}");
+    assert!(!out.contains(&ro.token), "{out}");
+    // Revoked through the API: 401 at once.
+    let mint = alice.json(
+        "POST",
+        "/api/ui/tokens",
+        &json!({"label": "short", "days": 1}),
+    );
+    assert_eq!(mint.status, 200, "{}", mint.text);
+    let (tid, tok) = (
+        mint.json()["id"].as_str().unwrap().to_owned(),
+        mint.json()["token"].as_str().unwrap().to_owned(),
+    );
+    let minted = Api::new(&w.server, &tok);
+    assert_eq!(minted.get("/api/ui/whoami").status, 200);
+    assert_eq!(
+        bob.send("DELETE", &format!("/api/ui/tokens/{tid}"), &[], None)
+            .status,
+        404
+    );
+    assert_eq!(
+        alice
+            .send("DELETE", &format!("/api/ui/tokens/{tid}"), &[], None)
+            .status,
+        200
+    );
+    assert_eq!(minted.get("/api/ui/whoami").status, 401);
+    // Revoked by the CLI (another process): 401 at once (the next request
+    // asks the store whether anything was revoked).
+    assert_eq!(ro.get("/api/ui/whoami").status, 200);
+    let id = out
+        .lines()
+        .find(|l| l.contains("\tro\t"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = simtrack(&data, &["token", "revoke", &id], None);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(ro.get("/api/ui/whoami").status, 401);
+    // A disabled user's tokens: 401 at once.
+    assert_eq!(carol.get("/api/ui/whoami").status, 200);
+    let (ok, _, err) = simtrack(&data, &["user", "disable", "carol"], None);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(carol.get("/api/ui/whoami").status, 401);
+    assert_eq!(carol.get("/api/runs").status, 401);
+
+    // The audit trail has all of it, for admins.
+    let audit = boss.ok("/api/audit?count=1000");
+    let actions: Vec<String> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}:{}",
+                a["actor"].as_str().unwrap(),
+                a["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        "cli:user_add",
+        "cli:token_create",
+        "alice:token_create",
+        "alice:token_revoke",
+        "cli:token_revoke",
+        "cli:user_disable",
+        "alice:run_visibility",
+        "boss:run_abort",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "{want} not in {actions:?}"
+        );
+    }
+    let ip = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "run_abort")
+        .unwrap()["ip"]
+        .clone();
+    assert_eq!(ip, "127.0.0.1");
+}
+
+#[test]
+fn people_sign_in_with_a_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    private_dir(&data);
+    let (ok, _, err) = simtrack(&data, &["user", "add", "dora", "--group", "G"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = simtrack(&data, &["user", "passwd", "dora"], Some("correct horse\n"));
+    assert!(ok, "{err}");
+    let (ok, _, _) = simtrack(&data, &["user", "passwd", "dora"], Some("short\n"));
+    assert!(!ok, "a short password is refused");
+    let server = Server::start(&data, &[]);
+    let http = reqwest::blocking::Client::new();
+    let signin = |user: &str, pw: &str| {
+        http.post(format!("{}/api/ui/signin", server.url))
+            .json(&json!({"user": user, "password": pw}))
+            .send()
+            .unwrap()
+    };
+    // Wrong password: 401; the unknown user gets the same answer.
+    assert_eq!(signin("dora", "wrong password").status(), 401);
+    assert_eq!(signin("nobody", "wrong password").status(), 401);
+    // Right password: a session cookie with the right flags, and a CSRF token.
+    let r = signin("dora", "correct horse");
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+    let body: Value = r.json().unwrap();
+    let csrf = body["csrf"].as_str().unwrap().to_owned();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = |m: reqwest::Method, path: &str, csrf: Option<&str>| {
+        let mut q = http
+            .request(m, format!("{}{path}", server.url))
+            .header("cookie", &session)
+            .json(&json!({"name": "from-ui"}));
+        if let Some(c) = csrf {
+            q = q.header("x-csrf-token", c);
+        }
+        q.send().unwrap()
+    };
+    let who: Value = with_cookie(reqwest::Method::GET, "/api/ui/whoami", None)
+        .json()
+        .unwrap();
+    assert_eq!(who["user"], "dora");
+    assert_eq!(who["csrf"], csrf.as_str());
+    // A write with the cookie and no (or a wrong) CSRF token: refused.
+    assert_eq!(
+        with_cookie(reqwest::Method::POST, "/api/runs", None).status(),
+        403
+    );
+    assert_eq!(
+        with_cookie(reqwest::Method::POST, "/api/runs", Some("bad")).status(),
+        403
+    );
+    assert_eq!(
+        with_cookie(reqwest::Method::POST, "/api/runs", Some(&csrf)).status(),
+        200
+    );
+    // The UI's "Create new run" mints a labelled token through the lifecycle.
+    let r = http
+        .post(format!("{}/api/ui/tokens", server.url))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"label": "new run", "days": 7}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["label"], "new run");
+    assert_eq!(v["scope"], "full");
+    // Sign-out ends the session at once.
+    assert_eq!(
+        with_cookie(reqwest::Method::POST, "/api/ui/signout", Some(&csrf)).status(),
+        200
+    );
+    assert_eq!(
+        with_cookie(reqwest::Method::GET, "/api/ui/whoami", None).status(),
+        401
+    );
+    // Failed sign-ins are limited: after 5 for a name (a success starts
+    // the count again), even the right password is refused (429) for a
+    // while.
+    for _ in 0..5 {
+        assert_eq!(signin("dora", "wrong password").status(), 401);
+    }
+    assert_eq!(signin("dora", "correct horse").status(), 429);
+    // Behind a trusted proxy that says https, the cookie is Secure.
+    drop(server);
+    let server = Server::start(&data, &["--trusted-proxy", "127.0.0.1"]);
+    let (ok, _, err) = simtrack(&data, &["user", "add", "eve"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = simtrack(
+        &data,
+        &["user", "passwd", "eve"],
+        Some("another password\n"),
+    );
+    assert!(ok, "{err}");
+    let r = http
+        .post(format!("{}/api/ui/signin", server.url))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"user": "eve", "password": "another password"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // The audit trail names where it came from.
+    let boss_token = {
+        let (ok, _, err) = simtrack(&data, &["user", "add", "root", "--admin"], None);
+        assert!(ok, "{err}");
+        token_with(&data, &["--user", "root"])
+    };
+    let audit = Api::new(&server, &boss_token).ok("/api/audit");
+    let signins: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "signin" || a["action"] == "signin_failed")
+        .collect();
+    assert!(
+        signins.iter().any(|a| a["ip"] == "203.0.113.9"),
+        "{signins:?}"
+    );
+    assert!(
+        signins
+            .iter()
+            .any(|a| a["action"] == "signin_failed" && a["actor"] == "nobody")
+    );
+}
+
+#[test]
+fn upgrading_keeps_everyone_in_and_token_name_makes_a_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    private_dir(&data);
+    // `token create --name` makes (or reuses) the user.
+    let t1 = token_with(&data, &["--name", "frank"]);
+    let t2 = token_with(&data, &["--name", "frank"]);
+    let (ok, out, err) = simtrack(&data, &["user", "list"], None);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("frank\t")).count(),
+        1,
+        "{out}"
+    );
+    let server = Server::start(&data, &[]);
+    let (a, b) = (Api::new(&server, &t1), Api::new(&server, &t2));
+    let id = a.create_run(json!({"name": "mine"}));
+    assert_eq!(b.get(&format!("/api/runs/{id}")).status, 200, "same user");
+}
