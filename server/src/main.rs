@@ -62,6 +62,15 @@ enum Command {
         /// [env SIMTRACK_MAX_METRIC_NAMES, default 10000].
         #[arg(long)]
         max_metric_names: Option<u64>,
+        /// With --blobs s3://...: artifact bytes pass through the server instead of going
+        /// straight between clients and the object store through presigned URLs (for
+        /// compute nodes that cannot reach the store) [env SIMTRACK_BLOBS_STREAM_THROUGH=1].
+        #[arg(long)]
+        blobs_stream_through: bool,
+        /// Seconds a presigned object-store URL (upload form, download redirect) stays
+        /// valid [env SIMTRACK_BLOBS_URL_SECS, default 900].
+        #[arg(long)]
+        blobs_url_secs: Option<u32>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -202,6 +211,8 @@ fn main() -> ExitCode {
             token_cache_secs,
             max_read_points,
             max_metric_names,
+            blobs_stream_through,
+            blobs_url_secs,
             net,
         } => {
             let mut cfg = ServerConfig::new(data.unwrap_or_else(default_data_dir));
@@ -228,6 +239,12 @@ fn main() -> ExitCode {
             }
             if let Some(s) = token_cache_secs.filter(|s| s.is_finite() && *s >= 0.0) {
                 cfg.token_cache = std::time::Duration::from_secs_f64(s.min(3600.0));
+            }
+            if blobs_stream_through {
+                cfg.blobs_stream_through = true;
+            }
+            if let Some(s) = blobs_url_secs.filter(|s| *s >= 1) {
+                cfg.blobs_url_secs = s;
             }
             net.apply(&mut cfg.net);
             let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -106,16 +106,24 @@ pub fn new_artifact(body: &Map<String, Value>, max_upload: u64, user: &str) -> R
 }
 
 /// Registers an artifact → `{"id", "url"}`; `url` (where to upload) is
-/// null when the bytes are already stored.
+/// null when the bytes are already stored. With `direct` (a lifetime in
+/// seconds) and a blob store that takes uploads itself, `url` and `fields`
+/// are a presigned form at the store (S3 "POST Object", the Simvue
+/// client's presigned-POST upload) for exactly this blob; otherwise `url`
+/// is `upload`'s link to this server. Either is made afresh on every call,
+/// a replayed one included, so a client that retries after its link
+/// expired gets a live one.
 pub async fn register(
     b: &Backend,
     idem: Idem,
     mut a: ArtifactRow,
     upload: LinkFn,
+    direct: Option<u32>,
 ) -> Result<Recorded> {
     let have = b.blobs.has(&a.checksum).await?;
     let state = b.state.clone();
-    blocking(move || {
+    let (sha, size) = (a.checksum.clone(), a.size);
+    let mut rec = blocking(move || {
         write_once(&*state, &idem, |tx| {
             a.uploaded = have;
             a.created = now_us();
@@ -124,7 +132,39 @@ pub async fn register(
             Ok(json!({ "id": a.id, "url": url }))
         })
     })
-    .await
+    .await?;
+    let Some(ttl) = direct else {
+        return Ok(rec);
+    };
+    if let Ok(mut v) = serde_json::from_str::<Value>(&rec.body)
+        && v.get("url").is_some_and(|u| !u.is_null())
+        && let Some(id) = v.get("id").and_then(Value::as_str)
+        && let Some(form) = b.blobs.direct_upload(id, &sha, size, ttl)
+    {
+        let fields: Map<String, Value> = form
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        v["url"] = Value::String(form.url);
+        v["fields"] = Value::Object(fields);
+        rec.body = v.to_string();
+    }
+    Ok(rec)
+}
+
+/// A presigned URL reading artifact `id`'s bytes straight from the blob
+/// store for `ttl` seconds, or `None` when the store serves no such URLs.
+pub async fn direct_download(b: &Backend, id: String, ttl: u32) -> Result<Option<String>> {
+    let state = b.state.clone();
+    let id2 = id.clone();
+    let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
+    if !a.uploaded {
+        return Err(Error::not_found(format!(
+            "artifact {id} has no uploaded bytes"
+        )));
+    }
+    Ok(b.blobs.direct_download(&a.checksum, &a.name, ttl))
 }
 
 /// Stores an artifact's bytes (checked against its size and checksum) and
@@ -151,7 +191,14 @@ pub async fn confirm(b: &Backend, idem: Idem, id: String, want: bool) -> Result<
     let state = b.state.clone();
     let id2 = id.clone();
     let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
-    let have = b.blobs.has(&a.checksum).await?;
+    // After a direct upload the bytes went only to the store, into a
+    // staging object: they become the content-addressed blob only if the
+    // store says they are the announced size and SHA-256.
+    let have = if want {
+        b.blobs.adopt(&a.id, &a.checksum, a.size).await?
+    } else {
+        false
+    };
     let state = b.state.clone();
     blocking(move || {
         write_once(&*state, &idem, |tx| {
