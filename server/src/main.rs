@@ -80,8 +80,16 @@ enum Command {
         #[arg(long, conflicts_with = "spool")]
         data: Option<PathBuf>,
         /// A library offline/spool directory (the one holding `runs/`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "database")]
         spool: Option<PathBuf>,
+        /// The scale-out database instead, postgres://USER:PASS@HOST:PORT/DB
+        /// [default: $SIMTRACK_DATABASE_URL when neither --data nor --spool is given].
+        #[arg(long, conflicts_with = "data")]
+        database: Option<String>,
+        /// With --database: the artifact store to check, s3://BUCKET[/PREFIX] or a
+        /// directory [default: $SIMTRACK_BLOBS].
+        #[arg(long, conflicts_with_all = ["data", "spool"])]
+        blobs: Option<String>,
     },
     /// Manage API tokens.
     Token {
@@ -388,10 +396,29 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => wrap::main(args),
-        Command::Doctor { data, spool } => match spool {
-            Some(dir) => simtrack_server::doctor::spool(&dir),
-            None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),
-        },
+        Command::Doctor {
+            data,
+            spool,
+            database,
+            blobs,
+        } => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let database = database.or_else(|| {
+                (data.is_none() && spool.is_none())
+                    .then(|| env("SIMTRACK_DATABASE_URL"))
+                    .flatten()
+            });
+            match (spool, database) {
+                (Some(dir), _) => simtrack_server::doctor::spool(&dir),
+                (None, Some(url)) => simtrack_server::doctor::scale_out(
+                    &url,
+                    blobs.or_else(|| env("SIMTRACK_BLOBS")).as_deref(),
+                ),
+                (None, None) => {
+                    simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir))
+                }
+            }
+        }
     }
 }
 

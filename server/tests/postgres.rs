@@ -916,3 +916,87 @@ fn artifact_bytes_go_straight_to_the_object_store_unless_streamed_through() {
     drop(through);
     drop(direct);
 }
+
+#[test]
+fn doctor_checks_the_scale_out_backend_without_changing_it() {
+    let Some(pg) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let blobs = dir.path().join("blobs");
+    let blobs_s = blobs.to_str().expect("utf-8").to_owned();
+    let doctor = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("doctor")
+            .args(args)
+            .env_remove("SIMTRACK_DATABASE_URL")
+            .output()
+            .expect("doctor");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // An empty database: no schema, and the doctor does not create one.
+    let (code, text) = doctor(&["--database", &database]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no simtrack schema"), "{text}");
+    assert_eq!(
+        psql(&database, "SELECT to_regclass('schema_migrations') IS NULL"),
+        "t",
+        "the doctor changed the database"
+    );
+    // A server makes the schema; one artifact with its bytes.
+    let storage = ["--database", database.as_str(), "--blobs", blobs_s.as_str()];
+    let server = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let tok = token_for(&database);
+    let api = Api::new(&server, &tok);
+    let bytes = b"doctor's artifact".to_vec();
+    let sum = sha_hex(&bytes);
+    let reg = api
+        .json(
+            "POST",
+            "/api/artifacts",
+            &serde_json::json!({"name": "a.txt", "size": bytes.len(), "checksum": sum}),
+        )
+        .json();
+    let put = api.send(
+        "PUT",
+        reg["url"].as_str().expect("url"),
+        &[("Authorization", "")],
+        Some((bytes, "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    let (code, text) = doctor(&["--database", &database, "--blobs", &blobs_s]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the leader (lost-run sweeper)"), "{text}");
+    assert!(text.contains("all 1 uploaded artifact(s)"), "{text}");
+    // The bytes lost from the store: named.
+    std::fs::remove_file(blobs.join(&sum[0..2]).join(&sum[2..4]).join(&sum)).expect("rm blob");
+    let (code, text) = doctor(&["--database", &database, "--blobs", &blobs_s]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("a.txt ("), "{text}");
+    drop(server);
+    // A database that cannot be reached: named, without the password.
+    let password = pg
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .and_then(|(cred, _)| cred.split_once(':'))
+        .map(|(_, p)| p.to_owned())
+        .expect("password in the URL");
+    let wrong = database.replace(&password, "wrong-password-9d1");
+    let (code, text) = doctor(&["--database", &wrong]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("cannot connect to the database at postgres://"),
+        "{text}"
+    );
+    assert!(text.contains(":***@"), "{text}");
+    assert!(
+        !text.contains("wrong-password-9d1"),
+        "password printed: {text}"
+    );
+}
