@@ -283,4 +283,40 @@ mod tests {
             "{q}"
         );
     }
+
+    #[test]
+    fn post_policy_pins_key_size_checksum_and_expiry() {
+        use base64::Engine;
+        let t = UNIX_EPOCH + Duration::from_secs(1_369_353_600); // 2013-05-24
+        let fields = post_fields(&example(), "bkt", "p/uploads/x1", 42, "c2hh", 90, t);
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no field {k}"))
+        };
+        assert_eq!(get("key"), "p/uploads/x1");
+        assert_eq!(get("x-amz-checksum-sha256"), "c2hh");
+        assert_eq!(get("x-amz-date"), "20130524T000000Z");
+        let policy = base64::engine::general_purpose::STANDARD
+            .decode(get("policy"))
+            .expect("base64");
+        let policy: serde_json::Value = serde_json::from_slice(&policy).expect("json");
+        assert_eq!(policy["expiration"], "2013-05-24T00:01:30Z");
+        let conditions = policy["conditions"].as_array().expect("conditions");
+        assert!(conditions.contains(&serde_json::json!(["content-length-range", 42, 42])));
+        assert!(conditions.contains(&serde_json::json!(["eq", "$key", "p/uploads/x1"])));
+        assert!(conditions.contains(&serde_json::json!({"bucket": "bkt"})));
+        // Every field but the signature and the policy itself is pinned.
+        for (k, _) in &fields {
+            if k != "policy" && k != "x-amz-signature" {
+                let pinned = conditions
+                    .iter()
+                    .any(|c| c[0] == "eq" && c[1] == format!("${k}"));
+                assert!(pinned, "{k} is not in the policy");
+            }
+        }
+        assert_eq!(get("x-amz-signature").len(), 64);
+    }
 }
