@@ -49,4 +49,12 @@ fi
 if [ "$status" -ne 0 ]; then
     echo "-- server log:"; tail -n 50 "$log"
 fi
+# With an object store and presigned URLs (scripts/test.d/40-postgres.sh),
+# the client's artifact bytes must have gone straight to the store: the
+# server counts every artifact byte it receives or sends.
+if [ "$status" -eq 0 ] && [ "${SIMTRACK_TEST_S3_DIRECT:-}" = 1 ]; then
+    health="$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1] + "/api/health").read().decode())' "$url")"
+    echo "-- /api/health: $health"
+    python3 -c 'import json, sys; b = json.loads(sys.argv[1])["artifact_bytes"]; sys.exit(0 if b == {"received": 0, "sent": 0} else "artifact bytes passed through the server: %s" % b)' "$health" || status=1
+fi
 exit "$status"

@@ -37,6 +37,10 @@ pub const DEFAULT_TOKEN_CACHE: Duration = Duration::from_secs(2);
 
 /// Default of [`ServerConfig::max_read_points`].
 pub const DEFAULT_MAX_READ_POINTS: usize = 100_000;
+/// Default of [`ServerConfig::blobs_url_secs`]: long enough for a large
+/// upload to start on a slow link, short enough that a leaked URL is soon
+/// useless.
+pub const DEFAULT_BLOBS_URL_SECS: u32 = 900;
 /// Default of [`ServerConfig::max_metric_names`].
 pub const DEFAULT_MAX_METRIC_NAMES: u64 = 10_000;
 
@@ -77,6 +81,14 @@ pub struct ServerConfig {
     /// Most metric names one run may have; ingest of a new name beyond it
     /// is refused (422).
     pub max_metric_names: u64,
+    /// With an object store: artifact bytes go through this server
+    /// instead of straight between the clients and the store (for compute
+    /// nodes that cannot reach the store). Ignored for a blob directory,
+    /// whose bytes always go through the server.
+    pub blobs_stream_through: bool,
+    /// Lifetime in seconds of the presigned object-store URLs handed to
+    /// clients (upload forms and download redirects).
+    pub blobs_url_secs: u32,
     /// Whether runs created without a `visibility` are visible to their
     /// owner's group (`--default-visibility group`) rather than only to
     /// their owner (`private`, the default).
@@ -293,6 +305,11 @@ impl ServerConfig {
                 .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
                 .unwrap_or_default(),
             notify: NotifySettings::from_env(),
+            blobs_stream_through: std::env::var("SIMTRACK_BLOBS_STREAM_THROUGH")
+                .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
+            blobs_url_secs: env_num("SIMTRACK_BLOBS_URL_SECS")
+                .filter(|n| *n >= 1)
+                .unwrap_or(DEFAULT_BLOBS_URL_SECS),
         }
     }
 }

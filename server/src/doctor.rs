@@ -228,6 +228,184 @@ fn check_artifacts(r: &mut Report, db: &Inspector, dir: &Path) {
     }
 }
 
+/// `simtrack doctor --database URL [--blobs s3://BUCKET[/PREFIX] | DIR]`:
+/// the scale-out backend, read only (one plain connection, no migrations).
+pub fn scale_out(database: &str, blobs: Option<&str>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("simtrack doctor: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(scale_out_checks(database, blobs))
+}
+
+async fn scale_out_checks(database: &str, blobs: Option<&str>) -> ExitCode {
+    use crate::storage::postgres::inspect::Inspector;
+    let mut r = Report::default();
+    let shown = crate::storage::postgres::redact(database);
+    println!("checking scale-out database {shown}");
+    let db = match Inspector::open(database).await {
+        Ok(db) => db,
+        Err(e) => {
+            r.problem(
+                format!("database: {e}"),
+                "check that PostgreSQL is running and reachable from here, and the URL's user, password and database name",
+            );
+            return r.finish("scale-out backend");
+        }
+    };
+    r.ok("database: connected");
+    match db.schema().await {
+        Ok((None, _)) => {
+            r.problem(
+                "database: no simtrack schema (schema_migrations is missing)",
+                "check the URL names the simtrack database; a first `simtrack server --database URL` creates the schema",
+            );
+            return r.finish("scale-out backend");
+        }
+        Ok((Some(v), known)) if v == known => r.ok(format!(
+            "schema: at migration {v}, as this simtrack expects"
+        )),
+        Ok((Some(v), known)) if v < known => r.note(format!(
+            "schema: at migration {v} of {known}; the next server start applies the rest"
+        )),
+        Ok((Some(v), known)) => r.problem(
+            format!("schema: at migration {v}, newer than this simtrack ({known})"),
+            "run the simtrack version the replicas run (or upgrade this one)",
+        ),
+        Err(e) => {
+            r.problem(
+                format!("schema: cannot be read: {e}"),
+                "check that the URL's user may read the simtrack tables",
+            );
+            return r.finish("scale-out backend");
+        }
+    }
+    let leader = db.leader().await.ok().flatten();
+    let connections = db.server_connections().await.unwrap_or(0);
+    match &leader {
+        Some(l) => r.note(format!(
+            "replicas: {connections} server connection(s); the leader (lost-run sweeper) is backend pid {} from {}",
+            l.pid, l.client
+        )),
+        None => r.note(format!(
+            "replicas: {connections} server connection(s), none holds the leader lock (no server running?)"
+        )),
+    }
+    match db.running_runs().await {
+        Ok(runs) => {
+            let now = crate::util::now_us();
+            let stuck: Vec<String> = runs
+                .iter()
+                .filter(|run| {
+                    let silent = (now - run.last_seen_us) as f64 / 1e6;
+                    silent > (2.0 * run.heartbeat_timeout).max(300.0)
+                })
+                .map(|run| format!("{} ({})", run.name, run.id))
+                .collect();
+            if stuck.is_empty() {
+                r.ok("runs: none stuck in 'running' past its heartbeat timeout");
+            } else {
+                let msg = format!(
+                    "runs: {} run(s) still 'running' long after their last heartbeat: {}{}",
+                    stuck.len(),
+                    stuck.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                    if stuck.len() > 5 { ", ..." } else { "" }
+                );
+                if leader.is_some() {
+                    r.problem(
+                        msg,
+                        "the leader replica should have marked them lost: check the replicas' logs",
+                    );
+                } else {
+                    r.note(format!(
+                        "{msg}; a replica marks them lost one heartbeat timeout after it starts"
+                    ));
+                }
+            }
+        }
+        Err(e) => r.problem(
+            format!("runs: cannot be read: {e}"),
+            "check the database (restore from a backup if tables are damaged)",
+        ),
+    }
+    let artifacts = match db.uploaded_artifacts().await {
+        Ok(a) => a,
+        Err(e) => {
+            r.problem(
+                format!("artifacts: cannot be read: {e}"),
+                "check the database (restore from a backup if tables are damaged)",
+            );
+            return r.finish("scale-out backend");
+        }
+    };
+    match blobs {
+        None => r.note(format!(
+            "artifacts: {} uploaded; their bytes are not checked without --blobs",
+            artifacts.len()
+        )),
+        Some(url) if url.starts_with("s3://") => {
+            use crate::storage::BlobStore;
+            match crate::storage::s3::S3Blobs::open(url).await {
+                Err(e) => r.problem(
+                    format!("object store: {e}"),
+                    "check AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and that the bucket exists",
+                ),
+                Ok(store) => {
+                    r.ok(format!("object store: {url} answers"));
+                    let mut missing = Vec::new();
+                    for a in &artifacts {
+                        match store.has(&a.checksum).await {
+                            Ok(true) => {}
+                            Ok(false) => missing.push(format!("{} ({})", a.name, a.id)),
+                            Err(e) => {
+                                r.problem(
+                                    format!("object store: {e}"),
+                                    "check the store's health and the key's permissions",
+                                );
+                                return r.finish("scale-out backend");
+                            }
+                        }
+                    }
+                    artifact_verdict(&mut r, artifacts.len(), &missing, url);
+                }
+            }
+        }
+        Some(dir) => {
+            let missing: Vec<String> = artifacts
+                .iter()
+                .filter(|a| stored_len(Path::new(dir), &a.checksum) != Some(a.size))
+                .map(|a| format!("{} ({})", a.name, a.id))
+                .collect();
+            artifact_verdict(&mut r, artifacts.len(), &missing, dir);
+        }
+    }
+    r.finish("scale-out backend")
+}
+
+fn artifact_verdict(r: &mut Report, total: usize, missing: &[String], store: &str) {
+    if missing.is_empty() {
+        r.ok(format!(
+            "artifacts: the bytes of all {total} uploaded artifact(s) are in {store}"
+        ));
+    } else {
+        r.problem(
+            format!(
+                "artifacts: {} artifact(s) have missing or truncated bytes in {store}: {}{}",
+                missing.len(),
+                missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if missing.len() > 5 { ", ..." } else { "" }
+            ),
+            "restore the objects from a backup or replica of the store, or upload those files again",
+        );
+    }
+}
+
 /// `simtrack doctor --spool DIR`.
 pub fn spool(dir: &Path) -> ExitCode {
     use simtrack::spool::{RunDir, SpoolReader, runs_dir};

@@ -75,6 +75,15 @@ enum Command {
         /// [env SIMTRACK_TRUSTED_PROXIES, comma-separated].
         #[arg(long)]
         trusted_proxy: Vec<std::net::IpAddr>,
+        /// With --blobs s3://...: artifact bytes pass through the server instead of going
+        /// straight between clients and the object store through presigned URLs (for
+        /// compute nodes that cannot reach the store) [env SIMTRACK_BLOBS_STREAM_THROUGH=1].
+        #[arg(long)]
+        blobs_stream_through: bool,
+        /// Seconds a presigned object-store URL (upload form, download redirect) stays
+        /// valid [env SIMTRACK_BLOBS_URL_SECS, default 900].
+        #[arg(long)]
+        blobs_url_secs: Option<u32>,
         #[command(flatten)]
         net: NetArgs,
         #[command(flatten)]
@@ -86,8 +95,16 @@ enum Command {
         #[arg(long, conflicts_with = "spool")]
         data: Option<PathBuf>,
         /// A library offline/spool directory (the one holding `runs/`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "database")]
         spool: Option<PathBuf>,
+        /// The scale-out database instead, postgres://USER:PASS@HOST:PORT/DB
+        /// [default: $SIMTRACK_DATABASE_URL when neither --data nor --spool is given].
+        #[arg(long, conflicts_with = "data")]
+        database: Option<String>,
+        /// With --database: the artifact store to check, s3://BUCKET[/PREFIX] or a
+        /// directory [default: $SIMTRACK_BLOBS].
+        #[arg(long, conflicts_with_all = ["data", "spool"])]
+        blobs: Option<String>,
     },
     /// Notification channels of users: email addresses and webhooks.
     Notify {
@@ -291,6 +308,8 @@ fn main() -> ExitCode {
             max_metric_names,
             default_visibility,
             trusted_proxy,
+            blobs_stream_through,
+            blobs_url_secs,
             net,
             smtp,
         } => {
@@ -324,6 +343,12 @@ fn main() -> ExitCode {
             }
             if !trusted_proxy.is_empty() {
                 cfg.trusted_proxies = trusted_proxy;
+            }
+            if blobs_stream_through {
+                cfg.blobs_stream_through = true;
+            }
+            if let Some(s) = blobs_url_secs.filter(|s| *s >= 1) {
+                cfg.blobs_url_secs = s;
             }
             net.apply(&mut cfg.net);
             if let Err(e) = smtp.apply(&mut cfg.notify) {
@@ -371,10 +396,29 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => wrap::main(args),
-        Command::Doctor { data, spool } => match spool {
-            Some(dir) => simtrack_server::doctor::spool(&dir),
-            None => simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir)),
-        },
+        Command::Doctor {
+            data,
+            spool,
+            database,
+            blobs,
+        } => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let database = database.or_else(|| {
+                (data.is_none() && spool.is_none())
+                    .then(|| env("SIMTRACK_DATABASE_URL"))
+                    .flatten()
+            });
+            match (spool, database) {
+                (Some(dir), _) => simtrack_server::doctor::spool(&dir),
+                (None, Some(url)) => simtrack_server::doctor::scale_out(
+                    &url,
+                    blobs.or_else(|| env("SIMTRACK_BLOBS")).as_deref(),
+                ),
+                (None, None) => {
+                    simtrack_server::doctor::data(&data.unwrap_or_else(default_data_dir))
+                }
+            }
+        }
     }
 }
 

@@ -90,7 +90,19 @@ pub fn routes(backend: Backend) -> Router {
     Router::new()
         .route(
             "/api/health",
-            get(|| async { json(StatusCode::OK, r#"{"status":"ok"}"#) }),
+            get(|| async {
+                use crate::http::artifacts::{BYTES_RECEIVED, BYTES_SENT};
+                use std::sync::atomic::Ordering::Relaxed;
+                // Artifact bytes that passed through this process.
+                let body = serde_json::json!({
+                    "status": "ok",
+                    "artifact_bytes": {
+                        "received": BYTES_RECEIVED.load(Relaxed),
+                        "sent": BYTES_SENT.load(Relaxed),
+                    },
+                });
+                json(StatusCode::OK, &body.to_string())
+            }),
         )
         .route("/api/ready", get(move || ready(backend.clone())))
 }

@@ -226,6 +226,17 @@ fn check_heat_run(rig: &Rig, steps: i64) {
             "{name} differs"
         );
     }
+    // With presigned object-store URLs (scripts/test.d/40-postgres.sh sets
+    // SIMTRACK_TEST_S3_DIRECT), the library's uploads and these downloads
+    // went straight to the store: no artifact byte passed the server.
+    if std::env::var("SIMTRACK_TEST_S3_DIRECT").as_deref() == Ok("1") {
+        let through = api.ok("/api/health")["artifact_bytes"].clone();
+        assert_eq!(
+            through,
+            json!({"received": 0, "sent": 0}),
+            "artifact bytes passed through the server"
+        );
+    }
     // Alerts attached, evaluated (the heat run stays within both).
     let alerts: Vec<(String, String)> = doc["alerts"]
         .as_array()

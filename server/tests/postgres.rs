@@ -658,3 +658,356 @@ fn migrate_moves_an_embedded_deployment_and_every_value_reads_back_the_same() {
         .expect("bytes");
     assert!(got[..] == bytes[..], "the artifact is not byte-identical");
 }
+
+/// A `multipart/form-data` POST of `fields` then `bytes` in part `file`
+/// (an S3 "POST Object" form) → status and body.
+fn post_form(url: &str, fields: &serde_json::Value, bytes: &[u8]) -> (u16, String) {
+    let boundary = "simtrack-test-boundary-7f3a9c";
+    let mut body = Vec::new();
+    for (k, v) in fields.as_object().expect("fields") {
+        let v = v.as_str().expect("string field");
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = reqwest::blocking::Client::new()
+        .post(url)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .expect("POST to the object store");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// `/api/health`'s count of artifact bytes through that server process.
+fn bytes_through(api: &Api) -> (u64, u64) {
+    let h = api.ok("/api/health");
+    let b = &h["artifact_bytes"];
+    (
+        b["received"].as_u64().expect("received"),
+        b["sent"].as_u64().expect("sent"),
+    )
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    simtrack_server::util::hex(&sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn artifact_bytes_go_straight_to_the_object_store_unless_streamed_through() {
+    let Some(_) = shared_pg() else { return };
+    let (Ok(bucket), Ok(endpoint)) = (
+        std::env::var("SIMTRACK_TEST_S3_BUCKET"),
+        std::env::var("AWS_ENDPOINT_URL"),
+    ) else {
+        eprintln!(
+            "SKIPPED: needs SIMTRACK_TEST_S3_BUCKET and AWS_* (scripts/test.d/40-postgres.sh)"
+        );
+        return;
+    };
+    // s3s-fs keeps objects as files (SIMTRACK_TEST_S3_DIR): then the
+    // directory is checked too; any store is checked through its own API.
+    let store_dir = std::env::var("SIMTRACK_TEST_S3_DIR").ok();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let prefix = format!("direct-{}", std::process::id());
+    let blobs = format!("s3://{bucket}/{prefix}");
+    let storage = ["--database", &database, "--blobs", &blobs];
+    let tok = token_for(&database);
+    // Presigned URLs live 3 s here, so their expiry is seen.
+    let direct = Server::start_raw(
+        dir.path(),
+        "127.0.0.1:0",
+        &storage,
+        &["--blobs-url-secs", "3"],
+    );
+    let api = Api::new(&direct, &tok);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = rt
+        .block_on(simtrack_server::storage::s3::S3Blobs::open(&blobs))
+        .expect("the object store");
+    // The object of blob `sha`, read from the store by a GET it signs.
+    let object = |sha: &str| -> Option<Vec<u8>> {
+        let r = reqwest::blocking::get(store.presign("GET", sha, 60, &[])).expect("GET");
+        let status = r.status().as_u16();
+        assert!(matches!(status, 200 | 404), "GET from the store: {status}");
+        let got = (status == 200).then(|| r.bytes().expect("bytes").to_vec());
+        if let Some(dir) = &store_dir {
+            let file = Path::new(dir)
+                .join(&bucket)
+                .join(&prefix)
+                .join(&sha[0..2])
+                .join(&sha[2..4])
+                .join(sha);
+            assert_eq!(
+                std::fs::read(file).ok(),
+                got,
+                "the store's file and its API differ"
+            );
+        }
+        got
+    };
+    let register = |api: &Api, bytes: &[u8]| {
+        let r = api.json(
+            "POST",
+            "/api/artifacts",
+            &serde_json::json!({"name": "deck.bin", "size": bytes.len(), "checksum": sha_hex(bytes)}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    };
+    let confirm = |api: &Api, id: &str| {
+        api.json(
+            "PUT",
+            &format!("/api/artifacts/{id}"),
+            &serde_json::json!({"uploaded": true}),
+        )
+        .status
+    };
+    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 31 + i / 977) as u8).collect();
+    let sum = sha_hex(&bytes);
+
+    // The form points at the store, for one key, these bytes only.
+    let reg = register(&api, &bytes);
+    let url = reg["url"].as_str().expect("url").to_owned();
+    assert!(
+        url.starts_with(&endpoint),
+        "upload url {url} is not at the store"
+    );
+    let fields = reg["fields"].clone();
+    let mut other_key = fields.clone();
+    other_key["key"] = serde_json::json!(format!("{prefix}/elsewhere"));
+    let (status, text) = post_form(&url, &other_key, &bytes);
+    // AWS answers 403, s3s 400 (InvalidPolicyDocument): refused either way.
+    assert!(matches!(status, 400 | 403), "another key: {status} {text}");
+    if let Some(dir) = &store_dir {
+        let elsewhere = Path::new(dir).join(&bucket).join(&prefix).join("elsewhere");
+        assert!(!elsewhere.exists(), "the form wrote another key");
+    }
+    let mut wrong = bytes.clone();
+    wrong[1000] ^= 1;
+    let (status, text) = post_form(&url, &fields, &wrong);
+    assert!(
+        status == 400,
+        "other bytes of the same size: {status} {text}"
+    );
+    let (status, text) = post_form(&url, &fields, &bytes[..1000]);
+    assert!(status == 400, "fewer bytes: {status} {text}");
+    let id = reg["id"].as_str().expect("id");
+    assert_eq!(confirm(&api, id), 400, "confirmed without the right bytes");
+    assert!(
+        object(&sum).is_none(),
+        "a refused upload reached the blob's key"
+    );
+
+    // A fresh registration, the right bytes: stored under the blob's key.
+    let reg = register(&api, &bytes);
+    let (status, text) = post_form(reg["url"].as_str().expect("url"), &reg["fields"], &bytes);
+    assert!(status == 204 || status == 200, "{status} {text}");
+    let id = reg["id"].as_str().expect("id").to_owned();
+    assert_eq!(confirm(&api, &id), 200);
+    assert!(object(&sum) == Some(bytes.clone()), "not in the store");
+    if let Some(dir) = &store_dir {
+        let staging = Path::new(dir).join(&bucket).join(&prefix).join("uploads");
+        let left = std::fs::read_dir(&staging)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().is_file())
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(left, 0, "staging objects left in {}", staging.display());
+    }
+
+    // Download: the server redirects to a presigned GET at the store.
+    let link = api.ok(&format!("/api/artifacts/{id}"))["url"]
+        .as_str()
+        .expect("download url")
+        .to_owned();
+    let no_redirect = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirect.get(&link).send().expect("download link");
+    assert_eq!(r.status().as_u16(), 307);
+    let at_store = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(at_store.starts_with(&endpoint), "{at_store}");
+    let got = no_redirect.get(&at_store).send().expect("GET at the store");
+    assert_eq!(got.status().as_u16(), 200);
+    assert!(
+        got.bytes().expect("bytes")[..] == bytes[..],
+        "not byte-identical"
+    );
+    // The signature covers the key: another object is refused.
+    let other = at_store.replacen(&sum, &"0".repeat(64), 1);
+    assert_eq!(
+        no_redirect
+            .get(&other)
+            .send()
+            .expect("GET")
+            .status()
+            .as_u16(),
+        403
+    );
+    // The same bytes again: deduplicated, no upload at all.
+    assert!(register(&api, &bytes)["url"].is_null());
+    assert_eq!(
+        bytes_through(&api),
+        (0, 0),
+        "artifact bytes passed through the server"
+    );
+
+    // Links expire.
+    let later: Vec<u8> = bytes.iter().rev().copied().collect();
+    let reg = register(&api, &later);
+    std::thread::sleep(Duration::from_secs(5));
+    let (status, text) = post_form(reg["url"].as_str().expect("url"), &reg["fields"], &later);
+    assert_eq!(status, 403, "an expired form was taken: {text}");
+    assert_eq!(
+        no_redirect
+            .get(&at_store)
+            .send()
+            .expect("GET")
+            .status()
+            .as_u16(),
+        403,
+        "an expired download URL was served"
+    );
+
+    // --blobs-stream-through: the same store, bytes through the replica.
+    let through = Server::start_raw(
+        dir.path(),
+        "127.0.0.1:0",
+        &storage,
+        &["--blobs-stream-through"],
+    );
+    let api2 = Api::new(&through, &tok);
+    let reg = register(&api2, &later);
+    assert!(reg.get("fields").is_none(), "{reg}");
+    let up = reg["url"].as_str().expect("url");
+    assert!(up.starts_with(&through.url), "{up}");
+    let put = api2.send(
+        "PUT",
+        up,
+        &[("Authorization", "")],
+        Some((later.clone(), "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    let id = reg["id"].as_str().expect("id").to_owned();
+    assert_eq!(confirm(&api2, &id), 200);
+    assert_eq!(object(&sha_hex(&later)).expect("object"), later);
+    let link = api2.ok(&format!("/api/artifacts/{id}"))["url"]
+        .as_str()
+        .expect("download url")
+        .to_owned();
+    let r = no_redirect.get(&link).send().expect("download");
+    assert_eq!(r.status().as_u16(), 200, "streamed, not redirected");
+    assert!(r.bytes().expect("bytes")[..] == later[..]);
+    let n = later.len() as u64;
+    assert_eq!(bytes_through(&api2), (n, n));
+    drop(through);
+    drop(direct);
+}
+
+#[test]
+fn doctor_checks_the_scale_out_backend_without_changing_it() {
+    let Some(pg) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let blobs = dir.path().join("blobs");
+    let blobs_s = blobs.to_str().expect("utf-8").to_owned();
+    let doctor = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("doctor")
+            .args(args)
+            .env_remove("SIMTRACK_DATABASE_URL")
+            .output()
+            .expect("doctor");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // An empty database: no schema, and the doctor does not create one.
+    let (code, text) = doctor(&["--database", &database]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no simtrack schema"), "{text}");
+    assert_eq!(
+        psql(&database, "SELECT to_regclass('schema_migrations') IS NULL"),
+        "t",
+        "the doctor changed the database"
+    );
+    // A server makes the schema; one artifact with its bytes.
+    let storage = ["--database", database.as_str(), "--blobs", blobs_s.as_str()];
+    let server = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let tok = token_for(&database);
+    let api = Api::new(&server, &tok);
+    let bytes = b"doctor's artifact".to_vec();
+    let sum = sha_hex(&bytes);
+    let reg = api
+        .json(
+            "POST",
+            "/api/artifacts",
+            &serde_json::json!({"name": "a.txt", "size": bytes.len(), "checksum": sum}),
+        )
+        .json();
+    let put = api.send(
+        "PUT",
+        reg["url"].as_str().expect("url"),
+        &[("Authorization", "")],
+        Some((bytes, "application/octet-stream")),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+    let (code, text) = doctor(&["--database", &database, "--blobs", &blobs_s]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the leader (lost-run sweeper)"), "{text}");
+    assert!(text.contains("all 1 uploaded artifact(s)"), "{text}");
+    // The bytes lost from the store: named.
+    std::fs::remove_file(blobs.join(&sum[0..2]).join(&sum[2..4]).join(&sum)).expect("rm blob");
+    let (code, text) = doctor(&["--database", &database, "--blobs", &blobs_s]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("a.txt ("), "{text}");
+    drop(server);
+    // A database that cannot be reached: named, without the password.
+    let password = pg
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .and_then(|(cred, _)| cred.split_once(':'))
+        .map(|(_, p)| p.to_owned())
+        .expect("password in the URL");
+    let wrong = database.replace(&password, "wrong-password-9d1");
+    let (code, text) = doctor(&["--database", &wrong]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("cannot connect to the database at postgres://"),
+        "{text}"
+    );
+    assert!(text.contains(":***@"), "{text}");
+    assert!(
+        !text.contains("wrong-password-9d1"),
+        "password printed: {text}"
+    );
+}

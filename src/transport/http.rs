@@ -362,17 +362,34 @@ impl HttpTransport {
             })?;
             // As the reference client: the request timeout plus a second per MB.
             let timeout = self.timeout + Duration::from_secs(file.size / 1_000_000);
-            let resp = self
-                .client
-                .put(&url)
+            let request = match reg.get("fields").and_then(Value::as_object) {
+                // A presigned form at the object store (S3 "POST Object"):
+                // the bytes go there, not through the server.
+                Some(fields) if !fields.is_empty() => {
+                    let (content_type, body) = multipart_form(fields, &file.name, file.size, body);
+                    self.client
+                        .post(&url)
+                        .header(CONTENT_TYPE, content_type)
+                        .body(body)
+                }
+                _ => self.client.put(&url).body(body),
+            };
+            let resp = request
                 .timeout(timeout)
-                .body(body)
                 .send()
                 .map_err(|e| SendError::Retry {
                     after: None,
                     message: format!("upload of {} failed: {}", file.name, error_chain(&e)),
                 })?;
-            classify(resp)?;
+            classify(resp).map_err(|e| match e {
+                // An upload link refused as expired (or not yet valid):
+                // registering again, as the retry does, gives a fresh one.
+                SendError::Unauthorized { message } => SendError::Retry {
+                    after: None,
+                    message,
+                },
+                other => other,
+            })?;
             self.json(
                 reqwest::Method::PUT,
                 &format!("artifacts/{artifact}"),
@@ -685,6 +702,44 @@ fn error_detail(resp: Response) -> String {
         Some(other) => other.to_string(),
         None => text.chars().take(200).collect(),
     }
+}
+
+/// A `multipart/form-data` body: `fields` in order, then the file's
+/// `size` bytes read from `file` in part `file` (last, as S3 wants), streamed.
+fn multipart_form(
+    fields: &serde_json::Map<String, Value>,
+    name: &str,
+    size: u64,
+    file: std::fs::File,
+) -> (String, reqwest::blocking::Body) {
+    use std::io::Read;
+    let boundary = format!("simtrack-{}", uuid::Uuid::new_v4().simple());
+    let mut head = String::new();
+    for (k, v) in fields {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    let name: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    head.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ));
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let len = head.len() as u64 + size + tail.len() as u64;
+    let reader = std::io::Cursor::new(head.into_bytes())
+        .chain(file.take(size))
+        .chain(std::io::Cursor::new(tail.into_bytes()));
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        reqwest::blocking::Body::sized(reader, len),
+    )
 }
 
 fn read_json(resp: Response) -> Result<Value, SendError> {

@@ -106,17 +106,25 @@ pub fn new_artifact(body: &Map<String, Value>, max_upload: u64, user: &str) -> R
 }
 
 /// Registers an artifact → `{"id", "url"}`; `url` (where to upload) is
-/// null when the bytes are already stored.
+/// null when the bytes are already stored. With `direct` (a lifetime in
+/// seconds) and a blob store that takes uploads itself, `url` and `fields`
+/// are a presigned form at the store (S3 "POST Object", the Simvue
+/// client's presigned-POST upload) for exactly this blob; otherwise `url`
+/// is `upload`'s link to this server. Either is made afresh on every call,
+/// a replayed one included, so a client that retries after its link
+/// expired gets a live one.
 pub async fn register(
     b: &Backend,
     who: super::auth::Identity,
     idem: Idem,
     mut a: ArtifactRow,
     upload: LinkFn,
+    direct: Option<u32>,
 ) -> Result<Recorded> {
     let have = b.blobs.has(&a.checksum).await?;
     let state = b.state.clone();
-    blocking(move || {
+    let (sha, size) = (a.checksum.clone(), a.size);
+    let mut rec = blocking(move || {
         super::write_once_as(&*state, &who, &idem, |tx| {
             a.uploaded = have;
             a.created = now_us();
@@ -125,7 +133,50 @@ pub async fn register(
             Ok(json!({ "id": a.id, "url": url }))
         })
     })
-    .await
+    .await?;
+    let Some(ttl) = direct else {
+        return Ok(rec);
+    };
+    if let Ok(mut v) = serde_json::from_str::<Value>(&rec.body)
+        && v.get("url").is_some_and(|u| !u.is_null())
+        && let Some(id) = v.get("id").and_then(Value::as_str)
+        && let Some(form) = b.blobs.direct_upload(id, &sha, size, ttl)
+    {
+        let fields: Map<String, Value> = form
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        v["url"] = Value::String(form.url);
+        v["fields"] = Value::Object(fields);
+        rec.body = v.to_string();
+    }
+    Ok(rec)
+}
+
+/// A presigned URL reading artifact `id`'s bytes straight from the blob
+/// store for `ttl` seconds, or `None` when the store serves no such URLs.
+/// Like [`open`], the link's user must (still) see the artifact.
+pub async fn direct_download(
+    b: &Backend,
+    user: &str,
+    id: String,
+    ttl: u32,
+) -> Result<Option<String>> {
+    let state = b.state.clone();
+    let id2 = id.clone();
+    let user = user.to_owned();
+    let a = blocking(move || {
+        let who = super::auth::Identity::of_user(&*state, &user)?;
+        super::read_as(&*state, &who, |tx| row(tx, &id2))
+    })
+    .await?;
+    if !a.uploaded {
+        return Err(Error::not_found(format!(
+            "artifact {id} has no uploaded bytes"
+        )));
+    }
+    Ok(b.blobs.direct_download(&a.checksum, &a.name, ttl))
 }
 
 /// Stores an artifact's bytes (checked against its size and checksum) and
@@ -159,7 +210,14 @@ pub async fn confirm(
     let id2 = id.clone();
     let who2 = who.clone();
     let a = blocking(move || super::read_as(&*state, &who2, |tx| row(tx, &id2))).await?;
-    let have = b.blobs.has(&a.checksum).await?;
+    // After a direct upload the bytes went only to the store, into a
+    // staging object: they become the content-addressed blob only if the
+    // store says they are the announced size and SHA-256.
+    let have = if want {
+        b.blobs.adopt(&a.id, &a.checksum, a.size).await?
+    } else {
+        false
+    };
     let state = b.state.clone();
     blocking(move || {
         super::write_once_as(&*state, &who, &idem, |tx| {

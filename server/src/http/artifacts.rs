@@ -3,6 +3,7 @@
 //! category, list, download from a signed URL.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -20,6 +21,19 @@ use crate::domain::artifacts::{self, LinkFn};
 
 const DOWNLOAD_URL_SECS: i64 = 3600;
 const UPLOAD_URL_SECS: i64 = 86_400;
+
+/// Artifact bytes this process received (uploads through it) and sent
+/// (downloads through it), shown by `GET /api/health`: with presigned
+/// object-store URLs both stay at zero.
+pub static BYTES_RECEIVED: AtomicU64 = AtomicU64::new(0);
+/// See [`BYTES_RECEIVED`].
+pub static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// The presigned-URL lifetime when clients transfer bytes with the object
+/// store directly, `None` when bytes go through this server.
+fn direct(st: &AppState) -> Option<u32> {
+    (!st.cfg.blobs_stream_through).then_some(st.cfg.blobs_url_secs)
+}
 
 /// The externally visible base URL (`http://host:port`) of this request.
 pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
@@ -91,11 +105,16 @@ pub async fn register(
     let idem = idem(&caller, &headers)?;
     let artifact = artifacts::new_artifact(&body, st.cfg.max_upload, &caller.0.user)?;
     let upload = links(&st, &headers, "upload", &caller);
-    Ok(
-        artifacts::register(&st.backend, caller.0.clone(), idem, artifact, upload)
-            .await?
-            .into(),
+    Ok(artifacts::register(
+        &st.backend,
+        caller.0.clone(),
+        idem,
+        artifact,
+        upload,
+        direct(&st),
     )
+    .await?
+    .into())
 }
 
 /// `PUT <upload url>`: the raw bytes, authorised by the URL signature.
@@ -107,7 +126,12 @@ pub async fn upload(
 ) -> ApiResult {
     st.auth
         .check_url("upload", &id, q.get("exp"), q.get("sig"))?;
-    artifacts::upload(&st.backend, id, body_stream(body), st.cfg.max_upload)
+    let counted = body_stream(body).inspect(|c| {
+        if let Ok(c) = c {
+            BYTES_RECEIVED.fetch_add(c.len() as u64, Ordering::Relaxed);
+        }
+    });
+    artifacts::upload(&st.backend, id, Box::pin(counted), st.cfg.max_upload)
         .await
         .map(Reply::ok)
         .map_err(ApiError::from)
@@ -214,7 +238,9 @@ pub async fn category(
         .map(Reply::ok)
 }
 
-/// `GET <download url>`: the bytes, streamed, authorised by the signature.
+/// `GET <download url>`: authorised by the signature, a `307` redirect to
+/// a presigned URL at the object store (which then sends the bytes) or,
+/// with a blob directory or `--blobs-stream-through`, the bytes streamed.
 pub async fn download(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -227,6 +253,19 @@ pub async fn download(
         q.get("exp"),
         q.get("sig"),
     )?;
+    if let Some(ttl) = direct(&st)
+        && let Some(url) = artifacts::direct_download(&st.backend, &user, id.clone(), ttl).await?
+    {
+        let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+        if let Ok(v) = header::HeaderValue::from_str(&url) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        return Ok(r);
+    }
     let file = artifacts::open(&st.backend, &user, id).await?;
     // Never the declared type as is: the first chunk is looked at (see
     // super::secure_headers), then sent on with the rest.
@@ -243,7 +282,13 @@ pub async fn download(
     };
     let mut headers = secure_headers::file_headers(&file.mime_type, &first, &file.name);
     headers.push((header::CONTENT_LENGTH, file.len.to_string()));
-    let stream = futures_util::stream::once(async move { Ok::<_, String>(first) }).chain(bytes);
+    let stream = futures_util::stream::once(async move { Ok::<_, String>(first) })
+        .chain(bytes)
+        .inspect(|c| {
+            if let Ok(c) = c {
+                BYTES_SENT.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+        });
     let mut r = (StatusCode::OK, Body::from_stream(stream)).into_response();
     for (k, v) in headers {
         if let Ok(v) = header::HeaderValue::from_str(&v) {

@@ -159,7 +159,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "post",
         "/api/artifacts",
-        "Register an artifact ({name, original_path, size, mime_type, checksum, metadata}); answers {id, url}",
+        "Register an artifact ({name, original_path, size, mime_type, checksum, metadata}); answers {id, url}, plus fields (a presigned S3 POST form to send the bytes to) with an object store",
         "json",
         true,
     ),
@@ -174,7 +174,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "put",
         "/api/artifacts/{id}",
-        "Confirm the upload ({\"uploaded\": true})",
+        "Confirm the upload ({\"uploaded\": true}); with an object store, after checking its size and SHA-256",
         "json",
         true,
     ),
@@ -195,7 +195,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "get",
         "/api/artifacts/{id}/download",
-        "Download the bytes (signed URL, no bearer token)",
+        "Download the bytes (signed URL, no bearer token); with an object store, a 307 to a presigned URL there",
         "",
         false,
     ),

@@ -84,6 +84,35 @@ pub trait BlobStore: Send + Sync + Debug {
     ) -> BoxFuture<'a, std::result::Result<(), BlobError>>;
     /// The blob's length and bytes, or `None` when it is not stored.
     fn get<'a>(&'a self, sha: &'a str) -> BoxFuture<'a, Result<Option<(u64, ByteStream)>>>;
+    /// Where a client uploads the bytes of blob `sha` (`size` bytes) for
+    /// upload `id` itself, without them passing through the server, for
+    /// `ttl` seconds; `None` when this store takes bytes only through
+    /// [`BlobStore::put`] (the default). The bytes land in a staging place
+    /// of their own until [`BlobStore::adopt`] checks them.
+    fn direct_upload(&self, _id: &str, _sha: &str, _size: u64, _ttl: u32) -> Option<DirectUpload> {
+        None
+    }
+    /// A URL a client reads blob `sha` from directly for `ttl` seconds,
+    /// offered as a download named `name`; `None` by default.
+    fn direct_download(&self, _sha: &str, _name: &str, _ttl: u32) -> Option<String> {
+        None
+    }
+    /// Whether blob `sha` is stored, after taking in the direct upload `id`
+    /// when it is exactly `size` bytes hashing to `sha` (a direct upload
+    /// that does not check out is dropped). For a store that takes bytes
+    /// only through [`BlobStore::put`], which checked them already, this is
+    /// [`BlobStore::has`] (the default).
+    fn adopt<'a>(&'a self, _id: &'a str, sha: &'a str, _size: u64) -> BoxFuture<'a, Result<bool>> {
+        self.has(sha)
+    }
+}
+
+/// A direct upload: a `multipart/form-data` `POST` to `url` with `fields`
+/// first and the bytes last in part `file` (S3's "POST Object").
+#[derive(Debug, Clone)]
+pub struct DirectUpload {
+    pub url: String,
+    pub fields: Vec<(String, String)>,
 }
 
 /// A boxed, sendable future.

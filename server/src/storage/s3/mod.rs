@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{BlobError, BlobStore, BoxFuture, ByteStream, StorageError};
+use super::{BlobError, BlobStore, BoxFuture, ByteStream, DirectUpload, StorageError};
 use crate::util::{hex, is_sha256};
 
 /// An S3 bucket (and key prefix) holding artifact bytes.
@@ -134,14 +134,14 @@ impl S3Blobs {
         method: reqwest::Method,
         path: &str,
         payload_hash: &str,
+        extra: &[(&'static str, String)],
     ) -> reqwest::RequestBuilder {
         let headers = sigv4::sign_headers(
             &self.creds,
-            method.as_str(),
+            (method.as_str(), path, ""),
             self.host(),
-            path,
-            "",
             payload_hash,
+            extra,
             SystemTime::now(),
         );
         let mut rb = self
@@ -157,7 +157,7 @@ impl S3Blobs {
     pub async fn ping(&self) -> super::Result<()> {
         let path = sigv4::uri_path(&format!("/{}", self.bucket));
         let r = self
-            .request(reqwest::Method::HEAD, &path, sigv4::EMPTY_SHA256)
+            .request(reqwest::Method::HEAD, &path, sigv4::EMPTY_SHA256, &[])
             .send()
             .await
             .map_err(|e| s3_err("unreachable", e))?;
@@ -169,8 +169,9 @@ impl S3Blobs {
     }
 
     /// A URL that lets its holder `GET` or `PUT` blob `sha` directly at
-    /// the object store for `expires` seconds (SigV4 query signing).
-    pub fn presign(&self, method: &str, sha: &str, expires: u32) -> String {
+    /// the object store for `expires` seconds (SigV4 query signing), with
+    /// `extra` query parameters signed too.
+    pub fn presign(&self, method: &str, sha: &str, expires: u32, extra: &[(&str, &str)]) -> String {
         let path = self.path(&self.key(sha));
         let query = sigv4::presign_query(
             &self.creds,
@@ -178,9 +179,133 @@ impl S3Blobs {
             self.host(),
             &path,
             expires,
+            extra,
             SystemTime::now(),
         );
         format!("{}{path}?{query}", self.endpoint)
+    }
+
+    /// The staging key of direct upload `id`.
+    fn upload_key(&self, id: &str) -> String {
+        let id: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if self.prefix.is_empty() {
+            format!("uploads/{id}")
+        } else {
+            format!("{}/uploads/{id}", self.prefix)
+        }
+    }
+
+    async fn delete_key(&self, key: &str) -> super::Result<()> {
+        let path = self.path(key);
+        let r = self
+            .request(reqwest::Method::DELETE, &path, sigv4::EMPTY_SHA256, &[])
+            .send()
+            .await
+            .map_err(|e| s3_err("unreachable", e))?;
+        if r.status().is_success() || r.status().as_u16() == 404 {
+            Ok(())
+        } else {
+            Err(s3_err("DELETE", r.status()))
+        }
+    }
+
+    /// Whether the object `key` is exactly `size` bytes hashing to `sha`.
+    /// Asks the store (`HEAD` with `x-amz-checksum-mode: ENABLED`) for the
+    /// SHA-256 it checked when the object was written (the upload form
+    /// makes the client send it); only when the store kept none are the
+    /// bytes read back and hashed here.
+    async fn object_matches(&self, key: &str, sha: &str, size: u64) -> super::Result<bool> {
+        use base64::Engine;
+        let path = self.path(key);
+        let r = self
+            .request(
+                reqwest::Method::HEAD,
+                &path,
+                sigv4::EMPTY_SHA256,
+                &[("x-amz-checksum-mode", "ENABLED".to_owned())],
+            )
+            .send()
+            .await
+            .map_err(|e| s3_err("unreachable", e))?;
+        match r.status().as_u16() {
+            200 => {}
+            404 => return Ok(false),
+            s => return Err(s3_err("HEAD", s)),
+        }
+        let len = r
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if len != Some(size) {
+            return Ok(false);
+        }
+        if let Some(stored) = r
+            .headers()
+            .get("x-amz-checksum-sha256")
+            .and_then(|v| v.to_str().ok())
+        {
+            return Ok(base64::engine::general_purpose::STANDARD
+                .decode(stored.trim())
+                .is_ok_and(|got| got == unhex(sha)));
+        }
+        // The store kept no checksum: read the object back.
+        let r = self
+            .request(reqwest::Method::GET, &path, sigv4::EMPTY_SHA256, &[])
+            .send()
+            .await
+            .map_err(|e| s3_err("unreachable", e))?;
+        if !r.status().is_success() {
+            return Ok(false);
+        }
+        let mut bytes = r.bytes_stream();
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        let mut n = 0u64;
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk.map_err(|e| s3_err("GET", e))?;
+            n += chunk.len() as u64;
+            sha2::Digest::update(&mut h, &chunk);
+        }
+        Ok(n == size && hex(&sha2::Digest::finalize(h)) == sha)
+    }
+
+    /// Takes in direct upload `id` as blob `sha` when it checks out: a
+    /// server-side copy to the content-addressed key (no bytes through this
+    /// process), then the staging object is deleted either way.
+    async fn adopt_upload(&self, id: &str, sha: &str, size: u64) -> super::Result<bool> {
+        if !is_sha256(sha) {
+            return Ok(false);
+        }
+        let staging = self.upload_key(id);
+        if self.has(sha).await? {
+            self.delete_key(&staging).await?;
+            return Ok(true);
+        }
+        if !self.object_matches(&staging, sha, size).await? {
+            self.delete_key(&staging).await?;
+            return Ok(false);
+        }
+        let source = sigv4::uri_path(&format!("/{}/{staging}", self.bucket));
+        let r = self
+            .request(
+                reqwest::Method::PUT,
+                &self.path(&self.key(sha)),
+                sigv4::EMPTY_SHA256,
+                &[("x-amz-copy-source", source)],
+            )
+            .send()
+            .await
+            .map_err(|e| s3_err("unreachable", e))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            return Err(s3_err("copy", format!("{status}: {text}")));
+        }
+        self.delete_key(&staging).await?;
+        Ok(true)
     }
 
     /// Checks `body` into a spool file; its path when it is exactly
@@ -234,8 +359,15 @@ impl S3Blobs {
             let path = self.path(&self.key(sha));
             // The payload hash is the blob's own SHA-256: the store checks
             // the bytes against it before it keeps them.
+            // ... and keeps that SHA-256 with the object, so a later check
+            // (`verify`) can ask for it instead of reading the bytes.
             let r = self
-                .request(reqwest::Method::PUT, &path, sha)
+                .request(
+                    reqwest::Method::PUT,
+                    &path,
+                    sha,
+                    &[("x-amz-checksum-sha256", sha256_b64(sha))],
+                )
                 .header(reqwest::header::CONTENT_LENGTH, size)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()
@@ -255,7 +387,74 @@ impl S3Blobs {
     }
 }
 
+/// The bytes of a lowercase hex string (checked by `is_sha256` first).
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+/// The base64 form of a hex SHA-256 (as S3's checksum headers carry it).
+fn sha256_b64(sha: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(unhex(sha))
+}
+
 impl BlobStore for S3Blobs {
+    fn direct_upload(&self, id: &str, sha: &str, size: u64, ttl: u32) -> Option<DirectUpload> {
+        if !is_sha256(sha) {
+            return None;
+        }
+        let fields = sigv4::post_fields(
+            &self.creds,
+            &self.bucket,
+            &self.upload_key(id),
+            size,
+            &sha256_b64(sha),
+            ttl,
+            SystemTime::now(),
+        );
+        Some(DirectUpload {
+            url: format!(
+                "{}{}",
+                self.endpoint,
+                sigv4::uri_path(&format!("/{}", self.bucket))
+            ),
+            fields,
+        })
+    }
+
+    fn direct_download(&self, sha: &str, name: &str, ttl: u32) -> Option<String> {
+        if !is_sha256(sha) {
+            return None;
+        }
+        // Always an attachment of a neutral type: the store's origin is not
+        // the server's, but a browser should still not render it.
+        let name: String = name
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        let disposition = format!("attachment; filename=\"{name}\"");
+        Some(self.presign(
+            "GET",
+            sha,
+            ttl,
+            &[
+                ("response-content-disposition", &disposition),
+                ("response-content-type", "application/octet-stream"),
+            ],
+        ))
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        id: &'a str,
+        sha: &'a str,
+        size: u64,
+    ) -> BoxFuture<'a, super::Result<bool>> {
+        Box::pin(self.adopt_upload(id, sha, size))
+    }
+
     fn has<'a>(&'a self, sha: &'a str) -> BoxFuture<'a, super::Result<bool>> {
         Box::pin(async move {
             if !is_sha256(sha) {
@@ -263,7 +462,7 @@ impl BlobStore for S3Blobs {
             }
             let path = self.path(&self.key(sha));
             let r = self
-                .request(reqwest::Method::HEAD, &path, sigv4::EMPTY_SHA256)
+                .request(reqwest::Method::HEAD, &path, sigv4::EMPTY_SHA256, &[])
                 .send()
                 .await
                 .map_err(|e| s3_err("unreachable", e))?;
@@ -292,7 +491,7 @@ impl BlobStore for S3Blobs {
             }
             let path = self.path(&self.key(sha));
             let r = self
-                .request(reqwest::Method::GET, &path, sigv4::EMPTY_SHA256)
+                .request(reqwest::Method::GET, &path, sigv4::EMPTY_SHA256, &[])
                 .send()
                 .await
                 .map_err(|e| s3_err("unreachable", e))?;

@@ -95,16 +95,16 @@ fn signature(c: &Credentials, amz_date: &str, date: &str, canonical: &str) -> St
 }
 
 /// Headers that sign a request: `host`, `x-amz-content-sha256`,
-/// `x-amz-date`, `x-amz-security-token` (with a session token) and
-/// `authorization`. `path` is encoded ([`uri_path`]); `query` is the
-/// canonical query string (empty for none).
+/// `x-amz-date`, `x-amz-security-token` (with a session token), the
+/// `extra` ones and `authorization`, for `(method, path, query)`: `path`
+/// is encoded ([`uri_path`]), `query` is the canonical query string (empty
+/// for none).
 pub fn sign_headers(
     c: &Credentials,
-    method: &str,
+    (method, path, query): (&str, &str, &str),
     host: &str,
-    path: &str,
-    query: &str,
     payload_hash: &str,
+    extra: &[(&'static str, String)],
     now: SystemTime,
 ) -> Vec<(&'static str, String)> {
     let (amz_date, date) = stamp(now);
@@ -116,6 +116,9 @@ pub fn sign_headers(
     if let Some(t) = &c.session_token {
         headers.push(("x-amz-security-token", t.clone()));
     }
+    // Extra headers (lowercase `x-amz-*`), signed too, in canonical order.
+    headers.extend(extra.iter().cloned());
+    headers.sort_by(|a, b| a.0.cmp(b.0));
     let signed: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
     let signed = signed.join(";");
     let canonical_headers: String = headers
@@ -138,17 +141,23 @@ pub fn sign_headers(
 }
 
 /// The query string of a presigned URL for `method` on `path` (encoded),
-/// valid `expires` seconds from `now`.
+/// valid `expires` seconds from `now`, with the `extra` parameters (such as
+/// `response-content-disposition`) signed too.
 pub fn presign_query(
     c: &Credentials,
     method: &str,
     host: &str,
     path: &str,
     expires: u32,
+    extra: &[(&str, &str)],
     now: SystemTime,
 ) -> String {
     let (amz_date, date) = stamp(now);
-    let mut params = vec![
+    let mut params: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    params.extend([
         ("X-Amz-Algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
         (
             "X-Amz-Credential".to_owned(),
@@ -157,19 +166,79 @@ pub fn presign_query(
         ("X-Amz-Date".to_owned(), amz_date.clone()),
         ("X-Amz-Expires".to_owned(), expires.to_string()),
         ("X-Amz-SignedHeaders".to_owned(), "host".to_owned()),
-    ];
+    ]);
     if let Some(t) = &c.session_token {
         params.push(("X-Amz-Security-Token".to_owned(), t.clone()));
     }
-    params.sort();
-    let query: Vec<String> = params
+    // Sorted by encoded name, as the canonical query string wants.
+    let mut params: Vec<(String, String)> = params
         .iter()
-        .map(|(k, v)| format!("{}={}", encode(k, false), encode(v, false)))
+        .map(|(k, v)| (encode(k, false), encode(v, false)))
         .collect();
+    params.sort();
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let query = query.join("&");
     let canonical = format!("{method}\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
     let sig = signature(c, &amz_date, &date, &canonical);
     format!("{query}&X-Amz-Signature={sig}")
+}
+
+/// The form fields of a browser-style `POST` upload (S3 "POST Object"
+/// with a SigV4-signed policy) that lets its holder store exactly one
+/// object: key `key` in `bucket`, exactly `size` bytes whose SHA-256 is
+/// `sha256_b64` (base64, which the store checks), for `expires` seconds
+/// from `now`. Every field the form carries is named in the policy, so
+/// none can be changed without breaking the signature.
+pub fn post_fields(
+    c: &Credentials,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    sha256_b64: &str,
+    expires: u32,
+    now: SystemTime,
+) -> Vec<(String, String)> {
+    use base64::Engine;
+    let (amz_date, date) = stamp(now);
+    let credential = format!("{}/{date}/{}/s3/aws4_request", c.access_key, c.region);
+    let until = stamp(now + std::time::Duration::from_secs(u64::from(expires))).0;
+    // 20130524T000000Z -> 2013-05-24T00:00:00Z
+    let expiration = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &until[0..4],
+        &until[4..6],
+        &until[6..8],
+        &until[9..11],
+        &until[11..13],
+        &until[13..15]
+    );
+    let mut fields = vec![
+        ("key".to_owned(), key.to_owned()),
+        ("x-amz-algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
+        ("x-amz-credential".to_owned(), credential),
+        ("x-amz-date".to_owned(), amz_date.clone()),
+        ("x-amz-checksum-sha256".to_owned(), sha256_b64.to_owned()),
+    ];
+    if let Some(t) = &c.session_token {
+        fields.push(("x-amz-security-token".to_owned(), t.clone()));
+    }
+    let mut conditions = vec![
+        serde_json::json!({ "bucket": bucket }),
+        serde_json::json!(["content-length-range", size, size]),
+    ];
+    for (k, v) in &fields {
+        conditions.push(serde_json::json!(["eq", format!("${k}"), v]));
+    }
+    let policy = serde_json::json!({ "expiration": expiration, "conditions": conditions });
+    let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+    let k = hmac(format!("AWS4{}", c.secret_key).as_bytes(), &date);
+    let k = hmac(&k, &c.region);
+    let k = hmac(&k, "s3");
+    let k = hmac(&k, "aws4_request");
+    let sig = hex(&hmac(&k, &policy));
+    fields.push(("policy".to_owned(), policy));
+    fields.push(("x-amz-signature".to_owned(), sig));
+    fields
 }
 
 #[cfg(test)]
@@ -204,6 +273,7 @@ mod tests {
             "examplebucket.s3.amazonaws.com",
             "/test.txt",
             86_400,
+            &[],
             t,
         );
         assert!(
@@ -212,5 +282,41 @@ mod tests {
             ),
             "{q}"
         );
+    }
+
+    #[test]
+    fn post_policy_pins_key_size_checksum_and_expiry() {
+        use base64::Engine;
+        let t = UNIX_EPOCH + Duration::from_secs(1_369_353_600); // 2013-05-24
+        let fields = post_fields(&example(), "bkt", "p/uploads/x1", 42, "c2hh", 90, t);
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no field {k}"))
+        };
+        assert_eq!(get("key"), "p/uploads/x1");
+        assert_eq!(get("x-amz-checksum-sha256"), "c2hh");
+        assert_eq!(get("x-amz-date"), "20130524T000000Z");
+        let policy = base64::engine::general_purpose::STANDARD
+            .decode(get("policy"))
+            .expect("base64");
+        let policy: serde_json::Value = serde_json::from_slice(&policy).expect("json");
+        assert_eq!(policy["expiration"], "2013-05-24T00:01:30Z");
+        let conditions = policy["conditions"].as_array().expect("conditions");
+        assert!(conditions.contains(&serde_json::json!(["content-length-range", 42, 42])));
+        assert!(conditions.contains(&serde_json::json!(["eq", "$key", "p/uploads/x1"])));
+        assert!(conditions.contains(&serde_json::json!({"bucket": "bkt"})));
+        // Every field but the signature and the policy itself is pinned.
+        for (k, _) in &fields {
+            if k != "policy" && k != "x-amz-signature" {
+                let pinned = conditions
+                    .iter()
+                    .any(|c| c[0] == "eq" && c[1] == format!("${k}"));
+                assert!(pinned, "{k} is not in the policy");
+            }
+        }
+        assert_eq!(get("x-amz-signature").len(), 64);
     }
 }
