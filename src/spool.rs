@@ -238,6 +238,33 @@ impl SpoolWriter {
         }
     }
 
+    /// Opens an existing run's log to append more records (recovery of a
+    /// dead process's buffers): counts its records as readers do and cuts a
+    /// torn tail off first.
+    pub fn reopen(dir: &RunDir) -> Result<Self, Error> {
+        let mut reader = SpoolReader::open(dir, 0, 0)?;
+        let mut records = 0u64;
+        let mut end = 0u64;
+        while let Some(e) = reader.next_entry()? {
+            records += 1;
+            end = e.end;
+        }
+        if let Some(t) = reader.torn_tail() {
+            end = t.offset;
+        }
+        cut(dir, end)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(dir.log())
+            .map_err(|e| Error::io(format!("cannot open {}", dir.log().display()), e))?;
+        Ok(SpoolWriter {
+            file,
+            next_seq: records,
+            len: end,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
     /// Appends one record (one `write` call) and returns its sequence number.
     /// Once this returns, the record survives the death of the process; call
     /// [`SpoolWriter::sync`] to make it survive the machine's too. On failure
@@ -306,6 +333,24 @@ impl SpoolWriter {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Cuts `records.log` back to `len` bytes if it is longer (a frame cut short
+/// by the death of the writing process).
+pub fn cut(dir: &RunDir, len: u64) -> Result<(), Error> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(dir.log())
+        .map_err(|e| Error::io(format!("cannot open {}", dir.log().display()), e))?;
+    let now = f
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read {}", dir.log().display()), e))?
+        .len();
+    if now > len {
+        f.set_len(len)
+            .map_err(|e| Error::io(format!("cannot cut {}", dir.log().display()), e))?;
+    }
+    Ok(())
 }
 
 /// The 16-byte header of a frame holding `len` payload bytes with CRC `crc`.
