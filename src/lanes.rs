@@ -231,6 +231,10 @@ impl Lane {
     }
 
     fn from_map(ptr: *mut u8, len: usize, capacity: u64, path: Option<PathBuf>) -> Lane {
+        // A child of fork() does not get the mapping: its handles record
+        // nothing, and nothing of it may write into the parent's buffers.
+        // SAFETY: advice on a mapping we own; failure is harmless.
+        unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTFORK) };
         let head = {
             // SAFETY: the mapping starts with a Header (all-zero is valid).
             let h = unsafe { &*ptr.cast::<Header>() };

@@ -15,6 +15,7 @@
 //! | `files/`      | captured copies of saved files, named by SHA-256             |
 //! | `state.json`  | [`DeliveryState`]: server ids and the acknowledged position  |
 //! | `lock`        | locked (`flock`) by the process writing or uploading the run |
+//! | `lanes/`      | the logging threads' buffers, memory-mapped (see `lanes`); removed when the run finishes, recovered by `simtrack sync` if its process died |
 //!
 //! A frame is `magic (4 bytes) | u32 LE payload length | u32 LE CRC-32 of the
 //! payload | u32 LE CRC-32 of the twelve header bytes before it | payload`.
