@@ -196,7 +196,8 @@ impl Lane {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                // Populated now: the hot path never takes a page fault.
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 file.as_raw_fd(),
                 0,
             )
@@ -216,7 +217,7 @@ impl Lane {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
                 -1,
                 0,
             )
@@ -594,7 +595,9 @@ impl Lanes {
     /// Looks a name up in the lane's cache; on a miss, in the run's table.
     #[inline]
     fn metric(&self, local: &mut Local, name: &[u8]) -> Result<Metric, Error> {
-        let key = ((name.as_ptr() as usize >> 3) ^ name.len().wrapping_mul(31)) % CACHE;
+        let key = ((name.as_ptr() as u64 ^ ((name.len() as u64) << 48))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> 58) as usize;
         if let Some(e) = &local.cache[key]
             && e.ptr == name.as_ptr()
             && e.len == name.len()
@@ -706,15 +709,7 @@ impl Lanes {
         if local.head - local.tail_seen >= lane.capacity {
             self.make_room(lane, local, room, 1)?;
         }
-        // SAFETY: next_step points into `names`, alive for the run.
-        let counter = unsafe { &*m.next_step };
-        let step = if step < 0 {
-            counter.fetch_add(1, Ordering::Relaxed)
-        } else {
-            counter.store(step.saturating_add(1), Ordering::Relaxed);
-            step
-        };
-        write_slot(lane, local.head, m.id, value, step, ticks);
+        write_slot(lane, local.head, m.id, value, next_step(m, step), ticks);
         local.head += 1;
         lane.header().head.store(local.head, Ordering::Release);
         Ok(())
@@ -764,35 +759,96 @@ impl Lanes {
             return Err(reentered());
         }
         local.busy = true;
-        let r = (|| {
-            for i in 0..count {
-                self.metric(local, item(i)?.0)?;
-            }
-            let need = count as u64;
-            if local.head + need - local.tail_seen > lane.capacity {
-                self.make_room(lane, local, room, need)?;
-            }
-            let mut head = local.head;
-            for i in 0..count {
-                let (name, value) = item(i)?;
-                let m = self.metric(local, name)?;
-                // SAFETY: as in `push_in`.
-                let counter = unsafe { &*m.next_step };
-                let s = if step < 0 {
-                    counter.fetch_add(1, Ordering::Relaxed)
-                } else {
-                    counter.store(step.saturating_add(1), Ordering::Relaxed);
-                    step
-                };
-                write_slot(lane, head, m.id, value, s, ticks);
-                head += 1;
-            }
-            local.head = head;
-            lane.header().head.store(head, Ordering::Release);
-            Ok(())
-        })();
+        let r = if count <= MANY_ON_STACK {
+            self.push_few(lane, local, room, count, item, step, ticks)
+        } else {
+            self.push_lots(lane, local, room, count, item, step, ticks)
+        };
         local.busy = false;
         r
+    }
+}
+
+const MANY_ON_STACK: usize = 32;
+
+impl Lanes {
+    /// `push_many` of a few points: each item is looked at once, its metric
+    /// kept on the stack until all are known to be valid.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn push_few<'a>(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let mut found = [std::mem::MaybeUninit::<(Metric, f64)>::uninit(); MANY_ON_STACK];
+        for (i, slot) in found.iter_mut().enumerate().take(count) {
+            let (name, value) = item(i)?;
+            slot.write((self.metric(local, name)?, value));
+        }
+        let need = count as u64;
+        if local.head + need - local.tail_seen > lane.capacity {
+            self.make_room(lane, local, room, need)?;
+        }
+        let mut head = local.head;
+        for slot in &found[..count] {
+            // SAFETY: the first `count` entries were written above.
+            let (m, value) = unsafe { slot.assume_init() };
+            write_slot(lane, head, m.id, value, next_step(m, step), ticks);
+            head += 1;
+        }
+        local.head = head;
+        lane.header().head.store(head, Ordering::Release);
+        Ok(())
+    }
+
+    /// `push_many` of many points: validates every item, then pushes.
+    #[allow(clippy::too_many_arguments)]
+    fn push_lots<'a>(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        for i in 0..count {
+            self.metric(local, item(i)?.0)?;
+        }
+        let need = count as u64;
+        if local.head + need - local.tail_seen > lane.capacity {
+            self.make_room(lane, local, room, need)?;
+        }
+        let mut head = local.head;
+        for i in 0..count {
+            let (name, value) = item(i)?;
+            let m = self.metric(local, name)?;
+            write_slot(lane, head, m.id, value, next_step(m, step), ticks);
+            head += 1;
+        }
+        local.head = head;
+        lane.header().head.store(head, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The step of a point: `step`, or the metric's next one when negative.
+#[inline(always)]
+fn next_step(m: Metric, step: i64) -> i64 {
+    // SAFETY: next_step points into the run's names table, alive for the run.
+    let counter = unsafe { &*m.next_step };
+    if step < 0 {
+        counter.fetch_add(1, Ordering::Relaxed)
+    } else {
+        counter.store(step.saturating_add(1), Ordering::Relaxed);
+        step
     }
 }
 
