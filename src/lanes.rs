@@ -602,8 +602,8 @@ impl Lanes {
             && e.ptr == name.as_ptr()
             && e.len == name.len()
             // SAFETY: e.name points to the interned name (len bytes), kept
-            // alive by `names` for the life of the run.
-            && unsafe { std::slice::from_raw_parts(e.name, e.len) } == name
+            // alive by the lane's index for the life of the run.
+            && unsafe { same_bytes(e.name, name) }
         {
             return Ok(e.metric);
         }
@@ -766,6 +766,29 @@ impl Lanes {
         };
         local.busy = false;
         r
+    }
+}
+
+/// Whether the `b.len()` bytes at `a` equal `b`; short names without a
+/// call to `memcmp` (two overlapping word compares).
+///
+/// # Safety
+/// `a` is valid for `b.len()` bytes.
+#[inline(always)]
+unsafe fn same_bytes(a: *const u8, b: &[u8]) -> bool {
+    let n = b.len();
+    let p = b.as_ptr();
+    // SAFETY: every read lies within the n bytes of a and of b.
+    unsafe {
+        if (8..=16).contains(&n) {
+            let w = |x: *const u8, at: usize| x.add(at).cast::<u64>().read_unaligned();
+            w(a, 0) == w(p, 0) && w(a, n - 8) == w(p, n - 8)
+        } else if (4..8).contains(&n) {
+            let w = |x: *const u8, at: usize| x.add(at).cast::<u32>().read_unaligned();
+            w(a, 0) == w(p, 0) && w(a, n - 4) == w(p, n - 4)
+        } else {
+            std::slice::from_raw_parts(a, n) == b
+        }
     }
 }
 
@@ -1075,6 +1098,29 @@ mod tests {
         let steps: Vec<i64> = b.points.iter().map(|p| p.step).collect();
         assert_eq!(steps, (0..7).collect::<Vec<_>>());
         assert!(!dir.root.join("lanes").exists());
+    }
+
+    #[test]
+    fn short_names_compare_byte_for_byte() {
+        let names: Vec<Vec<u8>> = (0..24)
+            .map(|n| (0..n).map(|i| b'a' + i as u8).collect())
+            .collect();
+        for a in &names {
+            for b in &names {
+                if a.len() != b.len() {
+                    continue;
+                }
+                // SAFETY: a is valid for its length, which equals b's.
+                assert_eq!(unsafe { same_bytes(a.as_ptr(), b) }, a == b);
+                let mut c = b.clone();
+                for i in 0..c.len() {
+                    c[i] ^= 1;
+                    // SAFETY: as above.
+                    assert!(!unsafe { same_bytes(a.as_ptr(), &c) });
+                    c[i] ^= 1;
+                }
+            }
+        }
     }
 
     #[test]
