@@ -380,6 +380,8 @@ struct Names {
     index: FxHashMap<Box<[u8]>, u32>,
     list: Vec<Box<str>>,
     /// One cache line each, so threads logging different metrics share none.
+    /// Boxed: lanes keep pointers to them while the list grows.
+    #[allow(clippy::vec_box)]
     steps: Vec<Box<PaddedStep>>,
     /// `lanes/names`: `u32 len | u32 crc | bytes` per name, in id order.
     file: Option<File>,
