@@ -22,12 +22,25 @@ program fortran_omp
   failures = 0
 
   !$omp parallel reduction(+:failures)
-  block
+  call work(omp_get_thread_num(), failures)
+  !$omp end parallel
+
+  call sort(medians)
+  write (*, '(a,i0,a,f6.1,a,f6.1,a,f6.1,a)') 'fortran openmp threads ', nthreads, &
+    ': median ns/call ', medians((nthreads + 1) / 2), ' (threads'' medians ', medians(1), '..', &
+    medians(nthreads), ')'
+  call run%finish(stat=ierr)
+  if (ierr /= 0 .or. failures /= 0) error stop 'logging failed'
+
+contains
+
+  !> Thread k's share: times its blocks of calls and stores its median.
+  subroutine work(k, failures)
+    integer, intent(in) :: k
+    integer, intent(inout) :: failures
     real(real64) :: per_call(batches), t0
     character(len=8) :: name
-    integer :: b, i, k, st
-    integer :: step
-    k = omp_get_thread_num()
+    integer :: b, i, st, step
     write (name, '(a,i0)') 't', k
     step = 0
     !$omp barrier
@@ -42,17 +55,7 @@ program fortran_omp
     end do
     call sort(per_call)
     medians(k + 1) = per_call(batches / 2)
-  end block
-  !$omp end parallel
-
-  call sort(medians)
-  write (*, '(a,i0,a,f6.1,a,f6.1,a,f6.1,a)') 'fortran openmp threads ', nthreads, &
-    ': median ns/call ', medians((nthreads + 1) / 2), ' (threads'' medians ', medians(1), '..', &
-    medians(nthreads), ')'
-  call run%finish(stat=ierr)
-  if (ierr /= 0 .or. failures /= 0) error stop 'logging failed'
-
-contains
+  end subroutine work
 
   subroutine sort(a)
     real(real64), intent(inout) :: a(:)
