@@ -1126,6 +1126,25 @@ mod tests {
     }
 
     #[test]
+    fn lane_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        crate::spool::SpoolWriter::create(&dir).unwrap();
+        let lanes = Lanes::new(&dir, 4096).unwrap();
+        let alive = Arc::new(());
+        lanes
+            .push(&Arc::downgrade(&alive), &NoWait, b"x", 1.0, 0, 0)
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = dir.root.join("lanes");
+        assert_eq!(mode(&root), 0o700);
+        for f in ["0", "names"] {
+            assert_eq!(mode(&root.join(f)), 0o600, "{f}");
+        }
+    }
+
+    #[test]
     fn a_full_lane_refuses_without_overwriting() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir::new(tmp.path().join("r"));
