@@ -208,15 +208,19 @@ simtrack_status simtrack_init(const char *name,
  * this metric, counting 0, 1, 2, ...). The time since init and a UTC
  * timestamp are taken automatically. NaN and ±Inf are valid values.
  *
- * Costs tens of nanoseconds and never waits on the network: the value is
- * appended to an in-memory buffer that the library's worker thread writes
- * to the on-disk spool. Only when `SIMTRACK_MEMORY_CAP_MB` of values are
- * waiting for the disk (a disk slower than the solver, or full) does the
- * call wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is
- * still no room it returns `SIMTRACK_STATUS_IO` and the value is not
- * recorded; until the disk takes data again, further calls at the cap fail
- * at once instead of waiting. Values accepted before stay in memory and are
- * written when space returns: an accepted value is never dropped.
+ * Costs about ten nanoseconds and never waits on the network: the value is
+ * appended to this thread's buffer (no lock shared with other threads), a
+ * memory-mapped file in the run's spool directory. Once the call has
+ * returned, the value survives the death of the process (SIGKILL, the OOM
+ * killer, a segfault): the library's worker thread moves it into the spool,
+ * or, if the process died first, the next `simtrack sync` does.
+ * Only when a thread's buffer (an eighth of `SIMTRACK_MEMORY_CAP_MB`) is
+ * full because the disk is slower than the solver, or full, does the call
+ * wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is still
+ * no room it returns `SIMTRACK_STATUS_IO` and the value is not recorded;
+ * until the disk takes data again, further calls on a full buffer fail at
+ * once instead of waiting. Values accepted before are kept and written when
+ * space returns: an accepted value is never dropped.
  *
  * # Safety
  * `run` is NULL or a handle from `simtrack_init`; `metric` is NULL or NUL-terminated.

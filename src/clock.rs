@@ -74,6 +74,11 @@ impl Calibration {
         }
     }
 
+    /// The tick count at the start and the seconds per tick, as measured.
+    pub fn parts(&self) -> (u64, f64) {
+        (self.start_ticks, self.seconds_per_tick)
+    }
+
     /// Seconds between the run's start and `t`.
     #[inline]
     pub fn seconds(&self, t: u64) -> f64 {

@@ -19,7 +19,7 @@
 //! | `SIMTRACK_RESOURCES_INTERVAL` | `[run] resources_interval`   | 30 (seconds; 0 disables the `resources/` metrics) |
 //! | `SIMTRACK_FINISH_TIMEOUT`     | `[run] finish_timeout`       | 30 (seconds `finish` may wait for the server) |
 //! | `SIMTRACK_REQUEST_TIMEOUT`    | `[server] request_timeout`   | 10 (seconds per HTTP request)    |
-//! | `SIMTRACK_MEMORY_CAP_MB`      | `[run] memory_cap_mb`        | 64 (MiB of buffered points before logging waits for the disk) |
+//! | `SIMTRACK_MEMORY_CAP_MB`      | `[run] memory_cap_mb`        | 64 (MiB; each logging thread's buffer holds an eighth of it before logging waits for the disk) |
 //! | `SIMTRACK_LOG_WAIT`           | `[run] log_wait`             | 1 (seconds `log` may wait for the disk at the memory cap before it fails with `SIMTRACK_STATUS_IO`; 0: never wait) |
 //! | `SIMTRACK_MAX_REQUEST_KB`     | `[server] max_request_kb`    | 512 (KiB: metric and event batches are split so one request body stays below this; a 413 answer splits further) |
 

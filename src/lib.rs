@@ -1,7 +1,8 @@
 //! simtrack: simulation tracking for Fortran, C and C++ solvers.
 //!
 //! A solver holds a [`Run`] (in C, an opaque `simtrack_run *` from
-//! [`ffi`]). Logging appends to an in-memory buffer and returns; a named
+//! [`ffi`]). Logging appends to the calling thread's buffer, a memory-mapped
+//! file that outlives a crash (`lanes`), and returns; a named
 //! background thread (`worker`) drains it in batches into an append-only,
 //! checksummed log on disk (`spool`), and — when a server is configured —
 //! ships what the spool holds over the Simvue REST protocol (`transport`),
@@ -22,6 +23,7 @@ pub mod error;
 mod exit;
 pub mod ffi;
 mod fork;
+pub mod lanes;
 pub mod model;
 pub mod record;
 pub mod run;

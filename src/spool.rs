@@ -15,6 +15,7 @@
 //! | `files/`      | captured copies of saved files, named by SHA-256             |
 //! | `state.json`  | [`DeliveryState`]: server ids and the acknowledged position  |
 //! | `lock`        | locked (`flock`) by the process writing or uploading the run |
+//! | `lanes/`      | the logging threads' buffers, memory-mapped (see `lanes`); removed when the run finishes, recovered by `simtrack sync` if its process died |
 //!
 //! A frame is `magic (4 bytes) | u32 LE payload length | u32 LE CRC-32 of the
 //! payload | u32 LE CRC-32 of the twelve header bytes before it | payload`.
@@ -238,6 +239,33 @@ impl SpoolWriter {
         }
     }
 
+    /// Opens an existing run's log to append more records (recovery of a
+    /// dead process's buffers): counts its records as readers do and cuts a
+    /// torn tail off first.
+    pub fn reopen(dir: &RunDir) -> Result<Self, Error> {
+        let mut reader = SpoolReader::open(dir, 0, 0)?;
+        let mut records = 0u64;
+        let mut end = 0u64;
+        while let Some(e) = reader.next_entry()? {
+            records += 1;
+            end = e.end;
+        }
+        if let Some(t) = reader.torn_tail() {
+            end = t.offset;
+        }
+        cut(dir, end)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(dir.log())
+            .map_err(|e| Error::io(format!("cannot open {}", dir.log().display()), e))?;
+        Ok(SpoolWriter {
+            file,
+            next_seq: records,
+            len: end,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
     /// Appends one record (one `write` call) and returns its sequence number.
     /// Once this returns, the record survives the death of the process; call
     /// [`SpoolWriter::sync`] to make it survive the machine's too. On failure
@@ -245,7 +273,13 @@ impl SpoolWriter {
     pub fn append(&mut self, record: &Record) -> Result<u64, Error> {
         self.buf.clear();
         self.buf.extend_from_slice(&[0; FRAME_HEADER]);
-        rmp_serde::encode::write_named(&mut self.buf, record).map_err(|e| {
+        let encoded = match record {
+            // The bulk of every spool, encoded by hand: the same bytes as
+            // rmp_serde writes (a test checks), several times faster.
+            Record::Metrics(batch) => encode_metrics(&mut self.buf, batch),
+            _ => rmp_serde::encode::write_named(&mut self.buf, record).map_err(|e| e.to_string()),
+        };
+        encoded.map_err(|e| {
             Error::new(
                 crate::Status::Internal,
                 format!("cannot encode record: {e}"),
@@ -306,6 +340,50 @@ impl SpoolWriter {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Appends `Record::Metrics(batch)` to `buf` as `rmp_serde::encode::write_named`
+/// does: `{"Metrics": {"names": [..], "points": [[name, value, step, time], ..]}}`.
+fn encode_metrics(buf: &mut Vec<u8>, batch: &crate::record::MetricBatch) -> Result<(), String> {
+    use rmp::encode as m;
+    let e = |e: rmp::encode::ValueWriteError| e.to_string();
+    m::write_map_len(buf, 1).map_err(e)?;
+    m::write_str(buf, "Metrics").map_err(e)?;
+    m::write_map_len(buf, 2).map_err(e)?;
+    m::write_str(buf, "names").map_err(e)?;
+    m::write_array_len(buf, batch.names.len() as u32).map_err(e)?;
+    for n in &batch.names {
+        m::write_str(buf, n).map_err(e)?;
+    }
+    m::write_str(buf, "points").map_err(e)?;
+    m::write_array_len(buf, batch.points.len() as u32).map_err(e)?;
+    buf.reserve(batch.points.len() * 32);
+    for p in &batch.points {
+        buf.push(0x94); // fixarray of 4
+        m::write_uint(buf, u64::from(p.name)).map_err(e)?;
+        m::write_f64(buf, p.value).map_err(|e| e.to_string())?;
+        m::write_sint(buf, p.step).map_err(e)?;
+        m::write_f64(buf, p.time).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Cuts `records.log` back to `len` bytes if it is longer (a frame cut short
+/// by the death of the writing process).
+pub fn cut(dir: &RunDir, len: u64) -> Result<(), Error> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(dir.log())
+        .map_err(|e| Error::io(format!("cannot open {}", dir.log().display()), e))?;
+    let now = f
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read {}", dir.log().display()), e))?
+        .len();
+    if now > len {
+        f.set_len(len)
+            .map_err(|e| Error::io(format!("cannot cut {}", dir.log().display()), e))?;
+    }
+    Ok(())
 }
 
 /// The 16-byte header of a frame holding `len` payload bytes with CRC `crc`.
@@ -862,6 +940,44 @@ mod tests {
         assert!(r.next_entry().unwrap().is_none());
         w.append(&event(1)).unwrap();
         assert_eq!(r.next_entry().unwrap().unwrap().record, event(1));
+    }
+
+    #[test]
+    fn metrics_are_encoded_as_rmp_serde_encodes_them() {
+        use crate::record::{MetricBatch, Point};
+        let values = [0.0, -1.5, f64::NAN, f64::INFINITY, 1e300, -0.0];
+        let steps = [0, 1, 127, 128, -1, -33, 255, 65_536, i64::MIN, i64::MAX];
+        let names = [0u32, 1, 127, 128, 300, 70_000, u32::MAX];
+        let mut points = Vec::new();
+        for (i, s) in steps.iter().enumerate() {
+            for (j, v) in values.iter().enumerate() {
+                points.push(Point {
+                    name: names[(i + j) % names.len()],
+                    value: *v,
+                    step: *s,
+                    time: i as f64 * 0.25,
+                });
+            }
+        }
+        for batch in [
+            MetricBatch {
+                names: vec!["residual".into(), "é/ü".into(), "x".repeat(300)],
+                points,
+            },
+            MetricBatch {
+                names: vec![],
+                points: vec![],
+            },
+        ] {
+            let record = Record::Metrics(batch);
+            let mut ours = Vec::new();
+            match &record {
+                Record::Metrics(b) => encode_metrics(&mut ours, b).unwrap(),
+                _ => unreachable!(),
+            }
+            let theirs = rmp_serde::to_vec_named(&record).unwrap();
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct RunReport {
     /// Damaged stretches inside the spool that were skipped (the records
     /// after each were recovered).
     pub skipped: Vec<TornTail>,
+    /// Points a process that died left in its logging buffers, moved into
+    /// the spool by this sync (see `lanes`).
+    pub recovered: u64,
 }
 
 impl fmt::Display for RunReport {
@@ -65,6 +68,13 @@ impl fmt::Display for RunReport {
             Outcome::Discarded(why) => format!("removed: {why}"),
         };
         write!(f, "{} {:<32} {what}", self.id, self.name)?;
+        if self.recovered > 0 {
+            write!(
+                f,
+                "; {} point(s) recovered from the buffers of its dead process",
+                self.recovered
+            )?;
+        }
         if !self.rejected.is_empty() {
             write!(
                 f,
@@ -172,6 +182,7 @@ pub fn sync_with<T: Transport + Clone>(
             rejected: Vec::new(),
             torn_tail: None,
             skipped: Vec::new(),
+            recovered: 0,
         };
         let Some(_run_lock) = run.dir.try_lock()? else {
             report.outcome = Outcome::InUse;
@@ -190,6 +201,20 @@ pub fn sync_with<T: Transport + Clone>(
             };
             reports.push(report);
             continue;
+        }
+        // A process that died left points in its buffers: into the spool
+        // with them first (exactly once; nothing half written).
+        match crate::lanes::recover(&run.dir) {
+            Ok(r) => report.recovered = r.points,
+            Err(e) => {
+                report.outcome = Outcome::Incomplete(format!(
+                    "cannot recover the points its process left in {}: {}",
+                    run.dir.root.join("lanes").display(),
+                    e.message
+                ));
+                reports.push(report);
+                continue;
+            }
         }
         let mut courier = match Courier::open(run.dir.clone(), transport.clone(), url) {
             Ok(c) => c,

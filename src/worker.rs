@@ -18,17 +18,17 @@
 //! fails puts what it could not write back at the front of the buffer and is
 //! retried (100 ms, doubling to 1 s), so nothing accepted is dropped.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rustc_hash::FxHashMap;
 
 use crate::clock::Calibration;
 use crate::delivery::{Courier, Pumped};
 use crate::error::{Error, Status};
+use crate::lanes::{Lane, LanePoint, Lanes, Room};
 use crate::record::{FinishRecord, MetricBatch, Point, Record};
 use crate::spool::{RunDir, SpoolWriter};
 use crate::transport::Transport;
@@ -38,104 +38,20 @@ pub(crate) const BATCH_POINTS: usize = 16_000;
 /// How often the writer drains the buffer when it does not fill.
 const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A point as the hot path stores it: time still in raw clock ticks.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RawPoint {
-    name: u32,
-    step: i64,
-    value: f64,
-    ticks: u64,
-}
+/// A point as the writer takes it from a lane: time still in raw ticks.
+pub(crate) type RawPoint = LanePoint;
 
-/// What the solver's threads have logged and the writer has not yet taken.
+/// What the solver's threads hand the writer besides points (which go to
+/// their lanes, see `lanes`).
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    pub points: Vec<RawPoint>,
-    /// Interned metric names; a point's `name` indexes this.
-    pub names: Vec<Box<str>>,
-    index: FxHashMap<Box<[u8]>, u32>,
-    /// Next automatic step, per metric.
-    next_step: Vec<i64>,
     pub records: Vec<Record>,
     /// Bumped by each flush request.
     pub flush_requested: u64,
     pub finish: Option<FinishRecord>,
-    /// A logger waited for room at the cap in vain: until the writer makes
-    /// progress, calls at the cap fail at once instead of waiting again.
+    /// A logger waited for room in its lane in vain: until the writer makes
+    /// progress, calls on a full lane fail at once instead of waiting again.
     pub refusing: bool,
-    /// Points the buffer may hold: the cap less what the writer still holds
-    /// because the disk would not take it.
-    pub room: usize,
-}
-
-impl Pending {
-    /// Appends one point. The metric is interned (and its name checked) on
-    /// first use, so a known name costs one hash lookup of its bytes.
-    #[inline]
-    pub fn push(&mut self, metric: &[u8], value: f64, step: i64, ticks: u64) -> Result<(), Error> {
-        let id = self.id_of(metric)?;
-        self.push_id(id, value, step, ticks);
-        Ok(())
-    }
-
-    /// Appends several points at one step and time: all, or none if an
-    /// item is invalid. Validates every item before pushing any, without
-    /// allocating.
-    pub fn push_many<'a>(
-        &mut self,
-        count: usize,
-        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
-        step: i64,
-        ticks: u64,
-    ) -> Result<(), Error> {
-        for i in 0..count {
-            self.id_of(item(i)?.0)?;
-        }
-        for i in 0..count {
-            let (name, value) = item(i)?;
-            let id = self.id_of(name)?;
-            self.push_id(id, value, step, ticks);
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn id_of(&mut self, metric: &[u8]) -> Result<u32, Error> {
-        match self.index.get(metric) {
-            Some(&id) => Ok(id),
-            None => self.intern(metric),
-        }
-    }
-
-    #[inline]
-    fn push_id(&mut self, id: u32, value: f64, step: i64, ticks: u64) {
-        let slot = &mut self.next_step[id as usize];
-        let step = if step < 0 { *slot } else { step };
-        *slot = step.saturating_add(1);
-        self.points.push(RawPoint {
-            name: id,
-            value,
-            step,
-            ticks,
-        });
-    }
-
-    #[cold]
-    fn intern(&mut self, metric: &[u8]) -> Result<u32, Error> {
-        let metric = std::str::from_utf8(metric).map_err(|e| {
-            Error::new(
-                Status::InvalidUtf8,
-                format!("metric name is not valid UTF-8: {e}"),
-            )
-        })?;
-        crate::record::check_metric_name(metric)?;
-        let id = u32::try_from(self.names.len())
-            .map_err(|_| Error::new(Status::InvalidArgument, "too many metrics"))?;
-        self.names.push(metric.into());
-        self.index.insert(metric.as_bytes().into(), id);
-        self.next_step.push(0);
-        Ok(id)
-    }
 }
 
 /// What the threads report back.
@@ -171,17 +87,20 @@ pub(crate) struct Progress {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub pending: Mutex<Pending>,
+    /// The logging threads' buffers.
+    pub lanes: Lanes,
+    /// Lives as long as the run: a thread lets its lane go once it is gone.
+    _alive: Arc<()>,
+    keep: Weak<()>,
     /// Wakes the writer (paired with `pending`).
     pub wake_writer: Condvar,
-    /// The writer has taken the points (paired with `pending`).
+    /// The writer has taken points (paired with `pending`).
     pub drained: Condvar,
     pub progress: Mutex<Progress>,
     pub progress_cv: Condvar,
     pub abort: AtomicBool,
     pub stop_sender: AtomicBool,
-    /// Buffered points at which `log` waits for the writer.
-    pub cap_points: usize,
-    /// How long `log` may wait for room once the cap is reached.
+    /// How long `log` may wait for room once its lane is full.
     pub log_wait: Duration,
     /// Whether a sender ships the spool (online runs).
     pub online: bool,
@@ -190,75 +109,33 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(cap_bytes: usize, log_wait: Duration, online: bool, dir: RunDir) -> Self {
-        // Two buffers exist at once (the one filling, the one being written);
-        // together they may use half the cap, leaving the rest for encoding
-        // and the rest of the library.
-        let cap_points = (cap_bytes / (4 * std::mem::size_of::<RawPoint>())).max(BATCH_POINTS);
-        Shared {
-            pending: Mutex::new(Pending {
-                points: Vec::with_capacity(BATCH_POINTS),
-                room: cap_points,
-                ..Pending::default()
-            }),
+    pub fn new(
+        cap_bytes: usize,
+        log_wait: Duration,
+        online: bool,
+        dir: RunDir,
+    ) -> Result<Self, Error> {
+        let lanes = Lanes::new(&dir, crate::lanes::lane_capacity(cap_bytes))?;
+        let alive = Arc::new(());
+        let keep = Arc::downgrade(&alive);
+        Ok(Shared {
+            pending: Mutex::new(Pending::default()),
+            lanes,
+            _alive: alive,
+            keep,
             wake_writer: Condvar::new(),
             drained: Condvar::new(),
             progress: Mutex::new(Progress::default()),
             progress_cv: Condvar::new(),
             abort: AtomicBool::new(false),
             stop_sender: AtomicBool::new(false),
-            cap_points,
             log_wait,
             online,
             dir,
-        }
+        })
     }
 
-    /// Called with `pending` locked before `extra` points are added: wakes
-    /// the writer when a batch is ready, and at the memory cap waits for it
-    /// to make room, at most `log_wait`. If there is still no room the call
-    /// fails (the points are not taken) and, until the writer makes progress
-    /// again, later calls fail at once instead of waiting again.
-    #[inline]
-    pub fn room_for(
-        &self,
-        pending: &mut parking_lot::MutexGuard<'_, Pending>,
-        extra: usize,
-    ) -> Result<(), Error> {
-        let n = pending.points.len();
-        if n == BATCH_POINTS {
-            self.wake_writer.notify_one();
-        }
-        if n + extra <= pending.room {
-            return Ok(());
-        }
-        self.wait_for_room(pending, extra)
-    }
-
-    #[cold]
-    fn wait_for_room(
-        &self,
-        pending: &mut parking_lot::MutexGuard<'_, Pending>,
-        extra: usize,
-    ) -> Result<(), Error> {
-        self.wake_writer.notify_one();
-        let deadline = Instant::now() + self.log_wait;
-        while pending.points.len() + extra > pending.room {
-            let writer_done = self.progress.lock().writer_done;
-            if pending.refusing || writer_done {
-                return Err(self.no_room(pending.points.len(), writer_done));
-            }
-            if self.drained.wait_until(pending, deadline).timed_out()
-                && pending.points.len() + extra > pending.room
-            {
-                pending.refusing = true;
-                return Err(self.no_room(pending.points.len(), false));
-            }
-        }
-        Ok(())
-    }
-
-    fn no_room(&self, buffered: usize, writer_done: bool) -> Error {
+    fn no_room(&self, buffered: u64, writer_done: bool) -> Error {
         let why = if writer_done {
             "the run has finished".to_owned()
         } else {
@@ -270,9 +147,9 @@ impl Shared {
         Error::new(
             Status::Io,
             format!(
-                "value not recorded: the memory cap ({} points, SIMTRACK_MEMORY_CAP_MB) is reached with {buffered} new ones waiting and {why}; \
+                "value not recorded: this thread's buffer ({} points, an eighth of SIMTRACK_MEMORY_CAP_MB) is full with {buffered} points waiting and {why}; \
                  what was recorded before is kept and written to {} when the disk has room",
-                self.cap_points,
+                self.lanes.capacity(),
                 self.dir.root.display()
             ),
         )
@@ -375,6 +252,40 @@ impl Shared {
     }
 }
 
+impl Room for Shared {
+    /// A lane is full: wakes the writer and waits for it to make room, at
+    /// most `log_wait`. If there is still no room the call fails (the points
+    /// are not taken) and, until the writer makes progress again, later calls
+    /// on a full lane fail at once instead of waiting again.
+    #[cold]
+    fn wait(&self, lane: &Lane, need: u64) -> Result<(), Error> {
+        let fits = || lane.backlog() + need <= self.lanes.capacity();
+        let mut p = self.pending.lock();
+        self.wake_writer.notify_one();
+        let deadline = Instant::now() + self.log_wait;
+        while !fits() {
+            let writer_done = self.progress.lock().writer_done;
+            if p.refusing || writer_done {
+                return Err(self.no_room(lane.backlog(), writer_done));
+            }
+            if self.drained.wait_until(&mut p, deadline).timed_out() && !fits() {
+                p.refusing = true;
+                return Err(self.no_room(lane.backlog(), false));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// For the writer's own points (resources): it cannot wait for itself.
+struct NoWait;
+
+impl Room for NoWait {
+    fn wait(&self, _: &Lane, _: u64) -> Result<(), Error> {
+        Err(Error::new(Status::Io, "the writer's buffer is full"))
+    }
+}
+
 /// Settings of the threads.
 #[derive(Debug, Clone)]
 pub(crate) struct Timing {
@@ -419,7 +330,7 @@ impl Worker {
             timing.log_wait,
             sender.is_some(),
             dir,
-        ));
+        )?);
         let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
         let writer =
             spawn_writer(shared.clone(), spool, clock, timing.clone()).map_err(spawn_err)?;
@@ -449,12 +360,11 @@ impl Worker {
         Ok(worker)
     }
 
-    /// Logs one point (see [`Shared::room_for`] for the cap).
+    /// Logs one point to this thread's lane (see [`Room`] for a full one).
     #[inline]
     pub fn push(&self, metric: &[u8], value: f64, step: i64, ticks: u64) -> Result<(), Error> {
-        let mut p = self.shared.pending.lock();
-        self.shared.room_for(&mut p, 1)?;
-        p.push(metric, value, step, ticks)
+        let s = &*self.shared;
+        s.lanes.push(&s.keep, s, metric, value, step, ticks)
     }
 
     /// Logs `count` points at one step and time: all, or none.
@@ -465,9 +375,8 @@ impl Worker {
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
-        let mut p = self.shared.pending.lock();
-        self.shared.room_for(&mut p, count)?;
-        p.push_many(count, item, step, ticks)
+        let s = &*self.shared;
+        s.lanes.push_many(&s.keep, s, count, item, step, ticks)
     }
 
     /// Queues a record for the spool.
@@ -566,8 +475,9 @@ fn spawn_writer(
                 names: Vec::new(),
                 local: Vec::new(),
                 used: Vec::new(),
-                points: Vec::new(),
-                spare: Vec::with_capacity(BATCH_POINTS),
+                lanes: Vec::new(),
+                buf: Vec::with_capacity(BATCH_POINTS),
+                busy: false,
                 records: Vec::new(),
                 finish: None,
                 resources: timing.resources_interval.map(Resources::new),
@@ -579,6 +489,9 @@ fn spawn_writer(
                 p.written = written;
                 p.written_bytes = bytes;
             });
+            writer.clock.update();
+            let (t, spt) = writer.clock.parts();
+            shared.lanes.set_clock(t, spt);
             loop {
                 let done = writer.round(&shared, &mut spool);
                 if done {
@@ -592,15 +505,17 @@ fn spawn_writer(
 }
 
 struct Writer {
-    /// Copy of `Pending::names`.
+    /// Copy of the run's metric names, by id.
     names: Vec<String>,
     /// Global name id -> index in the batch being built (u32::MAX: unused).
     local: Vec<u32>,
     used: Vec<u32>,
-    /// Points taken from `Pending` and not yet in the spool (empty between
-    /// rounds unless a write failed).
-    points: Vec<RawPoint>,
-    spare: Vec<RawPoint>,
+    /// The lanes, as of this round.
+    lanes: Vec<Arc<Lane>>,
+    /// Points read from a lane for one frame.
+    buf: Vec<RawPoint>,
+    /// The last round had a full batch: look again soon.
+    busy: bool,
     /// Records taken and not yet in the spool.
     records: Vec<Record>,
     finish: Option<FinishRecord>,
@@ -614,7 +529,7 @@ struct Writer {
 impl Writer {
     /// Takes what is pending, writes it, reports progress. True when the
     /// run's last record has been written. What cannot be written (a full
-    /// disk) stays with the writer, counted against the memory cap, and is
+    /// disk) stays in the lanes (or, for records, with the writer) and is
     /// tried again after a pause; later data queues behind it.
     fn round(&mut self, shared: &Shared, spool: &mut SpoolWriter) -> bool {
         let flush = {
@@ -627,25 +542,13 @@ impl Writer {
                 while Instant::now() < at && (p.flush_requested, p.finish.is_some()) == asked {
                     shared.wake_writer.wait_until(&mut p, at);
                 }
-            } else if p.points.len() < BATCH_POINTS
-                && p.records.is_empty()
-                && p.flush_requested == flushed
-                && p.finish.is_none()
-            {
-                shared.wake_writer.wait_for(&mut p, WRITE_INTERVAL);
-            }
-            if let Some(r) = &mut self.resources {
-                r.sample_into(&mut p);
-            }
-            if self.points.is_empty() {
-                std::mem::swap(&mut self.points, &mut p.points);
-                std::mem::swap(&mut p.points, &mut self.spare);
-            } else {
-                self.points.append(&mut p.points);
-            }
-            if self.names.len() < p.names.len() {
-                let new = p.names[self.names.len()..].iter().map(|n| n.to_string());
-                self.names.extend(new);
+            } else if p.records.is_empty() && p.flush_requested == flushed && p.finish.is_none() {
+                let pause = if self.busy {
+                    Duration::from_millis(1)
+                } else {
+                    WRITE_INTERVAL
+                };
+                shared.wake_writer.wait_for(&mut p, pause);
             }
             if self.records.is_empty() {
                 self.records = std::mem::take(&mut p.records);
@@ -655,24 +558,49 @@ impl Writer {
             if self.finish.is_none() {
                 self.finish = p.finish.take();
             }
-            p.room = shared.cap_points.saturating_sub(self.points.len());
             p.flush_requested
         };
-        shared.drained.notify_all();
+        if let Some(r) = &mut self.resources {
+            r.sample_into(shared);
+        }
         self.clock.update();
+        let (t, spt) = self.clock.parts();
+        shared.lanes.set_clock(t, spt);
 
         let mut result = Ok(());
-        let mut points_done = 0;
-        let points = std::mem::take(&mut self.points);
-        for chunk in points.chunks(BATCH_POINTS) {
-            let batch = Record::Metrics(self.batch(chunk));
-            result = spool.append(&batch).map(drop);
-            if result.is_err() {
-                break;
+        let mut drained = 0usize;
+        shared.lanes.snapshot(&mut self.lanes);
+        let lanes = std::mem::take(&mut self.lanes);
+        'lanes: for lane in &lanes {
+            // What was published when the round began: a logger faster than
+            // the disk does not keep the writer on one lane forever.
+            let upto = lane.published();
+            loop {
+                self.buf.clear();
+                let end = lane.read_published(BATCH_POINTS, upto, &mut self.buf);
+                if self.buf.is_empty() {
+                    break;
+                }
+                if self.names.len() < shared.lanes.name_count() {
+                    shared.lanes.names_from(self.names.len(), &mut self.names);
+                }
+                let points = std::mem::take(&mut self.buf);
+                let batch = Record::Metrics(self.batch(&points));
+                self.buf = points;
+                lane.claim(end, spool.len());
+                result = spool.append(&batch).map(drop);
+                lane.settle(result.is_ok());
+                if result.is_err() {
+                    break 'lanes;
+                }
+                drained += self.buf.len();
+                // Let loggers waiting for room go on while the rest is written.
+                drop(shared.pending.lock());
+                shared.drained.notify_all();
             }
-            points_done += chunk.len();
         }
-        self.points = points;
+        self.lanes = lanes;
+        self.busy = drained >= BATCH_POINTS;
         let mut records_done = 0;
         if result.is_ok() {
             for r in &self.records {
@@ -699,12 +627,12 @@ impl Writer {
             result = spool.sync();
         }
         if result.is_ok() {
-            self.points.clear();
-            std::mem::swap(&mut self.points, &mut self.spare);
-            self.spare.clear();
             self.retry = None;
+            if last {
+                // Every lane is in the spool: their files are not needed.
+                shared.lanes.remove_files();
+            }
         } else {
-            self.points.drain(..points_done);
             let pause = self
                 .retry
                 .map_or(WRITE_INTERVAL, |(d, _)| (d * 2).min(Duration::from_secs(1)));
@@ -712,7 +640,6 @@ impl Writer {
         }
         {
             let mut p = shared.pending.lock();
-            p.room = shared.cap_points.saturating_sub(self.points.len());
             if result.is_ok() {
                 p.refusing = false;
             }
@@ -778,7 +705,12 @@ impl Resources {
         }
     }
 
-    fn sample_into(&mut self, pending: &mut Pending) {
+    fn sample_into(&mut self, shared: &Shared) {
+        let push = |name: &[u8], value: f64, time: u64| {
+            let _ = shared
+                .lanes
+                .push(&shared.keep, &NoWait, name, value, -1, time);
+        };
         let now = Instant::now();
         if now < self.next {
             return;
@@ -789,10 +721,9 @@ impl Resources {
             if let Some((t0, c0)) = self.last {
                 let wall = now.duration_since(t0).as_secs_f64();
                 if wall > 0.0 {
-                    let _ = pending.push(
+                    push(
                         b"resources/cpu.usage.percentage",
                         100.0 * (cpu - c0) / wall,
-                        -1,
                         time,
                     );
                 }
@@ -800,7 +731,7 @@ impl Resources {
             self.last = Some((now, cpu));
         }
         if let Some(mb) = process_rss_mb() {
-            let _ = pending.push(b"resources/cpu.usage.memory", mb, -1, time);
+            push(b"resources/cpu.usage.memory", mb, time);
         }
     }
 }

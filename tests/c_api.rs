@@ -583,3 +583,94 @@ fn children_forked_from_a_no_op_handle_do_not_wait_for_the_parents_calls() {
         "a no-op handle recorded a run"
     );
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn eight_threads_logging_while_the_disk_is_full_lose_no_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("spool");
+    let Some(_fs) = Tmpfs::mount(&mnt, "64m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let exe = compile_c(
+        &[&repo().join("tests/c/full_disk_threads.c")],
+        &tmp.path().join("full_disk_threads"),
+        Linkage::Shared,
+    );
+    // Leave room for the threads' buffers (8 x 1 MiB, preallocated) and a
+    // few MiB of spool: the writer soon cannot write, the buffers fill and
+    // the threads' calls fail until the filler goes.
+    let filler = mnt.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5Au8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(13 << 20)).unwrap();
+    }
+    let child = offline_cmd(&exe, &mnt)
+        .env("SIMTRACK_MEMORY_CAP_MB", "8")
+        .env("SIMTRACK_LOG_WAIT", "0.2")
+        .env("SIMTRACK_FINISH_TIMEOUT", "60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::fs::remove_file(&filler).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = check_output(&out, "full_disk_threads");
+    let mut words = stdout.split_whitespace();
+    let id = words.next().expect("run id").to_owned();
+    let failures: u64 = words.next().unwrap().parse().unwrap();
+    assert!(
+        failures > 0,
+        "the disk never held the writer back: the test proves nothing"
+    );
+    let entries = read_run(&mnt, &id);
+    for k in 0..8 {
+        let pts = points_of(&entries, &format!("w{k}"));
+        assert_eq!(pts.len(), 200_000, "thread {k}");
+        assert!(
+            pts.iter()
+                .enumerate()
+                .all(|(i, (s, v))| *s == i as i64 && *v == i as f64),
+            "thread {k}: every step once, in order"
+        );
+    }
+    assert!(matches!(
+        entries.last().map(|e| &e.record),
+        Some(Record::Finish(_))
+    ));
+}

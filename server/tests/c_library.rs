@@ -3,7 +3,9 @@
 //! test; everything is read back through the API. Covers online runs, an
 //! offline run uploaded by `simtrack sync` (twice: nothing is sent twice), a
 //! server killed with SIGKILL mid-run (every point arrives exactly once),
-//! lost-run detection, the abort round trip and alerts firing and clearing.
+//! lost-run detection, the abort round trip and alerts firing and clearing,
+//! and solvers killed (SIGKILL) or segfaulting while they log: every point
+//! whose `simtrack_log` returned reaches the server after `simtrack sync`.
 
 mod common;
 
@@ -376,6 +378,127 @@ fn server_killed_mid_run_receives_every_point_exactly_once() {
             "event point {k}"
         );
     }
+}
+
+/// Runs `simtrack sync` on the rig's spool; returns its report.
+fn sync_spool(rig: &Rig) -> String {
+    let out = Command::new(common::bin())
+        .args(["sync", "--cache"])
+        .arg(rig.path("spool"))
+        .current_dir(rig.path("work"))
+        .env("HOME", rig.path("work"))
+        .env("SIMTRACK_URL", &rig.server.url)
+        .env("SIMTRACK_TOKEN", &rig.token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("simtrack sync");
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "sync failed: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+/// The last step per thread that `server/tests/c/dying.c` was told was logged.
+fn proof_of(path: &Path) -> Vec<i64> {
+    let b = std::fs::read(path).expect("proof file");
+    (0..3)
+        .map(|k| i64::from_le_bytes(b[k * 8..k * 8 + 8].try_into().expect("8 bytes")))
+        .collect()
+}
+
+#[test]
+fn solvers_killed_or_segfaulting_while_they_log_lose_no_returned_point() {
+    let rig = Rig::new(&[]);
+    let exe = rig.path("dying");
+    compile(&repo().join("server/tests/c/dying.c"), &exe);
+    // Kill moments spread over the first half second of logging, different
+    // on every run of the test (printed, to repeat a failure by hand).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let mut cases: Vec<(String, Vec<i64>)> = Vec::new();
+    for i in 0..5u64 {
+        let delay = 20 + (seed.rotate_left(13 * i as u32) ^ (i * 0x9E37_79B9)) % 480;
+        eprintln!("iteration {i}: SIGKILL after {delay} ms of logging");
+        let name = format!("killed-{i}");
+        let proof = rig.path(&format!("proof-{i}"));
+        let mut child = rig
+            .program("dying", false)
+            .arg(&name)
+            .arg(&proof)
+            .arg("kill")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("dying");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("run id");
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{name} died of something else: {status:?}"
+        );
+        cases.push((name, proof_of(&proof)));
+    }
+    let proof = rig.path("proof-segv");
+    let status = rig
+        .program("dying", false)
+        .arg("segv")
+        .arg(&proof)
+        .args(["segv", "4000"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("dying segv");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(11),
+        "{status:?}"
+    );
+    let segv_proof = proof_of(&proof);
+    assert_eq!(segv_proof, [3999, 3999, 3999]);
+    cases.push(("segv".to_owned(), segv_proof));
+
+    let report = sync_spool(&rig);
+    assert!(report.contains("recovered"), "{report}");
+    for (name, proof) in &cases {
+        let id = rig.api.run_by_name(name)["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        for (k, last) in proof.iter().enumerate() {
+            let pts = steps_of(&rig.api, &id, &format!("t{k}"));
+            // Every point whose call returned, once, in order, and nothing
+            // else: at most the one call that returned just before the
+            // process died and could not record that it had.
+            let n = pts.len() as i64;
+            assert!(
+                n == last + 1 || n == last + 2,
+                "{name} t{k}: {n} points on the server, the solver saw {} calls return",
+                last + 1
+            );
+            for (i, (s, v)) in pts.iter().enumerate() {
+                assert_eq!(
+                    (*s, *v),
+                    (i as i64, 0.5 * i as f64),
+                    "{name} t{k} point {i}"
+                );
+            }
+        }
+    }
+    // A second sync sends nothing again.
+    let again = sync_spool(&rig);
+    assert!(!again.contains("uploaded ("), "{again}");
 }
 
 #[test]

@@ -1,0 +1,1211 @@
+//! The hot path's buffer: one *lane* per logging thread, each a ring of
+//! fixed-size slots in a memory-mapped file of the run's spool.
+//!
+//! * A thread appends to its own lane only: no lock, no atomic
+//!   read-modify-write, no allocation and no system call once it has its lane
+//!   and knows the metric. The first call of a thread on a run takes a lane
+//!   (a file `lanes/<n>` preallocated with `posix_fallocate`, so a full disk
+//!   is an error at that moment and never a `SIGBUS` later); the first use of
+//!   a metric name interns it (and appends it to `lanes/names`).
+//! * The pages are the file's: when the process dies (`SIGKILL`, the OOM
+//!   killer, a segfault) the kernel keeps every store that was made. A point
+//!   whose `log` call returned is in the file, and [`recover`] (run by
+//!   `simtrack sync`) moves it into `records.log`.
+//! * Each slot ends with a *seal*: the metric id and a 32-bit hash of the
+//!   slot's position and contents, stored last. A slot whose seal does not
+//!   match (half written when the process died, or left from an earlier lap
+//!   of the ring) ends the lane's data: it is never delivered.
+//! * The writer thread drains lanes into `records.log` frames, one lane per
+//!   frame. Before it writes a frame it records a *claim* in the lane's
+//!   header (where the frame starts and which slot it covers up to), and
+//!   after the write it moves the lane's tail and clears the claim. A process
+//!   that dies between the two leaves a claim that recovery settles by
+//!   looking at `records.log`: the frame is there (tail moves) or it is not
+//!   (the torn frame is cut off and the slots are drained again). So every
+//!   point reaches `records.log` exactly once.
+//!
+//! Layout of a lane file: a 4 KiB header (see [`Header`]) and `capacity`
+//! slots of 32 bytes (`value f64 | step i64 | ticks u64 | seal u64`, little
+//! endian; `seal = metric id | check << 32`). Points carry raw clock ticks;
+//! the header keeps the run's clock calibration so recovery can turn them
+//! into seconds.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Status};
+use crate::spool::RunDir;
+
+/// Bytes of a slot.
+pub(crate) const SLOT: usize = 32;
+/// Bytes of a lane's header (one page, so slots start page-aligned).
+const HEADER: usize = 4096;
+const LANE_MAGIC: u64 = u64::from_le_bytes(*b"STLANE01");
+
+/// The header at the start of a lane file. Logger- and writer-written words
+/// live on different cache lines.
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    /// Slots in the ring (a power of two).
+    capacity: AtomicU64,
+    /// The run's clock calibration (kept up to date by the writer).
+    start_ticks: AtomicU64,
+    seconds_per_tick: AtomicU64,
+    _pad0: [u64; 4],
+    /// Slots `0..tail` are in `records.log`.
+    tail: AtomicU64,
+    /// While `claim_active` is 1: a frame holding slots `tail..claim_end` is
+    /// being appended at `claim_offset` of `records.log`.
+    claim_end: AtomicU64,
+    claim_offset: AtomicU64,
+    claim_active: AtomicU64,
+    _pad1: [u64; 4],
+    /// Slots `0..head` are written (the owner's count, published for the
+    /// writer; recovery trusts seals instead).
+    head: AtomicU64,
+}
+
+/// A metric as a lane knows it: its run-wide id and its step counter.
+#[derive(Debug, Clone, Copy)]
+struct Metric {
+    id: u32,
+    next_step: *const AtomicI64,
+}
+
+/// One entry of a lane's direct-mapped cache of name pointers.
+#[derive(Debug, Clone, Copy)]
+struct CacheEntry {
+    ptr: *const u8,
+    len: usize,
+    name: *const u8,
+    metric: Metric,
+}
+
+const CACHE: usize = 64;
+
+/// What only the lane's owner touches.
+#[derive(Debug)]
+struct Local {
+    head: u64,
+    /// The tail last read from the header (refreshed when the ring looks full).
+    tail_seen: u64,
+    /// Inside a push (a signal handler calling in would find it set).
+    busy: bool,
+    cache: [Option<CacheEntry>; CACHE],
+    index: FxHashMap<Box<[u8]>, Metric>,
+}
+
+/// A memory mapping of a lane.
+#[derive(Debug)]
+struct Map {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from a successful mmap and are unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// One lane: a ring of slots in a mapped file (or, where no file could be
+/// made, anonymous memory that is not durable).
+#[derive(Debug)]
+pub(crate) struct Lane {
+    map: Map,
+    capacity: u64,
+    /// The lane's file; `None` for an anonymous lane (kept for debugging).
+    #[allow(dead_code)]
+    path: Option<PathBuf>,
+    owned: AtomicBool,
+    local: UnsafeCell<Local>,
+}
+
+// SAFETY: the mapping is shared memory accessed through atomics (header) or
+// under the head/tail protocol (slots); `local` is only touched by the
+// thread that owns the lane (`owned`, taken with Acquire, given back with
+// Release).
+unsafe impl Send for Lane {}
+// SAFETY: as above.
+unsafe impl Sync for Lane {}
+
+fn seal(pos: u64, id: u32, value: u64, step: i64, ticks: u64) -> u64 {
+    let mut h = pos ^ 0x9E37_79B9_7F4A_7C15;
+    h = (h ^ value).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h = (h ^ step as u64 ^ (u64::from(id) << 17)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= ticks;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    u64::from(id) | ((h >> 32) << 32)
+}
+
+/// A point read back from a lane.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LanePoint {
+    pub name: u32,
+    pub value: f64,
+    pub step: i64,
+    pub ticks: u64,
+}
+
+impl Lane {
+    /// Maps a new lane file of `capacity` slots at `path`, preallocated.
+    fn create_file(path: &Path, capacity: u64) -> std::io::Result<Lane> {
+        use std::os::fd::AsRawFd;
+        let len = HEADER + capacity as usize * SLOT;
+        let file = crate::spool::private_file()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        // SAFETY: a valid fd; posix_fallocate returns an errno value.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+        if rc != 0 {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        let lane = Self::map_file(&file, len, capacity, Some(path.to_path_buf()));
+        if lane.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        let lane = lane?;
+        lane.header().capacity.store(capacity, Ordering::Relaxed);
+        lane.header().magic.store(LANE_MAGIC, Ordering::Release);
+        Ok(lane)
+    }
+
+    fn map_file(
+        file: &File,
+        len: usize,
+        capacity: u64,
+        path: Option<PathBuf>,
+    ) -> std::io::Result<Lane> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: mapping a file we opened read-write, of at least len bytes.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                // Populated now: the hot path never takes a page fault.
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self::from_map(ptr.cast(), len, capacity, path))
+    }
+
+    /// An anonymous lane (memory only): when no lane file can be made.
+    fn anonymous(capacity: u64) -> std::io::Result<Lane> {
+        let len = HEADER + capacity as usize * SLOT;
+        // SAFETY: an anonymous private mapping.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let lane = Self::from_map(ptr.cast(), len, capacity, None);
+        lane.header().capacity.store(capacity, Ordering::Relaxed);
+        lane.header().magic.store(LANE_MAGIC, Ordering::Release);
+        Ok(lane)
+    }
+
+    fn from_map(ptr: *mut u8, len: usize, capacity: u64, path: Option<PathBuf>) -> Lane {
+        // A child of fork() does not get the mapping: its handles record
+        // nothing, and nothing of it may write into the parent's buffers.
+        // SAFETY: advice on a mapping we own; failure is harmless.
+        unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTFORK) };
+        let head = {
+            // SAFETY: the mapping starts with a Header (all-zero is valid).
+            let h = unsafe { &*ptr.cast::<Header>() };
+            h.head.load(Ordering::Relaxed)
+        };
+        Lane {
+            map: Map { ptr, len },
+            capacity,
+            path,
+            owned: AtomicBool::new(false),
+            local: UnsafeCell::new(Local {
+                head,
+                tail_seen: 0,
+                busy: false,
+                cache: [None; CACHE],
+                index: FxHashMap::default(),
+            }),
+        }
+    }
+
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping starts with a Header and outlives self.
+        unsafe { &*self.map.ptr.cast::<Header>() }
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> *mut u64 {
+        let i = (pos & (self.capacity - 1)) as usize;
+        // SAFETY: i < capacity, so the slot lies inside the mapping.
+        unsafe { self.map.ptr.add(HEADER + i * SLOT).cast::<u64>() }
+    }
+
+    /// Slots written and not yet drained (for the writer).
+    pub fn backlog(&self) -> u64 {
+        let h = self.header();
+        h.head
+            .load(Ordering::Acquire)
+            .saturating_sub(h.tail.load(Ordering::Acquire))
+    }
+
+    pub fn set_clock(&self, start_ticks: u64, seconds_per_tick: f64) {
+        let h = self.header();
+        h.start_ticks.store(start_ticks, Ordering::Relaxed);
+        h.seconds_per_tick
+            .store(seconds_per_tick.to_bits(), Ordering::Relaxed);
+    }
+
+    fn clock(&self) -> (u64, f64) {
+        let h = self.header();
+        (
+            h.start_ticks.load(Ordering::Relaxed),
+            f64::from_bits(h.seconds_per_tick.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Slots published so far.
+    pub fn published(&self) -> u64 {
+        self.header().head.load(Ordering::Acquire)
+    }
+
+    /// Reads the points from the tail to `upto` (at most `max`) into `out`;
+    /// for the writer, `upto` a head it read. Returns the end position.
+    pub fn read_published(&self, max: usize, upto: u64, out: &mut Vec<LanePoint>) -> u64 {
+        let tail = self.header().tail.load(Ordering::Acquire);
+        let end = upto.max(tail).min(tail + max as u64);
+        for pos in tail..end {
+            out.push(self.read(pos));
+        }
+        end
+    }
+
+    /// Reads the sealed points from the tail on (at most `max`): recovery,
+    /// where the head of a dead process is not trusted.
+    fn read_sealed(&self, max: usize, out: &mut Vec<LanePoint>) -> u64 {
+        let tail = self.header().tail.load(Ordering::Acquire);
+        let mut pos = tail;
+        while pos < tail + self.capacity && out.len() < max {
+            let s = self.slot(pos);
+            // SAFETY: the slot is inside the mapping; recovery owns the file.
+            let (value, step, ticks, sealed) = unsafe {
+                (
+                    s.read_volatile(),
+                    s.add(1).read_volatile() as i64,
+                    s.add(2).read_volatile(),
+                    s.add(3).read_volatile(),
+                )
+            };
+            let id = sealed as u32;
+            if seal(pos, id, value, step, ticks) != sealed {
+                break;
+            }
+            out.push(LanePoint {
+                name: id,
+                value: f64::from_bits(value),
+                step,
+                ticks,
+            });
+            pos += 1;
+        }
+        pos
+    }
+
+    fn read(&self, pos: u64) -> LanePoint {
+        let s = self.slot(pos);
+        // SAFETY: pos < head (published with Release after the slot was
+        // written), so the slot is complete and the owner does not write it
+        // again before the tail passes it.
+        unsafe {
+            LanePoint {
+                value: f64::from_bits(s.read()),
+                step: s.add(1).read() as i64,
+                ticks: s.add(2).read(),
+                name: s.add(3).read() as u32,
+            }
+        }
+    }
+
+    /// Announces that a frame holding slots up to `end` is about to be
+    /// appended at `offset` of `records.log`.
+    pub fn claim(&self, end: u64, offset: u64) {
+        let h = self.header();
+        h.claim_end.store(end, Ordering::Relaxed);
+        h.claim_offset.store(offset, Ordering::Relaxed);
+        h.claim_active.store(1, Ordering::Release);
+    }
+
+    /// The frame of the claim is in `records.log` (`written`) or is not.
+    pub fn settle(&self, written: bool) {
+        let h = self.header();
+        if written {
+            h.tail
+                .store(h.claim_end.load(Ordering::Relaxed), Ordering::Release);
+        }
+        h.claim_active.store(0, Ordering::Release);
+    }
+}
+
+/// Run-wide metric names: id -> name, and each metric's step counter.
+#[derive(Debug, Default)]
+struct Names {
+    index: FxHashMap<Box<[u8]>, u32>,
+    list: Vec<Box<str>>,
+    /// One cache line each, so threads logging different metrics share none.
+    /// Boxed: lanes keep pointers to them while the list grows.
+    #[allow(clippy::vec_box)]
+    steps: Vec<Box<PaddedStep>>,
+    /// `lanes/names`: `u32 len | u32 crc | bytes` per name, in id order.
+    file: Option<File>,
+}
+
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct PaddedStep(AtomicI64);
+
+/// The lanes of one run.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    serial: u64,
+    dir: PathBuf,
+    capacity: u64,
+    all: Mutex<Vec<Arc<Lane>>>,
+    names: Mutex<Names>,
+    clock: Mutex<(u64, f64)>,
+    /// A lane file could not be made: later lanes are anonymous.
+    file_error: Mutex<Option<String>>,
+}
+
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The lane this thread used last, with its run's serial.
+    static CURRENT: Cell<(u64, *const Lane)> = const { Cell::new((0, std::ptr::null())) };
+    /// Every lane this thread holds; given back when the thread ends.
+    static HELD: RefCell<Held> = const { RefCell::new(Held(Vec::new())) };
+}
+
+struct Held(Vec<(u64, Weak<()>, Arc<Lane>)>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for (_, _, lane) in self.0.drain(..) {
+            lane.owned.store(false, Ordering::Release);
+        }
+        let _ = CURRENT.try_with(|c| c.set((0, std::ptr::null())));
+    }
+}
+
+/// Slots per lane for a memory cap of `cap_bytes`: an eighth of it, a power
+/// of two, at least 4096.
+pub(crate) fn lane_capacity(cap_bytes: usize) -> u64 {
+    let slots = (cap_bytes / 8 / SLOT).max(4096) as u64;
+    1u64 << (63 - slots.leading_zeros())
+}
+
+/// What a push needs from the caller besides the point.
+pub(crate) trait Room {
+    /// Called when the lane has no room for `need` more slots: waits for the
+    /// writer (or fails).
+    fn wait(&self, lane: &Lane, need: u64) -> Result<(), Error>;
+}
+
+impl Lanes {
+    /// The lanes of the run in `dir` (`<run>/lanes/`, created 0700).
+    pub fn new(dir: &RunDir, capacity: u64) -> Result<Lanes, Error> {
+        let lanes = dir.root.join("lanes");
+        crate::spool::create_private_dir_all(&lanes)
+            .map_err(|e| Error::io(format!("cannot create {}", lanes.display()), e))?;
+        let file = crate::spool::private_file()
+            .create(true)
+            .append(true)
+            .open(lanes.join("names"))
+            .map_err(|e| Error::io(format!("cannot create {}/names", lanes.display()), e))?;
+        Ok(Lanes {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            dir: lanes,
+            capacity,
+            all: Mutex::new(Vec::new()),
+            names: Mutex::new(Names {
+                file: Some(file),
+                ..Names::default()
+            }),
+            clock: Mutex::new((0, 0.0)),
+            file_error: Mutex::new(None),
+        })
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Every lane (for the writer).
+    pub fn snapshot(&self, out: &mut Vec<Arc<Lane>>) {
+        out.clear();
+        out.extend(self.all.lock().iter().cloned());
+    }
+
+    /// How many names the run has.
+    pub fn name_count(&self) -> usize {
+        self.names.lock().list.len()
+    }
+
+    /// Names `from..` (for the writer's copy).
+    pub fn names_from(&self, from: usize, out: &mut Vec<String>) {
+        let n = self.names.lock();
+        out.extend(
+            n.list[from.min(n.list.len())..]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+
+    /// Records the clock calibration in every lane (for recovery).
+    pub fn set_clock(&self, start_ticks: u64, seconds_per_tick: f64) {
+        *self.clock.lock() = (start_ticks, seconds_per_tick);
+        for lane in self.all.lock().iter() {
+            lane.set_clock(start_ticks, seconds_per_tick);
+        }
+    }
+
+    /// Removes the lane files (every lane drained: the run is finished).
+    pub fn remove_files(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// This thread's lane for this run.
+    #[inline]
+    fn lane(&self, keep: &Weak<()>) -> Result<&Lane, Error> {
+        let (serial, lane) = CURRENT.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
+        if serial == self.serial && !lane.is_null() {
+            // SAFETY: HELD keeps the lane alive while CURRENT points to it.
+            return Ok(unsafe { &*lane });
+        }
+        self.lane_slow(keep)
+    }
+
+    #[cold]
+    fn lane_slow(&self, keep: &Weak<()>) -> Result<&Lane, Error> {
+        let found = HELD.try_with(|held| {
+            let mut held = held.try_borrow_mut().ok()?;
+            // Lanes of runs that ended are let go.
+            held.0.retain(|(_, alive, lane)| {
+                let live = alive.strong_count() > 0;
+                if !live {
+                    lane.owned.store(false, Ordering::Release);
+                }
+                live
+            });
+            held.0
+                .iter()
+                .find(|(s, _, _)| *s == self.serial)
+                .map(|(_, _, l)| Arc::as_ptr(l))
+        });
+        let lane = match found {
+            Ok(Some(lane)) => lane,
+            Ok(None) => {
+                let lane = self.take_lane()?;
+                let ptr = Arc::as_ptr(&lane);
+                let stored = HELD.try_with(|held| {
+                    held.try_borrow_mut()
+                        .map(|mut h| h.0.push((self.serial, keep.clone(), lane.clone())))
+                        .is_ok()
+                });
+                if stored != Ok(true) {
+                    lane.owned.store(false, Ordering::Release);
+                    return Err(no_thread_state());
+                }
+                ptr
+            }
+            Err(_) => return Err(no_thread_state()),
+        };
+        let _ = CURRENT.try_with(|c| c.set((self.serial, lane)));
+        // SAFETY: HELD (or the run's list) keeps the lane alive.
+        Ok(unsafe { &*lane })
+    }
+
+    /// A lane no thread owns, or a new one.
+    fn take_lane(&self) -> Result<Arc<Lane>, Error> {
+        let mut all = self.all.lock();
+        for lane in all.iter() {
+            if lane
+                .owned
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(lane.clone());
+            }
+        }
+        let path = self.dir.join(all.len().to_string());
+        let lane = if self.file_error.lock().is_none() {
+            match Lane::create_file(&path, self.capacity) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!(
+                        "simtrack: cannot create the lane file {} ({e}); points are buffered in memory only, \
+                         so those not yet written to the spool are lost if the process dies",
+                        path.display()
+                    );
+                    *self.file_error.lock() = Some(format!("{}: {e}", path.display()));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let lane = match lane {
+            Some(l) => l,
+            None => Lane::anonymous(self.capacity)
+                .map_err(|e| Error::io("cannot allocate a logging buffer", e))?,
+        };
+        let (t, s) = *self.clock.lock();
+        lane.set_clock(t, s);
+        lane.owned.store(true, Ordering::Relaxed);
+        let lane = Arc::new(lane);
+        all.push(lane.clone());
+        Ok(lane)
+    }
+
+    /// Looks a name up in the lane's cache; on a miss, in the run's table.
+    #[inline]
+    fn metric(&self, local: &mut Local, name: &[u8]) -> Result<Metric, Error> {
+        let key = ((name.as_ptr() as u64 ^ ((name.len() as u64) << 48))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> 58) as usize;
+        if let Some(e) = &local.cache[key]
+            && e.ptr == name.as_ptr()
+            && e.len == name.len()
+            // SAFETY: e.name points to the interned name (len bytes), kept
+            // alive by the lane's index for the life of the run.
+            && unsafe { same_bytes(e.name, name) }
+        {
+            return Ok(e.metric);
+        }
+        self.metric_slow(local, name, key)
+    }
+
+    #[cold]
+    fn metric_slow(&self, local: &mut Local, name: &[u8], key: usize) -> Result<Metric, Error> {
+        let (metric, interned) = match local.index.get_key_value(name) {
+            Some((k, m)) => (*m, k.as_ptr()),
+            None => {
+                let metric = self.intern(name)?;
+                let k: Box<[u8]> = name.into();
+                let p = k.as_ptr();
+                local.index.insert(k, metric);
+                (metric, p)
+            }
+        };
+        local.cache[key] = Some(CacheEntry {
+            ptr: name.as_ptr(),
+            len: name.len(),
+            name: interned,
+            metric,
+        });
+        Ok(metric)
+    }
+
+    fn intern(&self, name: &[u8]) -> Result<Metric, Error> {
+        let mut n = self.names.lock();
+        if let Some(&id) = n.index.get(name) {
+            return Ok(Metric {
+                id,
+                next_step: &n.steps[id as usize].0,
+            });
+        }
+        let text = std::str::from_utf8(name).map_err(|e| {
+            Error::new(
+                Status::InvalidUtf8,
+                format!("metric name is not valid UTF-8: {e}"),
+            )
+        })?;
+        crate::record::check_metric_name(text)?;
+        let id = u32::try_from(n.list.len())
+            .map_err(|_| Error::new(Status::InvalidArgument, "too many metrics"))?;
+        let mut frame = Vec::with_capacity(8 + name.len());
+        frame.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(name).to_le_bytes());
+        frame.extend_from_slice(name);
+        if let Some(f) = &mut n.file
+            && f.write_all(&frame).is_err()
+        {
+            // Without its name a recovered point could not be delivered:
+            // later names are kept in memory only (the writer still has them).
+            n.file = None;
+        }
+        n.list.push(text.into());
+        n.index.insert(name.into(), id);
+        n.steps.push(Box::default());
+        Ok(Metric {
+            id,
+            next_step: &n.steps[id as usize].0,
+        })
+    }
+
+    /// Appends one point to this thread's lane. `keep` is a token that lives
+    /// as long as the run (the thread lets its lane go when it dies).
+    #[inline]
+    pub fn push(
+        &self,
+        keep: &Weak<()>,
+        room: &impl Room,
+        name: &[u8],
+        value: f64,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let lane = self.lane(keep)?;
+        // SAFETY: this thread owns the lane; `busy` catches a call from a
+        // signal handler interrupting a push on the same thread.
+        let local = unsafe { &mut *lane.local.get() };
+        if local.busy {
+            return Err(reentered());
+        }
+        local.busy = true;
+        let r = self.push_in(lane, local, room, name, value, step, ticks);
+        local.busy = false;
+        r
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn push_in(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        name: &[u8],
+        value: f64,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let m = self.metric(local, name)?;
+        if local.head - local.tail_seen >= lane.capacity {
+            self.make_room(lane, local, room, 1)?;
+        }
+        write_slot(lane, local.head, m.id, value, next_step(m, step), ticks);
+        local.head += 1;
+        lane.header().head.store(local.head, Ordering::Release);
+        Ok(())
+    }
+
+    #[cold]
+    fn make_room(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        need: u64,
+    ) -> Result<(), Error> {
+        if need > lane.capacity {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "{need} values in one call; at most {} fit the buffer (SIMTRACK_MEMORY_CAP_MB)",
+                    lane.capacity
+                ),
+            ));
+        }
+        local.tail_seen = lane.header().tail.load(Ordering::Acquire);
+        if local.head + need - local.tail_seen <= lane.capacity {
+            return Ok(());
+        }
+        room.wait(lane, need)?;
+        local.tail_seen = lane.header().tail.load(Ordering::Acquire);
+        Ok(())
+    }
+
+    /// Appends `count` points at one step and time: all, or none if a name
+    /// is invalid or there is no room.
+    pub fn push_many<'a>(
+        &self,
+        keep: &Weak<()>,
+        room: &impl Room,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let lane = self.lane(keep)?;
+        // SAFETY: as in `push`.
+        let local = unsafe { &mut *lane.local.get() };
+        if local.busy {
+            return Err(reentered());
+        }
+        local.busy = true;
+        let r = if count <= MANY_ON_STACK {
+            self.push_few(lane, local, room, count, item, step, ticks)
+        } else {
+            self.push_lots(lane, local, room, count, item, step, ticks)
+        };
+        local.busy = false;
+        r
+    }
+}
+
+/// Whether the `b.len()` bytes at `a` equal `b`; short names without a
+/// call to `memcmp` (two overlapping word compares).
+///
+/// # Safety
+/// `a` is valid for `b.len()` bytes.
+#[inline(always)]
+unsafe fn same_bytes(a: *const u8, b: &[u8]) -> bool {
+    let n = b.len();
+    let p = b.as_ptr();
+    // SAFETY: every read lies within the n bytes of a and of b.
+    unsafe {
+        if (8..=16).contains(&n) {
+            let w = |x: *const u8, at: usize| x.add(at).cast::<u64>().read_unaligned();
+            w(a, 0) == w(p, 0) && w(a, n - 8) == w(p, n - 8)
+        } else if (4..8).contains(&n) {
+            let w = |x: *const u8, at: usize| x.add(at).cast::<u32>().read_unaligned();
+            w(a, 0) == w(p, 0) && w(a, n - 4) == w(p, n - 4)
+        } else {
+            std::slice::from_raw_parts(a, n) == b
+        }
+    }
+}
+
+const MANY_ON_STACK: usize = 32;
+
+impl Lanes {
+    /// `push_many` of a few points: each item is looked at once, its metric
+    /// kept on the stack until all are known to be valid.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn push_few<'a>(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let mut found = [std::mem::MaybeUninit::<(Metric, f64)>::uninit(); MANY_ON_STACK];
+        for (i, slot) in found.iter_mut().enumerate().take(count) {
+            let (name, value) = item(i)?;
+            slot.write((self.metric(local, name)?, value));
+        }
+        let need = count as u64;
+        if local.head + need - local.tail_seen > lane.capacity {
+            self.make_room(lane, local, room, need)?;
+        }
+        let mut head = local.head;
+        for slot in &found[..count] {
+            // SAFETY: the first `count` entries were written above.
+            let (m, value) = unsafe { slot.assume_init() };
+            write_slot(lane, head, m.id, value, next_step(m, step), ticks);
+            head += 1;
+        }
+        local.head = head;
+        lane.header().head.store(head, Ordering::Release);
+        Ok(())
+    }
+
+    /// `push_many` of many points: validates every item, then pushes.
+    #[allow(clippy::too_many_arguments)]
+    fn push_lots<'a>(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        count: usize,
+        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        for i in 0..count {
+            self.metric(local, item(i)?.0)?;
+        }
+        let need = count as u64;
+        if local.head + need - local.tail_seen > lane.capacity {
+            self.make_room(lane, local, room, need)?;
+        }
+        let mut head = local.head;
+        for i in 0..count {
+            let (name, value) = item(i)?;
+            let m = self.metric(local, name)?;
+            write_slot(lane, head, m.id, value, next_step(m, step), ticks);
+            head += 1;
+        }
+        local.head = head;
+        lane.header().head.store(head, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The step of a point: `step`, or the metric's next one when negative.
+#[inline(always)]
+fn next_step(m: Metric, step: i64) -> i64 {
+    // SAFETY: next_step points into the run's names table, alive for the run.
+    let counter = unsafe { &*m.next_step };
+    if step < 0 {
+        counter.fetch_add(1, Ordering::Relaxed)
+    } else {
+        counter.store(step.saturating_add(1), Ordering::Relaxed);
+        step
+    }
+}
+
+#[inline(always)]
+fn write_slot(lane: &Lane, pos: u64, id: u32, value: f64, step: i64, ticks: u64) {
+    let s = lane.slot(pos);
+    let v = value.to_bits();
+    let sealed = seal(pos, id, v, step, ticks);
+    // SAFETY: the owner writes only slots in head..tail+capacity, which the
+    // writer does not read until head passes them. The seal goes last: a
+    // slot cut short by the death of the process fails its check.
+    unsafe {
+        s.write(v);
+        s.add(1).write(step as u64);
+        s.add(2).write(ticks);
+        std::sync::atomic::compiler_fence(Ordering::Release);
+        (*s.add(3).cast::<AtomicU64>()).store(sealed, Ordering::Relaxed);
+    }
+}
+
+fn reentered() -> Error {
+    Error::new(
+        Status::Internal,
+        "simtrack_log called from a signal handler that interrupted a simtrack_log on the same thread: not recorded",
+    )
+}
+
+fn no_thread_state() -> Error {
+    Error::new(
+        Status::Internal,
+        "this thread is ending: its logging buffer is gone, the value is not recorded",
+    )
+}
+
+/// The points recovered from a dead process's lanes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub points: u64,
+    /// Points whose metric name was not on disk (not delivered).
+    pub nameless: u64,
+}
+
+/// Moves what a process that died left in its lanes into `records.log`
+/// (exactly once; see the module docs), then removes the lane files. The
+/// caller holds the run's lock.
+pub fn recover(dir: &RunDir) -> Result<Recovered, Error> {
+    let lanes_dir = dir.root.join("lanes");
+    if !lanes_dir.is_dir() {
+        return Ok(Recovered::default());
+    }
+    let names = read_names(&lanes_dir.join("names"));
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&lanes_dir)
+        .map_err(|e| Error::io(format!("cannot list {}", lanes_dir.display()), e))?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.parse::<u64>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    files.sort();
+    let mut lanes = Vec::new();
+    for (_, path) in &files {
+        if let Some(lane) = open_lane(path)? {
+            lanes.push(lane);
+        }
+    }
+    // A claim left active: the frame is in the log, or it is cut off.
+    for lane in &lanes {
+        let h = lane.header();
+        if h.claim_active.load(Ordering::Acquire) == 1 {
+            let offset = h.claim_offset.load(Ordering::Relaxed);
+            let written = crate::spool::SpoolReader::open(dir, 0, offset)
+                .and_then(|mut r| r.next_entry())
+                .is_ok_and(|e| e.is_some_and(|e| e.offset == offset));
+            if !written {
+                crate::spool::cut(dir, offset)?;
+            }
+            lane.settle(written);
+        }
+    }
+    let mut spool = crate::spool::SpoolWriter::reopen(dir)?;
+    let mut out = Recovered::default();
+    let mut buf = Vec::new();
+    for lane in &lanes {
+        let (start, spt) = lane.clock();
+        loop {
+            buf.clear();
+            let end = lane.read_sealed(crate::worker::BATCH_POINTS, &mut buf);
+            if buf.is_empty() {
+                break;
+            }
+            let mut batch = crate::record::MetricBatch {
+                names: Vec::new(),
+                points: Vec::with_capacity(buf.len()),
+            };
+            let mut local: FxHashMap<u32, u32> = FxHashMap::default();
+            for p in &buf {
+                let Some(name) = names.get(p.name as usize) else {
+                    out.nameless += 1;
+                    continue;
+                };
+                let i = *local.entry(p.name).or_insert_with(|| {
+                    batch.names.push(name.clone());
+                    (batch.names.len() - 1) as u32
+                });
+                batch.points.push(crate::record::Point {
+                    name: i,
+                    value: p.value,
+                    step: p.step,
+                    time: p.ticks.saturating_sub(start) as f64 * spt,
+                });
+            }
+            let n = batch.points.len() as u64;
+            lane.claim(end, spool.len());
+            let r = if n > 0 {
+                spool
+                    .append(&crate::record::Record::Metrics(batch))
+                    .map(drop)
+            } else {
+                Ok(())
+            };
+            lane.settle(r.is_ok());
+            r?;
+            out.points += n;
+        }
+    }
+    spool.sync()?;
+    drop(lanes);
+    let _ = std::fs::remove_dir_all(&lanes_dir);
+    Ok(out)
+}
+
+fn open_lane(path: &Path) -> Result<Option<Lane>, Error> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+    let len = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    if len < HEADER {
+        return Ok(None);
+    }
+    let mut head = [0u8; 16];
+    use std::os::unix::fs::FileExt;
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return Ok(None);
+    }
+    let magic = u64::from_le_bytes(head[0..8].try_into().unwrap_or_default());
+    let capacity = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
+    if magic != LANE_MAGIC
+        || !capacity.is_power_of_two()
+        || (capacity as usize).checked_mul(SLOT).map(|b| b + HEADER) != Some(len)
+    {
+        return Ok(None);
+    }
+    Lane::map_file(&file, len, capacity, Some(path.to_path_buf()))
+        .map(Some)
+        .map_err(|e| Error::io(format!("cannot map {}", path.display()), e))
+}
+
+/// The names in `lanes/names`, up to the first damaged one.
+fn read_names(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap_or_default());
+        let Some(name) = bytes.get(at + 8..at + 8 + len) else {
+            break;
+        };
+        if crc32fast::hash(name) != crc {
+            break;
+        }
+        let Ok(s) = std::str::from_utf8(name) else {
+            break;
+        };
+        out.push(s.to_owned());
+        at += 8 + len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoWait;
+    impl Room for NoWait {
+        fn wait(&self, _: &Lane, _: u64) -> Result<(), Error> {
+            Err(Error::new(Status::Io, "full"))
+        }
+    }
+
+    #[test]
+    fn a_torn_slot_ends_the_lane_and_earlier_points_are_recovered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut spool = crate::spool::SpoolWriter::create(&dir).unwrap();
+        spool
+            .append(&crate::record::Record::Events(vec![]))
+            .unwrap();
+        drop(spool);
+        let lanes = Lanes::new(&dir, 4096).unwrap();
+        let alive = Arc::new(());
+        let keep = Arc::downgrade(&alive);
+        for i in 0..10 {
+            lanes.push(&keep, &NoWait, b"x", i as f64, i, 0).unwrap();
+        }
+        let lane = lanes.all.lock()[0].clone();
+        // Tear slot 7: its value changes after it was sealed.
+        // SAFETY: test-only write inside the mapping.
+        unsafe { lane.slot(7).write(12345) };
+        let got = recover(&dir).unwrap();
+        assert_eq!(got.points, 7);
+        let entries = crate::spool::SpoolReader::open(&dir, 0, 0)
+            .unwrap()
+            .read_all()
+            .unwrap();
+        let crate::record::Record::Metrics(b) = &entries[1].record else {
+            panic!("{:?}", entries[1].record)
+        };
+        assert_eq!(b.names, ["x"]);
+        let steps: Vec<i64> = b.points.iter().map(|p| p.step).collect();
+        assert_eq!(steps, (0..7).collect::<Vec<_>>());
+        assert!(!dir.root.join("lanes").exists());
+    }
+
+    #[test]
+    fn short_names_compare_byte_for_byte() {
+        let names: Vec<Vec<u8>> = (0..24)
+            .map(|n| (0..n).map(|i| b'a' + i as u8).collect())
+            .collect();
+        for a in &names {
+            for b in &names {
+                if a.len() != b.len() {
+                    continue;
+                }
+                // SAFETY: a is valid for its length, which equals b's.
+                assert_eq!(unsafe { same_bytes(a.as_ptr(), b) }, a == b);
+                let mut c = b.clone();
+                for i in 0..c.len() {
+                    c[i] ^= 1;
+                    // SAFETY: as above.
+                    assert!(!unsafe { same_bytes(a.as_ptr(), &c) });
+                    c[i] ^= 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lane_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        crate::spool::SpoolWriter::create(&dir).unwrap();
+        let lanes = Lanes::new(&dir, 4096).unwrap();
+        let alive = Arc::new(());
+        lanes
+            .push(&Arc::downgrade(&alive), &NoWait, b"x", 1.0, 0, 0)
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = dir.root.join("lanes");
+        assert_eq!(mode(&root), 0o700);
+        for f in ["0", "names"] {
+            assert_eq!(mode(&root.join(f)), 0o600, "{f}");
+        }
+    }
+
+    #[test]
+    fn a_full_lane_refuses_without_overwriting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        crate::spool::SpoolWriter::create(&dir).unwrap();
+        let lanes = Lanes::new(&dir, 4096).unwrap();
+        let alive = Arc::new(());
+        let keep = Arc::downgrade(&alive);
+        for i in 0..4096 {
+            lanes.push(&keep, &NoWait, b"x", 0.0, i, 0).unwrap();
+        }
+        assert_eq!(
+            lanes
+                .push(&keep, &NoWait, b"x", 0.0, 9, 0)
+                .unwrap_err()
+                .status,
+            Status::Io
+        );
+        assert_eq!(recover(&dir).unwrap().points, 4096);
+    }
+
+    #[test]
+    fn a_claim_settles_by_what_the_log_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut spool = crate::spool::SpoolWriter::create(&dir).unwrap();
+        let lanes = Lanes::new(&dir, 4096).unwrap();
+        let alive = Arc::new(());
+        let keep = Arc::downgrade(&alive);
+        for i in 0..5 {
+            lanes.push(&keep, &NoWait, b"y", 1.0, i, 0).unwrap();
+        }
+        let lane = lanes.all.lock()[0].clone();
+        // The writer wrote the frame for slots 0..3 and died before moving
+        // the tail: recovery must not deliver them again.
+        let batch = crate::record::MetricBatch {
+            names: vec!["y".into()],
+            points: (0..3)
+                .map(|i| crate::record::Point {
+                    name: 0,
+                    value: 1.0,
+                    step: i,
+                    time: 0.0,
+                })
+                .collect(),
+        };
+        lane.claim(3, spool.len());
+        spool
+            .append(&crate::record::Record::Metrics(batch))
+            .unwrap();
+        drop(spool);
+        assert_eq!(recover(&dir).unwrap().points, 2);
+        let steps: Vec<i64> = crate::spool::SpoolReader::open(&dir, 0, 0)
+            .unwrap()
+            .read_all()
+            .unwrap()
+            .iter()
+            .flat_map(|e| match &e.record {
+                crate::record::Record::Metrics(b) => b.points.iter().map(|p| p.step).collect(),
+                _ => vec![],
+            })
+            .collect();
+        assert_eq!(steps, [0, 1, 2, 3, 4]);
+    }
+}
