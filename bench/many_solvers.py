@@ -7,7 +7,8 @@ is queryable through the API (the runs list reports the full count).
 
 Run by bench/many_solvers.sh (which builds everything). Prints one line per K:
 aggregate points/s, server CPU seconds per million points, server peak RSS.
-Standard library only. The storage defaults to SQLite in a temporary
+Standard library only. PERF_OUT=FILE also records a `perf` profile of the
+server per K (FILE.K). The storage defaults to SQLite in a temporary
 directory; STORAGE="--database postgres://... --blobs DIR" selects another.
 """
 
@@ -76,6 +77,14 @@ def one(simtrack, ingest, points, k, tmp):
         prefix = f"ms{k}-"
         cpu0 = cpu_seconds(server.pid)
         env = dict(os.environ, SIMTRACK_URL=url, SIMTRACK_TOKEN=token, SIMTRACK_FINISH_TIMEOUT="600")
+        perf = None
+        if os.environ.get("PERF_OUT"):  # profile the server while the solvers run
+            perf = subprocess.Popen(
+                ["perf", "record", "-F", "499", "-g", "-p", str(server.pid), "-o", f"{os.environ['PERF_OUT']}.{k}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)
         t0 = time.perf_counter()
         solvers = []
         for i in range(k):
@@ -99,6 +108,9 @@ def one(simtrack, ingest, points, k, tmp):
         if got != total:
             raise SystemExit(f"{got} points queryable, {total} logged")
         cpu = cpu_seconds(server.pid) - cpu0
+        if perf is not None:
+            perf.send_signal(2)
+            perf.wait()
         rss = vm_hwm_mib(server.pid)
         print(
             f"{k:3d} solvers x {per:>9,} points: {total / dt / 1e6:6.2f} M points/s aggregate "

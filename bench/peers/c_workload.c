@@ -74,7 +74,8 @@ int main(int argc, char **argv) {
     }
     double t0 = now_s();
     simtrack_status st = simtrack_finish(run);
-    printf("finish_s %.6f\n", now_s() - t0);
+    double t1 = now_s();
+    printf("finish_s %.6f\nclosed_at %.6f\n", t1 - t0, t1);
     if (st != SIMTRACK_STATUS_OK) {
         fprintf(stderr, "finish: %s\n", simtrack_status_str(st));
         return 2;

@@ -80,7 +80,9 @@ program f_workload
   end if
   t0 = now()
   call run%finish(stat=ierr)
-  write (*, '(a,f0.6)') 'finish_s ', now() - t0
+  first = now()
+  write (*, '(a,f0.6)') 'finish_s ', first - t0
+  write (*, '(a,f0.6)') 'closed_at ', first
   if (ierr /= 0) error stop 'finish failed'
 
 contains

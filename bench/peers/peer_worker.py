@@ -115,7 +115,9 @@ def main():
         out.append(f"last_log {clock():.6f}")
     t0 = clock()
     peer.close()
-    out.append(f"finish_s {clock() - t0:.6f}")
+    t1 = clock()
+    out.append(f"finish_s {t1 - t0:.6f}")
+    out.append(f"closed_at {t1:.6f}")
     print("\n".join(out), flush=True)
 
 

@@ -61,7 +61,7 @@ def tree_rss(root):
 
 
 def run_worker(cmd, env, cwd, timeout):
-    """Runs one worker; returns (parsed output, peak tree RSS MiB, wall end)."""
+    """Runs one worker; returns (parsed output, peak tree RSS MiB, process exit time)."""
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
     done = threading.Event()
@@ -88,7 +88,7 @@ def run_worker(cmd, env, cwd, timeout):
     res = {}
     for line in out.splitlines():
         parts = line.split()
-        if parts and parts[0] in ("w1_ns", "w2_ns", "first_log", "last_log", "finish_s"):
+        if parts and parts[0] in ("w1_ns", "w2_ns", "first_log", "last_log", "finish_s", "closed_at"):
             res[parts[0]] = [float(x) for x in parts[1:]]
     return res, peak[0] / 2**20, end
 
@@ -100,7 +100,8 @@ def server_count(url, token, name):
         data = json.load(r)["data"]
     if not data:
         return 0
-    return sum(int(v.get("count", 0)) for v in (data[0].get("metrics") or {}).values())
+    metrics = data[0].get("metrics") or {}
+    return sum(int(metrics.get(f"m{k}", {}).get("count", 0)) for k in range(10))
 
 
 def wait_queryable(cfg, name, points, deadline):
@@ -174,6 +175,7 @@ def measure(cfg, subj, index):
         out, peak, end = run_worker(
             subject_cmd(cfg, subj, "bulk", name, points, 1), subject_env(cfg, subj, wd), wd, timeout
         )
+        end = out["closed_at"][0]  # not the process exit: some peers linger after close
         if subj["online"]:
             end = wait_queryable(cfg, name, points, time.monotonic() + timeout)
         rates.append(points / (end - out["first_log"][0]))
@@ -332,8 +334,10 @@ points per second.
 - W1/W2: one warm-up block of N calls (not counted), then {cfg['blocks']} timed
   blocks of N calls; the table shows the median ns per call over the
   blocks and (min–max) over the blocks. N is {cfg['sizes']['full']['n']:,} for simtrack,
-  {cfg['sizes']['peer']['n']:,} for the Python peers and {cfg['sizes']['slow']['n']:,} for MLflow and aim
-  (milliseconds per call: one file write or HTTP request per call for MLflow).
+  {cfg['sizes']['peer']['n']:,} for the Python peers and {cfg['sizes']['slow']['n']:,} for the MLflow file store and aim and
+  {cfg['sizes']['slowest']['n']:,} for the MLflow tracking server (milliseconds per call: one file
+  write or HTTP request per call for MLflow). W3 is smaller for those three
+  too (see the row).
 - W3: repeated (× in the row), median points/s and (min–max).
 - The simtrack server (release build, SQLite and local files in a temporary
   directory) and MLflow's tracking server (SQLite backend, one worker) are

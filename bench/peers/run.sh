@@ -92,17 +92,18 @@ subjects = [
     dict(label="simvue online (our server)", kind="python", peer="simvue-online", venv="simvue", online=True, size="peer", ref="simtrack C online"),
     dict(label="wandb offline", kind="python", peer="wandb-offline", venv="wandb", online=False, size="peer", ref="simtrack C offline"),
     dict(label="mlflow local file store", kind="python", peer="mlflow-file", venv="mlflow", online=False, size="slow", ref="simtrack C offline"),
-    dict(label="mlflow tracking server (SQLite)", kind="python", peer="mlflow-server", venv="mlflow", online=False, size="slow", ref="simtrack C online"),
+    dict(label="mlflow tracking server (SQLite)", kind="python", peer="mlflow-server", venv="mlflow", online=False, size="slowest", ref="simtrack C online"),
     dict(label="aim local repository", kind="python", peer="aim", venv="aim", online=False, size="slow", ref="simtrack C offline"),
 ]
 if smoke:
     subjects = [s for s in subjects if s.get("peer", "simvue-offline") == "simvue-offline" and s["kind"] != "fortran" or s["label"] == "simtrack Fortran offline"]
-    sizes = dict(full=dict(n=10000, points=100000, reps=1), peer=dict(n=200, points=10000, reps=1), slow=dict(n=50, points=1000, reps=1))
+    sizes = dict(full=dict(n=10000, points=100000, reps=1), peer=dict(n=200, points=10000, reps=1), slow=dict(n=50, points=1000, reps=1), slowest=dict(n=20, points=1000, reps=1))
 else:
     sizes = dict(
         full=dict(n=${N_SIMTRACK:-1000000}, points=${POINTS:-1000000}, reps=${REPS:-3}),
         peer=dict(n=${N_PEER:-1000}, points=${POINTS_PEER:-${POINTS:-1000000}}, reps=${REPS_PEER:-1}),
         slow=dict(n=${N_SLOW:-100}, points=${POINTS_SLOW:-100000}, reps=${REPS_PEER:-1}),
+        slowest=dict(n=${N_SLOWEST:-50}, points=${POINTS_SLOWEST:-10000}, reps=${REPS_PEER:-1}),
     )
 venvs = dict(simvue="$(venv simvue)", wandb="$(venv wandb)", mlflow="$(venv mlflow)", aim="$(venv aim)")
 cfg = dict(
