@@ -4,7 +4,7 @@
 #   bench/peers/run.sh            the full run (≤ 15 min on a 2-core machine);
 #                                 prints the table and writes docs/performance.md
 #   bench/peers/run.sh --smoke    simtrack (C, Fortran) and simvue offline only,
-#                                 small sizes, no report (< 2 min once built);
+#                                 small sizes, debug build, no report (< 2 min);
 #                                 run by scripts/test.d/60-peers-smoke.sh
 #
 # Installs the peers from PyPI at pinned versions into private venvs under
@@ -27,8 +27,15 @@ if [ "$smoke" = 1 ]; then
 else
     bench/peers/venvs.sh
 fi
-cargo build --release --locked --quiet -p simtrack -p simtrack-server
-lib="$(realpath "$target/release")"
+# The smoke run checks that the bench works, not its figures: it uses the
+# debug build the test suite already made instead of a release build.
+if [ "$smoke" = 1 ]; then
+    cargo build --locked --quiet -p simtrack -p simtrack-server
+    lib="$(realpath "$target/debug")"
+else
+    cargo build --release --locked --quiet -p simtrack -p simtrack-server
+    lib="$(realpath "$target/release")"
+fi
 
 work="$(mktemp -d)"
 server_pid=""
