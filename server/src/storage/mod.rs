@@ -582,6 +582,47 @@ pub struct ChunkStats {
     pub vsum: Option<f64>,
 }
 
+/// A grid: named axes with their coordinates (the Simvue `grid` object).
+/// `doc` is the JSON document the domain owns (`grid`, `labels`, `units`).
+#[derive(Debug, Clone)]
+pub struct GridRow {
+    pub id: String,
+    pub name: String,
+    pub doc: String,
+    pub created: i64,
+    pub user: String,
+}
+
+/// One step of an array metric: its x coordinates, value range and the
+/// encoded array (opaque here; the format is the domain's). `data` is
+/// empty when a listing did not ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct GridValueRow {
+    pub step: i64,
+    pub time: f64,
+    pub ts: i64,
+    pub count: i64,
+    pub vmin: Option<f64>,
+    pub vmax: Option<f64>,
+    pub data: Vec<u8>,
+}
+
+/// An array metric of a run: the grid it is on and the span of its steps.
+#[derive(Debug, Clone)]
+pub struct GridMetricRow {
+    pub metric: String,
+    pub grid: String,
+    pub steps: i64,
+    pub step_min: Option<i64>,
+    pub step_max: Option<i64>,
+    pub time_min: Option<f64>,
+    pub time_max: Option<f64>,
+    pub ts_min: Option<i64>,
+    pub ts_max: Option<i64>,
+    pub vmin: Option<f64>,
+    pub vmax: Option<f64>,
+}
+
 /// Queries, available in read and write transactions.
 pub trait ReadTx {
     /// The run's status, or `None` when there is no such run.
@@ -694,6 +735,16 @@ pub trait ReadTx {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// The response recorded for an idempotency key.
     fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>>;
+    /// A grid by id.
+    fn grid_get(&self, id: &str) -> Result<Option<GridRow>>;
+    /// Every grid, oldest first.
+    fn grid_list(&self) -> Result<Vec<GridRow>>;
+    /// The array metrics of a run (attached or logged), by name.
+    fn grid_metrics(&self, run: &str) -> Result<Vec<GridMetricRow>>;
+    /// One step of an array metric, with its data.
+    fn grid_value(&self, run: &str, metric: &str, step: i64) -> Result<Option<GridValueRow>>;
+    /// Every step of an array metric, by step, without data.
+    fn grid_steps(&self, run: &str, metric: &str) -> Result<Vec<GridValueRow>>;
 }
 
 /// Changes, available in write transactions only.
@@ -765,4 +816,12 @@ pub trait WriteTx: ReadTx {
     fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()>;
     /// Forgets idempotency keys created before `before`; how many.
     fn idempotency_purge(&self, before: i64) -> Result<usize>;
+    /// Stores a new grid.
+    fn grid_insert(&self, g: &GridRow) -> Result<()>;
+    /// Deletes a grid, its attachments and their values.
+    fn grid_delete(&self, id: &str) -> Result<()>;
+    /// Puts metric `metric` of `run` on grid `grid` (replacing any earlier grid).
+    fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()>;
+    /// Stores one step of an array metric (replacing the same step).
+    fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()>;
 }

@@ -7,6 +7,7 @@
 //! pooled connections and never wait for the writer.
 
 pub mod export;
+mod grids;
 pub mod inspect;
 mod tx;
 
@@ -78,6 +79,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created INTEGER NOT NULL, PRIMARY KEY (scope, key));
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS grids (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL, created INTEGER NOT NULL,
+    user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS run_grids (
+    run_id TEXT NOT NULL, metric TEXT NOT NULL, grid_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, metric));
+CREATE INDEX IF NOT EXISTS run_grids_grid ON run_grids(grid_id);
+CREATE TABLE IF NOT EXISTS grid_values (
+    run_id TEXT NOT NULL, metric TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
+    ts INTEGER NOT NULL, count INTEGER NOT NULL, vmin REAL, vmax REAL, data BLOB NOT NULL,
+    PRIMARY KEY (run_id, metric, step));
 "#;
 
 /// The database of one data directory (`DIR/simtrack.db`).

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::db;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
-    FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
+    FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk, ReadTx,
+    Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, WriteTx,
 };
 
 /// A transaction (read or write) on one connection.
@@ -677,6 +677,21 @@ impl ReadTx for Tx<'_> {
             })
             .map_err(db)
     }
+    fn grid_get(&self, id: &str) -> Result<Option<GridRow>> {
+        super::grids::get(self.0, id)
+    }
+    fn grid_list(&self) -> Result<Vec<GridRow>> {
+        super::grids::list(self.0)
+    }
+    fn grid_metrics(&self, run: &str) -> Result<Vec<GridMetricRow>> {
+        super::grids::metrics(self.0, run)
+    }
+    fn grid_value(&self, run: &str, metric: &str, step: i64) -> Result<Option<GridValueRow>> {
+        super::grids::value(self.0, run, metric, step)
+    }
+    fn grid_steps(&self, run: &str, metric: &str) -> Result<Vec<GridValueRow>> {
+        super::grids::steps(self.0, run, metric)
+    }
 }
 
 impl WriteTx for Tx<'_> {
@@ -730,6 +745,8 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM run_alerts WHERE run_id = ?1",
             "DELETE FROM alert_windows WHERE run_id = ?1",
             "DELETE FROM run_artifacts WHERE run_id = ?1",
+            "DELETE FROM grid_values WHERE run_id = ?1",
+            "DELETE FROM run_grids WHERE run_id = ?1",
             "DELETE FROM runs WHERE id = ?1",
         ] {
             self.0.execute(sql, params![id]).map_err(db)?;
@@ -1012,5 +1029,17 @@ impl WriteTx for Tx<'_> {
                 params![before],
             )
             .map_err(db)
+    }
+    fn grid_insert(&self, g: &GridRow) -> Result<()> {
+        super::grids::insert(self.0, g)
+    }
+    fn grid_delete(&self, id: &str) -> Result<()> {
+        super::grids::delete(self.0, id)
+    }
+    fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()> {
+        super::grids::attach(self.0, run, metric, grid)
+    }
+    fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()> {
+        super::grids::value_put(self.0, run, metric, v)
     }
 }
