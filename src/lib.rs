@@ -22,6 +22,7 @@ pub mod error;
 mod exit;
 pub mod ffi;
 mod fork;
+pub mod grid;
 pub mod model;
 pub mod record;
 pub mod run;
