@@ -51,7 +51,7 @@ pub struct ArrayRecord {
     pub timestamp: f64,
     /// Shape, outermost first (the grid's axis lengths reversed).
     pub shape: Vec<u64>,
-    /// The values' file, relative to the run's spool directory.
+    /// The values' file, in the run's files directory.
     pub stored: String,
 }
 
@@ -207,7 +207,7 @@ impl Run {
             time: start.elapsed().as_secs_f64(),
             timestamp: now_unix(),
             shape: lengths.iter().rev().map(|l| *l as u64).collect(),
-            stored: format!("files/{name}"),
+            stored: name,
         }));
         Ok(())
     }
