@@ -44,6 +44,7 @@ export SIMTRACK_TEST_S3_BUCKET=simtrack
 echo "-- PostgreSQL + S3"
 cargo test --locked -p simtrack-server --test api --test c_library --test postgres
 bash "$root/scripts/test.d/20-simvue-conformance.sh"
+bash "$root/scripts/test.d/25-grids.sh"
 bash "$root/scripts/test.d/30-ui.sh"
 
 objects="$(find "$work/s3/simtrack" -type f | wc -l)"
