@@ -36,13 +36,13 @@ export SIMTRACK_TEST_PG_URL="$pg_url"
 export SIMTRACK_TEST_BACKEND="sh $root/scripts/pg-backend.sh \"\$1\""
 
 echo "-- PostgreSQL + blob directory"
-cargo test --locked -p simtrack-server --test api --test c_library
+cargo test --locked -p simtrack-server --test api --test c_library --test grids
 
 start_s3 "$work" simtrack
 echo "-- s3s-fs on $AWS_ENDPOINT_URL (pid $s3_pid)"
 export SIMTRACK_TEST_S3_BUCKET=simtrack
 echo "-- PostgreSQL + S3"
-cargo test --locked -p simtrack-server --test api --test c_library --test postgres
+cargo test --locked -p simtrack-server --test api --test c_library --test grids --test postgres
 bash "$root/scripts/test.d/20-simvue-conformance.sh"
 bash "$root/scripts/test.d/25-grids.sh"
 bash "$root/scripts/test.d/30-ui.sh"
