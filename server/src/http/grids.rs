@@ -156,7 +156,7 @@ impl<'de> Visitor<'de> for Level<'_> {
         self.leaf(f64::NAN)
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<(), E> {
-        if self.depth != 0 || v.len() % 8 != 0 {
+        if self.depth != 0 || !v.len().is_multiple_of(8) {
             return Err(E::custom(
                 "binary 'array' must be f64 little-endian values (a multiple of 8 bytes)",
             ));
