@@ -11,7 +11,12 @@
 //! order a Fortran array `a(nx, ny)` has in memory) and queues a small
 //! [`Record::Array`] naming it. Only the local disk is waited on, as for a
 //! captured file; the record then travels like every other one (spool,
-//! sender or `simtrack sync`, idempotency key `<run>-<seq>`).
+//! sender or `simtrack sync`, idempotency key `<run>-<seq>`). Durability is
+//! that of scalar values: once the call returns the values survive a crash
+//! of the process (they are in the OS's page cache); they are not fsynced
+//! per call (8 MB per call would cost far more than the call itself), so
+//! a power loss can take the last seconds, as it can for scalar values
+//! between flushes.
 
 use std::io::Write;
 use std::path::Path;
@@ -251,7 +256,7 @@ fn write_values(
                 f.write_all(&buf)?;
             }
         }
-        f.sync_data()
+        Ok(())
     })();
     if r.is_err() {
         let _ = std::fs::remove_file(path);

@@ -52,7 +52,8 @@ int main(int argc, char **argv) {
     check(simtrack_grid(run, "plate", 2, plate), "grid plate");
 
     static double t[NX];
-    static double p[PY][PX]; /* C order: x (grid axis 0) is the last index */
+    static double p[PY][PX]; /* x (grid axis 0) is the last index: axis 0 fastest */
+    static double q[PX][PY]; /* the same field indexed [x][y]: the last axis fastest */
     for (long s = 0; s < steps; s++) {
         double c = (double)s / (double)steps;
         for (int i = 0; i < NX; i++) {
@@ -61,13 +62,17 @@ int main(int argc, char **argv) {
         }
         for (int j = 0; j < PY; j++)
             for (int i = 0; i < PX; i++)
-                p[j][i] = 20.0 + 0.25 * i - 0.5 * j + (double)((i + j + s) % 7) / 4.0;
+                q[i][j] = p[j][i] = 20.0 + 0.25 * i - 0.5 * j + (double)((i + j + s) % 7) / 4.0;
         check(simtrack_log_array(run, "temperature", "rod", t, NX, SIMTRACK_ORDER_FORTRAN, s),
               "log_array temperature");
         /* p[j][i] with i fastest is grid axis 0 fastest: Fortran order over (x, y). */
         check(simtrack_log_array(run, "plate_temperature", "plate", &p[0][0], PX * PY,
                                  SIMTRACK_ORDER_FORTRAN, s),
               "log_array plate");
+        /* q[i][j] lists the grid's axes in order (x, y) with y fastest: C order. */
+        check(simtrack_log_array(run, "plate_temperature_c", "plate", &q[0][0], PX * PY,
+                                 SIMTRACK_ORDER_C, s),
+              "log_array plate (C order)");
         check(simtrack_log(run, "peak", 350.0, s), "log");
     }
     check(simtrack_flush(run, 30.0), "flush");

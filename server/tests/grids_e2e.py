@@ -48,11 +48,11 @@ for name in names:
     assert mine, f"no run named {name}"
     run = mine[-1]["id"]
     listing = {m["metric"]: m for m in get(f"runs/{run}/metrics/").json()["data"]}
-    assert set(listing) == {"temperature", "plate_temperature"}, listing.keys()
-    for metric, want_labels, want_units in (
-        ("temperature", ["x"], ["m"]),
-        ("plate_temperature", ["x", "y"], ["cm", "cm"]),
-    ):
+    metrics = [("temperature", ["x"], ["m"]), ("plate_temperature", ["x", "y"], ["cm", "cm"])]
+    if name == "fields-c":  # also logs the plate from a C-order array
+        metrics.append(("plate_temperature_c", ["x", "y"], ["cm", "cm"]))
+    assert set(listing) == {m for m, _, _ in metrics}, listing.keys()
+    for metric, want_labels, want_units in metrics:
         m = listing[metric]
         assert m["count"] == steps, m
         grid = Grid(m["grid"])
