@@ -5,12 +5,15 @@
 //! with a label, units and its coordinates. [`Run::log_array`] logs one
 //! array on a grid for a step.
 //!
-//! Never in RAM, never lost: the calling thread writes the values straight
-//! from the caller's array into a file in the run's spool directory
-//! (`files/array-<uuid>.f64`: f64 little-endian, grid axis 0 fastest — the
-//! order a Fortran array `a(nx, ny)` has in memory) and queues a small
-//! [`Record::Array`] naming it. Only the local disk is waited on, as for a
-//! captured file; the record then travels like every other one (spool,
+//! Bounded memory, never lost: the calling thread copies the values into a
+//! reused buffer (one `memcpy` for f64 in Fortran order) and hands it to the
+//! run's array writer thread, which writes it into the run's spool
+//! directory (`files/array-<uuid>.f64`: f64 little-endian, grid axis 0
+//! fastest — the order a Fortran array `a(nx, ny)` has in memory) and then
+//! queues a small [`Record::Array`] naming it. At most 64 MB of arrays wait
+//! for the writer; beyond that the calling thread writes the file itself
+//! (waiting on the local disk only, never on the network). Flush and finish
+//! wait for the writer first. The record then travels like every other one (spool,
 //! sender or `simtrack sync`, idempotency key `<run>-<seq>`). Durability is
 //! that of scalar values: once the call returns the values survive a crash
 //! of the process (they are in the OS's page cache); they are not fsynced
@@ -91,17 +94,176 @@ impl Values<'_> {
     }
 }
 
-/// The grids a run has defined: name → axis lengths.
+/// Most bytes of arrays copied and waiting for the array writer; beyond
+/// it, `log_array` writes the values itself (bounded memory, nothing lost).
+const MAX_IN_FLIGHT: usize = 64 << 20;
+/// Buffers kept for reuse (a fresh 8 MB buffer costs page faults).
+const SPARE_BUFFERS: usize = 2;
+
+/// The grids a run has defined (name → axis lengths) and its array writer.
 #[derive(Debug, Default)]
-pub struct Registry(Mutex<Vec<(String, Vec<usize>)>>);
+pub struct Registry {
+    grids: Mutex<Vec<(String, Vec<usize>)>>,
+    writer: Mutex<Option<Writer>>,
+}
+
+#[derive(Debug)]
+struct Job {
+    path: std::path::PathBuf,
+    bytes: Vec<u8>,
+    record: ArrayRecord,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: std::collections::VecDeque<Job>,
+    in_flight: usize,
+    busy: bool,
+    stop: bool,
+    spare: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct WShared {
+    q: Mutex<Queue>,
+    work: parking_lot::Condvar,
+    idle: parking_lot::Condvar,
+}
+
+/// A thread that writes copied arrays to the spool and then queues their
+/// records: the caller's cost is one copy into a reused buffer.
+#[derive(Debug)]
+struct Writer {
+    shared: std::sync::Arc<WShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn spawn(sink: crate::worker::RecordSink) -> std::io::Result<Writer> {
+        let shared = std::sync::Arc::new(WShared::default());
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("simtrack-arrays".into())
+            .spawn(move || writer_loop(&s, &sink))?;
+        Ok(Writer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn writer_loop(s: &WShared, sink: &crate::worker::RecordSink) {
+    loop {
+        let job = {
+            let mut q = s.q.lock();
+            loop {
+                if let Some(j) = q.jobs.pop_front() {
+                    q.busy = true;
+                    break j;
+                }
+                q.busy = false;
+                s.idle.notify_all();
+                if q.stop {
+                    return;
+                }
+                s.work.wait(&mut q);
+            }
+        };
+        // A failed write is retried (100 ms, up to 1 s apart) while the
+        // run lives: the values stay in this buffer, nothing is dropped.
+        let mut wait = std::time::Duration::from_millis(100);
+        while write_bytes(&job.path, &job.bytes).is_err() {
+            if s.q.lock().stop {
+                break;
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(std::time::Duration::from_secs(1));
+        }
+        sink.push(Record::Array(job.record));
+        let mut q = s.q.lock();
+        q.in_flight -= job.bytes.len();
+        if q.spare.len() < SPARE_BUFFERS {
+            let mut b = job.bytes;
+            b.clear();
+            q.spare.push(b);
+        }
+    }
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let r = crate::spool::private_file()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes));
+    if r.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    r
+}
 
 impl Registry {
     fn lengths(&self, name: &str) -> Option<Vec<usize>> {
-        self.0
+        self.grids
             .lock()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, l)| l.clone())
+    }
+
+    /// Waits until every array handed to the writer is in the spool and
+    /// its record queued (flush and finish call this first).
+    pub(crate) fn drain(&self) {
+        let shared = match &*self.writer.lock() {
+            Some(w) => w.shared.clone(),
+            None => return,
+        };
+        let mut q = shared.q.lock();
+        while !q.jobs.is_empty() || q.busy {
+            shared.idle.wait(&mut q);
+        }
+    }
+
+    /// Copies the values into a buffer for the writer thread, if there is
+    /// room under [`MAX_IN_FLIGHT`]; gives them back otherwise.
+    fn hand_over(
+        &self,
+        worker: &crate::worker::Worker,
+        job: impl FnOnce(Vec<u8>) -> Job,
+        bytes: usize,
+    ) -> Result<(), ()> {
+        let mut w = self.writer.lock();
+        if w.is_none() {
+            *w = Some(Writer::spawn(worker.record_sink()).map_err(drop)?);
+        }
+        let shared = w.as_ref().map(|w| w.shared.clone()).ok_or(())?;
+        drop(w);
+        let buf = {
+            let mut q = shared.q.lock();
+            if q.in_flight + bytes > MAX_IN_FLIGHT {
+                return Err(());
+            }
+            q.in_flight += bytes;
+            q.spare.pop().unwrap_or_default()
+        };
+        let job = job(buf);
+        let mut q = shared.q.lock();
+        q.jobs.push_back(job);
+        shared.work.notify_one();
+        Ok(())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.writer.get_mut().take() {
+            w.shared.q.lock().stop = true;
+            w.shared.work.notify_all();
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -148,11 +310,11 @@ impl Run {
             }
         }
         let lengths: Vec<usize> = axes.iter().map(|a| a.coords.len()).collect();
-        let Some((reg, _, _)) = self.grid_parts() else {
+        let Some((reg, _, _, _)) = self.grid_parts() else {
             return Ok(());
         };
         {
-            let mut g = reg.0.lock();
+            let mut g = reg.grids.lock();
             if let Some((_, have)) = g.iter().find(|(n, _)| n == name) {
                 if *have == lengths {
                     return Ok(());
@@ -186,7 +348,7 @@ impl Run {
         if step < 0 {
             return Err(invalid("step must not be negative"));
         }
-        let Some((reg, dir, start)) = self.grid_parts() else {
+        let Some((reg, dir, start, worker)) = self.grid_parts() else {
             return Ok(());
         };
         let lengths = reg.lengths(grid).ok_or_else(|| {
@@ -203,9 +365,7 @@ impl Run {
         }
         let name = format!("array-{}.f64", uuid::Uuid::new_v4().simple());
         let path = dir.files().join(&name);
-        write_values(&path, values, order, &lengths)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-        self.push_record(Record::Array(ArrayRecord {
+        let record = ArrayRecord {
             metric: metric.to_owned(),
             grid: grid.to_owned(),
             step,
@@ -213,8 +373,52 @@ impl Run {
             timestamp: now_unix(),
             shape: lengths.iter().rev().map(|l| *l as u64).collect(),
             stored: name,
-        }));
+        };
+        // Fast path: one copy into a reused buffer, written by the array
+        // writer thread. At the in-flight cap, written here instead.
+        let handed = reg.hand_over(
+            worker,
+            |mut buf| {
+                fill(&mut buf, values, order, &lengths);
+                Job {
+                    path: path.clone(),
+                    bytes: buf,
+                    record: record.clone(),
+                }
+            },
+            want * 8,
+        );
+        if handed.is_ok() {
+            return Ok(());
+        }
+        write_values(&path, values, order, &lengths)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        self.push_record(Record::Array(record));
         Ok(())
+    }
+}
+
+/// Appends `values` to `buf` as f64 little-endian, axis 0 fastest.
+fn fill(buf: &mut Vec<u8>, values: Values<'_>, order: Order, lengths: &[usize]) {
+    buf.clear();
+    let n = values.len();
+    buf.reserve(n * 8);
+    match (values, order == Order::Fortran || lengths.len() == 1) {
+        #[cfg(target_endian = "little")]
+        (Values::F64(v), true) => {
+            // SAFETY: an f64 slice is valid as bytes of 8x its length; on a
+            // little-endian target they are the stored format.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v))
+            };
+            buf.extend_from_slice(bytes);
+        }
+        (_, natural) => {
+            for i in 0..n {
+                let src = if natural { i } else { c_index(i, lengths) };
+                buf.extend_from_slice(&values.get(src).to_le_bytes());
+            }
+        }
     }
 }
 

@@ -229,8 +229,10 @@ impl Run {
 
     /// What `crate::grid` needs of a live run: its grids, spool directory
     /// and start time (None for a run that records nothing).
-    pub(crate) fn grid_parts(&self) -> Option<(&crate::grid::Registry, &RunDir, Instant)> {
-        self.live.as_ref().map(|l| (&l.grids, &l.dir, l.start))
+    pub(crate) fn grid_parts(&self) -> Option<(&crate::grid::Registry, &RunDir, Instant, &Worker)> {
+        self.live
+            .as_ref()
+            .map(|l| (&l.grids, &l.dir, l.start, &l.worker))
     }
 
     pub(crate) fn push_record(&self, record: Record) {
@@ -326,6 +328,7 @@ impl Run {
         let Some(live) = &self.live else {
             return Ok(());
         };
+        live.grids.drain();
         live.worker.flush(Instant::now() + timeout)
     }
 
@@ -336,6 +339,7 @@ impl Run {
             return Ok(());
         };
         let deadline = Instant::now() + live.finish_timeout;
+        live.grids.drain();
         let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
         live.worker.shutdown(
             FinishRecord {
