@@ -97,8 +97,6 @@ impl Values<'_> {
 /// Most bytes of arrays copied and waiting for the array writer; beyond
 /// it, `log_array` writes the values itself (bounded memory, nothing lost).
 const MAX_IN_FLIGHT: usize = 64 << 20;
-/// Buffers kept for reuse (a fresh 8 MB buffer costs page faults).
-const SPARE_BUFFERS: usize = 2;
 
 /// The grids a run has defined (name → axis lengths) and its array writer.
 #[derive(Debug, Default)]
@@ -182,7 +180,10 @@ fn writer_loop(s: &WShared, sink: &crate::worker::RecordSink) {
         sink.push(Record::Array(job.record));
         let mut q = s.q.lock();
         q.in_flight -= job.bytes.len();
-        if q.spare.len() < SPARE_BUFFERS {
+        // Keep the buffer for reuse while spares and arrays in flight stay
+        // under the cap together.
+        let spare: usize = q.spare.iter().map(Vec::capacity).sum();
+        if q.in_flight + spare + job.bytes.capacity() <= MAX_IN_FLIGHT {
             let mut b = job.bytes;
             b.clear();
             q.spare.push(b);
@@ -241,11 +242,22 @@ impl Registry {
         drop(w);
         let buf = {
             let mut q = shared.q.lock();
+            let spare: usize = q.spare.iter().map(Vec::capacity).sum();
             if q.in_flight + bytes > MAX_IN_FLIGHT {
                 return Err(());
             }
+            if q.in_flight + bytes + spare > MAX_IN_FLIGHT {
+                q.spare.clear();
+            }
             q.in_flight += bytes;
-            q.spare.pop().unwrap_or_default()
+            // A reused buffer costs no page faults (a fresh 8 MB one does).
+            match q.spare.iter().position(|b| b.capacity() >= bytes) {
+                Some(i) => q.spare.swap_remove(i),
+                None => {
+                    q.spare.pop();
+                    Vec::new()
+                }
+            }
         };
         let job = job(buf);
         let mut q = shared.q.lock();

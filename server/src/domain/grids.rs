@@ -408,13 +408,10 @@ mod jsonnum {
     pub struct Buf;
     impl Buf {
         pub fn push(&mut self, out: &mut String, v: f64) {
-            use std::fmt::Write;
-            if !v.is_finite() {
-                out.push_str("null");
-            } else if v.fract() == 0.0 && v.abs() < 1e15 {
-                let _ = write!(out, "{}.0", v as i64);
+            if v.is_finite() {
+                out.push_str(ryu::Buffer::new().format_finite(v));
             } else {
-                let _ = write!(out, "{v:?}");
+                out.push_str("null");
             }
         }
     }
