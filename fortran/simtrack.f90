@@ -43,6 +43,7 @@ module simtrack
   public :: SIMTRACK_STATUS_CONFIG, SIMTRACK_STATUS_IO, SIMTRACK_STATUS_FILE_NOT_FOUND
   public :: SIMTRACK_STATUS_UNDELIVERED, SIMTRACK_STATUS_REFUSED, SIMTRACK_STATUS_INTERNAL
   public :: SIMTRACK_MAX_NAME_BYTES, SIMTRACK_MAX_EVENT_BYTES
+  public :: SIMTRACK_ORDER_C, SIMTRACK_ORDER_FORTRAN
 
   !> Default deadline of `flush`, in seconds.
   real(real64), parameter :: default_flush_timeout = 10.0_real64
@@ -62,6 +63,11 @@ module simtrack
     generic :: set_metadata => set_metadata_real64, set_metadata_int32, set_metadata_int64, &
                                set_metadata_char, set_metadata_logical
     procedure :: save => run_save
+    procedure :: grid => run_grid
+    procedure, private :: log_array_r64_1, log_array_r64_2, log_array_r64_3
+    procedure, private :: log_array_r32_1, log_array_r32_2, log_array_r32_3
+    generic :: log_array => log_array_r64_1, log_array_r64_2, log_array_r64_3, &
+                            log_array_r32_1, log_array_r32_2, log_array_r32_3
     procedure :: alert => run_alert
     procedure :: alert_range => run_alert_range
     procedure :: set_folder_details => run_set_folder_details
@@ -280,6 +286,148 @@ contains
     call to_c(category, c_category)
     call check(c_simtrack_save(this%handle, ptr(c_path), ptr(c_category)), 'run%save', stat, errmsg)
   end subroutine run_save
+
+  !> Defines grid `name` with one to three axes: `x` (required), `y`, `z`
+  !> are the coordinates (ordered), each with an optional label and units.
+  !> Array metrics are then logged on it with `log_array`.
+  subroutine run_grid(this, name, x, xlabel, xunits, y, ylabel, yunits, z, zlabel, zunits, &
+                      stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name
+    real(real64), intent(in), target, contiguous :: x(:)
+    real(real64), intent(in), target, contiguous, optional :: y(:), z(:)
+    character(len=*), intent(in), optional :: xlabel, xunits, ylabel, yunits, zlabel, zunits
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+    character(kind=c_char), allocatable, target :: c_name(:), lx(:), ux(:), ly(:), uy(:), &
+                                                   lz(:), uz(:)
+    type(c_simtrack_axis) :: axes(3)
+    integer(c_int32_t) :: ndim
+
+    call to_c(name, c_name)
+    call to_c(xlabel, lx)
+    call to_c(xunits, ux)
+    axes(1) = c_simtrack_axis(ptr(lx), ptr(ux), c_loc(x), size(x, kind=c_size_t))
+    ndim = 1
+    if (present(y)) then
+      call to_c(ylabel, ly)
+      call to_c(yunits, uy)
+      axes(2) = c_simtrack_axis(ptr(ly), ptr(uy), c_loc(y), size(y, kind=c_size_t))
+      ndim = 2
+      if (present(z)) then
+        call to_c(zlabel, lz)
+        call to_c(zunits, uz)
+        axes(3) = c_simtrack_axis(ptr(lz), ptr(uz), c_loc(z), size(z, kind=c_size_t))
+        ndim = 3
+      end if
+    end if
+    call check(c_simtrack_grid(this%handle, ptr(c_name), ndim, axes), 'run%grid', stat, errmsg)
+  end subroutine run_grid
+
+  !> Logs a whole array as step `step` (>= 0) of array metric `name` on grid
+  !> `grid`: dimension 1 of the array runs along the grid's x axis, 2 along
+  !> y, 3 along z (Fortran order, passed to the library without a copy when
+  !> contiguous). The values go to the run's spool on disk before the call
+  !> returns; the network is never waited on.
+  subroutine log_array_r64(this, name, grid, values, n, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real64), intent(in) :: values(*)
+    integer(c_size_t), intent(in) :: n
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+    character(kind=c_char), allocatable, target :: c_name(:), c_grid(:)
+
+    call to_c(name, c_name)
+    call to_c(grid, c_grid)
+    call check(c_simtrack_log_array(this%handle, ptr(c_name), ptr(c_grid), values, n, &
+                                    int(SIMTRACK_ORDER_FORTRAN, c_int32_t), &
+                                    int(step, c_int64_t)), 'run%log_array', stat, errmsg)
+  end subroutine log_array_r64
+
+  subroutine log_array_r32(this, name, grid, values, n, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real32), intent(in) :: values(*)
+    integer(c_size_t), intent(in) :: n
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+    character(kind=c_char), allocatable, target :: c_name(:), c_grid(:)
+
+    call to_c(name, c_name)
+    call to_c(grid, c_grid)
+    call check(c_simtrack_log_array_f32(this%handle, ptr(c_name), ptr(c_grid), values, n, &
+                                        int(SIMTRACK_ORDER_FORTRAN, c_int32_t), &
+                                        int(step, c_int64_t)), 'run%log_array', stat, errmsg)
+  end subroutine log_array_r32
+
+  subroutine log_array_r64_1(this, name, grid, values, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real64), intent(in) :: values(:)
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+
+    call log_array_r64(this, name, grid, values, size(values, kind=c_size_t), step, stat, errmsg)
+  end subroutine log_array_r64_1
+
+  subroutine log_array_r64_2(this, name, grid, values, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real64), intent(in) :: values(:,:)
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+
+    call log_array_r64(this, name, grid, values, size(values, kind=c_size_t), step, stat, errmsg)
+  end subroutine log_array_r64_2
+
+  subroutine log_array_r64_3(this, name, grid, values, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real64), intent(in) :: values(:,:,:)
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+
+    call log_array_r64(this, name, grid, values, size(values, kind=c_size_t), step, stat, errmsg)
+  end subroutine log_array_r64_3
+
+  subroutine log_array_r32_1(this, name, grid, values, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real32), intent(in) :: values(:)
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+
+    call log_array_r32(this, name, grid, values, size(values, kind=c_size_t), step, stat, errmsg)
+  end subroutine log_array_r32_1
+
+  subroutine log_array_r32_2(this, name, grid, values, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real32), intent(in) :: values(:,:)
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+
+    call log_array_r32(this, name, grid, values, size(values, kind=c_size_t), step, stat, errmsg)
+  end subroutine log_array_r32_2
+
+  subroutine log_array_r32_3(this, name, grid, values, step, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, grid
+    real(real32), intent(in) :: values(:,:,:)
+    integer, intent(in) :: step
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+
+    call log_array_r32(this, name, grid, values, size(values, kind=c_size_t), step, stat, errmsg)
+  end subroutine log_array_r32_3
 
   !> Defines a threshold alert: `rule` is 'is above' or 'is below';
   !> `frequency` and `window` are in minutes.

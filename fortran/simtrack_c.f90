@@ -15,7 +15,7 @@
 ! when the solver is built with -fdefault-integer-8).
 module simtrack_c
   use, intrinsic :: iso_c_binding, only: c_ptr, c_char, c_int, c_int32_t, c_int64_t, &
-                                         c_size_t, c_double
+                                         c_size_t, c_double, c_float
   implicit none
   private
 
@@ -40,6 +40,15 @@ module simtrack_c
   integer, parameter, public :: SIMTRACK_MAX_NAME_BYTES = 255
   integer, parameter, public :: SIMTRACK_MAX_EVENT_BYTES = 64 * 1024
 
+  integer, parameter, public :: SIMTRACK_ORDER_C = 0
+  integer, parameter, public :: SIMTRACK_ORDER_FORTRAN = 1
+
+  !> One axis of a grid (`simtrack_axis` of simtrack.h).
+  type, bind(C), public :: c_simtrack_axis
+    type(c_ptr) :: label, units, coords
+    integer(c_size_t) :: n
+  end type c_simtrack_axis
+
   public :: c_simtrack_init, c_simtrack_log_n, c_simtrack_log_many_fixed, c_simtrack_event
   public :: c_simtrack_set_metadata_f64, c_simtrack_set_metadata_i64
   public :: c_simtrack_set_metadata_str, c_simtrack_set_metadata_bool
@@ -48,6 +57,7 @@ module simtrack_c
   public :: c_simtrack_abort_requested, c_simtrack_flush, c_simtrack_finish
   public :: c_simtrack_run_id, c_simtrack_last_error, c_simtrack_status_str
   public :: c_simtrack_version, c_strlen
+  public :: c_simtrack_grid, c_simtrack_log_array, c_simtrack_log_array_f32
 
   interface
     function c_simtrack_init(name, metadata_json, tags, description, folder, run_out) &
@@ -203,5 +213,35 @@ module simtrack_c
       type(c_ptr), value, intent(in) :: s
       integer(c_size_t) :: n
     end function c_strlen
+
+    function c_simtrack_grid(run, name, ndim, axes) bind(C, name='simtrack_grid') result(status)
+      import :: c_ptr, c_int32_t, c_simtrack_axis
+      type(c_ptr), value, intent(in) :: run, name
+      integer(c_int32_t), value, intent(in) :: ndim
+      type(c_simtrack_axis), intent(in) :: axes(*)
+      integer(c_int32_t) :: status
+    end function c_simtrack_grid
+
+    function c_simtrack_log_array(run, metric, grid, data, n, order, step) &
+        bind(C, name='simtrack_log_array') result(status)
+      import :: c_ptr, c_double, c_size_t, c_int32_t, c_int64_t
+      type(c_ptr), value, intent(in) :: run, metric, grid
+      real(c_double), intent(in) :: data(*)
+      integer(c_size_t), value, intent(in) :: n
+      integer(c_int32_t), value, intent(in) :: order
+      integer(c_int64_t), value, intent(in) :: step
+      integer(c_int32_t) :: status
+    end function c_simtrack_log_array
+
+    function c_simtrack_log_array_f32(run, metric, grid, data, n, order, step) &
+        bind(C, name='simtrack_log_array_f32') result(status)
+      import :: c_ptr, c_float, c_size_t, c_int32_t, c_int64_t
+      type(c_ptr), value, intent(in) :: run, metric, grid
+      real(c_float), intent(in) :: data(*)
+      integer(c_size_t), value, intent(in) :: n
+      integer(c_int32_t), value, intent(in) :: order
+      integer(c_int64_t), value, intent(in) :: step
+      integer(c_int32_t) :: status
+    end function c_simtrack_log_array_f32
   end interface
 end module simtrack_c

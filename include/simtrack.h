@@ -51,6 +51,21 @@
 #include <stdint.h>
 
 /**
+ * The array's last grid axis varies fastest (C `double a[n0][n1]`).
+ */
+#define SIMTRACK_ORDER_C 0
+
+/**
+ * The array's grid axis 0 varies fastest (Fortran `real(8) :: a(n0, n1)`).
+ */
+#define SIMTRACK_ORDER_FORTRAN 1
+
+/**
+ * Most axes of a grid.
+ */
+#define MAX_AXES 3
+
+/**
  * Longest name (run, metric, tag, alert) a server accepts, in bytes.
  */
 #define SIMTRACK_MAX_NAME_BYTES 255
@@ -168,6 +183,17 @@ typedef int32_t simtrack_status;
  * `simtrack_finish`; C code only ever holds a pointer to it.
  */
 typedef struct simtrack_run simtrack_run;
+
+/**
+ * One axis of a grid: its label, units (NULL: none) and `n` coordinates,
+ * ordered (increasing or decreasing).
+ */
+typedef struct simtrack_axis {
+  const char *label;
+  const char *units;
+  const double *coords;
+  size_t n;
+} simtrack_axis;
 
 #ifdef __cplusplus
 extern "C" {
@@ -481,6 +507,63 @@ const char *simtrack_status_str(simtrack_status status);
  * The library version, e.g. `"0.1.0"` (static storage; do not free).
  */
 const char *simtrack_version(void);
+
+/**
+ * Defines grid `name` of the run, with `ndim` (1 to 3) axes given in
+ * `axes[0..ndim]`. Array metrics are then logged on it by name with
+ * `simtrack_log_array`. Defining a name again with the same axis lengths
+ * does nothing; with other lengths it fails (`SIMTRACK_STATUS_INVALID_ARGUMENT`).
+ * Coordinates are copied.
+ *
+ * # Safety
+ * `run` is NULL or a handle from `simtrack_init`; `name` is NULL or
+ * NUL-terminated; `axes` is NULL or points to `ndim` axes whose strings are
+ * NULL or NUL-terminated and whose `coords` are NULL or valid for `n` doubles.
+ */
+simtrack_status simtrack_grid(struct simtrack_run *run,
+                              const char *name,
+                              int32_t ndim,
+                              const struct simtrack_axis *axes);
+
+/**
+ * Logs `data[0..n]` as step `step` (>= 0) of array metric `metric` on grid
+ * `grid` (defined with `simtrack_grid`); `n` must be the grid's number of
+ * points and `order` says how `data` lies over the grid's axes
+ * (`SIMTRACK_ORDER_FORTRAN`: axis 0 fastest, written without a copy;
+ * `SIMTRACK_ORDER_C`: the last axis fastest).
+ *
+ * Never waits on the network and never holds the array in memory: the
+ * values are written to the run's spool directory before the call returns
+ * and delivered from there (or by `simtrack sync`). Fails with
+ * `SIMTRACK_STATUS_INVALID_ARGUMENT` for an unknown grid or a wrong `n`,
+ * `SIMTRACK_STATUS_NULL_ARGUMENT` for a NULL `data`, `SIMTRACK_STATUS_IO`
+ * if the local disk refuses the values.
+ *
+ * # Safety
+ * `run` is NULL or a handle from `simtrack_init`; strings are NULL or
+ * NUL-terminated; `data` is NULL or valid for `n` doubles.
+ */
+simtrack_status simtrack_log_array(struct simtrack_run *run,
+                                   const char *metric,
+                                   const char *grid,
+                                   const double *data,
+                                   size_t n,
+                                   int32_t order,
+                                   int64_t step);
+
+/**
+ * As `simtrack_log_array` for single-precision data (stored as double).
+ *
+ * # Safety
+ * As `simtrack_log_array`, `data` valid for `n` floats.
+ */
+simtrack_status simtrack_log_array_f32(struct simtrack_run *run,
+                                       const char *metric,
+                                       const char *grid,
+                                       const float *data,
+                                       size_t n,
+                                       int32_t order,
+                                       int64_t step);
 
 /**
  * Opts in to scheduler signals (what `SIMTRACK_SIGNALS` does, as a call).

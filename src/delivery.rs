@@ -23,6 +23,8 @@ pub fn describe(record: &Record) -> String {
         Record::File(f) => format!("file {}", f.name),
         Record::Alert(a) => format!("alert {}", a.name),
         Record::Finish(f) => format!("final status {}", f.status.as_str()),
+        Record::Grid(g) => format!("grid {}", g.name),
+        Record::Array(a) => format!("array {} step {}", a.metric, a.step),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod error;
 mod exit;
 pub mod ffi;
 mod fork;
+pub mod grid;
 pub mod lanes;
 pub mod model;
 pub mod record;

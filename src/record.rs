@@ -32,6 +32,11 @@ pub enum Record {
     Alert(AlertDef),
     /// The run's final status; the last record of a finished run.
     Finish(FinishRecord),
+    /// A grid the run's array metrics lie on (see `crate::grid`).
+    Grid(crate::grid::GridSpec),
+    /// One step of an array metric; the values live in the run's spool
+    /// directory (see `crate::grid`).
+    Array(crate::grid::ArrayRecord),
 }
 
 /// Everything known about a run at init.

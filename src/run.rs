@@ -53,6 +53,8 @@ struct Live {
     dir: RunDir,
     finish_timeout: Duration,
     final_status: Mutex<Option<RunStatus>>,
+    /// The grids defined so far (array metrics are checked against them).
+    grids: crate::grid::Registry,
     /// Held while the run is being written; released at finish.
     _lock: Option<std::fs::File>,
 }
@@ -155,6 +157,7 @@ impl Run {
                 dir,
                 finish_timeout: config.finish_timeout,
                 final_status: Mutex::new(None),
+                grids: crate::grid::Registry::default(),
                 _lock: lock,
             }),
         })
@@ -224,7 +227,15 @@ impl Run {
             .push_many(count, item, step, crate::clock::ticks())
     }
 
-    fn push_record(&self, record: Record) {
+    /// What `crate::grid` needs of a live run: its grids, spool directory
+    /// and start time (None for a run that records nothing).
+    pub(crate) fn grid_parts(&self) -> Option<(&crate::grid::Registry, &RunDir, Instant, &Worker)> {
+        self.live
+            .as_ref()
+            .map(|l| (&l.grids, &l.dir, l.start, &l.worker))
+    }
+
+    pub(crate) fn push_record(&self, record: Record) {
         if let Some(live) = &self.live {
             live.worker.push_record(record);
         }
@@ -317,6 +328,7 @@ impl Run {
         let Some(live) = &self.live else {
             return Ok(());
         };
+        live.grids.drain();
         live.worker.flush(Instant::now() + timeout)
     }
 
@@ -327,6 +339,7 @@ impl Run {
             return Ok(());
         };
         let deadline = Instant::now() + live.finish_timeout;
+        live.grids.drain();
         let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
         live.worker.shutdown(
             FinishRecord {

@@ -171,6 +171,9 @@ pub struct DeliveryState {
     /// True once a `Finish` record has been acknowledged.
     #[serde(default)]
     pub finished: bool,
+    /// Grid ids created on the server, by the run's grid name.
+    #[serde(default)]
+    pub grid_ids: std::collections::BTreeMap<String, String>,
 }
 
 /// A record the server refused for good.

@@ -40,14 +40,14 @@ export SIMTRACK_TEST_PG_URL="$pg_url"
 export SIMTRACK_TEST_BACKEND="sh $root/scripts/pg-backend.sh \"\$1\""
 
 echo "-- PostgreSQL + blob directory"
-cargo test --locked -p simtrack-server --test api --test c_library --test notify --test users
+cargo test --locked -p simtrack-server --test api --test c_library --test notify --test users --test grids
 
 start_s3 "$work" simtrack
 echo "-- s3s-fs on $AWS_ENDPOINT_URL (pid $s3_pid)"
 export SIMTRACK_TEST_S3_BUCKET=simtrack SIMTRACK_TEST_S3_DIR="$work/s3"
 echo "-- PostgreSQL + S3, artifact bytes streamed through the server (--blobs-stream-through)"
 SIMTRACK_BLOBS_STREAM_THROUGH=1 \
-    cargo test --locked -p simtrack-server --test api --test c_library --test postgres \
+    cargo test --locked -p simtrack-server --test api --test c_library --test grids --test postgres \
     -- --skip artifact_bytes_go_straight
 SIMTRACK_BLOBS_STREAM_THROUGH=1 bash "$root/scripts/test.d/30-ui.sh"
 echo "-- PostgreSQL + S3, artifact bytes through presigned URLs (the default)"
@@ -58,6 +58,7 @@ export SIMTRACK_TEST_S3_DIRECT=1
 cargo test --locked -p simtrack-server --test c_library
 cargo test --locked -p simtrack-server --test postgres artifact_bytes_go_straight
 bash "$root/scripts/test.d/20-simvue-conformance.sh"
+bash "$root/scripts/test.d/25-grids.sh"
 
 objects="$(find "$work/s3/simtrack" -type f | wc -l)"
 echo "-- $objects artifact objects in the object store"

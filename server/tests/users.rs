@@ -90,6 +90,8 @@ struct World {
     alerts: BTreeMap<&'static str, String>,
     /// run name → folder id
     folders: BTreeMap<&'static str, String>,
+    /// run name → id of the grid its array metric is on
+    grids: BTreeMap<&'static str, String>,
 }
 
 /// Who sees which run.
@@ -135,6 +137,7 @@ fn setup(tmp: &Path) -> World {
         artifacts: BTreeMap::new(),
         alerts: BTreeMap::new(),
         folders: BTreeMap::new(),
+        grids: BTreeMap::new(),
     };
     for (name, owner, vis) in [
         (
@@ -192,6 +195,22 @@ fn setup(tmp: &Path) -> World {
                      "timestamp": "2024-01-01T00:00:00.000000"}]}),
         );
         assert_eq!(e.status, 200, "{}", e.text);
+        // A grid of the run's owner, with one step of an array metric on it.
+        let g = api.json(
+            "POST",
+            "/api/grids",
+            &json!({"name": format!("grid_{name}"), "grid": [[0.0, 1.0]], "labels": ["x"]}),
+        );
+        assert_eq!(g.status, 200, "{}", g.text);
+        let grid = g.json()["id"].as_str().unwrap().to_owned();
+        let arr = api.json(
+            "POST",
+            &format!("/api/runs/{id}/metrics/"),
+            &json!([{"metric": format!("field_{name}"), "grid": grid, "step": 0, "time": 0.0,
+                     "timestamp": "2024-01-01T00:00:00.000000", "array": [1.0, 2.0]}]),
+        );
+        assert_eq!(arr.status, 200, "{}", arr.text);
+        w.grids.insert(name, grid);
         let content = format!("bytes of {name}");
         let sha = {
             use sha2::Digest;
@@ -447,6 +466,36 @@ fn check_route(w: &World, who: &'static str, route: &str) {
                 assert_eq!(v["data"][0]["name"], who);
             }
         }
+        // Grids are shared definitions (axes, no measured data): everyone
+        // reads every grid. The arrays on them follow their run.
+        "/api/grids" => {
+            let v = api.get("/api/grids?count=1000").json();
+            let got: BTreeSet<String> = ids(&v);
+            let all: BTreeSet<String> = w.grids.values().cloned().collect();
+            assert_eq!(got, all, "{who}");
+        }
+        "/api/grids/{id}" => {
+            for g in w.grids.values() {
+                assert_eq!(api.get(&format!("/api/grids/{g}")).status, 200, "{who}");
+            }
+        }
+        "/api/runs/{id}/metrics" | "/api/runs/{id}/metrics/" => {
+            per_run(&|_, id| route.replace("{id}", id), &|name, r| {
+                assert_eq!(
+                    r.json()["data"][0]["name"],
+                    format!("field_{name}"),
+                    "{}",
+                    r.text
+                );
+            })
+        }
+        "/api/runs/{id}/metrics/{*rest}" | "/api/runs/{id}/metrics//{*rest}" => per_run(
+            &|name, id| {
+                let sep = if route.contains("//") { "//" } else { "/" };
+                format!("/api/runs/{id}/metrics{sep}field_{name}/values?step=0")
+            },
+            &|_, r| assert_eq!(r.json()["array"], json!([1.0, 2.0]), "{}", r.text),
+        ),
         // Notification channels are their user's own; alice's address from
         // `user add --email` is her channel.
         "/api/ui/notifications" => {

@@ -8,6 +8,7 @@
 
 pub mod api;
 mod boundary;
+pub mod grid;
 mod handle;
 mod lease;
 mod signals;

@@ -153,7 +153,7 @@ impl HttpTransport {
         classify(resp)
     }
 
-    fn json(
+    pub(crate) fn json(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -163,6 +163,21 @@ impl HttpTransport {
         let req = self.client.request(method, self.url(path)).json(body);
         let resp = self.send(req, key)?;
         read_json(resp)
+    }
+
+    /// Posts a msgpack body (one array of `crate::grid`) with its key.
+    pub(crate) fn post_msgpack(
+        &self,
+        path: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header(CONTENT_TYPE, "application/msgpack")
+            .body(body);
+        self.send(req, Some(key)).map(drop)
     }
 
     /// Posts one msgpack batch body; a 413 comes back as `TooLarge`.
@@ -219,7 +234,7 @@ impl HttpTransport {
         }
     }
 
-    fn server_id<'a>(run: &'a RunContext<'_>) -> Result<&'a str, SendError> {
+    pub(crate) fn server_id<'a>(run: &'a RunContext<'_>) -> Result<&'a str, SendError> {
         run.state
             .server_run_id
             .as_deref()
@@ -464,6 +479,8 @@ impl Transport for HttpTransport {
             Record::Folder(f) => self.folder(key, f),
             Record::File(f) => self.file(run, key, f),
             Record::Alert(a) => self.alert(run, key, a),
+            Record::Grid(g) => crate::grid::deliver_grid(self, run, key, g),
+            Record::Array(a) => crate::grid::deliver_array(self, run, key, a),
             Record::Finish(f) => self.update_run(
                 run,
                 key,

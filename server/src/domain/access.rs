@@ -28,8 +28,9 @@ use super::Error;
 use super::auth::Identity;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, ChannelRow, ChunkInfo, ChunkStats,
-    EventRow, FolderPatch, FolderRow, NewChunk, OutboxRow, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, UserRow, WriteTx,
+    EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, NewChunk, OutboxRow,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
+    TokenRow, UserRow, WriteTx,
 };
 
 /// Who besides its owner sees a run (Simvue's `visibility`).
@@ -492,6 +493,33 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
     fn outbox_due(&self, now: i64) -> Result<u64> {
         self.tx.outbox_due(now)
     }
+    // Grids are shared definitions (named axes and coordinates, no measured
+    // data): every user reads them, as Simvue's tenant-wide grids. The
+    // arrays logged on them follow their run.
+    fn grid_get(&self, id: &str) -> Result<Option<GridRow>> {
+        self.tx.grid_get(id)
+    }
+    fn grid_list(&self) -> Result<Vec<GridRow>> {
+        self.tx.grid_list()
+    }
+    fn grid_metrics(&self, run: &str) -> Result<Vec<GridMetricRow>> {
+        if !self.visible(run)? {
+            return Ok(Vec::new());
+        }
+        self.tx.grid_metrics(run)
+    }
+    fn grid_value(&self, run: &str, metric: &str, step: i64) -> Result<Option<GridValueRow>> {
+        if !self.visible(run)? {
+            return Ok(None);
+        }
+        self.tx.grid_value(run, metric, step)
+    }
+    fn grid_steps(&self, run: &str, metric: &str) -> Result<Vec<GridValueRow>> {
+        if !self.visible(run)? {
+            return Ok(Vec::new());
+        }
+        self.tx.grid_steps(run, metric)
+    }
     // Series and chunks are reached through a series id, which only
     // `series_id`/`series_ensure` of a visible run hand out.
     fn series_points(&self, series: i64) -> Result<i64> {
@@ -737,6 +765,30 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
 
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
         self.tx.token_insert(t)
+    }
+    fn grid_insert(&self, g: &GridRow) -> Result<()> {
+        if !self.who.admin && g.user != self.who.user {
+            return Err(self.deny(Error::forbidden("a grid belongs to its creator")));
+        }
+        self.tx.grid_insert(g)
+    }
+    // Deleting a grid deletes the arrays on it: its creator or an admin.
+    fn grid_delete(&self, id: &str) -> Result<()> {
+        match self.tx.grid_get(id)? {
+            None => Err(self.deny(Error::not_found(format!("grid {id} not found")))),
+            Some(g) if !self.who.admin && g.user != self.who.user => Err(self.deny(
+                Error::forbidden(format!("grid {id} belongs to another user")),
+            )),
+            Some(_) => self.tx.grid_delete(id),
+        }
+    }
+    fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()> {
+        self.writable(run)?;
+        self.tx.grid_attach(run, metric, grid)
+    }
+    fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()> {
+        self.writable(run)?;
+        self.tx.grid_value_put(run, metric, v)
     }
     fn notify_channel_insert(&self, c: &ChannelRow) -> Result<()> {
         if !self.who.admin && c.owner != self.who.user {

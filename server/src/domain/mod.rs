@@ -18,6 +18,7 @@ pub mod auth;
 pub mod events;
 pub mod filters;
 pub mod folders;
+pub mod grids;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notify;

@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod events;
 
 pub mod folders;
+pub mod grids;
 pub mod metrics;
 pub mod openapi;
 pub mod runs;
@@ -619,6 +620,7 @@ pub fn router(state: AppState) -> Router {
             "/alerts/{id}/status/{run}",
             get(alerts::get_status).put(alerts::set_status),
         )
+        .merge(grid_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -628,6 +630,24 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Grids and array metrics ([`grids`]).
+fn grid_routes() -> Router<AppState> {
+    Router::new()
+        .route("/grids", get(grids::list).post(grids::create))
+        .route(
+            "/grids/{id}",
+            get(grids::get_one).put(grids::update).delete(grids::delete),
+        )
+        .route("/runs/{id}/grids/{grid}", put(grids::attach))
+        .route("/runs/{id}/metrics", get(grids::of_run).post(grids::ingest))
+        .route(
+            "/runs/{id}/metrics/",
+            get(grids::of_run).post(grids::ingest),
+        )
+        .route("/runs/{id}/metrics/{*rest}", get(grids::metric_read))
+        .route("/runs/{id}/metrics//{*rest}", get(grids::metric_read))
 }
 
 /// A request body as the storage layer's byte stream.

@@ -695,6 +695,47 @@ pub struct OutboxRow {
     pub sent_at: Option<i64>,
 }
 
+/// A grid: named axes with their coordinates (the Simvue `grid` object).
+/// `doc` is the JSON document the domain owns (`grid`, `labels`, `units`).
+#[derive(Debug, Clone)]
+pub struct GridRow {
+    pub id: String,
+    pub name: String,
+    pub doc: String,
+    pub created: i64,
+    pub user: String,
+}
+
+/// One step of an array metric: its x coordinates, value range and the
+/// encoded array (opaque here; the format is the domain's). `data` is
+/// empty when a listing did not ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct GridValueRow {
+    pub step: i64,
+    pub time: f64,
+    pub ts: i64,
+    pub count: i64,
+    pub vmin: Option<f64>,
+    pub vmax: Option<f64>,
+    pub data: Vec<u8>,
+}
+
+/// An array metric of a run: the grid it is on and the span of its steps.
+#[derive(Debug, Clone)]
+pub struct GridMetricRow {
+    pub metric: String,
+    pub grid: String,
+    pub steps: i64,
+    pub step_min: Option<i64>,
+    pub step_max: Option<i64>,
+    pub time_min: Option<f64>,
+    pub time_max: Option<f64>,
+    pub ts_min: Option<i64>,
+    pub ts_max: Option<i64>,
+    pub vmin: Option<f64>,
+    pub vmax: Option<f64>,
+}
+
 /// Queries, available in read and write transactions.
 pub trait ReadTx {
     /// The run's status, or `None` when there is no such run.
@@ -834,6 +875,16 @@ pub trait ReadTx {
     ) -> Result<Vec<OutboxRow>>;
     /// How many deliveries are due at `now` and unclaimed.
     fn outbox_due(&self, now: i64) -> Result<u64>;
+    /// A grid by id.
+    fn grid_get(&self, id: &str) -> Result<Option<GridRow>>;
+    /// Every grid, oldest first.
+    fn grid_list(&self) -> Result<Vec<GridRow>>;
+    /// The array metrics of a run (attached or logged), by name.
+    fn grid_metrics(&self, run: &str) -> Result<Vec<GridMetricRow>>;
+    /// One step of an array metric, with its data.
+    fn grid_value(&self, run: &str, metric: &str, step: i64) -> Result<Option<GridValueRow>>;
+    /// Every step of an array metric, by step, without data.
+    fn grid_steps(&self, run: &str, metric: &str) -> Result<Vec<GridValueRow>>;
 }
 
 /// Changes, available in write transactions only.
@@ -938,4 +989,12 @@ pub trait WriteTx: ReadTx {
     /// Forgets finished (sent or failed) deliveries created before
     /// `before`; how many.
     fn outbox_purge(&self, before: i64) -> Result<usize>;
+    /// Stores a new grid.
+    fn grid_insert(&self, g: &GridRow) -> Result<()>;
+    /// Deletes a grid, its attachments and their values.
+    fn grid_delete(&self, id: &str) -> Result<()>;
+    /// Puts metric `metric` of `run` on grid `grid` (replacing any earlier grid).
+    fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()>;
+    /// Stores one step of an array metric (replacing the same step).
+    fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()>;
 }

@@ -42,6 +42,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../../ui/pages/alerts.js"),
     },
     Asset {
+        path: "pages/grids.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/grids.js"),
+    },
+    Asset {
         path: "app.css",
         mime: "text/css; charset=utf-8",
         bytes: include_bytes!("../../../ui/app.css"),

@@ -18,6 +18,7 @@
 //! Schema migrations ([`schema::MIGRATIONS`]) run at open under a session
 //! advisory lock, so replicas starting together apply each one once.
 
+mod grids;
 pub mod inspect;
 mod schema;
 mod tx;

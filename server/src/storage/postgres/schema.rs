@@ -160,6 +160,26 @@ CREATE TABLE audit (
     action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL, ip TEXT NOT NULL);
 "#,
     ),
+    (
+        8,
+        // Grids and array metrics: one row per (run, metric, step), the
+        // array encoded and compressed by the domain (opaque here).
+        r#"
+CREATE TABLE grids (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL, created BIGINT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '');
+CREATE TABLE run_grids (
+    run_id TEXT NOT NULL, metric TEXT NOT NULL, grid_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, metric));
+CREATE INDEX run_grids_grid ON run_grids(grid_id);
+CREATE TABLE grid_values (
+    run_id TEXT NOT NULL, metric TEXT NOT NULL, step BIGINT NOT NULL,
+    time DOUBLE PRECISION NOT NULL, ts BIGINT NOT NULL, count BIGINT NOT NULL,
+    vmin DOUBLE PRECISION, vmax DOUBLE PRECISION, data BYTEA NOT NULL,
+    PRIMARY KEY (run_id, metric, step));
+ALTER TABLE grid_values ALTER COLUMN data SET STORAGE EXTERNAL;
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

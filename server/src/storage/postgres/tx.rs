@@ -9,8 +9,9 @@ use tokio_postgres::types::{FromSql, ToSql};
 use super::{PgStore, db};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
-    EventRow, FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, UserRow, WriteTx,
+    EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
+    TokenRow, UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
@@ -22,14 +23,14 @@ pub(super) struct Tx<'a> {
     pub store: &'a PgStore,
 }
 
-type Param<'a> = &'a (dyn ToSql + Sync);
+pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 type Boxed = Box<dyn ToSql + Sync + Send>;
 
 fn get<'r, T: FromSql<'r>>(r: &'r Row, col: &str) -> Result<T> {
     r.try_get(col).map_err(db)
 }
 
-fn at<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T> {
+pub(super) fn at<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T> {
     r.try_get(i).map_err(db)
 }
 
@@ -151,7 +152,7 @@ fn user_row(r: &Row) -> Result<UserRow> {
 
 impl Tx<'_> {
     /// Every row of `sql`.
-    fn rows(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
+    pub(super) fn rows(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
         self.store.block(async {
             let st = self.t.prepare_cached(sql).await.map_err(db)?;
             self.t.query(&st, args).await.map_err(db)
@@ -159,7 +160,7 @@ impl Tx<'_> {
     }
 
     /// At most one row of `sql`.
-    fn row(&self, sql: &str, args: &[Param<'_>]) -> Result<Option<Row>> {
+    pub(super) fn row(&self, sql: &str, args: &[Param<'_>]) -> Result<Option<Row>> {
         self.store.block(async {
             let st = self.t.prepare_cached(sql).await.map_err(db)?;
             self.t.query_opt(&st, args).await.map_err(db)
@@ -167,7 +168,7 @@ impl Tx<'_> {
     }
 
     /// Runs `sql`; how many rows it changed.
-    fn exec(&self, sql: &str, args: &[Param<'_>]) -> Result<u64> {
+    pub(super) fn exec(&self, sql: &str, args: &[Param<'_>]) -> Result<u64> {
         self.store.block(async {
             let st = self.t.prepare_cached(sql).await.map_err(db)?;
             self.t.execute(&st, args).await.map_err(db)
@@ -772,6 +773,22 @@ impl ReadTx for Tx<'_> {
     fn outbox_due(&self, now: i64) -> Result<u64> {
         self.due(now)
     }
+
+    fn grid_get(&self, id: &str) -> Result<Option<GridRow>> {
+        super::grids::get(self, id)
+    }
+    fn grid_list(&self) -> Result<Vec<GridRow>> {
+        super::grids::list(self)
+    }
+    fn grid_metrics(&self, run: &str) -> Result<Vec<GridMetricRow>> {
+        super::grids::metrics(self, run)
+    }
+    fn grid_value(&self, run: &str, metric: &str, step: i64) -> Result<Option<GridValueRow>> {
+        super::grids::value(self, run, metric, step)
+    }
+    fn grid_steps(&self, run: &str, metric: &str) -> Result<Vec<GridValueRow>> {
+        super::grids::steps(self, run, metric)
+    }
 }
 
 impl WriteTx for Tx<'_> {
@@ -822,6 +839,8 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM run_alerts WHERE run_id = $1",
             "DELETE FROM alert_windows WHERE run_id = $1",
             "DELETE FROM run_artifacts WHERE run_id = $1",
+            "DELETE FROM grid_values WHERE run_id = $1",
+            "DELETE FROM run_grids WHERE run_id = $1",
             "DELETE FROM runs WHERE id = $1",
         ] {
             self.exec(sql, &[&id])?;
@@ -1131,5 +1150,18 @@ impl WriteTx for Tx<'_> {
 
     fn outbox_purge(&self, before: i64) -> Result<usize> {
         self.purge(before)
+    }
+
+    fn grid_insert(&self, g: &GridRow) -> Result<()> {
+        super::grids::insert(self, g)
+    }
+    fn grid_delete(&self, id: &str) -> Result<()> {
+        super::grids::delete(self, id)
+    }
+    fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()> {
+        super::grids::attach(self, run, metric, grid)
+    }
+    fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()> {
+        super::grids::value_put(self, run, metric, v)
     }
 }

@@ -7,6 +7,7 @@
 //! pooled connections and never wait for the writer.
 
 pub mod export;
+mod grids;
 pub mod inspect;
 mod tx;
 
@@ -91,6 +92,17 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(status, next_at);
 CREATE INDEX IF NOT EXISTS notify_outbox_run ON notify_outbox(run_id, created);
 CREATE INDEX IF NOT EXISTS notify_outbox_owner ON notify_outbox(owner, created);
+CREATE TABLE IF NOT EXISTS grids (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL, created INTEGER NOT NULL,
+    user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS run_grids (
+    run_id TEXT NOT NULL, metric TEXT NOT NULL, grid_id TEXT NOT NULL,
+    PRIMARY KEY (run_id, metric));
+CREATE INDEX IF NOT EXISTS run_grids_grid ON run_grids(grid_id);
+CREATE TABLE IF NOT EXISTS grid_values (
+    run_id TEXT NOT NULL, metric TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
+    ts INTEGER NOT NULL, count INTEGER NOT NULL, vmin REAL, vmax REAL, data BLOB NOT NULL,
+    PRIMARY KEY (run_id, metric, step));
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data

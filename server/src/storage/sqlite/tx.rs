@@ -7,8 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::db;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
-    EventRow, FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow, UserRow, WriteTx,
+    EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow,
+    UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
@@ -787,6 +788,22 @@ impl ReadTx for Tx<'_> {
     fn outbox_due(&self, now: i64) -> Result<u64> {
         self.due(now)
     }
+
+    fn grid_get(&self, id: &str) -> Result<Option<GridRow>> {
+        super::grids::get(self.0, id)
+    }
+    fn grid_list(&self) -> Result<Vec<GridRow>> {
+        super::grids::list(self.0)
+    }
+    fn grid_metrics(&self, run: &str) -> Result<Vec<GridMetricRow>> {
+        super::grids::metrics(self.0, run)
+    }
+    fn grid_value(&self, run: &str, metric: &str, step: i64) -> Result<Option<GridValueRow>> {
+        super::grids::value(self.0, run, metric, step)
+    }
+    fn grid_steps(&self, run: &str, metric: &str) -> Result<Vec<GridValueRow>> {
+        super::grids::steps(self.0, run, metric)
+    }
 }
 
 impl WriteTx for Tx<'_> {
@@ -840,6 +857,8 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM run_alerts WHERE run_id = ?1",
             "DELETE FROM alert_windows WHERE run_id = ?1",
             "DELETE FROM run_artifacts WHERE run_id = ?1",
+            "DELETE FROM grid_values WHERE run_id = ?1",
+            "DELETE FROM run_grids WHERE run_id = ?1",
             "DELETE FROM runs WHERE id = ?1",
         ] {
             self.0.execute(sql, params![id]).map_err(db)?;
@@ -1205,5 +1224,18 @@ impl WriteTx for Tx<'_> {
 
     fn outbox_purge(&self, before: i64) -> Result<usize> {
         self.purge(before)
+    }
+
+    fn grid_insert(&self, g: &GridRow) -> Result<()> {
+        super::grids::insert(self.0, g)
+    }
+    fn grid_delete(&self, id: &str) -> Result<()> {
+        super::grids::delete(self.0, id)
+    }
+    fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()> {
+        super::grids::attach(self.0, run, metric, grid)
+    }
+    fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()> {
+        super::grids::value_put(self.0, run, metric, v)
     }
 }
