@@ -100,6 +100,9 @@ enum Command {
         /// Offline cache directory [default: the library's configuration].
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Only this run (its id); waits briefly for a process still holding it.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
     },
 }
 
@@ -355,7 +358,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Sync { cache } => sync::run(cache),
+        Command::Sync { cache, run } => sync::run(cache, run),
         Command::Migrate {
             data,
             to_database,
