@@ -47,7 +47,26 @@ program test_signals
   write (*, '(a)') 'raising SIGTERM'
   flush (output_unit)
   if (c_raise(sigterm) /= 0) error stop 'raise failed'
-  ! The library re-raises SIGTERM with its default action: never here.
+  ! The library's thread marks the run, delivers it, then raises SIGTERM
+  ! again with its default action: the program dies in this wait.
+  do step = 1, 600
+    call sleep_ms(100)
+  end do
   write (*, '(a)') 'survived SIGTERM'
   error stop 3
+
+contains
+
+  subroutine sleep_ms(ms)
+    integer, intent(in) :: ms
+    interface
+      function usleep(us) bind(C, name='usleep') result(rc)
+        import :: c_int
+        integer(c_int), value, intent(in) :: us
+        integer(c_int) :: rc
+      end function usleep
+    end interface
+
+    if (usleep(int(ms * 1000, c_int)) /= 0) return
+  end subroutine sleep_ms
 end program test_signals
