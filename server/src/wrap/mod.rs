@@ -510,7 +510,8 @@ fn supervise(
                 let _ = run.log("resources/processes", u.processes as f64, -1);
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Short: the wrapper's exit follows the program's by this much.
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -544,7 +545,10 @@ impl Stop {
                 "SLURM job stopped before its time limit (scancel, preemption or another signal)"
                     .to_owned()
             }
-            None => "signal from outside the program in a SLURM job".to_owned(),
+            None => {
+                "SLURM job with no known time limit stopped (scancel, preemption or another signal)"
+                    .to_owned()
+            }
         }
     }
 }
