@@ -6,9 +6,10 @@
 # pass-through in the wrapped case). Three configurations:
 #   bare     the program alone
 #   offline  simtrack run, every line an event in the local spool
-#   online   simtrack run against a local `simtrack server` (until finish
-#            returns: all events acknowledged); wall time of the program's
-#            end is reported separately from the wait for delivery
+#   online   simtrack run against a local `simtrack server`, until the
+#            wrapper exits: the spool synced and the final status on the
+#            server; a backlog over 1 MB is uploaded by the background
+#            `simtrack sync --run ID` the wrapper starts (docs/run.md)
 # Each is run REPS times (default 5); the median is printed. "child" is the
 # wall time of the program itself (GNU time inside the wrapper): whether the
 # wrapper slows the program down, apart from the wait for delivery at the end.

@@ -34,7 +34,7 @@ module simtrack
   implicit none
   private
 
-  public :: simtrack_run, simtrack_version, simtrack_status_string
+  public :: simtrack_run, simtrack_version, simtrack_status_string, simtrack_handle_signals
   public :: SIMTRACK_STATUS_OK, SIMTRACK_STATUS_NULL_RUN, SIMTRACK_STATUS_NULL_ARGUMENT
   public :: SIMTRACK_STATUS_INVALID_UTF8, SIMTRACK_STATUS_INVALID_ARGUMENT
   public :: SIMTRACK_STATUS_INVALID_JSON, SIMTRACK_STATUS_INVALID_CATEGORY
@@ -564,6 +564,33 @@ contains
     this%handle = c_null_ptr
     if (status /= SIMTRACK_STATUS_OK) call report(status, 'simtrack_run finalizer', .false.)
   end subroutine run_final
+
+  !> Opts in to scheduler signals, as SIMTRACK_SIGNALS does: `signals` is a
+  !> comma-separated list such as 'TERM,USR1' (names with or without SIG, or
+  !> numbers). On one of them every unfinished run of the process records the
+  !> signal as an event, is marked 'terminated' and is given up to `timeout`
+  !> seconds (absent or <= 0: 10) to reach the spool and the server; then the
+  !> signal's previous handler is put back and the signal raised again, so the
+  !> program ends (or handles it) exactly as it would have without simtrack.
+  !> Call it after the program's own signal handlers are installed, once per
+  !> process (again with the same list: nothing happens; with another list:
+  !> SIMTRACK_STATUS_INVALID_ARGUMENT). A list that is not understood gives
+  !> SIMTRACK_STATUS_CONFIG. See docs/run.md for why this is opt-in.
+  subroutine simtrack_handle_signals(signals, timeout, stat, errmsg)
+    character(len=*), intent(in) :: signals
+    real(real64), intent(in), optional :: timeout
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+    character(kind=c_char), allocatable, target :: c_signals(:)
+    real(c_double) :: seconds
+    integer(c_int32_t) :: status
+
+    seconds = 0.0_c_double
+    if (present(timeout)) seconds = real(timeout, c_double)
+    call to_c(signals, c_signals)
+    status = c_simtrack_handle_signals(ptr(c_signals), seconds)
+    call check(status, 'simtrack_handle_signals', stat, errmsg)
+  end subroutine simtrack_handle_signals
 
   !> The library version, e.g. '0.1.0'.
   function simtrack_version() result(version)

@@ -56,7 +56,7 @@ module simtrack_c
   public :: c_simtrack_set_folder_details, c_simtrack_set_status
   public :: c_simtrack_abort_requested, c_simtrack_flush, c_simtrack_finish
   public :: c_simtrack_run_id, c_simtrack_last_error, c_simtrack_status_str
-  public :: c_simtrack_version, c_strlen
+  public :: c_simtrack_version, c_simtrack_handle_signals, c_strlen
   public :: c_simtrack_grid, c_simtrack_log_array, c_simtrack_log_array_f32
 
   interface
@@ -207,6 +207,14 @@ module simtrack_c
       import :: c_ptr
       type(c_ptr) :: text
     end function c_simtrack_version
+
+    function c_simtrack_handle_signals(signals, timeout_seconds) &
+        bind(C, name='simtrack_handle_signals') result(status)
+      import :: c_ptr, c_double, c_int32_t
+      type(c_ptr), value, intent(in) :: signals
+      real(c_double), value, intent(in) :: timeout_seconds
+      integer(c_int32_t) :: status
+    end function c_simtrack_handle_signals
 
     function c_strlen(s) bind(C, name='strlen') result(n)
       import :: c_ptr, c_size_t

@@ -4,8 +4,10 @@
 #   bin/simtrack, lib/ (shared + static library, Fortran module library,
 #   CMake package, pkg-config files), include/ (simtrack.h, simtrack.hpp,
 #   Fortran .mod files under simtrack/fortran/<compiler>-<major>/) and
-#   share/modulefiles/simtrack/<version>.lua (an Lmod modulefile that finds
-#   the prefix from its own location, so the tree works unpacked anywhere).
+#   share/modulefiles/simtrack/<version>.lua (an Lmod modulefile) and
+#   share/modulefiles/simtrack/<version> (the same in Tcl, for Environment
+#   Modules; Lmod prefers the .lua beside it). Both find the prefix from
+#   their own location, so the tree works unpacked anywhere.
 #
 # Usage: scripts/package.sh [OUT_DIR]   (default: dist/)
 # Environment: FC (Fortran compiler, default gfortran), BUILD_TYPE (Release),
@@ -47,6 +49,29 @@ prepend_path("CPATH", pathJoin(prefix, "include"))
 prepend_path("PKG_CONFIG_PATH", pathJoin(prefix, "lib/pkgconfig"))
 prepend_path("CMAKE_PREFIX_PATH", prefix)
 LUA
+# Environment Modules reads only files starting with the #%Module cookie, so
+# it skips the .lua file; Lmod, given both, takes the .lua one.
+cat > "$stage/$name/share/modulefiles/simtrack/$version" <<TCL
+#%Module1.0
+## simtrack $version: simulation tracking for Fortran, C and C++ solvers.
+## The prefix is found from this file's place (<prefix>/share/modulefiles/
+## simtrack/$version), so the unpacked tree can live anywhere.
+proc ModulesHelp { } {
+    puts stderr "simtrack $version: link with pkg-config simtrack / simtrack-fortran, or"
+    puts stderr "find_package(simtrack) in CMake; 'simtrack run -- CMD' tracks any program."
+}
+module-whatis "Name: simtrack"
+module-whatis "Version: $version"
+module-whatis "Description: libsimtrack (C, C++, Fortran), the simtrack command (server, run, sync)"
+set prefix [file dirname [file dirname [file dirname [file dirname \$ModulesCurrentModulefile]]]]
+setenv SIMTRACK_ROOT \$prefix
+prepend-path PATH \$prefix/bin
+prepend-path LD_LIBRARY_PATH \$prefix/lib
+prepend-path LIBRARY_PATH \$prefix/lib
+prepend-path CPATH \$prefix/include
+prepend-path PKG_CONFIG_PATH \$prefix/lib/pkgconfig
+prepend-path CMAKE_PREFIX_PATH \$prefix
+TCL
 
 # Nothing may point back into the build machine's paths.
 if grep -rIl -e "$stage" -e "$build" "$stage/$name" >/dev/null; then

@@ -354,6 +354,34 @@ impl<T: Transport> Courier<T> {
         Ok(())
     }
 
+    /// Sends the run's final status now, ahead of records not yet delivered
+    /// (they keep their place and arrive later; the spooled finish record
+    /// sets the same status again). For a process that leaves the rest of
+    /// its delivery to `simtrack sync`: the server shows how the run ended
+    /// at once instead of `running`, then `lost`. False if the run is not
+    /// on the server yet (its status then arrives with the rest).
+    pub fn send_finish_early(
+        &mut self,
+        finish: &crate::record::FinishRecord,
+    ) -> Result<bool, Error> {
+        if self.state.server_run_id.is_none() {
+            return Ok(false);
+        }
+        let key = format!("{}-finish-early", self.spec.id);
+        let mut ctx = RunContext {
+            spec: &self.spec,
+            state: &mut self.state,
+            files_dir: &self.dir.files(),
+        };
+        match self
+            .transport
+            .deliver(&mut ctx, u64::MAX, &key, &Record::Finish(finish.clone()))
+        {
+            Ok(()) => Ok(true),
+            Err(e) => Err(Error::new(Status::Undelivered, e.message().to_owned())),
+        }
+    }
+
     /// Sends a heartbeat and polls for an abort request, once the run exists
     /// on the server. Returns the abort flag, or `None` if the server could
     /// not be asked.
@@ -392,6 +420,7 @@ mod tests {
             w.append(&Record::Events(vec![Event {
                 message: format!("e{i}"),
                 timestamp: 0.0,
+                level: None,
             }]))
             .unwrap();
         }

@@ -112,6 +112,49 @@ impl Category {
     }
 }
 
+/// The level of an event (the `log_level` our server accepts beside the
+/// Simvue fields; a plain Simvue client sees the message only).
+///
+/// cbindgen:ignore
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+/// Every event level, least severe first.
+///
+/// cbindgen:ignore
+pub const EVENT_LEVELS: [EventLevel; 5] = [
+    EventLevel::Debug,
+    EventLevel::Info,
+    EventLevel::Warning,
+    EventLevel::Error,
+    EventLevel::Critical,
+];
+
+impl EventLevel {
+    /// The level spelled `s`, if any.
+    pub fn from_name(s: &str) -> Option<Self> {
+        EVENT_LEVELS.into_iter().find(|l| l.as_str() == s)
+    }
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventLevel::Debug => "debug",
+            EventLevel::Info => "info",
+            EventLevel::Warning => "warning",
+            EventLevel::Error => "error",
+            EventLevel::Critical => "critical",
+        }
+    }
+}
+
 /// Why a name is refused.
 ///
 /// cbindgen:ignore

@@ -98,6 +98,9 @@ impl From<Point> for (u32, f64, i64, f64) {
 pub struct Event {
     pub message: String,
     pub timestamp: f64,
+    /// `None`: the server decides (`info`, or the level the line announces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<EventLevel>,
 }
 
 /// A metadata value set through the typed setters.
@@ -136,7 +139,7 @@ pub struct FolderSpec {
 /// The shared run model facts, re-exported where the library always found them.
 ///
 /// cbindgen:ignore
-pub use crate::model::{Category, MAX_EVENT_BYTES, MAX_NAME_BYTES, RunStatus};
+pub use crate::model::{Category, EventLevel, MAX_EVENT_BYTES, MAX_NAME_BYTES, RunStatus};
 
 impl Category {
     pub fn parse(s: &str) -> Result<Self, Error> {

@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
 use crate::record::{
-    AlertDef, Category, Event, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES, MetaValue,
-    Record, RunSpec, RunStatus, check_name, normalize_folder, now_unix, parse_json_object,
-    parse_tags,
+    AlertDef, Category, Event, EventLevel, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES,
+    MetaValue, Record, RunSpec, RunStatus, check_name, normalize_folder, now_unix,
+    parse_json_object, parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::Transport;
@@ -257,7 +257,41 @@ impl Run {
             live.worker.push_event(Event {
                 message: message.to_owned(),
                 timestamp,
+                level: None,
             });
+        }
+        Ok(())
+    }
+
+    /// Records an event at `level` (`None`: as [`Run::event`]).
+    pub fn event_at(&self, message: &str, level: Option<EventLevel>) -> Result<(), Error> {
+        self.events(vec![(message.to_owned(), level)])
+    }
+
+    /// Records several events at once, with one time and one lock: all, or
+    /// none if a message is too long.
+    pub fn events(&self, messages: Vec<(String, Option<EventLevel>)>) -> Result<(), Error> {
+        if let Some((m, _)) = messages.iter().find(|(m, _)| m.len() > MAX_EVENT_BYTES) {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "event message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+                    m.len()
+                ),
+            ));
+        }
+        if let Some(live) = &self.live {
+            let timestamp = live.created + live.start.elapsed().as_secs_f64();
+            live.worker.push_events(
+                messages
+                    .into_iter()
+                    .map(|(message, level)| Event {
+                        message,
+                        timestamp,
+                        level,
+                    })
+                    .collect(),
+            );
         }
         Ok(())
     }
@@ -334,20 +368,30 @@ impl Run {
 
     /// Ends the run: records its final status and waits, up to the finish
     /// deadline, for everything to reach the spool and the server.
-    pub fn finish(mut self) -> Result<(), Error> {
+    pub fn finish(self) -> Result<(), Error> {
+        self.finish_within(None)
+    }
+
+    /// As [`Run::finish`], waiting for the server at most `ack_wait` (the
+    /// spool still gets the whole finish deadline). `Undelivered` then means
+    /// the run is complete in the spool, the rest for `simtrack sync`.
+    pub fn finish_within(mut self, ack_wait: Option<Duration>) -> Result<(), Error> {
         let Some(live) = self.live.take() else {
             return Ok(());
         };
-        let deadline = Instant::now() + live.finish_timeout;
+        let now = Instant::now();
+        let deadline = now + live.finish_timeout;
+        let ack_deadline = ack_wait.map_or(deadline, |w| (now + w).min(deadline));
         live.grids.drain();
         let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
-        live.worker.shutdown(
-            FinishRecord {
-                status,
-                endtime: now_unix(),
-            },
-            deadline,
-        )
+        let finish = FinishRecord {
+            status,
+            endtime: now_unix(),
+        };
+        match ack_wait {
+            None => live.worker.shutdown(finish, deadline),
+            Some(_) => live.worker.shutdown_by(finish, deadline, ack_deadline),
+        }
     }
 }
 

@@ -236,6 +236,7 @@ fn terminate_runs(sig: c_int, timeout: Duration) {
         p.records.push(Record::Events(vec![Event {
             message: message.clone(),
             timestamp: now_unix(),
+            level: None,
         }]));
         if p.finish.is_none() {
             p.finish = Some(FinishRecord {

@@ -802,6 +802,7 @@ mod tests {
         Record::Events(vec![Event {
             message: format!("event {i}"),
             timestamp: i as f64,
+            level: None,
         }])
     }
 

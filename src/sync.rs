@@ -109,12 +109,17 @@ pub struct SyncOptions {
     /// How long one run may keep failing transiently before it, and every
     /// run after it, is left for the next sync.
     pub run_patience: Duration,
+    /// Only this run (its id), waiting for a process that still holds it
+    /// to let go, without the lock that keeps two full syncs apart: what
+    /// `simtrack run` starts in the background to finish its delivery.
+    pub only: Option<String>,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             run_patience: Duration::from_secs(30),
+            only: None,
         }
     }
 }
@@ -147,6 +152,9 @@ pub fn sync_with<T: Transport + Clone>(
 ) -> Result<Vec<RunReport>, Error> {
     crate::spool::create_private_dir_all(&config.offline_dir)
         .map_err(|e| Error::io(format!("cannot create {}", config.offline_dir.display()), e))?;
+    if let Some(id) = &options.only {
+        return sync_one(config, url, transport, options, id);
+    }
     let lock_path = config.offline_dir.join("sync.lock");
     let lock = crate::spool::private_file()
         .create(true)
@@ -170,10 +178,45 @@ pub fn sync_with<T: Transport + Clone>(
         }
     }
 
+    sync_runs(list_runs(&config.offline_dir)?, url, transport, options)
+}
+
+/// [`sync_with`] for the one run `id`: waits up to 10 s for a process
+/// still holding it (the `simtrack run` that started this) to let go.
+fn sync_one<T: Transport + Clone>(
+    config: &Config,
+    url: &str,
+    transport: T,
+    options: &SyncOptions,
+    id: &str,
+) -> Result<Vec<RunReport>, Error> {
+    let runs: Vec<_> = list_runs(&config.offline_dir)?
+        .into_iter()
+        .filter(|r| r.id == id)
+        .collect();
+    let Some(run) = runs.first() else {
+        return Err(Error::new(
+            Status::FileNotFound,
+            format!("no run {id} in {}", config.offline_dir.display()),
+        ));
+    };
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while run.dir.try_lock()?.is_none() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sync_runs(runs, url, transport, options)
+}
+
+fn sync_runs<T: Transport + Clone>(
+    runs: Vec<crate::spool::SpooledRun>,
+    url: &str,
+    transport: T,
+    options: &SyncOptions,
+) -> Result<Vec<RunReport>, Error> {
     let mut reports = Vec::new();
     // Why the server cannot take anything more in this sync, once known.
     let mut refused: Option<String> = None;
-    for run in list_runs(&config.offline_dir)? {
+    for run in runs {
         let mut report = RunReport {
             id: run.id.clone(),
             name: String::new(),

@@ -176,6 +176,17 @@ impl Shared {
     /// (the data stays in memory and is retried), `Refused` if the server refused records for good (they
     /// stay in the spool), `Undelivered` if the deadline came first.
     pub fn wait_delivered(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
+        self.wait_delivered_by(generation, deadline, deadline)
+    }
+
+    /// As [`Shared::wait_delivered`], with one deadline for the spool and
+    /// another (usually earlier) for the server's acknowledgement.
+    pub fn wait_delivered_by(
+        &self,
+        generation: u64,
+        deadline: Instant,
+        ack_deadline: Instant,
+    ) -> Result<(), Error> {
         let written = |p: &Progress| p.writer_done || p.flushed >= generation;
         let mut p = self.progress.lock();
         while !written(&p) {
@@ -204,7 +215,11 @@ impl Shared {
         }
         let target = p.written;
         while (p.acked < target || p.unmarked > 0) && !p.send_blocked && !p.sender_done {
-            if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
+            if self
+                .progress_cv
+                .wait_until(&mut p, ack_deadline)
+                .timed_out()
+            {
                 break;
             }
         }
@@ -409,6 +424,27 @@ impl Worker {
         }
     }
 
+    /// Queues many events under one lock (filling the last events record
+    /// first, then records of at most [`BATCH_POINTS`]); wakes the writer
+    /// when a record is full.
+    pub fn push_events(&self, mut events: Vec<crate::record::Event>) {
+        let mut p = self.shared.pending.lock();
+        if let Some(Record::Events(list)) = p.records.last_mut() {
+            let n = BATCH_POINTS.saturating_sub(list.len()).min(events.len());
+            list.extend(events.drain(..n));
+        }
+        let full = !events.is_empty();
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(BATCH_POINTS));
+            p.records.push(Record::Events(events));
+            events = rest;
+        }
+        drop(p);
+        if full {
+            self.shared.wake_writer.notify_one();
+        }
+    }
+
     pub fn abort_requested(&self) -> bool {
         self.shared.abort.load(Ordering::Acquire)
     }
@@ -425,7 +461,18 @@ impl Worker {
     /// hung server is left to end on its own (its request has a timeout);
     /// a writer that cannot write (a full disk) keeps trying until the
     /// process exits.
-    pub fn shutdown(mut self, finish: FinishRecord, deadline: Instant) -> Result<(), Error> {
+    pub fn shutdown(self, finish: FinishRecord, deadline: Instant) -> Result<(), Error> {
+        self.shutdown_by(finish, deadline, deadline)
+    }
+
+    /// As [`Worker::shutdown`], waiting for the server only until
+    /// `ack_deadline` (the spool still gets until `deadline`).
+    pub fn shutdown_by(
+        mut self,
+        finish: FinishRecord,
+        deadline: Instant,
+        ack_deadline: Instant,
+    ) -> Result<(), Error> {
         let generation = {
             let mut p = self.shared.pending.lock();
             p.finish = Some(finish);
@@ -433,15 +480,20 @@ impl Worker {
             p.flush_requested
         };
         self.shared.wake_writer.notify_one();
-        let outcome = self.shared.wait_delivered(generation, deadline);
+        let outcome = self
+            .shared
+            .wait_delivered_by(generation, deadline, ack_deadline);
         self.shared.stop_sender.store(true, Ordering::Release);
         self.shared.progress_cv.notify_all();
         let writer_stuck = outcome.as_ref().is_err_and(|e| e.status == Status::Io);
-        for t in [self.writer.take(), self.sender.take()]
-            .into_iter()
-            .flatten()
-        {
-            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, deadline)) {
+        // The sender stops after the request it is in.
+        let sender_end = ack_deadline.max(Instant::now() + Duration::from_millis(500));
+        for (t, end) in [
+            (self.writer.take(), deadline),
+            (self.sender.take(), sender_end),
+        ] {
+            let Some(t) = t else { continue };
+            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, end.min(deadline))) {
                 let _ = t.join();
             }
         }

@@ -41,6 +41,7 @@ fn record(tag: usize, len: usize) -> Record {
     Record::Events(vec![Event {
         message,
         timestamp: tag as f64,
+        level: None,
     }])
 }
 

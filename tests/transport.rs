@@ -292,6 +292,7 @@ fn sync_with_the_server_away_gives_up_quickly_and_delivers_next_time() {
     let cfg = config(&url, tmp.path(), &[]);
     let patience = SyncOptions {
         run_patience: Duration::from_millis(300),
+        ..SyncOptions::default()
     };
     let t0 = Instant::now();
     let reports = sync(&cfg, &patience).unwrap();

@@ -8,10 +8,10 @@
 #   wrapped     sbatch of `simtrack run` around a C program -> completed, metrics
 #   array       a 3-task job array of `simtrack run`         -> 3 runs, array ids 1..3
 #   mpi         sbatch -n 4 + srun --mpi=pmix -n 4 heat_mpi  -> exactly one run
-#   timeout     --time=1, `simtrack run` around a sleeper    -> terminated, data delivered
+#   timeout     --time=1, `simtrack run` around a sleeper    -> terminated (time limit), data delivered
 #   timeout-lib --time=1, a C solver with SIMTRACK_SIGNALS   -> terminated, data delivered
 #   scancel     scancel of a C solver with SIMTRACK_SIGNALS  -> terminated
-#   scancel-run scancel of `simtrack run`                    -> terminated
+#   scancel-run scancel of `simtrack run`                    -> terminated (cancelled)
 #
 # The two --time=1 jobs make this take about two minutes (SLURM's time limit
 # is in minutes; KillWait here is 10 s).
@@ -185,6 +185,8 @@ elif what == "points":           # run-name metric: number of points
     q = "/api/metrics?runs=%s&metrics=%s&xaxis=step&aggregate=False" % (
         urllib.parse.quote(json.dumps([r["id"]])), urllib.parse.quote(json.dumps([args[1]])))
     print(len(get(q)[r["id"]].get(args[1], [])))
+elif what == "meta":             # run-name key: the metadata value
+    print(runs(["name == " + args[0]])[0].get("metadata", {}).get(args[1]))
 elif what == "events":           # run-name: events, one per line
     r = runs(["name == " + args[0]])[0]
     for e in get("/api/events?run=%s&start=0&count=0" % r["id"])["data"]:
@@ -223,6 +225,9 @@ expect_run "metadata.slurm_job_id == $j_cancel" terminated
 [ "$(api points scancel x)" = 1000 ] || fail "scancel: points not all delivered"
 expect_run "metadata.slurm_job_id == $j_cancel_run" terminated
 grep -q "SIGTERM" <<<"$(api events scancel-run)" || fail "scancel-run: no SIGTERM event"
+why=$(api meta scancel-run stop_reason)
+grep -q "scancel" <<<"$why" || fail "scancel-run: stop_reason $why"
+echo "ok   scancel-run: stop_reason $why"
 
 echo "== --time=1 (about a minute)"
 wait_state "$j_tl" 180; wait_state "$j_tllib" 180
@@ -230,6 +235,9 @@ wait_state "$j_tl" 180; wait_state "$j_tllib" 180
 expect_run "metadata.slurm_job_id == $j_tl" terminated
 grep -qx "ready" <<<"$(api events timeout)" || fail "timeout: output not delivered"
 grep -q "^timeout terminated $j_tl None None 60 " <<<"$(api runs "name == timeout")" || fail "timeout: time limit not recorded"
+why=$(api meta timeout stop_reason)
+grep -q "^SLURM time limit" <<<"$why" || fail "timeout: stop_reason $why"
+echo "ok   timeout: stop_reason $why"
 expect_run "metadata.slurm_job_id == $j_tllib" terminated
 [ "$(api points timeout-lib x)" = 1000 ] || fail "timeout-lib: points not all delivered"
 echo "40-slurm: all good"

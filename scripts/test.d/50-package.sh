@@ -2,7 +2,9 @@
 # The release tarball as a cluster installs it: scripts/package.sh makes it
 # (Debug, sharing the cargo target directory of the rest of the suite), it is
 # unpacked into a temporary directory, the modulefile is loaded with Debian's
-# Lmod, and the C, C++ (simtrack.hpp, C++17 and C++20) and Fortran examples
+# Lmod (the Lua one, then the Tcl one for Environment Modules: Debian's
+# environment-modules conflicts with lmod, and Lmod reads Tcl modulefiles
+# too; where a modulecmd.tcl exists it loads the Tcl file as well), and the C, C++ (simtrack.hpp, C++17 and C++20) and Fortran examples
 # are built against it with pkg-config and with CMake's find_package, then
 # run offline; `simtrack run` from the tarball wraps a program.
 set -euo pipefail
@@ -70,4 +72,39 @@ echo "== simtrack run from the tarball"
 simtrack run --name packaged --metric 'x=x=(\S+)' -- sh -c 'echo x=1; echo x=2' >/dev/null
 runs=$(ls "$SIMTRACK_OFFLINE_DIR/runs" | wc -l)
 [ "$runs" -ge 7 ] || { echo "expected the runs of every program in the spool, found $runs"; exit 1; }
+echo "== the Tcl modulefile (Environment Modules), loaded by Lmod"
+version=$(basename "$prefix"); version=${version#simtrack-}
+tcl=$prefix/share/modulefiles/simtrack/$version
+head -n1 "$tcl" | grep -qx '#%Module1.0' || { echo "no Tcl modulefile at $tcl"; exit 1; }
+check_module_env() { # what loading either modulefile must give
+    [ "$(command -v simtrack)" = "$prefix/bin/simtrack" ] || { echo "$1: simtrack is $(command -v simtrack)"; exit 1; }
+    [ "$SIMTRACK_ROOT" = "$prefix" ] || { echo "$1: SIMTRACK_ROOT=$SIMTRACK_ROOT"; exit 1; }
+    [ "$(realpath "$(pkg-config --variable=prefix simtrack)")" = "$(realpath "$prefix")" ] || { echo "$1: pkg-config prefix $(pkg-config --variable=prefix simtrack)"; exit 1; }
+    case ":$CMAKE_PREFIX_PATH:" in *":$prefix:"*) ;; *) echo "$1: CMAKE_PREFIX_PATH=$CMAKE_PREFIX_PATH"; exit 1;; esac
+    simtrack --version >/dev/null
+}
+set +u
+module unload simtrack
+[ -z "${SIMTRACK_ROOT:-}" ] || { echo "unload left SIMTRACK_ROOT=$SIMTRACK_ROOT"; exit 1; }
+mv "$tcl.lua" "$T/simtrack.lua"   # Lmod prefers the .lua file: take it away
+module load simtrack
+set -u
+check_module_env "Lmod, Tcl modulefile"
+cc -Wall -Werror "$root/examples/c/heat.c" $(pkg-config --cflags --libs simtrack) -lm -o heat_tcl
+./heat_tcl >/dev/null
+set +u; module unload simtrack; set -u
+mv "$T/simtrack.lua" "$tcl.lua"
+modulecmd=${MODULES_CMD:-}
+for c in /usr/lib/x86_64-linux-gnu/modulecmd.tcl /usr/share/modules/libexec/modulecmd.tcl /usr/lib/modulecmd.tcl; do
+    [ -n "$modulecmd" ] || { [ -r "$c" ] && modulecmd=$c; }
+done
+if [ -n "$modulecmd" ] && command -v tclsh >/dev/null; then
+    echo "== the Tcl modulefile, loaded by Environment Modules ($modulecmd)"
+    (
+        eval "$(MODULEPATH=$prefix/share/modulefiles tclsh "$modulecmd" bash load simtrack)"
+        check_module_env "Environment Modules"
+    )
+else
+    echo "(no modulecmd.tcl: Environment Modules itself not tried; set MODULES_CMD to try one)"
+fi
 echo "50-package: all good"

@@ -142,6 +142,9 @@ enum Command {
         /// Offline cache directory [default: the library's configuration].
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Only this run (its id); waits briefly for a process still holding it.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
     },
 }
 
@@ -380,7 +383,7 @@ fn main() -> ExitCode {
         Command::Token { command } => token_command(command),
         Command::User { command } => user_command(command),
         Command::Notify { command } => notify_cli::main(command),
-        Command::Sync { cache } => sync::run(cache),
+        Command::Sync { cache, run } => sync::run(cache, run),
         Command::Migrate {
             data,
             to_database,

@@ -11,7 +11,7 @@ use simtrack::sync::{SyncOptions, all_delivered, sync};
 /// Uploads the offline runs under `cache` (default: the configured offline
 /// directory) to the configured server; non-zero exit if any run is left
 /// incomplete or the sync could not start.
-pub fn run(cache: Option<PathBuf>) -> ExitCode {
+pub fn run(cache: Option<PathBuf>, only: Option<String>) -> ExitCode {
     let mut config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -22,7 +22,11 @@ pub fn run(cache: Option<PathBuf>) -> ExitCode {
     if let Some(dir) = cache {
         config.offline_dir = dir;
     }
-    match sync(&config, &SyncOptions::default()) {
+    let options = SyncOptions {
+        only,
+        ..SyncOptions::default()
+    };
+    match sync(&config, &options) {
         Ok(reports) => {
             if reports.is_empty() {
                 println!("no offline runs in {}", config.offline_dir.display());

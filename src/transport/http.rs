@@ -512,6 +512,7 @@ impl Transport for HttpTransport {
                 note.seq, note.what, note.reason
             ),
             timestamp: crate::record::now_unix(),
+            level: None,
         }];
         for (_, body) in encode_events(&id, &event, 0..1, "error", usize::MAX) {
             match self.post_batch("events", &format!("{key}-event"), body) {
@@ -635,7 +636,10 @@ fn encode_events(
         let before = items.len();
         let item = EventItem {
             message: &e.message,
-            log_level,
+            log_level: match e.level {
+                Some(l) => l.as_str(),
+                None => log_level,
+            },
             timestamp: format_timestamp(e.timestamp),
         };
         // Writes into a Vec cannot fail.

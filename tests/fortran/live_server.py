@@ -169,10 +169,22 @@ def scenario_openmp(server, _out):
     check(done == [f"done: thread{t}" for t in range(4)], f"one event per thread (got {done})")
 
 
+def scenario_signals(server, out):
+    check("all checks passed" in out, "the status checks of simtrack_handle_signals passed")
+    check("survived SIGTERM" not in out, "the program did not survive its SIGTERM")
+    run = one_run(server, "fortran-signals", status="terminated")
+    check(server.metric(run["id"], "residual") == [(s, 1.0 / (s + 1)) for s in range(5)],
+          "the residuals logged before the signal arrived")
+    events = [e["message"] for e in
+              server.get("/events", run=run["id"], filters="", start=0, count=0)["data"]]
+    check("before the signal" in events, "the event logged before the signal arrived")
+    check(any("SIGTERM" in e for e in events), f"the signal is recorded as an event ({events})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--scenario", required=True, choices=["lifecycle", "abort", "mpi", "openmp"])
+    ap.add_argument("--scenario", required=True, choices=["lifecycle", "abort", "mpi", "openmp", "signals"])
     ap.add_argument("--offline-then-sync", action="store_true",
                     help="record offline, then upload with `simtrack sync`")
     ap.add_argument("command", nargs="+", help="the program to run (after --)")
@@ -204,7 +216,10 @@ def main():
                 pressed = time.time()
         out, _ = proc.communicate(timeout=120)
         sys.stdout.write(out)
-        check(proc.returncode == 0, f"{args.command[0]} exited with {proc.returncode}")
+        # The signals scenario must die of the SIGTERM it raised, as without simtrack.
+        expected = -signal.SIGTERM if args.scenario == "signals" else 0
+        check(proc.returncode == expected,
+              f"{args.command[0]} ended with {proc.returncode} (expected {expected})")
         if args.offline_then_sync:
             check(not server.runs_named("fortran-lifecycle"), "offline: nothing sent to the server")
             env["SIMTRACK_MODE"] = "online"

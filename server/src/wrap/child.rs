@@ -133,6 +133,12 @@ pub fn is_crash(sig: i32) -> bool {
     )
 }
 
+/// Whether `sig`, received by the wrapper, asks the job to stop (what a
+/// scheduler, a terminal or `kill` sends), as opposed to SIGUSR1/2.
+pub fn is_stop(sig: i32) -> bool {
+    matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGHUP)
+}
+
 /// CPU seconds (own and reaped children), resident bytes and threads of a
 /// process tree.
 #[derive(Debug, Default, Clone, Copy)]

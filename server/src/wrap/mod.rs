@@ -161,7 +161,8 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     // The wrapper samples the child's tree itself; its own use is noise.
     let resources_every = config.resources_interval.take();
-    if let Some(secs) = slurm_time_limit() {
+    let slurm = slurm_times();
+    if let Some(secs) = slurm.limit_secs {
         meta.entry("slurm_time_limit_secs".to_owned())
             .or_insert(Value::from(secs));
     }
@@ -210,7 +211,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(code));
             let _ = run.set_metadata("failure", simtrack::record::MetaValue::Str(msg));
             let _ = run.set_status(RunStatus::Failed);
-            finish(run);
+            finish(run, &config, RunStatus::Failed);
             return ExitCode::from(code as u8);
         }
     };
@@ -224,10 +225,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     let (tx, rx) = output::queue();
     let mut readers = Vec::new();
     if let Some(out) = proc.stdout.take() {
+        output::widen_pipe(&out);
         readers
             .extend(output::spawn_reader(out, std::io::stdout(), Stream::Stdout, tx.clone()).ok());
     }
     if let Some(err) = proc.stderr.take() {
+        output::widen_pipe(&err);
         readers
             .extend(output::spawn_reader(err, std::io::stderr(), Stream::Stderr, tx.clone()).ok());
     }
@@ -235,9 +238,10 @@ pub fn main(args: RunArgs) -> ExitCode {
 
     let mut matcher = Matcher::new(rules);
     let give_up = AtomicBool::new(false);
+    let mut stop: Option<Stop> = None;
     let status = std::thread::scope(|s| {
         let parser = s.spawn(|| output::parse(rx, &give_up, &run, &mut matcher));
-        let status = supervise(&mut proc, &run, resources_every, args.kill_after);
+        let status = supervise(&mut proc, &run, resources_every, args.kill_after, &mut stop);
         // Grandchildren may hold the pipes open after the child is gone:
         // wait a little for them, then stop waiting (readers end with them).
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -283,7 +287,7 @@ pub fn main(args: RunArgs) -> ExitCode {
                 "exit_code",
                 simtrack::record::MetaValue::Int(128 + i64::from(sig)),
             );
-            let st = if child::is_crash(sig) && !status_aborted(&run) {
+            let st = if child::is_crash(sig) && !status_aborted(&run) && stop.is_none() {
                 RunStatus::Failed
             } else {
                 RunStatus::Terminated
@@ -298,8 +302,31 @@ pub fn main(args: RunArgs) -> ExitCode {
         _ => (1, RunStatus::Failed, "ended in an unknown way".to_owned()),
     };
     let _ = run.event(&format!("simtrack run: the program {text}"));
+    // Stopped from outside (a scheduler's time limit or scancel, a kill):
+    // the program's end is that stop, whatever code it chose to exit with,
+    // unless it says it completed.
+    let run_status = match &stop {
+        Some(s) => {
+            let why = s.reason(&slurm);
+            let _ = run.set_metadata(
+                "stop_signal",
+                simtrack::record::MetaValue::Str(child::signal_name(s.signal)),
+            );
+            let _ = run.set_metadata("stop_reason", simtrack::record::MetaValue::Str(why.clone()));
+            let _ = run.event(&format!(
+                "simtrack run: stopped from outside by {} ({why})",
+                child::signal_name(s.signal)
+            ));
+            if run_status == RunStatus::Completed {
+                run_status
+            } else {
+                RunStatus::Terminated
+            }
+        }
+        None => run_status,
+    };
     let _ = run.set_status(run_status);
-    finish(run);
+    finish(run, &config, run_status);
     ExitCode::from(code)
 }
 
@@ -307,9 +334,106 @@ fn status_aborted(run: &Run) -> bool {
     run.abort_requested()
 }
 
-fn finish(run: Run) {
-    if let Err(e) = run.finish() {
-        say(&e.to_string());
+/// Spool backlog (bytes not yet acknowledged) above which the wrapper does
+/// not wait for the server at exit: a few MB take the server seconds.
+const WAIT_BACKLOG_BYTES: u64 = 1 << 20;
+
+/// Ends the run. The wrapper waits for the spool (synced: the data is safe),
+/// then, online, delivers what is left itself when that is little (as the
+/// library's finish would), else sends the final status ahead of the rest
+/// and leaves the rest to a `simtrack sync --run ID` started in the
+/// background, so a burst of output does not hold the job script up. If
+/// that background delivery is cut short (the end of a batch job kills it),
+/// everything stays in the spool for the next `simtrack sync`.
+fn finish(run: Run, config: &Config, status: RunStatus) {
+    let dir = run.spool_dir().map(simtrack::spool::RunDir::new);
+    let online = config.mode == simtrack::config::Mode::Online && run.is_recording();
+    let id = run.id().to_owned();
+    match run.finish_within(online.then_some(Duration::ZERO)) {
+        Ok(()) => return,
+        Err(e) if !(online && e.status == simtrack::Status::Undelivered) => {
+            say(&e.to_string());
+            return;
+        }
+        Err(_) => {}
+    }
+    let Some(dir) = dir else { return };
+    if let Err(e) = deliver_rest(&dir, &id, config, status) {
+        say(&format!(
+            "{e}; the run is complete in the spool {} and `simtrack sync` uploads it",
+            dir.root.display()
+        ));
+    }
+}
+
+fn deliver_rest(
+    dir: &simtrack::spool::RunDir,
+    id: &str,
+    config: &Config,
+    status: RunStatus,
+) -> Result<(), simtrack::Error> {
+    use simtrack::delivery::{Courier, Pumped};
+    let transport = simtrack::transport::http::HttpTransport::new(config)?;
+    let url = config.url.clone().unwrap_or_default();
+    let mut courier = Courier::open(dir.clone(), transport, &url)?;
+    let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
+    let backlog = size.saturating_sub(courier.state().acked_offset);
+    if backlog <= WAIT_BACKLOG_BYTES {
+        let deadline = Instant::now() + config.finish_timeout;
+        loop {
+            match courier.pump(Some(deadline), &|| false)? {
+                Pumped::CaughtUp => return Ok(()),
+                Pumped::Backoff { retry_in, .. } if Instant::now() + retry_in < deadline => {
+                    std::thread::sleep(retry_in);
+                }
+                _ => break,
+            }
+        }
+    }
+    let finish = simtrack::record::FinishRecord {
+        status,
+        endtime: simtrack::record::now_unix(),
+    };
+    let early = courier.send_finish_early(&finish).unwrap_or(false);
+    drop(courier);
+    let exe = std::env::current_exe()
+        .map_err(|e| simtrack::Error::io("cannot find the simtrack executable", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["sync", "--run", id, "--cache"])
+        .arg(&config.offline_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Its own session: the job script's end or a Ctrl-C does not stop it
+    // (a batch system's end-of-job cleanup may; the spool keeps the rest).
+    // SAFETY: setsid is async-signal-safe and touches only the new process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| simtrack::Error::io("cannot start the background `simtrack sync`", e))?;
+    say(&format!(
+        "{} of output still to upload: continuing in the background (simtrack sync --run {id}, pid {}){}",
+        human_bytes(backlog),
+        child.id(),
+        if early {
+            "; the run's final status is already on the server"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MB", n as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} kB", n as f64 / 1024.0)
     }
 }
 
@@ -320,6 +444,7 @@ fn supervise(
     run: &Run,
     resources_every: Option<Duration>,
     kill_after: f64,
+    stop: &mut Option<Stop>,
 ) -> std::process::ExitStatus {
     let pid = proc.id();
     let mut kill_at: Option<Instant> = None;
@@ -332,6 +457,12 @@ fn supervise(
                 "simtrack run: received {}, forwarded to the program",
                 child::signal_name(sig)
             ));
+            if stop.is_none() && child::is_stop(sig) {
+                *stop = Some(Stop {
+                    signal: sig,
+                    at: simtrack::record::now_unix(),
+                });
+            }
         }
         match proc.try_wait() {
             Ok(Some(status)) => return status,
@@ -379,17 +510,106 @@ fn supervise(
                 let _ = run.log("resources/processes", u.processes as f64, -1);
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Short: the wrapper's exit follows the program's by this much.
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-/// The job's time limit in seconds, asked of `squeue` (SLURM 22.05 exports
-/// no variable for it); `None` outside a job, when unlimited, or
-/// when squeue does not answer within 3 s.
-fn slurm_time_limit() -> Option<i64> {
-    let job = std::env::var("SLURM_JOB_ID").ok()?;
-    let mut child = Command::new("squeue")
-        .args(["-h", "-j", &job, "-o", "%l"])
+/// A stopping signal (SIGTERM, SIGINT, SIGHUP) the wrapper received from
+/// outside, and when (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    signal: i32,
+    at: f64,
+}
+
+impl Stop {
+    /// Why the job was stopped, as precisely as the facts allow: SLURM's own
+    /// word (`scontrol show job`: state TIMEOUT or reason TimeLimit,
+    /// CANCELLED, PREEMPTED, NODE_FAIL), else a signal that came at or after
+    /// the job's end time is the time limit, else only that a signal came.
+    fn reason(&self, slurm: &SlurmTimes) -> String {
+        let Ok(job) = std::env::var("SLURM_JOB_ID") else {
+            return "signal from outside the program (not in a SLURM job)".to_owned();
+        };
+        if let Some(text) = command_output("scontrol", &["show", "job", "-o", &job])
+            && let Some(why) = slurm_stop_reason(&text)
+        {
+            return why;
+        }
+        match slurm.end_unix {
+            // SLURM checks time limits every 30 s or so; a little early
+            // counts too (clocks, rounding to seconds).
+            Some(end) if self.at >= end - 5.0 => "SLURM time limit".to_owned(),
+            Some(_) => {
+                "SLURM job stopped before its time limit (scancel, preemption or another signal)"
+                    .to_owned()
+            }
+            None => {
+                "SLURM job with no known time limit stopped (scancel, preemption or another signal)"
+                    .to_owned()
+            }
+        }
+    }
+}
+
+/// What `scontrol show job -o` says about why a job is ending, if anything.
+fn slurm_stop_reason(text: &str) -> Option<String> {
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(name))
+            .map(str::to_owned)
+    };
+    let state = field("JobState=").unwrap_or_default();
+    let reason = field("Reason=").unwrap_or_default();
+    Some(match (state.as_str(), reason.as_str()) {
+        ("TIMEOUT", _) | (_, "TimeLimit") => "SLURM time limit (TIMEOUT)".to_owned(),
+        ("CANCELLED", _) => "SLURM job cancelled (scancel)".to_owned(),
+        ("PREEMPTED", _) => "SLURM job preempted".to_owned(),
+        ("NODE_FAIL", _) => "SLURM node failure".to_owned(),
+        ("DEADLINE", _) => "SLURM deadline reached".to_owned(),
+        _ => return None,
+    })
+}
+
+/// The job's time limit (seconds) and projected end (Unix seconds):
+/// `SLURM_JOB_END_TIME` where SLURM exports it (23.02 on), else asked of
+/// `squeue` once at start (limit and time left). Empty outside a job, when
+/// unlimited, or when squeue does not answer within 3 s.
+#[derive(Debug, Default, Clone, Copy)]
+struct SlurmTimes {
+    limit_secs: Option<i64>,
+    end_unix: Option<f64>,
+}
+
+fn slurm_times() -> SlurmTimes {
+    let Ok(job) = std::env::var("SLURM_JOB_ID") else {
+        return SlurmTimes::default();
+    };
+    let now = simtrack::record::now_unix();
+    let mut t = SlurmTimes::default();
+    if let Some(out) = command_output("squeue", &["-h", "-j", &job, "-o", "%l %L"]) {
+        let mut f = out.split_whitespace();
+        t.limit_secs = f.next().and_then(parse_slurm_duration);
+        t.end_unix = f
+            .next()
+            .and_then(parse_slurm_duration)
+            .map(|left| now + left as f64);
+    }
+    if let Some(end) = std::env::var("SLURM_JOB_END_TIME")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|e| *e > 0.0)
+    {
+        t.end_unix = Some(end);
+    }
+    t
+}
+
+/// The stdout of a short command, or `None` if it fails or takes over 3 s.
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -406,7 +626,7 @@ fn slurm_time_limit() -> Option<i64> {
     }
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
-    parse_slurm_duration(out.lines().next()?.trim())
+    Some(out)
 }
 
 /// SLURM's `[days-]hours:minutes:seconds`, `minutes:seconds` or `minutes`.
@@ -468,6 +688,27 @@ mod tests {
         assert_eq!(parse_slurm_duration("1-00:00:01"), Some(86401));
         assert_eq!(parse_slurm_duration("1-2"), Some(93600));
         assert_eq!(parse_slurm_duration("UNLIMITED"), None);
+    }
+
+    #[test]
+    fn scontrol_says_why_a_job_ends() {
+        let line = |s: &str, r: &str| {
+            format!("JobId=7 JobName=x JobState={s} Reason={r} Dependency=(null)")
+        };
+        assert_eq!(
+            slurm_stop_reason(&line("TIMEOUT", "TimeLimit")).as_deref(),
+            Some("SLURM time limit (TIMEOUT)")
+        );
+        assert_eq!(
+            slurm_stop_reason(&line("COMPLETING", "TimeLimit")).as_deref(),
+            Some("SLURM time limit (TIMEOUT)")
+        );
+        assert_eq!(
+            slurm_stop_reason(&line("CANCELLED", "None")).as_deref(),
+            Some("SLURM job cancelled (scancel)")
+        );
+        assert_eq!(slurm_stop_reason(&line("RUNNING", "None")), None);
+        assert_eq!(slurm_stop_reason(&line("COMPLETING", "None")), None);
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! One reader thread per stream copies each chunk to the terminal as soon as
 //! it is read (so the wrapper adds no buffering to what the user sees), then
 //! hands the chunk to one parser thread, which splits lines, applies the
-//! rules and records events. The hand-over queue holds at most
+//! rules and records events: a stdout line at the level it announces
+//! (`info` unless it starts like `WARNING:`), a stderr line at `error` (or
+//! the level it announces), unchanged, so the message is the line. The
+//! events of one chunk are recorded with one call (one time, one lock).
+//! The hand-over queue holds at most
 //! [`QUEUE_CHUNKS`] chunks (up to 64 KiB each): if the parser ever falls that
 //! far behind, the child waits for it rather than output being lost.
 
@@ -15,14 +19,24 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use simtrack::Run;
-use simtrack::model::MAX_EVENT_BYTES;
+use simtrack::model::{EventLevel, MAX_EVENT_BYTES};
 
 use super::rules::{Matcher, Stream};
 
 const CHUNK: usize = 64 * 1024;
 const QUEUE_CHUNKS: usize = 1024;
-/// What marks a stderr line in its event.
-pub const STDERR_MARK: &str = "[stderr] ";
+
+/// Pipe capacity asked for the child's stdout and stderr: a program writing
+/// in a burst runs ahead of the reader by this much instead of 64 KiB before
+/// it waits (Linux allows up to /proc/sys/fs/pipe-max-size, 1 MiB by default;
+/// a smaller limit leaves the default).
+const PIPE_BYTES: libc::c_int = 1 << 20;
+
+/// Asks for a [`PIPE_BYTES`] pipe behind `fd` (best effort).
+pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a descriptor we own; failure changes nothing.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
+}
 
 /// Spawns a reader copying `src` to `sink` and queueing its chunks.
 pub fn spawn_reader(
@@ -86,6 +100,7 @@ pub fn parse(
 ) -> Counts {
     let mut counts = Counts::default();
     let mut carry = [Vec::new(), Vec::new()];
+    let mut batch = Vec::new();
     loop {
         let (stream, chunk) = match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(x) => x,
@@ -103,7 +118,7 @@ pub fn parse(
                 c.extend_from_slice(&rest[..pos]);
                 c
             };
-            record_line(line, stream, run, matcher, &mut counts);
+            record_line(line, stream, &mut batch, run, matcher, &mut counts);
             carry[idx].clear();
             rest = &rest[pos + 1..];
         }
@@ -112,8 +127,9 @@ pub fn parse(
         // rather than held without bound.
         if carry[idx].len() > MAX_EVENT_BYTES * 4 {
             let line = std::mem::take(&mut carry[idx]);
-            record_line(&line, stream, run, matcher, &mut counts);
+            record_line(&line, stream, &mut batch, run, matcher, &mut counts);
         }
+        record_batch(&mut batch, run, &mut counts);
     }
     for (idx, c) in carry.iter().enumerate() {
         if !c.is_empty() {
@@ -122,54 +138,75 @@ pub fn parse(
             } else {
                 Stream::Stderr
             };
-            record_line(c, stream, run, matcher, &mut counts);
+            record_line(c, stream, &mut batch, run, matcher, &mut counts);
         }
     }
+    record_batch(&mut batch, run, &mut counts);
     counts
 }
 
-fn record_line(raw: &[u8], stream: Stream, run: &Run, matcher: &mut Matcher, counts: &mut Counts) {
+/// Records the events of `batch` with one call.
+fn record_batch(batch: &mut Vec<(String, Option<EventLevel>)>, run: &Run, counts: &mut Counts) {
+    if batch.is_empty() {
+        return;
+    }
+    let n = batch.len() as u64;
+    match run.events(std::mem::take(batch)) {
+        Ok(()) => counts.events += n,
+        Err(_) => counts.event_errors += n,
+    }
+}
+
+/// The level of a line's event: stderr is `error` unless the line names a
+/// level itself (`WARNING: ...`); stdout is left to the server (`info`, or
+/// the level the line names).
+pub fn level_for(line: &str, stream: Stream) -> Option<EventLevel> {
+    match stream {
+        Stream::Stdout => None,
+        Stream::Stderr => Some(
+            simtrack_server::domain::events::level_of(line)
+                .and_then(EventLevel::from_name)
+                .unwrap_or(EventLevel::Error),
+        ),
+    }
+}
+
+fn record_line(
+    raw: &[u8],
+    stream: Stream,
+    batch: &mut Vec<(String, Option<EventLevel>)>,
+    run: &Run,
+    matcher: &mut Matcher,
+    counts: &mut Counts,
+) {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let line = String::from_utf8_lossy(raw);
     counts.lines += 1;
     matcher.line(&line, stream, |name, value, step| {
         let _ = run.log(name, value, step);
     });
-    let mark = if stream == Stream::Stderr {
-        STDERR_MARK
+    let level = level_for(&line, stream);
+    if line.len() <= MAX_EVENT_BYTES {
+        batch.push((line.into_owned(), level));
     } else {
-        ""
-    };
-    for piece in pieces(&line, MAX_EVENT_BYTES - mark.len()) {
-        let r = if mark.is_empty() {
-            run.event(piece)
-        } else {
-            run.event(&format!("{mark}{piece}"))
-        };
-        match r {
-            Ok(()) => counts.events += 1,
-            Err(_) => counts.event_errors += 1,
-        }
+        batch.extend(pieces(&line, MAX_EVENT_BYTES).map(|p| (p.to_owned(), level)));
     }
 }
 
-/// Splits `s` into pieces of at most `max` bytes at character boundaries;
-/// an empty line is one empty piece.
-pub fn pieces(s: &str, max: usize) -> Vec<&str> {
-    if s.len() <= max {
-        return vec![s];
-    }
-    let mut out = Vec::new();
-    let mut rest = s;
-    while !rest.is_empty() {
-        let mut end = max.min(rest.len());
-        while !rest.is_char_boundary(end) {
+/// Splits `s` into pieces of at most `max` (>= 4) bytes at character
+/// boundaries; an empty line is one empty piece.
+pub fn pieces(s: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let mut end = max.min(r.len());
+        while !r.is_char_boundary(end) {
             end -= 1;
         }
-        out.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    out
+        let (piece, tail) = r.split_at(end);
+        rest = (!tail.is_empty()).then_some(tail);
+        Some(piece)
+    })
 }
 
 #[cfg(test)]
@@ -179,9 +216,20 @@ mod tests {
     #[test]
     fn long_lines_split_at_character_boundaries_and_lose_nothing() {
         let s = "é".repeat(10);
-        let p = pieces(&s, 5);
+        let p: Vec<&str> = pieces(&s, 5).collect();
         assert!(p.iter().all(|x| x.len() <= 5));
         assert_eq!(p.concat(), s);
-        assert_eq!(pieces("", 5), vec![""]);
+        assert_eq!(pieces("", 5).collect::<Vec<_>>(), vec![""]);
+        assert_eq!(pieces("abcd", 4).collect::<Vec<_>>(), vec!["abcd"]);
+    }
+
+    #[test]
+    fn stderr_lines_are_errors_unless_they_name_their_level() {
+        assert_eq!(level_for("x", Stream::Stdout), None);
+        assert_eq!(level_for("oops", Stream::Stderr), Some(EventLevel::Error));
+        assert_eq!(
+            level_for("WARNING: cfl", Stream::Stderr),
+            Some(EventLevel::Warning)
+        );
     }
 }
