@@ -194,16 +194,24 @@ contains
     call check(status, 'run%log_many', stat, errmsg)
   end subroutine run_log_many
 
-  !> Records an event: a timestamped line in the run's event log.
-  subroutine run_event(this, message, stat, errmsg)
+  !> Records an event: a timestamped line in the run's event log, at
+  !> `level` ('debug', 'info', 'warning', 'error' or 'critical') when given.
+  subroutine run_event(this, message, stat, errmsg, level)
     class(simtrack_run), intent(in) :: this
     character(len=*), intent(in) :: message
     integer, intent(out), optional :: stat
     character(len=*), intent(inout), optional :: errmsg
-    character(kind=c_char), allocatable, target :: c_message(:)
+    character(len=*), intent(in), optional :: level
+    character(kind=c_char), allocatable, target :: c_message(:), c_level(:)
 
     call to_c(message, c_message)
-    call check(c_simtrack_event(this%handle, ptr(c_message)), 'run%event', stat, errmsg)
+    if (present(level)) then
+      call to_c(level, c_level)
+      call check(c_simtrack_event_level(this%handle, ptr(c_level), ptr(c_message)), &
+                 'run%event', stat, errmsg)
+    else
+      call check(c_simtrack_event(this%handle, ptr(c_message)), 'run%event', stat, errmsg)
+    end if
   end subroutine run_event
 
   subroutine set_metadata_real64(this, key, value, stat, errmsg)

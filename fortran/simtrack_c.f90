@@ -50,6 +50,7 @@ module simtrack_c
   end type c_simtrack_axis
 
   public :: c_simtrack_init, c_simtrack_log_n, c_simtrack_log_many_fixed, c_simtrack_event
+  public :: c_simtrack_event_level
   public :: c_simtrack_set_metadata_f64, c_simtrack_set_metadata_i64
   public :: c_simtrack_set_metadata_str, c_simtrack_set_metadata_bool
   public :: c_simtrack_save, c_simtrack_alert, c_simtrack_alert_range
@@ -96,6 +97,13 @@ module simtrack_c
       type(c_ptr), value, intent(in) :: run, message
       integer(c_int32_t) :: status
     end function c_simtrack_event
+
+    function c_simtrack_event_level(run, level, message) bind(C, name='simtrack_event_level') &
+        result(status)
+      import :: c_ptr, c_int32_t
+      type(c_ptr), value, intent(in) :: run, level, message
+      integer(c_int32_t) :: status
+    end function c_simtrack_event_level
 
     function c_simtrack_set_metadata_f64(run, key, value) &
         bind(C, name='simtrack_set_metadata_f64') result(status)

@@ -311,6 +311,21 @@ simtrack_status simtrack_log_many_fixed(struct simtrack_run *run,
 simtrack_status simtrack_event(struct simtrack_run *run, const char *message);
 
 /**
+ * Records an event at a level: `"debug"`, `"info"`, `"warning"`,
+ * `"error"` or `"critical"`. A NULL or empty `level` is the same as
+ * [`simtrack_event`] (the server reads a level from a prefix such as
+ * `ERROR:`); any other spelling is `SIMTRACK_STATUS_INVALID_ARGUMENT` and
+ * records nothing.
+ *
+ * # Safety
+ * `run` is NULL or a handle from `simtrack_init`; `level` and `message`
+ * are NULL or NUL-terminated.
+ */
+simtrack_status simtrack_event_level(struct simtrack_run *run,
+                                     const char *level,
+                                     const char *message);
+
+/**
  * Sets metadata `key` to a floating-point value (replacing any previous
  * value of that key).
  *

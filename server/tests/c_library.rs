@@ -598,3 +598,36 @@ fn alert_fires_and_clears_on_a_metric_from_the_c_library() {
         "{events:?}"
     );
 }
+
+#[test]
+fn events_from_c_carry_the_level_they_were_given() {
+    let rig = Rig::new(&[]);
+    rig.run("probe", true, &["levels", "levels"]);
+    let id = rig.api.run_by_name("levels")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let events = rig.api.ok(&format!("/api/events?run={id}&count=100"));
+    let got: Vec<(String, String)> = events["data"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["message"].as_str().unwrap_or_default().to_owned(),
+                e["log_level"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .filter(|(m, _)| !m.starts_with("[simtrack]"))
+        .collect();
+    let want = [
+        ("cfl near 1", "warning"),
+        ("solver diverged", "error"),
+        ("plain line", "info"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(m, l)| (m.to_owned(), l.to_owned())).to_vec(),
+        "the refused event must not be recorded"
+    );
+}

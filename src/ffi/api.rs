@@ -12,6 +12,7 @@ use super::boundary::{guard, guard_value, last_error};
 use super::handle::{Handle, borrow, handle};
 use super::strings::{copy_out, opt_str, req_bytes, req_str, sized_bytes};
 use crate::error::{Error, Status};
+use crate::model::EventLevel;
 use crate::record::{AlertDef, AlertRule, Category, FolderSpec, MetaValue, RunStatus};
 use crate::run::{InitOptions, Run};
 
@@ -247,6 +248,47 @@ pub unsafe extern "C" fn simtrack_event(run: *mut Handle, message: *const c_char
         // SAFETY: per the contract.
         let (run, message) = unsafe { (borrow(run)?, req_str(message, "message")?) };
         run.event(message)
+    })
+}
+
+/// Records an event at a level: `"debug"`, `"info"`, `"warning"`,
+/// `"error"` or `"critical"`. A NULL or empty `level` is the same as
+/// [`simtrack_event`] (the server reads a level from a prefix such as
+/// `ERROR:`); any other spelling is `SIMTRACK_STATUS_INVALID_ARGUMENT` and
+/// records nothing.
+///
+/// # Safety
+/// `run` is NULL or a handle from `simtrack_init`; `level` and `message`
+/// are NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_event_level(
+    run: *mut Handle,
+    level: *const c_char,
+    message: *const c_char,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, level, message) = unsafe {
+            (
+                borrow(run)?,
+                opt_str(level, "level")?,
+                req_str(message, "message")?,
+            )
+        };
+        let level = match level.map(str::trim).filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => Some(
+                EventLevel::from_name(&l.to_ascii_lowercase()).ok_or_else(|| {
+                    Error::new(
+                        Status::InvalidArgument,
+                        format!(
+                            "event level {l:?} is not one of debug, info, warning, error, critical"
+                        ),
+                    )
+                })?,
+            ),
+        };
+        run.event_at(message, level)
     })
 }
 

@@ -125,6 +125,9 @@ def scenario_lifecycle(server, _out):
     check(server.metric(rid, "momentum") == [(3, 0.0), (4, 0.0)], "log_many: second name")
     events = server.get("/events", run=rid, filters="", start=0, count=0)["data"]
     check(any(e["message"] == "started time loop" for e in events), "event recorded")
+    check([e.get("log_level") for e in events if e["message"] == "residual stalled"] == ["warning"],
+          "event recorded at the level given")
+    check(not any(e["message"] == "refused" for e in events), "a refused event is not recorded")
     artifacts = server.get(f"/runs/{rid}/artifacts")
     categories = sorted(a.get("category") for a in artifacts)
     check("input" in categories and "code" in categories, f"saved files {categories}")

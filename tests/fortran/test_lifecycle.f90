@@ -60,6 +60,10 @@ program test_lifecycle
 
   call run%event('started time loop', stat=ierr)
   call check(ierr == 0, 'event')
+  call run%event('residual stalled', stat=ierr, level='warning')
+  call check(ierr == 0, 'event at a level')
+  call run%event('refused', stat=ierr, level='loud')
+  call check(ierr == SIMTRACK_STATUS_INVALID_ARGUMENT, 'an unknown event level is refused')
 
   open (newunit=unit, file='lifecycle-input.nml', status='replace', action='write')
   write (unit, '(a)') '&heat nx=128 /'

@@ -64,6 +64,15 @@ int main(int argc, char **argv) {
                 failed |= check(simtrack_event(run, line), "event");
             }
         }
+    } else if (strcmp(mode, "levels") == 0) {
+        /* Events at levels (any case), one without, one refused. */
+        failed |= check(simtrack_event_level(run, "warning", "cfl near 1"), "event_level");
+        failed |= check(simtrack_event_level(run, "ERROR", "solver diverged"), "event_level");
+        failed |= check(simtrack_event_level(run, NULL, "plain line"), "event_level");
+        if (simtrack_event_level(run, "loud", "refused") != SIMTRACK_STATUS_INVALID_ARGUMENT) {
+            fprintf(stderr, "an unknown level was accepted\n");
+            failed = 1;
+        }
     } else if (strcmp(mode, "abort") == 0) {
         double start = now_s();
         long i = 0;
