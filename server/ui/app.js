@@ -944,7 +944,7 @@
     // Only the events after those we have: a live page with 100,000 events
     // moves a few hundred bytes per refresh, not the whole log.
     async function loadEvents() {
-      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0 }));
+      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0, system: true }));
       const list = Array.isArray(res) ? res : res.data || [];
       if (typeof res.count === 'number' && res.count < events.length) { events = []; return loadEvents(); }
       if (list.length) { events = events.concat(list); renderEvents(); renderAlerts(); }

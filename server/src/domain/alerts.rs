@@ -42,6 +42,12 @@ pub fn doc(r: &AlertRow) -> Value {
         "enabled": r.enabled,
         "abort": r.abort,
         "created": fmt_ts(r.created),
+        // Simvue's run-tag auto-assignment and evaluation delay: not
+        // offered here, so every alert reads back as attached by hand and
+        // evaluated at once.
+        "auto": false,
+        "delay": 0,
+        "run_tags": [],
     });
     if let Some(a) = &r.alert {
         d["alert"] = serde_json::from_str(a).unwrap_or(Value::Null);

@@ -18,6 +18,8 @@ pub mod folders;
 pub mod lifecycle;
 pub mod metrics;
 pub mod runs;
+pub mod stats;
+pub mod tags;
 
 use serde_json::Value;
 

@@ -346,6 +346,8 @@ pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
 /// Stores a new run (creating its folder) → `{"id", "name"}`.
 pub fn create(tx: &dyn WriteTx, run: &NewRun) -> Result<Value> {
     folders::ensure(tx, &run.row.folder)?;
+    let tags: Vec<String> = serde_json::from_str(&run.row.tags).unwrap_or_default();
+    super::tags::register(tx, &tags, &run.row.user)?;
     tx.run_insert(&run.row)?;
     set_alerts(tx, &run.row.id, &run.alerts)?;
     Ok(json!({ "id": run.row.id, "name": run.row.name }))
@@ -376,6 +378,16 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
     };
     let mut status_event = None;
     for (k, v) in body {
+        // A null document field means "unchanged" (the simvue client sends
+        // `"system": null` when it has nothing new to say).
+        if v.is_null()
+            && matches!(
+                k.as_str(),
+                "system" | "metadata" | "notifications" | "visibility" | "tags" | "alerts"
+            )
+        {
+            continue;
+        }
         match k.as_str() {
             "status" => {
                 let s = check_status(v)?;
@@ -415,7 +427,12 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
                 folders::ensure(tx, &f)?;
                 p.folder = Some(f);
             }
-            "tags" => p.tags = Some(Value::from(string_list(v, "tags")?).to_string()),
+            "tags" => {
+                let names = string_list(v, "tags")?;
+                let owner = tx.run_get(id)?.ok_or_else(|| not_found(id))?.user;
+                super::tags::register(tx, &names, &owner)?;
+                p.tags = Some(Value::from(names).to_string());
+            }
             "metadata" => {
                 let Value::Object(new) = v else {
                     return Err(Error::invalid("'metadata' must be an object"));

@@ -68,7 +68,8 @@ pub async fn ingest(
     write_once(&st, idem, move |tx| events::ingest(tx, &run, &rows, now)).await
 }
 
-/// `GET /api/events?run&filters&start&count` (`count=0`: no limit).
+/// `GET /api/events?run&filters&start&count&system` (`count=0`: no
+/// limit; `system=true` includes the server's own `[simtrack]` events).
 pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let run = q
         .get("run")
@@ -77,8 +78,9 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     let fs = filters::parse_all(&q.list("filters")?)?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.filter(|c| *c > 0).unwrap_or(usize::MAX);
+    let system = q.bool("system");
     read(&st, move |tx| {
-        events::list(tx, &run, &fs, (start, count), &caller.0.user)
+        events::list(tx, &run, &fs, (start, count), &caller.0.user, system)
     })
     .await
     .map(Reply::ok)

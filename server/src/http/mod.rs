@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod runs;
 pub mod secure_headers;
 pub mod serve;
+pub mod tags;
 pub mod ui;
 pub mod wire;
 
@@ -500,6 +501,14 @@ pub fn router(state: AppState) -> Router {
                 .put(folders::update)
                 .delete(folders::delete),
         )
+        .route("/folders/{id}/starred", put(folders::starred))
+        .route("/tags", get(tags::list).post(tags::create))
+        .route(
+            "/tags/{id}",
+            get(tags::get_one).put(tags::update).delete(tags::delete),
+        )
+        .route("/stats", get(tags::stats))
+        .route("/whoami", get(tags::whoami))
         .route("/runs", get(runs::list).post(runs::create))
         .route(
             "/runs/{id}",

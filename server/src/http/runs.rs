@@ -74,7 +74,7 @@ pub async fn update(
     .await
 }
 
-/// `DELETE /api/runs/{id}`.
+/// `DELETE /api/runs/{id}` → `{}`.
 pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
@@ -84,7 +84,7 @@ pub async fn delete(
     let idem = idem(&caller, &headers)?;
     write_once(&st, idem, move |tx| {
         runs::delete(tx, &id)?;
-        Ok(json!({ "id": id }))
+        Ok(json!({}))
     })
     .await
 }

@@ -112,6 +112,15 @@ CREATE TABLE alert_windows (
         // Event alerts read only the events stored since they last looked.
         "CREATE INDEX events_run_seq ON events(run_id, seq);",
     ),
+    (
+        5,
+        // Tags as objects (runs keep carrying tag names).
+        r#"
+CREATE TABLE tags (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
+    description TEXT, created BIGINT NOT NULL, owner TEXT NOT NULL DEFAULT '');
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -10,7 +10,7 @@ use super::{PgStore, db};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, Axis, Cell, ChunkInfo, ChunkStats, EventRow,
     FolderPatch, FolderRow, JsonColumn, NewChunk, ReadTx, Recorded, Result, RunPatch,
-    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TokenRow, WriteTx,
+    RunProjection, RunRow, RunScanRow, SeriesRow, StorageError, TagRow, TokenRow, WriteTx,
 };
 
 /// A transaction (read or write) on one pooled connection.
@@ -123,6 +123,17 @@ fn token_row(r: &Row) -> Result<TokenRow> {
         hash: get(r, "hash")?,
         exp: get(r, "exp")?,
         created: get(r, "created")?,
+    })
+}
+
+fn tag_row(r: &Row) -> Result<TagRow> {
+    Ok(TagRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        colour: get(r, "colour")?,
+        description: get(r, "description")?,
+        created: get(r, "created")?,
+        user: get(r, "owner")?,
     })
 }
 
@@ -623,6 +634,24 @@ impl ReadTx for Tx<'_> {
         Ok(n.unwrap_or(0).max(0) as u64)
     }
 
+    fn tag_list(&self) -> Result<Vec<TagRow>> {
+        self.rows("SELECT * FROM tags ORDER BY created, name", &[])?
+            .iter()
+            .map(tag_row)
+            .collect()
+    }
+
+    fn tag_get(&self, id: &str) -> Result<Option<TagRow>> {
+        self.row("SELECT * FROM tags WHERE id = $1", &[&id])?
+            .as_ref()
+            .map(tag_row)
+            .transpose()
+    }
+
+    fn tag_by_name(&self, name: &str) -> Result<Option<String>> {
+        self.value("SELECT id FROM tags WHERE name = $1", &[&name])
+    }
+
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.row(
             "SELECT id, name, hash, exp, created FROM tokens WHERE hash = $1",
@@ -866,6 +895,14 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
+    fn artifact_set_size(&self, id: &str, size: u64) -> Result<()> {
+        self.exec(
+            "UPDATE artifacts SET size = $2 WHERE id = $1",
+            &[&id, &(size as i64)],
+        )?;
+        Ok(())
+    }
+
     fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
         self.exec(
             "INSERT INTO run_artifacts (run_id, artifact_id, category) VALUES ($1, $2, $3)
@@ -878,6 +915,35 @@ impl WriteTx for Tx<'_> {
     fn artifact_delete(&self, id: &str) -> Result<()> {
         self.exec("DELETE FROM run_artifacts WHERE artifact_id = $1", &[&id])?;
         self.exec("DELETE FROM artifacts WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn tag_insert(&self, t: &TagRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO tags (id, name, colour, description, created, owner)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &t.id,
+                &t.name,
+                &t.colour,
+                &t.description,
+                &t.created,
+                &t.user,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn tag_update(&self, t: &TagRow) -> Result<()> {
+        self.exec(
+            "UPDATE tags SET name = $2, colour = $3, description = $4 WHERE id = $1",
+            &[&t.id, &t.name, &t.colour, &t.description],
+        )?;
+        Ok(())
+    }
+
+    fn tag_delete(&self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM tags WHERE id = $1", &[&id])?;
         Ok(())
     }
 

@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created INTEGER NOT NULL, PRIMARY KEY (scope, key));
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency(created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tags (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
+    description TEXT, created INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '');
 "#;
 
 /// The database of one data directory (`DIR/simtrack.db`).
