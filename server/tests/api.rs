@@ -276,9 +276,19 @@ fn bad_input_gets_a_clear_4xx_and_damages_nothing() {
         422,
         "bad timestamp",
     );
+    // A batch naming no existing run is invalid input, as Simvue answers.
     expect(
         api.msgpack("/api/metrics", None, &points("nope", "x", 0, 1, |_| 1.0)),
-        404,
+        422,
+        "unknown run",
+    );
+    expect(
+        api.msgpack(
+            "/api/events",
+            None,
+            &json!({"run": "nope", "events": [{"message": "m", "timestamp": ts(0.0)}]}),
+        ),
+        422,
         "unknown run",
     );
     let bad_level = json!({"run": run, "events": [{"message": "m", "log_level": "loud", "timestamp": ts(0.0)}]});
@@ -1065,6 +1075,25 @@ fn simvue_client_suite_differences() {
         ),
         (json!(false), json!(0), json!([]))
     );
+
+    // A JSON array creates runs in a batch, answered in order.
+    let made = api.json("POST", "/api/runs", &json!([{"name": "b0", "folder": "/batch", "metadata": {"batch_id": 0}}, {"name": "b1", "folder": "/batch"}]));
+    assert_eq!(made.status, 200, "{}", made.text);
+    let made = made.json();
+    assert_eq!(made.as_array().map(Vec::len), Some(2));
+    let b0 = api.ok(&format!(
+        "/api/runs/{}",
+        made[0]["id"].as_str().expect("id")
+    ));
+    assert_eq!(
+        (
+            b0["name"].clone(),
+            b0["folder"].clone(),
+            b0["metadata"]["batch_id"].clone()
+        ),
+        (json!("b0"), json!("/batch"), json!(0))
+    );
+    assert_eq!(made[1]["name"], "b1");
 
     // Deleting a run answers {}.
     let del = api.send("DELETE", &format!("/api/runs/{run}"), &[], None);

@@ -93,7 +93,7 @@ pub fn record(tx: &dyn WriteTx, run: &str, ts: i64, level: &str, message: &str) 
 /// Stores a batch of a run's events received at `now`: the run is alive,
 /// and its event alerts are re-evaluated in the same transaction.
 pub fn ingest(tx: &dyn WriteTx, run: &str, rows: &[EventRecord], now: i64) -> Result<Value> {
-    runs::status_of(tx, run)?;
+    runs::batch_run_status(tx, run)?;
     for (ts, level, message) in rows {
         record(tx, run, *ts, level, message)?;
     }

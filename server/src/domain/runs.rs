@@ -150,6 +150,14 @@ fn load_without_metrics(tx: &dyn ReadTx, id: &str) -> Result<Value> {
     Ok(d)
 }
 
+/// The status of the run a batch of metrics or events names: a batch
+/// naming no run that exists is invalid input (422), as Simvue answers,
+/// not a missing resource.
+pub fn batch_run_status(tx: &dyn ReadTx, id: &str) -> Result<String> {
+    tx.run_status(id)?
+        .ok_or_else(|| Error::invalid(format!("the batch names run {id}, which does not exist")))
+}
+
 /// Not found unless run `id` exists; its status otherwise.
 pub fn status_of(tx: &dyn ReadTx, id: &str) -> Result<String> {
     tx.run_status(id)?.ok_or_else(|| not_found(id))

@@ -4,19 +4,44 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
+use super::{
+    ApiResult, AppState, Caller, JsonObject, JsonObjects, Params, Reply, idem, read, write_once,
+};
 use crate::domain::{Idem, filters, runs};
 
-/// `POST /api/runs` → `{"id", "name"}`.
+/// Most runs one `POST /api/runs` may create.
+pub const MAX_BATCH_RUNS: usize = 1000;
+
+/// `POST /api/runs` → `{"id", "name"}`; a JSON array of run bodies creates
+/// them all in one transaction → `[{"id", "name"}, ...]` in order.
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    JsonObject(body): JsonObject,
+    JsonObjects(bodies, batch): JsonObjects,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    let run = runs::new_run(&body, &caller.0.user)?;
-    write_once(&st, idem, move |tx| runs::create(tx, &run)).await
+    if bodies.len() > MAX_BATCH_RUNS {
+        return Err(super::ApiError::unprocessable(format!(
+            "a batch creates at most {MAX_BATCH_RUNS} runs"
+        )));
+    }
+    let new = bodies
+        .iter()
+        .map(|b| runs::new_run(b, &caller.0.user))
+        .collect::<Result<Vec<_>, _>>()?;
+    write_once(&st, idem, move |tx| {
+        let mut made = new
+            .iter()
+            .map(|run| runs::create(tx, run))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(if batch {
+            Value::Array(made)
+        } else {
+            made.pop().unwrap_or(Value::Null)
+        })
+    })
+    .await
 }
 
 /// `GET /api/runs/{id}`.
