@@ -241,8 +241,33 @@ pub fn delete(tx: &dyn WriteTx, id: &str) -> Result<Value> {
 pub fn status(tx: &dyn ReadTx, id: &str, run: &str) -> Result<Value> {
     row(tx, id)?;
     tx.run_alert_status(run, id)?
-        .map(|s| json!({ "status": s }))
+        .map(|s| json!({ "status": state_value(&s) }))
         .ok_or_else(|| Error::not_found(format!("alert {id} is not attached to run {run}")))
+}
+
+/// The state of a user alert attached to a run that nobody set yet: it
+/// reads back as no status (`null`), as Simvue shows it, until the user
+/// sets one. Metric and event alerts start `ok`.
+pub const UNSET: &str = "";
+
+/// A run's state of an alert as a document shows it (`null` when unset).
+pub fn state_value(s: &str) -> Value {
+    if s == UNSET {
+        Value::Null
+    } else {
+        Value::String(s.to_owned())
+    }
+}
+
+/// Attaches an alert to a run; a user alert not attached before starts
+/// [`UNSET`].
+pub fn attach(tx: &dyn WriteTx, run: &str, alert: &AlertRow) -> Result<()> {
+    let was = tx.run_alert_status(run, &alert.id)?;
+    tx.attach_alert(run, &alert.id)?;
+    if was.is_none() && alert.source == "user" {
+        tx.set_alert_state(run, &alert.id, UNSET, now_us())?;
+    }
+    Ok(())
 }
 
 /// A user sets an alert's state on a run (attaching it if needed).
@@ -280,8 +305,9 @@ pub fn set_state(tx: &dyn WriteTx, run: &str, alert: &AlertRow, status: &str) ->
         now,
         level,
         &format!(
-            "[simtrack] alert '{}' changed from {old} to {status}",
-            alert.name
+            "[simtrack] alert '{}' changed from {} to {status}",
+            alert.name,
+            if old == UNSET { "unset" } else { &old }
         ),
     )?;
     if status == "critical" && alert.abort {

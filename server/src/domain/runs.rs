@@ -144,7 +144,7 @@ fn load_without_metrics(tx: &dyn ReadTx, id: &str) -> Result<Value> {
     d["alerts"] = Value::Array(
         tx.attached(Some(id))?
             .iter()
-            .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": a.status }))
+            .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": super::alerts::state_value(&a.status) }))
             .collect(),
     );
     Ok(d)
@@ -365,10 +365,10 @@ pub fn create(tx: &dyn WriteTx, run: &NewRun) -> Result<Value> {
 /// those that stay.
 fn set_alerts(tx: &dyn WriteTx, run: &str, ids: &[String]) -> Result<()> {
     for a in ids {
-        if tx.alert_get(a)?.is_none() {
+        let Some(alert) = tx.alert_get(a)? else {
             return Err(Error::invalid(format!("alert {a} does not exist")));
-        }
-        tx.attach_alert(run, a)?;
+        };
+        super::alerts::attach(tx, run, &alert)?;
     }
     tx.detach_alerts_except(run, ids)?;
     Ok(())
@@ -679,7 +679,7 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
             attached
                 .entry(a.run_id)
                 .or_default()
-                .push(json!({"alert": super::alerts::doc(&a.alert), "status": a.status}));
+                .push(json!({"alert": super::alerts::doc(&a.alert), "status": super::alerts::state_value(&a.status)}));
         }
     }
     let projection = RunProjection {
