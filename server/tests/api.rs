@@ -276,9 +276,19 @@ fn bad_input_gets_a_clear_4xx_and_damages_nothing() {
         422,
         "bad timestamp",
     );
+    // A batch naming no existing run is invalid input, as Simvue answers.
     expect(
         api.msgpack("/api/metrics", None, &points("nope", "x", 0, 1, |_| 1.0)),
-        404,
+        422,
+        "unknown run",
+    );
+    expect(
+        api.msgpack(
+            "/api/events",
+            None,
+            &json!({"run": "nope", "events": [{"message": "m", "timestamp": ts(0.0)}]}),
+        ),
+        422,
         "unknown run",
     );
     let bad_level = json!({"run": run, "events": [{"message": "m", "log_level": "loud", "timestamp": ts(0.0)}]});
@@ -957,4 +967,209 @@ fn run_lists_sort_on_the_server_by_a_metric_summary() {
     assert_eq!(order("min", false), ["sm-c", "sm-b", "sm-a", "sm-none"]);
     assert_eq!(order("max", true), ["sm-b", "sm-c", "sm-a", "sm-none"]);
     assert_eq!(order("count", true)[3], "sm-none");
+}
+
+/// What the simvue client's own test suite (scripts/test.d/25-simvue-suite.sh)
+/// showed differing, asserted value by value: tags as objects, artifact
+/// registration as the client does it, folder fields and stars, the
+/// server's own events kept out of a run's event list, stats and whoami,
+/// deletes answering `{}`, null fields meaning unchanged.
+#[test]
+fn simvue_client_suite_differences() {
+    let (_d, _server, api) = setup(&[]);
+
+    // Tags: a run's tag names are tags with ids; renaming renames them on
+    // runs, deleting takes them off.
+    let run = api.create_run(json!({"name": "tagged", "tags": ["alpha", "beta"]}));
+    let listed = api
+        .ok("/api/tags?sorting=%5B%7B%22column%22%3A%22name%22%2C%22descending%22%3Afalse%7D%5D");
+    assert_eq!(listed["count"], 2);
+    assert_eq!(listed["data"][0]["name"], "alpha");
+    assert!(
+        listed["data"][0]["colour"]
+            .as_str()
+            .is_some_and(|c| c.starts_with('#'))
+    );
+    let alpha = listed["data"][0]["id"].as_str().expect("id").to_owned();
+    let made = api.json(
+        "POST",
+        "/api/tags",
+        &json!({"name": "gamma", "colour": "#fa0000", "description": "third"}),
+    );
+    assert_eq!(made.status, 200, "{}", made.text);
+    let gamma = made.json()["id"].as_str().expect("id").to_owned();
+    let again = api.json("POST", "/api/tags", &json!({"name": "gamma"}));
+    assert_eq!(again.status, 409);
+    assert_eq!(again.json()["id"], gamma.as_str());
+    let g = api.ok(&format!("/api/tags/{gamma}"));
+    assert_eq!(
+        (g["colour"].as_str(), g["description"].as_str()),
+        (Some("#fa0000"), Some("third"))
+    );
+    let renamed = api.json(
+        "PUT",
+        &format!("/api/tags/{alpha}"),
+        &json!({"name": "alpha2", "description": "renamed"}),
+    );
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(
+        api.ok(&format!("/api/runs/{run}"))["tags"],
+        json!(["alpha2", "beta"])
+    );
+    assert_eq!(
+        api.ok(&format!("/api/tags/{alpha}"))["description"],
+        "renamed"
+    );
+    let gone = api.send("DELETE", &format!("/api/tags/{alpha}"), &[], None);
+    assert_eq!((gone.status, gone.json()), (200, json!({})));
+    assert_eq!(api.ok(&format!("/api/runs/{run}"))["tags"], json!(["beta"]));
+    assert_eq!(api.get(&format!("/api/tags/{alpha}")).status, 404);
+    assert_eq!(api.ok("/api/tags")["count"], 2);
+
+    // Artifacts: the client registers sys.getsizeof(bytes), 33 more than
+    // the length; the checksum decides and the real size is kept.
+    let bytes = b"pickled object bytes".to_vec();
+    use sha2::Digest;
+    let sum = simtrack_server::util::hex(&sha2::Sha256::digest(&bytes));
+    let reg = api
+        .json(
+            "POST",
+            "/api/artifacts",
+            &json!({"name": "obj.pkl", "size": bytes.len() + 33, "checksum": sum}),
+        )
+        .json();
+    let id = reg["id"].as_str().expect("id").to_owned();
+    let url = reg["url"].as_str().expect("upload url");
+    let bad = api.send(
+        "PUT",
+        url,
+        &[("Authorization", "")],
+        Some((b"other bytes".to_vec(), "application/octet-stream")),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text
+            .contains("The SHA256 you specified did not match the calculated checksum."),
+        "{}",
+        bad.text
+    );
+    let up = api.send(
+        "PUT",
+        url,
+        &[("Authorization", "")],
+        Some((bytes.clone(), "application/octet-stream")),
+    );
+    assert_eq!(up.status, 200, "{}", up.text);
+    let a = api.ok(&format!("/api/artifacts/{id}"));
+    assert_eq!(a["size"], bytes.len());
+    assert_eq!(a["storage_id"], "default");
+
+    // Folders: create keeps its fields; starring has its own endpoint;
+    // the newest folder lists first.
+    let f = api
+        .json(
+            "POST",
+            "/api/folders",
+            &json!({"path": "/suite/a", "tags": ["x"], "description": "d", "metadata": {"k": 1}}),
+        )
+        .json();
+    let fid = f["id"].as_str().expect("id").to_owned();
+    let doc = api.ok(&format!("/api/folders/{fid}"));
+    assert_eq!(
+        (
+            doc["tags"].clone(),
+            doc["description"].clone(),
+            doc["metadata"].clone()
+        ),
+        (json!(["x"]), json!("d"), json!({"k": 1}))
+    );
+    let star = api.json(
+        "PUT",
+        &format!("/api/folders/{fid}/starred"),
+        &json!({"starred": true}),
+    );
+    assert_eq!(star.status, 200, "{}", star.text);
+    assert_eq!(api.ok(&format!("/api/folders/{fid}"))["starred"], true);
+    api.json("POST", "/api/folders", &json!({"path": "/suite/b"}));
+    assert_eq!(
+        api.ok("/api/folders?count=1")["data"][0]["path"],
+        "/suite/b"
+    );
+
+    // The server's own events stay out of the list unless asked for.
+    api.json(
+        "PUT",
+        &format!("/api/runs/{run}"),
+        &json!({"status": "completed", "system": null}),
+    );
+    let evs = api.ok(&format!("/api/events?run={run}"));
+    assert_eq!(evs["count"], 0, "{evs}");
+    let all = api.ok(&format!("/api/events?run={run}&system=true"));
+    assert!(
+        all["data"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("[simtrack] run status changed"))
+    );
+    // `"system": null` left the document alone.
+    assert_eq!(api.ok(&format!("/api/runs/{run}"))["system"], json!({}));
+
+    // Stats and whoami.
+    let me = api.ok("/api/whoami")["username"]
+        .as_str()
+        .expect("username")
+        .to_owned();
+    let s = api.ok("/api/stats");
+    assert_eq!(
+        s["runs"],
+        json!({"created": 0, "running": 0, "completed": 1, "data": 1})
+    );
+    let per = api.ok("/api/stats?single=false");
+    assert_eq!(per[&me]["runs"], 1);
+    assert_eq!(per[&me]["files"], 1);
+    assert_eq!(per[&me]["volume"], bytes.len());
+    assert_eq!(per[&me]["tags"], 2);
+
+    // Alerts read back Simvue's auto-assignment fields.
+    let al = api
+        .json(
+            "POST",
+            "/api/alerts",
+            &json!({"name": "u", "source": "user"}),
+        )
+        .json();
+    let al = api.ok(&format!(
+        "/api/alerts/{}",
+        al["id"].as_str().expect("alert id")
+    ));
+    assert_eq!(
+        (
+            al["auto"].clone(),
+            al["delay"].clone(),
+            al["run_tags"].clone()
+        ),
+        (json!(false), json!(0), json!([]))
+    );
+
+    // A JSON array creates runs in a batch, answered in order.
+    let made = api.json("POST", "/api/runs", &json!([{"name": "b0", "folder": "/batch", "metadata": {"batch_id": 0}}, {"name": "b1", "folder": "/batch"}]));
+    assert_eq!(made.status, 200, "{}", made.text);
+    let made = made.json();
+    assert_eq!(made.as_array().map(Vec::len), Some(2));
+    let b0 = api.ok(&format!(
+        "/api/runs/{}",
+        made[0]["id"].as_str().expect("id")
+    ));
+    assert_eq!(
+        (
+            b0["name"].clone(),
+            b0["folder"].clone(),
+            b0["metadata"]["batch_id"].clone()
+        ),
+        (json!("b0"), json!("/batch"), json!(0))
+    );
+    assert_eq!(made[1]["name"], "b1");
+
+    // Deleting a run answers {}.
+    let del = api.send("DELETE", &format!("/api/runs/{run}"), &[], None);
+    assert_eq!((del.status, del.json()), (200, json!({})));
 }

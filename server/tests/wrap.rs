@@ -113,7 +113,7 @@ impl Rig {
 
     fn event_count(&self, id: &str) -> u64 {
         self.api
-            .ok(&format!("/api/events?run={id}&start=0&count=1"))["count"]
+            .ok(&format!("/api/events?run={id}&system=true&start=0&count=1"))["count"]
             .as_u64()
             .expect("count")
     }
@@ -481,15 +481,17 @@ fn a_million_lines_in_a_burst_are_all_recorded() {
         n = rig.event_count(&id);
     }
     if n != 1_000_003 {
-        let v = rig.api.ok(&format!("/api/events?run={id}&start=0&count=3"));
-        let w = rig
+        let v = rig
             .api
-            .ok(&format!("/api/events?run={id}&start=999998&count=10"));
+            .ok(&format!("/api/events?run={id}&system=true&start=0&count=3"));
+        let w = rig.api.ok(&format!(
+            "/api/events?run={id}&system=true&start=999998&count=10"
+        ));
         panic!("{n} events: {v} ... {w}");
     }
-    let last = rig
-        .api
-        .ok(&format!("/api/events?run={id}&start=1000000&count=3"));
+    let last = rig.api.ok(&format!(
+        "/api/events?run={id}&system=true&start=1000000&count=3"
+    ));
     let msgs: Vec<&str> = last["data"]
         .as_array()
         .expect("data")

@@ -193,8 +193,14 @@
     const view = h('div', { class: 'view' });
     main.replaceChildren(view);
     if (!user) {
+      // The token this answer is about: one stored while the request was
+      // out (a sign-in in another tab, a test) must not be signed out by
+      // the answer to the request made without it.
+      const asked = token();
       try { user = await api('/api/ui/whoami', { noSignOut: true }); } catch (e) {
-        if (e.status === 401 && !token()) return signInPage(view);
+        if (!view.isConnected) return; // a newer route took over
+        if (e.status === 401 && token() !== asked) return queueRoute();
+        if (e.status === 401 && !asked) return signInPage(view);
         if (e.status === 401) return signOut('That token is not valid (anymore): sign in again.');
         return showError(view, e);
       }
@@ -1054,7 +1060,7 @@
     // Only the events after those we have: a live page with 100,000 events
     // moves a few hundred bytes per refresh, not the whole log.
     async function loadEvents() {
-      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0 }));
+      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0, system: true }));
       const list = Array.isArray(res) ? res : res.data || [];
       if (typeof res.count === 'number' && res.count < events.length) { events = []; return loadEvents(); }
       if (list.length) { events = events.concat(list); renderEvents(); renderAlerts(); }

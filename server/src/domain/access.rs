@@ -30,7 +30,7 @@ use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, ChannelRow, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, NewChunk, OutboxRow,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TokenRow, UserRow, WriteTx,
+    TagRow, TokenRow, UserRow, WriteTx,
 };
 
 /// Who besides its owner sees a run (Simvue's `visibility`).
@@ -235,6 +235,41 @@ impl<'a, T: ?Sized + ReadTx> Scoped<'a, T> {
             .iter()
             .filter(|x| x.alert.id == a.id)
             .any(|x| self.visible(&x.run_id).unwrap_or(false)))
+    }
+
+    /// Tag names carried by a run the caller sees.
+    fn visible_tag_names(&self) -> Result<HashSet<String>> {
+        let p = RunProjection {
+            tags: true,
+            json_paths: Vec::new(),
+        };
+        let mut out = HashSet::new();
+        for r in self.run_scan(&p)? {
+            if let Some(t) = r.tags
+                && let Ok(list) = serde_json::from_str::<Vec<String>>(&t)
+            {
+                out.extend(list);
+            }
+        }
+        Ok(out)
+    }
+
+    fn tag_visible(&self, t: &TagRow) -> Result<bool> {
+        Ok(
+            self.who.admin
+                || t.user == self.who.user
+                || self.visible_tag_names()?.contains(&t.name),
+        )
+    }
+
+    fn owns_tag(&self, id: &str) -> Result<()> {
+        match self.tx.tag_get(id)? {
+            Some(t) if self.who.admin || t.user == self.who.user => Ok(()),
+            Some(t) if self.tag_visible(&t)? => Err(self.deny(Error::forbidden(format!(
+                "tag {id} belongs to another user"
+            )))),
+            _ => Err(self.deny(Error::not_found(format!("tag {id} not found")))),
+        }
     }
 
     /// Paths of the folders holding a run the caller sees.
@@ -492,6 +527,31 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
     }
     fn outbox_due(&self, now: i64) -> Result<u64> {
         self.tx.outbox_due(now)
+    }
+    // Tags are seen by their creator, administrators, and whoever sees a
+    // run carrying them: a private run's tag names do not leak.
+    fn tag_list(&self) -> Result<Vec<TagRow>> {
+        let rows = self.tx.tag_list()?;
+        if self.who.admin {
+            return Ok(rows);
+        }
+        let used = self.visible_tag_names()?;
+        Ok(rows
+            .into_iter()
+            .filter(|t| t.user == self.who.user || used.contains(&t.name))
+            .collect())
+    }
+    fn tag_get(&self, id: &str) -> Result<Option<TagRow>> {
+        match self.tx.tag_get(id)? {
+            Some(t) if self.tag_visible(&t)? => Ok(Some(t)),
+            _ => Ok(None),
+        }
+    }
+    fn tag_by_name(&self, name: &str) -> Result<Option<String>> {
+        match self.tx.tag_by_name(name)? {
+            Some(id) => Ok(self.tag_get(&id)?.map(|t| t.id)),
+            None => Ok(None),
+        }
     }
     // Grids are shared definitions (named axes and coordinates, no measured
     // data): every user reads them, as Simvue's tenant-wide grids. The
@@ -765,6 +825,23 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
 
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
         self.tx.token_insert(t)
+    }
+    fn tag_insert(&self, t: &TagRow) -> Result<()> {
+        self.tx.tag_insert(t)
+    }
+    // Renaming or deleting a tag changes every run carrying it: its
+    // creator or an administrator.
+    fn tag_update(&self, t: &TagRow) -> Result<()> {
+        self.owns_tag(&t.id)?;
+        self.tx.tag_update(t)
+    }
+    fn tag_delete(&self, id: &str) -> Result<()> {
+        self.owns_tag(id)?;
+        self.tx.tag_delete(id)
+    }
+    fn artifact_set_size(&self, id: &str, size: u64) -> Result<()> {
+        self.owns_artifact(id)?;
+        self.tx.artifact_set_size(id, size)
     }
     fn grid_insert(&self, g: &GridRow) -> Result<()> {
         if !self.who.admin && g.user != self.who.user {

@@ -42,6 +42,12 @@ pub fn doc(r: &AlertRow) -> Value {
         "enabled": r.enabled,
         "abort": r.abort,
         "created": fmt_ts(r.created),
+        // Simvue's run-tag auto-assignment and evaluation delay: not
+        // offered here, so every alert reads back as attached by hand and
+        // evaluated at once.
+        "auto": false,
+        "delay": 0,
+        "run_tags": [],
     });
     if let Some(a) = &r.alert {
         d["alert"] = serde_json::from_str(a).unwrap_or(Value::Null);
@@ -252,8 +258,33 @@ pub fn delete(tx: &dyn WriteTx, id: &str) -> Result<Value> {
 pub fn status(tx: &dyn ReadTx, id: &str, run: &str) -> Result<Value> {
     row(tx, id)?;
     tx.run_alert_status(run, id)?
-        .map(|s| json!({ "status": s }))
+        .map(|s| json!({ "status": state_value(&s) }))
         .ok_or_else(|| Error::not_found(format!("alert {id} is not attached to run {run}")))
+}
+
+/// The state of a user alert attached to a run that nobody set yet: it
+/// reads back as no status (`null`), as Simvue shows it, until the user
+/// sets one. Metric and event alerts start `ok`.
+pub const UNSET: &str = "";
+
+/// A run's state of an alert as a document shows it (`null` when unset).
+pub fn state_value(s: &str) -> Value {
+    if s == UNSET {
+        Value::Null
+    } else {
+        Value::String(s.to_owned())
+    }
+}
+
+/// Attaches an alert to a run; a user alert not attached before starts
+/// [`UNSET`].
+pub fn attach(tx: &dyn WriteTx, run: &str, alert: &AlertRow) -> Result<()> {
+    let was = tx.run_alert_status(run, &alert.id)?;
+    tx.attach_alert(run, &alert.id)?;
+    if was.is_none() && alert.source == "user" {
+        tx.set_alert_state(run, &alert.id, UNSET, now_us())?;
+    }
+    Ok(())
 }
 
 /// A user sets an alert's state on a run (attaching it if needed).
@@ -303,8 +334,9 @@ fn set_state_valued(
         now,
         level,
         &format!(
-            "[simtrack] alert '{}' changed from {old} to {status}",
-            alert.name
+            "[simtrack] alert '{}' changed from {} to {status}",
+            alert.name,
+            if old == UNSET { "unset" } else { &old }
         ),
     )?;
     if status == "critical" && alert.abort {

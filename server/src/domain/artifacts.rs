@@ -16,6 +16,10 @@ use crate::util::{new_id, now_us};
 /// artifact id.
 pub type LinkFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
+/// The `storage_id` every artifact reads back with: the server's own blob
+/// store (Simvue servers can hold several; ours has one).
+pub const STORAGE_ID: &str = "default";
+
 /// Checks an artifact name: a plain file name, never a path.
 pub fn check_artifact_name(name: &str) -> Result<()> {
     check_name("artifact name", name, MAX_NAME_BYTES)?;
@@ -41,6 +45,9 @@ pub fn doc(r: &ArtifactRow, download: &LinkFn) -> Value {
         "uploaded": r.uploaded,
         "url": r.uploaded.then(|| download(&r.id)),
         "storage": Value::Null,
+        // Simvue names the storage that holds the bytes; ours is the one
+        // blob store the server was started with.
+        "storage_id": STORAGE_ID,
     })
 }
 
@@ -185,13 +192,21 @@ pub async fn upload(b: &Backend, id: String, body: ByteStream, limit: u64) -> Re
     let state = b.state.clone();
     let id2 = id.clone();
     let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
-    if !b.blobs.has(&a.checksum).await? {
-        b.blobs.put(body, &a.checksum, a.size, limit).await?;
-    }
+    // The checksum is the artifact's identity; the registered size is the
+    // client's estimate (the simvue client announces `sys.getsizeof`, 33
+    // bytes more than the length), so the stored length replaces it.
+    let real = if b.blobs.has(&a.checksum).await? {
+        None
+    } else {
+        Some(b.blobs.put(body, &a.checksum, a.size, limit).await?)
+    };
     let state = b.state.clone();
     blocking(move || {
         write(&*state, |tx| {
             tx.artifact_set_uploaded(&id, true)?;
+            if let Some(len) = real.filter(|len| *len != a.size) {
+                tx.artifact_set_size(&id, len)?;
+            }
             Ok(json!({}))
         })
     })

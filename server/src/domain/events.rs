@@ -93,7 +93,7 @@ pub fn record(tx: &dyn WriteTx, run: &str, ts: i64, level: &str, message: &str) 
 /// Stores a batch of a run's events received at `now`: the run is alive,
 /// and its event alerts are re-evaluated in the same transaction.
 pub fn ingest(tx: &dyn WriteTx, run: &str, rows: &[EventRecord], now: i64) -> Result<Value> {
-    runs::status_of(tx, run)?;
+    runs::batch_run_status(tx, run)?;
     for (ts, level, message) in rows {
         record(tx, run, *ts, level, message)?;
     }
@@ -102,19 +102,31 @@ pub fn ingest(tx: &dyn WriteTx, run: &str, rows: &[EventRecord], now: i64) -> Re
     Ok(json!({}))
 }
 
+/// Whether the server recorded this event itself (status changes, alerts,
+/// aborts, lost runs) rather than the run logging it.
+pub fn is_system(message: &str) -> bool {
+    message.starts_with(SYSTEM_PREFIX)
+}
+
 /// A run's events matching `fs` → `{data, count}` (`count` counts every
-/// match; `data` holds `limit` of them from `start`).
+/// match; `data` holds `limit` of them from `start`). The server's own
+/// events are left out unless `system`: a client reading back what it
+/// logged must find exactly that.
 pub fn list(
     tx: &dyn ReadTx,
     run: &str,
     fs: &[filters::Filter],
     (start, limit): (usize, usize),
     me: &str,
+    system: bool,
 ) -> Result<Value> {
     runs::status_of(tx, run)?;
     let mut total = 0usize;
     let mut data = Vec::new();
     for e in tx.events(run)? {
+        if !system && is_system(&e.message) {
+            continue;
+        }
         let d = json!({"message": e.message, "log_level": e.log_level, "timestamp": fmt_ts(e.ts)});
         if !filters::all(fs, &d, me) {
             continue;

@@ -304,7 +304,7 @@ pub fn ingest(
     now: i64,
     max_names: u64,
 ) -> Result<()> {
-    super::runs::status_of(tx, run)?;
+    super::runs::batch_run_status(tx, run)?;
     let mut new_names = 0u64;
     for (name, _) in series {
         if tx.series_id(run, name)?.is_none() {

@@ -23,6 +23,8 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod runs;
+pub mod stats;
+pub mod tags;
 pub mod users;
 
 use serde_json::Value;

@@ -385,7 +385,8 @@ pub fn on_alert(
         "title": title,
         "alert": {
             "id": alert.id, "name": alert.name, "source": alert.source,
-            "status": status, "previous": old, "rule": rule_text(alert),
+            // null: a user alert that was never set before.
+            "status": status, "previous": Some(old).filter(|o| !o.is_empty()), "rule": rule_text(alert),
             "value": value.filter(|v| v.is_finite()),
         },
     });

@@ -144,10 +144,18 @@ fn load_without_metrics(tx: &dyn ReadTx, id: &str) -> Result<Value> {
     d["alerts"] = Value::Array(
         tx.attached(Some(id))?
             .iter()
-            .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": a.status }))
+            .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": super::alerts::state_value(&a.status) }))
             .collect(),
     );
     Ok(d)
+}
+
+/// The status of the run a batch of metrics or events names: a batch
+/// naming no run that exists is invalid input (422), as Simvue answers,
+/// not a missing resource.
+pub fn batch_run_status(tx: &dyn ReadTx, id: &str) -> Result<String> {
+    tx.run_status(id)?
+        .ok_or_else(|| Error::invalid(format!("the batch names run {id}, which does not exist")))
 }
 
 /// Not found unless run `id` exists; its status otherwise.
@@ -346,6 +354,8 @@ pub fn new_run(body: &Map<String, Value>, user: &str) -> Result<NewRun> {
 /// Stores a new run (creating its folder) → `{"id", "name"}`.
 pub fn create(tx: &dyn WriteTx, run: &NewRun) -> Result<Value> {
     folders::ensure(tx, &run.row.folder)?;
+    let tags: Vec<String> = serde_json::from_str(&run.row.tags).unwrap_or_default();
+    super::tags::register(tx, &tags, &run.row.user)?;
     tx.run_insert(&run.row)?;
     set_alerts(tx, &run.row.id, &run.alerts)?;
     Ok(json!({ "id": run.row.id, "name": run.row.name }))
@@ -355,10 +365,10 @@ pub fn create(tx: &dyn WriteTx, run: &NewRun) -> Result<Value> {
 /// those that stay.
 fn set_alerts(tx: &dyn WriteTx, run: &str, ids: &[String]) -> Result<()> {
     for a in ids {
-        if tx.alert_get(a)?.is_none() {
+        let Some(alert) = tx.alert_get(a)? else {
             return Err(Error::invalid(format!("alert {a} does not exist")));
-        }
-        tx.attach_alert(run, a)?;
+        };
+        super::alerts::attach(tx, run, &alert)?;
     }
     tx.detach_alerts_except(run, ids)?;
     Ok(())
@@ -376,6 +386,16 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
     };
     let mut status_event = None;
     for (k, v) in body {
+        // A null document field means "unchanged" (the simvue client sends
+        // `"system": null` when it has nothing new to say).
+        if v.is_null()
+            && matches!(
+                k.as_str(),
+                "system" | "metadata" | "notifications" | "visibility" | "tags" | "alerts"
+            )
+        {
+            continue;
+        }
         match k.as_str() {
             "status" => {
                 let s = check_status(v)?;
@@ -415,7 +435,12 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
                 folders::ensure(tx, &f)?;
                 p.folder = Some(f);
             }
-            "tags" => p.tags = Some(Value::from(string_list(v, "tags")?).to_string()),
+            "tags" => {
+                let names = string_list(v, "tags")?;
+                let owner = tx.run_get(id)?.ok_or_else(|| not_found(id))?.user;
+                super::tags::register(tx, &names, &owner)?;
+                p.tags = Some(Value::from(names).to_string());
+            }
             "metadata" => {
                 let Value::Object(new) = v else {
                     return Err(Error::invalid("'metadata' must be an object"));
@@ -664,7 +689,7 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
             attached
                 .entry(a.run_id)
                 .or_default()
-                .push(json!({"alert": super::alerts::doc(&a.alert), "status": a.status}));
+                .push(json!({"alert": super::alerts::doc(&a.alert), "status": super::alerts::state_value(&a.status)}));
         }
     }
     let projection = RunProjection {

@@ -71,7 +71,8 @@ pub async fn ingest(
     .await
 }
 
-/// `GET /api/events?run&filters&start&count` (`count=0`: no limit).
+/// `GET /api/events?run&filters&start&count&system` (`count=0`: no
+/// limit; `system=true` includes the server's own `[simtrack]` events).
 pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let run = q
         .get("run")
@@ -80,9 +81,10 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     let fs = filters::parse_all(&q.list("filters")?)?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.filter(|c| *c > 0).unwrap_or(usize::MAX);
+    let system = q.bool("system");
     let me = caller.0.user.clone();
     read(&st, &caller, move |tx| {
-        events::list(tx, &run, &fs, (start, count), &me)
+        events::list(tx, &run, &fs, (start, count), &me, system)
     })
     .await
     .map(Reply::ok)

@@ -10,7 +10,9 @@ use super::{
 };
 use crate::domain::{filters, folders};
 
-/// `POST /api/folders` `{"path": "/a/b"}` → `{"id"}`.
+/// `POST /api/folders` `{"path": "/a/b", "tags", "description",
+/// "metadata", "starred"}` → `{"id"}`; the other fields are kept as an
+/// update of the folder would keep them.
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -24,8 +26,39 @@ pub async fn create(
         _ => return Err(ApiError::unprocessable("'path' must be a string")),
     };
     folders::normalise(&path)?;
+    let mut fields = body;
+    fields.remove("path");
     write_once(&st, &caller, idem, move |tx| {
-        Ok(json!({ "id": folders::ensure(tx, &path)? }))
+        let id = folders::ensure(tx, &path)?;
+        if !fields.is_empty() {
+            folders::update(tx, &id, &fields)?;
+        }
+        Ok(json!({ "id": id }))
+    })
+    .await
+}
+
+/// `PUT /api/folders/{id}/starred` `{"starred": bool}` → `{"id", "starred"}`.
+pub async fn starred(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let starred = match body.get("starred") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::unprocessable("'starred' must be a boolean")),
+    };
+    write_once(&st, &caller, idem, move |tx| {
+        folders::update(
+            tx,
+            &id,
+            &serde_json::Map::from_iter([("starred".to_owned(), Value::Bool(starred))]),
+        )?;
+        Ok(json!({ "id": id, "starred": starred }))
     })
     .await
 }
@@ -35,7 +68,9 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     let fs = filters::parse_all(&q.list("filters")?)?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(100);
-    let desc = q.get("sorting").is_some_and(|s| s.contains("true"));
+    // Newest first unless a sorting asks otherwise: the simvue client
+    // expects a new folder among the first page of `Folder.get`.
+    let desc = q.get("sorting").is_none_or(|s| s.contains("true"));
     let me = caller.0.user.clone();
     read(&st, &caller, move |tx| {
         folders::list(tx, &fs, desc, (start, count), &me)

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod runs;
 pub mod secure_headers;
 pub mod serve;
+pub mod tags;
 pub mod ui;
 pub mod wire;
 
@@ -366,6 +367,37 @@ impl FromRequest<AppState> for JsonObject {
     }
 }
 
+/// A JSON object body, or a JSON array of objects (a batch): the objects
+/// and whether they came as an array.
+#[derive(Debug)]
+pub struct JsonObjects(pub Vec<serde_json::Map<String, Value>>, pub bool);
+
+impl FromRequest<AppState> for JsonObjects {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, ApiError> {
+        let Bytes(b) = Bytes::from_request(req, st).await?;
+        if b.is_empty() {
+            return Ok(JsonObjects(vec![serde_json::Map::new()], false));
+        }
+        let not_objects = || {
+            ApiError::unprocessable("the request body must be a JSON object or a list of objects")
+        };
+        match crate::util::lenient_json(&b) {
+            Ok(Value::Object(m)) => Ok(JsonObjects(vec![m], false)),
+            Ok(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Object(m) => Ok(m),
+                    _ => Err(not_objects()),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| JsonObjects(v, true)),
+            Ok(_) => Err(not_objects()),
+            Err(e) => Err(ApiError::bad_request(format!("malformed JSON body: {e}"))),
+        }
+    }
+}
+
 /// The query string as a map (a malformed query is a 400).
 #[derive(Debug)]
 pub struct Params(pub HashMap<String, String>);
@@ -581,6 +613,14 @@ pub fn router(state: AppState) -> Router {
                 .put(folders::update)
                 .delete(folders::delete),
         )
+        .route("/folders/{id}/starred", put(folders::starred))
+        .route("/tags", get(tags::list).post(tags::create))
+        .route(
+            "/tags/{id}",
+            get(tags::get_one).put(tags::update).delete(tags::delete),
+        )
+        .route("/stats", get(tags::stats))
+        .route("/whoami", get(tags::whoami))
         .route("/runs", get(runs::list).post(runs::create))
         .route(
             "/runs/{id}",

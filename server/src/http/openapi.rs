@@ -231,6 +231,50 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "",
         false,
     ),
+    (
+        "put",
+        "/api/folders/{id}/starred",
+        "Star or unstar a folder ({\"starred\": bool})",
+        "json",
+        true,
+    ),
+    (
+        "get",
+        "/api/tags",
+        "List tags: start, count, sorting",
+        "",
+        false,
+    ),
+    (
+        "post",
+        "/api/tags",
+        "Create a tag (name, colour, description); runs' tags are made on first use",
+        "json",
+        true,
+    ),
+    ("get", "/api/tags/{id}", "A tag", "", false),
+    (
+        "put",
+        "/api/tags/{id}",
+        "Update a tag's name (on every run too), colour, description",
+        "json",
+        true,
+    ),
+    (
+        "delete",
+        "/api/tags/{id}",
+        "Delete a tag and take it off every run",
+        "",
+        true,
+    ),
+    (
+        "get",
+        "/api/stats",
+        "Run counts by state; single=false: per-user totals",
+        "",
+        false,
+    ),
+    ("get", "/api/whoami", "The caller's user name", "", false),
 ];
 
 /// The document as JSON text.

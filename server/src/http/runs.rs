@@ -4,31 +4,57 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
+use super::{
+    ApiResult, AppState, Caller, JsonObject, JsonObjects, Params, Reply, idem, read, write_once,
+};
 use crate::domain::access::DefaultVisibility;
 use crate::domain::{Idem, audit, filters, runs};
 
-/// `POST /api/runs` → `{"id", "name"}`.
+/// Most runs one `POST /api/runs` may create.
+pub const MAX_BATCH_RUNS: usize = 1000;
+
+/// `POST /api/runs` → `{"id", "name"}`; a JSON array of run bodies creates
+/// them all in one transaction → `[{"id", "name"}, ...]` in order.
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    JsonObject(body): JsonObject,
+    JsonObjects(bodies, batch): JsonObjects,
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
-    let mut body = body;
+    if bodies.len() > MAX_BATCH_RUNS {
+        return Err(super::ApiError::unprocessable(format!(
+            "a batch creates at most {MAX_BATCH_RUNS} runs"
+        )));
+    }
     // The Simvue client always sends `visibility`; a client that sends
     // none gets the server's default.
-    if body.get("visibility").is_none_or(Value::is_null) {
-        let d = if st.cfg.default_visibility_group {
-            DefaultVisibility::Group
+    let default_vis = if st.cfg.default_visibility_group {
+        DefaultVisibility::Group
+    } else {
+        DefaultVisibility::Private
+    };
+    let new = bodies
+        .into_iter()
+        .map(|mut b| {
+            if b.get("visibility").is_none_or(Value::is_null) {
+                b.insert("visibility".into(), default_vis.visibility().doc());
+            }
+            runs::new_run(&b, &caller.0.user)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    write_once(&st, &caller, idem, move |tx| {
+        let mut made = new
+            .iter()
+            .map(|run| runs::create(tx, run))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(if batch {
+            Value::Array(made)
         } else {
-            DefaultVisibility::Private
-        };
-        body.insert("visibility".into(), d.visibility().doc());
-    }
-    let run = runs::new_run(&body, &caller.0.user)?;
-    write_once(&st, &caller, idem, move |tx| runs::create(tx, &run)).await
+            made.pop().unwrap_or(Value::Null)
+        })
+    })
+    .await
 }
 
 /// `GET /api/runs/{id}`.
@@ -95,7 +121,7 @@ pub async fn update(
     .await
 }
 
-/// `DELETE /api/runs/{id}`.
+/// `DELETE /api/runs/{id}` → `{}`.
 pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
@@ -107,7 +133,7 @@ pub async fn delete(
     write_once(&st, &caller, idem, move |tx| {
         runs::delete(tx, &id)?;
         audit::record(tx, &who, "run_delete", &id, "")?;
-        Ok(json!({ "id": id }))
+        Ok(json!({}))
     })
     .await
 }

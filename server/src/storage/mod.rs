@@ -73,15 +73,17 @@ pub trait StateStore: Send + Sync + Debug {
 pub trait BlobStore: Send + Sync + Debug {
     /// Whether the blob `sha` is stored.
     fn has<'a>(&'a self, sha: &'a str) -> BoxFuture<'a, Result<bool>>;
-    /// Stores `body`, which must be exactly `size` bytes (never more than
-    /// `limit`) hashing to `sha`; nothing is stored otherwise.
+    /// Stores `body`, which must hash to `sha` and be at most `size` bytes
+    /// (never more than `limit`); nothing is stored otherwise. Answers the
+    /// stored length: a client may announce more than it sends (the simvue
+    /// client registers Python's `sys.getsizeof`), the checksum decides.
     fn put<'a>(
         &'a self,
         body: ByteStream,
         sha: &'a str,
         size: u64,
         limit: u64,
-    ) -> BoxFuture<'a, std::result::Result<(), BlobError>>;
+    ) -> BoxFuture<'a, std::result::Result<u64, BlobError>>;
     /// The blob's length and bytes, or `None` when it is not stored.
     fn get<'a>(&'a self, sha: &'a str) -> BoxFuture<'a, Result<Option<(u64, ByteStream)>>>;
     /// Where a client uploads the bytes of blob `sha` (`size` bytes) for
@@ -134,9 +136,10 @@ pub enum BlobError {
 }
 
 /// Streams an upload into `file`, checking it as it comes: never more than
-/// `limit` bytes, exactly `size` bytes, hashing to the SHA-256 `sha`. Every
-/// blob store receives uploads through this one check; what it does with
-/// the checked file (rename it into place, send it on) is its own.
+/// `limit` bytes, at most the announced `size` bytes, hashing to the SHA-256
+/// `sha`; answers the length received. Every blob store receives uploads
+/// through this one check; what it does with the checked file (rename it
+/// into place, send it on) is its own.
 pub(crate) async fn receive_checked(
     body: &mut ByteStream,
     file: &mut tokio::fs::File,
@@ -144,7 +147,7 @@ pub(crate) async fn receive_checked(
     size: u64,
     limit: u64,
     io: impl Fn(std::io::Error) -> BlobError,
-) -> std::result::Result<(), BlobError> {
+) -> std::result::Result<u64, BlobError> {
     use futures_util::StreamExt;
     use sha2::{Digest, Sha256};
     use tokio::io::AsyncWriteExt;
@@ -166,18 +169,18 @@ pub(crate) async fn receive_checked(
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(&io)?;
     }
-    if written != size {
-        return Err(BlobError::Mismatch(format!(
-            "upload has {written} bytes, the artifact was registered with {size}"
-        )));
-    }
+    // A shorter upload is fine when its checksum matches: the announced
+    // size is the client's estimate, the SHA-256 is the identity.
     let got = crate::util::hex(&hasher.finalize());
     if got != sha {
+        // S3's wording, which the simvue client's callers match on.
         return Err(BlobError::Mismatch(format!(
-            "upload has SHA-256 {got}, the artifact was registered with {sha}"
+            "The SHA256 you specified did not match the calculated checksum. \
+             The upload has SHA-256 {got} and {written} bytes; the artifact was \
+             registered with {sha} and {size} bytes."
         )));
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The embedded backend in `dir`: SQLite (`simtrack.db`) and a blob
@@ -551,6 +554,18 @@ pub struct ArtifactRow {
     pub user: String,
 }
 
+/// A tag as stored: runs carry tag names; this is the tag itself, with
+/// its colour and description.
+#[derive(Debug, Clone)]
+pub struct TagRow {
+    pub id: String,
+    pub name: String,
+    pub colour: String,
+    pub description: Option<String>,
+    pub created: i64,
+    pub user: String,
+}
+
 /// An API token or sign-in session as stored (never the token itself).
 #[derive(Debug, Clone, Default)]
 pub struct TokenRow {
@@ -844,6 +859,13 @@ pub trait ReadTx {
     /// The category an artifact is attached to a run with.
     fn artifact_category(&self, run: &str, artifact: &str) -> Result<Option<String>>;
 
+    /// Every tag, by creation time.
+    fn tag_list(&self) -> Result<Vec<TagRow>>;
+    /// The tag with this id.
+    fn tag_get(&self, id: &str) -> Result<Option<TagRow>>;
+    /// The id of the tag named `name`.
+    fn tag_by_name(&self, name: &str) -> Result<Option<String>>;
+
     /// The token with this hash.
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
     /// Every token (hashes included), oldest first; only those named
@@ -941,10 +963,19 @@ pub trait WriteTx: ReadTx {
     fn artifact_insert(&self, a: &ArtifactRow) -> Result<()>;
     /// Marks whether its bytes are uploaded.
     fn artifact_set_uploaded(&self, id: &str, uploaded: bool) -> Result<()>;
+    /// Records its real size (known once the bytes are stored).
+    fn artifact_set_size(&self, id: &str, size: u64) -> Result<()>;
     /// Attaches an artifact to a run, or changes its category.
     fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()>;
     /// Removes an artifact record and its attachments (not the bytes).
     fn artifact_delete(&self, id: &str) -> Result<()>;
+
+    /// Adds a tag.
+    fn tag_insert(&self, t: &TagRow) -> Result<()>;
+    /// Sets a tag's name, colour and description.
+    fn tag_update(&self, t: &TagRow) -> Result<()>;
+    /// Removes a tag record.
+    fn tag_delete(&self, id: &str) -> Result<()>;
 
     /// Adds a token.
     fn token_insert(&self, t: &TokenRow) -> Result<()>;

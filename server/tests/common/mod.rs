@@ -319,9 +319,11 @@ impl Api {
             .unwrap_or_default()
     }
 
-    /// Event messages of a run.
+    /// Event messages of a run, the server's own `[simtrack]` events included.
     pub fn events(&self, run: &str) -> Vec<String> {
-        let v = self.ok(&format!("/api/events?run={run}&filters=&start=0&count=0"));
+        let v = self.ok(&format!(
+            "/api/events?run={run}&filters=&start=0&count=0&system=true"
+        ));
         v["data"]
             .as_array()
             .expect("data")

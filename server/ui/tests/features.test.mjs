@@ -185,4 +185,19 @@ test('archiving runs hides them from the runs table and keeps their data; unarch
   await waitFor('two in the table', async () => JSON.stringify(await names()) === '["arch-0","arch-2"]');
 });
 
+test('a token stored while the first sign-in check is out is not signed out by its answer', async () => {
+  const tok = await page.evaluate(() => localStorage.getItem('simtrack.token'));
+  await page.evaluate(() => localStorage.removeItem('simtrack.token'));
+  // The check made without a token answers (401) only after the token is stored.
+  await page.route('**/api/ui/whoami', async (r) => { await new Promise((ok) => setTimeout(ok, 700)); await r.continue(); });
+  await page.goto(URL_ + '/#/runs?race=1');
+  await page.evaluate((t) => localStorage.setItem('simtrack.token', t), tok);
+  await page.goto(URL_ + '/#/runs?race=2');
+  await page.waitForSelector('table#runs');
+  await page.waitForTimeout(1000);
+  await page.unroute('**/api/ui/whoami');
+  assert.equal(await page.evaluate(() => localStorage.getItem('simtrack.token')), tok, 'the token is kept');
+  assert.equal(await page.isVisible('table#runs'), true);
+});
+
 test('the page raised no script errors', () => { assert.deepEqual(browser.errors, []); });

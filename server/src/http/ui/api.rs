@@ -333,7 +333,7 @@ mod tests {
                 State(st.clone()),
                 me.clone(),
                 HeaderMap::new(),
-                JsonObject(m),
+                crate::http::JsonObjects(vec![m], false),
             )
             .await,
         )["id"]

@@ -49,14 +49,14 @@ impl FileBlobs {
     }
 
     /// Streams `body` into the store, checking it hashes to `expected` and is
-    /// exactly `size` bytes (never more than `limit`).
+    /// at most `size` bytes (never more than `limit`); answers its length.
     async fn put_file(
         &self,
         mut body: ByteStream,
         expected: &str,
         size: u64,
         limit: u64,
-    ) -> Result<(), BlobError> {
+    ) -> Result<u64, BlobError> {
         if !is_sha256(expected) {
             return Err(BlobError::Mismatch(
                 "artifact checksum is not a SHA-256 hex digest".into(),
@@ -67,7 +67,8 @@ impl FileBlobs {
         let tmp = self.root.join("tmp").join(hex(&name));
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-            super::receive_checked(&mut body, &mut file, expected, size, limit, io).await?;
+            let len =
+                super::receive_checked(&mut body, &mut file, expected, size, limit, io).await?;
             file.sync_all().await.map_err(io)?;
             drop(file);
             let dest = self.path(expected);
@@ -75,7 +76,7 @@ impl FileBlobs {
                 tokio::fs::create_dir_all(parent).await.map_err(io)?;
             }
             tokio::fs::rename(&tmp, &dest).await.map_err(io)?;
-            Ok(())
+            Ok(len)
         }
         .await;
         if result.is_err() {
@@ -101,7 +102,7 @@ impl BlobStore for FileBlobs {
         sha: &'a str,
         size: u64,
         limit: u64,
-    ) -> BoxFuture<'a, Result<(), BlobError>> {
+    ) -> BoxFuture<'a, Result<u64, BlobError>> {
         Box::pin(self.put_file(body, sha, size, limit))
     }
 

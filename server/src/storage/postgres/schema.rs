@@ -180,6 +180,15 @@ CREATE TABLE grid_values (
 ALTER TABLE grid_values ALTER COLUMN data SET STORAGE EXTERNAL;
 "#,
     ),
+    (
+        9,
+        // Tags as objects (runs keep carrying tag names).
+        r#"
+CREATE TABLE tags (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
+    description TEXT, created BIGINT NOT NULL, owner TEXT NOT NULL DEFAULT '');
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

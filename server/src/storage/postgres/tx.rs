@@ -11,7 +11,7 @@ use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TokenRow, UserRow, WriteTx,
+    TagRow, TokenRow, UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
@@ -147,6 +147,17 @@ fn user_row(r: &Row) -> Result<UserRow> {
         disabled: get(r, "disabled")?,
         password: get(r, "password")?,
         created: get(r, "created")?,
+    })
+}
+
+fn tag_row(r: &Row) -> Result<TagRow> {
+    Ok(TagRow {
+        id: get(r, "id")?,
+        name: get(r, "name")?,
+        colour: get(r, "colour")?,
+        description: get(r, "description")?,
+        created: get(r, "created")?,
+        user: get(r, "owner")?,
     })
 }
 
@@ -687,6 +698,24 @@ impl ReadTx for Tx<'_> {
         Ok(n.unwrap_or(0).max(0) as u64)
     }
 
+    fn tag_list(&self) -> Result<Vec<TagRow>> {
+        self.rows("SELECT * FROM tags ORDER BY created, name", &[])?
+            .iter()
+            .map(tag_row)
+            .collect()
+    }
+
+    fn tag_get(&self, id: &str) -> Result<Option<TagRow>> {
+        self.row("SELECT * FROM tags WHERE id = $1", &[&id])?
+            .as_ref()
+            .map(tag_row)
+            .transpose()
+    }
+
+    fn tag_by_name(&self, name: &str) -> Result<Option<String>> {
+        self.value("SELECT id FROM tags WHERE name = $1", &[&name])
+    }
+
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.row(
             &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"),
@@ -1015,6 +1044,14 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
+    fn artifact_set_size(&self, id: &str, size: u64) -> Result<()> {
+        self.exec(
+            "UPDATE artifacts SET size = $2 WHERE id = $1",
+            &[&id, &(size as i64)],
+        )?;
+        Ok(())
+    }
+
     fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
         self.exec(
             "INSERT INTO run_artifacts (run_id, artifact_id, category) VALUES ($1, $2, $3)
@@ -1027,6 +1064,35 @@ impl WriteTx for Tx<'_> {
     fn artifact_delete(&self, id: &str) -> Result<()> {
         self.exec("DELETE FROM run_artifacts WHERE artifact_id = $1", &[&id])?;
         self.exec("DELETE FROM artifacts WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn tag_insert(&self, t: &TagRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO tags (id, name, colour, description, created, owner)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &t.id,
+                &t.name,
+                &t.colour,
+                &t.description,
+                &t.created,
+                &t.user,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn tag_update(&self, t: &TagRow) -> Result<()> {
+        self.exec(
+            "UPDATE tags SET name = $2, colour = $3, description = $4 WHERE id = $1",
+            &[&t.id, &t.name, &t.colour, &t.description],
+        )?;
+        Ok(())
+    }
+
+    fn tag_delete(&self, id: &str) -> Result<()> {
+        self.exec("DELETE FROM tags WHERE id = $1", &[&id])?;
         Ok(())
     }
 

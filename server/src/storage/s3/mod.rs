@@ -308,29 +308,29 @@ impl S3Blobs {
         Ok(true)
     }
 
-    /// Checks `body` into a spool file; its path when it is exactly
-    /// `size` bytes hashing to `sha`.
+    /// Checks `body` into a spool file; its path and length when it is at
+    /// most `size` bytes hashing to `sha`.
     async fn spool_checked(
         &self,
         mut body: ByteStream,
         sha: &str,
         size: u64,
         limit: u64,
-    ) -> Result<PathBuf, BlobError> {
+    ) -> Result<(PathBuf, u64), BlobError> {
         let io = |e: std::io::Error| BlobError::Storage(StorageError(format!("spool: {e}")));
         let mut name = [0u8; 12];
         crate::util::fill_random(&mut name);
         let tmp = self.spool.join(hex(&name));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
         let result = async {
-            super::receive_checked(&mut body, &mut file, sha, size, limit, io).await?;
+            let len = super::receive_checked(&mut body, &mut file, sha, size, limit, io).await?;
             file.flush().await.map_err(io)?;
-            Ok(())
+            Ok(len)
         }
         .await;
         drop(file);
         match result {
-            Ok(()) => Ok(tmp),
+            Ok(len) => Ok((tmp, len)),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 Err(e)
@@ -344,13 +344,13 @@ impl S3Blobs {
         sha: &str,
         size: u64,
         limit: u64,
-    ) -> Result<(), BlobError> {
+    ) -> Result<u64, BlobError> {
         if !is_sha256(sha) {
             return Err(BlobError::Mismatch(
                 "artifact checksum is not a SHA-256 hex digest".into(),
             ));
         }
-        let tmp = self.spool_checked(body, sha, size, limit).await?;
+        let (tmp, len) = self.spool_checked(body, sha, size, limit).await?;
         let result = async {
             let file = tokio::fs::File::open(&tmp)
                 .await
@@ -368,13 +368,13 @@ impl S3Blobs {
                     sha,
                     &[("x-amz-checksum-sha256", sha256_b64(sha))],
                 )
-                .header(reqwest::header::CONTENT_LENGTH, size)
+                .header(reqwest::header::CONTENT_LENGTH, len)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()
                 .await
                 .map_err(|e| s3_err("upload", e))?;
             if r.status().is_success() {
-                Ok(())
+                Ok(len)
             } else {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
@@ -480,7 +480,7 @@ impl BlobStore for S3Blobs {
         sha: &'a str,
         size: u64,
         limit: u64,
-    ) -> BoxFuture<'a, Result<(), BlobError>> {
+    ) -> BoxFuture<'a, Result<u64, BlobError>> {
         Box::pin(self.put_checked(body, sha, size, limit))
     }
 

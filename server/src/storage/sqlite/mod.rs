@@ -103,6 +103,9 @@ CREATE TABLE IF NOT EXISTS grid_values (
     run_id TEXT NOT NULL, metric TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
     ts INTEGER NOT NULL, count INTEGER NOT NULL, vmin REAL, vmax REAL, data BLOB NOT NULL,
     PRIMARY KEY (run_id, metric, step));
+CREATE TABLE IF NOT EXISTS tags (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
+    description TEXT, created INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '');
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data

@@ -8,12 +8,23 @@ use super::db;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TokenRow,
-    UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TagRow,
+    TokenRow, UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
 mod notify;
+
+fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
+    Ok(TagRow {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        colour: r.get("colour")?,
+        description: r.get("description")?,
+        created: r.get("created")?,
+        user: r.get("user")?,
+    })
+}
 
 /// A transaction (read or write) on one connection.
 pub(super) struct Tx<'a>(pub &'a Connection);
@@ -703,6 +714,27 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn tag_list(&self) -> Result<Vec<TagRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM tags ORDER BY created, name")
+            .and_then(|mut s| s.query_map([], tag_row)?.collect())
+            .map_err(db)
+    }
+
+    fn tag_get(&self, id: &str) -> Result<Option<TagRow>> {
+        self.0
+            .prepare_cached("SELECT * FROM tags WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], tag_row).optional())
+            .map_err(db)
+    }
+
+    fn tag_by_name(&self, name: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT id FROM tags WHERE name = ?1")
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.0
             .prepare_cached(
@@ -1069,6 +1101,16 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
+    fn artifact_set_size(&self, id: &str, size: u64) -> Result<()> {
+        self.0
+            .execute(
+                "UPDATE artifacts SET size = ?2 WHERE id = ?1",
+                params![id, size as i64],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
     fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
         self.0
             .execute(
@@ -1089,6 +1131,34 @@ impl WriteTx for Tx<'_> {
             .map_err(db)?;
         self.0
             .execute("DELETE FROM artifacts WHERE id = ?1", params![id])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn tag_insert(&self, t: &TagRow) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO tags (id, name, colour, description, created, user)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.id, t.name, t.colour, t.description, t.created, t.user],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn tag_update(&self, t: &TagRow) -> Result<()> {
+        self.0
+            .execute(
+                "UPDATE tags SET name = ?2, colour = ?3, description = ?4 WHERE id = ?1",
+                params![t.id, t.name, t.colour, t.description],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn tag_delete(&self, id: &str) -> Result<()> {
+        self.0
+            .execute("DELETE FROM tags WHERE id = ?1", params![id])
             .map_err(db)?;
         Ok(())
     }

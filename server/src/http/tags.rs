@@ -1,0 +1,104 @@
+//! `/api/tags`: tags as objects (create, list, get, update, delete), and
+//! `/api/stats` and `/api/whoami`.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
+use crate::domain::{stats, tags};
+
+/// `POST /api/tags` `{"name", "colour", "description"}` → `{"id"}`.
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let me = caller.0.user.clone();
+    write_once(&st, &caller, idem, move |tx| tags::create(tx, &body, &me)).await
+}
+
+/// `GET /api/tags?start&count&sorting=[{"column", "descending"}]` →
+/// `{data, count}`.
+pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let start = q.usize("start")?.unwrap_or(0);
+    let count = q.usize("count")?.unwrap_or(100);
+    let sort = q
+        .get("sorting")
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|v| v.as_array().and_then(|a| a.first().cloned()))
+        .map(|first| {
+            (
+                first["column"].as_str().unwrap_or("created").to_owned(),
+                first["descending"].as_bool().unwrap_or(false),
+            )
+        });
+    read(&st, &caller, move |tx| {
+        tags::list(
+            tx,
+            sort.as_ref().map(|(c, d)| (c.as_str(), *d)),
+            (start, count),
+        )
+    })
+    .await
+    .map(Reply::ok)
+}
+
+/// `GET /api/tags/{id}`.
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    read(&st, &caller, move |tx| tags::get(tx, &id))
+        .await
+        .map(Reply::ok)
+}
+
+/// `PUT /api/tags/{id}` with any of `name`, `colour`, `description`.
+pub async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    write_once(&st, &caller, idem, move |tx| tags::update(tx, &id, &body)).await
+}
+
+/// `DELETE /api/tags/{id}` → `{}`.
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    write_once(&st, &caller, idem, move |tx| tags::delete(tx, &id)).await
+}
+
+/// `GET /api/stats` → `{"runs": {created, running, completed, data}}`;
+/// `?single=false` → per-user totals.
+pub async fn stats(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let per_user = q
+        .get("single")
+        .is_some_and(|s| s.eq_ignore_ascii_case("false"));
+    let me = caller.0.user.clone();
+    read(&st, &caller, move |tx| {
+        if per_user {
+            stats::per_user(tx, &me)
+        } else {
+            stats::runs(tx)
+        }
+    })
+    .await
+    .map(Reply::ok)
+}
+
+/// `GET /api/whoami` → `{"username"}`: the name of the caller's token.
+pub async fn whoami(caller: Caller) -> ApiResult {
+    Ok(Reply::ok(json!({ "username": caller.0.user })))
+}
