@@ -188,8 +188,10 @@ test('archiving runs hides them from the runs table and keeps their data; unarch
 test('a token stored while the first sign-in check is out is not signed out by its answer', async () => {
   const tok = await page.evaluate(() => localStorage.getItem('simtrack.token'));
   await page.evaluate(() => localStorage.removeItem('simtrack.token'));
-  // The check made without a token answers (401) only after the token is stored.
+  // A fresh page whose check, made without a token, answers (401) only
+  // after the token is stored.
   await page.route('**/api/ui/whoami', async (r) => { await new Promise((ok) => setTimeout(ok, 700)); await r.continue(); });
+  await page.goto('about:blank');
   await page.goto(URL_ + '/#/runs?race=1');
   await page.evaluate((t) => localStorage.setItem('simtrack.token', t), tok);
   await page.goto(URL_ + '/#/runs?race=2');
