@@ -102,7 +102,11 @@ test('a 2-D field is a heat map with the logged values, a 1-D one a line; both f
   // The colour scale spans every step's values.
   assert.equal(seen.min, Math.min(...heat(0).flat()));
   assert.equal(seen.max, Math.max(...heat(2).flat()));
-  const line = await page.evaluate(() => window.__simtrack.grids.profile);
+  // The two fields load independently: wait for the line too.
+  const line = await waitFor('the line at step 2', () => page.evaluate(() => {
+    const p = window.__simtrack.grids.profile;
+    return p && p.step === 2 && p;
+  }));
   assert.equal(line.step, 2);
   assert.deepEqual(line.values, profile(2));
   assert.match(await page.textContent('.field[data-metric="profile"]'), /step 2 of 2/);
