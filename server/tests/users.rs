@@ -1004,3 +1004,100 @@ fn upgrading_keeps_everyone_in_and_token_name_makes_a_user() {
     let id = a.create_run(json!({"name": "mine"}));
     assert_eq!(b.get(&format!("/api/runs/{id}")).status, 200, "same user");
 }
+
+/// Names are chosen by people who do not know each other: a second user
+/// starting runs with the tags, alert names and grid names another user's
+/// private runs already use gets them too (once a 503: the tag name was
+/// looked up through the caller's view, missed, and inserted twice). A tag
+/// name taken by a tag the caller cannot see is refused without its id.
+#[test]
+fn two_users_may_choose_the_same_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = setup(tmp.path());
+    let (alice, bob) = (&w.apis["alice"], &w.apis["bob"]);
+
+    // Bob cannot see a_priv, nor its tag, alert or grid.
+    assert!(!bob.get("/api/tags?count=1000").text.contains("tag_a_priv"));
+    let mine = bob.create_run(json!({"name": "a_priv", "folder": "/bob_own",
+        "tags": ["tag_a_priv", "Linux"]}));
+    let other = alice.create_run(json!({"name": "a_priv", "folder": "/a_priv",
+        "tags": ["Linux"]}));
+    let r = bob.get(&format!("/api/runs/{mine}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["tags"], json!(["tag_a_priv", "Linux"]));
+    assert_eq!(bob.get(&format!("/api/runs/{other}")).status, 404);
+    // The tag now rides on one of his runs: he sees it, with its one id.
+    let tags = bob.get("/api/tags?count=1000").json();
+    let names: BTreeSet<&str> = tags["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains("tag_a_priv") && names.contains("Linux"),
+        "{tags}"
+    );
+
+    for (path, body) in [
+        (
+            "/api/alerts",
+            json!({"name": "al_a_priv", "source": "events",
+                   "alert": {"pattern": "boom", "frequency": 1}}),
+        ),
+        (
+            "/api/grids",
+            json!({"name": "grid_a_priv", "grid": [[0.0, 1.0]], "labels": ["x"]}),
+        ),
+    ] {
+        let r = bob.json("POST", path, &body);
+        assert_eq!(r.status, 200, "POST {path}: {}", r.text);
+    }
+
+    // A tag made through the tags API, on no run: only Alice sees it.
+    let secret = alice.json("POST", "/api/tags", &json!({"name": "secret_tag"}));
+    assert_eq!(secret.status, 200, "{}", secret.text);
+    let taken = bob.json("POST", "/api/tags", &json!({"name": "secret_tag"}));
+    assert_eq!(taken.status, 409, "{}", taken.text);
+    assert!(
+        !taken.text.contains(secret.json()["id"].as_str().unwrap()),
+        "{}",
+        taken.text
+    );
+    let own = bob.json("POST", "/api/tags", &json!({"name": "bob_tag"}));
+    assert_eq!(own.status, 200, "{}", own.text);
+    let own = own.json()["id"].as_str().unwrap().to_owned();
+    let rename = bob.json(
+        "PUT",
+        &format!("/api/tags/{own}"),
+        &json!({"name": "secret_tag"}),
+    );
+    assert_eq!(rename.status, 409, "{}", rename.text);
+    assert!(
+        !rename.text.contains(secret.json()["id"].as_str().unwrap()),
+        "{}",
+        rename.text
+    );
+    // Alice's own duplicate names her tag.
+    let again = alice.json("POST", "/api/tags", &json!({"name": "secret_tag"}));
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(
+        again.text.contains(secret.json()["id"].as_str().unwrap()),
+        "{}",
+        again.text
+    );
+    // A rename that is allowed carries the runs along.
+    let linux = bob.get("/api/tags?count=1000").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "tag_a_priv")
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(
+        bob.json("PUT", &format!("/api/tags/{linux}"), &json!({"name": "x"}))
+            .status,
+        403,
+        "the tag is Alice's: Bob may see it, not rename it"
+    );
+}

@@ -826,12 +826,14 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
         self.tx.token_insert(t)
     }
-    fn tag_insert(&self, t: &TagRow) -> Result<()> {
+    // Tag names are one namespace for the whole server: a name taken by a
+    // tag the caller does not see is refused without naming that tag.
+    fn tag_insert(&self, t: &TagRow) -> Result<bool> {
         self.tx.tag_insert(t)
     }
     // Renaming or deleting a tag changes every run carrying it: its
     // creator or an administrator.
-    fn tag_update(&self, t: &TagRow) -> Result<()> {
+    fn tag_update(&self, t: &TagRow) -> Result<bool> {
         self.owns_tag(&t.id)?;
         self.tx.tag_update(t)
     }

@@ -58,21 +58,28 @@ fn description_field(v: &Value) -> Result<Option<String>> {
 }
 
 /// Makes a tag for every name in `names` that is not one yet (a run
-/// started using it).
+/// started using it). A name is one yet when any user's tag has it, seen by
+/// this caller or not.
 pub fn register(tx: &dyn WriteTx, names: &[String], user: &str) -> Result<()> {
     for name in names {
-        if tx.tag_by_name(name)?.is_none() {
-            tx.tag_insert(&TagRow {
-                id: new_id(),
-                name: name.clone(),
-                colour: default_colour(name),
-                description: None,
-                created: now_us(),
-                user: user.to_owned(),
-            })?;
-        }
+        tx.tag_insert(&TagRow {
+            id: new_id(),
+            name: name.clone(),
+            colour: default_colour(name),
+            description: None,
+            created: now_us(),
+            user: user.to_owned(),
+        })?;
     }
     Ok(())
+}
+
+/// The answer to a tag name already taken: the tag's id when the caller
+/// sees it, the bare conflict when it belongs to someone else's runs.
+fn name_taken(tx: &dyn ReadTx, name: &str) -> Result<Error> {
+    let mut e = Error::conflict(format!("tag '{name}' already exists"));
+    e.id = tx.tag_by_name(name)?;
+    Ok(e)
 }
 
 /// `POST /api/tags` `{"name", "colour", "description"}` → `{"id"}`; an
@@ -84,11 +91,6 @@ pub fn create(tx: &dyn WriteTx, body: &Map<String, Value>, user: &str) -> Result
         .ok_or_else(|| Error::invalid("'name' (string) is required"))?
         .to_owned();
     check_name("tag name", &name, MAX_NAME_BYTES)?;
-    if let Some(id) = tx.tag_by_name(&name)? {
-        let mut e = Error::conflict(format!("tag '{name}' already exists"));
-        e.id = Some(id);
-        return Err(e);
-    }
     let colour = match body.get("colour") {
         None | Some(Value::Null) => default_colour(&name),
         Some(c) => colour_field(c)?,
@@ -106,7 +108,9 @@ pub fn create(tx: &dyn WriteTx, body: &Map<String, Value>, user: &str) -> Result
         created: now_us(),
         user: user.to_owned(),
     };
-    tx.tag_insert(&t)?;
+    if !tx.tag_insert(&t)? {
+        return Err(name_taken(tx, &t.name)?);
+    }
     Ok(json!({ "id": t.id }))
 }
 
@@ -182,6 +186,7 @@ fn retag_runs(tx: &dyn WriteTx, from: &str, to: Option<&str>) -> Result<()> {
 /// Changes `name` (on every run too), `colour`, `description` → `{"id"}`.
 pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<Value> {
     let mut t = tx.tag_get(id)?.ok_or_else(|| not_found(id))?;
+    let mut renamed_from = None;
     if let Some(n) = body.get("name") {
         let name = n
             .as_str()
@@ -189,13 +194,7 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<V
             .to_owned();
         check_name("tag name", &name, MAX_NAME_BYTES)?;
         if name != t.name {
-            if let Some(other) = tx.tag_by_name(&name)? {
-                let mut e = Error::conflict(format!("tag '{name}' already exists"));
-                e.id = Some(other);
-                return Err(e);
-            }
-            retag_runs(tx, &t.name, Some(&name))?;
-            t.name = name;
+            renamed_from = Some(std::mem::replace(&mut t.name, name));
         }
     }
     if let Some(c) = body.get("colour") {
@@ -204,7 +203,12 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<V
     if let Some(d) = body.get("description") {
         t.description = description_field(d)?;
     }
-    tx.tag_update(&t)?;
+    if !tx.tag_update(&t)? {
+        return Err(name_taken(tx, &t.name)?);
+    }
+    if let Some(old) = renamed_from {
+        retag_runs(tx, &old, Some(&t.name))?;
+    }
     Ok(json!({ "id": id }))
 }
 

@@ -970,10 +970,12 @@ pub trait WriteTx: ReadTx {
     /// Removes an artifact record and its attachments (not the bytes).
     fn artifact_delete(&self, id: &str) -> Result<()>;
 
-    /// Adds a tag.
-    fn tag_insert(&self, t: &TagRow) -> Result<()>;
-    /// Sets a tag's name, colour and description.
-    fn tag_update(&self, t: &TagRow) -> Result<()>;
+    /// Adds a tag, unless one of that name exists (whoever made it, seen by
+    /// the caller or not): false then, and nothing changes.
+    fn tag_insert(&self, t: &TagRow) -> Result<bool>;
+    /// Sets a tag's name, colour and description, unless another tag has
+    /// that name: false then, and nothing changes.
+    fn tag_update(&self, t: &TagRow) -> Result<bool>;
     /// Removes a tag record.
     fn tag_delete(&self, id: &str) -> Result<()>;
 

@@ -1067,10 +1067,10 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
-    fn tag_insert(&self, t: &TagRow) -> Result<()> {
-        self.exec(
+    fn tag_insert(&self, t: &TagRow) -> Result<bool> {
+        let n = self.exec(
             "INSERT INTO tags (id, name, colour, description, created, owner)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
             &[
                 &t.id,
                 &t.name,
@@ -1080,15 +1080,16 @@ impl WriteTx for Tx<'_> {
                 &t.user,
             ],
         )?;
-        Ok(())
+        Ok(n > 0)
     }
 
-    fn tag_update(&self, t: &TagRow) -> Result<()> {
-        self.exec(
-            "UPDATE tags SET name = $2, colour = $3, description = $4 WHERE id = $1",
+    fn tag_update(&self, t: &TagRow) -> Result<bool> {
+        let n = self.exec(
+            "UPDATE tags SET name = $2, colour = $3, description = $4 WHERE id = $1
+             AND NOT EXISTS (SELECT 1 FROM tags o WHERE o.name = $2 AND o.id <> $1)",
             &[&t.id, &t.name, &t.colour, &t.description],
         )?;
-        Ok(())
+        Ok(n > 0)
     }
 
     fn tag_delete(&self, id: &str) -> Result<()> {

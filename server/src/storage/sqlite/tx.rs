@@ -1135,25 +1135,26 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
-    fn tag_insert(&self, t: &TagRow) -> Result<()> {
+    fn tag_insert(&self, t: &TagRow) -> Result<bool> {
         self.0
             .execute(
                 "INSERT INTO tags (id, name, colour, description, created, user)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
                 params![t.id, t.name, t.colour, t.description, t.created, t.user],
             )
-            .map_err(db)?;
-        Ok(())
+            .map(|n| n > 0)
+            .map_err(db)
     }
 
-    fn tag_update(&self, t: &TagRow) -> Result<()> {
+    fn tag_update(&self, t: &TagRow) -> Result<bool> {
         self.0
             .execute(
-                "UPDATE tags SET name = ?2, colour = ?3, description = ?4 WHERE id = ?1",
+                "UPDATE tags SET name = ?2, colour = ?3, description = ?4 WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM tags o WHERE o.name = ?2 AND o.id <> ?1)",
                 params![t.id, t.name, t.colour, t.description],
             )
-            .map_err(db)?;
-        Ok(())
+            .map(|n| n > 0)
+            .map_err(db)
     }
 
     fn tag_delete(&self, id: &str) -> Result<()> {
