@@ -4,38 +4,10 @@
 // logged while the page is open. Same environment as ui.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { URL_, SHOTS, apiOk as api, waitFor, openBrowser } from './harness.mjs';
 
-const URL_ = process.env.SIMTRACK_URL;
-const TOKEN = process.env.SIMTRACK_TOKEN;
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'simtrack-ui-screenshots');
-mkdirSync(SHOTS, { recursive: true });
-const scratch = mkdtempSync(join(tmpdir(), 'simtrack-grids-'));
-let context, page;
-const pageErrors = [];
-
-async function api(path, { method = 'GET', body } = {}) {
-  const r = await fetch(URL_ + path, {
-    method,
-    headers: { Authorization: 'Bearer ' + TOKEN, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  assert.ok(r.ok, `${method} ${path}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-async function waitFor(what, f, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { last = await f(); if (last) return last; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
+let browser, page;
 
 const NX = 24, NY = 16;
 // The field at step s: heat[j][i] (i along x, the grid's axis 0).
@@ -53,18 +25,11 @@ async function logStep(run, grids, s) {
 }
 
 before(async () => {
-  context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, 'profile-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, viewport: { width: 1440, height: 1000 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
-  page = context.pages()[0] || (await context.newPage());
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  await page.goto(URL_ + '/#/runs');
-  await page.evaluate((t) => localStorage.setItem('simtrack.token', t), TOKEN);
+  browser = await openBrowser('simtrack-grids-', / (401|422) /, { viewport: { width: 1440, height: 1000 } });
+  page = browser.page;
 });
 after(async () => {
-  if (context) await context.close();
-  rmSync(scratch, { recursive: true, force: true });
+  if (browser) await browser.close();
 });
 
 test('a 2-D field is a heat map with the logged values, a 1-D one a line; both follow new steps', async () => {
@@ -121,5 +86,5 @@ test('a 2-D field is a heat map with the logged values, a 1-D one a line; both f
   // The slider goes back to step 0.
   await page.$eval('.field[data-metric="heat"] input[type=range]', (el) => { el.value = '0'; el.dispatchEvent(new Event('input')); });
   await waitFor('step 0', () => page.evaluate(() => window.__simtrack.grids.heat.step === 0));
-  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(browser.errors, []);
 });

@@ -25,6 +25,12 @@ export async function api(path, { method = 'GET', body } = {}) {
   try { parsed = text ? JSON.parse(text.replace(/:(-?Infinity|NaN)([,}\]])/g, ':null$2')) : null; } catch { parsed = text; }
   return { status: r.status, body: parsed, headers: r.headers };
 }
+// The parsed body of a request that must succeed.
+export async function apiOk(path, opts) {
+  const r = await api(path, opts);
+  assert.ok(r.status >= 200 && r.status < 300, `${(opts && opts.method) || 'GET'} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
 export const q = (v) => encodeURIComponent(JSON.stringify(v));
 export async function waitFor(what, f, timeoutMs = 15000) {
   const end = Date.now() + timeoutMs;
@@ -49,13 +55,14 @@ export async function postMetrics(run, metrics) {
 }
 export const steps = (n, f) => Array.from({ length: n }, (_, s) => ({ step: s, time: s * 0.001, values: f(s) }));
 
-// A signed-in headless Chromium; `errors` collects script errors on the page
-// (console errors of `expected` HTTP statuses aside).
-export async function openBrowser(prefix, expected = / (401|422) /) {
+// A headless Chromium on the runs page, signed in with `token` (none: the
+// sign-in form shows); `errors` collects script errors on the page (console
+// errors of `expected` HTTP statuses aside).
+export async function openBrowser(prefix, expected = / (401|422) /, { token = TOKEN, viewport = { width: 1440, height: 900 } } = {}) {
   const scratch = mkdtempSync(join(tmpdir(), prefix));
   const errors = [];
   const context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, 'profile-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, acceptDownloads: true, viewport: { width: 1440, height: 900 },
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, acceptDownloads: true, viewport,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-dev-shm-usage'],
   });
   const page = context.pages()[0] || (await context.newPage());
@@ -63,6 +70,6 @@ export async function openBrowser(prefix, expected = / (401|422) /) {
   page.on('console', (m) => { if (m.type() === 'error' && !expected.test(m.text())) errors.push(m.text()); });
   page.on('dialog', (d) => d.accept());
   await page.goto(URL_ + '/#/runs');
-  await page.evaluate((t) => localStorage.setItem('simtrack.token', t), TOKEN);
+  if (token) await page.evaluate((t) => localStorage.setItem('simtrack.token', t), token);
   return { context, page, errors, scratch, close: async () => { await context.close(); rmSync(scratch, { recursive: true, force: true }); } };
 }

@@ -8,37 +8,22 @@
 // SIMTRACK_SIGNIN_USER, SIMTRACK_SIGNIN_PASSWORD, SCREENSHOT_DIR.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { URL_, SHOTS, openBrowser } from './harness.mjs';
 
-const URL_ = process.env.SIMTRACK_URL;
 const USER = process.env.SIMTRACK_SIGNIN_USER;
 const PASSWORD = process.env.SIMTRACK_SIGNIN_PASSWORD;
 if (!URL_ || !USER || !PASSWORD) throw new Error('SIMTRACK_URL, SIMTRACK_SIGNIN_USER and SIMTRACK_SIGNIN_PASSWORD must be set (run scripts/test.d/30-ui.sh)');
-const SHOTS = process.env.SCREENSHOT_DIR || join(tmpdir(), 'simtrack-ui-screenshots');
-mkdirSync(SHOTS, { recursive: true });
-const scratch = mkdtempSync(join(tmpdir(), 'simtrack-users-'));
-let context, page;
-const pageErrors = [];
+let browser, context, page;
 
+// No token: people sign in with the form. A wrong password answers 401.
 before(async () => {
-  context = await chromium.launchPersistentContext(mkdtempSync(join(scratch, 'profile-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-  });
-  page = context.pages()[0] || (await context.newPage());
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  page.on('dialog', (d) => d.accept());
+  browser = await openBrowser('simtrack-users-', / (401|403) /, { token: null, viewport: { width: 1280, height: 800 } });
+  ({ context, page } = browser);
 });
 
 after(async () => {
-  if (context) await context.close();
-  rmSync(scratch, { recursive: true, force: true });
+  if (browser) await browser.close();
 });
 
 test('a person signs in with a password; the session cookie is HttpOnly and SameSite=Strict', async () => {
@@ -89,7 +74,7 @@ test('the Tokens page creates, lists and revokes the user\'s own tokens', async 
   await row.locator('button[data-revoke]').click();
   await page.waitForFunction(() => ![...document.querySelectorAll('#tokens-table tr')].some((r) => r.textContent.includes('ci job')));
   assert.equal(await whoami(secret), 401);
-  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(browser.errors, []);
 });
 
 test('a write from the page carries the CSRF token; signing out ends the session', async () => {
