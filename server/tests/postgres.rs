@@ -1011,3 +1011,76 @@ fn doctor_checks_the_scale_out_backend_without_changing_it() {
         "password printed: {text}"
     );
 }
+
+/// `simtrack ARGS` against `database`, with `stdin`.
+fn simtrack_pg(database: &str, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut c = Command::new(bin())
+        .args(args)
+        .args(["--database", database])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simtrack");
+    if let Some(s) = stdin {
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write");
+    }
+    drop(c.stdin.take());
+    let out = c.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "simtrack {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn two_replicas_share_one_sign_in_limit() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    simtrack_pg(&database, &["user", "add", "dora"], None);
+    simtrack_pg(
+        &database,
+        &["user", "passwd", "dora"],
+        Some("correct horse\n"),
+    );
+    let blobs = dir.path().join("blobs");
+    let storage = [
+        "--database",
+        database.as_str(),
+        "--blobs",
+        blobs.to_str().expect("utf-8"),
+    ];
+    let a = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let b = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let http = reqwest::blocking::Client::new();
+    let signin = |s: &Server, pw: &str| {
+        http.post(format!("{}/api/ui/signin", s.url))
+            .json(&serde_json::json!({"user": "dora", "password": pw}))
+            .send()
+            .expect("signin")
+            .status()
+            .as_u16()
+    };
+    // Five failures spread over both replicas use up the one budget: each
+    // replica then refuses, even the right password.
+    for i in 0..5 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(signin(s, "wrong"), 401, "attempt {i}");
+    }
+    assert_eq!(signin(&a, "correct horse"), 429);
+    assert_eq!(signin(&b, "correct horse"), 429);
+    assert_eq!(
+        psql(
+            &database,
+            "SELECT count FROM signin_failures WHERE key = 'u:dora'"
+        ),
+        "7"
+    );
+}

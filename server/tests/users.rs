@@ -1004,3 +1004,76 @@ fn upgrading_keeps_everyone_in_and_token_name_makes_a_user() {
     let id = a.create_run(json!({"name": "mine"}));
     assert_eq!(b.get(&format!("/api/runs/{id}")).status, 200, "same user");
 }
+
+#[test]
+fn failed_sign_ins_are_counted_in_the_store_and_audited_without_the_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    private_dir(&data);
+    for (name, pw) in [("dora", "correct horse"), ("dis", "disabled password")] {
+        let (ok, _, err) = simtrack(&data, &["user", "add", name], None);
+        assert!(ok, "{err}");
+        let (ok, _, err) = simtrack(&data, &["user", "passwd", name], Some(&format!("{pw}\n")));
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = simtrack(&data, &["user", "disable", "dis"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = simtrack(&data, &["user", "add", "root", "--admin"], None);
+    assert!(ok, "{err}");
+    let root = token_with(&data, &["--user", "root"]);
+    let http = reqwest::blocking::Client::new();
+    let signin = |server: &Server, user: &str, pw: &str| {
+        http.post(format!("{}/api/ui/signin", server.url))
+            .json(&json!({"user": user, "password": pw}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Three failures, a restart (or another replica: the count is in the
+    // store), two more: the limit of five is reached.
+    let mut server = Server::start(&data, &[]);
+    for i in 0..3 {
+        assert_eq!(signin(&server, "dora", &format!("wrong pw {i}")), 401);
+    }
+    assert!(server.terminate());
+    let server = Server::start(&data, &[]);
+    for i in 3..5 {
+        assert_eq!(signin(&server, "dora", &format!("wrong pw {i}")), 401);
+    }
+    assert_eq!(signin(&server, "dora", "correct horse"), 429);
+    // An unknown user and a disabled one (with its right password) fail
+    // alike, and are recorded with why.
+    assert_eq!(signin(&server, "ghost", "ghost pw"), 401);
+    assert_eq!(signin(&server, "dis", "disabled password"), 401);
+    // Hammering a blocked name adds nothing more to the trail than the
+    // first refusal.
+    for i in 0..40 {
+        assert_eq!(signin(&server, "dora", &format!("flood pw {i}")), 429);
+    }
+    let audit = Api::new(&server, &root).ok("/api/audit?count=1000");
+    let rows = audit["data"].as_array().unwrap();
+    let of = |action: &str, actor: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|a| a["action"] == action && a["actor"] == actor)
+            .map(|a| a["detail"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(of("signin_failed", "dora"), vec!["wrong password"; 5]);
+    assert_eq!(of("signin_refused", "dora").len(), 1, "{rows:?}");
+    assert_eq!(of("signin_failed", "ghost"), ["no such user"]);
+    assert_eq!(of("signin_failed", "dis"), ["the user is disabled"]);
+    let text = audit.to_string();
+    for secret in [
+        "wrong pw",
+        "flood pw",
+        "correct horse",
+        "disabled password",
+        "ghost pw",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit trail holds a password: {text}"
+        );
+    }
+}

@@ -679,6 +679,9 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
         self.tx.audit(before, limit)
     }
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        self.tx.signin_failures(key)
+    }
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.tx.setting(key)
     }
@@ -921,6 +924,15 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
     }
     fn audit_insert(&self, a: &AuditRow) -> Result<()> {
         self.tx.audit_insert(a)
+    }
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.tx.signin_failures_put(key, count, since)
+    }
+    fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.tx.signin_failures_delete(key)
+    }
+    fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        self.tx.signin_failures_purge(before)
     }
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
         self.writable(run)?;

@@ -882,6 +882,9 @@ pub trait ReadTx {
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>>;
     /// A server setting.
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Failed sign-ins counted under `key` (a user name or an address):
+    /// how many, and when their window began (µs).
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>>;
     /// The response recorded for an idempotency key.
     fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>>;
 
@@ -991,6 +994,12 @@ pub trait WriteTx: ReadTx {
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()>;
     /// Sets a server setting.
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Sets the failed sign-ins counted under `key`.
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()>;
+    /// Forgets the failed sign-ins counted under `key`.
+    fn signin_failures_delete(&self, key: &str) -> Result<()>;
+    /// Forgets the counts whose window began before `before` (µs).
+    fn signin_failures_purge(&self, before: i64) -> Result<usize>;
     /// Records the response to an idempotency key, created at `at`.
     fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()>;
     /// Forgets idempotency keys created before `before`; how many.

@@ -189,6 +189,16 @@ CREATE TABLE tags (
     description TEXT, created BIGINT NOT NULL, owner TEXT NOT NULL DEFAULT '');
 "#,
     ),
+    (
+        11,
+        // Failed sign-ins per user name and per address, counted by every
+        // replica together.
+        r#"
+CREATE TABLE signin_failures (
+    key TEXT PRIMARY KEY, count BIGINT NOT NULL, since BIGINT NOT NULL);
+CREATE INDEX signin_failures_since ON signin_failures(since);
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

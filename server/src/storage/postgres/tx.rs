@@ -768,6 +768,15 @@ impl ReadTx for Tx<'_> {
         .collect()
     }
 
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        self.row(
+            "SELECT count, since FROM signin_failures WHERE key = $1",
+            &[&key],
+        )?
+        .map(|r| Ok((at(&r, 0)?, at(&r, 1)?)))
+        .transpose()
+    }
+
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.value("SELECT value FROM settings WHERE key = $1", &[&key])
     }
@@ -1163,6 +1172,24 @@ impl WriteTx for Tx<'_> {
             &[&a.ts, &a.actor, &a.action, &a.target, &a.detail, &a.ip],
         )?;
         Ok(())
+    }
+
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO signin_failures (key, count, since) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET count = excluded.count, since = excluded.since",
+            &[&key, &count, &since],
+        )?;
+        Ok(())
+    }
+
+    fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.exec("DELETE FROM signin_failures WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
+    fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        Ok(self.exec("DELETE FROM signin_failures WHERE since < $1", &[&before])? as usize)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {

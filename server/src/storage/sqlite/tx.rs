@@ -782,6 +782,16 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        self.0
+            .prepare_cached("SELECT count, since FROM signin_failures WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(db)
+    }
+
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.0
             .prepare_cached("SELECT value FROM settings WHERE key = ?1")
@@ -1232,6 +1242,33 @@ impl WriteTx for Tx<'_> {
             .and_then(|mut s| s.execute(params![a.ts, a.actor, a.action, a.target, a.detail, a.ip]))
             .map_err(db)?;
         Ok(())
+    }
+
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO signin_failures (key, count, since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET count = excluded.count, since = excluded.since",
+            )
+            .and_then(|mut s| s.execute(params![key, count, since]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.0
+            .execute("DELETE FROM signin_failures WHERE key = ?1", params![key])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        self.0
+            .execute(
+                "DELETE FROM signin_failures WHERE since < ?1",
+                params![before],
+            )
+            .map_err(db)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
