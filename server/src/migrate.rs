@@ -5,10 +5,10 @@
 //! Resumable and idempotent: each run moves in one write transaction with
 //! everything recorded for it (events, metric chunks, alert states,
 //! artifact attachments), and a run already in the target is skipped, so
-//! an interrupted migration is finished by running it again. Folders,
-//! alerts, artifact records, tokens, settings, notification channels and
-//! their deliveries are copied when absent (the target's own settings,
-//! such as its token-signing key, win). Deliveries still pending or
+//! an interrupted migration is finished by running it again. Folders
+//! (and users' own views of them), alerts, artifact records, tokens,
+//! settings, notification channels and their deliveries are copied when
+//! absent (the target's own settings, such as its token-signing key, win). Deliveries still pending or
 //! retrying are sent by the new server, once: a claim the stopped server
 //! held on one is dropped, and one already in the target is not copied
 //! again; finished ones keep showing their channel's last delivery.
@@ -186,6 +186,12 @@ pub async fn run(
             let channels = read(&*src, |tx| tx.notify_channels(None))?;
             let outbox = read(&*src, |tx| tx.outbox_list(None, None, ALL))?;
             let users = read(&*src, |tx| tx.users())?;
+            let mut views = Vec::new();
+            for u in &users {
+                for (folder, doc) in read(&*src, |tx| tx.folder_views(&u.name))? {
+                    views.push((folder, u.name.clone(), doc));
+                }
+            }
             write(&*dst, |tx| {
                 for u in &users {
                     if tx.user_get(&u.name)?.is_none() {
@@ -222,6 +228,11 @@ pub async fn run(
                                 modified: Some(f.modified),
                             },
                         )?;
+                    }
+                }
+                for (folder, user, doc) in &views {
+                    if !tx.folder_views(user)?.iter().any(|(f, _)| f == folder) {
+                        tx.folder_view_put(folder, user, doc)?;
                     }
                 }
                 for a in &alerts {

@@ -1225,9 +1225,62 @@ fn a_folder_one_cannot_see_answers_like_one_that_does_not_exist() {
     }
     let all = b.ok("/api/folders?count=100").to_string();
     assert!(!all.contains("secret"), "{all}");
+    // Asking for her folder's path (to make it) answers as for a new one,
+    // and what bob then sees and changes is his own view of it.
+    let make = |path: &str| {
+        let r = b.json(
+            "POST",
+            "/api/folders",
+            &json!({"path": path, "description": "his", "tags": ["b"]}),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let mut doc = b.ok(&format!("/api/folders/{id}"));
+        for k in ["id", "path", "name", "created", "modified"] {
+            doc.as_object_mut().unwrap().remove(k);
+        }
+        (id, doc)
+    };
+    let (his_empty, seen) = make("/secret/empty");
+    assert_eq!(his_empty, empty, "one path, one folder");
+    assert_eq!(seen, make("/fresh/empty").1);
+    let r = b.json(
+        "PUT",
+        &format!("/api/folders/{empty}/starred"),
+        &json!({"starred": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let listed = b.ok("/api/folders?count=100");
+    let mine = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == empty.as_str())
+        .expect("bob lists the folder he asked for")
+        .clone();
+    assert_eq!(mine["description"], "his");
+    assert_eq!(mine["starred"], true);
+    // A run of his in her other folder: he sees his view of it, not hers.
+    let r = a.json(
+        "PUT",
+        &format!("/api/folders/{full}"),
+        &json!({"description": "hers too", "metadata": {"budget": 7}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    b.create_run(json!({"name": "his", "folder": "/secret/full"}));
+    let v = b.ok(&format!("/api/folders/{full}"));
+    assert_eq!(v["description"], Value::Null, "{v}");
+    assert_eq!(v["metadata"], json!({}), "{v}");
+    // Deleting his view leaves hers.
+    let r = b.send("DELETE", &format!("/api/folders/{empty}"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(b.get(&format!("/api/folders/{empty}")).status, 404);
     // Nothing of hers changed.
+    let v = a.ok(&format!("/api/folders/{empty}"));
+    assert_eq!(v["description"], "hers");
+    assert_eq!(v["starred"], false);
     assert_eq!(
-        a.ok(&format!("/api/folders/{empty}"))["description"],
-        "hers"
+        a.ok(&format!("/api/folders/{full}"))["description"],
+        "hers too"
     );
 }

@@ -776,6 +776,10 @@ pub trait ReadTx {
     fn folder_list(&self) -> Result<Vec<FolderRow>>;
     /// `(id, path)` of the folder at `path` and every folder below it.
     fn folders_under(&self, path: &str) -> Result<Vec<(String, String)>>;
+    /// User `user`'s own views of folders it asked for by path but could
+    /// not see: `(folder id, document)`; the document (JSON text) is the
+    /// domain's.
+    fn folder_views(&self, user: &str) -> Result<Vec<(String, String)>>;
 
     /// The alert with this id.
     fn alert_get(&self, id: &str) -> Result<Option<AlertRow>>;
@@ -930,6 +934,10 @@ pub trait WriteTx: ReadTx {
     fn folder_delete(&self, id: &str) -> Result<()>;
     /// Records who created a folder.
     fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()>;
+    /// Stores `user`'s own view of folder `folder`.
+    fn folder_view_put(&self, folder: &str, user: &str, doc: &str) -> Result<()>;
+    /// Deletes `user`'s view of folder `folder` (everyone's when `None`).
+    fn folder_view_delete(&self, folder: &str, user: Option<&str>) -> Result<()>;
 
     /// Adds an alert.
     fn alert_insert(&self, a: &AlertRow) -> Result<()>;

@@ -768,6 +768,16 @@ impl ReadTx for Tx<'_> {
         .collect()
     }
 
+    fn folder_views(&self, user: &str) -> Result<Vec<(String, String)>> {
+        self.rows(
+            "SELECT folder_id, doc FROM folder_views WHERE owner = $1",
+            &[&user],
+        )?
+        .iter()
+        .map(|r| Ok((at(r, 0)?, at(r, 1)?)))
+        .collect()
+    }
+
     fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
         self.row(
             "SELECT count, since FROM signin_failures WHERE key = $1",
@@ -1170,6 +1180,23 @@ impl WriteTx for Tx<'_> {
             "INSERT INTO audit (ts, actor, action, target, detail, ip)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[&a.ts, &a.actor, &a.action, &a.target, &a.detail, &a.ip],
+        )?;
+        Ok(())
+    }
+
+    fn folder_view_put(&self, folder: &str, user: &str, doc: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO folder_views (folder_id, owner, doc) VALUES ($1, $2, $3)
+             ON CONFLICT (folder_id, owner) DO UPDATE SET doc = excluded.doc",
+            &[&folder, &user, &doc],
+        )?;
+        Ok(())
+    }
+
+    fn folder_view_delete(&self, folder: &str, user: Option<&str>) -> Result<()> {
+        self.exec(
+            "DELETE FROM folder_views WHERE folder_id = $1 AND ($2::TEXT IS NULL OR owner = $2)",
+            &[&folder, &user],
         )?;
         Ok(())
     }
