@@ -37,7 +37,10 @@ token="$("$bin" token create $(storage_args "$data/store") --name ui-tester)"
 # A person who signs in with a password (users.test.mjs).
 "$bin" user add ui-person --group ui $(storage_args "$data/store")
 echo "ui person's password" | "$bin" user passwd ui-person $(storage_args "$data/store")
-start_server "$bin" "$data/store" "$log" 127.0.0.1:0 --lost-check-secs 1
+# notify.test.mjs's webhook receiver listens on loopback, which webhooks
+# may reach only when allowed.
+start_server "$bin" "$data/store" "$log" 127.0.0.1:0 --lost-check-secs 1 \
+    --notify-allow-hosts 127.0.0.1
 echo "-- server at $url"
 
 status=0

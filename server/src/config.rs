@@ -156,6 +156,158 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
+/// Which webhook hosts the server may contact. Without an entry allowing
+/// them, addresses that reach the server's own network are refused:
+/// loopback, link-local (cloud metadata services such as 169.254.169.254),
+/// private (RFC 1918, IPv6 unique local), shared (100.64/10), unspecified,
+/// broadcast and multicast. Entries (`--notify-allow-hosts`,
+/// `SIMTRACK_NOTIFY_ALLOW_HOSTS`, comma-separated): an address
+/// (`127.0.0.1`), a network (`10.1.0.0/16`, `fd00::/8`) or a host name
+/// (`hooks.internal`, allowed whatever it resolves to).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostPolicy {
+    nets: Vec<(std::net::IpAddr, u8)>,
+    names: Vec<String>,
+}
+
+fn ip_in(ip: std::net::IpAddr, (net, len): (std::net::IpAddr, u8)) -> bool {
+    use std::net::IpAddr;
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Why `ip` reaches the server's own network (`None`: a public address).
+fn internal_kind(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            if a.is_loopback() {
+                Some("loopback")
+            } else if a.is_link_local() {
+                Some("link-local")
+            } else if a.is_private() {
+                Some("private")
+            } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+                Some("shared (carrier-grade NAT)")
+            } else if a.is_unspecified() || o[0] == 0 {
+                Some("unspecified")
+            } else if a.is_broadcast() || a.is_multicast() {
+                Some("broadcast or multicast")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return internal_kind(IpAddr::V4(v4));
+            }
+            let first = a.segments()[0];
+            if a.is_loopback() {
+                Some("loopback")
+            } else if a.is_unspecified() {
+                Some("unspecified")
+            } else if (first & 0xffc0) == 0xfe80 {
+                Some("link-local")
+            } else if (first & 0xfe00) == 0xfc00 {
+                Some("private")
+            } else if a.is_multicast() {
+                Some("broadcast or multicast")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+impl HostPolicy {
+    /// Parses a comma-separated list of addresses, networks and names.
+    pub fn parse(list: &str) -> std::result::Result<HostPolicy, String> {
+        let mut p = HostPolicy::default();
+        for e in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (addr, len) = match e.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (e, None),
+            };
+            let addr = addr.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = addr.parse::<std::net::IpAddr>() {
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                let len =
+                    match len {
+                        None => max,
+                        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+                            format!("'{e}': the prefix length must be 0 to {max}")
+                        })?,
+                    };
+                p.nets.push((ip, len));
+            } else if len.is_none()
+                && !e.is_empty()
+                && e.len() <= 253
+                && e.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+            {
+                p.names.push(e.trim_end_matches('.').to_ascii_lowercase());
+            } else {
+                return Err(format!(
+                    "'{e}' is not an address, a network (ADDR/LEN) or a host name"
+                ));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether host name `name` is allowed by name.
+    pub fn allows_name(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.names.contains(&name)
+    }
+
+    fn refused(&self, ip: std::net::IpAddr) -> Option<&'static str> {
+        internal_kind(ip).filter(|_| !self.nets.iter().any(|n| ip_in(ip, *n)))
+    }
+
+    /// Refuses an address of the server's own network not allowed here,
+    /// saying why.
+    pub fn check_ip(&self, ip: std::net::IpAddr) -> std::result::Result<(), String> {
+        match self.refused(ip) {
+            None => Ok(()),
+            Some(kind) => Err(format!("{ip} is a {kind} address{REFUSED}")),
+        }
+    }
+
+    /// Refuses host `name` when it is not allowed by name and any of the
+    /// addresses it resolved to is refused.
+    pub fn check_resolved(
+        &self,
+        name: &str,
+        addrs: &[std::net::IpAddr],
+    ) -> std::result::Result<(), String> {
+        if self.allows_name(name) {
+            return Ok(());
+        }
+        for ip in addrs {
+            if let Some(kind) = self.refused(*ip) {
+                return Err(format!(
+                    "{name} resolves to {ip}, a {kind} address{REFUSED}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+const REFUSED: &str = ": webhooks may not reach the server's own network unless the server \
+                       allows it (--notify-allow-hosts)";
+
 /// Notification delivery settings.
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
@@ -167,6 +319,8 @@ pub struct NotifySettings {
     pub retry_max: Duration,
     /// Attempts before a delivery is marked failed.
     pub attempts: u32,
+    /// Webhook hosts allowed on the server's own network.
+    pub allow_hosts: HostPolicy,
 }
 
 impl NotifySettings {
@@ -199,6 +353,15 @@ impl NotifySettings {
             attempts: env_num("SIMTRACK_NOTIFY_ATTEMPTS")
                 .filter(|n| *n >= 1)
                 .unwrap_or(12),
+            allow_hosts: env("SIMTRACK_NOTIFY_ALLOW_HOSTS")
+                .and_then(|v| match HostPolicy::parse(&v) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("simtrack: SIMTRACK_NOTIFY_ALLOW_HOSTS ignored: {e}");
+                        None
+                    }
+                })
+                .unwrap_or_default(),
         }
     }
 }

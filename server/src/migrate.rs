@@ -5,10 +5,13 @@
 //! Resumable and idempotent: each run moves in one write transaction with
 //! everything recorded for it (events, metric chunks, alert states,
 //! artifact attachments), and a run already in the target is skipped, so
-//! an interrupted migration is finished by running it again. Folders,
-//! alerts, artifact records, tokens, settings and notification channels
-//! (not their past deliveries) are copied when absent
-//! (the target's own settings, such as its token-signing key, win).
+//! an interrupted migration is finished by running it again. Folders
+//! (and users' own views of them), alerts, artifact records, tokens,
+//! settings, notification channels and their deliveries are copied when
+//! absent (the target's own settings, such as its token-signing key, win). Deliveries still pending or
+//! retrying are sent by the new server, once: a claim the stopped server
+//! held on one is dropped, and one already in the target is not copied
+//! again; finished ones keep showing their channel's last delivery.
 //! Artifact bytes are copied when the target lacks them. At the end the
 //! counts of both sides are printed and compared.
 //!
@@ -18,8 +21,8 @@
 use std::path::Path;
 
 use crate::storage::{
-    Axis, Backend, FolderPatch, NewChunk, Outcome, ReadTx, Result as StoreResult, StateStore,
-    StorageError, TokenRow, WriteTx,
+    Axis, Backend, FolderPatch, NewChunk, OutboxRow, Outcome, ReadTx, Result as StoreResult,
+    StateStore, StorageError, TokenRow, WriteTx,
 };
 
 /// What the migration counts on each side.
@@ -33,6 +36,16 @@ pub struct Counts {
     pub artifacts: usize,
     pub blobs: usize,
     pub tokens: usize,
+    /// Notification deliveries, and those of them not yet finished.
+    pub deliveries: usize,
+    pub undelivered: usize,
+}
+
+/// Every delivery in the outbox.
+const ALL: usize = i64::MAX as usize;
+
+fn unfinished(o: &OutboxRow) -> bool {
+    o.status == "pending" || o.status == "retrying"
 }
 
 fn read<T>(store: &dyn StateStore, f: impl Fn(&dyn ReadTx) -> StoreResult<T>) -> Result<T, String> {
@@ -62,6 +75,7 @@ fn write(
 fn count(store: &dyn StateStore, blobs: usize, tokens: usize) -> Result<Counts, String> {
     read(store, |tx| {
         let runs = tx.run_scan(&Default::default())?;
+        let outbox = tx.outbox_list(None, None, ALL)?;
         let mut events = 0;
         let mut points = 0;
         for r in &runs {
@@ -77,6 +91,8 @@ fn count(store: &dyn StateStore, blobs: usize, tokens: usize) -> Result<Counts, 
             artifacts: tx.artifact_list()?.len(),
             blobs,
             tokens,
+            deliveries: outbox.len(),
+            undelivered: outbox.iter().filter(|o| unfinished(o)).count(),
         })
     })
 }
@@ -168,7 +184,14 @@ pub async fn run(
             let alerts = read(&*src, |tx| tx.alert_list())?;
             let artifacts = read(&*src, |tx| tx.artifact_list())?;
             let channels = read(&*src, |tx| tx.notify_channels(None))?;
+            let outbox = read(&*src, |tx| tx.outbox_list(None, None, ALL))?;
             let users = read(&*src, |tx| tx.users())?;
+            let mut views = Vec::new();
+            for u in &users {
+                for (folder, doc) in read(&*src, |tx| tx.folder_views(&u.name))? {
+                    views.push((folder, u.name.clone(), doc));
+                }
+            }
             write(&*dst, |tx| {
                 for u in &users {
                     if tx.user_get(&u.name)?.is_none() {
@@ -180,6 +203,16 @@ pub async fn run(
                     if !there.iter().any(|t| t.id == c.id) {
                         tx.notify_channel_insert(c)?;
                     }
+                }
+                let there: std::collections::HashSet<String> = tx
+                    .outbox_list(None, None, ALL)?
+                    .into_iter()
+                    .map(|o| o.id)
+                    .collect();
+                for o in outbox.iter().filter(|o| !there.contains(&o.id)) {
+                    let mut o = o.clone();
+                    o.claimed_until = 0;
+                    tx.outbox_insert(&o)?;
                 }
                 for f in &folders {
                     if tx.folder_get(&f.id)?.is_none() {
@@ -195,6 +228,11 @@ pub async fn run(
                                 modified: Some(f.modified),
                             },
                         )?;
+                    }
+                }
+                for (folder, user, doc) in &views {
+                    if !tx.folder_views(user)?.iter().any(|(f, _)| f == folder) {
+                        tx.folder_view_put(folder, user, doc)?;
                     }
                 }
                 for a in &alerts {
@@ -339,6 +377,7 @@ pub async fn run(
         ("artifacts", a.artifacts as i64, b.artifacts as i64),
         ("files", a.blobs as i64, b.blobs as i64),
         ("tokens", a.tokens as i64, b.tokens as i64),
+        ("deliveries", a.deliveries as i64, b.deliveries as i64),
     ] {
         println!("{name:<10} {x:>12} {y:>12}");
     }
@@ -350,7 +389,12 @@ pub async fn run(
         || a.points > b.points
         || a.artifacts > b.artifacts
         || a.blobs > b.blobs
-        || a.tokens > b.tokens;
+        || a.tokens > b.tokens
+        || a.deliveries > b.deliveries;
+    println!(
+        "{:<10} {:>12} {:>12}",
+        "(unsent)", a.undelivered, b.undelivered
+    );
     if short {
         return Err("the target holds less than the source: run the migration again".into());
     }

@@ -19,7 +19,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 
-use crate::config::{NotifySettings, SmtpSettings, SmtpTls};
+use crate::config::{HostPolicy, NotifySettings, SmtpSettings, SmtpTls};
 use crate::domain::notify::{self as rules, Retry};
 use crate::domain::{Result, blocking};
 use crate::storage::{ChannelRow, OutboxRow, StateStore};
@@ -31,6 +31,39 @@ const BATCH: usize = 32;
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 type Mailer = AsyncSmtpTransport<Tokio1Executor>;
+
+/// An error and its causes (reqwest names only its own level).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
+        cause = c.source();
+    }
+    s
+}
+
+/// Resolves webhook hosts, refusing those the policy does not allow.
+struct Guard(HostPolicy);
+
+impl reqwest::dns::Resolve for Guard {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+            policy.check_resolved(&host, &ips)?;
+            let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(it)
+        })
+    }
+}
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -95,9 +128,16 @@ impl Worker {
             }
             None => None,
         };
+        // Webhook hosts are resolved by `Guard`, which refuses addresses of
+        // the server's own network unless allowed: the check applies to the
+        // very addresses connected to (no second lookup a rebinding DNS
+        // server could answer differently). No proxy: it would resolve the
+        // host itself, past the check.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(Guard(self.settings.allow_hosts.clone())))
             .build()
             .ok();
         let me = Arc::new(self);
@@ -201,6 +241,12 @@ impl Worker {
                 let Some(http) = http else {
                     return Err("no HTTP client".into());
                 };
+                // An address in the URL is not resolved: checked here.
+                match rules::webhook_host(&c.target)? {
+                    url::Host::Ipv4(ip) => self.settings.allow_hosts.check_ip(ip.into())?,
+                    url::Host::Ipv6(ip) => self.settings.allow_hosts.check_ip(ip.into())?,
+                    url::Host::Domain(_) => {}
+                }
                 let options: Value = serde_json::from_str(&c.options).unwrap_or(Value::Null);
                 let format = options["format"].as_str().unwrap_or("json");
                 let r = http
@@ -213,7 +259,7 @@ impl Worker {
                     .body(rules::webhook_body(&payload, &url, format))
                     .send()
                     .await
-                    .map_err(|e| format!("POST {}: {e}", c.target))?;
+                    .map_err(|e| format!("POST {}: {}", c.target, with_causes(&e)))?;
                 if r.status().is_success() {
                     Ok(())
                 } else {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use simtrack_server::config::{NotifySettings, SmtpSettings, SmtpTls, default_data_dir};
+use simtrack_server::config::{
+    HostPolicy, NotifySettings, SmtpSettings, SmtpTls, default_data_dir,
+};
 use simtrack_server::domain::{self, notify};
 use simtrack_server::storage::StateStore;
 
@@ -50,6 +52,11 @@ pub struct SmtpArgs {
     /// Attempts before a notification is marked failed [env SIMTRACK_NOTIFY_ATTEMPTS, default 12].
     #[arg(long)]
     notify_attempts: Option<u32>,
+    /// Comma-separated addresses, networks (ADDR/LEN) and host names that webhooks may reach
+    /// although they are on the server's own network (loopback, link-local, private); these
+    /// are refused otherwise [env SIMTRACK_NOTIFY_ALLOW_HOSTS].
+    #[arg(long)]
+    notify_allow_hosts: Option<String>,
 }
 
 impl SmtpArgs {
@@ -64,6 +71,10 @@ impl SmtpArgs {
         secs(self.notify_retry_max_secs, &mut n.retry_max);
         if let Some(a) = self.notify_attempts.filter(|a| *a >= 1) {
             n.attempts = a;
+        }
+        if let Some(list) = &self.notify_allow_hosts {
+            n.allow_hosts =
+                HostPolicy::parse(list).map_err(|e| format!("--notify-allow-hosts: {e}"))?;
         }
         if let Some(host) = &self.smtp_host {
             let from = n
@@ -166,6 +177,10 @@ pub enum NotifyCommand {
         /// critical), ok (and back), failed, lost, completed [default: critical,failed,lost].
         #[arg(long, value_delimiter = ',')]
         events: Option<Vec<String>>,
+        /// As the server's: webhook hosts allowed on the server's own network
+        /// [env SIMTRACK_NOTIFY_ALLOW_HOSTS].
+        #[arg(long)]
+        notify_allow_hosts: Option<String>,
     },
     /// List channels (every user's, or USER's) with their last delivery.
     List {
@@ -226,6 +241,7 @@ pub fn main(command: NotifyCommand) -> ExitCode {
             webhook,
             format,
             events,
+            notify_allow_hosts,
         } => {
             let c = notify::NewChannel {
                 kind: if webhook.is_some() {
@@ -238,8 +254,19 @@ pub fn main(command: NotifyCommand) -> ExitCode {
                 format,
                 events,
             };
-            let r = with_store(&storage, |s| {
-                domain::write(s, |tx| notify::add_channel(tx, &user, &c))
+            let policy = match notify_allow_hosts {
+                Some(list) => {
+                    HostPolicy::parse(&list).map_err(|e| format!("--notify-allow-hosts: {e}"))
+                }
+                None => Ok(NotifySettings::from_env().allow_hosts),
+            };
+            let r = policy.and_then(|policy| {
+                if c.kind == "webhook" {
+                    notify::check_webhook(&policy, &c.target).map_err(|e| e.detail)?;
+                }
+                with_store(&storage, |s| {
+                    domain::write(s, |tx| notify::add_channel(tx, &user, &c))
+                })
             });
             (
                 "add",

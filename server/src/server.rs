@@ -72,7 +72,6 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         backend: backend.clone(),
         auth,
         cfg: cfg.clone(),
-        signin_limits: Default::default(),
     })
     .merge(crate::replica::routes(backend));
     let storage = match &cfg.database {

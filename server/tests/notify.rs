@@ -149,6 +149,10 @@ impl Drop for Smtpd {
     }
 }
 
+/// Loopback, which test servers must allow explicitly for their webhook
+/// receivers (`--notify-allow-hosts`).
+const LOOPBACK: &str = "127.0.0.1,::1";
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -157,11 +161,13 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `simtrack notify ARGS`, allowing webhooks to this machine's receivers.
 fn notify_cli(data: &Path, args: &[&str]) -> String {
     let out = Command::new(bin())
         .arg("notify")
         .args(args)
         .args(storage_args(data))
+        .env("SIMTRACK_NOTIFY_ALLOW_HOSTS", LOOPBACK)
         .output()
         .expect("simtrack notify");
     assert!(
@@ -447,6 +453,8 @@ fn failed_and_lost_runs_notify_their_owner_once() {
             "0.2",
             "--public-url",
             "http://st.example.test",
+            "--notify-allow-hosts",
+            LOOPBACK,
         ],
     );
     let api = Api::new(&server, &bob);
@@ -689,4 +697,138 @@ fn email_goes_through_starttls_with_credentials() {
     let mail = messages(&sink).join("\n");
     assert!(mail.contains("right-password") && mail.contains("wrong-password"));
     assert_eq!(messages(&sink).len(), 2);
+}
+
+#[test]
+fn webhooks_to_the_servers_own_network_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("store");
+    let bob = token_with(&data, &["--name", "bob"]);
+    let (hook, got) = webhook_receiver();
+    let port = hook.rsplit(':').next().expect("port").to_owned();
+    let add = |api: &Api, target: &str| {
+        api.json(
+            "POST",
+            "/api/ui/notifications",
+            &json!({"kind": "webhook", "target": target, "events": ["failed"]}),
+        )
+    };
+    let fail_run = |api: &Api, name: &str| {
+        let r = api.json("POST", "/api/runs", &json!({"name": name}));
+        assert_eq!(r.status, 200, "{}", r.text);
+        let id = r.json()["id"].as_str().expect("id").to_owned();
+        let r = api.json(
+            "PUT",
+            &format!("/api/runs/{id}"),
+            &json!({"status": "failed"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        id
+    };
+
+    // By default: loopback, link-local (the cloud metadata address),
+    // private and shared ranges are refused when the channel is made,
+    // however the address is written, and a name resolving to loopback too.
+    let mut server = Server::start(&data, &["--notify-retry-secs", "0.2"]);
+    let api = Api::new(&server, &bob);
+    for target in [
+        format!("{hook}/json"),
+        format!("http://localhost:{port}/json"),
+        format!("http://[::1]:{port}/json"),
+        format!("http://[::ffff:127.0.0.1]:{port}/json"),
+        format!("http://2130706433:{port}/json"),
+        format!("http://0x7f.1:{port}/json"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[fe80::1]/".to_owned(),
+        "http://10.0.0.8/hook".to_owned(),
+        "http://172.16.3.4/hook".to_owned(),
+        "https://192.168.1.1/hook".to_owned(),
+        "http://100.64.0.1/hook".to_owned(),
+        "http://[fd12::1]/hook".to_owned(),
+        "http://0.0.0.0/hook".to_owned(),
+    ] {
+        let r = add(&api, &target);
+        assert_eq!(r.status, 422, "{target}: {}", r.text);
+        assert!(
+            r.text.contains("--notify-allow-hosts") || r.text.contains("cannot resolve"),
+            "{target}: {}",
+            r.text
+        );
+    }
+    let r = add(&api, "http://localhost:1/x");
+    assert!(r.text.contains("loopback"), "{}", r.text);
+    let r = add(&api, "http://169.254.169.254/x");
+    assert!(r.text.contains("link-local"), "{}", r.text);
+    // A public address is accepted (nothing is sent to it here).
+    let r = add(&api, "http://93.184.215.14/hook");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let public = r.json()["id"].as_str().expect("id").to_owned();
+    let r = api.send(
+        "DELETE",
+        &format!("/api/ui/notifications/{public}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The console checks the same (its environment, or its flag).
+    let out = Command::new(bin())
+        .args(["notify", "add", "--user", "bob", "--webhook", &hook])
+        .args(storage_args(&data))
+        .env_remove("SIMTRACK_NOTIFY_ALLOW_HOSTS")
+        .output()
+        .expect("simtrack notify add");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server.terminate());
+
+    // Allowed explicitly: a name resolving to an allowed address is
+    // accepted, and the real receiver gets the event.
+    let mut server = Server::start(
+        &data,
+        &[
+            "--notify-retry-secs",
+            "0.2",
+            "--notify-allow-hosts",
+            LOOPBACK,
+        ],
+    );
+    let api = Api::new(&server, &bob);
+    let r = add(&api, &format!("http://localhost:{port}/json"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let first = fail_run(&api, "allowed");
+    wait_for(Duration::from_secs(20), || {
+        got.lock()
+            .expect("lock")
+            .iter()
+            .any(|(_, b)| b.contains(&first))
+            .then_some(())
+    })
+    .expect("the allowed webhook is delivered");
+    assert!(server.terminate());
+
+    // The same channel with loopback no longer allowed: delivery checks
+    // the address the name resolves to then, and refuses it.
+    let server = Server::start(&data, &["--notify-retry-secs", "0.2"]);
+    let api = Api::new(&server, &bob);
+    let second = fail_run(&api, "refused");
+    let d = wait_for(Duration::from_secs(20), || {
+        deliveries(&api).into_iter().find(|d| {
+            d["run"] == second.as_str()
+                && d["error"].as_str().is_some_and(|e| e.contains("loopback"))
+        })
+    })
+    .expect("the delivery is refused with the reason");
+    assert_ne!(d["status"], "sent", "{d}");
+    std::thread::sleep(Duration::from_millis(600));
+    let bodies = got.lock().expect("lock").clone();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "only the allowed delivery arrived: {bodies:?}"
+    );
+    assert!(!bodies.iter().any(|(_, b)| b.contains(&second)));
 }

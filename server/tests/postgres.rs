@@ -1011,3 +1011,235 @@ fn doctor_checks_the_scale_out_backend_without_changing_it() {
         "password printed: {text}"
     );
 }
+
+/// `simtrack ARGS` against `database`, with `stdin`.
+fn simtrack_pg(database: &str, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut c = Command::new(bin())
+        .args(args)
+        .args(["--database", database])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simtrack");
+    if let Some(s) = stdin {
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write");
+    }
+    drop(c.stdin.take());
+    let out = c.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "simtrack {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn two_replicas_share_one_sign_in_limit() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    simtrack_pg(&database, &["user", "add", "dora"], None);
+    simtrack_pg(
+        &database,
+        &["user", "passwd", "dora"],
+        Some("correct horse\n"),
+    );
+    let blobs = dir.path().join("blobs");
+    let storage = [
+        "--database",
+        database.as_str(),
+        "--blobs",
+        blobs.to_str().expect("utf-8"),
+    ];
+    let a = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let b = Server::start_raw(dir.path(), "127.0.0.1:0", &storage, &[]);
+    let http = reqwest::blocking::Client::new();
+    let signin = |s: &Server, pw: &str| {
+        http.post(format!("{}/api/ui/signin", s.url))
+            .json(&serde_json::json!({"user": "dora", "password": pw}))
+            .send()
+            .expect("signin")
+            .status()
+            .as_u16()
+    };
+    // Five failures spread over both replicas use up the one budget: each
+    // replica then refuses, even the right password.
+    for i in 0..5 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(signin(s, "wrong"), 401, "attempt {i}");
+    }
+    assert_eq!(signin(&a, "correct horse"), 429);
+    assert_eq!(signin(&b, "correct horse"), 429);
+    assert_eq!(
+        psql(
+            &database,
+            "SELECT count FROM signin_failures WHERE key = 'u:dora'"
+        ),
+        "7"
+    );
+}
+
+/// A webhook receiver on loopback: the bodies it got.
+fn webhook_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_ok() {
+                seen.lock()
+                    .expect("lock")
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn migrate_copies_undelivered_notifications_and_the_new_server_sends_them_once() {
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_s = data.to_str().expect("utf-8").to_owned();
+    let tok = {
+        let out = Command::new(bin())
+            .args(["token", "create", "--name", "bob", "--data", &data_s])
+            .output()
+            .expect("token create");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    };
+    let (hook, got) = webhook_sink();
+    let out = Command::new(bin())
+        .args([
+            "notify",
+            "add",
+            "--user",
+            "bob",
+            "--webhook",
+            &hook,
+            "--events",
+            "failed",
+        ])
+        .args(["--notify-allow-hosts", "127.0.0.1", "--data", &data_s])
+        .output()
+        .expect("notify add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The old server may not reach the receiver (loopback is not allowed
+    // there): its delivery is left retrying when it stops.
+    let mut server = Server::start_raw(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--data", &data_s],
+        &["--notify-retry-secs", "0.5"],
+    );
+    let api = Api::new(&server, &tok);
+    let run = api.create_run(serde_json::json!({"name": "fails-before-the-move"}));
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{run}"),
+        &serde_json::json!({"status": "failed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_for(Duration::from_secs(20), || {
+        let d = api.ok("/api/ui/notifications");
+        let list = d["deliveries"]["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        list.iter()
+            .any(|x| x["status"] == "retrying" && x["run"] == run.as_str())
+            .then_some(())
+    })
+    .expect("the delivery is retrying");
+    assert!(server.terminate());
+    assert!(got.lock().expect("lock").is_empty());
+
+    let database = fresh_database(dir.path());
+    let blobs = data.join("blobs");
+    let blobs = blobs.to_str().expect("utf-8");
+    for _ in 0..2 {
+        let out = Command::new(bin())
+            .args(["migrate", "--data", &data_s, "--to-database", &database])
+            .args(["--to-blobs", blobs])
+            .output()
+            .expect("migrate");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "migrate: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("deliveries"))
+            .unwrap_or_else(|| panic!("no deliveries count: {text}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(row, ["deliveries", "1", "1"], "{text}");
+    }
+    assert_eq!(
+        psql(
+            &database,
+            "SELECT status || ' ' || claimed_until FROM notify_outbox"
+        ),
+        "retrying 0"
+    );
+    // The new server, which may reach the receiver, sends it once.
+    let scale = ["--database", database.as_str(), "--blobs", blobs];
+    let server = Server::start_raw(
+        dir.path(),
+        "127.0.0.1:0",
+        &scale,
+        &[
+            "--notify-allow-hosts",
+            "127.0.0.1",
+            "--notify-retry-secs",
+            "0.5",
+        ],
+    );
+    let api = Api::new(&server, &tok);
+    wait_for(Duration::from_secs(30), || {
+        (!got.lock().expect("lock").is_empty()).then_some(())
+    })
+    .expect("the migrated delivery arrives");
+    std::thread::sleep(Duration::from_secs(2));
+    let bodies = got.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains(&run), "{}", bodies[0]);
+    let d = api.ok("/api/ui/notifications");
+    assert_eq!(d["deliveries"]["data"][0]["status"], "sent", "{d}");
+}

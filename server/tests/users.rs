@@ -1101,3 +1101,283 @@ fn two_users_may_choose_the_same_names() {
         "the tag is Alice's: Bob may see it, not rename it"
     );
 }
+
+#[test]
+fn failed_sign_ins_are_counted_in_the_store_and_audited_without_the_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    private_dir(&data);
+    for (name, pw) in [("dora", "correct horse"), ("dis", "disabled password")] {
+        let (ok, _, err) = simtrack(&data, &["user", "add", name], None);
+        assert!(ok, "{err}");
+        let (ok, _, err) = simtrack(&data, &["user", "passwd", name], Some(&format!("{pw}\n")));
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = simtrack(&data, &["user", "disable", "dis"], None);
+    assert!(ok, "{err}");
+    let (ok, _, err) = simtrack(&data, &["user", "add", "root", "--admin"], None);
+    assert!(ok, "{err}");
+    let root = token_with(&data, &["--user", "root"]);
+    let http = reqwest::blocking::Client::new();
+    let signin = |server: &Server, user: &str, pw: &str| {
+        http.post(format!("{}/api/ui/signin", server.url))
+            .json(&json!({"user": user, "password": pw}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Three failures, a restart (or another replica: the count is in the
+    // store), two more: the limit of five is reached.
+    let mut server = Server::start(&data, &[]);
+    for i in 0..3 {
+        assert_eq!(signin(&server, "dora", &format!("wrong pw {i}")), 401);
+    }
+    assert!(server.terminate());
+    let server = Server::start(&data, &[]);
+    for i in 3..5 {
+        assert_eq!(signin(&server, "dora", &format!("wrong pw {i}")), 401);
+    }
+    assert_eq!(signin(&server, "dora", "correct horse"), 429);
+    // An unknown user and a disabled one (with its right password) fail
+    // alike, and are recorded with why.
+    assert_eq!(signin(&server, "ghost", "ghost pw"), 401);
+    assert_eq!(signin(&server, "dis", "disabled password"), 401);
+    // Hammering a blocked name adds nothing more to the trail than the
+    // first refusal.
+    for i in 0..40 {
+        assert_eq!(signin(&server, "dora", &format!("flood pw {i}")), 429);
+    }
+    let audit = Api::new(&server, &root).ok("/api/audit?count=1000");
+    let rows = audit["data"].as_array().unwrap();
+    let of = |action: &str, actor: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|a| a["action"] == action && a["actor"] == actor)
+            .map(|a| a["detail"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(of("signin_failed", "dora"), vec!["wrong password"; 5]);
+    assert_eq!(of("signin_refused", "dora").len(), 1, "{rows:?}");
+    assert_eq!(of("signin_failed", "ghost"), ["no such user"]);
+    assert_eq!(of("signin_failed", "dis"), ["the user is disabled"]);
+    let text = audit.to_string();
+    for secret in [
+        "wrong pw",
+        "flood pw",
+        "correct horse",
+        "disabled password",
+        "ghost pw",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit trail holds a password: {text}"
+        );
+    }
+}
+
+#[test]
+fn upload_links_serve_only_their_user_and_artifact() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    private_dir(&data);
+    let alice = token_with(&data, &["--name", "alice"]);
+    let bob = token_with(&data, &["--name", "bob"]);
+    let carol = token_with(&data, &["--name", "carol"]);
+    let server = Server::start(&data, &[]);
+    let register = |api: &Api, bytes: &[u8]| -> (String, String) {
+        let sum = simtrack_server::util::hex(&sha2::Sha256::digest(bytes));
+        let r = api.json(
+            "POST",
+            "/api/artifacts",
+            &json!({"name": "f.bin", "size": bytes.len(), "checksum": sum}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["url"].as_str().expect("an upload link").to_owned(),
+        )
+    };
+    let (a_api, b_api, c_api) = (
+        Api::new(&server, &alice),
+        Api::new(&server, &bob),
+        Api::new(&server, &carol),
+    );
+    let (a_bytes, b_bytes) = (b"alice's bytes".to_vec(), b"bob's bytes".to_vec());
+    let (a_id, a_url) = register(&a_api, &a_bytes);
+    let (b_id, b_url) = register(&b_api, &b_bytes);
+    let put = |url: &str, bytes: &[u8]| {
+        reqwest::blocking::Client::new()
+            .put(url)
+            .body(bytes.to_vec())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert!(a_url.contains("u=alice&"), "{a_url}");
+    // Alice's link names her: it does not pass as bob's, without its
+    // user, or for bob's artifact (with his bytes or hers).
+    assert_eq!(put(&a_url.replace("u=alice&", "u=bob&"), &b_bytes), 401);
+    assert_eq!(put(&a_url.replace("u=alice&", ""), &a_bytes), 401);
+    let swapped = a_url.replace(&a_id, &b_id);
+    assert_eq!(put(&swapped, &b_bytes), 401);
+    assert_eq!(put(&swapped, &a_bytes), 401);
+    let art = |api: &Api, id: &str| api.ok(&format!("/api/artifacts/{id}"));
+    assert_eq!(art(&b_api, &b_id)["uploaded"], false);
+    // Used as issued, it works.
+    assert_eq!(put(&a_url, &a_bytes), 200);
+    assert_eq!(art(&a_api, &a_id)["uploaded"], true);
+    assert_eq!(put(&b_url, &b_bytes), 200);
+    // A replayed link changes nothing: an upload its owner withdrew stays
+    // withdrawn.
+    let r = b_api.json(
+        "PUT",
+        &format!("/api/artifacts/{b_id}"),
+        &json!({"uploaded": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(put(&b_url, &b_bytes), 200);
+    assert_eq!(art(&b_api, &b_id)["uploaded"], false);
+    // A disabled user's links stop working at once.
+    let (_, c_url) = register(&c_api, b"carol's bytes");
+    let (ok, _, err) = simtrack(&data, &["user", "disable", "carol"], None);
+    assert!(ok, "{err}");
+    assert_eq!(put(&c_url, b"carol's bytes"), 401);
+}
+
+#[test]
+fn a_folder_one_cannot_see_answers_like_one_that_does_not_exist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    private_dir(&data);
+    let alice = token_with(&data, &["--name", "alice"]);
+    let bob = token_with(&data, &["--name", "bob"]);
+    let server = Server::start(&data, &[]);
+    let (a, b) = (Api::new(&server, &alice), Api::new(&server, &bob));
+    // Alice's folder with a private run in it, and her empty folder.
+    let r = a.json(
+        "POST",
+        "/api/folders",
+        &json!({"path": "/secret/empty", "description": "hers"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let empty = r.json()["id"].as_str().unwrap().to_owned();
+    a.create_run(json!({"name": "private", "folder": "/secret/full"}));
+    let full = a.ok("/api/folders?count=100")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/secret/full")
+        .expect("alice sees her folder")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let missing = "NoSuchFolder0000000000";
+    // Each way of asking answers the same for her folders as for one that
+    // does not exist (the message names the id asked for).
+    let same = |method: &str, path: &dyn Fn(&str) -> String, body: Option<Value>| {
+        let ask = |id: &str| {
+            let r = match &body {
+                Some(v) => b.json(method, &path(id), v),
+                None => b.send(method, &path(id), &[], None),
+            };
+            (r.status, r.text.replace(id, "ID"))
+        };
+        let want = ask(missing);
+        for id in [&empty, &full] {
+            assert_eq!(ask(id), want, "{method} {}", path(id));
+        }
+    };
+    same("GET", &|id| format!("/api/folders/{id}"), None);
+    same(
+        "PUT",
+        &|id| format!("/api/folders/{id}"),
+        Some(json!({"description": "mine"})),
+    );
+    same(
+        "PUT",
+        &|id| format!("/api/folders/{id}/starred"),
+        Some(json!({"starred": true})),
+    );
+    same(
+        "DELETE",
+        &|id| format!("/api/folders/{id}?recursive=True&runs=True"),
+        None,
+    );
+    let listed = |filter: &str| {
+        let v = b.ok(&format!(
+            "/api/folders?count=100&filters={}",
+            urlencode(&json!([filter]).to_string())
+        ));
+        (v["count"].clone(), v["data"].clone())
+    };
+    for path in ["/secret", "/secret/empty", "/secret/full"] {
+        assert_eq!(
+            listed(&format!("path == {path}")),
+            listed("path == /nothing/here"),
+            "{path}"
+        );
+    }
+    let all = b.ok("/api/folders?count=100").to_string();
+    assert!(!all.contains("secret"), "{all}");
+    // Asking for her folder's path (to make it) answers as for a new one,
+    // and what bob then sees and changes is his own view of it.
+    let make = |path: &str| {
+        let r = b.json(
+            "POST",
+            "/api/folders",
+            &json!({"path": path, "description": "his", "tags": ["b"]}),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let mut doc = b.ok(&format!("/api/folders/{id}"));
+        for k in ["id", "path", "name", "created", "modified"] {
+            doc.as_object_mut().unwrap().remove(k);
+        }
+        (id, doc)
+    };
+    let (his_empty, seen) = make("/secret/empty");
+    assert_eq!(his_empty, empty, "one path, one folder");
+    assert_eq!(seen, make("/fresh/empty").1);
+    let r = b.json(
+        "PUT",
+        &format!("/api/folders/{empty}/starred"),
+        &json!({"starred": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let listed = b.ok("/api/folders?count=100");
+    let mine = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == empty.as_str())
+        .expect("bob lists the folder he asked for")
+        .clone();
+    assert_eq!(mine["description"], "his");
+    assert_eq!(mine["starred"], true);
+    // A run of his in her other folder: he sees his view of it, not hers.
+    let r = a.json(
+        "PUT",
+        &format!("/api/folders/{full}"),
+        &json!({"description": "hers too", "metadata": {"budget": 7}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    b.create_run(json!({"name": "his", "folder": "/secret/full"}));
+    let v = b.ok(&format!("/api/folders/{full}"));
+    assert_eq!(v["description"], Value::Null, "{v}");
+    assert_eq!(v["metadata"], json!({}), "{v}");
+    // Deleting his view leaves hers.
+    let r = b.send("DELETE", &format!("/api/folders/{empty}"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(b.get(&format!("/api/folders/{empty}")).status, 404);
+    // Nothing of hers changed.
+    let v = a.ok(&format!("/api/folders/{empty}"));
+    assert_eq!(v["description"], "hers");
+    assert_eq!(v["starred"], false);
+    assert_eq!(
+        a.ok(&format!("/api/folders/{full}"))["description"],
+        "hers too"
+    );
+}

@@ -291,6 +291,22 @@ impl<'a, T: ?Sized + ReadTx> Scoped<'a, T> {
             .any(|p| *p == f.path || p.starts_with(&prefix))
     }
 
+    /// The caller's own view of folder `f`, made when it asked for `f`'s
+    /// path without seeing it ([`super::folders::ensure`]): the path is
+    /// shared, everything else (description, tags, metadata, star, times)
+    /// is the caller's. Owners and administrators have none.
+    fn own_view(&self, f: &FolderRow) -> Result<Option<FolderRow>> {
+        if self.who.admin || (!f.owner.is_empty() && f.owner == self.who.user) {
+            return Ok(None);
+        }
+        Ok(self
+            .tx
+            .folder_views(&self.who.user)?
+            .into_iter()
+            .find(|(id, _)| *id == f.id)
+            .map(|(_, doc)| super::folders::view_row(f, &doc, &self.who.user)))
+    }
+
     fn folder_visible(&self, f: &FolderRow) -> Result<bool> {
         if self.who.admin || (!f.owner.is_empty() && f.owner == self.who.user) {
             return Ok(true);
@@ -345,10 +361,16 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
     }
 
     fn folder_get(&self, id: &str) -> Result<Option<FolderRow>> {
-        match self.tx.folder_get(id)? {
-            Some(f) if self.folder_visible(&f)? => Ok(Some(f)),
-            _ => Ok(None),
+        let Some(f) = self.tx.folder_get(id)? else {
+            return Ok(None);
+        };
+        if let Some(v) = self.own_view(&f)? {
+            return Ok(Some(v));
         }
+        Ok(self.folder_visible(&f)?.then_some(f))
+    }
+    fn folder_views(&self, _user: &str) -> Result<Vec<(String, String)>> {
+        self.tx.folder_views(&self.who.user)
     }
     fn folder_by_path(&self, path: &str) -> Result<Option<String>> {
         // Used to find or create a folder: creating one that exists but is
@@ -361,9 +383,16 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
             return Ok(all);
         }
         let runs = self.visible_run_folders()?;
+        let views: HashMap<String, String> =
+            self.tx.folder_views(&self.who.user)?.into_iter().collect();
         Ok(all
             .into_iter()
-            .filter(|f| self.folder_visible_in(f, &runs))
+            .filter_map(|f| match views.get(&f.id) {
+                Some(doc) if f.owner != self.who.user => {
+                    Some(super::folders::view_row(&f, doc, &self.who.user))
+                }
+                _ => self.folder_visible_in(&f, &runs).then_some(f),
+            })
             .collect())
     }
     fn folders_under(&self, path: &str) -> Result<Vec<(String, String)>> {
@@ -679,6 +708,9 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
         self.tx.audit(before, limit)
     }
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        self.tx.signin_failures(key)
+    }
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.tx.setting(key)
     }
@@ -688,6 +720,13 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
 }
 
 impl Scoped<'_, dyn WriteTx + '_> {
+    fn own_view_of(&self, id: &str) -> Result<Option<FolderRow>> {
+        match self.tx.folder_get(id)? {
+            Some(f) => self.own_view(&f),
+            None => Ok(None),
+        }
+    }
+
     fn owns_folder(&self, id: &str) -> Result<()> {
         match self.folder_get(id)? {
             None => Err(self.deny(Error::not_found(format!("folder {id} not found")))),
@@ -748,16 +787,35 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
         self.tx.folder_set_owner(id, &self.who.user)
     }
     fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
+        if let Some(v) = self.own_view_of(id)? {
+            let doc = super::folders::view_doc(&super::folders::patched(v, p));
+            return self.tx.folder_view_put(id, &self.who.user, &doc);
+        }
         self.owns_folder(id)?;
         self.tx.folder_update(id, p)
     }
     fn folder_delete(&self, id: &str) -> Result<()> {
+        if self.own_view_of(id)?.is_some() {
+            return self.tx.folder_view_delete(id, Some(&self.who.user));
+        }
         self.owns_folder(id)?;
-        self.tx.folder_delete(id)
+        self.tx.folder_delete(id)?;
+        self.tx.folder_view_delete(id, None)
     }
     fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()> {
+        if self.own_view_of(id)?.is_some() {
+            return Err(self.deny(Error::forbidden(format!(
+                "folder {id} belongs to another user"
+            ))));
+        }
         self.owns_folder(id)?;
         self.tx.folder_set_owner(id, owner)
+    }
+    fn folder_view_put(&self, folder: &str, _user: &str, doc: &str) -> Result<()> {
+        self.tx.folder_view_put(folder, &self.who.user, doc)
+    }
+    fn folder_view_delete(&self, folder: &str, _user: Option<&str>) -> Result<()> {
+        self.tx.folder_view_delete(folder, Some(&self.who.user))
     }
 
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
@@ -923,6 +981,15 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
     }
     fn audit_insert(&self, a: &AuditRow) -> Result<()> {
         self.tx.audit_insert(a)
+    }
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.tx.signin_failures_put(key, count, since)
+    }
+    fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.tx.signin_failures_delete(key)
+    }
+    fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        self.tx.signin_failures_purge(before)
     }
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
         self.writable(run)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use simtrack::model::{Category, MAX_NAME_BYTES};
 
-use super::{Error, Idem, Result, blocking, check_name, read, runs, write};
+use super::{Error, Idem, Result, blocking, check_name, runs};
 use crate::storage::{ArtifactRow, Backend, ByteStream, ReadTx, Recorded, WriteTx};
 use crate::util::is_sha256;
 use crate::util::{new_id, now_us};
@@ -186,25 +186,48 @@ pub async fn direct_download(
     Ok(b.blobs.direct_download(&a.checksum, &a.name, ttl))
 }
 
-/// Stores an artifact's bytes (checked against its size and checksum) and
-/// marks it uploaded.
-pub async fn upload(b: &Backend, id: String, body: ByteStream, limit: u64) -> Result<Value> {
+/// Stores an artifact's bytes (checked against its size and checksum)
+/// through an upload link issued to `user`, and marks it uploaded. The
+/// link's user must still exist, be enabled and own the artifact. When
+/// the bytes are already stored (the link replayed, or the same file
+/// uploaded for another artifact) nothing changes: only the owner's
+/// confirmation ([`confirm`]) marks such an artifact uploaded.
+pub async fn upload(
+    b: &Backend,
+    user: &str,
+    id: String,
+    body: ByteStream,
+    limit: u64,
+) -> Result<Value> {
     let state = b.state.clone();
     let id2 = id.clone();
-    let a = blocking(move || read(&*state, |tx| row(tx, &id2))).await?;
+    let user = user.to_owned();
+    let (who, a) = blocking(move || {
+        // The link was issued to a caller who could write (registering is
+        // a write).
+        let mut who = super::auth::Identity::of_user(&*state, &user)?;
+        who.read_only = false;
+        let a = super::read_as(&*state, &who, |tx| row(tx, &id2))?;
+        if !super::access::can_change(&who, &a.user) {
+            return Err(Error::unauthorized(
+                "this upload link was not issued for this artifact",
+            ));
+        }
+        Ok((who, a))
+    })
+    .await?;
     // The checksum is the artifact's identity; the registered size is the
     // client's estimate (the simvue client announces `sys.getsizeof`, 33
     // bytes more than the length), so the stored length replaces it.
-    let real = if b.blobs.has(&a.checksum).await? {
-        None
-    } else {
-        Some(b.blobs.put(body, &a.checksum, a.size, limit).await?)
-    };
+    if b.blobs.has(&a.checksum).await? {
+        return Ok(json!({}));
+    }
+    let len = b.blobs.put(body, &a.checksum, a.size, limit).await?;
     let state = b.state.clone();
     blocking(move || {
-        write(&*state, |tx| {
+        super::write_as(&*state, &who, |tx| {
             tx.artifact_set_uploaded(&id, true)?;
-            if let Some(len) = real.filter(|len| *len != a.size) {
+            if len != a.size {
                 tx.artifact_set_size(&id, len)?;
             }
             Ok(json!({}))

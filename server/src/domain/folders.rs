@@ -40,6 +40,25 @@ pub fn ensure(tx: &dyn WriteTx, path: &str) -> Result<String> {
     }
     for p in paths {
         id = match tx.folder_by_path(&p)? {
+            // One the caller may not see: answered as if it were made now
+            // (a missing one is), with the caller's own view of it, so
+            // asking for a path tells nothing of a folder one cannot see.
+            Some(i) if tx.folder_get(&i)?.is_none() => {
+                let now = now_us();
+                let fresh = FolderRow {
+                    id: i.clone(),
+                    path: p.clone(),
+                    description: None,
+                    tags: "[]".into(),
+                    metadata: "{}".into(),
+                    created: now,
+                    modified: now,
+                    starred: false,
+                    owner: String::new(),
+                };
+                tx.folder_view_put(&i, "", &view_doc(&fresh))?;
+                i
+            }
             Some(i) => i,
             None => {
                 let i = new_id();
@@ -49,6 +68,51 @@ pub fn ensure(tx: &dyn WriteTx, path: &str) -> Result<String> {
         };
     }
     Ok(id)
+}
+
+/// A user's own view of a folder as stored ([`view_row`] reads it back).
+pub fn view_doc(r: &FolderRow) -> String {
+    json!({
+        "description": r.description, "tags": r.tags, "metadata": r.metadata,
+        "created": r.created, "modified": r.modified, "starred": r.starred,
+    })
+    .to_string()
+}
+
+/// `r` with patch `p` applied.
+pub fn patched(mut r: FolderRow, p: &FolderPatch) -> FolderRow {
+    if let Some(d) = &p.description {
+        r.description = d.clone();
+    }
+    if let Some(t) = &p.tags {
+        r.tags = t.clone();
+    }
+    if let Some(m) = &p.metadata {
+        r.metadata = m.clone();
+    }
+    if let Some(s) = p.starred {
+        r.starred = s;
+    }
+    if let Some(m) = p.modified {
+        r.modified = m;
+    }
+    r
+}
+
+/// Folder `f` as `user` sees it through its own view `doc`.
+pub fn view_row(f: &FolderRow, doc: &str, user: &str) -> FolderRow {
+    let v = parse_json(doc, json!({}));
+    FolderRow {
+        id: f.id.clone(),
+        path: f.path.clone(),
+        description: v["description"].as_str().map(str::to_owned),
+        tags: v["tags"].as_str().unwrap_or("[]").to_owned(),
+        metadata: v["metadata"].as_str().unwrap_or("{}").to_owned(),
+        created: v["created"].as_i64().unwrap_or(f.created),
+        modified: v["modified"].as_i64().unwrap_or(f.modified),
+        starred: v["starred"].as_bool().unwrap_or(false),
+        owner: user.to_owned(),
+    }
 }
 
 fn doc(r: &FolderRow) -> Value {

@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod runs;
+pub mod signin;
 pub mod stats;
 pub mod tags;
 pub mod users;

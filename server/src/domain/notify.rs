@@ -19,6 +19,7 @@
 use serde_json::{Value, json};
 
 use super::{Error, Result, parse_json, read, write};
+use crate::config::HostPolicy;
 use crate::storage::{AlertRow, ChannelRow, OutboxRow, ReadTx, StateStore, WriteTx};
 use crate::util::{fmt_ts, new_id, now_us};
 
@@ -105,6 +106,44 @@ fn check_url(u: &str) -> Result<()> {
     }
 }
 
+/// The host of webhook URL `u`, as an HTTP client parses it.
+pub fn webhook_host(u: &str) -> std::result::Result<url::Host<String>, String> {
+    let parsed = url::Url::parse(u).map_err(|e| format!("'{u}' is not a URL: {e}"))?;
+    parsed
+        .host()
+        .map(|h| h.to_owned())
+        .ok_or_else(|| format!("'{u}' names no host"))
+}
+
+/// Checks, before it is stored, that webhook `u` may be contacted under
+/// `policy`: its address, or every address its name resolves to now (a
+/// blocking DNS lookup: call off the async executor). Delivery checks
+/// again after its own lookup ([`crate::notify`]), so a name that later
+/// resolves elsewhere is refused then.
+pub fn check_webhook(policy: &HostPolicy, u: &str) -> Result<()> {
+    check_url(u)?;
+    let host = webhook_host(u).map_err(Error::invalid)?;
+    let r = match host {
+        url::Host::Ipv4(ip) => policy.check_ip(ip.into()),
+        url::Host::Ipv6(ip) => policy.check_ip(ip.into()),
+        url::Host::Domain(name) => {
+            if policy.allows_name(&name) {
+                Ok(())
+            } else {
+                use std::net::ToSocketAddrs;
+                match (name.as_str(), 80).to_socket_addrs() {
+                    Ok(a) => {
+                        let addrs: Vec<std::net::IpAddr> = a.map(|s| s.ip()).collect();
+                        policy.check_resolved(&name, &addrs)
+                    }
+                    Err(e) => Err(format!("cannot resolve {name}: {e}")),
+                }
+            }
+        }
+    };
+    r.map_err(|e| Error::invalid(format!("webhook {u}: {e}")))
+}
+
 /// A validated new channel ([`add_channel`]).
 #[derive(Debug, Clone)]
 pub struct NewChannel {
@@ -118,7 +157,9 @@ pub struct NewChannel {
     pub events: Option<Vec<String>>,
 }
 
-/// Validates and stores a channel of `owner` → its document.
+/// Validates and stores a channel of `owner` → its document. A webhook's
+/// address is checked by the caller first, outside the transaction
+/// ([`check_webhook`]: it resolves names).
 pub fn add_channel(tx: &dyn WriteTx, owner: &str, c: &NewChannel) -> Result<Value> {
     super::check_name("user", owner, simtrack::model::MAX_NAME_BYTES)?;
     match c.kind.as_str() {

@@ -65,8 +65,9 @@ fn query_value(s: &str) -> String {
 }
 
 /// Signed links of one purpose (`upload`, `download`) under `base`. A
-/// download link names the user it was made for (`u`, covered by the
-/// signature), so the download checks again that this user may see the
+/// link names the artifact and the user it was made for (`u`, both
+/// covered by the signature), so it serves no other artifact, and its use
+/// checks again that this user may see (download) or owns (upload) the
 /// artifact: a run made private, or a user disabled, closes its links at
 /// once.
 fn links(st: &AppState, headers: &HeaderMap, purpose: &'static str, caller: &Caller) -> LinkFn {
@@ -78,18 +79,11 @@ fn links(st: &AppState, headers: &HeaderMap, purpose: &'static str, caller: &Cal
     };
     let user = caller.0.user.clone();
     Arc::new(move |id: &str| {
-        if purpose == "download" {
-            format!(
-                "{base}/api/artifacts/{id}/{purpose}?u={}&{}",
-                query_value(&user),
-                auth.url_signature(purpose, &format!("{id}@{user}"), secs)
-            )
-        } else {
-            format!(
-                "{base}/api/artifacts/{id}/{purpose}?{}",
-                auth.url_signature(purpose, id, secs)
-            )
-        }
+        format!(
+            "{base}/api/artifacts/{id}/{purpose}?u={}&{}",
+            query_value(&user),
+            auth.url_signature(purpose, &format!("{id}@{user}"), secs)
+        )
     })
 }
 
@@ -124,14 +118,19 @@ pub async fn upload(
     q: Params,
     body: Body,
 ) -> ApiResult {
-    st.auth
-        .check_url("upload", &id, q.get("exp"), q.get("sig"))?;
+    let user = q.get("u").unwrap_or_default().to_owned();
+    st.auth.check_url(
+        "upload",
+        &format!("{id}@{user}"),
+        q.get("exp"),
+        q.get("sig"),
+    )?;
     let counted = body_stream(body).inspect(|c| {
         if let Ok(c) = c {
             BYTES_RECEIVED.fetch_add(c.len() as u64, Ordering::Relaxed);
         }
     });
-    artifacts::upload(&st.backend, id, Box::pin(counted), st.cfg.max_upload)
+    artifacts::upload(&st.backend, &user, id, Box::pin(counted), st.cfg.max_upload)
         .await
         .map(Reply::ok)
         .map_err(ApiError::from)

@@ -47,8 +47,6 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Limits and addresses.
     pub cfg: Arc<ServerConfig>,
-    /// Failed sign-ins per user and per address.
-    pub signin_limits: Arc<ui::session::Limiter>,
 }
 
 /// An error answered as `{"detail": "..."}` with a 4xx/5xx status.

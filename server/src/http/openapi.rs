@@ -305,6 +305,7 @@ pub fn document() -> String {
         if signed {
             op["security"] = json!([]);
             if let Some(p) = op["parameters"].as_array_mut() {
+                p.push(json!({"name": "u", "in": "query", "required": true, "description": "the user the link was made for", "schema": {"type": "string"}}));
                 p.push(json!({"name": "exp", "in": "query", "required": true, "schema": {"type": "integer"}}));
                 p.push(json!({"name": "sig", "in": "query", "required": true, "schema": {"type": "string"}}));
             }

@@ -776,6 +776,10 @@ pub trait ReadTx {
     fn folder_list(&self) -> Result<Vec<FolderRow>>;
     /// `(id, path)` of the folder at `path` and every folder below it.
     fn folders_under(&self, path: &str) -> Result<Vec<(String, String)>>;
+    /// User `user`'s own views of folders it asked for by path but could
+    /// not see: `(folder id, document)`; the document (JSON text) is the
+    /// domain's.
+    fn folder_views(&self, user: &str) -> Result<Vec<(String, String)>>;
 
     /// The alert with this id.
     fn alert_get(&self, id: &str) -> Result<Option<AlertRow>>;
@@ -882,6 +886,9 @@ pub trait ReadTx {
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>>;
     /// A server setting.
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Failed sign-ins counted under `key` (a user name or an address):
+    /// how many, and when their window began (µs).
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>>;
     /// The response recorded for an idempotency key.
     fn idempotency_get(&self, scope: &str, key: &str) -> Result<Option<Recorded>>;
 
@@ -927,6 +934,10 @@ pub trait WriteTx: ReadTx {
     fn folder_delete(&self, id: &str) -> Result<()>;
     /// Records who created a folder.
     fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()>;
+    /// Stores `user`'s own view of folder `folder`.
+    fn folder_view_put(&self, folder: &str, user: &str, doc: &str) -> Result<()>;
+    /// Deletes `user`'s view of folder `folder` (everyone's when `None`).
+    fn folder_view_delete(&self, folder: &str, user: Option<&str>) -> Result<()>;
 
     /// Adds an alert.
     fn alert_insert(&self, a: &AlertRow) -> Result<()>;
@@ -993,6 +1004,12 @@ pub trait WriteTx: ReadTx {
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()>;
     /// Sets a server setting.
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Sets the failed sign-ins counted under `key`.
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()>;
+    /// Forgets the failed sign-ins counted under `key`.
+    fn signin_failures_delete(&self, key: &str) -> Result<()>;
+    /// Forgets the counts whose window began before `before` (µs).
+    fn signin_failures_purge(&self, before: i64) -> Result<usize>;
     /// Records the response to an idempotency key, created at `at`.
     fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()>;
     /// Forgets idempotency keys created before `before`; how many.

@@ -262,7 +262,6 @@ mod tests {
             backend,
             auth: Arc::new(auth),
             cfg: Arc::new(ServerConfig::new(dir.path().to_path_buf())),
-            signin_limits: Default::default(),
         };
         (dir, st, Caller(me), token)
     }

@@ -62,7 +62,12 @@ pub async fn add(
         events,
     };
     let store = st.backend.state.clone();
+    let policy = st.cfg.notify.allow_hosts.clone();
     blocking(move || {
+        if c.kind == "webhook" {
+            caller.0.may_write()?;
+            notify::check_webhook(&policy, &c.target)?;
+        }
         crate::domain::write_as(&*store, &caller.0, |tx| {
             notify::add_channel(tx, &caller.0.user, &c).map(Reply::ok)
         })

@@ -5,12 +5,9 @@
 //! proxy or from an `https://` `--public-url`), and a CSRF token that every
 //! write made with the cookie must carry in `X-CSRF-Token` (the page reads
 //! it again from `GET /api/ui/whoami`; other sites cannot read our
-//! responses). Failed sign-ins are limited per user and per address.
+//! responses). Failed sign-ins are limited per user and per address, counted
+//! in the store so the limit holds across replicas ([`crate::domain::signin`]).
 //! `POST /api/ui/signout` ends the session.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::request::Parts;
@@ -19,66 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::domain::auth::{self, Identity};
-use crate::domain::{self, audit, users};
+use crate::domain::{self, signin, users};
 use crate::http::{ApiError, AppState, Caller, JsonObject, blocking, client_ip};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "simtrack_session";
-/// Failed sign-ins one user name may have within [`WINDOW`] before further
-/// attempts are refused (429) until the window ends.
-pub const MAX_FAILS_PER_USER: u32 = 5;
-/// Failed sign-ins one address may have within [`WINDOW`].
-pub const MAX_FAILS_PER_IP: u32 = 20;
-/// The window failed sign-ins are counted in.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Most keys the limiter remembers (it forgets expired ones first).
-const MAX_KEYS: usize = 100_000;
-
-/// Failed sign-ins per user name and per address, in this process (each
-/// replica counts its own; a balancer spreading one attacker over `n`
-/// replicas gives it `n` times the budget).
-#[derive(Debug, Default)]
-pub struct Limiter {
-    fails: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl Limiter {
-    fn count(&self, key: &str) -> u32 {
-        let m = self.fails.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(key)
-            .filter(|(_, since)| since.elapsed() < WINDOW)
-            .map_or(0, |(n, _)| *n)
-    }
-
-    fn fail(&self, key: String) {
-        let mut m = self.fails.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_KEYS {
-            m.retain(|_, (_, since)| since.elapsed() < WINDOW);
-            if m.len() >= MAX_KEYS {
-                m.clear();
-            }
-        }
-        let e = m.entry(key).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= WINDOW {
-            *e = (0, Instant::now());
-        }
-        e.0 += 1;
-    }
-
-    fn clear(&self, key: &str) {
-        self.fails
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-
-    /// Whether another attempt for `user` from `ip` is refused.
-    pub fn blocked(&self, user: &str, ip: &str) -> bool {
-        self.count(&format!("u:{user}")) >= MAX_FAILS_PER_USER
-            || self.count(&format!("a:{ip}")) >= MAX_FAILS_PER_IP
-    }
-}
-
 /// The session secret in a request's cookies.
 pub fn cookie(headers: &HeaderMap) -> Option<String> {
     headers
@@ -149,45 +91,45 @@ async fn signin_inner(
         }
     };
     let (user, password) = (field("user")?, field("password")?);
-    let limits = st.signin_limits.clone();
-    if limits.blocked(&user, &ip) {
-        let store = st.backend.state.clone();
-        let (u, a) = (user.clone(), ip.clone());
-        blocking(move || {
-            domain::write(&*store, |tx| {
-                audit::record_as(tx, &u, &a, "signin_refused", &u, "too many failed sign-ins")
-            })
-        })
-        .await?;
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed sign-ins: try again later",
-        ));
-    }
     let store = st.backend.state.clone();
     let auth = st.auth.clone();
     let (u, a) = (user.clone(), ip.clone());
     let made = blocking(move || {
+        // Counted before the password is checked (uncounted on success), so
+        // parallel attempts and other replicas see it at once.
+        let allowed = domain::write(&*store, |tx| {
+            signin::begin(tx, &u, &a, crate::util::now_us())
+        })?;
+        if !allowed {
+            return Ok(Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed sign-ins: try again later",
+            )));
+        }
         let found = users::check_password(&*store, &u, &password)?;
+        drop(password);
         domain::write(&*store, |tx| {
+            let now = crate::util::now_us();
             let Some(found) = &found else {
-                audit::record_as(tx, &u, &a, "signin_failed", &u, "")?;
-                return Ok(None);
+                let reason = match tx.user_get(&u)? {
+                    None => "no such user",
+                    Some(x) if x.disabled => "the user is disabled",
+                    Some(x) if x.password.is_none() => "the user has no password",
+                    Some(_) => "wrong password",
+                };
+                signin::failed(tx, &u, &a, reason, now)?;
+                return Ok(Err(ApiError::unauthorized("wrong user name or password")));
             };
+            signin::succeeded(tx, &u, &a, now)?;
             let mut by = Identity::console();
             by.user = found.name.clone();
             by.ip = a.clone();
             let (secret, row) = auth::new_session(tx, &auth, &found.name, &by)?;
-            Ok(Some((secret, auth.csrf_for(&row.id), row, found.clone())))
+            Ok(Ok((secret, auth.csrf_for(&row.id), row, found.clone())))
         })
     })
     .await?;
-    let Some((secret, csrf, row, u)) = made else {
-        limits.fail(format!("u:{user}"));
-        limits.fail(format!("a:{ip}"));
-        return Err(ApiError::unauthorized("wrong user name or password"));
-    };
-    limits.clear(&format!("u:{user}"));
+    let (secret, csrf, row, u) = made?;
     let mut r = axum::Json(json!({
         "user": u.name, "admin": u.admin, "group": u.group, "csrf": csrf,
         "exp": crate::util::fmt_ts(row.exp * 1_000_000),

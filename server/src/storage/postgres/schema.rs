@@ -189,6 +189,21 @@ CREATE TABLE tags (
     description TEXT, created BIGINT NOT NULL, owner TEXT NOT NULL DEFAULT '');
 "#,
     ),
+    (
+        11,
+        // Failed sign-ins per user name and per address, counted by every
+        // replica together.
+        r#"
+CREATE TABLE signin_failures (
+    key TEXT PRIMARY KEY, count BIGINT NOT NULL, since BIGINT NOT NULL);
+CREATE INDEX signin_failures_since ON signin_failures(since);
+-- A user's own view of a folder it asked for by path but could not see.
+CREATE TABLE folder_views (
+    folder_id TEXT NOT NULL, owner TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (folder_id, owner));
+CREATE INDEX folder_views_owner ON folder_views(owner);
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

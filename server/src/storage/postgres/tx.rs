@@ -768,6 +768,25 @@ impl ReadTx for Tx<'_> {
         .collect()
     }
 
+    fn folder_views(&self, user: &str) -> Result<Vec<(String, String)>> {
+        self.rows(
+            "SELECT folder_id, doc FROM folder_views WHERE owner = $1",
+            &[&user],
+        )?
+        .iter()
+        .map(|r| Ok((at(r, 0)?, at(r, 1)?)))
+        .collect()
+    }
+
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        self.row(
+            "SELECT count, since FROM signin_failures WHERE key = $1",
+            &[&key],
+        )?
+        .map(|r| Ok((at(&r, 0)?, at(&r, 1)?)))
+        .transpose()
+    }
+
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.value("SELECT value FROM settings WHERE key = $1", &[&key])
     }
@@ -1164,6 +1183,41 @@ impl WriteTx for Tx<'_> {
             &[&a.ts, &a.actor, &a.action, &a.target, &a.detail, &a.ip],
         )?;
         Ok(())
+    }
+
+    fn folder_view_put(&self, folder: &str, user: &str, doc: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO folder_views (folder_id, owner, doc) VALUES ($1, $2, $3)
+             ON CONFLICT (folder_id, owner) DO UPDATE SET doc = excluded.doc",
+            &[&folder, &user, &doc],
+        )?;
+        Ok(())
+    }
+
+    fn folder_view_delete(&self, folder: &str, user: Option<&str>) -> Result<()> {
+        self.exec(
+            "DELETE FROM folder_views WHERE folder_id = $1 AND ($2::TEXT IS NULL OR owner = $2)",
+            &[&folder, &user],
+        )?;
+        Ok(())
+    }
+
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO signin_failures (key, count, since) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET count = excluded.count, since = excluded.since",
+            &[&key, &count, &since],
+        )?;
+        Ok(())
+    }
+
+    fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.exec("DELETE FROM signin_failures WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
+    fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        Ok(self.exec("DELETE FROM signin_failures WHERE since < $1", &[&before])? as usize)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {

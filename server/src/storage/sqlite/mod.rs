@@ -106,6 +106,13 @@ CREATE TABLE IF NOT EXISTS grid_values (
 CREATE TABLE IF NOT EXISTS tags (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
     description TEXT, created INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS folder_views (
+    folder_id TEXT NOT NULL, user TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (folder_id, user));
+CREATE INDEX IF NOT EXISTS folder_views_user ON folder_views(user);
+CREATE TABLE IF NOT EXISTS signin_failures (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, since INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS signin_failures_since ON signin_failures(since);
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data

@@ -289,6 +289,16 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn folder_views(&self, user: &str) -> Result<Vec<(String, String)>> {
+        self.0
+            .prepare_cached("SELECT folder_id, doc FROM folder_views WHERE user = ?1")
+            .and_then(|mut s| {
+                s.query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(db)
+    }
+
     fn folder_by_path(&self, path: &str) -> Result<Option<String>> {
         self.0
             .prepare_cached("SELECT id FROM folders WHERE path = ?1")
@@ -782,6 +792,16 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn signin_failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+        self.0
+            .prepare_cached("SELECT count, since FROM signin_failures WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(db)
+    }
+
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.0
             .prepare_cached("SELECT value FROM settings WHERE key = ?1")
@@ -895,6 +915,27 @@ impl WriteTx for Tx<'_> {
         ] {
             self.0.execute(sql, params![id]).map_err(db)?;
         }
+        Ok(())
+    }
+
+    fn folder_view_put(&self, folder: &str, user: &str, doc: &str) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO folder_views (folder_id, user, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (folder_id, user) DO UPDATE SET doc = excluded.doc",
+            )
+            .and_then(|mut s| s.execute(params![folder, user, doc]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn folder_view_delete(&self, folder: &str, user: Option<&str>) -> Result<()> {
+        self.0
+            .execute(
+                "DELETE FROM folder_views WHERE folder_id = ?1 AND (?2 IS NULL OR user = ?2)",
+                params![folder, user],
+            )
+            .map_err(db)?;
         Ok(())
     }
 
@@ -1233,6 +1274,33 @@ impl WriteTx for Tx<'_> {
             .and_then(|mut s| s.execute(params![a.ts, a.actor, a.action, a.target, a.detail, a.ip]))
             .map_err(db)?;
         Ok(())
+    }
+
+    fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO signin_failures (key, count, since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET count = excluded.count, since = excluded.since",
+            )
+            .and_then(|mut s| s.execute(params![key, count, since]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.0
+            .execute("DELETE FROM signin_failures WHERE key = ?1", params![key])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        self.0
+            .execute(
+                "DELETE FROM signin_failures WHERE since < ?1",
+                params![before],
+            )
+            .map_err(db)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
