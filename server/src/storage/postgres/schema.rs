@@ -189,6 +189,16 @@ CREATE TABLE tags (
     description TEXT, created BIGINT NOT NULL, owner TEXT NOT NULL DEFAULT '');
 "#,
     ),
+    (
+        10,
+        // Acknowledgements of alerts critical on a run (withdrawn when the
+        // state changes).
+        r#"
+CREATE TABLE alert_acks (
+    run_id TEXT NOT NULL, alert_id TEXT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL,
+    PRIMARY KEY (run_id, alert_id));
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -106,6 +106,9 @@ CREATE TABLE IF NOT EXISTS grid_values (
 CREATE TABLE IF NOT EXISTS tags (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
     description TEXT, created INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS alert_acks (
+    run_id TEXT NOT NULL, alert_id TEXT NOT NULL, by_user TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, alert_id));
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data
