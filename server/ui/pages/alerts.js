@@ -121,7 +121,7 @@
       formHolder,
       h('h2', { id: 'critical-now' }, `Critical now (${critical.length} running run${critical.length === 1 ? '' : 's'})`),
       critical.length ? runRows(critical, 'critical-runs') : h('p', { class: 'muted' }, 'No running run is critical.'), ackMsg,
-      acked.length ? [h('h2', {}, `Acknowledged (${acked.length})`), h('p', { class: 'muted' }, 'Still critical, but seen: they notify nothing more until they clear and fire again.'), runRows(acked, 'acknowledged-runs')] : null,
+      ...(acked.length ? [h('h2', {}, `Acknowledged (${acked.length})`), h('p', { class: 'muted' }, 'Still critical, but seen: they notify nothing more until they clear and fire again.'), runRows(acked, 'acknowledged-runs')] : []),
       h('h2', {}, `Definitions (${alerts.count})`),
       h('div', { class: 'table-wrap' }, h('table', { id: 'alert-defs' },
         h('thead', {}, h('tr', {}, ['Name', 'Rule', 'Enabled', 'Aborts run', 'Notification', 'Critical runs', ''].map((t) => h('th', {}, t)))),
