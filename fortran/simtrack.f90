@@ -62,6 +62,7 @@ module simtrack
                           set_metadata_char, set_metadata_logical
     generic :: set_metadata => set_metadata_real64, set_metadata_int32, set_metadata_int64, &
                                set_metadata_char, set_metadata_logical
+    procedure :: metric_unit => run_metric_unit
     procedure :: save => run_save
     procedure :: grid => run_grid
     procedure, private :: log_array_r64_1, log_array_r64_2, log_array_r64_3
@@ -280,6 +281,21 @@ contains
                                             merge(1_c_int, 0_c_int, value)), &
                'run%set_metadata', stat, errmsg)
   end subroutine set_metadata_logical
+
+  !> Records the unit of metric `name` ('m/s', 'K', ...; '' removes it),
+  !> shown on the web UI's chart axes and tables.
+  subroutine run_metric_unit(this, name, unit, stat, errmsg)
+    class(simtrack_run), intent(in) :: this
+    character(len=*), intent(in) :: name, unit
+    integer, intent(out), optional :: stat
+    character(len=*), intent(inout), optional :: errmsg
+    character(kind=c_char), allocatable, target :: c_name(:), c_unit(:)
+
+    call to_c(name, c_name)
+    call to_c(unit, c_unit)
+    call check(c_simtrack_metric_unit(this%handle, ptr(c_name), ptr(c_unit)), &
+               'run%metric_unit', stat, errmsg)
+  end subroutine run_metric_unit
 
   !> Saves the file at `path` with the run; `category` is 'code', 'input' or
   !> 'output'. The file is captured during the call.

@@ -53,6 +53,7 @@ module simtrack_c
   public :: c_simtrack_event_level
   public :: c_simtrack_set_metadata_f64, c_simtrack_set_metadata_i64
   public :: c_simtrack_set_metadata_str, c_simtrack_set_metadata_bool
+  public :: c_simtrack_metric_unit
   public :: c_simtrack_save, c_simtrack_alert, c_simtrack_alert_range
   public :: c_simtrack_set_folder_details, c_simtrack_set_status
   public :: c_simtrack_abort_requested, c_simtrack_flush, c_simtrack_finish
@@ -127,6 +128,13 @@ module simtrack_c
       type(c_ptr), value, intent(in) :: run, key, value
       integer(c_int32_t) :: status
     end function c_simtrack_set_metadata_str
+
+    function c_simtrack_metric_unit(run, name, unit) &
+        bind(C, name='simtrack_metric_unit') result(status)
+      import :: c_ptr, c_int32_t
+      type(c_ptr), value, intent(in) :: run, name, unit
+      integer(c_int32_t) :: status
+    end function c_simtrack_metric_unit
 
     function c_simtrack_set_metadata_bool(run, key, value) &
         bind(C, name='simtrack_set_metadata_bool') result(status)

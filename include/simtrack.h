@@ -361,6 +361,18 @@ simtrack_status simtrack_set_metadata_str(struct simtrack_run *run,
 simtrack_status simtrack_set_metadata_bool(struct simtrack_run *run, const char *key, int value);
 
 /**
+ * Records the unit of metric `name`, shown on the web UI's chart axes and
+ * tables: any short text, such as `"m/s"`, `"K"` or `"1"`; NULL or `""`
+ * removes it. Call it once per metric, at any time (the simvue client's
+ * `set_metric_units` records the same).
+ *
+ * # Safety
+ * `run` is NULL or a handle from `simtrack_init`; `name` and `unit` are
+ * NULL or NUL-terminated.
+ */
+simtrack_status simtrack_metric_unit(struct simtrack_run *run, const char *name, const char *unit);
+
+/**
  * Saves the file at `path` with the run, as `category` `"code"`, `"input"` or
  * `"output"`. The file is captured (copied and its SHA-256 taken) during the
  * call, so later changes to it do not change what was saved; the upload

@@ -18,8 +18,8 @@ use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
 use crate::record::{
     AlertDef, Category, Event, EventLevel, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES,
-    MetaValue, Record, RunSpec, RunStatus, check_name, normalize_folder, now_unix,
-    parse_json_object, parse_tags,
+    MetaValue, Record, RunSpec, RunStatus, check_metric_name, check_name, normalize_folder,
+    now_unix, parse_json_object, parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::Transport;
@@ -307,6 +307,25 @@ impl Run {
         self.push_record(Record::Metadata(BTreeMap::from([(
             key.to_owned(),
             value.into_json(),
+        )])));
+        Ok(())
+    }
+
+    /// Records the unit of metric `name` (`""`: none), where the simvue
+    /// client's `set_metric_units` puts it: run metadata
+    /// `simvue.metrics.NAME.units`, which the server merges key by key.
+    pub fn set_metric_unit(&self, name: &str, unit: &str) -> Result<(), Error> {
+        check_metric_name(name)?;
+        if unit.len() > 64 || unit.chars().any(char::is_control) {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("unit {unit:?} must be at most 64 bytes without control characters"),
+            ));
+        }
+        let doc = serde_json::json!({ "metrics": { name: { "units": unit } } });
+        self.push_record(Record::Metadata(BTreeMap::from([(
+            "simvue".to_owned(),
+            doc,
         )])));
         Ok(())
     }

@@ -47,7 +47,7 @@ status=0
 (cd server/ui/tests && SIMTRACK_URL="$url" SIMTRACK_TOKEN="$token" \
     SIMTRACK_SIGNIN_USER=ui-person SIMTRACK_SIGNIN_PASSWORD="ui person's password" HEAT_BIN="$data/heat" REPO="$root" SIMTRACK_LIBDIR="$target/debug" \
     CHROMIUM="$chromium" SCREENSHOT_DIR="$target/ui-screenshots" \
-    node --test --test-concurrency=1 --test-reporter=spec ${UI_TESTS:-ui.test.mjs xss.test.mjs defects.test.mjs features.test.mjs notify.test.mjs users.test.mjs grids.test.mjs}) || status=$?
+    node --test --test-concurrency=1 --test-reporter=spec ${UI_TESTS:-ui.test.mjs xss.test.mjs defects.test.mjs features.test.mjs notify.test.mjs users.test.mjs grids.test.mjs ack_units.test.mjs}) || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "the server died during the UI tests"; cat "$log"; exit 1
 fi

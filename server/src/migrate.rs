@@ -153,6 +153,9 @@ fn copy_run(from: &dyn ReadTx, to: &dyn WriteTx, id: &str) -> StoreResult<()> {
         if a.status != "ok" {
             to.set_alert_state(id, &a.alert.id, &a.status, run.modified)?;
         }
+        if let Some(k) = &a.acknowledged {
+            to.acknowledge_alert(id, &a.alert.id, &k.by, k.at)?;
+        }
     }
     for (art, category) in from.artifacts_of(id, None, None)? {
         to.artifact_attach(id, &art.id, &category)?;

@@ -32,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Api, Server, bin, embedded_backend, storage_args, token_with, wait_for};
+use common::{Api, Server, bin, embedded_backend, storage_args, token_with, urlencode, wait_for};
 use serde_json::{Value, json};
 
 /// The SMTP server, and a test CA for its certificate (STARTTLS test).
@@ -831,4 +831,181 @@ fn webhooks_to_the_servers_own_network_are_refused_unless_allowed() {
         "only the allowed delivery arrived: {bodies:?}"
     );
     assert!(!bodies.iter().any(|(_, b)| b.contains(&second)));
+}
+
+/// `simtrack user add ARGS` for `data`'s backend.
+fn user_add(data: &Path, args: &[&str]) {
+    let out = Command::new(bin())
+        .args(["user", "add"])
+        .args(args)
+        .args(storage_args(data))
+        .output()
+        .expect("simtrack user add");
+    assert!(
+        out.status.success(),
+        "simtrack user add {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_acknowledged_alert_stays_critical_and_notifies_nothing_until_it_fires_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("store");
+    user_add(&data, &["ann"]);
+    user_add(&data, &["bob"]);
+    user_add(&data, &["carl"]);
+    user_add(&data, &["boss", "--admin"]);
+    let token = |u: &str| token_with(&data, &["--user", u, "--label", "t", "--days", "2"]);
+    let (ann_t, bob_t, carl_t, boss_t) = (token("ann"), token("bob"), token("carl"), token("boss"));
+    let (hook, got) = webhook_receiver();
+    notify_cli(
+        &data,
+        &[
+            "add",
+            "--user",
+            "ann",
+            "--webhook",
+            &format!("{hook}/json"),
+            "--events",
+            "critical,ok",
+        ],
+    );
+    let server = Server::start(&data, &["--notify-allow-hosts", LOOPBACK]);
+    let (ann, bob, carl, boss) = (
+        Api::new(&server, &ann_t),
+        Api::new(&server, &bob_t),
+        Api::new(&server, &carl_t),
+        Api::new(&server, &boss_t),
+    );
+    let alert = ann.json(
+        "POST",
+        "/api/alerts",
+        &json!({"name": "operator-says", "source": "user", "notification": "email"}),
+    );
+    let alert = alert.json()["id"].as_str().expect("id").to_owned();
+    // Bob sees the run (but does not own it).
+    let run = ann.json(
+        "POST",
+        "/api/runs",
+        &json!({"name": "watched", "alerts": [alert], "visibility": {"users": ["bob"]}}),
+    );
+    assert_eq!(run.status, 200, "{}", run.text);
+    let run = run.json()["id"].as_str().expect("id").to_owned();
+    let set = |status: &str| {
+        let r = ann.json(
+            "PUT",
+            &format!("/api/alerts/{alert}/status/{run}"),
+            &json!({"status": status}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let ack = |api: &Api| {
+        api.send(
+            "POST",
+            &format!("/api/alerts/{alert}/acknowledge/{run}"),
+            &[],
+            None,
+        )
+    };
+    let state = || {
+        let doc = ann.get(&format!("/api/runs/{run}")).json();
+        doc["alerts"][0].clone()
+    };
+    let critical_now = |filter: &str| {
+        let q = format!(
+            "/api/runs?filters={}",
+            urlencode(&json!([filter, "status == running"]).to_string())
+        );
+        ann.get(&q).json()["count"].as_u64().expect("count")
+    };
+    let notified = || {
+        let d = deliveries(&ann);
+        d.iter()
+            .map(|x| x["event"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // Nothing to acknowledge while the alert is not critical.
+    set("ok");
+    assert_eq!(ack(&ann).status, 409);
+    set("critical");
+    assert_eq!(notified(), ["critical"]);
+    assert_eq!(critical_now("alert.acknowledged == false"), 1);
+    // Only the owner or an administrator acknowledges; a stranger does not
+    // even see the run.
+    assert_eq!(ack(&bob).status, 403);
+    assert_eq!(ack(&carl).status, 404);
+    assert!(state()["acknowledged"].is_null(), "{}", state());
+    let r = ack(&ann);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let s = state();
+    assert_eq!(s["status"], "critical", "stays critical: {s}");
+    assert_eq!(s["acknowledged"]["by"], "ann", "{s}");
+    assert!(s["acknowledged"]["at"].is_string(), "{s}");
+    assert_eq!(critical_now("alert.acknowledged == false"), 0);
+    assert_eq!(critical_now("alert.acknowledged == true"), 1);
+    assert_eq!(critical_now("alert.status == critical"), 1);
+    assert!(
+        ann.events(&run)
+            .iter()
+            .any(|e| e.contains("'operator-says' acknowledged by ann")),
+        "{:?}",
+        ann.events(&run)
+    );
+    // An administrator may acknowledge too (it is already: no change).
+    assert_eq!(ack(&boss).status, 200);
+    // Clearing notifies nobody (it was acknowledged) and withdraws the
+    // acknowledgement; firing again needs a new one (whether it notifies
+    // again is up to the quiet period of repeated alerts).
+    set("ok");
+    assert!(state()["acknowledged"].is_null(), "{}", state());
+    assert_eq!(notified(), ["critical"]);
+    set("critical");
+    assert!(state()["acknowledged"].is_null(), "{}", state());
+    assert_eq!(critical_now("alert.acknowledged == false"), 1);
+    // The same channel hears an alert nobody acknowledged clear.
+    let other = ann.json(
+        "POST",
+        "/api/alerts",
+        &json!({"name": "second-opinion", "source": "user", "notification": "email"}),
+    );
+    let other = other.json()["id"].as_str().expect("id").to_owned();
+    for status in ["critical", "ok"] {
+        let r = ann.json(
+            "PUT",
+            &format!("/api/alerts/{other}/status/{run}"),
+            &json!({"status": status}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let mut n = notified();
+    n.sort();
+    assert_eq!(n, ["critical", "critical", "ok"]);
+    // The webhook really got them.
+    wait_for(Duration::from_secs(20), || {
+        (got.lock().expect("lock").len() >= 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("webhooks got {:?}", got.lock().expect("lock")));
+    // Unknown alert or run: 404.
+    assert_eq!(
+        ann.send(
+            "POST",
+            &format!("/api/alerts/nope/acknowledge/{run}"),
+            &[],
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        ann.send(
+            "POST",
+            &format!("/api/alerts/{alert}/acknowledge/nope"),
+            &[],
+            None
+        )
+        .status,
+        404
+    );
 }

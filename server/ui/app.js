@@ -497,7 +497,7 @@
       const head = h('tr', {}, h('th', {}, all), h('th', {}, sortBtn('status', 'Status')), h('th', {}, sortBtn('name', 'Name')),
         h('th', {}, sortBtn('folder', 'Folder')), h('th', {}, 'Tags'), h('th', {}, sortBtn('created', 'Created')), h('th', {}, 'Duration'),
         mcols.map((k) => h('th', {}, sortBtn('metadata.' + k, k))),
-        cols.map((c) => h('th', { class: 'num' }, sortBtn(`metrics.${c}.${f.stat}`, `${c} (${f.stat})`))));
+        cols.map((c) => h('th', { class: 'num' }, sortBtn(`metrics.${c}.${f.stat}`, `${withUnit(c, commonUnit(res.data, c))} (${f.stat})`))));
       archivedIds.clear();
       for (const run of res.data) if ((run.tags || []).includes(ARCHIVED)) archivedIds.add(run.id);
       const rows = res.data.map((run) => {
@@ -661,6 +661,20 @@
     if (a >= 1e-3 && a < 1e6) return String(+v.toPrecision(6));
     return v.toExponential(6).replace(/\.?0+e/, 'e').replace('e+', 'e');
   }
+  // The unit a run's client recorded for a metric (the simvue client's
+  // set_metric_units, the library's simtrack_metric_unit): run metadata
+  // simvue.metrics.NAME.units; '' when none.
+  function unitOf(run, name) {
+    const m = run && run.metadata && run.metadata.simvue && run.metadata.simvue.metrics;
+    const u = m && m[name] && m[name].units;
+    return typeof u === 'string' ? u : '';
+  }
+  // The unit every one of `runs` gives a metric ('' when none, or they differ).
+  function commonUnit(runs, name) {
+    const us = new Set(runs.map((r) => unitOf(r, name)));
+    return us.size === 1 ? [...us][0] : '';
+  }
+  const withUnit = (label, u) => (u ? `${label} [${u}]` : label);
   const measure = document.createElement('canvas').getContext('2d');
   // An axis as wide as its longest label (uPlot calls this until it settles).
   function axisSize(u, values, ai) {
@@ -785,8 +799,8 @@
         runSections(run, view)),
       h('div', { class: 'cols' }, sec('files', h('h2', {}, 'Files'), filesEl), sec('alerts', h('h2', {}, 'Alerts'), alertsEl)),
       sec('events', h('h2', {}, 'Events'), eventsEl),
-      sec('system', h('h2', {}, 'System'), systemEl,
-        h('p', { class: 'muted' }, 'CPU, memory and GPU use over the run are plotted under ', h('a', { href: '#', onclick: (e) => { e.preventDefault(); tab = 'metrics'; metricFilter.value = 'resources/'; metricFilter.dispatchEvent(new Event('input')); showTab(); saveView(true); } }, 'Metrics → resources'), '.')));
+      sec('system', h('h2', {}, 'System'), runSections(run, view, 'system'), systemEl,
+        h('p', { class: 'muted' }, 'Every resource metric is also under ', h('a', { href: '#', onclick: (e) => { e.preventDefault(); tab = 'metrics'; metricFilter.value = 'resources/'; metricFilter.dispatchEvent(new Event('input')); showTab(); saveView(true); } }, 'Metrics → resources'), '.')));
     function showTab() {
       for (const el of view.querySelectorAll('section.run-section')) el.hidden = tab === 'overview' ? el.dataset.tab === 'system' : el.dataset.tab !== tab;
       for (const b of tabBar.children) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
@@ -917,7 +931,7 @@
         const plotEl = h('div', { class: 'plot' });
         const noteEl = h('div', { class: 'nonfinite', 'data-testid': 'nonfinite', hidden: true });
         const csvBtn = h('button', { type: 'button', class: 'link csv', 'data-csv': n, title: 'every point, full resolution', onclick: () => downloadCsv(n, csvBtn) }, 'CSV');
-        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title row' }, h('span', { class: 'grow' }, n), csvBtn), noteEl, plotEl);
+        const card = h('div', { class: 'chart', dataset: { metric: n } }, h('div', { class: 'title row' }, h('span', { class: 'grow' }, withUnit(n, unitOf(run, n))), csvBtn), noteEl, plotEl);
         const c = { name: n, card, plotEl, noteEl, u: null, count: -1, loading: false, zoomed: false };
         charts.set(n, c);
         gridFor(groupOf(n)).append(card);
@@ -988,6 +1002,8 @@
       c.noteEl.hidden = !note;
       if (c.u) { setBad(c.u, [data.bad]); c.u.setData(data, !c.zoomed); return; }
       const opts = chartOpts(width, axis, log, [c.name]);
+      const unit = unitOf(run, c.name);
+      if (unit) Object.assign(opts.axes[1], { label: unit, labelSize: 18 });
       opts.hooks = {
         ...opts.hooks,
         // A zoom (x range narrower than the series) fetches that range at
@@ -1125,7 +1141,10 @@
       clear(alertsEl);
       const list = run.alerts || [];
       if (!list.length) { alertsEl.append(h('p', { class: 'muted' }, 'No alerts.')); return; }
-      alertsEl.append(h('table', { class: 'kv' }, h('tbody', {}, list.map((a) => h('tr', {}, h('td', {}, a.alert.name), h('td', {}, h('span', { class: 'badge ' + a.status }, a.status)), h('td', { class: 'muted' }, describeAlert(a.alert)))))));
+      const msg = h('span', { class: 'muted', role: 'status' });
+      alertsEl.append(h('table', { class: 'kv' }, h('tbody', {}, list.map((a) => h('tr', { 'data-alert': a.alert.id }, h('td', {}, a.alert.name), h('td', {}, h('span', { class: 'badge ' + a.status }, a.status)),
+        h('td', {}, ackControl(run, a, async () => { run = await api('/api/runs/' + encodeURIComponent(id)); renderAlerts(); }, msg)),
+        h('td', { class: 'muted' }, describeAlert(a.alert)))))), msg);
       const hist = events.filter((e) => e.message.startsWith('[simtrack] alert '));
       alertsEl.append(h('h3', { style: 'font-size:13px;margin:8px 0 4px' }, 'History'),
         hist.length ? h('ul', {}, hist.map((e) => h('li', {}, fmtTime(e.timestamp), ' ', e.message.replace('[simtrack] ', '')))) : h('p', { class: 'muted' }, 'No changes yet.'));
@@ -1150,6 +1169,23 @@
       const stale = [...charts.values()].filter((c) => onScreen.has(c.name) && isStale(c)).map((c) => c.name);
       await Promise.all([fetchCharts([...fresh, ...stale]), loadEvents(), loadFiles()]);
     });
+  }
+
+  // An alert critical on a run: "acknowledged by X" once someone did, else
+  // an Acknowledge button for the run's owner or an administrator.
+  function ackControl(run, a, done, msg) {
+    if (a.status !== 'critical') return null;
+    if (a.acknowledged) return h('span', { class: 'muted ack', title: fmtTime(a.acknowledged.at) }, `acknowledged by ${a.acknowledged.by}`);
+    if (!user || user.read_only || !(user.admin || user.user === run.user)) return null;
+    const b = h('button', { type: 'button', class: 'link', 'data-action': 'acknowledge', title: 'Seen: stop listing it as critical now and notifying until it clears and fires again' }, 'acknowledge');
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      try {
+        await api(`/api/alerts/${encodeURIComponent(a.alert.id)}/acknowledge/${encodeURIComponent(run.id)}`, { method: 'POST' });
+        await done();
+      } catch (e) { b.disabled = false; if (msg) { clear(msg); showError(msg, e); } }
+    });
+    return b;
   }
 
   function describeAlert(a) {
@@ -1322,6 +1358,9 @@
           const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axis, log); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
           const data = uPlot.join(tables);
           const opts = chartOpts(width, axis, log, labels, null, runColours);
+          const unit = commonUnit(runs, m);
+          if (unit) Object.assign(opts.axes[1], { label: unit, labelSize: 18 });
+          card.firstChild.textContent = withUnit(m, unit);
           opts.cursor.sync = { key: 'simtrack-compare', setSeries: true };
           opts.hooks.draw = [drawRaw, drawBad];
           // Zoom one chart, the others follow.
@@ -1540,17 +1579,18 @@ target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
   // /ui/pages/ (loaded after this one): each calls
   // `simtrack.page(name, fn, navLabel?)` or `simtrack.runSection(fn)`, where
   // a section gets (run, view) and returns a node (or null) placed under the
-  // run's charts.
+  // run's charts (`simtrack.runSection(fn, 'system')`: on the System tab).
   const sections = [];
   const compareSections = [];
-  function runSections(run, view) {
+  function runSections(run, view, tab = 'metrics') {
     const box = h('div', { class: 'run-sections' });
-    for (const f of sections) { try { const el = f(run, view); if (el) box.append(el); } catch (e) { showError(box, e); } }
+    for (const [f, t] of sections) if (t === tab) { try { const el = f(run, view); if (el) box.append(el); } catch (e) { showError(box, e); } }
     return box;
   }
   window.simtrack = Object.freeze({
     h, clear, api, qs, every, onCleanup, debounce, badge, tags, kvTable, copy, showError, setQuery, parseRoute,
-    fmtTime, fmtDuration, fmtNum, fmtBytes, fmtValue, fmtTick, colour, cssVar, hooks, describeAlert, route, POLL_MS,
+    fmtTime, fmtDuration, fmtNum, fmtBytes, fmtValue, fmtTick, colour, cssVar, hooks, describeAlert, ackControl, route, POLL_MS,
+    chartOpts, toSeries, setBad, LIVE, unitOf, commonUnit, withUnit,
     user: () => user,
     page(name, fn, navLabel) {
       PAGES[name] = fn;
@@ -1559,7 +1599,7 @@ target_link_libraries(my_solver PRIVATE simtrack::fortran)    # Fortran`),
         nav.insertBefore(h('a', { href: '#/' + name, dataset: { page: name } }, navLabel), nav.querySelector('a.primary'));
       }
     },
-    runSection(fn) { sections.push(fn); },
+    runSection(fn, tab = 'metrics') { sections.push([fn, tab]); },
     // fn({runs, labels, metrics, colourOf(k), hidden}) -> {node, redraw()} or null.
     compareSection(fn) { compareSections.push(fn); },
   });

@@ -362,6 +362,33 @@ pub unsafe extern "C" fn simtrack_set_metadata_bool(
     set_meta(run, key, || Ok(MetaValue::Bool(value != 0)))
 }
 
+/// Records the unit of metric `name`, shown on the web UI's chart axes and
+/// tables: any short text, such as `"m/s"`, `"K"` or `"1"`; NULL or `""`
+/// removes it. Call it once per metric, at any time (the simvue client's
+/// `set_metric_units` records the same).
+///
+/// # Safety
+/// `run` is NULL or a handle from `simtrack_init`; `name` and `unit` are
+/// NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn simtrack_metric_unit(
+    run: *mut Handle,
+    name: *const c_char,
+    unit: *const c_char,
+) -> Status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (run, name, unit) = unsafe {
+            (
+                borrow(run)?,
+                req_str(name, "name")?,
+                opt_str(unit, "unit")?.unwrap_or(""),
+            )
+        };
+        run.set_metric_unit(name, unit)
+    })
+}
+
 /// Saves the file at `path` with the run, as `category` `"code"`, `"input"` or
 /// `"output"`. The file is captured (copied and its SHA-256 taken) during the
 /// call, so later changes to it do not change what was saved; the upload

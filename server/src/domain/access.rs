@@ -841,6 +841,10 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
         self.writable(run)?;
         self.tx.set_alert_state(run, alert, status, at)
     }
+    fn acknowledge_alert(&self, run: &str, alert: &str, by: &str, at: i64) -> Result<()> {
+        self.writable(run)?;
+        self.tx.acknowledge_alert(run, alert, by, at)
+    }
 
     fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()> {
         self.writable(run)?;

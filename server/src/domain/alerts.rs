@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use simtrack::model::MAX_NAME_BYTES;
 
 use super::{Error, Result, check_name, events, metrics, runs};
-use crate::storage::{AlertPatch, AlertRow, ReadTx, WriteTx};
+use crate::storage::{AlertPatch, AlertRow, Attached, ReadTx, WriteTx};
 use crate::util::{fmt_ts, new_id, now_us};
 
 /// Metric alert rules.
@@ -276,6 +276,57 @@ pub fn state_value(s: &str) -> Value {
     }
 }
 
+/// An attached alert as a run's document lists it: the definition, the
+/// run's state of it and, while it is critical and someone acknowledged
+/// it, `acknowledged: {by, at}` (else `null`).
+pub fn attached_doc(a: &Attached) -> Value {
+    json!({
+        "alert": doc(&a.alert),
+        "status": state_value(&a.status),
+        "acknowledged": a.acknowledged.as_ref().map(|k| json!({"by": k.by, "at": fmt_ts(k.at)})),
+    })
+}
+
+/// `who` acknowledges that alert `id` is critical on `run`: the alert
+/// stays critical (and listed) but no longer asks for attention, and
+/// notifies nothing more until it clears and fires again. Only the run's
+/// owner or an administrator may (the storage view refuses others).
+/// Acknowledging an alert that is not critical there is a conflict.
+pub fn acknowledge(tx: &dyn WriteTx, id: &str, run: &str, who: &str) -> Result<Value> {
+    let alert = row(tx, id)?;
+    runs::status_of(tx, run)?;
+    match tx.run_alert_status(run, id)?.as_deref() {
+        None => {
+            return Err(Error::not_found(format!(
+                "alert {id} is not attached to run {run}"
+            )));
+        }
+        Some("critical") => {}
+        Some(_) => {
+            return Err(Error::conflict(format!(
+                "alert '{}' is not critical on run {run}",
+                alert.name
+            )));
+        }
+    }
+    let already = tx
+        .attached(Some(run))?
+        .into_iter()
+        .any(|a| a.alert.id == id && a.acknowledged.is_some());
+    let now = now_us();
+    tx.acknowledge_alert(run, id, who, now)?;
+    if !already {
+        events::record(
+            tx,
+            run,
+            now,
+            "info",
+            &format!("[simtrack] alert '{}' acknowledged by {who}", alert.name),
+        )?;
+    }
+    Ok(json!({}))
+}
+
 /// Attaches an alert to a run; a user alert not attached before starts
 /// [`UNSET`].
 pub fn attach(tx: &dyn WriteTx, run: &str, alert: &AlertRow) -> Result<()> {
@@ -321,6 +372,13 @@ fn set_state_valued(
     if old == status {
         return Ok(());
     }
+    // An acknowledged alert notifies nothing more, not even its clearing;
+    // the change withdraws the acknowledgement, so its next firing does.
+    let acknowledged = old == "critical"
+        && tx
+            .attached(Some(run))?
+            .iter()
+            .any(|a| a.alert.id == alert.id && a.acknowledged.is_some());
     let now = now_us();
     tx.set_alert_state(run, &alert.id, status, now)?;
     let level = if status == "critical" {
@@ -342,7 +400,9 @@ fn set_state_valued(
     if status == "critical" && alert.abort {
         runs::request_abort(tx, run, &format!("alert '{}' is critical", alert.name))?;
     }
-    super::notify::on_alert(tx, run, alert, &old, status, value)?;
+    if !acknowledged {
+        super::notify::on_alert(tx, run, alert, &old, status, value)?;
+    }
     Ok(())
 }
 

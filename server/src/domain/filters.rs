@@ -476,6 +476,19 @@ impl Filter {
             }
             "folder.path" | "folder" => one(doc.get("folder").or_else(|| doc.get("path"))),
             "event.message" => one(doc.get("message")),
+            // One candidate per critical alert: whether it was
+            // acknowledged (`alert.acknowledged == false`: a run with a
+            // critical alert nobody acknowledged yet).
+            "alert.acknowledged" => doc
+                .get("alerts")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter(|x| x.get("status").and_then(Value::as_str) == Some("critical"))
+                        .map(|x| Value::Bool(x.get("acknowledged").is_some_and(|k| !k.is_null())))
+                        .collect()
+                })
+                .unwrap_or_default(),
             "alert.name" | "alert.status" | "alert.id" => {
                 let key = &lhs["alert.".len()..];
                 doc.get("alerts")
@@ -551,5 +564,12 @@ mod tests {
         assert!(ok("user == self") && ok("alert.status == critical") && ok("alert.name == hi"));
         assert!(ok("system.hostname == h"));
         assert!(parse("nonsense").is_err());
+        // Only critical alerts answer `alert.acknowledged`.
+        assert!(ok("alert.acknowledged == false") && !ok("alert.acknowledged == true"));
+        let acked = json!({"alerts": [
+            {"alert": {"name": "hi"}, "status": "critical", "acknowledged": {"by": "me"}},
+            {"alert": {"name": "lo"}, "status": "ok", "acknowledged": null}]});
+        let f = |s: &str| parse(s).unwrap().matches(&acked, "me");
+        assert!(f("alert.acknowledged == true") && !f("alert.acknowledged == false"));
     }
 }

@@ -144,10 +144,28 @@ fn load_without_metrics(tx: &dyn ReadTx, id: &str) -> Result<Value> {
     d["alerts"] = Value::Array(
         tx.attached(Some(id))?
             .iter()
-            .map(|a| json!({ "alert": super::alerts::doc(&a.alert), "status": super::alerts::state_value(&a.status) }))
+            .map(super::alerts::attached_doc)
             .collect(),
     );
     Ok(d)
+}
+
+/// Merges `new` into `old`: objects key by key (recursively), anything
+/// else replaced.
+fn merge_deep(old: &mut Value, new: &Value) {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            for (k, v) in n {
+                match o.get_mut(k) {
+                    Some(slot) => merge_deep(slot, v),
+                    None => {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (o, n) => *o = n.clone(),
+    }
 }
 
 /// The status of the run a batch of metrics or events names: a batch
@@ -450,7 +468,18 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
                     .as_object()
                     .cloned()
                     .unwrap_or_default();
-                merged.extend(new.clone());
+                for (k, v) in new {
+                    // `simvue` holds what clients record about the run's
+                    // data (the simvue client's and the library's metric
+                    // units, `simvue.metrics.NAME.units`), sent a piece at
+                    // a time: merged, not replaced.
+                    match (k.as_str(), merged.get_mut(k)) {
+                        ("simvue", Some(old)) => merge_deep(old, v),
+                        _ => {
+                            merged.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
                 p.metadata = Some(object_text(&Value::Object(merged), "metadata")?);
             }
             "system" => p.system = Some(object_text(v, k)?),
@@ -686,10 +715,8 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
     let mut attached: HashMap<String, Vec<Value>> = HashMap::new();
     if need_alerts {
         for a in tx.attached(None)? {
-            attached
-                .entry(a.run_id)
-                .or_default()
-                .push(json!({"alert": super::alerts::doc(&a.alert), "status": super::alerts::state_value(&a.status)}));
+            let d = super::alerts::attached_doc(&a);
+            attached.entry(a.run_id).or_default().push(d);
         }
     }
     let projection = RunProjection {

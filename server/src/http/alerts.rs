@@ -104,3 +104,20 @@ pub async fn set_status(
     })
     .await
 }
+
+/// `POST /api/alerts/{id}/acknowledge/{run}` → `{}`: the run's owner or an
+/// administrator acknowledges the alert being critical on the run (409
+/// when it is not critical there).
+pub async fn acknowledge(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, run)): Path<(String, String)>,
+) -> ApiResult {
+    let idem = idem(&caller, &headers)?;
+    let who = caller.0.user.clone();
+    write_once(&st, &caller, idem, move |tx| {
+        alerts::acknowledge(tx, &id, &run, &who)
+    })
+    .await
+}

@@ -30,7 +30,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use crate::config::ServerConfig;
@@ -658,6 +658,7 @@ pub fn router(state: AppState) -> Router {
             "/alerts/{id}/status/{run}",
             get(alerts::get_status).put(alerts::set_status),
         )
+        .route("/alerts/{id}/acknowledge/{run}", post(alerts::acknowledge))
         .merge(grid_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);

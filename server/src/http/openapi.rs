@@ -225,6 +225,13 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "post",
+        "/api/alerts/{id}/acknowledge/{run}",
+        "Acknowledge an alert critical on a run (its owner or an administrator): it stays critical but notifies nothing more until it clears",
+        "",
+        true,
+    ),
+    (
         "get",
         "/api/audit",
         "The audit trail, newest first (administrators only): before, count",

@@ -529,6 +529,18 @@ pub struct Attached {
     pub alert: AlertRow,
     /// `ok` or `critical`.
     pub status: String,
+    /// Who acknowledged the alert being critical on this run, and when
+    /// (cleared whenever the state changes).
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// An acknowledgement of an alert that is critical on a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// The user who acknowledged it.
+    pub by: String,
+    /// When (microseconds since the epoch).
+    pub at: i64,
 }
 
 /// One event of a run.
@@ -949,8 +961,12 @@ pub trait WriteTx: ReadTx {
     fn attach_alert(&self, run: &str, alert: &str) -> Result<()>;
     /// Detaches every alert of `run` not in `keep`.
     fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()>;
-    /// Sets the run's state of an attached alert.
+    /// Sets the run's state of an attached alert, withdrawing any
+    /// acknowledgement of it.
     fn set_alert_state(&self, run: &str, alert: &str, status: &str, at: i64) -> Result<()>;
+    /// Records that `by` acknowledged the run's state of an attached alert
+    /// (replacing an earlier acknowledgement).
+    fn acknowledge_alert(&self, run: &str, alert: &str, by: &str, at: i64) -> Result<()>;
 
     /// Adds an event.
     fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()>;

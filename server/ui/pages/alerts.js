@@ -1,12 +1,14 @@
 // The Alerts page: the runs that are critical now (running runs only: an
-// ended run is not "critical now"), and the alert definitions, which can be
-// created, edited, enabled or disabled and deleted here.
+// ended run is not "critical now"; an alert someone acknowledged is listed
+// apart, under "Acknowledged", until it clears), and the alert definitions,
+// which can be created, edited, enabled or disabled and deleted here.
 'use strict';
 (() => {
-  const { h, clear, api, qs, every, badge, showError, describeAlert, route, POLL_MS } = window.simtrack;
+  const { h, clear, api, qs, every, badge, showError, describeAlert, ackControl, route, POLL_MS } = window.simtrack;
   const RULES = ['is above', 'is below', 'is inside range', 'is outside range'];
   const AGGREGATIONS = ['average', 'sum', 'at least one', 'all'];
-  const CRITICAL_NOW = ['alert.status == critical', 'status == running'];
+  const CRITICAL = ['alert.status == critical', 'status == running'];
+  const CRITICAL_NOW = ['alert.acknowledged == false', 'status == running'];
 
   // The form for a new alert (`a` undefined) or an existing one.
   function alertForm(a, done) {
@@ -80,12 +82,20 @@
   }
 
   async function alertsPage(r, view) {
-    const [alerts, critical] = await Promise.all([
+    const [alerts, anyCritical] = await Promise.all([
       api('/api/alerts?' + qs({ count: 10000 })),
-      api('/api/runs?' + qs({ filters: CRITICAL_NOW, count: 1000 })),
+      api('/api/runs?' + qs({ filters: CRITICAL, count: 1000 })),
     ]);
+    const open_ = (x) => (x.alerts || []).filter((a) => a.status === 'critical' && !a.acknowledged);
+    const critical = anyCritical.data.filter((x) => open_(x).length);
+    const acked = anyCritical.data.filter((x) => !open_(x).length);
+    const ackMsg = h('span', { class: 'muted', role: 'status' });
+    const alertBadges = (x) => (x.alerts || []).filter((a) => a.status === 'critical').map((a) =>
+      h('span', { class: 'crit-alert', 'data-alert': a.alert.id }, h('span', { class: 'badge critical' }, a.alert.name), ' ', ackControl(x, a, route, ackMsg), ' '));
+    const runRows = (list, id) => h('div', { class: 'table-wrap' }, h('table', { id }, h('tbody', {}, list.map((x) => h('tr', { 'data-run': x.id }, h('td', {}, badge(x.status)),
+      h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', {}, alertBadges(x)))))));
     const byAlert = new Map();
-    for (const run of critical.data) for (const a of run.alerts || []) if (a.status === 'critical') {
+    for (const run of anyCritical.data) for (const a of run.alerts || []) if (a.status === 'critical') {
       if (!byAlert.has(a.alert.id)) byAlert.set(a.alert.id, []);
       byAlert.get(a.alert.id).push(run);
     }
@@ -109,16 +119,17 @@
     };
     view.append(h('div', { class: 'row' }, h('h1', { class: 'grow' }, 'Alerts'), h('button', { type: 'button', class: 'primary', id: 'new-alert', onclick: () => open() }, 'New alert')),
       formHolder,
-      h('h2', {}, `Critical now (${critical.count} running run${critical.count === 1 ? '' : 's'})`),
-      critical.data.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'critical-runs' }, h('tbody', {}, critical.data.map((x) => h('tr', {}, h('td', {}, badge(x.status)), h('td', { class: 'name' }, h('a', { href: '#/run/' + encodeURIComponent(x.id) }, x.name)), h('td', {}, (x.alerts || []).filter((a) => a.status === 'critical').map((a) => h('span', { class: 'badge critical' }, a.alert.name)))))))) : h('p', { class: 'muted' }, 'No running run is critical.'),
+      h('h2', { id: 'critical-now' }, `Critical now (${critical.length} running run${critical.length === 1 ? '' : 's'})`),
+      critical.length ? runRows(critical, 'critical-runs') : h('p', { class: 'muted' }, 'No running run is critical.'), ackMsg,
+      ...(acked.length ? [h('h2', {}, `Acknowledged (${acked.length})`), h('p', { class: 'muted' }, 'Still critical, but seen: they notify nothing more until they clear and fire again.'), runRows(acked, 'acknowledged-runs')] : []),
       h('h2', {}, `Definitions (${alerts.count})`),
       h('div', { class: 'table-wrap' }, h('table', { id: 'alert-defs' },
         h('thead', {}, h('tr', {}, ['Name', 'Rule', 'Enabled', 'Aborts run', 'Notification', 'Critical runs', ''].map((t) => h('th', {}, t)))),
         h('tbody', {}, alerts.data.map(rowFor)))));
     every(view, POLL_MS * 3, async () => {
       if (formHolder.childElementCount) return; // never re-render under a form being filled in
-      const n = await api('/api/runs?' + qs({ filters: CRITICAL_NOW, count: 1 }));
-      if (n.count !== critical.count) route();
+      const [n, all] = await Promise.all([api('/api/runs?' + qs({ filters: CRITICAL_NOW, count: 1 })), api('/api/runs?' + qs({ filters: CRITICAL, count: 1 }))]);
+      if (n.count !== critical.length || all.count !== anyCritical.count) route();
     });
   }
   window.simtrack.page('alerts', alertsPage);

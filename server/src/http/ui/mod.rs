@@ -47,6 +47,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../../ui/pages/grids.js"),
     },
     Asset {
+        path: "pages/resources.js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../../ui/pages/resources.js"),
+    },
+    Asset {
         path: "app.css",
         mime: "text/css; charset=utf-8",
         bytes: include_bytes!("../../../ui/app.css"),

@@ -190,6 +190,16 @@ CREATE TABLE tags (
 "#,
     ),
     (
+        10,
+        // Acknowledgements of alerts critical on a run (withdrawn when the
+        // state changes).
+        r#"
+CREATE TABLE alert_acks (
+    run_id TEXT NOT NULL, alert_id TEXT NOT NULL, by_user TEXT NOT NULL, at BIGINT NOT NULL,
+    PRIMARY KEY (run_id, alert_id));
+"#,
+    ),
+    (
         11,
         // Failed sign-ins per user name and per address, counted by every
         // replica together.

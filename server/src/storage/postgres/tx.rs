@@ -7,13 +7,13 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
+use crate::storage::{Acknowledgement, ChannelRow, OutboxRow};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
     TagRow, TokenRow, UserRow, WriteTx,
 };
-use crate::storage::{ChannelRow, OutboxRow};
 
 mod notify;
 
@@ -376,8 +376,10 @@ impl ReadTx for Tx<'_> {
 
     fn attached(&self, run: Option<&str>) -> Result<Vec<Attached>> {
         let sql = format!(
-            "SELECT ra.run_id AS run_id, ra.status AS run_alert_status, {ALERT_COLUMNS}
+            "SELECT ra.run_id AS run_id, ra.status AS run_alert_status,
+             k.by_user AS ack_by, k.at AS ack_at, {ALERT_COLUMNS}
              FROM run_alerts ra JOIN alerts a ON a.id = ra.alert_id
+             LEFT JOIN alert_acks k ON k.run_id = ra.run_id AND k.alert_id = ra.alert_id
              WHERE $1::text IS NULL OR ra.run_id = $1 ORDER BY a.created"
         );
         self.rows(&sql, &[&run])?
@@ -386,6 +388,13 @@ impl ReadTx for Tx<'_> {
                 Ok(Attached {
                     run_id: get(r, "run_id")?,
                     status: get(r, "run_alert_status")?,
+                    acknowledged: match get::<Option<String>>(r, "ack_by")? {
+                        Some(by) => Some(Acknowledgement {
+                            by,
+                            at: get(r, "ack_at")?,
+                        }),
+                        None => None,
+                    },
                     alert: alert_row(r)?,
                 })
             })
@@ -885,6 +894,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_series WHERE run_id = $1",
             "DELETE FROM events WHERE run_id = $1",
             "DELETE FROM run_alerts WHERE run_id = $1",
+            "DELETE FROM alert_acks WHERE run_id = $1",
             "DELETE FROM alert_windows WHERE run_id = $1",
             "DELETE FROM run_artifacts WHERE run_id = $1",
             "DELETE FROM grid_values WHERE run_id = $1",
@@ -947,6 +957,7 @@ impl WriteTx for Tx<'_> {
 
     fn alert_delete(&self, id: &str) -> Result<()> {
         self.exec("DELETE FROM run_alerts WHERE alert_id = $1", &[&id])?;
+        self.exec("DELETE FROM alert_acks WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alert_windows WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alerts WHERE id = $1", &[&id])?;
         Ok(())
@@ -965,6 +976,10 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM run_alerts WHERE run_id = $1 AND alert_id <> ALL($2::text[])",
             &[&run, &keep],
         )?;
+        self.exec(
+            "DELETE FROM alert_acks WHERE run_id = $1 AND alert_id <> ALL($2::text[])",
+            &[&run, &keep],
+        )?;
         Ok(())
     }
 
@@ -972,6 +987,19 @@ impl WriteTx for Tx<'_> {
         self.exec(
             "UPDATE run_alerts SET status = $3, changed = $4 WHERE run_id = $1 AND alert_id = $2",
             &[&run, &alert, &status, &at],
+        )?;
+        self.exec(
+            "DELETE FROM alert_acks WHERE run_id = $1 AND alert_id = $2",
+            &[&run, &alert],
+        )?;
+        Ok(())
+    }
+
+    fn acknowledge_alert(&self, run: &str, alert: &str, by: &str, at: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO alert_acks (run_id, alert_id, by_user, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id, alert_id) DO UPDATE SET by_user = $3, at = $4",
+            &[&run, &alert, &by, &at],
         )?;
         Ok(())
     }

@@ -113,6 +113,9 @@ CREATE INDEX IF NOT EXISTS folder_views_user ON folder_views(user);
 CREATE TABLE IF NOT EXISTS signin_failures (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, since INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS signin_failures_since ON signin_failures(since);
+CREATE TABLE IF NOT EXISTS alert_acks (
+    run_id TEXT NOT NULL, alert_id TEXT NOT NULL, by_user TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (run_id, alert_id));
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data

@@ -5,13 +5,13 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
+use crate::storage::{Acknowledgement, ChannelRow, OutboxRow};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TagRow,
     TokenRow, UserRow, WriteTx,
 };
-use crate::storage::{ChannelRow, OutboxRow};
 
 mod notify;
 
@@ -361,8 +361,10 @@ impl ReadTx for Tx<'_> {
     fn attached(&self, run: Option<&str>) -> Result<Vec<Attached>> {
         self.0
             .prepare_cached(
-                "SELECT ra.run_id AS run_id, ra.status AS run_alert_status, a.* FROM run_alerts ra
+                "SELECT ra.run_id AS run_id, ra.status AS run_alert_status,
+                 k.by_user AS ack_by, k.at AS ack_at, a.* FROM run_alerts ra
                  JOIN alerts a ON a.id = ra.alert_id
+                 LEFT JOIN alert_acks k ON k.run_id = ra.run_id AND k.alert_id = ra.alert_id
                  WHERE ?1 IS NULL OR ra.run_id = ?1 ORDER BY a.created",
             )
             .and_then(|mut s| {
@@ -370,6 +372,13 @@ impl ReadTx for Tx<'_> {
                     Ok(Attached {
                         run_id: r.get("run_id")?,
                         status: r.get("run_alert_status")?,
+                        acknowledged: match r.get::<_, Option<String>>("ack_by")? {
+                            Some(by) => Some(Acknowledgement {
+                                by,
+                                at: r.get("ack_at")?,
+                            }),
+                            None => None,
+                        },
                         alert: alert_row(r)?,
                     })
                 })?
@@ -907,6 +916,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_series WHERE run_id = ?1",
             "DELETE FROM events WHERE run_id = ?1",
             "DELETE FROM run_alerts WHERE run_id = ?1",
+            "DELETE FROM alert_acks WHERE run_id = ?1",
             "DELETE FROM alert_windows WHERE run_id = ?1",
             "DELETE FROM run_artifacts WHERE run_id = ?1",
             "DELETE FROM grid_values WHERE run_id = ?1",
@@ -999,6 +1009,9 @@ impl WriteTx for Tx<'_> {
             .execute("DELETE FROM run_alerts WHERE alert_id = ?1", params![id])
             .map_err(db)?;
         self.0
+            .execute("DELETE FROM alert_acks WHERE alert_id = ?1", params![id])
+            .map_err(db)?;
+        self.0
             .execute("DELETE FROM alert_windows WHERE alert_id = ?1", params![id])
             .map_err(db)?;
         self.0
@@ -1017,13 +1030,15 @@ impl WriteTx for Tx<'_> {
 
     fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()> {
         let keep = serde_json::Value::from(keep.to_vec()).to_string();
-        self.0
-            .prepare_cached(
-                "DELETE FROM run_alerts WHERE run_id = ?1
-                 AND alert_id NOT IN (SELECT value FROM json_each(?2))",
-            )
-            .and_then(|mut s| s.execute(params![run, keep]))
-            .map_err(db)?;
+        for table in ["run_alerts", "alert_acks"] {
+            self.0
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE run_id = ?1
+                     AND alert_id NOT IN (SELECT value FROM json_each(?2))"
+                ))
+                .and_then(|mut s| s.execute(params![run, keep]))
+                .map_err(db)?;
+        }
         Ok(())
     }
 
@@ -1033,6 +1048,21 @@ impl WriteTx for Tx<'_> {
                 "UPDATE run_alerts SET status = ?3, changed = ?4 WHERE run_id = ?1 AND alert_id = ?2",
             )
             .and_then(|mut s| s.execute(params![run, alert, status, at]))
+            .map_err(db)?;
+        self.0
+            .prepare_cached("DELETE FROM alert_acks WHERE run_id = ?1 AND alert_id = ?2")
+            .and_then(|mut s| s.execute(params![run, alert]))
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn acknowledge_alert(&self, run: &str, alert: &str, by: &str, at: i64) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO alert_acks (run_id, alert_id, by_user, at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![run, alert, by, at]))
             .map_err(db)?;
         Ok(())
     }
