@@ -604,6 +604,19 @@ pub struct UserRow {
     pub created: i64,
 }
 
+/// A group as a record of its own (Simvue's tenant): groups also exist
+/// implicitly, as the `group` of their users; a record gives one a
+/// creation time and settings before it has members.
+#[derive(Debug, Clone, Default)]
+pub struct TenantRow {
+    /// The group's name (its id).
+    pub name: String,
+    /// Its settings, a JSON document (opaque here; the domain owns it).
+    pub doc: String,
+    /// Microseconds since the epoch.
+    pub created: i64,
+}
+
 /// One entry of the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct AuditRow {
@@ -877,6 +890,13 @@ pub trait ReadTx {
     fn user_get(&self, name: &str) -> Result<Option<UserRow>>;
     /// Every user, by name.
     fn users(&self) -> Result<Vec<UserRow>>;
+    /// A user's profile as the Simvue user API sends it (full name, roles;
+    /// a JSON document opaque here), if one was set.
+    fn user_profile(&self, name: &str) -> Result<Option<String>>;
+    /// The group record `name`.
+    fn tenant_get(&self, name: &str) -> Result<Option<TenantRow>>;
+    /// Every group record, by name.
+    fn tenants(&self) -> Result<Vec<TenantRow>>;
     /// The newest `limit` audit entries with a sequence number below
     /// `before` (all when `None`), newest first.
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>>;
@@ -985,6 +1005,12 @@ pub trait WriteTx: ReadTx {
     fn token_touch(&self, id: &str, at: i64) -> Result<()>;
     /// Adds a user, or replaces the one of the same name.
     fn user_put(&self, u: &UserRow) -> Result<()>;
+    /// Sets a user's profile document.
+    fn user_profile_put(&self, name: &str, doc: &str) -> Result<()>;
+    /// Adds a group record, or replaces the one of the same name.
+    fn tenant_put(&self, t: &TenantRow) -> Result<()>;
+    /// Removes a group record; whether it existed.
+    fn tenant_delete(&self, name: &str) -> Result<bool>;
     /// Appends to the audit trail.
     fn audit_insert(&self, a: &AuditRow) -> Result<()>;
     /// Saves the window state of an alert on a run.

@@ -189,6 +189,14 @@ CREATE TABLE tags (
     description TEXT, created BIGINT NOT NULL, owner TEXT NOT NULL DEFAULT '');
 "#,
     ),
+    (
+        13,
+        // Groups as records (Simvue's tenants) and users' Simvue profiles.
+        r#"
+CREATE TABLE tenants (name TEXT PRIMARY KEY, doc TEXT NOT NULL, created BIGINT NOT NULL);
+CREATE TABLE user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -106,6 +106,9 @@ CREATE TABLE IF NOT EXISTS grid_values (
 CREATE TABLE IF NOT EXISTS tags (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, colour TEXT NOT NULL,
     description TEXT, created INTEGER NOT NULL, user TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY, doc TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data
