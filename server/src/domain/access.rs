@@ -875,6 +875,11 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
     fn tag_insert(&self, t: &TagRow) -> Result<()> {
         self.tx.tag_insert(t)
     }
+    // A run may carry a tag name another user made (and the caller cannot
+    // see): the name stays that tag.
+    fn tag_ensure(&self, t: &TagRow) -> Result<()> {
+        self.tx.tag_ensure(t)
+    }
     // Renaming or deleting a tag changes every run carrying it: its
     // creator or an administrator.
     fn tag_update(&self, t: &TagRow) -> Result<()> {

@@ -58,11 +58,11 @@ fn description_field(v: &Value) -> Result<Option<String>> {
 }
 
 /// Makes a tag for every name in `names` that is not one yet (a run
-/// started using it).
+/// started using it), including names whose tag the caller cannot see.
 pub fn register(tx: &dyn WriteTx, names: &[String], user: &str) -> Result<()> {
     for name in names {
         if tx.tag_by_name(name)?.is_none() {
-            tx.tag_insert(&TagRow {
+            tx.tag_ensure(&TagRow {
                 id: new_id(),
                 name: name.clone(),
                 colour: default_colour(name),

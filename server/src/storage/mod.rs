@@ -482,6 +482,9 @@ pub struct AlertRow {
     pub alert: Option<String>,
     pub created: i64,
     pub user: String,
+    /// JSON text of its options besides the rule (`auto`, `run_tags`,
+    /// `delay`; opaque here, the domain owns it); `{}` when none.
+    pub options: String,
 }
 
 /// Changes to an alert (`None` leaves a field alone).
@@ -493,6 +496,7 @@ pub struct AlertPatch {
     pub enabled: Option<bool>,
     pub abort: Option<bool>,
     pub alert: Option<Option<String>>,
+    pub options: Option<String>,
 }
 
 impl AlertPatch {
@@ -503,6 +507,7 @@ impl AlertPatch {
             ("name", &self.name),
             ("description", &self.description),
             ("notification", &self.notification),
+            ("options", &self.options),
         ] {
             if let Some(v) = v {
                 c.push((col, Cell::Text(Some(v.clone()))));
@@ -992,6 +997,8 @@ pub trait WriteTx: ReadTx {
 
     /// Adds a tag.
     fn tag_insert(&self, t: &TagRow) -> Result<()>;
+    /// Adds a tag unless one of that name exists (whoever may see it).
+    fn tag_ensure(&self, t: &TagRow) -> Result<()>;
     /// Sets a tag's name, colour and description.
     fn tag_update(&self, t: &TagRow) -> Result<()>;
     /// Removes a tag record.

@@ -191,10 +191,12 @@ CREATE TABLE tags (
     ),
     (
         13,
-        // Groups as records (Simvue's tenants) and users' Simvue profiles.
+        // Groups as records (Simvue's tenants) and users' Simvue profiles;
+        // alert options besides the rule (auto, run_tags, delay).
         r#"
 CREATE TABLE tenants (name TEXT PRIMARY KEY, doc TEXT NOT NULL, created BIGINT NOT NULL);
 CREATE TABLE user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
 "#,
     ),
 ];

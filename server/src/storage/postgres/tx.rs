@@ -86,7 +86,7 @@ fn folder_row(r: &Row) -> Result<FolderRow> {
     })
 }
 
-const ALERT_COLUMNS: &str = "a.id, a.name, a.source, a.description, a.notification, a.enabled, a.abort, a.alert, a.created, a.owner";
+const ALERT_COLUMNS: &str = "a.id, a.name, a.source, a.description, a.notification, a.enabled, a.abort, a.alert, a.created, a.owner, a.options";
 
 fn alert_row(r: &Row) -> Result<AlertRow> {
     Ok(AlertRow {
@@ -98,6 +98,7 @@ fn alert_row(r: &Row) -> Result<AlertRow> {
         enabled: get(r, "enabled")?,
         abort: get(r, "abort")?,
         alert: get(r, "alert")?,
+        options: get(r, "options")?,
         created: get(r, "created")?,
         user: get(r, "owner")?,
     })
@@ -934,7 +935,7 @@ impl WriteTx for Tx<'_> {
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
         self.exec(
             "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert,
-             created, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+             created, owner, options) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
             &[
                 &a.id,
                 &a.name,
@@ -946,6 +947,7 @@ impl WriteTx for Tx<'_> {
                 &a.alert,
                 &a.created,
                 &a.user,
+                &a.options,
             ],
         )?;
         Ok(())
@@ -1100,6 +1102,22 @@ impl WriteTx for Tx<'_> {
         self.exec(
             "INSERT INTO tags (id, name, colour, description, created, owner)
              VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &t.id,
+                &t.name,
+                &t.colour,
+                &t.description,
+                &t.created,
+                &t.user,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn tag_ensure(&self, t: &TagRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO tags (id, name, colour, description, created, owner)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
             &[
                 &t.id,
                 &t.name,

@@ -137,6 +137,8 @@ CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL,
     action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL, ip TEXT NOT NULL);
 "#,
+    // 2: alert options besides the rule (auto, run_tags, delay).
+    "ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Applies the [`MIGRATIONS`] the database at `c` lacks, each in its own

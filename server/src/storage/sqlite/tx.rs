@@ -125,6 +125,7 @@ fn alert_row(r: &Row) -> rusqlite::Result<AlertRow> {
         alert: r.get("alert")?,
         created: r.get("created")?,
         user: r.get("user")?,
+        options: r.get("options")?,
     })
 }
 
@@ -959,8 +960,8 @@ impl WriteTx for Tx<'_> {
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
         self.0
             .execute(
-                "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert, created, user)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert, created, user, options)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                 params![
                     a.id,
                     a.name,
@@ -971,7 +972,8 @@ impl WriteTx for Tx<'_> {
                     a.abort,
                     a.alert,
                     a.created,
-                    a.user
+                    a.user,
+                    a.options
                 ],
             )
             .map_err(db)?;
@@ -1171,6 +1173,26 @@ impl WriteTx for Tx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![t.id, t.name, t.colour, t.description, t.created, t.user],
             )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn tag_ensure(&self, t: &TagRow) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO tags (id, name, colour, description, created, user)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    t.id,
+                    t.name,
+                    t.colour,
+                    t.description,
+                    t.created,
+                    t.user
+                ])
+            })
             .map_err(db)?;
         Ok(())
     }
