@@ -3,9 +3,10 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, token, urlencode, wait_for};
+use common::{Api, Server, token, token_with, urlencode, wait_for};
 use serde_json::{Value, json};
 
 fn ts(offset_s: f64) -> String {
@@ -1172,4 +1173,140 @@ fn simvue_client_suite_differences() {
     // Deleting a run answers {}.
     let del = api.send("DELETE", &format!("/api/runs/{run}"), &[], None);
     assert_eq!((del.status, del.json()), (200, json!({})));
+}
+
+/// Simvue's alert options: `delay` holds a threshold alert back until its
+/// condition has lasted that many seconds (in the run's data time, the
+/// count restarting when it stops holding); `auto` with `run_tags`
+/// attaches an alert to its creator's runs carrying one of those tags.
+#[test]
+fn alert_delay_and_run_tag_auto_assignment() {
+    let (dir, server, api) = setup(&[]);
+    let rule = json!({"rule": "is above", "metric": "m", "threshold": 5.0,
+                      "aggregation": "average", "window": 0.01, "frequency": 1});
+    let alert = |name: &str, extra: Value| {
+        let mut body = json!({"name": name, "source": "metrics", "alert": rule});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = api.json("POST", "/api/alerts", &body);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    let delayed = alert("delayed", json!({"delay": 10}));
+    let at_once = alert("at once", json!({}));
+    assert_eq!(api.ok(&format!("/api/alerts/{delayed}"))["delay"], 10);
+    // Refused: a negative delay, a delay on an event alert, run_tags that
+    // are not names.
+    for body in [
+        json!({"name": "x", "source": "metrics", "alert": rule, "delay": -1}),
+        json!({"name": "x", "source": "events", "delay": 5,
+               "alert": {"pattern": "p", "frequency": 1}}),
+        json!({"name": "x", "source": "user", "run_tags": "hot"}),
+        json!({"name": "x", "source": "user", "auto": "yes"}),
+    ] {
+        let r = api.json("POST", "/api/alerts", &body);
+        assert_eq!(r.status, 422, "{body}: {}", r.text);
+    }
+    let status = |alert: &str, run: &str| {
+        api.ok(&format!("/api/alerts/{alert}/status/{run}"))["status"].clone()
+    };
+    let log = |run: &str, from: i64, n: i64, v: f64| {
+        let r = api.msgpack("/api/metrics", None, &points(run, "m", from, n, |_| v));
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+
+    // Points every 0.1 s, all above the threshold.
+    let r1 = api.create_run(json!({"name": "r1", "alerts": [delayed, at_once]}));
+    log(&r1, 0, 10, 20.0); // held since 0.9 s
+    assert_eq!(status(&at_once, &r1), "critical");
+    assert_ne!(status(&delayed, &r1), "critical");
+    log(&r1, 10, 90, 20.0); // 9.9 s: held 9 s
+    assert_ne!(status(&delayed, &r1), "critical");
+    log(&r1, 100, 20, 20.0); // 11.9 s: held 11 s
+    assert_eq!(status(&delayed, &r1), "critical");
+
+    // A break restarts the count.
+    let r2 = api.create_run(json!({"name": "r2", "alerts": [delayed]}));
+    log(&r2, 0, 50, 20.0); // held since 4.9 s
+    log(&r2, 50, 10, 0.0); // 5.9 s: the window is below: ok
+    assert_eq!(status(&delayed, &r2), "ok");
+    log(&r2, 60, 110, 20.0); // held again since 16.9 s
+    assert_eq!(status(&delayed, &r2), "ok");
+    log(&r2, 170, 110, 20.0); // 27.9 s: held 11 s
+    assert_eq!(status(&delayed, &r2), "critical");
+
+    // auto + run_tags.
+    let user_alert = |name: &str, extra: Value| {
+        let mut body = json!({"name": name, "source": "user"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = api.json("POST", "/api/alerts", &body);
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    let names = |run: &str| -> BTreeSet<String> {
+        api.ok(&format!("/api/runs/{run}"))["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["alert"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
+    // A running and a finished run carrying "warm", made before the alert.
+    let warm = api.create_run(json!({"name": "warm", "tags": ["warm"], "status": "running"}));
+    let done = api.create_run(json!({"name": "done", "tags": ["warm"], "status": "running"}));
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{done}"),
+        &json!({"status": "completed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let hot = user_alert("hot", json!({"auto": true, "run_tags": ["hot", "warm"]}));
+    let manual = user_alert("manual", json!({"auto": false, "run_tags": ["hot"]}));
+    let a = api.ok(&format!("/api/alerts/{hot}"));
+    assert_eq!(
+        (a["auto"].clone(), a["run_tags"].clone()),
+        (json!(true), json!(["hot", "warm"]))
+    );
+    assert_eq!(api.ok(&format!("/api/alerts/{manual}"))["auto"], false);
+    assert_eq!(names(&warm), set(&["hot"]), "an unfinished run gets it");
+    assert_eq!(names(&done), set(&[]), "a finished run does not");
+    // New runs carrying a tag get it; others do not, until tagged.
+    let r3 = api.create_run(json!({"name": "r3", "tags": ["x", "hot"]}));
+    assert_eq!(names(&r3), set(&["hot"]));
+    let r4 = api.create_run(json!({"name": "r4", "tags": ["cold"]}));
+    assert_eq!(names(&r4), set(&[]));
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{r4}"),
+        &json!({"tags": ["cold", "hot"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(names(&r4), set(&["hot"]));
+    // Replacing the run's alert list keeps what its tags ask for.
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{r4}"),
+        &json!({"alerts": [manual]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(names(&r4), set(&["hot", "manual"]));
+    // Turning auto on for an existing alert attaches it.
+    let r = api.json(
+        "PUT",
+        &format!("/api/alerts/{manual}"),
+        &json!({"auto": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(names(&r3), set(&["hot", "manual"]));
+    // Another user's run with the tag does not get this user's alert.
+    let other = Api::new(&server, &token_with(dir.path(), &["--name", "other"]));
+    let theirs = other.create_run(json!({"name": "theirs", "tags": ["hot"]}));
+    assert_eq!(
+        other.ok(&format!("/api/runs/{theirs}"))["alerts"],
+        json!([])
+    );
 }

@@ -470,6 +470,51 @@ fn check_route(w: &World, who: &'static str, route: &str) {
         "/api/whoami" => {
             assert_eq!(api.get(route).json()["username"], who);
         }
+        // Simvue's user and tenant API: a user sees itself and its group's
+        // members, and its group; an administrator sees everyone.
+        "/api/users" | "/api/users/{id}" => {
+            let want: BTreeSet<&str> = match who {
+                "alice" | "carol" => BTreeSet::from(["alice", "carol"]),
+                "bob" => BTreeSet::from(["bob"]),
+                _ => BTreeSet::from(["alice", "bob", "boss", "carol"]),
+            };
+            if route == "/api/users" {
+                let v = api.get(route).json();
+                let got: BTreeSet<String> = ids(&v);
+                let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+                assert_eq!(got, want, "{who}: {v}");
+            } else {
+                for u in ["alice", "bob", "boss", "carol"] {
+                    let r = api.get(&format!("/api/users/{u}"));
+                    if want.contains(u) {
+                        assert_eq!(r.status, 200, "{who} user {u}: {}", r.text);
+                        assert_eq!(r.json()["username"], u);
+                        assert_eq!(r.json()["is_admin"], u == "boss");
+                    } else {
+                        assert_eq!(r.status, 404, "{who} user {u}: {}", r.text);
+                    }
+                }
+            }
+        }
+        "/api/tenants" | "/api/tenants/{id}" => {
+            let want: BTreeSet<&str> = match who {
+                "alice" | "carol" => BTreeSet::from(["A"]),
+                "bob" => BTreeSet::from(["B"]),
+                _ => BTreeSet::from(["A", "B"]),
+            };
+            if route == "/api/tenants" {
+                let v = api.get(route).json();
+                let got: BTreeSet<String> = ids(&v);
+                let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+                assert_eq!(got, want, "{who}: {v}");
+            } else {
+                for t in ["A", "B"] {
+                    let r = api.get(&format!("/api/tenants/{t}"));
+                    let status = if want.contains(t) { 200 } else { 404 };
+                    assert_eq!(r.status, status, "{who} tenant {t}: {}", r.text);
+                }
+            }
+        }
         "/api/stats" => {
             let v = api.get(route).json();
             assert_eq!(v["runs"]["data"], see.len(), "{who}: {v}");
@@ -518,6 +563,16 @@ fn check_route(w: &World, who: &'static str, route: &str) {
                 assert_eq!(api.get(&format!("/api/grids/{g}")).status, 200, "{who}");
             }
         }
+        "/api/runs/{id}/grids" => per_run(&|_, id| format!("/api/runs/{id}/grids"), &|name, r| {
+            let v = r.json();
+            assert_eq!(v[0]["id"], w.grids[name].as_str(), "{}", r.text);
+            assert_eq!(
+                v[0]["metrics"],
+                json!([format!("field_{name}")]),
+                "{}",
+                r.text
+            );
+        }),
         "/api/runs/{id}/metrics" | "/api/runs/{id}/metrics/" => {
             per_run(&|_, id| route.replace("{id}", id), &|name, r| {
                 assert_eq!(
@@ -1380,4 +1435,169 @@ fn a_folder_one_cannot_see_answers_like_one_that_does_not_exist() {
         a.ok(&format!("/api/folders/{full}"))["description"],
         "hers too"
     );
+}
+
+/// Waits out the server's token cache ([`GENERATION_CHECK`]: a change to
+/// a user is noticed by every token within it).
+///
+/// [`GENERATION_CHECK`]: simtrack_server::domain::auth::GENERATION_CHECK
+fn settle() {
+    std::thread::sleep(simtrack_server::domain::auth::GENERATION_CHECK * 3);
+}
+
+/// Simvue's `/api/users` and `/api/tenants` (what the simvue client's
+/// `User` and `Tenant` send): administrators create, change and delete;
+/// the fields that mean something here change what a token may do.
+#[test]
+fn simvue_users_and_tenants_are_our_users_and_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let w = setup(tmp.path());
+    let (alice, boss) = (&w.apis["alice"], &w.apis["boss"]);
+
+    // Non-administrators change nothing (the client looks for this wording).
+    for (path, body) in [
+        ("/api/tenants", json!({"name": "T"})),
+        ("/api/users", json!({"username": "dan", "tenant": "A"})),
+    ] {
+        let r = alice.json("POST", path, &body);
+        assert_eq!(r.status, 403, "{path}: {}", r.text);
+        assert!(r.text.contains("You do not have permission"), "{}", r.text);
+    }
+    assert_eq!(
+        alice
+            .json("PUT", "/api/tenants/A", &json!({"is_enabled": false}))
+            .status,
+        403
+    );
+    assert_eq!(
+        alice.json("DELETE", "/api/users/carol", &json!({})).status,
+        403
+    );
+    // bob is not in alice's group: not even there for her.
+    assert_eq!(
+        alice.json("DELETE", "/api/users/bob", &json!({})).status,
+        404
+    );
+
+    // A tenant, as the client creates it; quotas we would not enforce are refused.
+    let t = boss.json(
+        "POST",
+        "/api/tenants",
+        &json!({"name": "T", "is_enabled": true, "max_request_rate": 0, "max_runs": 0,
+                "max_data_volume": 0}),
+    );
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.json()["id"], "T");
+    let again = boss.json("POST", "/api/tenants", &json!({"name": "T"}));
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(again.json()["id"], "T");
+    let quota = boss.json("POST", "/api/tenants", &json!({"name": "Q", "max_runs": 5}));
+    assert_eq!(quota.status, 422, "{}", quota.text);
+    let tv = boss.get("/api/tenants/T").json();
+    assert_eq!(tv["name"], "T");
+    assert_eq!(tv["is_enabled"], true);
+    assert!(tv["created"].is_string(), "{tv}");
+    assert_eq!(alice.get("/api/tenants/T").status, 404);
+
+    // A user in it, as the client sends it (flat and nested under `user`).
+    let info = json!({"username": "dan", "fullname": "Dan Brown", "email": "dan@example.org",
+                      "is_manager": false, "is_readonly": true, "welcome": false,
+                      "is_admin": false, "is_enabled": true});
+    let mut body = info.clone();
+    body["user"] = info.clone();
+    body["tenant"] = json!("T");
+    let u = boss.json("POST", "/api/users", &body);
+    assert_eq!(u.status, 200, "{}", u.text);
+    assert_eq!(u.json()["id"], "dan");
+    let dup = boss.json("POST", "/api/users", &body);
+    assert_eq!(dup.status, 409, "{}", dup.text);
+    let mut nowhere = body.clone();
+    nowhere["username"] = json!("eve");
+    nowhere["tenant"] = json!("no-such-tenant");
+    assert_eq!(boss.json("POST", "/api/users", &nowhere).status, 422);
+    let dv = boss.get("/api/users/dan").json();
+    for (k, v) in [
+        ("username", json!("dan")),
+        ("fullname", json!("Dan Brown")),
+        ("email", json!("dan@example.org")),
+        ("tenant", json!("T")),
+        ("is_readonly", json!(true)),
+        ("is_enabled", json!(true)),
+        ("is_deleted", json!(false)),
+        ("is_admin", json!(false)),
+        ("is_manager", json!(false)),
+    ] {
+        assert_eq!(dv[k], v, "{k}: {dv}");
+    }
+    // The same user as `simtrack user list` knows it: group T.
+    let (ok, out, err) = simtrack(&data, &["user", "list"], None);
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("dan\tT\t")), "{out}");
+
+    // is_readonly: dan's tokens read but do not write.
+    let dan = Api::new(&w.server, &token_with(&data, &["--user", "dan"]));
+    assert_eq!(dan.get("/api/runs").status, 200);
+    let r = dan.json("POST", "/api/folders", &json!({"path": "/dan"}));
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = boss.json("PUT", "/api/users/dan", &json!({"is_readonly": false}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    settle();
+    let r = dan.json("POST", "/api/folders", &json!({"path": "/dan"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The name is the id.
+    let r = boss.json("PUT", "/api/users/dan", &json!({"username": "daniel"}));
+    assert_eq!(r.status, 422, "{}", r.text);
+
+    // A disabled tenant's members are refused; enabled again, let in.
+    let r = boss.json("PUT", "/api/tenants/T", &json!({"is_enabled": false}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    settle();
+    assert_eq!(dan.get("/api/runs").status, 401);
+    assert_eq!(alice.get("/api/runs").status, 200);
+    let r = boss.json("PUT", "/api/tenants/T", &json!({"is_enabled": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    settle();
+    assert_eq!(dan.get("/api/runs").status, 200);
+
+    // A tenant with a member cannot go; a deleted user is disabled (its
+    // runs stay) and no longer holds the tenant; creating it again restores it.
+    let r = boss.json("DELETE", "/api/tenants/T", &json!({}));
+    assert_eq!(r.status, 409, "{}", r.text);
+    let r = boss.json("DELETE", "/api/users/dan", &json!({}));
+    assert_eq!((r.status, r.text.as_str()), (200, "{}"));
+    settle();
+    assert_eq!(dan.get("/api/runs").status, 401);
+    assert_eq!(boss.get("/api/users/dan").json()["is_deleted"], true);
+    let r = boss.json("DELETE", "/api/tenants/T", &json!({}));
+    assert_eq!((r.status, r.text.as_str()), (200, "{}"));
+    assert_eq!(boss.get("/api/tenants/T").status, 404);
+    assert_eq!(boss.get("/api/users/dan").json()["tenant"], Value::Null);
+    let mut back = body.clone();
+    back["tenant"] = json!("A");
+    let r = boss.json("POST", "/api/users", &back);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let dv = boss.get("/api/users/dan").json();
+    assert_eq!(
+        (dv["is_deleted"].clone(), dv["is_enabled"].clone()),
+        (json!(false), json!(true))
+    );
+    settle();
+    // Now in alice's group, she sees dan.
+    assert_eq!(alice.get("/api/users/dan").status, 200);
+    assert_eq!(dan.get("/api/runs").status, 200);
+
+    // Implicit groups (from `user add --group`) are tenants too.
+    let r = boss.json("PUT", "/api/tenants/B", &json!({"is_enabled": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Every change is in the audit trail.
+    let audit = boss.get("/api/audit?limit=200").json().to_string();
+    for action in [
+        "tenant_add",
+        "tenant_change",
+        "tenant_delete",
+        "user_delete",
+    ] {
+        assert!(audit.contains(action), "{action} missing: {audit}");
+    }
 }

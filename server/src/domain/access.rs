@@ -12,7 +12,9 @@
 //! one sees or were created by the caller; alert definitions when they
 //! were created by the caller or are attached to a run one sees; artifacts
 //! when they were registered by the caller or are attached to a run one
-//! sees.
+//! sees. Users and groups (Simvue's tenants): a user sees their own
+//! record and those of their group's members, and their group; only
+//! administrators see the others and change any of them.
 //!
 //! A request never sees past the rule: [`Scoped`] wraps the storage
 //! transaction and answers as if what the caller may not see did not
@@ -30,7 +32,7 @@ use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, ChannelRow, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, NewChunk, OutboxRow,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TagRow, TokenRow, UserRow, WriteTx,
+    TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 /// Who besides its owner sees a run (Simvue's `visibility`).
@@ -305,6 +307,23 @@ impl<'a, T: ?Sized + ReadTx> Scoped<'a, T> {
             .into_iter()
             .find(|(id, _)| *id == f.id)
             .map(|(_, doc)| super::folders::view_row(f, &doc, &self.who.user)))
+    }
+
+    /// Whether the caller sees user `name` (in group `group`): itself, a
+    /// member of its group, or anyone for an administrator.
+    fn user_visible(&self, name: &str, group: Option<&str>) -> bool {
+        self.who.admin
+            || name == self.who.user
+            || (group.is_some() && group == self.who.group.as_deref())
+    }
+
+    fn admin_only(&self, what: &str) -> Result<()> {
+        if self.who.admin {
+            return Ok(());
+        }
+        Err(self.deny(Error::forbidden(format!(
+            "You do not have permission to change {what}: administrators only"
+        ))))
     }
 
     fn folder_visible(&self, f: &FolderRow) -> Result<bool> {
@@ -702,8 +721,35 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
     fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
         self.tx.user_get(name)
     }
+    // Listing users (the Simvue user API) shows only those the caller
+    // sees; `user_get` above stays unfiltered, as the visibility rule
+    // itself reads the groups of runs' owners through it.
     fn users(&self) -> Result<Vec<UserRow>> {
-        self.tx.users()
+        let all = self.tx.users()?;
+        Ok(all
+            .into_iter()
+            .filter(|u| self.user_visible(&u.name, u.group.as_deref()))
+            .collect())
+    }
+    fn user_profile(&self, name: &str) -> Result<Option<String>> {
+        let group = self.group_of(name)?;
+        if !self.user_visible(name, group.as_deref()) {
+            return Ok(None);
+        }
+        self.tx.user_profile(name)
+    }
+    fn tenant_get(&self, name: &str) -> Result<Option<TenantRow>> {
+        if !self.who.admin && self.who.group.as_deref() != Some(name) {
+            return Ok(None);
+        }
+        self.tx.tenant_get(name)
+    }
+    fn tenants(&self) -> Result<Vec<TenantRow>> {
+        let all = self.tx.tenants()?;
+        Ok(all
+            .into_iter()
+            .filter(|t| self.who.admin || self.who.group.as_deref() == Some(t.name.as_str()))
+            .collect())
     }
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
         self.tx.audit(before, limit)
@@ -893,6 +939,8 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
     fn tag_insert(&self, t: &TagRow) -> Result<bool> {
         self.tx.tag_insert(t)
     }
+    // A run may carry a tag name another user made (and the caller cannot
+    // see): the name stays that tag.
     // Renaming or deleting a tag changes every run carrying it: its
     // creator or an administrator.
     fn tag_update(&self, t: &TagRow) -> Result<bool> {
@@ -994,6 +1042,19 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
     }
     fn signin_failures_purge(&self, before: i64) -> Result<usize> {
         self.tx.signin_failures_purge(before)
+    }
+
+    fn user_profile_put(&self, name: &str, doc: &str) -> Result<()> {
+        self.admin_only("users")?;
+        self.tx.user_profile_put(name, doc)
+    }
+    fn tenant_put(&self, t: &TenantRow) -> Result<()> {
+        self.admin_only("tenants")?;
+        self.tx.tenant_put(t)
+    }
+    fn tenant_delete(&self, name: &str) -> Result<bool> {
+        self.admin_only("tenants")?;
+        self.tx.tenant_delete(name)
     }
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
         self.writable(run)?;

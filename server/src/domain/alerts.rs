@@ -11,6 +11,16 @@
 //!
 //! A state change is recorded as an event of the run; a change to
 //! `critical` on an alert with `abort` requests the run's abort.
+//!
+//! Options besides the rule (Simvue's): `delay` (seconds, metric alerts)
+//! holds a threshold or range alert back until its condition has held
+//! that long, measured in the run's data time (point timestamps) from the
+//! newest point of the first batch after which it held; the state does
+//! not change meanwhile, and the count restarts when the condition stops
+//! holding. `run_tags` with `auto` (the client's "run tag auto-assign")
+//! attaches the alert to its creator's runs carrying any of those tags:
+//! runs created or tagged later, and those not finished when the alert is
+//! created or changed. Without `auto`, `run_tags` is kept and does nothing.
 
 use serde_json::{Map, Value, json};
 use simtrack::model::MAX_NAME_BYTES;
@@ -42,13 +52,11 @@ pub fn doc(r: &AlertRow) -> Value {
         "enabled": r.enabled,
         "abort": r.abort,
         "created": fmt_ts(r.created),
-        // Simvue's run-tag auto-assignment and evaluation delay: not
-        // offered here, so every alert reads back as attached by hand and
-        // evaluated at once.
-        "auto": false,
-        "delay": 0,
-        "run_tags": [],
     });
+    let o = Options::parse(&r.options);
+    d["auto"] = Value::Bool(o.auto);
+    d["delay"] = Value::from(o.delay);
+    d["run_tags"] = Value::from(o.run_tags);
     if let Some(a) = &r.alert {
         d["alert"] = serde_json::from_str(a).unwrap_or(Value::Null);
     }
@@ -137,6 +145,93 @@ fn check_definition(source: &str, def: Option<&Value>) -> Result<Option<String>>
     Ok(Some(Value::Object(a.clone()).to_string()))
 }
 
+/// Longest `delay`: 30 days, in seconds.
+const MAX_DELAY_S: i64 = 30 * 86_400;
+
+/// An alert's options besides its rule, stored as JSON text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// Attach to the creator's runs carrying one of `run_tags`.
+    pub auto: bool,
+    pub run_tags: Vec<String>,
+    /// Seconds the condition must hold before the alert goes critical.
+    pub delay: i64,
+}
+
+impl Options {
+    /// Reads stored options (anything missing or unreadable: the default).
+    pub fn parse(text: &str) -> Options {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        Options {
+            auto: v["auto"].as_bool().unwrap_or(false),
+            run_tags: v["run_tags"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            delay: v["delay"].as_i64().unwrap_or(0).max(0),
+        }
+    }
+
+    fn text(&self) -> String {
+        json!({"auto": self.auto, "run_tags": self.run_tags, "delay": self.delay}).to_string()
+    }
+
+    /// Whether this alert is attached automatically to a run with `tags`.
+    fn matches(&self, tags: &[String]) -> bool {
+        self.auto && self.run_tags.iter().any(|t| tags.contains(t))
+    }
+
+    /// `o` with the `auto`, `run_tags` and `delay` of `body` applied, for
+    /// an alert of `source`.
+    fn apply(mut self, body: &Map<String, Value>, source: &str) -> Result<Options> {
+        match body.get("auto") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => self.auto = *b,
+            Some(_) => return Err(Error::invalid("'auto' must be true or false")),
+        }
+        match body.get("run_tags") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => {
+                let mut tags = Vec::with_capacity(a.len());
+                for t in a {
+                    let t = t
+                        .as_str()
+                        .ok_or_else(|| Error::invalid("'run_tags' must be a list of tag names"))?;
+                    check_name("tag name", t, MAX_NAME_BYTES)?;
+                    tags.push(t.to_owned());
+                }
+                self.run_tags = tags;
+            }
+            Some(_) => return Err(Error::invalid("'run_tags' must be a list of tag names")),
+        }
+        match body.get("delay") {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let d = v
+                    .as_i64()
+                    .filter(|d| (0..=MAX_DELAY_S).contains(d))
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "'delay' must be a whole number of seconds from 0 to {MAX_DELAY_S}"
+                        ))
+                    })?;
+                if d > 0 && source != "metrics" {
+                    return Err(Error::invalid(
+                        "'delay' applies to metric (threshold and range) alerts only",
+                    ));
+                }
+                self.delay = d;
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// A validated new alert ([`create`]).
 #[derive(Debug)]
 pub struct NewAlert {
@@ -161,6 +256,7 @@ pub fn new_alert(body: &Map<String, Value>, user: &str, deduplicate: bool) -> Re
         return Err(Error::invalid("'source' must be metrics, events or user"));
     }
     let alert = check_definition(&source, body.get("alert"))?;
+    let options = Options::default().apply(body, &source)?;
     Ok(NewAlert {
         row: AlertRow {
             id: new_id(),
@@ -180,6 +276,7 @@ pub fn new_alert(body: &Map<String, Value>, user: &str, deduplicate: bool) -> Re
             alert,
             created: 0,
             user: user.to_owned(),
+            options: options.text(),
         },
         deduplicate,
     })
@@ -192,7 +289,10 @@ fn same_definition(x: &AlertRow, y: &AlertRow) -> bool {
         a.as_deref()
             .map(|t| serde_json::from_str::<Value>(t).unwrap_or(Value::Null))
     };
-    x.source == y.source && x.abort == y.abort && parsed(&x.alert) == parsed(&y.alert)
+    x.source == y.source
+        && x.abort == y.abort
+        && parsed(&x.alert) == parsed(&y.alert)
+        && Options::parse(&x.options).delay == Options::parse(&y.options).delay
 }
 
 /// Stores a new alert → `{"id"}`. When deduplicating and an alert of that
@@ -215,6 +315,7 @@ pub fn create(tx: &dyn WriteTx, a: &NewAlert) -> Result<Value> {
     let mut row = a.row.clone();
     row.created = now_us();
     tx.alert_insert(&row)?;
+    attach_to_tagged_runs(tx, &row)?;
     Ok(json!({ "id": row.id }))
 }
 
@@ -229,6 +330,13 @@ pub fn list(tx: &dyn ReadTx, start: usize, count: usize) -> Result<Value> {
 pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<Value> {
     let current = row(tx, id)?;
     let mut p = AlertPatch::default();
+    if ["auto", "run_tags", "delay"]
+        .iter()
+        .any(|k| body.contains_key(*k))
+    {
+        let o = Options::parse(&current.options).apply(body, &current.source)?;
+        p.options = Some(o.text());
+    }
     for (k, v) in body {
         match (k.as_str(), v) {
             ("name", Value::String(n)) => {
@@ -244,6 +352,9 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<V
         }
     }
     tx.alert_update(id, &p)?;
+    if p.options.is_some() || p.enabled == Some(true) {
+        attach_to_tagged_runs(tx, &row(tx, id)?)?;
+    }
     Ok(json!({ "id": id }))
 }
 
@@ -334,6 +445,50 @@ pub fn attach(tx: &dyn WriteTx, run: &str, alert: &AlertRow) -> Result<()> {
     tx.attach_alert(run, &alert.id)?;
     if was.is_none() && alert.source == "user" {
         tx.set_alert_state(run, &alert.id, UNSET, now_us())?;
+    }
+    Ok(())
+}
+
+/// Attaches `alert` (when `auto`) to its creator's unfinished runs that
+/// carry one of its `run_tags`.
+fn attach_to_tagged_runs(tx: &dyn WriteTx, alert: &AlertRow) -> Result<()> {
+    let o = Options::parse(&alert.options);
+    if !o.auto || o.run_tags.is_empty() {
+        return Ok(());
+    }
+    let p = crate::storage::RunProjection {
+        tags: true,
+        json_paths: Vec::new(),
+    };
+    for r in tx.run_scan(&p)? {
+        if r.user != alert.user || runs::is_terminal(&r.status) {
+            continue;
+        }
+        let tags: Vec<String> = r
+            .tags
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        if o.matches(&tags) && tx.run_alert_status(&r.id, &alert.id)?.is_none() {
+            attach(tx, &r.id, alert)?;
+        }
+    }
+    Ok(())
+}
+
+/// Attaches to run `run` (of `owner`, carrying `tags`) every alert of
+/// `owner` with `auto` and one of those tags among its `run_tags`.
+pub fn attach_by_tags(tx: &dyn WriteTx, run: &str, owner: &str, tags: &[String]) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    for a in tx.alert_list()? {
+        if a.user == owner
+            && Options::parse(&a.options).matches(tags)
+            && tx.run_alert_status(run, &a.id)?.is_none()
+        {
+            attach(tx, run, &a)?;
+        }
     }
     Ok(())
 }
@@ -481,6 +636,10 @@ struct WindowState {
     /// Neumaier-compensated sum of the finite values in the window.
     sum: f64,
     comp: f64,
+    /// Data time (µs) since which the window has made the alert critical
+    /// without a break (for `delay`).
+    #[serde(default)]
+    critical_since: Option<i64>,
 }
 
 impl WindowState {
@@ -657,7 +816,11 @@ pub fn on_metrics(
         let saved: Option<WindowState> = tx
             .alert_window(run, &alert.id)?
             .and_then(|t| serde_json::from_str(&t).ok());
-        let w = match saved {
+        let since = saved
+            .as_ref()
+            .filter(|w| w.def == def_hash(&def))
+            .and_then(|w| w.critical_since);
+        let mut w = match saved {
             Some(mut w)
                 if w.def == def_hash(&def)
                     && w.points + points.len() as i64 == tx.series_points(series)? =>
@@ -667,13 +830,28 @@ pub fn on_metrics(
             }
             _ => build_window(tx, series, &def, &rule)?,
         };
+        w.critical_since = since;
+        let delay_us = Options::parse(&alert.options)
+            .delay
+            .saturating_mul(1_000_000);
+        let status = match w.critical(&rule) {
+            Some(true) => {
+                let since = *w.critical_since.get_or_insert(w.newest);
+                // Held back until the condition has lasted `delay`.
+                (w.newest.saturating_sub(since) >= delay_us).then_some("critical")
+            }
+            Some(false) => {
+                w.critical_since = None;
+                Some("ok")
+            }
+            None => None,
+        };
         tx.alert_window_put(
             run,
             &alert.id,
             &serde_json::to_string(&w).unwrap_or_default(),
         )?;
-        if let Some(critical) = w.critical(&rule) {
-            let status = if critical { "critical" } else { "ok" };
+        if let Some(status) = status {
             set_state_valued(tx, run, &alert, status, Some(w.value(&rule)))?;
         }
     }

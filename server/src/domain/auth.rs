@@ -519,15 +519,24 @@ impl Auth {
                     return Ok((g, None));
                 };
                 let user = tx.user_get(&t.name)?;
-                Ok((g, Some((t, user))))
+                // Set through the Simvue user and tenant API.
+                let user_read_only = super::accounts::read_only(tx, &t.name)?;
+                let group_off = match user.as_ref().and_then(|u| u.group.as_deref()) {
+                    Some(grp) => super::accounts::group_disabled(tx, grp)?,
+                    None => false,
+                };
+                Ok((g, Some((t, user, user_read_only, group_off))))
             })?;
             let (g, found) = found;
             self.set_generation(g);
-            let Some((t, user)) = found else {
+            let Some((t, user, user_read_only, group_off)) = found else {
                 return Ok(None);
             };
             if user.as_ref().is_some_and(|u| u.disabled) {
                 return Err(Error::unauthorized("this user is disabled"));
+            }
+            if group_off {
+                return Err(Error::unauthorized("this user's tenant is disabled"));
             }
             let now = now_s();
             if t.exp > now && t.last_used.is_none_or(|l| l + TOUCH_EVERY <= now) {
@@ -540,7 +549,7 @@ impl Auth {
                 user: t.name,
                 group: user.as_ref().and_then(|u| u.group.clone()),
                 admin: user.as_ref().is_some_and(|u| u.admin),
-                read_only: t.read_only,
+                read_only: t.read_only || user_read_only,
                 csrf: t.csrf,
                 ip: String::new(),
                 exp: t.exp,

@@ -494,6 +494,28 @@ pub fn of_run(tx: &dyn ReadTx, run: &str) -> Result<Value> {
     Ok(super::page(all, 0, n))
 }
 
+/// The grids a run's array metrics are on, each once, with the names of
+/// those metrics: `[{id, name, grid, labels, ..., metrics: [..]}]`.
+pub fn grids_of_run(tx: &dyn ReadTx, run: &str) -> Result<Value> {
+    super::runs::status_of(tx, run)?;
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for m in tx.grid_metrics(run)? {
+        if let Some((_, g)) = out.iter_mut().find(|(id, _)| *id == m.grid) {
+            if let Some(a) = g["metrics"].as_array_mut() {
+                a.push(Value::String(m.metric));
+            }
+            continue;
+        }
+        let Some(row) = tx.grid_get(&m.grid)? else {
+            continue;
+        };
+        let mut g = to_json(&row)?;
+        g["metrics"] = json!([m.metric]);
+        out.push((m.grid, g));
+    }
+    Ok(Value::Array(out.into_iter().map(|(_, g)| g).collect()))
+}
+
 /// Every step of an array metric: `[{step, time, timestamp, min, max}]`.
 pub fn steps(tx: &dyn ReadTx, run: &str, metric: &str) -> Result<Value> {
     super::runs::status_of(tx, run)?;

@@ -11,6 +11,7 @@
 //! synchronous: callers run them on a blocking thread.
 
 pub mod access;
+pub mod accounts;
 pub mod alerts;
 pub mod artifacts;
 pub mod audit;

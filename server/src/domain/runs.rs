@@ -15,7 +15,7 @@ use crate::storage::{
 };
 use crate::util::{fmt_ts, new_id, now_us, parse_ts};
 
-fn is_terminal(s: &str) -> bool {
+pub(crate) fn is_terminal(s: &str) -> bool {
     RunStatus::from_name(s).is_some_and(RunStatus::is_terminal)
 }
 
@@ -376,6 +376,7 @@ pub fn create(tx: &dyn WriteTx, run: &NewRun) -> Result<Value> {
     super::tags::register(tx, &tags, &run.row.user)?;
     tx.run_insert(&run.row)?;
     set_alerts(tx, &run.row.id, &run.alerts)?;
+    super::alerts::attach_by_tags(tx, &run.row.id, &run.row.user, &tags)?;
     Ok(json!({ "id": run.row.id, "name": run.row.name }))
 }
 
@@ -498,6 +499,15 @@ pub fn update(tx: &dyn WriteTx, id: &str, body: &Map<String, Value>) -> Result<(
         }
     }
     tx.run_update(id, &p)?;
+    if body.get("tags").is_some_and(|t| !t.is_null())
+        || body.get("alerts").is_some_and(|a| !a.is_null())
+    {
+        // Alerts with `auto` follow the run's tags (also when the client
+        // replaces the run's alert list without them).
+        let r = tx.run_get(id)?.ok_or_else(|| not_found(id))?;
+        let tags: Vec<String> = serde_json::from_str(&r.tags).unwrap_or_default();
+        super::alerts::attach_by_tags(tx, id, &r.user, &tags)?;
+    }
     if let Some(message) = status_event {
         events::record(tx, id, now, "info", &message)?;
         if let Some(s) = &p.status {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Identity, bump_generation};
 use super::{Error, audit, check_name, read, write};
-use crate::storage::{StateStore, UserRow};
+use crate::storage::{StateStore, UserRow, WriteTx};
 use crate::util::now_us;
 
 /// Longest user or group name, in bytes.
@@ -17,7 +17,7 @@ pub const MIN_PASSWORD: usize = 8;
 /// "password" is an attack on the server's memory, not a password).
 pub const MAX_PASSWORD: usize = 1024;
 
-fn check_user_name(name: &str) -> Result<(), Error> {
+pub(crate) fn check_user_name(name: &str) -> Result<(), Error> {
     check_name("user name", name, MAX_NAME)?;
     if name.trim() != name || name.contains('/') {
         return Err(Error::invalid(
@@ -63,6 +63,12 @@ pub fn put(
     c: &UserChange,
 ) -> Result<bool, Error> {
     by.must_be_admin()?;
+    check_change(name, c)?;
+    write(store, |tx| apply(tx, by, name, c))
+}
+
+/// Refuses a bad user name, group name or email address in `c`.
+pub(crate) fn check_change(name: &str, c: &UserChange) -> Result<(), Error> {
     check_user_name(name)?;
     if let Some(g) = c.group.as_deref().filter(|g| !g.is_empty()) {
         check_name("group name", g, MAX_NAME)?;
@@ -72,56 +78,65 @@ pub fn put(
     {
         return Err(Error::invalid(format!("'{e}' is not an email address")));
     }
-    write(store, |tx| {
-        let old = tx.user_get(name)?;
-        let new = old.is_none();
-        let mut u = old.unwrap_or_else(|| UserRow {
-            name: name.to_owned(),
-            created: now_us() / 1_000_000,
-            ..UserRow::default()
-        });
-        if let Some(e) = &c.email {
-            u.email = Some(e.clone()).filter(|e| !e.is_empty());
-            // A user's email address is where their notifications go, unless
-            // they already have that address as a channel.
-            if let Some(addr) = &u.email
-                && !tx
-                    .notify_channels(Some(name))?
-                    .iter()
-                    .any(|ch| ch.kind == "email" && ch.target == *addr)
-            {
-                super::notify::add_channel(
-                    tx,
-                    name,
-                    &super::notify::NewChannel {
-                        kind: "email".to_owned(),
-                        target: addr.clone(),
-                        format: None,
-                        events: None,
-                    },
-                )?;
-            }
+    Ok(())
+}
+
+/// [`put`] inside the caller's transaction (checked by [`check_change`]
+/// and the caller's rights already); whether the user is new.
+pub(crate) fn apply(
+    tx: &dyn WriteTx,
+    by: &Identity,
+    name: &str,
+    c: &UserChange,
+) -> Result<bool, Error> {
+    let old = tx.user_get(name)?;
+    let new = old.is_none();
+    let mut u = old.unwrap_or_else(|| UserRow {
+        name: name.to_owned(),
+        created: now_us() / 1_000_000,
+        ..UserRow::default()
+    });
+    if let Some(e) = &c.email {
+        u.email = Some(e.clone()).filter(|e| !e.is_empty());
+        // A user's email address is where their notifications go, unless
+        // they already have that address as a channel.
+        if let Some(addr) = &u.email
+            && !tx
+                .notify_channels(Some(name))?
+                .iter()
+                .any(|ch| ch.kind == "email" && ch.target == *addr)
+        {
+            super::notify::add_channel(
+                tx,
+                name,
+                &super::notify::NewChannel {
+                    kind: "email".to_owned(),
+                    target: addr.clone(),
+                    format: None,
+                    events: None,
+                },
+            )?;
         }
-        if let Some(g) = &c.group {
-            u.group = Some(g.clone()).filter(|g| !g.is_empty());
-        }
-        if let Some(a) = c.admin {
-            u.admin = a;
-        }
-        if let Some(d) = c.disabled {
-            u.disabled = d;
-        }
-        tx.user_put(&u)?;
-        bump_generation(tx)?;
-        let action = match (new, c.disabled) {
-            (true, _) => "user_add",
-            (false, Some(true)) => "user_disable",
-            (false, Some(false)) => "user_enable",
-            (false, None) => "user_change",
-        };
-        audit::record(tx, by, action, name, &doc(&u).to_string())?;
-        Ok(new)
-    })
+    }
+    if let Some(g) = &c.group {
+        u.group = Some(g.clone()).filter(|g| !g.is_empty());
+    }
+    if let Some(a) = c.admin {
+        u.admin = a;
+    }
+    if let Some(d) = c.disabled {
+        u.disabled = d;
+    }
+    tx.user_put(&u)?;
+    bump_generation(tx)?;
+    let action = match (new, c.disabled) {
+        (true, _) => "user_add",
+        (false, Some(true)) => "user_disable",
+        (false, Some(false)) => "user_enable",
+        (false, None) => "user_change",
+    };
+    audit::record(tx, by, action, name, &doc(&u).to_string())?;
+    Ok(new)
 }
 
 /// Every user → documents (never password hashes).

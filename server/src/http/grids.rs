@@ -293,6 +293,18 @@ pub async fn ingest(
     .await
 }
 
+/// `GET /api/runs/{run}/grids` → `[{id, name, grid, labels, ..., metrics}]`:
+/// the grids the run's array metrics are on.
+pub async fn of_run_grids(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(run): Path<String>,
+) -> ApiResult {
+    read(&st, &caller, move |tx| grids::grids_of_run(tx, &run))
+        .await
+        .map(Reply::ok)
+}
+
 /// `GET /api/runs/{run}/metrics/` → `{data: [{metric, grid, ...}], count}`.
 pub async fn of_run(
     State(st): State<AppState>,

@@ -6,6 +6,7 @@
 //! [`crate::domain::Error`], into a response: the one place where domain
 //! errors become status codes is `From<domain::Error> for ApiError`.
 
+pub mod accounts;
 pub mod alerts;
 pub mod artifacts;
 pub mod events;
@@ -619,6 +620,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/stats", get(tags::stats))
         .route("/whoami", get(tags::whoami))
+        .route(
+            "/users",
+            get(accounts::user_list).post(accounts::user_create),
+        )
+        .route(
+            "/users/{id}",
+            get(accounts::user_get)
+                .put(accounts::user_update)
+                .delete(accounts::user_delete),
+        )
+        .route(
+            "/tenants",
+            get(accounts::tenant_list).post(accounts::tenant_create),
+        )
+        .route(
+            "/tenants/{id}",
+            get(accounts::tenant_get)
+                .put(accounts::tenant_update)
+                .delete(accounts::tenant_delete),
+        )
         .route("/runs", get(runs::list).post(runs::create))
         .route(
             "/runs/{id}",
@@ -679,6 +700,7 @@ fn grid_routes() -> Router<AppState> {
             "/grids/{id}",
             get(grids::get_one).put(grids::update).delete(grids::delete),
         )
+        .route("/runs/{id}/grids", get(grids::of_run_grids))
         .route("/runs/{id}/grids/{grid}", put(grids::attach))
         .route("/runs/{id}/metrics", get(grids::of_run).post(grids::ingest))
         .route(

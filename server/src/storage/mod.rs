@@ -482,6 +482,9 @@ pub struct AlertRow {
     pub alert: Option<String>,
     pub created: i64,
     pub user: String,
+    /// JSON text of its options besides the rule (`auto`, `run_tags`,
+    /// `delay`; opaque here, the domain owns it); `{}` when none.
+    pub options: String,
 }
 
 /// Changes to an alert (`None` leaves a field alone).
@@ -493,6 +496,7 @@ pub struct AlertPatch {
     pub enabled: Option<bool>,
     pub abort: Option<bool>,
     pub alert: Option<Option<String>>,
+    pub options: Option<String>,
 }
 
 impl AlertPatch {
@@ -503,6 +507,7 @@ impl AlertPatch {
             ("name", &self.name),
             ("description", &self.description),
             ("notification", &self.notification),
+            ("options", &self.options),
         ] {
             if let Some(v) = v {
                 c.push((col, Cell::Text(Some(v.clone()))));
@@ -613,6 +618,19 @@ pub struct UserRow {
     /// PHC string of its password hash (argon2id); `None`: no password.
     pub password: Option<String>,
     /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// A group as a record of its own (Simvue's tenant): groups also exist
+/// implicitly, as the `group` of their users; a record gives one a
+/// creation time and settings before it has members.
+#[derive(Debug, Clone, Default)]
+pub struct TenantRow {
+    /// The group's name (its id).
+    pub name: String,
+    /// Its settings, a JSON document (opaque here; the domain owns it).
+    pub doc: String,
+    /// Microseconds since the epoch.
     pub created: i64,
 }
 
@@ -893,6 +911,13 @@ pub trait ReadTx {
     fn user_get(&self, name: &str) -> Result<Option<UserRow>>;
     /// Every user, by name.
     fn users(&self) -> Result<Vec<UserRow>>;
+    /// A user's profile as the Simvue user API sends it (full name, roles;
+    /// a JSON document opaque here), if one was set.
+    fn user_profile(&self, name: &str) -> Result<Option<String>>;
+    /// The group record `name`.
+    fn tenant_get(&self, name: &str) -> Result<Option<TenantRow>>;
+    /// Every group record, by name.
+    fn tenants(&self) -> Result<Vec<TenantRow>>;
     /// The newest `limit` audit entries with a sequence number below
     /// `before` (all when `None`), newest first.
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>>;
@@ -1014,6 +1039,12 @@ pub trait WriteTx: ReadTx {
     fn token_touch(&self, id: &str, at: i64) -> Result<()>;
     /// Adds a user, or replaces the one of the same name.
     fn user_put(&self, u: &UserRow) -> Result<()>;
+    /// Sets a user's profile document.
+    fn user_profile_put(&self, name: &str, doc: &str) -> Result<()>;
+    /// Adds a group record, or replaces the one of the same name.
+    fn tenant_put(&self, t: &TenantRow) -> Result<()>;
+    /// Removes a group record; whether it existed.
+    fn tenant_delete(&self, name: &str) -> Result<bool>;
     /// Appends to the audit trail.
     fn audit_insert(&self, a: &AuditRow) -> Result<()>;
     /// Saves the window state of an alert on a run.

@@ -214,6 +214,16 @@ CREATE TABLE folder_views (
 CREATE INDEX folder_views_owner ON folder_views(owner);
 "#,
     ),
+    (
+        12,
+        // Groups as records (Simvue's tenants) and users' Simvue profiles;
+        // alert options besides the rule (auto, run_tags, delay).
+        r#"
+CREATE TABLE tenants (name TEXT PRIMARY KEY, doc TEXT NOT NULL, created BIGINT NOT NULL);
+CREATE TABLE user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -12,7 +12,7 @@ use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TagRow, TokenRow, UserRow, WriteTx,
+    TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 mod notify;
@@ -86,7 +86,7 @@ fn folder_row(r: &Row) -> Result<FolderRow> {
     })
 }
 
-const ALERT_COLUMNS: &str = "a.id, a.name, a.source, a.description, a.notification, a.enabled, a.abort, a.alert, a.created, a.owner";
+const ALERT_COLUMNS: &str = "a.id, a.name, a.source, a.description, a.notification, a.enabled, a.abort, a.alert, a.created, a.owner, a.options";
 
 fn alert_row(r: &Row) -> Result<AlertRow> {
     Ok(AlertRow {
@@ -98,6 +98,7 @@ fn alert_row(r: &Row) -> Result<AlertRow> {
         enabled: get(r, "enabled")?,
         abort: get(r, "abort")?,
         alert: get(r, "alert")?,
+        options: get(r, "options")?,
         created: get(r, "created")?,
         user: get(r, "owner")?,
     })
@@ -146,6 +147,14 @@ fn user_row(r: &Row) -> Result<UserRow> {
         admin: get(r, "admin")?,
         disabled: get(r, "disabled")?,
         password: get(r, "password")?,
+        created: get(r, "created")?,
+    })
+}
+
+fn tenant_row(r: &Row) -> Result<TenantRow> {
+    Ok(TenantRow {
+        name: get(r, "name")?,
+        doc: get(r, "doc")?,
         created: get(r, "created")?,
     })
 }
@@ -755,6 +764,27 @@ impl ReadTx for Tx<'_> {
         .collect()
     }
 
+    fn user_profile(&self, name: &str) -> Result<Option<String>> {
+        self.value("SELECT doc FROM user_profiles WHERE name = $1", &[&name])
+    }
+
+    fn tenant_get(&self, name: &str) -> Result<Option<TenantRow>> {
+        self.row(
+            "SELECT name, doc, created FROM tenants WHERE name = $1",
+            &[&name],
+        )?
+        .as_ref()
+        .map(tenant_row)
+        .transpose()
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRow>> {
+        self.rows("SELECT name, doc, created FROM tenants ORDER BY name", &[])?
+            .iter()
+            .map(tenant_row)
+            .collect()
+    }
+
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
         let limit = limit.min(i64::MAX as usize) as i64;
         self.rows(
@@ -934,7 +964,7 @@ impl WriteTx for Tx<'_> {
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
         self.exec(
             "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert,
-             created, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+             created, owner, options) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
             &[
                 &a.id,
                 &a.name,
@@ -946,6 +976,7 @@ impl WriteTx for Tx<'_> {
                 &a.alert,
                 &a.created,
                 &a.user,
+                &a.options,
             ],
         )?;
         Ok(())
@@ -1202,6 +1233,28 @@ impl WriteTx for Tx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn user_profile_put(&self, name: &str, doc: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO user_profiles (name, doc) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+            &[&name, &doc],
+        )?;
+        Ok(())
+    }
+
+    fn tenant_put(&self, t: &TenantRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO tenants (name, doc, created) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+            &[&t.name, &t.doc, &t.created],
+        )?;
+        Ok(())
+    }
+
+    fn tenant_delete(&self, name: &str) -> Result<bool> {
+        Ok(self.exec("DELETE FROM tenants WHERE name = $1", &[&name])? > 0)
     }
 
     fn audit_insert(&self, a: &AuditRow) -> Result<()> {

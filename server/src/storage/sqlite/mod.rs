@@ -116,6 +116,9 @@ CREATE INDEX IF NOT EXISTS signin_failures_since ON signin_failures(since);
 CREATE TABLE IF NOT EXISTS alert_acks (
     run_id TEXT NOT NULL, alert_id TEXT NOT NULL, by_user TEXT NOT NULL, at INTEGER NOT NULL,
     PRIMARY KEY (run_id, alert_id));
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY, doc TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data
@@ -144,6 +147,8 @@ CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, actor TEXT NOT NULL,
     action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL, ip TEXT NOT NULL);
 "#,
+    // 2: alert options besides the rule (auto, run_tags, delay).
+    "ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Applies the [`MIGRATIONS`] the database at `c` lacks, each in its own

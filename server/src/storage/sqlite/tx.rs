@@ -10,10 +10,18 @@ use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TagRow,
-    TokenRow, UserRow, WriteTx,
+    TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 mod notify;
+
+fn tenant_row(r: &Row) -> rusqlite::Result<TenantRow> {
+    Ok(TenantRow {
+        name: r.get(0)?,
+        doc: r.get(1)?,
+        created: r.get(2)?,
+    })
+}
 
 fn tag_row(r: &Row) -> rusqlite::Result<TagRow> {
     Ok(TagRow {
@@ -117,6 +125,7 @@ fn alert_row(r: &Row) -> rusqlite::Result<AlertRow> {
         alert: r.get("alert")?,
         created: r.get("created")?,
         user: r.get("user")?,
+        options: r.get("options")?,
     })
 }
 
@@ -778,6 +787,27 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
+    fn user_profile(&self, name: &str) -> Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT doc FROM user_profiles WHERE name = ?1")
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn tenant_get(&self, name: &str) -> Result<Option<TenantRow>> {
+        self.0
+            .prepare_cached("SELECT name, doc, created FROM tenants WHERE name = ?1")
+            .and_then(|mut s| s.query_row(params![name], tenant_row).optional())
+            .map_err(db)
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRow>> {
+        self.0
+            .prepare_cached("SELECT name, doc, created FROM tenants ORDER BY name")
+            .and_then(|mut s| s.query_map([], tenant_row)?.collect())
+            .map_err(db)
+    }
+
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRow>> {
         self.0
             .prepare_cached(
@@ -981,8 +1011,8 @@ impl WriteTx for Tx<'_> {
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
         self.0
             .execute(
-                "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert, created, user)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert, created, user, options)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                 params![
                     a.id,
                     a.name,
@@ -993,7 +1023,8 @@ impl WriteTx for Tx<'_> {
                     a.abort,
                     a.alert,
                     a.created,
-                    a.user
+                    a.user,
+                    a.options
                 ],
             )
             .map_err(db)?;
@@ -1293,6 +1324,35 @@ impl WriteTx for Tx<'_> {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn user_profile_put(&self, name: &str, doc: &str) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO user_profiles (name, doc) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+                params![name, doc],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn tenant_put(&self, t: &TenantRow) -> Result<()> {
+        self.0
+            .execute(
+                "INSERT INTO tenants (name, doc, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+                params![t.name, t.doc, t.created],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn tenant_delete(&self, name: &str) -> Result<bool> {
+        self.0
+            .execute("DELETE FROM tenants WHERE name = ?1", params![name])
+            .map(|n| n > 0)
+            .map_err(db)
     }
 
     fn audit_insert(&self, a: &AuditRow) -> Result<()> {
