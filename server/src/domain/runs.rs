@@ -786,12 +786,20 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
             })
             .collect()
     };
-    let mut keyed: Vec<(Vec<Value>, String)> = docs
+    // The scan order (creation) breaks ties, so the order is total and
+    // only the runs up to the page's end need sorting: they are selected
+    // first (linear), then sorted, instead of sorting every run.
+    let mut keyed: Vec<(Vec<Value>, usize, String)> = docs
         .iter()
-        .map(|d| (key_of(d), d["id"].as_str().unwrap_or_default().to_owned()))
+        .enumerate()
+        .map(|(i, d)| {
+            let id = d["id"].as_str().unwrap_or_default().to_owned();
+            (key_of(d), i, id)
+        })
         .collect();
     drop(docs);
-    keyed.sort_by(|(a, _), (b, _)| {
+    let cmp = |(a, ia, _): &(Vec<Value>, usize, String),
+               (b, ib, _): &(Vec<Value>, usize, String)| {
         for ((va, vb), (_, desc)) in a.iter().zip(b).zip(&q.sorting) {
             // Runs without the key come last in either direction.
             match (va.is_null(), vb.is_null()) {
@@ -813,14 +821,22 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
                 return ord;
             }
         }
-        std::cmp::Ordering::Equal
-    });
+        ia.cmp(ib)
+    };
     let total = keyed.len();
+    let end = q.start.saturating_add(q.count).min(total);
+    if end == 0 {
+        keyed.clear();
+    } else if end < total {
+        keyed.select_nth_unstable_by(end - 1, cmp);
+        keyed.truncate(end);
+    }
+    keyed.sort_unstable_by(cmp);
     let data = keyed
         .iter()
         .skip(q.start)
         .take(q.count)
-        .map(|(_, id)| load_listed(tx, id, q.metrics.as_deref()))
+        .map(|(_, _, id)| load_listed(tx, id, q.metrics.as_deref()))
         .collect::<Result<Vec<Value>>>()?;
     Ok(json!({ "data": data, "count": total }))
 }
