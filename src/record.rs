@@ -115,6 +115,14 @@ pub struct EventBlock {
 }
 
 impl EventBlock {
+    /// An empty block with room for `bytes` of encoded events.
+    pub fn with_capacity(bytes: usize) -> EventBlock {
+        EventBlock {
+            buf: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
     /// Adds an event (`timestamp`: UTC seconds since the epoch, see
     /// [`crate::Run::event_time`]); refuses a message longer than
     /// [`MAX_EVENT_BYTES`].

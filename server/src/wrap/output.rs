@@ -166,7 +166,11 @@ impl Parser<'_> {
 
     fn line(&mut self, raw: &[u8], stream: Stream) {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (nearly always) is checked by the fast validator.
+        let line = match std::str::from_utf8(raw) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if self.matcher.has_rules() {
             let run = self.run;
             self.matcher.line(&line, stream, |name, value, step| {
@@ -187,7 +191,13 @@ impl Parser<'_> {
     }
 
     fn record(&mut self) {
-        self.run.event_block(std::mem::take(&mut self.batch));
+        if self.batch.is_empty() {
+            return;
+        }
+        // The next block starts as big as this one was: no growing in steps.
+        let next = EventBlock::with_capacity(self.batch.bytes());
+        self.run
+            .event_block(std::mem::replace(&mut self.batch, next));
     }
 }
 
