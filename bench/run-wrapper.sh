@@ -15,8 +15,13 @@
 # wrapper slows the program down, apart from the wait for delivery at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p simtrack-server >&2
-bin="$PWD/target/release/simtrack"
+# SIMTRACK_BIN measures another build (e.g. an older one, to compare).
+if [ -n "${SIMTRACK_BIN:-}" ]; then
+  bin=$SIMTRACK_BIN
+else
+  cargo build --release --locked -p simtrack-server >&2
+  bin="$PWD/target/release/simtrack"
+fi
 lines=${LINES_OUT:-1000000}
 reps=${REPS:-5}
 tmp=$(mktemp -d)

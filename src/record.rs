@@ -103,6 +103,64 @@ pub struct Event {
     pub level: Option<EventLevel>,
 }
 
+/// Events encoded for the spool as they are added: many lines with one
+/// allocation (`simtrack run` records every line a program prints). Queued
+/// with [`crate::Run::event_block`], stored and read back as one
+/// [`Record::Events`].
+#[derive(Debug, Default, Clone)]
+pub struct EventBlock {
+    /// The events, each encoded as a `Record::Events` list item.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) count: u32,
+}
+
+impl EventBlock {
+    /// An empty block with room for `bytes` of encoded events.
+    pub fn with_capacity(bytes: usize) -> EventBlock {
+        EventBlock {
+            buf: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    /// Adds an event (`timestamp`: UTC seconds since the epoch, see
+    /// [`crate::Run::event_time`]); refuses a message longer than
+    /// [`MAX_EVENT_BYTES`].
+    pub fn push(
+        &mut self,
+        message: &str,
+        timestamp: f64,
+        level: Option<EventLevel>,
+    ) -> Result<(), Error> {
+        if message.len() > MAX_EVENT_BYTES {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "event message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+                    message.len()
+                ),
+            ));
+        }
+        crate::spool::encode_event(&mut self.buf, message, timestamp, level);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Events in the block.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes the block takes in the spool (roughly).
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 /// A metadata value set through the typed setters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetaValue {

@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
 use crate::record::{
-    AlertDef, Category, Event, EventLevel, FileRecord, FinishRecord, FolderSpec, MAX_EVENT_BYTES,
-    MetaValue, Record, RunSpec, RunStatus, check_metric_name, check_name, normalize_folder,
-    now_unix, parse_json_object, parse_tags,
+    AlertDef, Category, Event, EventBlock, EventLevel, FileRecord, FinishRecord, FolderSpec,
+    MAX_EVENT_BYTES, MetaValue, Record, RunSpec, RunStatus, check_metric_name, check_name,
+    normalize_folder, now_unix, parse_json_object, parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::Transport;
@@ -294,6 +294,24 @@ impl Run {
             );
         }
         Ok(())
+    }
+
+    /// The time an event recorded now gets (UTC seconds since the epoch,
+    /// on the run's clock), for [`EventBlock::push`].
+    pub fn event_time(&self) -> f64 {
+        match &self.live {
+            Some(live) => live.created + live.start.elapsed().as_secs_f64(),
+            None => crate::record::now_unix(),
+        }
+    }
+
+    /// Records the events of `block`, in order, as one spool record.
+    pub fn event_block(&self, block: EventBlock) {
+        if let Some(live) = &self.live
+            && !block.is_empty()
+        {
+            live.worker.push_block(block);
+        }
     }
 
     /// Sets one metadata key.

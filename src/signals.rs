@@ -233,11 +233,14 @@ fn terminate_runs(sig: c_int, timeout: Duration) {
     );
     for shared in &runs {
         let mut p = shared.pending.lock();
-        p.records.push(Record::Events(vec![Event {
-            message: message.clone(),
-            timestamp: now_unix(),
-            level: None,
-        }]));
+        p.records.push(
+            Record::Events(vec![Event {
+                message: message.clone(),
+                timestamp: now_unix(),
+                level: None,
+            }])
+            .into(),
+        );
         if p.finish.is_none() {
             p.finish = Some(FinishRecord {
                 status: RunStatus::Terminated,

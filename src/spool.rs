@@ -280,6 +280,7 @@ impl SpoolWriter {
             // The bulk of every spool, encoded by hand: the same bytes as
             // rmp_serde writes (a test checks), several times faster.
             Record::Metrics(batch) => encode_metrics(&mut self.buf, batch),
+            Record::Events(events) => encode_events(&mut self.buf, events),
             _ => rmp_serde::encode::write_named(&mut self.buf, record).map_err(|e| e.to_string()),
         };
         encoded.map_err(|e| {
@@ -288,6 +289,22 @@ impl SpoolWriter {
                 format!("cannot encode record: {e}"),
             )
         })?;
+        self.write_frame()
+    }
+
+    /// Appends the events of `block` as one `Record::Events` (read back as
+    /// such) and returns its sequence number; as [`SpoolWriter::append`].
+    pub fn append_block(&mut self, block: &crate::record::EventBlock) -> Result<u64, Error> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; FRAME_HEADER]);
+        events_header(&mut self.buf, block.count)
+            .map_err(|e| Error::new(crate::Status::Internal, e))?;
+        self.buf.extend_from_slice(&block.buf);
+        self.write_frame()
+    }
+
+    /// Writes the payload in `buf` (after room for the header) as a frame.
+    fn write_frame(&mut self) -> Result<u64, Error> {
         let payload_len = self.buf.len() - FRAME_HEADER;
         let len = u32::try_from(payload_len)
             .ok()
@@ -369,6 +386,50 @@ fn encode_metrics(buf: &mut Vec<u8>, batch: &crate::record::MetricBatch) -> Resu
         m::write_f64(buf, p.time).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Appends `Record::Events(events)` to `buf` as `rmp_serde::encode::write_named`
+/// does: `{"Events": [{"message": .., "timestamp": .., "level": ..}, ..]}`
+/// (`level` left out when `None`). `simtrack run` records a million lines
+/// in a burst: this is the writer's share of each.
+fn encode_events(buf: &mut Vec<u8>, events: &[crate::record::Event]) -> Result<(), String> {
+    events_header(buf, events.len() as u32)?;
+    for ev in events {
+        encode_event(buf, &ev.message, ev.timestamp, ev.level);
+    }
+    Ok(())
+}
+
+/// `{"Events": [` and the length of the list, in msgpack.
+fn events_header(buf: &mut Vec<u8>, count: u32) -> Result<(), String> {
+    use rmp::encode as m;
+    let e = |e: rmp::encode::ValueWriteError| e.to_string();
+    m::write_map_len(buf, 1).map_err(e)?;
+    m::write_str(buf, "Events").map_err(e)?;
+    m::write_array_len(buf, count).map_err(e)?;
+    Ok(())
+}
+
+/// Appends one [`crate::record::Event`] as rmp_serde writes it (a map of
+/// its named fields).
+pub(crate) fn encode_event(
+    buf: &mut Vec<u8>,
+    message: &str,
+    timestamp: f64,
+    level: Option<crate::model::EventLevel>,
+) {
+    use rmp::encode as m;
+    buf.reserve(message.len() + 40);
+    buf.push(if level.is_some() { 0x83 } else { 0x82 }); // fixmap
+    buf.extend_from_slice(b"\xa7message");
+    // Writes to a Vec cannot fail.
+    let _ = m::write_str(buf, message);
+    buf.extend_from_slice(b"\xa9timestamp");
+    let _ = m::write_f64(buf, timestamp);
+    if let Some(level) = level {
+        buf.extend_from_slice(b"\xa5level");
+        let _ = m::write_str(buf, level.as_str());
+    }
 }
 
 /// Cuts `records.log` back to `len` bytes if it is longer (a frame cut short
@@ -982,6 +1043,74 @@ mod tests {
             let theirs = rmp_serde::to_vec_named(&record).unwrap();
             assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn events_are_encoded_as_rmp_serde_encodes_them() {
+        use crate::model::EVENT_LEVELS;
+        use crate::record::Event;
+        let mut events = Vec::new();
+        for (i, m) in [
+            "",
+            "line 1",
+            "é ü",
+            &"x".repeat(40),
+            &"y".repeat(300),
+            &"z".repeat(70_000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for level in std::iter::once(None).chain(EVENT_LEVELS.map(Some)) {
+                events.push(Event {
+                    message: m.to_owned(),
+                    timestamp: 1.7e9 + i as f64 * 0.125,
+                    level,
+                });
+            }
+        }
+        for list in [events, vec![]] {
+            let record = Record::Events(list);
+            let mut ours = Vec::new();
+            match &record {
+                Record::Events(l) => encode_events(&mut ours, l).unwrap(),
+                _ => unreachable!(),
+            }
+            assert_eq!(ours, rmp_serde::to_vec_named(&record).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_event_block_reads_back_as_the_events_it_holds() {
+        use crate::record::{Event, EventBlock, EventLevel};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut w = SpoolWriter::create(&dir).unwrap();
+        let mut block = EventBlock::default();
+        let mut want = Vec::new();
+        for (i, level) in [None, Some(EventLevel::Error), None]
+            .into_iter()
+            .enumerate()
+        {
+            let message = format!("line {i} é");
+            block.push(&message, 10.5 + i as f64, level).unwrap();
+            want.push(Event {
+                message,
+                timestamp: 10.5 + i as f64,
+                level,
+            });
+        }
+        let long = "x".repeat(crate::model::MAX_EVENT_BYTES + 1);
+        assert!(block.push(&long, 0.0, None).is_err());
+        assert_eq!(block.len(), 3);
+        w.append_block(&block).unwrap();
+        w.append(&event(7)).unwrap();
+        let mut r = SpoolReader::open(&dir, 0, 0).unwrap();
+        assert_eq!(
+            r.next_entry().unwrap().unwrap().record,
+            Record::Events(want)
+        );
+        assert_eq!(r.next_entry().unwrap().unwrap().record, event(7));
     }
 
     #[test]

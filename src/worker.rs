@@ -45,13 +45,26 @@ pub(crate) type RawPoint = LanePoint;
 /// their lanes, see `lanes`).
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    pub records: Vec<Record>,
+    pub records: Vec<Queued>,
     /// Bumped by each flush request.
     pub flush_requested: u64,
     pub finish: Option<FinishRecord>,
     /// A logger waited for room in its lane in vain: until the writer makes
     /// progress, calls on a full lane fail at once instead of waiting again.
     pub refusing: bool,
+}
+
+/// A record waiting for the spool: built, or events already encoded.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    Record(Record),
+    Block(crate::record::EventBlock),
+}
+
+impl From<Record> for Queued {
+    fn from(r: Record) -> Queued {
+        Queued::Record(r)
+    }
 }
 
 /// What the threads report back.
@@ -329,7 +342,7 @@ pub(crate) struct RecordSink(Arc<Shared>);
 
 impl RecordSink {
     pub fn push(&self, record: Record) {
-        self.0.pending.lock().records.push(record);
+        self.0.pending.lock().records.push(record.into());
     }
 }
 
@@ -406,7 +419,7 @@ impl Worker {
 
     /// Queues a record for the spool.
     pub fn push_record(&self, record: Record) {
-        self.shared.pending.lock().records.push(record);
+        self.shared.pending.lock().records.push(record.into());
     }
 
     /// A handle that queues records from another thread (`crate::grid`'s
@@ -419,8 +432,10 @@ impl Worker {
     pub fn push_event(&self, event: crate::record::Event) {
         let mut p = self.shared.pending.lock();
         match p.records.last_mut() {
-            Some(Record::Events(list)) if list.len() < BATCH_POINTS => list.push(event),
-            _ => p.records.push(Record::Events(vec![event])),
+            Some(Queued::Record(Record::Events(list))) if list.len() < BATCH_POINTS => {
+                list.push(event)
+            }
+            _ => p.records.push(Record::Events(vec![event]).into()),
         }
     }
 
@@ -429,20 +444,30 @@ impl Worker {
     /// when a record is full.
     pub fn push_events(&self, mut events: Vec<crate::record::Event>) {
         let mut p = self.shared.pending.lock();
-        if let Some(Record::Events(list)) = p.records.last_mut() {
+        if let Some(Queued::Record(Record::Events(list))) = p.records.last_mut() {
             let n = BATCH_POINTS.saturating_sub(list.len()).min(events.len());
             list.extend(events.drain(..n));
         }
         let full = !events.is_empty();
         while !events.is_empty() {
             let rest = events.split_off(events.len().min(BATCH_POINTS));
-            p.records.push(Record::Events(events));
+            p.records.push(Record::Events(events).into());
             events = rest;
         }
         drop(p);
         if full {
             self.shared.wake_writer.notify_one();
         }
+    }
+
+    /// Queues a block of encoded events; wakes the writer.
+    pub fn push_block(&self, block: crate::record::EventBlock) {
+        self.shared
+            .pending
+            .lock()
+            .records
+            .push(Queued::Block(block));
+        self.shared.wake_writer.notify_one();
     }
 
     pub fn abort_requested(&self) -> bool {
@@ -585,7 +610,7 @@ struct Writer {
     /// The last round had a full batch: look again soon.
     busy: bool,
     /// Records taken and not yet in the spool.
-    records: Vec<Record>,
+    records: Vec<Queued>,
     finish: Option<FinishRecord>,
     resources: Option<Resources>,
     clock: Calibration,
@@ -672,7 +697,11 @@ impl Writer {
         let mut records_done = 0;
         if result.is_ok() {
             for r in &self.records {
-                result = spool.append(r).map(drop);
+                result = match r {
+                    Queued::Record(r) => spool.append(r),
+                    Queued::Block(b) => spool.append_block(b),
+                }
+                .map(drop);
                 if result.is_err() {
                     break;
                 }

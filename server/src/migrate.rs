@@ -104,8 +104,13 @@ fn copy_run(from: &dyn ReadTx, to: &dyn WriteTx, id: &str) -> StoreResult<()> {
         return Ok(());
     };
     to.run_insert(&run)?;
-    for e in from.events(id)? {
-        to.event_insert(id, e.ts, &e.log_level, &e.message)?;
+    let events: Vec<(i64, String, String)> = from
+        .events(id)?
+        .into_iter()
+        .map(|e| (e.ts, e.log_level, e.message))
+        .collect();
+    for batch in events.chunks(4096) {
+        to.events_insert(id, batch)?;
     }
     for s in from.series_of(id)? {
         let Some(src) = from.series_id(id, &s.name)? else {

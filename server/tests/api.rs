@@ -155,6 +155,30 @@ fn idempotency_keys_apply_each_request_once() {
     api.msgpack("/api/events", Some("e-1"), &ev);
     api.msgpack("/api/events", Some("e-1"), &ev);
     assert_eq!(api.events(&run).iter().filter(|m| *m == "once").count(), 1);
+    // A big batch (stored in multi-row groups and a remainder) keeps every
+    // event once, in the order sent, also when resent with its key.
+    let many: Vec<String> = (0..200).map(|i| format!("batch line {i}")).collect();
+    let levels = ["info", "error", "warning"];
+    let big = json!({"run": run, "events": many.iter().enumerate().map(|(i, m)| {
+        json!({"message": m, "log_level": levels[i % 3], "timestamp": ts(1.0)})
+    }).collect::<Vec<_>>()});
+    for _ in 0..2 {
+        assert_eq!(api.msgpack("/api/events", Some("e-2"), &big).status, 200);
+    }
+    let stored: Vec<String> = api
+        .events(&run)
+        .into_iter()
+        .filter(|m| m.starts_with("batch line"))
+        .collect();
+    assert_eq!(stored, many);
+    let rows = api.ok(&format!("/api/events?run={run}&count=0"));
+    let errors = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["log_level"] == "error")
+        .count();
+    assert_eq!(errors, 67);
     // Keys are scoped per token: another token's identical key is its own request.
     let other = Api::new(&server, &token(dir.path()));
     let c = other.json_keyed("POST", "/api/runs", "run-1", &body);

@@ -499,6 +499,13 @@ fn a_million_lines_in_a_burst_are_all_recorded() {
         .filter_map(|e| e["message"].as_str())
         .collect();
     assert!(msgs.contains(&"line 1000000"), "{msgs:?}");
+    // In order, each once: after the wrapper's "started", event k is line k.
+    for k in [1usize, 16_000, 16_001, 500_000, 999_999] {
+        let w = rig.api.ok(&format!(
+            "/api/events?run={id}&system=true&start={k}&count=1"
+        ));
+        assert_eq!(w["data"][0]["message"], format!("line {k}"), "event {k}");
+    }
 }
 
 #[test]

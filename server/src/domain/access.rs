@@ -896,6 +896,10 @@ impl WriteTx for Scoped<'_, dyn WriteTx + '_> {
         self.writable(run)?;
         self.tx.event_insert(run, ts, level, message)
     }
+    fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
+        self.writable(run)?;
+        self.tx.events_insert(run, rows)
+    }
 
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
         self.writable(run)?;

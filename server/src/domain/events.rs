@@ -94,9 +94,7 @@ pub fn record(tx: &dyn WriteTx, run: &str, ts: i64, level: &str, message: &str) 
 /// and its event alerts are re-evaluated in the same transaction.
 pub fn ingest(tx: &dyn WriteTx, run: &str, rows: &[EventRecord], now: i64) -> Result<Value> {
     runs::batch_run_status(tx, run)?;
-    for (ts, level, message) in rows {
-        record(tx, run, *ts, level, message)?;
-    }
+    tx.events_insert(run, rows)?;
     runs::touch(tx, run, now)?;
     super::alerts::on_events(tx, run)?;
     Ok(json!({}))

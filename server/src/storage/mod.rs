@@ -995,6 +995,9 @@ pub trait WriteTx: ReadTx {
 
     /// Adds an event.
     fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()>;
+    /// Adds a batch of `run`'s events `(ts, level, message)`, in order
+    /// (their sequence numbers follow the slice order), with few statements.
+    fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()>;
 
     /// The series id of metric `name` of `run`, creating the series.
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64>;

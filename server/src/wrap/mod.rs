@@ -224,15 +224,29 @@ pub fn main(args: RunArgs) -> ExitCode {
 
     let (tx, rx) = output::queue();
     let mut readers = Vec::new();
-    if let Some(out) = proc.stdout.take() {
-        output::widen_pipe(&out);
-        readers
-            .extend(output::spawn_reader(out, std::io::stdout(), Stream::Stdout, tx.clone()).ok());
-    }
-    if let Some(err) = proc.stderr.take() {
-        output::widen_pipe(&err);
-        readers
-            .extend(output::spawn_reader(err, std::io::stderr(), Stream::Stderr, tx.clone()).ok());
+    let mut returns = [None, None];
+    for (stream, pipe) in [
+        (
+            Stream::Stdout,
+            proc.stdout.take().map(std::os::fd::OwnedFd::from),
+        ),
+        (
+            Stream::Stderr,
+            proc.stderr.take().map(std::os::fd::OwnedFd::from),
+        ),
+    ] {
+        let Some(pipe) = pipe else { continue };
+        output::widen_pipe(&pipe);
+        let started = output::terminal(stream).and_then(|sink| {
+            output::spawn_reader(std::fs::File::from(pipe), sink, stream, tx.clone())
+        });
+        match started {
+            Ok((thread, back)) => {
+                readers.push(thread);
+                returns[stream as usize] = Some(back);
+            }
+            Err(e) => say(&format!("cannot read the program's output: {e}")),
+        }
     }
     drop(tx);
 
@@ -240,7 +254,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     let give_up = AtomicBool::new(false);
     let mut stop: Option<Stop> = None;
     let status = std::thread::scope(|s| {
-        let parser = s.spawn(|| output::parse(rx, &give_up, &run, &mut matcher));
+        let parser = s.spawn(|| output::parse(rx, returns, &give_up, &run, &mut matcher));
         let status = supervise(&mut proc, &run, resources_every, args.kill_after, &mut stop);
         // Grandchildren may hold the pipes open after the child is gone:
         // wait a little for them, then stop waiting (readers end with them).

@@ -1,30 +1,45 @@
 //! The child's stdout and stderr: passed through to ours unchanged, and
 //! recorded line by line as events and metrics.
 //!
-//! One reader thread per stream copies each chunk to the terminal as soon as
-//! it is read (so the wrapper adds no buffering to what the user sees), then
-//! hands the chunk to one parser thread, which splits lines, applies the
-//! rules and records events: a stdout line at the level it announces
-//! (`info` unless it starts like `WARNING:`), a stderr line at `error` (or
-//! the level it announces), unchanged, so the message is the line. The
-//! events of one chunk are recorded with one call (one time, one lock).
-//! The hand-over queue holds at most
-//! [`QUEUE_CHUNKS`] chunks (up to 64 KiB each): if the parser ever falls that
-//! far behind, the child waits for it rather than output being lost.
+//! One reader thread per stream reads as much as the pipe holds (up to
+//! [`CHUNK`]), writes it straight to the terminal's descriptor (no buffer,
+//! no flush: the wrapper adds no delay to what the user sees), then queues
+//! the buffer for one parser thread. The parser splits lines with `memchr`,
+//! applies the rules (only when there are any; see [`Matcher`]) and records
+//! events: a stdout line at the level it announces (`info` unless it starts
+//! like `WARNING:`), a stderr line at `error` (or the level it announces),
+//! unchanged, so the message is the line. Lines are encoded straight into an
+//! [`EventBlock`] (no allocation per line) and whatever is queued is
+//! recorded as one block (up to [`BATCH_LINES`] lines: one spool record, one
+//! lock); buffers go back to their reader, so a burst allocates nothing per
+//! read either.
+//! The queue holds at most [`QUEUE_CHUNKS`] buffers: only if the parser ever
+//! falls that far behind (64 MiB) does the reader wait for it, so output is
+//! never lost, and the terminal still got every byte read so far.
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
+};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use simtrack::Run;
 use simtrack::model::{EventLevel, MAX_EVENT_BYTES};
+use simtrack::record::EventBlock;
 
 use super::rules::{Matcher, Stream};
 
-const CHUNK: usize = 64 * 1024;
-const QUEUE_CHUNKS: usize = 1024;
+/// Bytes one read may return.
+const CHUNK: usize = 256 * 1024;
+/// Buffers queued between the readers and the parser.
+const QUEUE_CHUNKS: usize = 256;
+/// Lines recorded with one call at most (one spool record).
+const BATCH_LINES: usize = 16_000;
+/// Bytes of lines recorded with one call at most.
+const BATCH_BYTES: usize = 8 << 20;
 
 /// Pipe capacity asked for the child's stdout and stderr: a program writing
 /// in a burst runs ahead of the reader by this much instead of 64 KiB before
@@ -38,44 +53,64 @@ pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
     unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
 }
 
-/// Spawns a reader copying `src` to `sink` and queueing its chunks.
+/// Our own stdout or stderr as a plain file (a duplicate descriptor): writes
+/// go straight to the kernel, with none of `std::io::Stdout`'s line buffer.
+pub fn terminal(stream: Stream) -> std::io::Result<File> {
+    use std::os::fd::AsFd;
+    let fd = match stream {
+        Stream::Stdout => std::io::stdout().as_fd().try_clone_to_owned()?,
+        Stream::Stderr => std::io::stderr().as_fd().try_clone_to_owned()?,
+    };
+    Ok(File::from(fd))
+}
+
+/// A buffer of one stream, of which `len` bytes were read.
+pub struct Chunk {
+    stream: Stream,
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// The parser's way back to a reader: emptied buffers.
+pub type Returns = Sender<Vec<u8>>;
+
+/// Spawns a reader copying `src` to `sink` and queueing what it read;
+/// returns the thread and where the parser hands its buffers back.
 pub fn spawn_reader(
     mut src: impl Read + Send + 'static,
     mut sink: impl Write + Send + 'static,
     stream: Stream,
     tx: SyncSender<Chunk>,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<(JoinHandle<()>, Returns)> {
     let name = match stream {
         Stream::Stdout => "simtrack-stdout",
         Stream::Stderr => "simtrack-stderr",
     };
-    std::thread::Builder::new()
+    let (back, spare) = channel::<Vec<u8>>();
+    let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
             let mut pass = true;
             loop {
-                let mut buf = vec![0u8; CHUNK];
-                let n = match src.read(&mut buf) {
+                let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+                let len = match src.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 };
-                buf.truncate(n);
                 // A closed terminal (`simtrack run ... | head`) stops the
                 // copy, not the recording.
-                if pass && sink.write_all(&buf).and_then(|()| sink.flush()).is_err() {
+                if pass && sink.write_all(&buf[..len]).is_err() {
                     pass = false;
                 }
-                if tx.send((stream, buf)).is_err() {
+                if tx.send(Chunk { stream, buf, len }).is_err() {
                     break;
                 }
             }
-        })
+        })?;
+    Ok((thread, back))
 }
-
-/// A chunk of one stream, as read.
-pub type Chunk = (Stream, Vec<u8>);
 
 /// The queue between the readers and the parser.
 pub fn queue() -> (SyncSender<Chunk>, Receiver<Chunk>) {
@@ -90,71 +125,129 @@ pub struct Counts {
     pub event_errors: u64,
 }
 
+/// The parser's state: the unfinished line of each stream, the lines not
+/// recorded yet.
+struct Parser<'a> {
+    run: &'a Run,
+    matcher: &'a mut Matcher,
+    carry: [Vec<u8>; 2],
+    batch: EventBlock,
+    /// The time of the lines of the chunk being parsed.
+    now: f64,
+    counts: Counts,
+}
+
+impl Parser<'_> {
+    fn chunk(&mut self, stream: Stream, data: &[u8]) {
+        let idx = stream as usize;
+        self.now = self.run.event_time();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', data) {
+            let piece = &data[start..end];
+            start = end + 1;
+            if self.carry[idx].is_empty() {
+                self.line(piece, stream);
+            } else {
+                let mut c = std::mem::take(&mut self.carry[idx]);
+                c.extend_from_slice(piece);
+                self.line(&c, stream);
+                c.clear();
+                self.carry[idx] = c;
+            }
+        }
+        self.carry[idx].extend_from_slice(&data[start..]);
+        // A line with no end in sight is recorded in event-sized pieces
+        // rather than held without bound.
+        if self.carry[idx].len() > MAX_EVENT_BYTES * 4 {
+            let c = std::mem::take(&mut self.carry[idx]);
+            self.line(&c, stream);
+        }
+    }
+
+    fn line(&mut self, raw: &[u8], stream: Stream) {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        // Valid UTF-8 (nearly always) is checked by the fast validator.
+        let line = match std::str::from_utf8(raw) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
+        if self.matcher.has_rules() {
+            let run = self.run;
+            self.matcher.line(&line, stream, |name, value, step| {
+                let _ = run.log(name, value, step);
+            });
+        }
+        let level = level_for(&line, stream);
+        for piece in pieces(&line, MAX_EVENT_BYTES) {
+            match self.batch.push(piece, self.now, level) {
+                Ok(()) => self.counts.events += 1,
+                Err(_) => self.counts.event_errors += 1,
+            }
+        }
+        self.counts.lines += 1;
+        if self.batch.len() >= BATCH_LINES || self.batch.bytes() >= BATCH_BYTES {
+            self.record();
+        }
+    }
+
+    fn record(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        // The next block starts as big as this one was: no growing in steps.
+        let next = EventBlock::with_capacity(self.batch.bytes());
+        self.run
+            .event_block(std::mem::replace(&mut self.batch, next));
+    }
+}
+
 /// Reads chunks until every sender is gone (or `give_up` is set and nothing
 /// is queued); records lines of both streams in the order the chunks arrived.
+/// `returns` hands buffers back to the stdout and stderr readers.
 pub fn parse(
     rx: Receiver<Chunk>,
+    returns: [Option<Returns>; 2],
     give_up: &AtomicBool,
     run: &Run,
     matcher: &mut Matcher,
 ) -> Counts {
-    let mut counts = Counts::default();
-    let mut carry = [Vec::new(), Vec::new()];
-    let mut batch = Vec::new();
-    loop {
-        let (stream, chunk) = match rx.recv_timeout(Duration::from_millis(50)) {
+    let mut p = Parser {
+        run,
+        matcher,
+        carry: [Vec::new(), Vec::new()],
+        batch: EventBlock::default(),
+        now: 0.0,
+        counts: Counts::default(),
+    };
+    'outer: loop {
+        let mut chunk = match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(x) => x,
             Err(RecvTimeoutError::Timeout) if give_up.load(Ordering::Acquire) => break,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let idx = stream as usize;
-        let mut rest = &chunk[..];
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            let c = &mut carry[idx];
-            let line: &[u8] = if c.is_empty() {
-                &rest[..pos]
-            } else {
-                c.extend_from_slice(&rest[..pos]);
-                c
+        // Everything queued now, as one batch (or a few big ones).
+        loop {
+            p.chunk(chunk.stream, &chunk.buf[..chunk.len]);
+            if let Some(back) = &returns[chunk.stream as usize] {
+                let _ = back.send(chunk.buf);
+            }
+            chunk = match rx.try_recv() {
+                Ok(x) => x,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => break 'outer,
             };
-            record_line(line, stream, &mut batch, run, matcher, &mut counts);
-            carry[idx].clear();
-            rest = &rest[pos + 1..];
         }
-        carry[idx].extend_from_slice(rest);
-        // A line with no end in sight is recorded in event-sized pieces
-        // rather than held without bound.
-        if carry[idx].len() > MAX_EVENT_BYTES * 4 {
-            let line = std::mem::take(&mut carry[idx]);
-            record_line(&line, stream, &mut batch, run, matcher, &mut counts);
-        }
-        record_batch(&mut batch, run, &mut counts);
+        p.record();
     }
-    for (idx, c) in carry.iter().enumerate() {
+    for (idx, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+        let c = std::mem::take(&mut p.carry[idx]);
         if !c.is_empty() {
-            let stream = if idx == 0 {
-                Stream::Stdout
-            } else {
-                Stream::Stderr
-            };
-            record_line(c, stream, &mut batch, run, matcher, &mut counts);
+            p.line(&c, stream);
         }
     }
-    record_batch(&mut batch, run, &mut counts);
-    counts
-}
-
-/// Records the events of `batch` with one call.
-fn record_batch(batch: &mut Vec<(String, Option<EventLevel>)>, run: &Run, counts: &mut Counts) {
-    if batch.is_empty() {
-        return;
-    }
-    let n = batch.len() as u64;
-    match run.events(std::mem::take(batch)) {
-        Ok(()) => counts.events += n,
-        Err(_) => counts.event_errors += n,
-    }
+    p.record();
+    p.counts
 }
 
 /// The level of a line's event: stderr is `error` unless the line names a
@@ -168,28 +261,6 @@ pub fn level_for(line: &str, stream: Stream) -> Option<EventLevel> {
                 .and_then(EventLevel::from_name)
                 .unwrap_or(EventLevel::Error),
         ),
-    }
-}
-
-fn record_line(
-    raw: &[u8],
-    stream: Stream,
-    batch: &mut Vec<(String, Option<EventLevel>)>,
-    run: &Run,
-    matcher: &mut Matcher,
-    counts: &mut Counts,
-) {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let line = String::from_utf8_lossy(raw);
-    counts.lines += 1;
-    matcher.line(&line, stream, |name, value, step| {
-        let _ = run.log(name, value, step);
-    });
-    let level = level_for(&line, stream);
-    if line.len() <= MAX_EVENT_BYTES {
-        batch.push((line.into_owned(), level));
-    } else {
-        batch.extend(pieces(&line, MAX_EVENT_BYTES).map(|p| (p.to_owned(), level)));
     }
 }
 

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::Deserialize;
 
 /// Which of the child's streams a line came from.
@@ -203,9 +203,16 @@ pub fn parse_value(text: &str) -> Option<f64> {
 
 /// Applies the rules line by line and keeps the state they share: the
 /// current step and the values that did not parse.
+///
+/// With two or more regexes (the step rule counts), one pass of a
+/// [`RegexSet`] over the line says which can match; only those are run for
+/// their groups. A line no rule matches costs that one pass (and each
+/// regex's literal prefilter makes most of them quick).
 #[derive(Debug)]
 pub struct Matcher {
     rules: Rules,
+    /// Every rule's regex, then the step rule's; `None` with fewer than two.
+    set: Option<RegexSet>,
     step: i64,
     /// Per metric: how many values did not parse, and the first of them.
     pub unparsed: BTreeMap<String, (u64, String)>,
@@ -213,11 +220,28 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(rules: Rules) -> Matcher {
+        let patterns: Vec<&str> = rules
+            .rules
+            .iter()
+            .map(|r| r.regex.as_str())
+            .chain(rules.step.as_ref().map(Regex::as_str))
+            .collect();
+        // Each pattern compiled alone already; a set too big for the
+        // regex crate's limits just goes without the prefilter.
+        let set = (patterns.len() >= 2)
+            .then(|| RegexSet::new(&patterns).ok())
+            .flatten();
         Matcher {
             rules,
+            set,
             step: -1,
             unparsed: BTreeMap::new(),
         }
+    }
+
+    /// Whether any rule can log anything (else lines need not be shown to it).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.rules.is_empty()
     }
 
     fn bad(&mut self, metric: &str, text: &str) {
@@ -230,15 +254,22 @@ impl Matcher {
 
     /// Calls `log(metric, value, step)` for each metric `line` carries.
     pub fn line(&mut self, line: &str, stream: Stream, mut log: impl FnMut(&str, f64, i64)) {
+        let hits = self.set.as_ref().map(|s| s.matches(line));
+        if hits.as_ref().is_some_and(|h| !h.matched_any()) {
+            return;
+        }
+        let may = |i: usize| hits.as_ref().is_none_or(|h| h.matched(i));
+        let n = self.rules.rules.len();
         if let Some(re) = &self.rules.step
+            && may(n)
             && let Some(s) = re.captures(line).and_then(|c| c.get(1))
             && let Ok(step) = s.as_str().trim().parse::<i64>()
         {
             self.step = step;
         }
         let mut bad: Vec<(String, String)> = Vec::new();
-        for rule in &self.rules.rules {
-            if !rule.streams.accepts(stream) {
+        for (i, rule) in self.rules.rules.iter().enumerate() {
+            if !rule.streams.accepts(stream) || !may(i) {
                 continue;
             }
             let Some(caps) = rule.regex.captures(line) else {
@@ -322,6 +353,47 @@ mod tests {
         assert_eq!(out[0], ("res/u".to_owned(), 1.5e-2, 3));
         assert_eq!(out[1].0, "res/v");
         assert!(out[1].1.is_nan());
+    }
+
+    #[test]
+    fn the_set_prefilter_finds_what_each_rule_finds() {
+        let rules = || {
+            let mut r = Rules::default();
+            r.add_metric_arg(r"residual=residual\s*=\s*(\S+)").unwrap();
+            r.add_metric_arg(r"energy=energy\s+(\S+)").unwrap();
+            r.set_step(r"^iter (\d+)").unwrap();
+            r
+        };
+        let lines = [
+            "nothing here",
+            "iter 3",
+            "residual = 0.5 energy 2",
+            "iter 4 energy 7",
+            "residual = x",
+        ];
+        let (out, m) = run(rules(), &lines);
+        assert!(m.set.is_some());
+        assert_eq!(
+            out,
+            vec![
+                ("residual".to_owned(), 0.5, 3),
+                ("energy".to_owned(), 2.0, 3),
+                ("energy".to_owned(), 7.0, 4),
+            ]
+        );
+        assert_eq!(m.unparsed["residual"], (1, "x".to_owned()));
+        // The same lines, one rule at a time (no set), find the same values.
+        let mut one = Rules::default();
+        one.add_metric_arg(r"energy=energy\s+(\S+)").unwrap();
+        let (alone, m1) = run(one, &lines);
+        assert!(m1.set.is_none());
+        assert_eq!(
+            alone,
+            vec![
+                ("energy".to_owned(), 2.0, -1),
+                ("energy".to_owned(), 7.0, -1)
+            ]
+        );
     }
 
     #[test]

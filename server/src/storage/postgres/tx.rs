@@ -1043,6 +1043,28 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
+    fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
+        match rows {
+            [] => return Ok(()),
+            [(ts, level, message)] => return self.event_insert(run, *ts, level, message),
+            _ => {}
+        }
+        // One statement for the batch: the columns as arrays, unnested in
+        // their order (sequence numbers follow it).
+        let ts: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let levels: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        let messages: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+        self.exec(
+            "INSERT INTO events (run_id, ts, log_level, message)
+             SELECT $1, e.ts, e.level, e.message
+             FROM unnest($2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY
+                  AS e(ts, level, message, n)
+             ORDER BY e.n",
+            &[&run, &ts, &levels, &messages],
+        )?;
+        Ok(())
+    }
+
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
         if let Some(id) = self.series_id(run, name)? {
             return Ok(id);

@@ -897,6 +897,23 @@ impl ReadTx for Tx<'_> {
     }
 }
 
+/// Events per multi-row INSERT (3 parameters each, plus the run).
+const EVENT_ROWS: usize = 64;
+
+/// `INSERT INTO events ... VALUES (?1, ?2, ?3, ?4), (?1, ?5, ?6, ?7), ...`
+/// for [`EVENT_ROWS`] rows.
+fn events_sql() -> String {
+    let mut sql = String::from("INSERT INTO events (run_id, ts, log_level, message) VALUES ");
+    for i in 0..EVENT_ROWS {
+        let p = 2 + 3 * i;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(?1, ?{}, ?{}, ?{})", p, p + 1, p + 2));
+    }
+    sql
+}
+
 impl WriteTx for Tx<'_> {
     fn run_insert(&self, r: &RunRow) -> Result<()> {
         self.0
@@ -1105,6 +1122,27 @@ impl WriteTx for Tx<'_> {
             )
             .and_then(|mut s| s.execute(params![run, ts, level, message]))
             .map_err(db)?;
+        Ok(())
+    }
+
+    fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
+        // Full groups with one cached multi-row statement (rows get their
+        // sequence numbers in VALUES order), the rest one by one.
+        let mut groups = rows.chunks_exact(EVENT_ROWS);
+        if groups.len() > 0 {
+            let mut st = self.0.prepare_cached(&events_sql()).map_err(db)?;
+            for g in &mut groups {
+                let mut args: Vec<&dyn ToSql> = Vec::with_capacity(1 + 3 * EVENT_ROWS);
+                args.push(&run);
+                for (ts, level, message) in g {
+                    args.extend([ts as &dyn ToSql, level, message]);
+                }
+                st.execute(args.as_slice()).map_err(db)?;
+            }
+        }
+        for (ts, level, message) in groups.remainder() {
+            self.event_insert(run, *ts, level, message)?;
+        }
         Ok(())
     }
 
