@@ -10,8 +10,8 @@ use super::{PgStore, db};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TagRow, TokenRow, UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, RunScope, SeriesRow,
+    StorageError, TagRow, TokenRow, UserRow, WriteTx,
 };
 use crate::storage::{ChannelRow, OutboxRow};
 
@@ -21,6 +21,10 @@ mod notify;
 pub(super) struct Tx<'a> {
     pub t: &'a Transaction<'a>,
     pub store: &'a PgStore,
+    /// For a write holding only one run's lock ([`PgStore::write_run`]),
+    /// what it may change; every change outside it is refused, since
+    /// writes on other runs run at the same time.
+    pub scope: Option<RunScope<'a>>,
 }
 
 pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
@@ -162,6 +166,39 @@ fn tag_row(r: &Row) -> Result<TagRow> {
 }
 
 impl Tx<'_> {
+    /// Refuses a change to `what` in a write scoped to one run.
+    fn unscoped(&self, what: &str) -> Result<()> {
+        match &self.scope {
+            Some(s) => Err(StorageError(format!(
+                "a write transaction scoped to run {} cannot change {what}",
+                s.run
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a change to run `run` in a write scoped to another run.
+    fn in_scope(&self, run: &str) -> Result<()> {
+        match &self.scope {
+            Some(s) if s.run != run => Err(StorageError(format!(
+                "a write transaction scoped to run {} cannot change run {run}",
+                s.run
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to record an idempotency key other than the scope's own.
+    fn idem_in_scope(&self, scope: &str, key: &str) -> Result<()> {
+        match &self.scope {
+            Some(s) if s.idem != Some((scope, key)) => Err(StorageError(format!(
+                "a write transaction scoped to run {} cannot record another idempotency key",
+                s.run
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Every row of `sql`.
     pub(super) fn rows(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
         self.store.block(async {
@@ -822,6 +859,7 @@ impl ReadTx for Tx<'_> {
 
 impl WriteTx for Tx<'_> {
     fn run_insert(&self, r: &RunRow) -> Result<()> {
+        self.unscoped("a run")?;
         self.exec(
             "INSERT INTO runs (id, name, folder, status, description, tags, metadata, system, created,
              started, endtime, modified, ttl, heartbeat_timeout, notifications, visibility, owner,
@@ -855,10 +893,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn run_update(&self, id: &str, p: &RunPatch) -> Result<()> {
+        self.in_scope(id)?;
         self.update("runs", id, pg_cells(p.columns()))
     }
 
     fn run_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("a run")?;
         for sql in [
             "DELETE FROM metric_points WHERE chunk_id IN (SELECT c.id FROM metric_chunks c
              JOIN metric_series s ON s.id = c.series_id WHERE s.run_id = $1)",
@@ -878,6 +918,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_insert(&self, id: &str, path: &str, now: i64) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec(
             "INSERT INTO folders (id, path, created, modified) VALUES ($1, $2, $3, $3)",
             &[&id, &path, &now],
@@ -886,6 +927,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec(
             "UPDATE folders SET owner = $2 WHERE id = $1",
             &[&id, &owner],
@@ -894,15 +936,18 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
+        self.unscoped("folders")?;
         self.update("folders", id, pg_cells(p.columns()))
     }
 
     fn folder_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec("DELETE FROM folders WHERE id = $1", &[&id])?;
         Ok(())
     }
 
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
+        self.unscoped("alerts")?;
         self.exec(
             "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert,
              created, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
@@ -923,10 +968,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()> {
+        self.unscoped("alerts")?;
         self.update("alerts", id, pg_cells(p.columns()))
     }
 
     fn alert_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("alerts")?;
         self.exec("DELETE FROM run_alerts WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alert_windows WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alerts WHERE id = $1", &[&id])?;
@@ -934,6 +981,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn attach_alert(&self, run: &str, alert: &str) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO run_alerts (run_id, alert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&run, &alert],
@@ -942,6 +990,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "DELETE FROM run_alerts WHERE run_id = $1 AND alert_id <> ALL($2::text[])",
             &[&run, &keep],
@@ -950,6 +999,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_alert_state(&self, run: &str, alert: &str, status: &str, at: i64) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "UPDATE run_alerts SET status = $3, changed = $4 WHERE run_id = $1 AND alert_id = $2",
             &[&run, &alert, &status, &at],
@@ -958,6 +1008,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO events (run_id, ts, log_level, message) VALUES ($1, $2, $3, $4)",
             &[&run, &ts, &level, &message],
@@ -966,6 +1017,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
+        self.in_scope(run)?;
         if let Some(id) = self.series_id(run, name)? {
             return Ok(id);
         }
@@ -1017,6 +1069,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_insert(&self, a: &ArtifactRow) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "INSERT INTO artifacts (id, name, original_path, size, mime_type, checksum, metadata,
              created, uploaded, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
@@ -1037,6 +1090,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_set_uploaded(&self, id: &str, uploaded: bool) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "UPDATE artifacts SET uploaded = $2 WHERE id = $1",
             &[&id, &uploaded],
@@ -1045,6 +1099,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_set_size(&self, id: &str, size: u64) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "UPDATE artifacts SET size = $2 WHERE id = $1",
             &[&id, &(size as i64)],
@@ -1053,6 +1108,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "INSERT INTO run_artifacts (run_id, artifact_id, category) VALUES ($1, $2, $3)
              ON CONFLICT (run_id, artifact_id) DO UPDATE SET category = excluded.category",
@@ -1062,12 +1118,14 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec("DELETE FROM run_artifacts WHERE artifact_id = $1", &[&id])?;
         self.exec("DELETE FROM artifacts WHERE id = $1", &[&id])?;
         Ok(())
     }
 
     fn tag_insert(&self, t: &TagRow) -> Result<()> {
+        self.unscoped("tags")?;
         self.exec(
             "INSERT INTO tags (id, name, colour, description, created, owner)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1084,6 +1142,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn tag_update(&self, t: &TagRow) -> Result<()> {
+        self.unscoped("tags")?;
         self.exec(
             "UPDATE tags SET name = $2, colour = $3, description = $4 WHERE id = $1",
             &[&t.id, &t.name, &t.colour, &t.description],
@@ -1092,11 +1151,13 @@ impl WriteTx for Tx<'_> {
     }
 
     fn tag_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("tags")?;
         self.exec("DELETE FROM tags WHERE id = $1", &[&id])?;
         Ok(())
     }
 
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
+        self.unscoped("tokens")?;
         self.exec(
             "INSERT INTO tokens (id, name, hash, exp, created, label, read_only, csrf)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1115,10 +1176,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn token_delete(&self, id: &str) -> Result<bool> {
+        self.unscoped("tokens")?;
         Ok(self.exec("DELETE FROM tokens WHERE id = $1", &[&id])? > 0)
     }
 
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO alert_windows (run_id, alert_id, state) VALUES ($1, $2, $3)
              ON CONFLICT (run_id, alert_id) DO UPDATE SET state = excluded.state",
@@ -1128,6 +1191,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn token_touch(&self, id: &str, at: i64) -> Result<()> {
+        self.unscoped("tokens")?;
         self.exec(
             "UPDATE tokens SET last_used = $2 WHERE id = $1",
             &[&id, &at],
@@ -1136,6 +1200,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn user_put(&self, u: &UserRow) -> Result<()> {
+        self.unscoped("users")?;
         self.exec(
             &format!(
                 "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -1157,6 +1222,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn audit_insert(&self, a: &AuditRow) -> Result<()> {
+        self.unscoped("the audit trail")?;
         self.exec(
             "INSERT INTO audit (ts, actor, action, target, detail, ip)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1166,6 +1232,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.unscoped("settings")?;
         self.exec(
             "INSERT INTO settings (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1175,6 +1242,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()> {
+        self.idem_in_scope(scope, key)?;
         self.exec(
             "INSERT INTO idempotency (scope, key, status, body, created) VALUES ($1, $2, $3, $4, $5)",
             &[&scope, &key, &i32::from(r.status), &r.body, &at],
@@ -1183,22 +1251,27 @@ impl WriteTx for Tx<'_> {
     }
 
     fn idempotency_purge(&self, before: i64) -> Result<usize> {
+        self.unscoped("idempotency records")?;
         Ok(self.exec("DELETE FROM idempotency WHERE created < $1", &[&before])? as usize)
     }
 
     fn notify_channel_insert(&self, c: &ChannelRow) -> Result<()> {
+        self.unscoped("notification channels")?;
         self.channel_insert(c)
     }
 
     fn notify_channel_delete(&self, id: &str) -> Result<bool> {
+        self.unscoped("notification channels")?;
         self.channel_delete(id)
     }
 
     fn outbox_insert(&self, o: &OutboxRow) -> Result<()> {
+        self.in_scope(&o.run_id)?;
         self.outbox_add(o)
     }
 
     fn outbox_claim(&self, now: i64, until: i64, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.unscoped("the outbox")?;
         self.claim(now, until, limit)
     }
 
@@ -1211,23 +1284,29 @@ impl WriteTx for Tx<'_> {
         error: Option<&str>,
         sent_at: Option<i64>,
     ) -> Result<()> {
+        self.unscoped("the outbox")?;
         self.finish(id, status, attempts, next_at, error, sent_at)
     }
 
     fn outbox_purge(&self, before: i64) -> Result<usize> {
+        self.unscoped("the outbox")?;
         self.purge(before)
     }
 
     fn grid_insert(&self, g: &GridRow) -> Result<()> {
+        self.unscoped("grids")?;
         super::grids::insert(self, g)
     }
     fn grid_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("grids")?;
         super::grids::delete(self, id)
     }
     fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()> {
+        self.in_scope(run)?;
         super::grids::attach(self, run, metric, grid)
     }
     fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()> {
+        self.in_scope(run)?;
         super::grids::value_put(self, run, metric, v)
     }
 }
