@@ -43,16 +43,27 @@ use super::{Outcome, ReadTx, Result, RunScope, StateStore, StorageError, WriteTx
 /// exclusively by one not scoped to a run, shared by one that is.
 pub const WRITE_LOCK: i64 = 0x5349_4d54_0001;
 /// First half of the two-part advisory-lock key of a run (the second is
-/// `hashtext` of its id), held by write transactions scoped to that run.
+/// [`lock_key`] of its id), held by write transactions scoped to that run.
 /// Two-part keys never collide with the one-part keys above.
 pub const RUN_LOCKS: i32 = 0x5349_4d52;
 /// First half of the two-part advisory-lock key of an idempotency key
-/// (the second is `hashtext` of scope, newline, key).
+/// (the second is [`lock_key`] of its scope and key).
 pub const IDEM_LOCKS: i32 = 0x5349_4d49;
 /// Advisory-lock key held (session-scoped) while migrations run.
 pub const MIGRATE_LOCK: i64 = 0x5349_4d54_0002;
 /// Advisory-lock key of the replica that runs background duties.
 pub const LEADER_LOCK: i64 = 0x5349_4d54_0003;
+
+/// The second half of a two-part advisory-lock key for `parts`: the first
+/// four bytes of the SHA-256 of the parts joined by newlines, a hash every
+/// replica of every version computes alike (a rolling upgrade must not
+/// let two replicas lock one run under different keys). Two runs sharing
+/// a key only wait for each other.
+fn lock_key(parts: &[&str]) -> i32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(parts.join("\n").as_bytes());
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
 
 /// A PostgreSQL database holding runs, metrics and everything else but
 /// artifact bytes.
@@ -181,33 +192,26 @@ impl PgStore {
                     .start(),
             )
             .map_err(db)?;
-        self.block(async {
-            match scope {
-                None => {
-                    t.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-                        .await?;
+        // One round trip for every lock: the keys are numbers, so the
+        // statements are plain text run in order by the simple protocol.
+        let locks = match scope {
+            None => format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"),
+            Some(s) => {
+                let mut q = format!(
+                    "SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}); \
+                     SELECT pg_advisory_xact_lock({RUN_LOCKS}, {})",
+                    lock_key(&[s.run])
+                );
+                if let Some((scope, key)) = s.idem {
+                    q.push_str(&format!(
+                        "; SELECT pg_advisory_xact_lock({IDEM_LOCKS}, {})",
+                        lock_key(&[scope, key])
+                    ));
                 }
-                Some(s) => {
-                    t.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&WRITE_LOCK])
-                        .await?;
-                    t.execute(
-                        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                        &[&RUN_LOCKS, &s.run],
-                    )
-                    .await?;
-                    if let Some((scope, key)) = s.idem {
-                        let name = format!("{scope}\n{key}");
-                        t.execute(
-                            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                            &[&IDEM_LOCKS, &name],
-                        )
-                        .await?;
-                    }
-                }
+                q
             }
-            Ok::<_, tokio_postgres::Error>(())
-        })
-        .map_err(db)?;
+        };
+        self.block(t.simple_query(&locks)).map_err(db)?;
         let tx = tx::Tx {
             t: &t,
             store: self,
