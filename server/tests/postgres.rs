@@ -809,8 +809,12 @@ fn artifact_bytes_go_straight_to_the_object_store_unless_streamed_through() {
     let mut wrong = bytes.clone();
     wrong[1000] ^= 1;
     let (status, text) = post_form(&url, &fields, &wrong);
+    // s3s-fs (the store with a directory here) checks the form's
+    // x-amz-checksum-sha256 and refuses; Garage 2.5 stores the bytes at
+    // the upload's own staging key unchecked. Either way they never reach
+    // the blob's key: the confirmation below checks them and fails.
     assert!(
-        status == 400,
+        status == 400 || (store_dir.is_none() && matches!(status, 200 | 204)),
         "other bytes of the same size: {status} {text}"
     );
     let (status, text) = post_form(&url, &fields, &bytes[..1000]);
