@@ -10,9 +10,8 @@
 #      expiry, stream-through), the C library and the official simvue
 #      client, each checking that no artifact byte passed the server.
 # Every service is stopped by its pid. Exits non-zero on any failure.
-# Usage: scripts/garage-check.sh
-# Status: written to Garage 2.5.0's documented CLI; not yet run to the end (the
-# build did not finish on the shared test machine).
+# Usage: [GARAGE_CACHE=DIR] scripts/garage-check.sh (where garage is built
+# and kept, see scripts/lib/garage.sh; times in docs/scale-out.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"

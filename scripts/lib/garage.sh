@@ -2,9 +2,17 @@
 # an S3-compatible object store from crates.io, as a single node.
 #
 #   garage_bin
-#       prints the path of `garage` $GARAGE_VERSION, building it with
-#       `cargo install --locked` into cargo's bin directory the first time
-#       (a long build: see docs/scale-out.md); later runs reuse it.
+#       prints the path of `garage` $GARAGE_VERSION, building it the first
+#       time with `cargo install --locked --debug` into $GARAGE_CACHE
+#       (default ${XDG_CACHE_HOME:-$HOME/.cache}/simtrack/garage-VERSION):
+#       the binary in $GARAGE_CACHE/bin, the build in $GARAGE_CACHE/build.
+#       Later runs reuse the binary; an interrupted build resumes where it
+#       stopped. A CI cache keeps $GARAGE_CACHE/bin (the build directory
+#       only speeds up a build that did not finish). A debug build without
+#       debug info: optimising ~500 crates is the long part of the build
+#       (a release build had not finished after 44 min on the shared test
+#       machine), and a test store holding a few megabytes does not need
+#       the speed (times in docs/scale-out.md).
 #   start_garage DIR BUCKET
 #       starts one node with its metadata and data in DIR/garage on free
 #       loopback ports, gives it a layout, creates BUCKET and a key that
@@ -18,15 +26,19 @@ GARAGE_VERSION=2.5.0
 garage_pid=""
 garage_conf=""
 
+GARAGE_CACHE="${GARAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/simtrack/garage-$GARAGE_VERSION}"
+
 garage_bin() {
-    local b="${CARGO_HOME:-$HOME/.cargo}/bin/garage"
+    local b="$GARAGE_CACHE/bin/garage"
     if "$b" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
         realpath "$b"
         return 0
     fi
-    echo "-- building garage $GARAGE_VERSION into ${b%/garage} (once per machine; long)" >&2
-    cargo install --quiet --locked garage --version "$GARAGE_VERSION" \
-        --target-dir "${CARGO_TARGET_DIR:-target}/garage-build" >&2 || return 1
+    echo "-- building garage $GARAGE_VERSION into $GARAGE_CACHE (once; long, see docs/scale-out.md)" >&2
+    mkdir -p "$GARAGE_CACHE"
+    CARGO_PROFILE_DEV_DEBUG=0 cargo install --quiet --locked --debug garage \
+        --version "$GARAGE_VERSION" --root "$GARAGE_CACHE" \
+        --target-dir "$GARAGE_CACHE/build" >&2 || return 1
     realpath "$b"
 }
 

@@ -31,7 +31,9 @@ pub mod users;
 
 use serde_json::Value;
 
-use crate::storage::{BlobError, Outcome, ReadTx, Recorded, StateStore, StorageError, WriteTx};
+use crate::storage::{
+    BlobError, Outcome, ReadTx, Recorded, RunScope, StateStore, StorageError, WriteTx,
+};
 use crate::util::now_us;
 
 /// What went wrong, in the domain's terms.
@@ -153,9 +155,28 @@ pub fn read<T>(store: &dyn StateStore, f: impl FnOnce(&dyn ReadTx) -> Result<T>)
 /// Runs `f` in a write transaction of `store`: committed when `f` succeeds,
 /// rolled back when it fails.
 pub fn write<T>(store: &dyn StateStore, f: impl FnOnce(&dyn WriteTx) -> Result<T>) -> Result<T> {
+    write_in(store, None, f)
+}
+
+/// [`write`] in a transaction that changes run `scope.run` alone
+/// ([`StateStore::write_run`]), which a store may run beside writes on
+/// other runs.
+pub fn write_run<T>(
+    store: &dyn StateStore,
+    scope: &RunScope<'_>,
+    f: impl FnOnce(&dyn WriteTx) -> Result<T>,
+) -> Result<T> {
+    write_in(store, Some(scope), f)
+}
+
+fn write_in<T>(
+    store: &dyn StateStore,
+    scope: Option<&RunScope<'_>>,
+    f: impl FnOnce(&dyn WriteTx) -> Result<T>,
+) -> Result<T> {
     let mut f = Some(f);
     let mut out = None;
-    store.write(&mut |tx| {
+    let mut body = |tx: &dyn WriteTx| {
         let Some(f) = f.take() else {
             return Err(StorageError(
                 "a write transaction's closure runs once; the store retried it".into(),
@@ -169,7 +190,11 @@ pub fn write<T>(store: &dyn StateStore, f: impl FnOnce(&dyn WriteTx) -> Result<T
         };
         out = Some(r);
         Ok(outcome)
-    })?;
+    };
+    match scope {
+        None => store.write(&mut body)?,
+        Some(s) => store.write_run(s, &mut body)?,
+    }
     out.unwrap_or_else(|| Err(Error::internal("the write transaction did not run")))
 }
 
@@ -237,21 +262,58 @@ pub fn write_once(
     idem: &Idem,
     f: impl FnOnce(&dyn WriteTx) -> Result<Value>,
 ) -> Result<Recorded> {
-    write(store, |tx| {
-        if let Some(key) = &idem.key
-            && let Some(r) = tx.idempotency_get(&idem.scope, key)?
-        {
-            return Ok(r);
-        }
-        let r = Recorded {
-            status: 200,
-            body: f(tx)?.to_string(),
-        };
-        if let Some(key) = &idem.key {
-            tx.idempotency_put(&idem.scope, key, &r, now_us())?;
-        }
-        Ok(r)
+    write(store, |tx| once(tx, idem, f))
+}
+
+/// [`write_once`] for a mutation of run `run` alone ([`write_run`]): a
+/// metrics, events or array batch or a heartbeat.
+pub fn write_once_run(
+    store: &dyn StateStore,
+    run: &str,
+    idem: &Idem,
+    f: impl FnOnce(&dyn WriteTx) -> Result<Value>,
+) -> Result<Recorded> {
+    let scope = RunScope {
+        run,
+        idem: idem.key.as_deref().map(|k| (idem.scope.as_str(), k)),
+    };
+    write_run(store, &scope, |tx| once(tx, idem, f))
+}
+
+/// [`write_once_run`] as `who` ([`write_as`]).
+pub fn write_once_run_as(
+    store: &dyn StateStore,
+    who: &auth::Identity,
+    run: &str,
+    idem: &Idem,
+    f: impl FnOnce(&dyn WriteTx) -> Result<Value>,
+) -> Result<Recorded> {
+    who.may_write()?;
+    write_once_run(store, run, idem, |tx| {
+        let s = access::Scoped::new(tx, who);
+        let r = f(&s);
+        s.finish(r)
     })
+}
+
+fn once(
+    tx: &dyn WriteTx,
+    idem: &Idem,
+    f: impl FnOnce(&dyn WriteTx) -> Result<Value>,
+) -> Result<Recorded> {
+    if let Some(key) = &idem.key
+        && let Some(r) = tx.idempotency_get(&idem.scope, key)?
+    {
+        return Ok(r);
+    }
+    let r = Recorded {
+        status: 200,
+        body: f(tx)?.to_string(),
+    };
+    if let Some(key) = &idem.key {
+        tx.idempotency_put(&idem.scope, key, &r, now_us())?;
+    }
+    Ok(r)
 }
 
 /// Parses stored JSON text, or `default` when it does not parse.

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 
-use super::{ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, write_once};
+use super::{
+    ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, write_once_run,
+};
 use crate::domain::events::{self, NewEvent};
 use crate::domain::filters;
 use crate::util::now_us;
@@ -65,7 +67,7 @@ pub async fn ingest(
         now,
     )?;
     let run = batch.run;
-    write_once(&st, &caller, idem, move |tx| {
+    write_once_run(&st, &caller, run.clone(), idem, move |tx| {
         events::ingest(tx, &run, &rows, now)
     })
     .await

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::{
     ApiError, ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once,
+    write_once_run,
 };
 use crate::domain::grids::{self, ArrayValue};
 use crate::util::{now_us, parse_ts};
@@ -286,7 +287,7 @@ pub async fn ingest(
     let batch = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
         .await
         .map_err(|e| ApiError::bad_request(format!("could not decode arrays: {e}")))??;
-    write_once(&st, &caller, idem, move |tx| {
+    write_once_run(&st, &caller, run.clone(), idem, move |tx| {
         grids::ingest(tx, &run, &batch, now)?;
         Ok(serde_json::json!({}))
     })

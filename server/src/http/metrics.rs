@@ -15,7 +15,7 @@ use super::events::decode_body;
 use super::wire::Exact;
 use super::{
     ApiError, ApiResult, AppState, Bytes, Caller, Params, Reply, idem, read, stream_read,
-    write_once,
+    write_once_run,
 };
 use crate::domain::check_name;
 use crate::domain::metrics::{self, Axis, Point};
@@ -275,7 +275,7 @@ pub async fn ingest(
     let (run, series) = tokio::task::spawn_blocking(move || decode(&headers, &body, now))
         .await
         .map_err(|e| ApiError::bad_request(format!("could not decode metrics: {e}")))??;
-    write_once(&st, &caller, idem, move |tx| {
+    write_once_run(&st, &caller, run.clone(), idem, move |tx| {
         metrics::ingest(tx, &run, &series, now, max_names)?;
         Ok(json!({}))
     })

@@ -578,6 +578,23 @@ pub async fn write_once(
         .map(Reply::from)
 }
 
+/// [`write_once`] for a mutation of run `run` alone
+/// ([`domain::write_once_run_as`]): batches of different runs are
+/// written at the same time where the store allows it.
+pub async fn write_once_run(
+    st: &AppState,
+    caller: &Caller,
+    run: String,
+    idem: Idem,
+    f: impl FnOnce(&dyn crate::storage::WriteTx) -> domain::Result<Value> + Send + 'static,
+) -> ApiResult {
+    let store = st.backend.state.clone();
+    let who = caller.0.clone();
+    blocking(move || domain::write_once_run_as(&*store, &who, &run, &idem, f))
+        .await
+        .map(Reply::from)
+}
+
 async fn version(_: Caller) -> ApiResult {
     Ok(Reply::ok(
         json!({ "version": crate::SIMVUE_API_VERSION, "server": "simtrack", "simtrack": env!("CARGO_PKG_VERSION") }),

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ApiResult, AppState, Caller, JsonObject, JsonObjects, Params, Reply, idem, read, write_once,
+    write_once_run,
 };
 use crate::domain::access::DefaultVisibility;
 use crate::domain::{Idem, audit, filters, runs};
@@ -149,7 +150,10 @@ pub async fn heartbeat(
         scope: caller.0.token_id.clone(),
         key: None,
     };
-    write_once(&st, &caller, idem, move |tx| runs::heartbeat(tx, &id)).await
+    write_once_run(&st, &caller, id.clone(), idem, move |tx| {
+        runs::heartbeat(tx, &id)
+    })
+    .await
 }
 
 /// `GET /api/runs/{id}/abort` → `{"status": bool, "reason"}`.

@@ -46,6 +46,16 @@ impl std::fmt::Display for StorageError {
 /// Result of a storage operation.
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// What a [`StateStore::write_run`] transaction may change: one run, and
+/// the idempotency record of one `(scope, key)`.
+#[derive(Debug, Clone, Copy)]
+pub struct RunScope<'a> {
+    /// The run.
+    pub run: &'a str,
+    /// The idempotency scope and key the transaction records, if any.
+    pub idem: Option<(&'a str, &'a str)>,
+}
+
 /// What a transaction's closure asks for when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -65,6 +75,23 @@ pub trait StateStore: Send + Sync + Debug {
     /// are serialisable with respect to each other. A transaction that
     /// cannot commit is an error, not a retry: `f` is never called twice.
     fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()>;
+    /// [`StateStore::write`] for a transaction that changes run `scope.run`
+    /// alone: that run's row, metrics, events, alert states and windows,
+    /// array metrics and queued notifications, plus the idempotency record
+    /// `scope.idem` (it may read anything). It is serialisable with
+    /// respect to every write transaction on the same run, on the same
+    /// idempotency key, or not scoped to a run; a store may run it at the
+    /// same time as scoped writes on other runs, and then refuses (an
+    /// error, rolling back) a change outside the scope. The default is
+    /// [`StateStore::write`].
+    fn write_run(
+        &self,
+        scope: &RunScope<'_>,
+        f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>,
+    ) -> Result<()> {
+        let _ = scope;
+        self.write(f)
+    }
     /// Makes everything durable and compact before a clean exit.
     fn close(&self);
 }

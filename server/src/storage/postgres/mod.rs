@@ -7,13 +7,20 @@
 //! one call made from the runtime's own `block_on`, at start, legal).
 //! One transaction holds one pooled connection.
 //!
-//! Write transactions take a transaction-scoped advisory lock first
-//! ([`WRITE_LOCK`]), so they are serialised across every replica exactly
-//! as SQLite's single writer serialises them inside one process: a
-//! mutation, its side effects and its idempotency record commit together,
-//! and two replicas can never both apply one key or both mark one run
-//! lost. Reads run in `REPEATABLE READ READ ONLY` snapshots and never wait
-//! for the lock.
+//! Write transactions take transaction-scoped advisory locks first, so
+//! two that may touch the same records never overlap, on any replica. A
+//! write not scoped to a run (creating a run, folders, alerts, the lost-run
+//! sweeper, ...) holds [`WRITE_LOCK`] exclusively and is serialised with
+//! every other write, exactly as SQLite's single writer serialises them in
+//! one process. A write scoped to one run ([`StateStore::write_run`]: a
+//! metrics, events or array batch, a heartbeat) holds [`WRITE_LOCK`]
+//! shared, then its run's lock ([`RUN_LOCKS`]) and its idempotency key's
+//! ([`IDEM_LOCKS`]): batches of different runs commit in parallel, while
+//! batches of one run, and any two requests with one key, are still
+//! serialised. A mutation, its side effects and its idempotency record
+//! commit together, so two replicas can never both apply one key or both
+//! mark one run lost. Reads run in `REPEATABLE READ READ ONLY` snapshots
+//! and never wait for a lock.
 //!
 //! Schema migrations ([`schema::MIGRATIONS`]) run at open under a session
 //! advisory lock, so replicas starting together apply each one once.
@@ -30,14 +37,33 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::runtime::Handle;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use super::{Outcome, ReadTx, Result, StateStore, StorageError, WriteTx};
+use super::{Outcome, ReadTx, Result, RunScope, StateStore, StorageError, WriteTx};
 
-/// Advisory-lock key held (transaction-scoped) by every write transaction.
+/// Advisory-lock key held (transaction-scoped) by every write transaction:
+/// exclusively by one not scoped to a run, shared by one that is.
 pub const WRITE_LOCK: i64 = 0x5349_4d54_0001;
+/// First half of the two-part advisory-lock key of a run (the second is
+/// [`lock_key`] of its id), held by write transactions scoped to that run.
+/// Two-part keys never collide with the one-part keys above.
+pub const RUN_LOCKS: i32 = 0x5349_4d52;
+/// First half of the two-part advisory-lock key of an idempotency key
+/// (the second is [`lock_key`] of its scope and key).
+pub const IDEM_LOCKS: i32 = 0x5349_4d49;
 /// Advisory-lock key held (session-scoped) while migrations run.
 pub const MIGRATE_LOCK: i64 = 0x5349_4d54_0002;
 /// Advisory-lock key of the replica that runs background duties.
 pub const LEADER_LOCK: i64 = 0x5349_4d54_0003;
+
+/// The second half of a two-part advisory-lock key for `parts`: the first
+/// four bytes of the SHA-256 of the parts joined by newlines, a hash every
+/// replica of every version computes alike (a rolling upgrade must not
+/// let two replicas lock one run under different keys). Two runs sharing
+/// a key only wait for each other.
+fn lock_key(parts: &[&str]) -> i32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(parts.join("\n").as_bytes());
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
 
 /// A PostgreSQL database holding runs, metrics and everything else but
 /// artifact bytes.
@@ -146,6 +172,64 @@ impl PgStore {
         tokio::task::block_in_place(|| self.rt.block_on(fut))
     }
 
+    /// A write transaction: with `scope`, under the shared [`WRITE_LOCK`],
+    /// the run's lock and the idempotency key's lock, refusing changes
+    /// outside the scope; without, under the exclusive [`WRITE_LOCK`].
+    /// The locks are taken before the first read, always in that order
+    /// (so no two writers wait for each other in a cycle), and each
+    /// statement then reads what committed before (READ COMMITTED).
+    fn write_locked(
+        &self,
+        scope: Option<&RunScope<'_>>,
+        f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>,
+    ) -> Result<()> {
+        let mut client = self.block(self.pool.get()).map_err(pool_err)?;
+        let t = self
+            .block(
+                client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::ReadCommitted)
+                    .start(),
+            )
+            .map_err(db)?;
+        // One round trip for every lock: the keys are numbers, so the
+        // statements are plain text run in order by the simple protocol.
+        let locks = match scope {
+            None => format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"),
+            Some(s) => {
+                let mut q = format!(
+                    "SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}); \
+                     SELECT pg_advisory_xact_lock({RUN_LOCKS}, {})",
+                    lock_key(&[s.run])
+                );
+                if let Some((scope, key)) = s.idem {
+                    q.push_str(&format!(
+                        "; SELECT pg_advisory_xact_lock({IDEM_LOCKS}, {})",
+                        lock_key(&[scope, key])
+                    ));
+                }
+                q
+            }
+        };
+        self.block(t.simple_query(&locks)).map_err(db)?;
+        let tx = tx::Tx {
+            t: &t,
+            store: self,
+            scope: scope.copied(),
+        };
+        match f(&tx) {
+            Ok(Outcome::Commit) => self.block(t.commit()).map_err(db),
+            Ok(Outcome::Rollback) => {
+                let _ = self.block(t.rollback());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.block(t.rollback());
+                Err(e)
+            }
+        }
+    }
+
     /// Whether the database answers a trivial query (readiness).
     pub async fn ping(&self) -> Result<()> {
         let c = self.pool.get().await.map_err(pool_err)?;
@@ -179,27 +263,25 @@ impl StateStore for PgStore {
                     .start(),
             )
             .map_err(db)?;
-        let out = f(&tx::Tx { t: &t, store: self });
+        let out = f(&tx::Tx {
+            t: &t,
+            store: self,
+            scope: None,
+        });
         let _ = self.block(t.rollback());
         out
     }
 
     fn write(&self, f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>) -> Result<()> {
-        let mut client = self.block(self.pool.get()).map_err(pool_err)?;
-        let t = self.block(client.build_transaction().start()).map_err(db)?;
-        self.block(t.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
-            .map_err(db)?;
-        match f(&tx::Tx { t: &t, store: self }) {
-            Ok(Outcome::Commit) => self.block(t.commit()).map_err(db),
-            Ok(Outcome::Rollback) => {
-                let _ = self.block(t.rollback());
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.block(t.rollback());
-                Err(e)
-            }
-        }
+        self.write_locked(None, f)
+    }
+
+    fn write_run(
+        &self,
+        scope: &RunScope<'_>,
+        f: &mut dyn FnMut(&dyn WriteTx) -> Result<Outcome>,
+    ) -> Result<()> {
+        self.write_locked(Some(scope), f)
     }
 
     fn close(&self) {

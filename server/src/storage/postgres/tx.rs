@@ -11,8 +11,8 @@ use crate::storage::{Acknowledgement, ChannelRow, OutboxRow};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TagRow, TenantRow, TokenRow, UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, RunScope, SeriesRow,
+    StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 mod notify;
@@ -21,6 +21,10 @@ mod notify;
 pub(super) struct Tx<'a> {
     pub t: &'a Transaction<'a>,
     pub store: &'a PgStore,
+    /// For a write holding only one run's lock ([`PgStore::write_run`]),
+    /// what it may change; every change outside it is refused, since
+    /// writes on other runs run at the same time.
+    pub scope: Option<RunScope<'a>>,
 }
 
 pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
@@ -171,6 +175,39 @@ fn tag_row(r: &Row) -> Result<TagRow> {
 }
 
 impl Tx<'_> {
+    /// Refuses a change to `what` in a write scoped to one run.
+    fn unscoped(&self, what: &str) -> Result<()> {
+        match &self.scope {
+            Some(s) => Err(StorageError(format!(
+                "a write transaction scoped to run {} cannot change {what}",
+                s.run
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a change to run `run` in a write scoped to another run.
+    fn in_scope(&self, run: &str) -> Result<()> {
+        match &self.scope {
+            Some(s) if s.run != run => Err(StorageError(format!(
+                "a write transaction scoped to run {} cannot change run {run}",
+                s.run
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to record an idempotency key other than the scope's own.
+    fn idem_in_scope(&self, scope: &str, key: &str) -> Result<()> {
+        match &self.scope {
+            Some(s) if s.idem != Some((scope, key)) => Err(StorageError(format!(
+                "a write transaction scoped to run {} cannot record another idempotency key",
+                s.run
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Every row of `sql`.
     pub(super) fn rows(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
         self.store.block(async {
@@ -880,6 +917,7 @@ impl ReadTx for Tx<'_> {
 
 impl WriteTx for Tx<'_> {
     fn run_insert(&self, r: &RunRow) -> Result<()> {
+        self.unscoped("a run")?;
         self.exec(
             "INSERT INTO runs (id, name, folder, status, description, tags, metadata, system, created,
              started, endtime, modified, ttl, heartbeat_timeout, notifications, visibility, owner,
@@ -913,10 +951,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn run_update(&self, id: &str, p: &RunPatch) -> Result<()> {
+        self.in_scope(id)?;
         self.update("runs", id, pg_cells(p.columns()))
     }
 
     fn run_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("a run")?;
         for sql in [
             "DELETE FROM metric_points WHERE chunk_id IN (SELECT c.id FROM metric_chunks c
              JOIN metric_series s ON s.id = c.series_id WHERE s.run_id = $1)",
@@ -937,6 +977,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_insert(&self, id: &str, path: &str, now: i64) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec(
             "INSERT INTO folders (id, path, created, modified) VALUES ($1, $2, $3, $3)",
             &[&id, &path, &now],
@@ -945,6 +986,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_set_owner(&self, id: &str, owner: &str) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec(
             "UPDATE folders SET owner = $2 WHERE id = $1",
             &[&id, &owner],
@@ -953,15 +995,18 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_update(&self, id: &str, p: &FolderPatch) -> Result<()> {
+        self.unscoped("folders")?;
         self.update("folders", id, pg_cells(p.columns()))
     }
 
     fn folder_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec("DELETE FROM folders WHERE id = $1", &[&id])?;
         Ok(())
     }
 
     fn alert_insert(&self, a: &AlertRow) -> Result<()> {
+        self.unscoped("alerts")?;
         self.exec(
             "INSERT INTO alerts (id, name, source, description, notification, enabled, abort, alert,
              created, owner, options) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
@@ -983,10 +1028,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn alert_update(&self, id: &str, p: &AlertPatch) -> Result<()> {
+        self.unscoped("alerts")?;
         self.update("alerts", id, pg_cells(p.columns()))
     }
 
     fn alert_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("alerts")?;
         self.exec("DELETE FROM run_alerts WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alert_acks WHERE alert_id = $1", &[&id])?;
         self.exec("DELETE FROM alert_windows WHERE alert_id = $1", &[&id])?;
@@ -995,6 +1042,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn attach_alert(&self, run: &str, alert: &str) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO run_alerts (run_id, alert_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&run, &alert],
@@ -1003,6 +1051,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn detach_alerts_except(&self, run: &str, keep: &[String]) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "DELETE FROM run_alerts WHERE run_id = $1 AND alert_id <> ALL($2::text[])",
             &[&run, &keep],
@@ -1015,6 +1064,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn set_alert_state(&self, run: &str, alert: &str, status: &str, at: i64) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "UPDATE run_alerts SET status = $3, changed = $4 WHERE run_id = $1 AND alert_id = $2",
             &[&run, &alert, &status, &at],
@@ -1027,6 +1077,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn acknowledge_alert(&self, run: &str, alert: &str, by: &str, at: i64) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO alert_acks (run_id, alert_id, by_user, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (run_id, alert_id) DO UPDATE SET by_user = $3, at = $4",
@@ -1036,6 +1087,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn event_insert(&self, run: &str, ts: i64, level: &str, message: &str) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO events (run_id, ts, log_level, message) VALUES ($1, $2, $3, $4)",
             &[&run, &ts, &level, &message],
@@ -1044,6 +1096,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
+        self.in_scope(run)?;
         match rows {
             [] => return Ok(()),
             [(ts, level, message)] => return self.event_insert(run, *ts, level, message),
@@ -1066,6 +1119,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
+        self.in_scope(run)?;
         if let Some(id) = self.series_id(run, name)? {
             return Ok(id);
         }
@@ -1117,6 +1171,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_insert(&self, a: &ArtifactRow) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "INSERT INTO artifacts (id, name, original_path, size, mime_type, checksum, metadata,
              created, uploaded, owner) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
@@ -1137,6 +1192,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_set_uploaded(&self, id: &str, uploaded: bool) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "UPDATE artifacts SET uploaded = $2 WHERE id = $1",
             &[&id, &uploaded],
@@ -1145,6 +1201,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_set_size(&self, id: &str, size: u64) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "UPDATE artifacts SET size = $2 WHERE id = $1",
             &[&id, &(size as i64)],
@@ -1153,6 +1210,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_attach(&self, run: &str, artifact: &str, category: &str) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec(
             "INSERT INTO run_artifacts (run_id, artifact_id, category) VALUES ($1, $2, $3)
              ON CONFLICT (run_id, artifact_id) DO UPDATE SET category = excluded.category",
@@ -1162,12 +1220,14 @@ impl WriteTx for Tx<'_> {
     }
 
     fn artifact_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("artifacts")?;
         self.exec("DELETE FROM run_artifacts WHERE artifact_id = $1", &[&id])?;
         self.exec("DELETE FROM artifacts WHERE id = $1", &[&id])?;
         Ok(())
     }
 
     fn tag_insert(&self, t: &TagRow) -> Result<bool> {
+        self.unscoped("tags")?;
         let n = self.exec(
             "INSERT INTO tags (id, name, colour, description, created, owner)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
@@ -1184,6 +1244,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn tag_update(&self, t: &TagRow) -> Result<bool> {
+        self.unscoped("tags")?;
         let n = self.exec(
             "UPDATE tags SET name = $2, colour = $3, description = $4 WHERE id = $1
              AND NOT EXISTS (SELECT 1 FROM tags o WHERE o.name = $2 AND o.id <> $1)",
@@ -1193,11 +1254,13 @@ impl WriteTx for Tx<'_> {
     }
 
     fn tag_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("tags")?;
         self.exec("DELETE FROM tags WHERE id = $1", &[&id])?;
         Ok(())
     }
 
     fn token_insert(&self, t: &TokenRow) -> Result<()> {
+        self.unscoped("tokens")?;
         self.exec(
             "INSERT INTO tokens (id, name, hash, exp, created, label, read_only, csrf)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1216,10 +1279,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn token_delete(&self, id: &str) -> Result<bool> {
+        self.unscoped("tokens")?;
         Ok(self.exec("DELETE FROM tokens WHERE id = $1", &[&id])? > 0)
     }
 
     fn alert_window_put(&self, run: &str, alert: &str, state: &str) -> Result<()> {
+        self.in_scope(run)?;
         self.exec(
             "INSERT INTO alert_windows (run_id, alert_id, state) VALUES ($1, $2, $3)
              ON CONFLICT (run_id, alert_id) DO UPDATE SET state = excluded.state",
@@ -1229,6 +1294,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn token_touch(&self, id: &str, at: i64) -> Result<()> {
+        self.unscoped("tokens")?;
         self.exec(
             "UPDATE tokens SET last_used = $2 WHERE id = $1",
             &[&id, &at],
@@ -1237,6 +1303,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn user_put(&self, u: &UserRow) -> Result<()> {
+        self.unscoped("users")?;
         self.exec(
             &format!(
                 "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -1258,6 +1325,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn user_profile_put(&self, name: &str, doc: &str) -> Result<()> {
+        self.unscoped("users")?;
         self.exec(
             "INSERT INTO user_profiles (name, doc) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
@@ -1267,6 +1335,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn tenant_put(&self, t: &TenantRow) -> Result<()> {
+        self.unscoped("tenants")?;
         self.exec(
             "INSERT INTO tenants (name, doc, created) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
@@ -1276,10 +1345,12 @@ impl WriteTx for Tx<'_> {
     }
 
     fn tenant_delete(&self, name: &str) -> Result<bool> {
+        self.unscoped("tenants")?;
         Ok(self.exec("DELETE FROM tenants WHERE name = $1", &[&name])? > 0)
     }
 
     fn audit_insert(&self, a: &AuditRow) -> Result<()> {
+        self.unscoped("the audit trail")?;
         self.exec(
             "INSERT INTO audit (ts, actor, action, target, detail, ip)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1289,6 +1360,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_view_put(&self, folder: &str, user: &str, doc: &str) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec(
             "INSERT INTO folder_views (folder_id, owner, doc) VALUES ($1, $2, $3)
              ON CONFLICT (folder_id, owner) DO UPDATE SET doc = excluded.doc",
@@ -1298,6 +1370,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn folder_view_delete(&self, folder: &str, user: Option<&str>) -> Result<()> {
+        self.unscoped("folders")?;
         self.exec(
             "DELETE FROM folder_views WHERE folder_id = $1 AND ($2::TEXT IS NULL OR owner = $2)",
             &[&folder, &user],
@@ -1306,6 +1379,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn signin_failures_put(&self, key: &str, count: i64, since: i64) -> Result<()> {
+        self.unscoped("sign-in failures")?;
         self.exec(
             "INSERT INTO signin_failures (key, count, since) VALUES ($1, $2, $3)
              ON CONFLICT (key) DO UPDATE SET count = excluded.count, since = excluded.since",
@@ -1315,15 +1389,18 @@ impl WriteTx for Tx<'_> {
     }
 
     fn signin_failures_delete(&self, key: &str) -> Result<()> {
+        self.unscoped("sign-in failures")?;
         self.exec("DELETE FROM signin_failures WHERE key = $1", &[&key])?;
         Ok(())
     }
 
     fn signin_failures_purge(&self, before: i64) -> Result<usize> {
+        self.unscoped("sign-in failures")?;
         Ok(self.exec("DELETE FROM signin_failures WHERE since < $1", &[&before])? as usize)
     }
 
     fn setting_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.unscoped("settings")?;
         self.exec(
             "INSERT INTO settings (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1333,6 +1410,7 @@ impl WriteTx for Tx<'_> {
     }
 
     fn idempotency_put(&self, scope: &str, key: &str, r: &Recorded, at: i64) -> Result<()> {
+        self.idem_in_scope(scope, key)?;
         self.exec(
             "INSERT INTO idempotency (scope, key, status, body, created) VALUES ($1, $2, $3, $4, $5)",
             &[&scope, &key, &i32::from(r.status), &r.body, &at],
@@ -1341,22 +1419,27 @@ impl WriteTx for Tx<'_> {
     }
 
     fn idempotency_purge(&self, before: i64) -> Result<usize> {
+        self.unscoped("idempotency records")?;
         Ok(self.exec("DELETE FROM idempotency WHERE created < $1", &[&before])? as usize)
     }
 
     fn notify_channel_insert(&self, c: &ChannelRow) -> Result<()> {
+        self.unscoped("notification channels")?;
         self.channel_insert(c)
     }
 
     fn notify_channel_delete(&self, id: &str) -> Result<bool> {
+        self.unscoped("notification channels")?;
         self.channel_delete(id)
     }
 
     fn outbox_insert(&self, o: &OutboxRow) -> Result<()> {
+        self.in_scope(&o.run_id)?;
         self.outbox_add(o)
     }
 
     fn outbox_claim(&self, now: i64, until: i64, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.unscoped("the outbox")?;
         self.claim(now, until, limit)
     }
 
@@ -1369,23 +1452,29 @@ impl WriteTx for Tx<'_> {
         error: Option<&str>,
         sent_at: Option<i64>,
     ) -> Result<()> {
+        self.unscoped("the outbox")?;
         self.finish(id, status, attempts, next_at, error, sent_at)
     }
 
     fn outbox_purge(&self, before: i64) -> Result<usize> {
+        self.unscoped("the outbox")?;
         self.purge(before)
     }
 
     fn grid_insert(&self, g: &GridRow) -> Result<()> {
+        self.unscoped("grids")?;
         super::grids::insert(self, g)
     }
     fn grid_delete(&self, id: &str) -> Result<()> {
+        self.unscoped("grids")?;
         super::grids::delete(self, id)
     }
     fn grid_attach(&self, run: &str, metric: &str, grid: &str) -> Result<()> {
+        self.in_scope(run)?;
         super::grids::attach(self, run, metric, grid)
     }
     fn grid_value_put(&self, run: &str, metric: &str, v: &GridValueRow) -> Result<()> {
+        self.in_scope(run)?;
         super::grids::value_put(self, run, metric, v)
     }
 }
