@@ -272,56 +272,15 @@ pub fn decode(blob: &[u8]) -> Result<(Vec<usize>, Vec<f64>)> {
     if planes.len() != n * 8 {
         return Err(damaged());
     }
-    let mut values = vec![0f64; n];
-    // Large arrays are put back together on several threads, each over its
-    // own range of elements.
-    let parts = parts_for(n);
-    let per = n.div_ceil(parts).max(1);
-    if parts == 1 {
-        unplane(&planes, n, 0, &mut values);
-    } else {
-        std::thread::scope(|s| {
-            for (c, out) in values.chunks_mut(per).enumerate() {
-                let planes = &planes;
-                s.spawn(move || unplane(planes, n, c * per, out));
-            }
-        });
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut b = [0u8; 8];
+        for (k, byte) in b.iter_mut().enumerate() {
+            *byte = planes[k * n + i];
+        }
+        values.push(f64::from_le_bytes(b));
     }
     Ok((shape, values))
-}
-
-/// Elements at which a read of one array is split over threads.
-const PARALLEL_FROM: usize = 1 << 16;
-
-/// How many threads to split work on `n` elements over.
-fn parts_for(n: usize) -> usize {
-    if n < PARALLEL_FROM {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map_or(1, |p| p.get())
-        .clamp(1, 8)
-        .min(n / (PARALLEL_FROM / 2))
-}
-
-/// Gathers elements `start..start + out.len()` from the 8 byte planes of
-/// an `n`-element array, in blocks that stay in L1: each plane is read
-/// sequentially.
-fn unplane(planes: &[u8], n: usize, start: usize, out: &mut [f64]) {
-    const BLOCK: usize = 2048;
-    let mut buf = [[0u8; 8]; BLOCK];
-    for (b, dst) in out.chunks_mut(BLOCK).enumerate() {
-        let at = start + b * BLOCK;
-        let len = dst.len();
-        for (k, plane) in planes.chunks_exact(n).enumerate() {
-            for (slot, &byte) in buf[..len].iter_mut().zip(&plane[at..at + len]) {
-                slot[k] = byte;
-            }
-        }
-        for (d, bytes) in dst.iter_mut().zip(&buf[..len]) {
-            *d = f64::from_le_bytes(*bytes);
-        }
-    }
 }
 
 fn range(values: &[f64]) -> (Option<f64>, Option<f64>) {
@@ -417,57 +376,8 @@ pub fn step_values(
     Ok((row, grid, shape, values))
 }
 
-/// Writes `values` of `shape` as nested JSON lists into `out`. A large
-/// array is formatted on several threads, each writing a run of the
-/// outermost dimension's items.
+/// Writes `values` of `shape` as nested JSON lists into `out`.
 pub fn push_nested(out: &mut String, shape: &[usize], values: &[f64]) {
-    let parts = parts_for(values.len());
-    let outer = shape.first().copied().unwrap_or(values.len());
-    if parts == 1 || outer < parts || shape.is_empty() {
-        return push_nested_one(out, shape, values);
-    }
-    let inner = values.len() / outer.max(1);
-    let per = outer.div_ceil(parts);
-    let pieces: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..outer)
-            .step_by(per)
-            .map(|from| {
-                let to = (from + per).min(outer);
-                let vals = &values[from * inner..to * inner];
-                s.spawn(move || {
-                    let mut piece = String::with_capacity(vals.len() * 20);
-                    for i in 0..to - from {
-                        if i > 0 {
-                            piece.push(',');
-                        }
-                        let item = &vals[i * inner..(i + 1) * inner];
-                        if shape.len() == 1 {
-                            jsonnum::Buf.push(&mut piece, item[0]);
-                        } else {
-                            push_nested_one(&mut piece, &shape[1..], item);
-                        }
-                    }
-                    piece
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    out.reserve(pieces.iter().map(String::len).sum::<usize>() + pieces.len() + 2);
-    out.push('[');
-    for (i, p) in pieces.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(p);
-    }
-    out.push(']');
-}
-
-fn push_nested_one(out: &mut String, shape: &[usize], values: &[f64]) {
     fn rec(out: &mut String, shape: &[usize], values: &[f64], buf: &mut jsonnum::Buf) {
         out.push('[');
         if shape.len() <= 1 {
@@ -656,32 +566,6 @@ mod tests {
         let mut s = String::new();
         push_nested(&mut s, &[2, 3], &[1.0, 2.5, 3.0, 4.0, f64::NAN, 6.0]);
         assert_eq!(s, "[[1.0,2.5,3.0],[4.0,null,6.0]]");
-    }
-
-    #[test]
-    fn large_arrays_read_back_the_same_on_several_threads() {
-        // Above PARALLEL_FROM the decode and the JSON are split; the
-        // result must equal the one-thread form for 1-, 2- and 3-D shapes.
-        for shape in [vec![300_001], vec![1001, 300], vec![7, 211, 203]] {
-            let n: usize = shape.iter().product();
-            let vals: Vec<f64> = (0..n)
-                .map(|i| {
-                    if i % 9973 == 0 {
-                        f64::NAN
-                    } else {
-                        (i as f64 * 1e-3).cos()
-                    }
-                })
-                .collect();
-            let (s, v) = decode(&encode(&shape, &vals).unwrap()).unwrap();
-            assert_eq!(s, shape);
-            assert!(v.iter().zip(&vals).all(|(a, b)| a.to_bits() == b.to_bits()));
-            let (mut many, mut one) = (String::new(), String::new());
-            push_nested(&mut many, &shape, &vals);
-            push_nested_one(&mut one, &shape, &vals);
-            assert_eq!(many.len(), one.len(), "{shape:?}");
-            assert!(many == one, "{shape:?}");
-        }
     }
 
     #[test]
