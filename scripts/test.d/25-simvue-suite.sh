@@ -66,7 +66,10 @@ trap cleanup EXIT
 
 tar -xzf "$sdist" -C "$data"
 suite="$data/simvue-$SIMVUE_VERSION"
-token="$("$bin" token create $(storage_args "$data/store") --name simvue-suite)"
+# The suite's user administers the server: its tenant and user tests create
+# and delete tenants and users, which only an administrator may do.
+"$bin" user add simvue-suite --admin $(storage_args "$data/store") >/dev/null
+token="$("$bin" token create $(storage_args "$data/store") --user simvue-suite)"
 start_server "$bin" "$data/store" "$log"
 echo "-- server at $url"
 
