@@ -1003,10 +1003,8 @@ fn cache_key(ptr: *const u8) -> usize {
 #[inline(always)]
 unsafe fn c_name_is(a: *const u8, n: usize, p: *const u8) -> bool {
     if n >= 8 {
-        // SAFETY: p is NUL-terminated.
-        let b = unsafe { std::ffi::CStr::from_ptr(p.cast()) }.to_bytes();
-        // SAFETY: a is valid for n bytes, which is b's length here.
-        return b.len() == n && unsafe { same_bytes(a, b) };
+        // SAFETY: forwarded contract.
+        return unsafe { long_c_name_is(a, n, p) };
     }
     // SAFETY: every read of p is at or before its terminator (the loop stops
     // at a NUL), every read of a is below n.
@@ -1019,6 +1017,19 @@ unsafe fn c_name_is(a: *const u8, n: usize, p: *const u8) -> bool {
         }
         *p.add(n) == 0
     }
+}
+
+/// [`c_name_is`] for names of 8 bytes or more, kept out of line so the
+/// short names' loop stays small where it is inlined.
+///
+/// # Safety
+/// As [`c_name_is`].
+#[inline(never)]
+unsafe fn long_c_name_is(a: *const u8, n: usize, p: *const u8) -> bool {
+    // SAFETY: p is NUL-terminated.
+    let b = unsafe { std::ffi::CStr::from_ptr(p.cast()) }.to_bytes();
+    // SAFETY: a is valid for n bytes, which is b's length here.
+    b.len() == n && unsafe { same_bytes(a, b) }
 }
 
 /// Whether the `b.len()` bytes at `a` equal `b`; short names without a
