@@ -47,6 +47,13 @@ static void report(const char *what, double *samples, int n, int per_sample) {
            samples[(n * 99) / 100] / per_sample);
 }
 
+/* The same samples (already sorted by report) per point. */
+static void report_points(const char *what, double *samples, int n, int points_per_sample) {
+    qsort(samples, (size_t)n, sizeof *samples, cmp);
+    printf("%-34s median %7.2f ns/point  p99 %7.2f ns/point\n", what, samples[n / 2] / points_per_sample,
+           samples[(n * 99) / 100] / points_per_sample);
+}
+
 int main(int argc, char **argv) {
     int nsamples = argc > 1 ? atoi(argv[1]) : 5000;
     long points = argc > 2 ? atol(argv[2]) : 10000000L;
@@ -80,6 +87,18 @@ int main(int argc, char **argv) {
         samples[s] = now_ns() - t0;
     }
     report("simtrack_log_many, 10 metrics", samples, many, BLOCK);
+    report_points("simtrack_log_many, automatic steps", samples, many, BLOCK * 10);
+
+    long mstep = 0;
+    for (int s = 0; s < many; s++) {
+        double t0 = now_ns();
+        for (int i = 0; i < BLOCK; i++) {
+            for (int k = 0; k < 10; k++) values[k] = (double)(i + k);
+            simtrack_log_many(run, 10, names, values, mstep++);
+        }
+        samples[s] = now_ns() - t0;
+    }
+    report_points("simtrack_log_many, explicit steps", samples, many, BLOCK * 10);
 
     double t0 = now_ns();
     for (long i = 0; i < points; i++) simtrack_log(run, "bulk", (double)i, i);

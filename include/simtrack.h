@@ -239,7 +239,8 @@ simtrack_status simtrack_init(const char *name,
  * memory-mapped file in the run's spool directory. Once the call has
  * returned, the value survives the death of the process (SIGKILL, the OOM
  * killer, a segfault): the library's worker thread moves it into the spool,
- * or, if the process died first, the next `simtrack sync` does.
+ * or, if the process died first, the next online run on the same spool and
+ * server (in the background) or the next `simtrack sync` does.
  * Only when a thread's buffer (an eighth of `SIMTRACK_MEMORY_CAP_MB`) is
  * full because the disk is slower than the solver, or full, does the call
  * wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is still

@@ -77,7 +77,7 @@ struct Header {
 #[derive(Debug, Clone, Copy)]
 struct Metric {
     id: u32,
-    next_step: *const AtomicI64,
+    step: *const StepCounter,
 }
 
 /// One entry of a lane's direct-mapped cache of name pointers.
@@ -99,7 +99,10 @@ struct Local {
     tail_seen: u64,
     /// Inside a push (a signal handler calling in would find it set).
     busy: bool,
-    cache: [Option<CacheEntry>; CACHE],
+    /// Two ways per set: a call logging a few dozen names rarely has three
+    /// whose addresses fall in one set (a direct-mapped cache of 64 lost a
+    /// handful of 30 names to collisions, on every call).
+    cache: [[Option<CacheEntry>; 2]; CACHE],
     index: FxHashMap<Box<[u8]>, Metric>,
 }
 
@@ -127,8 +130,19 @@ pub(crate) struct Lane {
     #[allow(dead_code)]
     path: Option<PathBuf>,
     owned: AtomicBool,
+    /// Unique among the process's lanes (never 0 or [`SHARED`]).
+    key: u64,
+    /// Set while the owner is in a `push_many` write loop that advances the
+    /// steps of metrics it owns with plain loads and stores.
+    active: Padded<AtomicBool>,
     local: UnsafeCell<Local>,
 }
+
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct Padded<T>(T);
+
+static LANE_KEY: AtomicU64 = AtomicU64::new(1);
 
 // SAFETY: the mapping is shared memory accessed through atomics (header) or
 // under the head/tail protocol (slots); `local` is only touched by the
@@ -246,11 +260,13 @@ impl Lane {
             capacity,
             path,
             owned: AtomicBool::new(false),
+            key: LANE_KEY.fetch_add(1, Ordering::Relaxed),
+            active: Padded(AtomicBool::new(false)),
             local: UnsafeCell::new(Local {
                 head,
                 tail_seen: 0,
                 busy: false,
-                cache: [None; CACHE],
+                cache: [[None; 2]; CACHE],
                 index: FxHashMap::default(),
             }),
         }
@@ -382,14 +398,29 @@ struct Names {
     /// One cache line each, so threads logging different metrics share none.
     /// Boxed: lanes keep pointers to them while the list grows.
     #[allow(clippy::vec_box)]
-    steps: Vec<Box<PaddedStep>>,
+    steps: Vec<Box<StepCounter>>,
     /// `lanes/names`: `u32 len | u32 crc | bytes` per name, in id order.
     file: Option<File>,
 }
 
+/// A metric's next automatic step, and which lane may advance it without
+/// an atomic read-modify-write.
+///
+/// A metric used by one lane only (the usual case: one thread logs it) is
+/// *owned* by that lane, which advances `next` with a plain load and store
+/// inside a `push_many` (no `lock` prefix per point, no store-buffer drain).
+/// The first time another lane uses the metric it marks it [`SHARED`] and
+/// waits until the owner is outside its write loop (see [`Lane::active`]);
+/// from then on everyone uses `fetch_add`. So steps stay unique per metric.
 #[repr(align(64))]
 #[derive(Debug, Default)]
-struct PaddedStep(AtomicI64);
+struct StepCounter {
+    next: AtomicI64,
+    /// 0: no lane yet; [`SHARED`]; else the owning lane's `key`.
+    owner: AtomicU64,
+}
+
+const SHARED: u64 = u64::MAX;
 
 /// The lanes of one run.
 #[derive(Debug)]
@@ -441,6 +472,8 @@ pub(crate) trait Room {
 impl Lanes {
     /// The lanes of the run in `dir` (`<run>/lanes/`, created 0700).
     pub fn new(dir: &RunDir, capacity: u64) -> Result<Lanes, Error> {
+        // Registered before the run's first lane exists.
+        asymmetric_barriers();
         let lanes = dir.root.join("lanes");
         crate::spool::create_private_dir_all(&lanes)
             .map_err(|e| Error::io(format!("cannot create {}", lanes.display()), e))?;
@@ -596,35 +629,70 @@ impl Lanes {
 
     /// Looks a name up in the lane's cache; on a miss, in the run's table.
     #[inline]
-    fn metric(&self, local: &mut Local, name: &[u8]) -> Result<Metric, Error> {
-        let key = ((name.as_ptr() as u64 ^ ((name.len() as u64) << 48))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> 58) as usize;
-        if let Some(e) = &local.cache[key]
-            && e.ptr == name.as_ptr()
-            && e.len == name.len()
-            // SAFETY: e.name points to the interned name (len bytes), kept
-            // alive by the lane's index for the life of the run.
-            && unsafe { same_bytes(e.name, name) }
-        {
-            return Ok(e.metric);
+    fn metric(&self, lane: &Lane, local: &mut Local, name: &[u8]) -> Result<Metric, Error> {
+        let key = cache_key(name.as_ptr());
+        for e in local.cache[key].iter().flatten() {
+            if e.ptr == name.as_ptr()
+                && e.len == name.len()
+                // SAFETY: e.name points to the interned name (len bytes), kept
+                // alive by the lane's index for the life of the run.
+                && unsafe { same_bytes(e.name, name) }
+            {
+                return Ok(e.metric);
+            }
         }
-        self.metric_slow(local, name, key)
+        self.metric_slow(lane, local, name, key)
+    }
+
+    /// As [`Lanes::metric`] for a NUL-terminated name: a hit is checked
+    /// against the cached name byte by byte up to its terminator, so the name
+    /// is never measured with `strlen` first.
+    ///
+    /// # Safety
+    /// `name` is non-NULL and NUL-terminated.
+    #[inline]
+    unsafe fn metric_c(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        name: *const u8,
+    ) -> Result<Metric, Error> {
+        let key = cache_key(name);
+        for e in local.cache[key].iter().flatten() {
+            // SAFETY: e.name holds e.len bytes; name is NUL-terminated.
+            if e.ptr == name && unsafe { c_name_is(e.name, e.len, name) } {
+                return Ok(e.metric);
+            }
+        }
+        // SAFETY: NUL-terminated per the contract.
+        let bytes = unsafe { std::ffi::CStr::from_ptr(name.cast()) }.to_bytes();
+        self.metric_slow(lane, local, bytes, key)
     }
 
     #[cold]
-    fn metric_slow(&self, local: &mut Local, name: &[u8], key: usize) -> Result<Metric, Error> {
+    fn metric_slow(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        name: &[u8],
+        key: usize,
+    ) -> Result<Metric, Error> {
         let (metric, interned) = match local.index.get_key_value(name) {
             Some((k, m)) => (*m, k.as_ptr()),
             None => {
                 let metric = self.intern(name)?;
+                // The lane's first use of this metric (never inside a write
+                // loop: see `push_lots`).
+                self.adopt(lane, metric);
                 let k: Box<[u8]> = name.into();
                 let p = k.as_ptr();
                 local.index.insert(k, metric);
                 (metric, p)
             }
         };
-        local.cache[key] = Some(CacheEntry {
+        let set = &mut local.cache[key];
+        set[1] = set[0].take();
+        set[0] = Some(CacheEntry {
             ptr: name.as_ptr(),
             len: name.len(),
             name: interned,
@@ -633,12 +701,40 @@ impl Lanes {
         Ok(metric)
     }
 
+    /// Takes ownership of a metric's step counter for `lane`, or, if another
+    /// lane owns it, makes it shared (see [`StepCounter`]).
+    fn adopt(&self, lane: &Lane, metric: Metric) {
+        // SAFETY: the counter lives in the run's names table for the run.
+        let counter = unsafe { &*metric.step };
+        let owner =
+            match counter
+                .owner
+                .compare_exchange(0, lane.key, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(o) if o == lane.key || o == SHARED => return,
+                Err(o) => o,
+            };
+        counter.owner.store(SHARED, Ordering::Relaxed);
+        // Pairs with the barrier in `with_steps`: either the owner's next
+        // write loop sees SHARED, or we see it active and wait it out.
+        heavy_barrier();
+        let owner_lane = self.all.lock().iter().find(|l| l.key == owner).cloned();
+        if let Some(l) = owner_lane {
+            // A write loop is a few stores per point: no lock, no wait.
+            while l.active.0.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+            }
+        }
+    }
+
     fn intern(&self, name: &[u8]) -> Result<Metric, Error> {
         let mut n = self.names.lock();
         if let Some(&id) = n.index.get(name) {
             return Ok(Metric {
                 id,
-                next_step: &n.steps[id as usize].0,
+                step: &*n.steps[id as usize],
             });
         }
         let text = std::str::from_utf8(name).map_err(|e| {
@@ -666,7 +762,7 @@ impl Lanes {
         n.steps.push(Box::default());
         Ok(Metric {
             id,
-            next_step: &n.steps[id as usize].0,
+            step: &*n.steps[id as usize],
         })
     }
 
@@ -690,7 +786,38 @@ impl Lanes {
             return Err(reentered());
         }
         local.busy = true;
-        let r = self.push_in(lane, local, room, name, value, step, ticks);
+        let r = self
+            .metric(lane, local, name)
+            .and_then(|m| self.push_in(lane, local, room, m, value, step, ticks));
+        local.busy = false;
+        r
+    }
+
+    /// As [`Lanes::push`] with a NUL-terminated name (never measured when
+    /// the lane has seen it at that address).
+    ///
+    /// # Safety
+    /// `name` is non-NULL and NUL-terminated.
+    #[inline]
+    pub unsafe fn push_c(
+        &self,
+        keep: &Weak<()>,
+        room: &impl Room,
+        name: *const std::ffi::c_char,
+        value: f64,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let lane = self.lane(keep)?;
+        // SAFETY: as in `push`.
+        let local = unsafe { &mut *lane.local.get() };
+        if local.busy {
+            return Err(reentered());
+        }
+        local.busy = true;
+        // SAFETY: forwarded contract.
+        let r = unsafe { self.metric_c(lane, local, name.cast()) }
+            .and_then(|m| self.push_in(lane, local, room, m, value, step, ticks));
         local.busy = false;
         r
     }
@@ -702,16 +829,19 @@ impl Lanes {
         lane: &Lane,
         local: &mut Local,
         room: &impl Room,
-        name: &[u8],
+        m: Metric,
         value: f64,
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
-        let m = self.metric(local, name)?;
         if local.head - local.tail_seen >= lane.capacity {
             self.make_room(lane, local, room, 1)?;
         }
-        write_slot(lane, local.head, m.id, value, next_step(m, step), ticks);
+        let head = local.head;
+        with_steps(lane, step, |key| {
+            write_slot(lane, head, m.id, value, next_step(m, step, key), ticks);
+            Ok(())
+        })?;
         local.head += 1;
         lane.header().head.store(local.head, Ordering::Release);
         Ok(())
@@ -754,6 +884,38 @@ impl Lanes {
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
+        let items = ByBytes(item);
+        self.push_items(keep, room, count, &items, step, ticks)
+    }
+
+    /// As [`Lanes::push_many`] with NUL-terminated names: `names[i]` names
+    /// `values[i]` (a NULL name refuses the call).
+    ///
+    /// # Safety
+    /// Every non-NULL `names[i]` is NUL-terminated.
+    pub unsafe fn push_many_c(
+        &self,
+        keep: &Weak<()>,
+        room: &impl Room,
+        names: &[*const std::ffi::c_char],
+        values: &[f64],
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let count = names.len().min(values.len());
+        let items = ByCStr { names, values };
+        self.push_items(keep, room, count, &items, step, ticks)
+    }
+
+    fn push_items(
+        &self,
+        keep: &Weak<()>,
+        room: &impl Room,
+        count: usize,
+        items: &impl Items,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
         let lane = self.lane(keep)?;
         // SAFETY: as in `push`.
         let local = unsafe { &mut *lane.local.get() };
@@ -762,13 +924,112 @@ impl Lanes {
         }
         local.busy = true;
         let r = if count <= MANY_ON_STACK {
-            self.push_few(lane, local, room, count, item, step, ticks)
+            self.push_few(lane, local, room, count, items, step, ticks)
         } else {
-            self.push_lots(lane, local, room, count, item, step, ticks)
+            self.push_lots(lane, local, room, count, items, step, ticks)
         };
         local.busy = false;
         r
     }
+}
+
+/// Item `i` of a `push_many`: its metric (looked up in the lane) and value.
+trait Items {
+    fn get(
+        &self,
+        lanes: &Lanes,
+        lane: &Lane,
+        local: &mut Local,
+        i: usize,
+    ) -> Result<(Metric, f64), Error>;
+}
+
+struct ByBytes<F>(F);
+
+impl<'a, F: Fn(usize) -> Result<(&'a [u8], f64), Error>> Items for ByBytes<F> {
+    #[inline(always)]
+    fn get(
+        &self,
+        lanes: &Lanes,
+        lane: &Lane,
+        local: &mut Local,
+        i: usize,
+    ) -> Result<(Metric, f64), Error> {
+        let (name, value) = (self.0)(i)?;
+        Ok((lanes.metric(lane, local, name)?, value))
+    }
+}
+
+struct ByCStr<'a> {
+    names: &'a [*const std::ffi::c_char],
+    values: &'a [f64],
+}
+
+impl Items for ByCStr<'_> {
+    #[inline(always)]
+    fn get(
+        &self,
+        lanes: &Lanes,
+        lane: &Lane,
+        local: &mut Local,
+        i: usize,
+    ) -> Result<(Metric, f64), Error> {
+        let name = self.names[i];
+        if name.is_null() {
+            return Err(Error::new(
+                Status::NullArgument,
+                format!("metrics[{i}] is NULL"),
+            ));
+        }
+        // SAFETY: non-NULL names are NUL-terminated (push_many_c's contract).
+        let m = unsafe { lanes.metric_c(lane, local, name.cast()) }?;
+        Ok((m, self.values[i]))
+    }
+}
+
+/// The slot of a name's address in a lane's cache of names.
+#[inline(always)]
+fn cache_key(ptr: *const u8) -> usize {
+    ((ptr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+}
+
+/// Whether the NUL-terminated string at `p` is the `n` bytes at `a`. A
+/// short name is compared byte by byte, reading `p` only up to its first byte
+/// that differs or is NUL; a longer one is measured (`strlen` reads words)
+/// and compared a word at a time, which is faster from 8 bytes on.
+///
+/// # Safety
+/// `a` is valid for `n` bytes; `p` is NUL-terminated.
+#[inline(always)]
+unsafe fn c_name_is(a: *const u8, n: usize, p: *const u8) -> bool {
+    if n >= 8 {
+        // SAFETY: forwarded contract.
+        return unsafe { long_c_name_is(a, n, p) };
+    }
+    // SAFETY: every read of p is at or before its terminator (the loop stops
+    // at a NUL), every read of a is below n.
+    unsafe {
+        for i in 0..n {
+            let c = *p.add(i);
+            if c == 0 || c != *a.add(i) {
+                return false;
+            }
+        }
+        *p.add(n) == 0
+    }
+}
+
+/// [`c_name_is`] for names of 8 bytes or more, kept out of line so the
+/// short names' loop stays small where it is inlined.
+///
+/// # Safety
+/// As [`c_name_is`].
+#[inline(never)]
+unsafe fn long_c_name_is(a: *const u8, n: usize, p: *const u8) -> bool {
+    // SAFETY: p is NUL-terminated.
+    let b = unsafe { std::ffi::CStr::from_ptr(p.cast()) }.to_bytes();
+    // SAFETY: a is valid for n bytes, which is b's length here.
+    b.len() == n && unsafe { same_bytes(a, b) }
 }
 
 /// Whether the `b.len()` bytes at `a` equal `b`; short names without a
@@ -801,32 +1062,34 @@ impl Lanes {
     /// kept on the stack until all are known to be valid.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    fn push_few<'a>(
+    fn push_few(
         &self,
         lane: &Lane,
         local: &mut Local,
         room: &impl Room,
         count: usize,
-        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        items: &impl Items,
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
         let mut found = [std::mem::MaybeUninit::<(Metric, f64)>::uninit(); MANY_ON_STACK];
         for (i, slot) in found.iter_mut().enumerate().take(count) {
-            let (name, value) = item(i)?;
-            slot.write((self.metric(local, name)?, value));
+            slot.write(items.get(self, lane, local, i)?);
         }
         let need = count as u64;
         if local.head + need - local.tail_seen > lane.capacity {
             self.make_room(lane, local, room, need)?;
         }
-        let mut head = local.head;
-        for slot in &found[..count] {
-            // SAFETY: the first `count` entries were written above.
-            let (m, value) = unsafe { slot.assume_init() };
-            write_slot(lane, head, m.id, value, next_step(m, step), ticks);
-            head += 1;
-        }
+        let head = with_steps(lane, step, |key| {
+            let mut head = local.head;
+            for slot in &found[..count] {
+                // SAFETY: the first `count` entries were written above.
+                let (m, value) = unsafe { slot.assume_init() };
+                write_slot(lane, head, m.id, value, next_step(m, step, key), ticks);
+                head += 1;
+            }
+            Ok(head)
+        })?;
         local.head = head;
         lane.header().head.store(head, Ordering::Release);
         Ok(())
@@ -834,45 +1097,129 @@ impl Lanes {
 
     /// `push_many` of many points: validates every item, then pushes.
     #[allow(clippy::too_many_arguments)]
-    fn push_lots<'a>(
+    fn push_lots(
         &self,
         lane: &Lane,
         local: &mut Local,
         room: &impl Room,
         count: usize,
-        item: impl Fn(usize) -> Result<(&'a [u8], f64), Error>,
+        items: &impl Items,
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
         for i in 0..count {
-            self.metric(local, item(i)?.0)?;
+            items.get(self, lane, local, i)?;
         }
         let need = count as u64;
         if local.head + need - local.tail_seen > lane.capacity {
             self.make_room(lane, local, room, need)?;
         }
-        let mut head = local.head;
-        for i in 0..count {
-            let (name, value) = item(i)?;
-            let m = self.metric(local, name)?;
-            write_slot(lane, head, m.id, value, next_step(m, step), ticks);
-            head += 1;
-        }
+        // Every metric was looked up above, so the lookups below find it in
+        // the lane's own index at worst and never `adopt` inside the loop.
+        let start = local.head;
+        let head = with_steps(lane, step, |key| {
+            let mut head = start;
+            for i in 0..count {
+                let (m, value) = items.get(self, lane, local, i)?;
+                write_slot(lane, head, m.id, value, next_step(m, step, key), ticks);
+                head += 1;
+            }
+            Ok(head)
+        })?;
         local.head = head;
         lane.header().head.store(head, Ordering::Release);
         Ok(())
     }
 }
 
-/// The step of a point: `step`, or the metric's next one when negative.
+/// Runs a write loop; with automatic steps (`step < 0`) the lane is marked
+/// active around it so that `f` may advance the steps of the metrics it owns
+/// without atomic read-modify-writes: `f` gets the lane's key (0 otherwise).
+/// One fence per call instead of a locked add per point.
 #[inline(always)]
-fn next_step(m: Metric, step: i64) -> i64 {
-    // SAFETY: next_step points into the run's names table, alive for the run.
-    let counter = unsafe { &*m.next_step };
-    if step < 0 {
-        counter.fetch_add(1, Ordering::Relaxed)
+fn with_steps<T>(
+    lane: &Lane,
+    step: i64,
+    f: impl FnOnce(u64) -> Result<T, Error>,
+) -> Result<T, Error> {
+    if step >= 0 {
+        return f(0);
+    }
+    lane.active.0.store(true, Ordering::Relaxed);
+    // Pairs with the one in `Lanes::adopt`.
+    light_barrier();
+    let r = f(lane.key);
+    lane.active.0.store(false, Ordering::Release);
+    r
+}
+
+/// Whether `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` works in this
+/// process (Linux 4.14 and later, unless a seccomp filter forbids it):
+/// registered once, by the first run's [`Lanes::new`].
+fn asymmetric_barriers() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| {
+        const QUERY: libc::c_long = 0;
+        const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+        const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+        // SAFETY: membarrier with these commands has no memory arguments.
+        unsafe {
+            let mask = libc::syscall(libc::SYS_membarrier, QUERY, 0);
+            mask >= 0
+                && mask & PRIVATE_EXPEDITED != 0
+                && libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0) == 0
+        }
+    })
+}
+
+/// The owner's side of the step-ownership handshake, once per call: with
+/// membarrier only a compiler barrier (the other side makes every running
+/// thread execute a full barrier), else a full fence.
+#[inline(always)]
+fn light_barrier() {
+    if asymmetric_barriers() {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
     } else {
-        counter.store(step.saturating_add(1), Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+}
+
+/// The other side, on the cold path (a lane's first use of a metric another
+/// lane owns).
+fn heavy_barrier() {
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if asymmetric_barriers() {
+        const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+        // SAFETY: as in `asymmetric_barriers`; registered there.
+        let rc = unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0) };
+        // Registered, so it does not fail (EPERM only when unregistered).
+        // Should it ever, a pause lets the owners' threads pass a context
+        // switch (a full barrier) in all likelihood.
+        if rc != 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// The step of a point: `step`, or the metric's next one when negative.
+/// `key` is the lane's key inside [`with_steps`] (plain load and store on a
+/// counter the lane owns), else 0 (`fetch_add`).
+#[inline(always)]
+fn next_step(m: Metric, step: i64, key: u64) -> i64 {
+    // SAFETY: the counter points into the run's names table, alive for the run.
+    let counter = unsafe { &*m.step };
+    if step < 0 {
+        if key != 0 && counter.owner.load(Ordering::Relaxed) == key {
+            let s = counter.next.load(Ordering::Relaxed);
+            counter.next.store(s.wrapping_add(1), Ordering::Relaxed);
+            s
+        } else {
+            counter.next.fetch_add(1, Ordering::Relaxed)
+        }
+    } else {
+        counter
+            .next
+            .store(step.saturating_add(1), Ordering::Relaxed);
         step
     }
 }
@@ -1100,6 +1447,109 @@ mod tests {
         let steps: Vec<i64> = b.points.iter().map(|p| p.step).collect();
         assert_eq!(steps, (0..7).collect::<Vec<_>>());
         assert!(!dir.root.join("lanes").exists());
+    }
+
+    /// Threads that start logging the same metrics at once (one of them
+    /// first owns each metric, the others make it shared) get every
+    /// automatic step exactly once, through `push`, `push_many` and
+    /// `push_many_c` alike.
+    #[test]
+    fn threads_sharing_metrics_get_unique_automatic_steps() {
+        const THREADS: usize = 4;
+        const CALLS: i64 = 2000;
+        for round in 0..20 {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = RunDir::new(tmp.path().join("r"));
+            crate::spool::SpoolWriter::create(&dir).unwrap();
+            let lanes = Arc::new(Lanes::new(&dir, 1 << 15).unwrap());
+            let alive = Arc::new(());
+            let start = Arc::new(std::sync::Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (lanes, keep, start) =
+                        (lanes.clone(), Arc::downgrade(&alive), start.clone());
+                    std::thread::spawn(move || {
+                        let names: [*const std::ffi::c_char; 2] = [c"a".as_ptr(), c"b".as_ptr()];
+                        start.wait();
+                        for i in 0..CALLS {
+                            match (t + round) % 3 {
+                                0 => lanes.push(&keep, &NoWait, b"a", 0.0, -1, 0).unwrap(),
+                                1 => lanes
+                                    .push_many(&keep, &NoWait, 1, |_| Ok((&b"a"[..], 0.0)), -1, 0)
+                                    .unwrap(),
+                                // SAFETY: both names are C string literals.
+                                _ => unsafe {
+                                    lanes.push_many_c(&keep, &NoWait, &names[..1], &[0.0], -1, 0)
+                                }
+                                .unwrap(),
+                            }
+                            // SAFETY: as above.
+                            unsafe {
+                                lanes.push_many_c(
+                                    &keep,
+                                    &NoWait,
+                                    &names,
+                                    &[t as f64, i as f64],
+                                    -1,
+                                    0,
+                                )
+                            }
+                            .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(
+                recover(&dir).unwrap().points,
+                THREADS as u64 * CALLS as u64 * 3
+            );
+            let mut steps: FxHashMap<String, Vec<i64>> = FxHashMap::default();
+            for e in crate::spool::SpoolReader::open(&dir, 0, 0)
+                .unwrap()
+                .read_all()
+                .unwrap()
+            {
+                if let crate::record::Record::Metrics(b) = &e.record {
+                    for p in &b.points {
+                        steps
+                            .entry(b.names[p.name as usize].clone())
+                            .or_default()
+                            .push(p.step);
+                    }
+                }
+            }
+            for (name, n) in [("a", 2), ("b", 1)] {
+                let s = steps.get_mut(name).unwrap();
+                s.sort_unstable();
+                let want: Vec<i64> = (0..n * THREADS as i64 * CALLS).collect();
+                assert!(*s == want, "round {round}: steps of {name} not unique");
+            }
+        }
+    }
+
+    #[test]
+    fn c_names_match_only_the_same_bytes_and_length() {
+        let names: Vec<Vec<u8>> = (0..20)
+            .map(|n| (0..n).map(|i| b'a' + i as u8).collect())
+            .collect();
+        for a in &names {
+            for b in &names {
+                let c = std::ffi::CString::new(b.clone()).unwrap();
+                // SAFETY: a is valid for its length; c is NUL-terminated.
+                let same = unsafe { c_name_is(a.as_ptr(), a.len(), c.as_ptr().cast()) };
+                assert_eq!(same, a == b, "{a:?} vs {b:?}");
+                if !b.is_empty() {
+                    let mut d = b.clone();
+                    *d.last_mut().unwrap() ^= 1;
+                    let d = std::ffi::CString::new(d).unwrap();
+                    // SAFETY: as above.
+                    assert!(!unsafe { c_name_is(a.as_ptr(), a.len(), d.as_ptr().cast()) });
+                }
+            }
+        }
     }
 
     #[test]

@@ -71,7 +71,12 @@ impl Run {
             Mode::Online if !is_silent_rank(config) => Some(HttpTransport::new(config)?),
             _ => None,
         };
-        Self::init_with_transport(opts, config, transport)
+        let online = transport.is_some();
+        let run = Self::init_with_transport(opts, config, transport)?;
+        if online && run.is_recording() {
+            deliver_dead_runs_in_background(config, &run.id);
+        }
+        Ok(run)
     }
 
     /// Starts a run whose data goes through `transport` (online) or only to
@@ -135,6 +140,15 @@ impl Run {
             drop(lock);
             let _ = std::fs::remove_dir_all(&dir.root);
             return Err(e);
+        }
+        if transport.is_some() {
+            // Names the server from the start, so that if the process dies
+            // before anything is acknowledged the next online run on this
+            // spool still knows where the run was going.
+            let _ = dir.write_state(&crate::spool::DeliveryState {
+                server_url: Some(config.url.clone().unwrap_or_default()),
+                ..Default::default()
+            });
         }
         let timing = Timing {
             heartbeat_interval: config.heartbeat_interval,
@@ -225,6 +239,50 @@ impl Run {
         };
         live.worker
             .push_many(count, item, step, crate::clock::ticks())
+    }
+
+    /// As [`Run::log`] with a C name (non-NULL, NUL-terminated): a name seen
+    /// before at the same address is recognised without measuring it.
+    ///
+    /// # Safety
+    /// `metric` is non-NULL and NUL-terminated.
+    #[inline]
+    pub unsafe fn log_c(
+        &self,
+        metric: *const std::ffi::c_char,
+        value: f64,
+        step: i64,
+    ) -> Result<(), Error> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        // SAFETY: forwarded contract.
+        unsafe {
+            live.worker
+                .push_c(metric, value, step, crate::clock::ticks())
+        }
+    }
+
+    /// As [`Run::log_many`] with C names: `names[i]` (NUL-terminated, or
+    /// NULL, which refuses the call) names `values[i]`. A name seen before
+    /// at the same address is recognised without measuring it.
+    ///
+    /// # Safety
+    /// Every non-NULL `names[i]` is NUL-terminated.
+    pub unsafe fn log_many_c(
+        &self,
+        names: &[*const std::ffi::c_char],
+        values: &[f64],
+        step: i64,
+    ) -> Result<(), Error> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
+        // SAFETY: forwarded contract.
+        unsafe {
+            live.worker
+                .push_many_c(names, values, step, crate::clock::ticks())
+        }
     }
 
     /// What `crate::grid` needs of a live run: its grids, spool directory
@@ -564,4 +622,42 @@ fn mime_for(name: &str) -> &'static str {
         "zip" => "application/zip",
         _ => "application/octet-stream",
     }
+}
+
+/// Delivers, on a thread of its own, the runs on this spool that a process
+/// killed while it logged left for this server (see
+/// [`crate::sync::deliver_dead_runs`]): their last points reach the server
+/// without a `simtrack sync`. Prints one line per run it delivered.
+fn deliver_dead_runs_in_background(config: &Config, own: &str) {
+    let Some(url) = config.url.clone() else {
+        return;
+    };
+    let config = config.clone();
+    let own = own.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("simtrack-recover".into())
+        .spawn(move || {
+            let Ok(transport) = HttpTransport::new(&config) else {
+                return;
+            };
+            let reports =
+                match crate::sync::deliver_dead_runs(&config.offline_dir, &url, transport, &own) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!(
+                            "simtrack: cannot deliver runs left by dead processes in {}: {}; `simtrack sync` does it",
+                            config.offline_dir.display(),
+                            e.message
+                        );
+                        return;
+                    }
+                };
+            for r in reports {
+                if !matches!(r.outcome, crate::sync::Outcome::InUse) {
+                    eprintln!("simtrack: a run left by a process that died: {r}");
+                }
+            }
+        });
+    // Without the thread the runs wait for `simtrack sync`, as before.
+    drop(spawned);
 }

@@ -155,7 +155,21 @@ pub fn sync_with<T: Transport + Clone>(
     if let Some(id) = &options.only {
         return sync_one(config, url, transport, options, id);
     }
-    let lock_path = config.offline_dir.join("sync.lock");
+    let Some(_lock) = lock_spool(&config.offline_dir)? else {
+        return Err(Error::new(
+            Status::Io,
+            format!(
+                "another simtrack sync is running (lock {})",
+                config.offline_dir.join("sync.lock").display()
+            ),
+        ));
+    };
+    sync_runs(list_runs(&config.offline_dir)?, url, transport, options)
+}
+
+/// Takes the spool's `sync.lock` (None: another sync holds it).
+fn lock_spool(offline_dir: &std::path::Path) -> Result<Option<std::fs::File>, Error> {
+    let lock_path = offline_dir.join("sync.lock");
     let lock = crate::spool::private_file()
         .create(true)
         .truncate(false)
@@ -163,22 +177,50 @@ pub fn sync_with<T: Transport + Clone>(
         .open(&lock_path)
         .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
     match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(Error::new(
-                Status::Io,
-                format!(
-                    "another simtrack sync is running (lock {})",
-                    lock_path.display()
-                ),
-            ));
-        }
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(Error::io(format!("cannot lock {}", lock_path.display()), e));
+            Err(Error::io(format!("cannot lock {}", lock_path.display()), e))
         }
     }
+}
 
-    sync_runs(list_runs(&config.offline_dir)?, url, transport, options)
+/// Delivers the runs of `offline_dir` that were being sent to the server at
+/// `url` and whose process is gone with something undelivered: points left
+/// in its `lanes/` by a process that died, or records not acknowledged yet.
+/// What an online run of the library started on the same spool does in the
+/// background, so the last points of a solver killed by SIGKILL, the OOM
+/// killer or a segfault reach the server without a `simtrack sync`.
+/// `except` is the caller's own run; runs a live process holds are skipped.
+/// Does nothing while a `simtrack sync` holds the spool (it delivers them
+/// itself); runs of offline mode or for another server are left to
+/// `simtrack sync`.
+pub fn deliver_dead_runs<T: Transport + Clone>(
+    offline_dir: &std::path::Path,
+    url: &str,
+    transport: T,
+    except: &str,
+) -> Result<Vec<RunReport>, Error> {
+    let dead: Vec<_> = list_runs(offline_dir)?
+        .into_iter()
+        .filter(|r| {
+            if r.id == except {
+                return false;
+            }
+            let state = r.dir.read_state();
+            let log_len = std::fs::metadata(r.dir.log()).map_or(0, |m| m.len());
+            state.server_url.as_deref() == Some(url)
+                && !state.finished
+                && (r.dir.root.join("lanes").is_dir() || state.acked_offset < log_len)
+        })
+        .collect();
+    if dead.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(_lock) = lock_spool(offline_dir)? else {
+        return Ok(Vec::new());
+    };
+    sync_runs(dead, url, transport, &SyncOptions::default())
 }
 
 /// [`sync_with`] for the one run `id`: waits up to 10 s for a process

@@ -417,6 +417,40 @@ impl Worker {
         s.lanes.push_many(&s.keep, s, count, item, step, ticks)
     }
 
+    /// As [`Worker::push`] with a NUL-terminated name.
+    ///
+    /// # Safety
+    /// `metric` is non-NULL and NUL-terminated.
+    #[inline]
+    pub unsafe fn push_c(
+        &self,
+        metric: *const std::ffi::c_char,
+        value: f64,
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let s = &*self.shared;
+        // SAFETY: forwarded contract.
+        unsafe { s.lanes.push_c(&s.keep, s, metric, value, step, ticks) }
+    }
+
+    /// As [`Worker::push_many`] with NUL-terminated names.
+    ///
+    /// # Safety
+    /// Every non-NULL `names[i]` is NUL-terminated.
+    #[inline]
+    pub unsafe fn push_many_c(
+        &self,
+        names: &[*const std::ffi::c_char],
+        values: &[f64],
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let s = &*self.shared;
+        // SAFETY: forwarded contract.
+        unsafe { s.lanes.push_many_c(&s.keep, s, names, values, step, ticks) }
+    }
+
     /// Queues a record for the spool.
     pub fn push_record(&self, record: Record) {
         self.shared.pending.lock().records.push(record.into());

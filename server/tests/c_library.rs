@@ -501,6 +501,124 @@ fn solvers_killed_or_segfaulting_while_they_log_lose_no_returned_point() {
     assert!(!again.contains("uploaded ("), "{again}");
 }
 
+/// Starts `dying NAME PROOF kill` (online or not) and returns it with the
+/// run id it printed.
+fn start_dying(rig: &Rig, name: &str, proof: &Path, online: bool) -> (std::process::Child, String) {
+    let mut child = rig
+        .program("dying", online)
+        .arg(name)
+        .arg(proof)
+        .arg("kill")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dying");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("run id");
+    (child, line.trim().to_owned())
+}
+
+/// SIGKILL, and the child's stderr.
+fn kill_dying(mut child: std::process::Child) -> String {
+    child.kill().expect("SIGKILL");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "died of something else: {:?}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_online_solver_killed_while_it_logs_is_delivered_by_the_next_run_on_its_spool() {
+    let rig = Rig::new(&[]);
+    compile(&repo().join("server/tests/c/dying.c"), &rig.path("dying"));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos() as u64;
+    let delay = 50 + seed % 400;
+    eprintln!("SIGKILL after {delay} ms of logging");
+    let proof_path = rig.path("proof-killed");
+    let (child, id) = start_dying(&rig, "killed-online", &proof_path, true);
+    // Killed once the server knows the run, while it logs.
+    let q = urlencode(&json!(["name == killed-online"]).to_string());
+    let known = wait_for(Duration::from_secs(30), || {
+        (rig.api.ok(&format!("/api/runs?filters={q}"))["count"] == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(delay));
+    let stderr = kill_dying(child);
+    assert!(
+        known.is_some(),
+        "the run never reached the server: {stderr}"
+    );
+    let proof = proof_of(&proof_path);
+    let lanes = rig.path("spool").join("runs").join(&id).join("lanes");
+    assert!(lanes.is_dir(), "the killed run left no lanes");
+    // The killed process did not deliver everything it was told was logged
+    // (otherwise this test would show nothing).
+    std::thread::sleep(Duration::from_millis(300));
+    let server_id = rig.api.run_by_name("killed-online")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let on_server: usize = (0..3)
+        .map(|k| steps_of(&rig.api, &server_id, &format!("t{k}")).len())
+        .sum();
+    let returned: i64 = proof.iter().map(|l| l + 1).sum();
+    assert!(
+        (on_server as i64) < returned,
+        "all {returned} points already on the server before the next run"
+    );
+
+    // The next online run of a program using the library on that spool
+    // delivers the rest in the background: no `simtrack sync`.
+    let (next, _) = start_dying(&rig, "next-online", &rig.path("proof-next"), true);
+    let complete = wait_for(Duration::from_secs(60), || {
+        proof
+            .iter()
+            .enumerate()
+            .all(|(k, last)| steps_of(&rig.api, &server_id, &format!("t{k}")).len() as i64 > *last)
+            .then_some(())
+    });
+    let stderr = kill_dying(next);
+    assert!(
+        complete.is_some(),
+        "points still missing; next run said: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("a run left by a process that died: {id}")),
+        "{stderr}"
+    );
+    assert!(!lanes.exists(), "lanes left after the recovery");
+    for (k, last) in proof.iter().enumerate() {
+        let pts = steps_of(&rig.api, &server_id, &format!("t{k}"));
+        let n = pts.len() as i64;
+        assert!(
+            n == last + 1 || n == last + 2,
+            "t{k}: {n} points on the server, the solver saw {} calls return",
+            last + 1
+        );
+        for (i, (s, v)) in pts.iter().enumerate() {
+            assert_eq!((*s, *v), (i as i64, 0.5 * i as f64), "t{k} point {i}");
+        }
+    }
+    // `simtrack sync` finds the first run delivered (and recovers the
+    // second, killed too).
+    let report = sync_spool(&rig);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(line.contains("up to date"), "{report}");
+}
+
 #[test]
 fn crashed_solver_is_marked_lost() {
     let rig = Rig::new(&["--lost-check-secs", "0.2"]);

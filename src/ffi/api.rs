@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::boundary::{guard, guard_value, last_error};
 use super::handle::{Handle, borrow, handle};
-use super::strings::{copy_out, opt_str, req_bytes, req_str, sized_bytes};
+use super::strings::{copy_out, opt_str, req_str, sized_bytes};
 use crate::error::{Error, Status};
 use crate::model::EventLevel;
 use crate::record::{AlertDef, AlertRule, Category, FolderSpec, MetaValue, RunStatus};
@@ -98,7 +98,8 @@ pub unsafe extern "C" fn simtrack_init(
 /// memory-mapped file in the run's spool directory. Once the call has
 /// returned, the value survives the death of the process (SIGKILL, the OOM
 /// killer, a segfault): the library's worker thread moves it into the spool,
-/// or, if the process died first, the next `simtrack sync` does.
+/// or, if the process died first, the next online run on the same spool and
+/// server (in the background) or the next `simtrack sync` does.
 /// Only when a thread's buffer (an eighth of `SIMTRACK_MEMORY_CAP_MB`) is
 /// full because the disk is slower than the solver, or full, does the call
 /// wait, at most `SIMTRACK_LOG_WAIT` seconds (default 1). If there is still
@@ -118,8 +119,12 @@ pub unsafe extern "C" fn simtrack_log(
 ) -> Status {
     guard(|| {
         // SAFETY: per the contract.
-        let (run, metric) = unsafe { (borrow(run)?, req_bytes(metric, "metric")?) };
-        run.log_bytes(metric, value, step)
+        let run = unsafe { borrow(run)? };
+        if metric.is_null() {
+            return Err(Error::new(Status::NullArgument, "metric is NULL"));
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        unsafe { run.log_c(metric, value, step) }
     })
 }
 
@@ -179,17 +184,8 @@ pub unsafe extern "C" fn simtrack_log_many(
                 std::slice::from_raw_parts(values, count),
             )
         };
-        let item = |i: usize| {
-            if names[i].is_null() {
-                return Err(Error::new(
-                    Status::NullArgument,
-                    format!("metrics[{i}] is NULL"),
-                ));
-            }
-            // SAFETY: names[i] is non-NULL and NUL-terminated per the contract.
-            unsafe { req_bytes(names[i], "metric name") }.map(|n| (n, values[i]))
-        };
-        run.log_many_by(count, item, step)
+        // SAFETY: each non-NULL names[i] is NUL-terminated per the contract.
+        unsafe { run.log_many_c(names, values, step) }
     })
 }
 

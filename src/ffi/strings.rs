@@ -22,20 +22,6 @@ pub(crate) unsafe fn opt_str<'a>(ptr: *const c_char, what: &str) -> Result<Optio
     })
 }
 
-/// Reads a required NUL-terminated string as bytes, without UTF-8
-/// validation (for the hot path; the callee validates what it keeps).
-///
-/// # Safety
-/// As [`opt_str`].
-#[inline]
-pub(crate) unsafe fn req_bytes<'a>(ptr: *const c_char, what: &str) -> Result<&'a [u8], Error> {
-    if ptr.is_null() {
-        return Err(Error::new(Status::NullArgument, format!("{what} is NULL")));
-    }
-    // SAFETY: non-NULL and NUL-terminated per this function's contract.
-    Ok(unsafe { CStr::from_ptr(ptr) }.to_bytes())
-}
-
 /// Reads `len` bytes at `ptr`, dropping trailing blanks (the padding of a
 /// Fortran `character` variable), without UTF-8 validation.
 ///
