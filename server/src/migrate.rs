@@ -7,8 +7,9 @@
 //! artifact attachments), and a run already in the target is skipped, so
 //! an interrupted migration is finished by running it again. Folders
 //! (and users' own views of them), alerts, artifact records, tokens,
-//! settings, notification channels and their deliveries are copied when
-//! absent (the target's own settings, such as its token-signing key, win). Deliveries still pending or
+//! settings, notification channels and their deliveries, grids, tags,
+//! groups' (tenants') records and users' Simvue profiles are copied when
+//! absent; array metrics move with their run (the target's own settings, such as its token-signing key, win). Deliveries still pending or
 //! retrying are sent by the new server, once: a claim the stopped server
 //! held on one is dropped, and one already in the target is not copied
 //! again; finished ones keep showing their channel's last delivery.
@@ -36,6 +37,11 @@ pub struct Counts {
     pub artifacts: usize,
     pub blobs: usize,
     pub tokens: usize,
+    /// Grids, steps of array metrics, tags and groups' (tenants') records.
+    pub grids: usize,
+    pub arrays: usize,
+    pub tags: usize,
+    pub tenants: usize,
     /// Notification deliveries, and those of them not yet finished.
     pub deliveries: usize,
     pub undelivered: usize,
@@ -78,9 +84,15 @@ fn count(store: &dyn StateStore, blobs: usize, tokens: usize) -> Result<Counts, 
         let outbox = tx.outbox_list(None, None, ALL)?;
         let mut events = 0;
         let mut points = 0;
+        let mut arrays = 0;
         for r in &runs {
             events += tx.events(&r.id)?.len();
             points += tx.series_of(&r.id)?.iter().map(|s| s.count).sum::<i64>();
+            arrays += tx
+                .grid_metrics(&r.id)?
+                .iter()
+                .map(|m| m.steps as usize)
+                .sum::<usize>();
         }
         Ok(Counts {
             runs: runs.len(),
@@ -91,6 +103,10 @@ fn count(store: &dyn StateStore, blobs: usize, tokens: usize) -> Result<Counts, 
             artifacts: tx.artifact_list()?.len(),
             blobs,
             tokens,
+            grids: tx.grid_list()?.len(),
+            arrays,
+            tags: tx.tag_list()?.len(),
+            tenants: tx.tenants()?.len(),
             deliveries: outbox.len(),
             undelivered: outbox.iter().filter(|o| unfinished(o)).count(),
         })
@@ -165,6 +181,20 @@ fn copy_run(from: &dyn ReadTx, to: &dyn WriteTx, id: &str) -> StoreResult<()> {
     for (art, category) in from.artifacts_of(id, None, None)? {
         to.artifact_attach(id, &art.id, &category)?;
     }
+    // Array metrics: the grid each is on (copied before the runs), then
+    // every step with its data.
+    for m in from.grid_metrics(id)? {
+        to.grid_attach(id, &m.metric, &m.grid)?;
+        for s in from.grid_steps(id, &m.metric)? {
+            let v = from.grid_value(id, &m.metric, s.step)?.ok_or_else(|| {
+                StorageError(format!(
+                    "array metric {} of run {id}: step {} vanished",
+                    m.metric, s.step
+                ))
+            })?;
+            to.grid_value_put(id, &m.metric, &v)?;
+        }
+    }
     Ok(())
 }
 
@@ -194,6 +224,15 @@ pub async fn run(
             let channels = read(&*src, |tx| tx.notify_channels(None))?;
             let outbox = read(&*src, |tx| tx.outbox_list(None, None, ALL))?;
             let users = read(&*src, |tx| tx.users())?;
+            let grids = read(&*src, |tx| tx.grid_list())?;
+            let tags = read(&*src, |tx| tx.tag_list())?;
+            let tenants = read(&*src, |tx| tx.tenants())?;
+            let mut profiles = Vec::new();
+            for u in &users {
+                if let Some(doc) = read(&*src, |tx| tx.user_profile(&u.name))? {
+                    profiles.push((u.name.clone(), doc));
+                }
+            }
             let mut views = Vec::new();
             for u in &users {
                 for (folder, doc) in read(&*src, |tx| tx.folder_views(&u.name))? {
@@ -205,6 +244,26 @@ pub async fn run(
                     if tx.user_get(&u.name)?.is_none() {
                         tx.user_put(u)?;
                     }
+                }
+                for (name, doc) in &profiles {
+                    if tx.user_profile(name)?.is_none() {
+                        tx.user_profile_put(name, doc)?;
+                    }
+                }
+                for t in &tenants {
+                    if tx.tenant_get(&t.name)?.is_none() {
+                        tx.tenant_put(t)?;
+                    }
+                }
+                for g in &grids {
+                    if tx.grid_get(&g.id)?.is_none() {
+                        tx.grid_insert(g)?;
+                    }
+                }
+                // A name already there (the same tag, from an earlier
+                // attempt) is left as it is.
+                for t in &tags {
+                    tx.tag_insert(t)?;
                 }
                 let there = tx.notify_channels(None)?;
                 for c in &channels {
@@ -386,6 +445,10 @@ pub async fn run(
         ("files", a.blobs as i64, b.blobs as i64),
         ("tokens", a.tokens as i64, b.tokens as i64),
         ("deliveries", a.deliveries as i64, b.deliveries as i64),
+        ("grids", a.grids as i64, b.grids as i64),
+        ("arrays", a.arrays as i64, b.arrays as i64),
+        ("tags", a.tags as i64, b.tags as i64),
+        ("tenants", a.tenants as i64, b.tenants as i64),
     ] {
         println!("{name:<10} {x:>12} {y:>12}");
     }
@@ -398,7 +461,11 @@ pub async fn run(
         || a.artifacts > b.artifacts
         || a.blobs > b.blobs
         || a.tokens > b.tokens
-        || a.deliveries > b.deliveries;
+        || a.deliveries > b.deliveries
+        || a.grids > b.grids
+        || a.arrays > b.arrays
+        || a.tags > b.tags
+        || a.tenants > b.tenants;
     println!(
         "{:<10} {:>12} {:>12}",
         "(unsent)", a.undelivered, b.undelivered

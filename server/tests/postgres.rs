@@ -593,10 +593,50 @@ fn migrate_moves_an_embedded_deployment_and_every_value_reads_back_the_same() {
     );
     assert_eq!(put.status, 200, "{}", put.text);
     let artifact = reg["id"].as_str().expect("id").to_owned();
+    // A run with a 2-D array metric on a grid, and a tag made by hand.
+    let arrays = api.create_run(serde_json::json!({"name": "arrays", "status": "completed",
+        "tags": ["moved-tag"]}));
+    let grid = api.json(
+        "POST",
+        "/api/grids",
+        &serde_json::json!({"name": "plate", "grid": [[0.0, 0.5, 1.0], [0.0, 2.0]],
+            "labels": ["x", "y"], "units": ["m", "m"]}),
+    );
+    assert_eq!(grid.status, 200, "{}", grid.text);
+    let grid = grid.json()["id"].as_str().expect("grid id").to_owned();
+    let steps: Vec<serde_json::Value> = (0..3)
+        .map(|s| {
+            serde_json::json!({"metric": "field", "grid": grid, "step": s, "time": s as f64 * 0.5,
+                "timestamp": "2024-01-01T00:00:00.000000",
+                "array": [[1.0 + s as f64, 2.0, 3.0], [4.0, 5.0, 6.5 * s as f64]]})
+        })
+        .collect();
+    let r = api.json(
+        "POST",
+        &format!("/api/runs/{arrays}/metrics/"),
+        &serde_json::json!(steps),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = api.json(
+        "POST",
+        "/api/tags",
+        &serde_json::json!({"name": "by-hand", "colour": "#123456", "description": "kept"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
     // Everything a client reads, before.
     let snapshot = |api: &Api| {
         let runs = api.ok("/api/runs");
-        let mut all = vec![runs.clone(), api.ok("/api/folders"), api.ok("/api/alerts")];
+        let mut all = vec![
+            runs.clone(),
+            api.ok("/api/folders"),
+            api.ok("/api/alerts"),
+            api.ok("/api/tags"),
+            api.ok(&format!("/api/grids/{grid}")),
+            api.ok(&format!("/api/runs/{arrays}/grids")),
+        ];
+        for s in 0..3 {
+            all.push(api.ok(&format!("/api/runs/{arrays}/metrics/field/values?step={s}")));
+        }
         for r in runs["data"].as_array().expect("runs") {
             let id = r["id"].as_str().expect("id");
             all.push(serde_json::json!(api.events(id)));
