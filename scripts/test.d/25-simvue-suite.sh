@@ -11,9 +11,9 @@
 # part of the project) are deselected. A test that fails or errors is run
 # once more, alone in a fresh pytest process against the same server: several
 # of the client's tests race against their own subprocesses and threads
-# (`time.sleep(1)` before reading a file a child writes, a completion callback
-# polled once a second), and one failure can leave mocks or settings behind
-# that fail the tests after it. Tests that pass only on that second attempt
+# (`time.sleep(1)` before reading a file a child writes, under load), and one
+# failure can leave mocks or settings behind that fail the tests after it.
+# (A test that loses such a race every time is in excluded.txt instead.) Tests that pass only on that second attempt
 # are listed as such; the script fails when any test fails twice. Prints
 # passed/total per partition.
 #
