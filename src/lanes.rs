@@ -778,17 +778,29 @@ impl Lanes {
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
+        self.on_lane(keep, |lane, local| {
+            self.metric(lane, local, name)
+                .and_then(|m| self.push_in(lane, local, room, m, value, step, ticks))
+        })
+    }
+
+    /// Runs `f` on this thread's lane and its thread-local state, refusing
+    /// a call that interrupts another on the same thread (a signal handler
+    /// logging while the thread was inside a push).
+    #[inline(always)]
+    fn on_lane<R>(
+        &self,
+        keep: &Weak<()>,
+        f: impl FnOnce(&Lane, &mut Local) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let lane = self.lane(keep)?;
-        // SAFETY: this thread owns the lane; `busy` catches a call from a
-        // signal handler interrupting a push on the same thread.
+        // SAFETY: this thread owns the lane; `busy` catches a reentrant call.
         let local = unsafe { &mut *lane.local.get() };
         if local.busy {
             return Err(reentered());
         }
         local.busy = true;
-        let r = self
-            .metric(lane, local, name)
-            .and_then(|m| self.push_in(lane, local, room, m, value, step, ticks));
+        let r = f(lane, &mut *local);
         local.busy = false;
         r
     }
@@ -808,18 +820,11 @@ impl Lanes {
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
-        let lane = self.lane(keep)?;
-        // SAFETY: as in `push`.
-        let local = unsafe { &mut *lane.local.get() };
-        if local.busy {
-            return Err(reentered());
-        }
-        local.busy = true;
-        // SAFETY: forwarded contract.
-        let r = unsafe { self.metric_c(lane, local, name.cast()) }
-            .and_then(|m| self.push_in(lane, local, room, m, value, step, ticks));
-        local.busy = false;
-        r
+        self.on_lane(keep, |lane, local| {
+            // SAFETY: forwarded contract.
+            unsafe { self.metric_c(lane, local, name.cast()) }
+                .and_then(|m| self.push_in(lane, local, room, m, value, step, ticks))
+        })
     }
 
     #[inline]
@@ -916,20 +921,13 @@ impl Lanes {
         step: i64,
         ticks: u64,
     ) -> Result<(), Error> {
-        let lane = self.lane(keep)?;
-        // SAFETY: as in `push`.
-        let local = unsafe { &mut *lane.local.get() };
-        if local.busy {
-            return Err(reentered());
-        }
-        local.busy = true;
-        let r = if count <= MANY_ON_STACK {
-            self.push_few(lane, local, room, count, items, step, ticks)
-        } else {
-            self.push_lots(lane, local, room, count, items, step, ticks)
-        };
-        local.busy = false;
-        r
+        self.on_lane(keep, |lane, local| {
+            if count <= MANY_ON_STACK {
+                self.push_few(lane, local, room, count, items, step, ticks)
+            } else {
+                self.push_lots(lane, local, room, count, items, step, ticks)
+            }
+        })
     }
 }
 
