@@ -52,6 +52,12 @@ if ! cmp -s "$lists/requirements.txt" "$stamp"; then
     cp "$lists/requirements.txt" "$stamp"
 fi
 
+# Some of the client's tests choose their commands by the login shell named
+# in $SHELL (bash/zsh: `echo`, `ls`; anything else: `powershell`). CI starts
+# this script without a login shell, so SHELL may be unset; we run on Linux
+# under bash, so say so.
+export SHELL="${BASH:-/bin/bash}"
+
 cargo build --quiet --locked -p simtrack-server
 bin="$target/debug/simtrack"
 
