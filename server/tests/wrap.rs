@@ -318,10 +318,16 @@ fn resources_are_those_of_the_child_tree() {
     let cpu = rig
         .api
         .series(&id, "resources/cpu.usage.percentage", "step", None);
-    assert!(
-        cpu.iter().any(|(_, v)| v.is_some_and(|v| v > 50.0)),
-        "the busy grandchild's CPU is counted: {cpu:?}"
-    );
+    // Only the grandchild works: `sh` sleeps and the wrapper itself (not
+    // part of the tree) waits. An idle tree reads 0% (checked by making the
+    // grandchild sleep instead); the busy loop gets a whole core on a quiet
+    // machine but only its share on a loaded one (6-34% at load 11 on 2
+    // cores), so "clearly busy" is several samples over 5%.
+    let busy = cpu
+        .iter()
+        .filter(|(_, v)| v.is_some_and(|v| v > 5.0))
+        .count();
+    assert!(busy >= 2, "the busy grandchild's CPU is counted: {cpu:?}");
     let procs = rig.api.series(&id, "resources/processes", "step", None);
     assert!(
         procs.iter().any(|(_, v)| v.is_some_and(|v| v >= 2.0)),
