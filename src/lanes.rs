@@ -322,7 +322,7 @@ pub(crate) struct Lane {
     #[allow(dead_code)]
     path: Option<PathBuf>,
     owned: AtomicBool,
-    /// Unique among the process's lanes (never 0 or [`SHARED`]).
+    /// Unique among the process's lanes (never 0, below [`SHARED`]).
     key: u64,
     /// Set while the owner is in a `push_many` write loop that advances the
     /// steps of metrics it owns with plain loads and stores.
@@ -606,15 +606,20 @@ struct Names {
 /// The first time another lane uses the metric it marks it [`SHARED`] and
 /// waits until the owner is outside its write loop (see [`Lane::active`]);
 /// from then on everyone uses `fetch_add`. So steps stay unique per metric.
+/// The mark keeps the former owner's key: a third lane that comes while the
+/// second still waits must wait for that owner too (it once went ahead at
+/// once, and its `fetch_add`s could meet the owner's last plain stores).
 #[repr(align(64))]
 #[derive(Debug, Default)]
 struct StepCounter {
     next: AtomicI64,
-    /// 0: no lane yet; [`SHARED`]; else the owning lane's `key`.
+    /// 0: no lane yet; the owning lane's `key`; or [`SHARED`] with the
+    /// former owner's key.
     owner: AtomicU64,
 }
 
-const SHARED: u64 = u64::MAX;
+/// The bit of a shared counter's `owner` (lane keys stay far below it).
+const SHARED: u64 = 1 << 63;
 
 /// The lanes of one run.
 #[derive(Debug)]
@@ -906,10 +911,11 @@ impl Lanes {
                 .compare_exchange(0, lane.key, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return,
-                Err(o) if o == lane.key || o == SHARED => return,
-                Err(o) => o,
+                Err(o) if o == lane.key || o == SHARED | lane.key => return,
+                Err(o) => o & !SHARED,
             };
-        counter.owner.store(SHARED, Ordering::Relaxed);
+        // Several lanes may store this at once: all the same value.
+        counter.owner.store(SHARED | owner, Ordering::Relaxed);
         // Pairs with the barrier in `with_steps`: either the owner's next
         // write loop sees SHARED, or we see it active and wait it out.
         heavy_barrier();
