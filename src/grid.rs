@@ -98,6 +98,41 @@ impl Values<'_> {
 /// array larger than this is always written by the calling thread.
 const MAX_READY: usize = 64 << 20;
 
+/// Bytes after an array's values in its file: the array's record (magic,
+/// length, CRC-32, JSON), so that an array whose call returned is delivered
+/// even when the process died before the record reached `records.log`
+/// ([`recover`]). Delivery sends the values only.
+const TRAILER: usize = 4096;
+const TRAILER_MAGIC: &[u8; 8] = b"STARRAY1";
+
+/// The trailer of `record`'s file (all zero if the record does not fit).
+fn trailer(record: &ArrayRecord) -> Vec<u8> {
+    let mut t = vec![0u8; TRAILER];
+    if let Ok(body) = serde_json::to_vec(record)
+        && body.len() <= TRAILER - 16
+    {
+        t[16..16 + body.len()].copy_from_slice(&body);
+        t[8..12].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        t[12..16].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        t[..8].copy_from_slice(TRAILER_MAGIC);
+    }
+    t
+}
+
+/// The record in a trailer, if it is whole.
+fn read_trailer(t: &[u8]) -> Option<ArrayRecord> {
+    if t.len() != TRAILER || &t[..8] != TRAILER_MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes(t[8..12].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(t[12..16].try_into().ok()?);
+    let body = t.get(16..16 + len)?;
+    if crc32fast::hash(body) != crc {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
 /// Most distinct array sizes files are kept ready for.
 const MAX_SIZES: usize = 4;
 
@@ -319,6 +354,7 @@ impl Registry {
         if bytes == 0 || bytes > MAX_READY {
             return None;
         }
+        let bytes = bytes + TRAILER;
         let mut p = self.preparer.lock();
         if p.is_none() {
             *p = Preparer::spawn(files.to_path_buf()).ok();
@@ -494,17 +530,20 @@ impl Run {
         };
         // Fast path: one copy into a spool file made ready beforehand.
         if let Some(region) = reg.take_region(&files, want * 8) {
-            // SAFETY: the region maps want * 8 writable bytes, its own.
+            // SAFETY: the region maps want * 8 + TRAILER writable bytes,
+            // its own.
             let out = unsafe { std::slice::from_raw_parts_mut(region.ptr, region.len) };
-            fill(out, values, order, &lengths);
+            let (data, tail) = out.split_at_mut(want * 8);
+            fill(data, values, order, &lengths);
             record.stored = region.name.clone();
+            tail.copy_from_slice(&trailer(&record));
             worker.push_record(Record::Array(record));
             reg.give_back(region);
             return Ok(());
         }
         record.stored = format!("array-{}.f64", uuid::Uuid::new_v4().simple());
         let path = files.join(&record.stored);
-        write_values(&path, values, order, &lengths)
+        write_values(&path, values, order, &lengths, &trailer(&record))
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         self.push_record(Record::Array(record));
         Ok(())
@@ -544,6 +583,7 @@ fn write_values(
     values: Values<'_>,
     order: Order,
     lengths: &[usize],
+    trailer: &[u8],
 ) -> std::io::Result<()> {
     let mut f = crate::spool::private_file()
         .create(true)
@@ -576,7 +616,7 @@ fn write_values(
                 f.write_all(&buf)?;
             }
         }
-        Ok(())
+        f.write_all(trailer)
     })();
     if r.is_err() {
         let _ = std::fs::remove_file(path);
@@ -598,6 +638,69 @@ fn c_index(i: usize, dims: &[usize]) -> usize {
         c = c * d + idx[k];
     }
     c
+}
+
+/// Queues the records of arrays whose call returned but whose record never
+/// reached `records.log` (the process died first), from their files'
+/// trailers; removes array files that no record names and that hold none
+/// (made ready and never used, or cut short by the death). Exactly once:
+/// a file a record names is left alone. The caller holds the run's lock.
+/// Returns how many arrays it recovered.
+pub fn recover(dir: &crate::spool::RunDir) -> Result<u64, Error> {
+    let files = dir.files();
+    let Ok(list) = std::fs::read_dir(&files) else {
+        return Ok(0);
+    };
+    let arrays: Vec<String> = list
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("array-") && n.ends_with(".f64"))
+        .collect();
+    if arrays.is_empty() {
+        return Ok(0);
+    }
+    let mut named = std::collections::HashSet::new();
+    let mut reader = crate::spool::SpoolReader::open(dir, 0, 0)?;
+    while let Some(e) = reader.next_entry()? {
+        if let Record::Array(a) = e.record {
+            named.insert(a.stored);
+        }
+    }
+    let mut spool = None;
+    let mut recovered = 0;
+    for name in arrays.iter().filter(|n| !named.contains(*n)) {
+        let path = files.join(name);
+        let record = read_tail(&path).and_then(|t| read_trailer(&t));
+        match record {
+            Some(r) if r.stored == *name => {
+                if spool.is_none() {
+                    spool = Some(crate::spool::SpoolWriter::reopen(dir)?);
+                }
+                if let Some(s) = &mut spool {
+                    s.append(&Record::Array(r))?;
+                }
+                recovered += 1;
+            }
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    if let Some(s) = &mut spool {
+        s.sync()?;
+    }
+    Ok(recovered)
+}
+
+/// The last [`TRAILER`] bytes of a file.
+fn read_tail(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let at = len.checked_sub(TRAILER as u64)?;
+    let mut t = vec![0u8; TRAILER];
+    f.read_exact_at(&mut t, at).ok()?;
+    Some(t)
 }
 
 /// Delivers a grid: creates it on the server and remembers its id.
@@ -638,9 +741,26 @@ pub(crate) fn deliver_array(
         });
     };
     let path = run.files_dir.join(&a.stored);
-    let data = std::fs::read(&path).map_err(|e| SendError::Rejected {
+    let mut data = std::fs::read(&path).map_err(|e| SendError::Rejected {
         message: format!("array {}: cannot read {}: {e}", a.metric, path.display()),
     })?;
+    // The values, without the trailer (files of earlier versions have none).
+    let n = a
+        .shape
+        .iter()
+        .try_fold(8u64, |b, &l| b.checked_mul(l))
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|&b| b <= data.len())
+        .ok_or_else(|| SendError::Rejected {
+            message: format!(
+                "array {}: {} holds {} bytes, fewer than its shape {:?} needs",
+                a.metric,
+                path.display(),
+                data.len(),
+                a.shape
+            ),
+        })?;
+    data.truncate(n);
     t.json(
         reqwest::Method::PUT,
         &format!("runs/{run_id}/grids/{grid_id}"),
@@ -702,13 +822,21 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "no region made ready");
             std::thread::sleep(std::time::Duration::from_millis(5));
         };
-        assert_eq!(region.len, size);
+        assert_eq!(region.len, size + TRAILER);
         let path = files.join(&region.name);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), size as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (size + TRAILER) as u64
+        );
         let values: Vec<f64> = (0..size / 8).map(|i| i as f64 * 0.5).collect();
-        // SAFETY: the region maps size writable bytes.
+        // SAFETY: the region maps size + TRAILER writable bytes.
         let out = unsafe { std::slice::from_raw_parts_mut(region.ptr, region.len) };
-        fill(out, Values::F64(&values), Order::Fortran, &[size / 8]);
+        fill(
+            &mut out[..size],
+            Values::F64(&values),
+            Order::Fortran,
+            &[size / 8],
+        );
         let name = region.name.clone();
         reg.give_back(region);
         // The next ones are prepared meanwhile (two per size).
@@ -724,11 +852,87 @@ mod tests {
             .collect();
         assert_eq!(left, std::slice::from_ref(&name));
         let bytes = std::fs::read(files.join(&name)).unwrap();
-        let back: Vec<f64> = bytes
+        let back: Vec<f64> = bytes[..size]
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(back, values);
+    }
+
+    /// Arrays a dead process wrote and never recorded are recovered from
+    /// their trailers, once; a file a record names is left alone (with a
+    /// trailer or without, as earlier versions wrote them); a file with no
+    /// whole trailer and no record is removed.
+    #[test]
+    fn recovery_records_written_arrays_once_and_removes_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = crate::spool::RunDir::new(tmp.path().join("r"));
+        let mut spool = crate::spool::SpoolWriter::create(&dir).unwrap();
+        let files = dir.files();
+        std::fs::create_dir_all(&files).unwrap();
+        let record = |step: i64, stored: &str| ArrayRecord {
+            metric: "u".into(),
+            grid: "g".into(),
+            step,
+            time: 1.5,
+            timestamp: 2.5,
+            shape: vec![2],
+            stored: stored.into(),
+        };
+        let write = |name: &str, t: &[u8]| {
+            write_values(
+                &files.join(name),
+                Values::F64(&[1.0, 2.0]),
+                Order::Fortran,
+                &[2],
+                t,
+            )
+            .unwrap()
+        };
+        // Recorded: with a trailer, and an earlier version's file without.
+        write("array-a.f64", &trailer(&record(0, "array-a.f64")));
+        write("array-b.f64", &[]);
+        spool
+            .append(&Record::Array(record(0, "array-a.f64")))
+            .unwrap();
+        spool
+            .append(&Record::Array(record(1, "array-b.f64")))
+            .unwrap();
+        drop(spool);
+        // Not recorded: whole (recovered), torn, made ready and unused.
+        write("array-c.f64", &trailer(&record(2, "array-c.f64")));
+        let mut torn = trailer(&record(3, "array-d.f64"));
+        torn[40] ^= 1;
+        write("array-d.f64", &torn);
+        write("array-e.f64", &[0u8; TRAILER]);
+        // A trailer naming another file is not this file's.
+        write("array-f.f64", &trailer(&record(4, "array-x.f64")));
+        assert_eq!(recover(&dir).unwrap(), 1);
+        assert_eq!(recover(&dir).unwrap(), 0);
+        let arrays: Vec<ArrayRecord> = crate::spool::SpoolReader::open(&dir, 0, 0)
+            .unwrap()
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.record {
+                Record::Array(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            arrays,
+            [
+                record(0, "array-a.f64"),
+                record(1, "array-b.f64"),
+                record(2, "array-c.f64")
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["array-a.f64", "array-b.f64", "array-c.f64"]);
     }
 
     #[test]

@@ -83,7 +83,9 @@ fn bad_input_is_a_status_and_arrays_reach_the_spool_in_axis0_order() {
     for a in &arrays {
         assert_eq!(a.shape, vec![2, 3]);
         let bytes = std::fs::read(files.join(&a.stored)).unwrap();
-        let v: Vec<f64> = bytes
+        // The values, then a 4 KiB trailer holding the record.
+        assert_eq!(bytes.len(), 6 * 8 + 4096);
+        let v: Vec<f64> = bytes[..6 * 8]
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
             .collect();
@@ -156,7 +158,8 @@ fn arrays_logged_in_a_row_keep_their_values_and_leave_no_spare_files() {
     for e in &entries {
         if let Record::Array(a) = &e.record {
             let bytes = std::fs::read(files.join(&a.stored)).unwrap();
-            let v: Vec<f64> = bytes
+            assert_eq!(bytes.len(), 12 * 8 + 4096);
+            let v: Vec<f64> = bytes[..12 * 8]
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
                 .collect();
