@@ -1,7 +1,8 @@
 //! The grid and array C API from a C program (tests/c/grid_input.c),
 //! offline: bad input answers a status and records nothing, good calls
 //! leave a Grid record and Array records whose value files hold the values
-//! axis 0 fastest, whatever the order they were given in.
+//! axis 0 fastest, whatever the order they were given in; arrays logged
+//! in a row, and by a solver killed right after its last call, all arrive.
 
 mod common;
 
@@ -176,4 +177,53 @@ fn arrays_logged_in_a_row_keep_their_values_and_leave_no_spare_files() {
     on_disk.sort();
     stored.sort();
     assert_eq!(on_disk, stored);
+}
+
+/// A solver SIGKILLed right after its last `simtrack_log_array` returned:
+/// recovery (as `simtrack sync` runs it) delivers every array it logged,
+/// exactly once, with its values.
+#[test]
+fn arrays_survive_sigkill_once_the_call_returned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = compile_c(
+        &[&repo().join("tests/c/array_kill.c")],
+        &tmp.path().join("array_kill"),
+        Linkage::Shared,
+    );
+    for round in 0..3 {
+        let offline = tmp.path().join(format!("spool{round}"));
+        std::fs::create_dir_all(&offline).unwrap();
+        let out = offline_cmd(&exe, &offline).arg("8").output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("run "))
+            .unwrap()
+            .to_owned();
+        let dir = simtrack::spool::RunDir::new(offline.join("runs").join(&id));
+        let before = read_run(&offline, &id)
+            .iter()
+            .filter(|e| matches!(e.record, Record::Array(_)))
+            .count() as u64;
+        let recovered = simtrack::grid::recover(&dir).unwrap();
+        assert_eq!(before + recovered, 8, "round {round}");
+        assert_eq!(simtrack::grid::recover(&dir).unwrap(), 0);
+        let mut steps = Vec::new();
+        for e in read_run(&offline, &id) {
+            if let Record::Array(a) = &e.record {
+                let bytes = std::fs::read(dir.files().join(&a.stored)).unwrap();
+                let v: Vec<f64> = bytes[..8000]
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                let want: Vec<f64> = (0..1000).map(|i| (i + 1000 * a.step) as f64).collect();
+                assert_eq!(v, want, "step {}", a.step);
+                steps.push(a.step);
+            }
+        }
+        steps.sort_unstable();
+        assert_eq!(steps, (0..8).collect::<Vec<_>>(), "round {round}");
+    }
 }
