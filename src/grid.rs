@@ -5,21 +5,21 @@
 //! with a label, units and its coordinates. [`Run::log_array`] logs one
 //! array on a grid for a step.
 //!
-//! Bounded memory, never lost: the calling thread copies the values into a
-//! reused buffer (one `memcpy` for f64 in Fortran order) and hands it to the
-//! run's array writer thread, which writes it into the run's spool
-//! directory (`files/array-<uuid>.f64`: f64 little-endian, grid axis 0
-//! fastest — the order a Fortran array `a(nx, ny)` has in memory) and then
-//! queues a small [`Record::Array`] naming it. At most 64 MB of arrays wait
-//! for the writer; beyond that the calling thread writes the file itself
-//! (waiting on the local disk only, never on the network). Flush and finish
-//! wait for the writer first. The record then travels like every other one (spool,
-//! sender or `simtrack sync`, idempotency key `<run>-<seq>`). Durability is
-//! that of scalar values: once the call returns the values survive a crash
-//! of the process (they are in the OS's page cache); they are not fsynced
-//! per call (8 MB per call would cost far more than the call itself), so
-//! a power loss can take the last seconds, as it can for scalar values
-//! between flushes.
+//! Bounded memory, never lost: the calling thread copies the values into
+//! a file of the run's spool directory (`files/array-<uuid>.f64`: f64
+//! little-endian, grid axis 0 fastest — the order a Fortran array
+//! `a(nx, ny)` has in memory) and queues a small [`Record::Array`] naming
+//! it. The file was made ready beforehand by the run's array thread
+//! (preallocated, mapped, its pages faulted in: see [`Region`]), so the
+//! call is one copy, one `memcpy` for f64 in Fortran order, with no page
+//! fault and no system call on the way; the first array of a size, or one
+//! when none is ready, is written with `write` instead. Either way the
+//! values are in the file when the call returns and survive the death of
+//! the process (they are in the OS's page cache); they are not fsynced per
+//! call (8 MB per call would cost far more than the call itself), so a
+//! power loss can take the last seconds, as it can for scalar values
+//! between flushes. The record then travels like every other one (spool,
+//! sender or `simtrack sync`, idempotency key `<run>-<seq>`).
 
 use std::io::Write;
 use std::path::Path;
@@ -94,114 +94,243 @@ impl Values<'_> {
     }
 }
 
-/// Most bytes of arrays copied and waiting for the array writer; beyond
-/// it, `log_array` writes the values itself (bounded memory, nothing lost).
-const MAX_IN_FLIGHT: usize = 64 << 20;
+/// Most bytes of spool files kept ready for arrays (see [`Preparer`]); an
+/// array larger than this is always written by the calling thread.
+const MAX_READY: usize = 64 << 20;
 
-/// The grids a run has defined (name → axis lengths) and its array writer.
+/// Bytes after an array's values in its file: the array's record (magic,
+/// length, CRC-32, JSON), so that an array whose call returned is delivered
+/// even when the process died before the record reached `records.log`
+/// ([`recover`]). Delivery sends the values only.
+const TRAILER: usize = 4096;
+const TRAILER_MAGIC: &[u8; 8] = b"STARRAY1";
+
+/// The trailer of `record`'s file (all zero if the record does not fit).
+fn trailer(record: &ArrayRecord) -> Vec<u8> {
+    let mut t = vec![0u8; TRAILER];
+    if let Ok(body) = serde_json::to_vec(record)
+        && body.len() <= TRAILER - 16
+    {
+        t[16..16 + body.len()].copy_from_slice(&body);
+        t[8..12].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        t[12..16].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        t[..8].copy_from_slice(TRAILER_MAGIC);
+    }
+    t
+}
+
+/// The record in a trailer, if it is whole.
+fn read_trailer(t: &[u8]) -> Option<ArrayRecord> {
+    if t.len() != TRAILER || &t[..8] != TRAILER_MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes(t[8..12].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(t[12..16].try_into().ok()?);
+    let body = t.get(16..16 + len)?;
+    if crc32fast::hash(body) != crc {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// Most distinct array sizes files are kept ready for.
+const MAX_SIZES: usize = 4;
+
+/// The grids a run has defined (name → axis lengths) and its preparer of
+/// array files.
 #[derive(Debug, Default)]
 pub struct Registry {
     grids: Mutex<Vec<(String, Vec<usize>)>>,
-    writer: Mutex<Option<Writer>>,
+    preparer: Mutex<Option<Preparer>>,
 }
 
+/// A new file of the run's spool made ready for one array: preallocated
+/// (so a full disk shows when it is made, never as a `SIGBUS` later), mapped
+/// shared and its pages already faulted in writable, so that the calling
+/// thread's copy into it takes no page fault and no system call. Once the
+/// copy is done the values are in the file's pages, which the kernel keeps
+/// when the process dies.
 #[derive(Debug)]
-struct Job {
-    path: std::path::PathBuf,
-    bytes: Vec<u8>,
-    record: ArrayRecord,
+struct Region {
+    name: String,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by the Region alone (moved between the
+// calling thread and the preparer, never shared).
+unsafe impl Send for Region {}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from a successful mmap, unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+impl Region {
+    /// Makes `files/<name>` of `len` bytes and maps it (on the preparer).
+    fn make(files: &Path, len: usize) -> std::io::Result<Region> {
+        use std::os::fd::AsRawFd;
+        let name = format!("array-{}.f64", uuid::Uuid::new_v4().simple());
+        let path = files.join(&name);
+        let made = (|| {
+            let file = crate::spool::private_file()
+                .create_new(true)
+                .read(true)
+                .write(true)
+                .open(&path)?;
+            // SAFETY: a valid fd; posix_fallocate returns an errno value.
+            let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+            // SAFETY: mapping a file we opened read-write, of len bytes.
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            let region = Region {
+                name: name.clone(),
+                ptr: ptr.cast(),
+                len,
+            };
+            // A child of fork() does not get the mapping.
+            // SAFETY: advice on our mapping; failure is harmless.
+            unsafe { libc::madvise(ptr, len, libc::MADV_DONTFORK) };
+            region.fault_in();
+            Ok(region)
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        made
+    }
+
+    /// Faults every page in writable (`MADV_POPULATE_WRITE`, Linux 5.14;
+    /// else a store of the zero each page holds).
+    fn fault_in(&self) {
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        // SAFETY: advice on our mapping.
+        if unsafe { libc::madvise(self.ptr.cast(), self.len, MADV_POPULATE_WRITE) } == 0 {
+            return;
+        }
+        for at in (0..self.len).step_by(4096) {
+            // SAFETY: inside the mapping; the fallocated file reads zero there.
+            unsafe { self.ptr.add(at).write_volatile(0) };
+        }
+    }
 }
 
 #[derive(Debug, Default)]
-struct Queue {
-    jobs: std::collections::VecDeque<Job>,
-    in_flight: usize,
-    busy: bool,
+struct Stock {
+    ready: Vec<Region>,
+    /// Array sizes in bytes asked for, the latest first.
+    sizes: Vec<usize>,
+    /// Regions filled by callers, to unmap off their threads.
+    used: Vec<Region>,
+    /// Preparing failed (a full disk): nothing more until a caller asks.
+    failed: bool,
     stop: bool,
-    spare: Vec<Vec<u8>>,
+}
+
+impl Stock {
+    /// The next size to prepare a region for: each size asked for gets up
+    /// to two ready regions, all within [`MAX_READY`].
+    fn next_size(&self) -> Option<usize> {
+        let total: usize = self.ready.iter().map(|r| r.len).sum();
+        for &size in &self.sizes {
+            let have = self.ready.iter().filter(|r| r.len == size).count();
+            if have < 2 && total + size <= MAX_READY {
+                return Some(size);
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug, Default)]
-struct WShared {
-    q: Mutex<Queue>,
+struct PShared {
+    stock: Mutex<Stock>,
     work: parking_lot::Condvar,
-    idle: parking_lot::Condvar,
 }
 
-/// A thread that writes copied arrays to the spool and then queues their
-/// records: the caller's cost is one copy into a reused buffer.
+/// A thread that keeps spool files ready for the next arrays (one or two
+/// per array size in use) and unmaps the filled ones: the calling thread's
+/// cost is one copy into memory that is already the file's.
 #[derive(Debug)]
-struct Writer {
-    shared: std::sync::Arc<WShared>,
+struct Preparer {
+    shared: std::sync::Arc<PShared>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Writer {
-    fn spawn(sink: crate::worker::RecordSink) -> std::io::Result<Writer> {
-        let shared = std::sync::Arc::new(WShared::default());
+impl Preparer {
+    fn spawn(files: std::path::PathBuf) -> std::io::Result<Preparer> {
+        let shared = std::sync::Arc::new(PShared::default());
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("simtrack-arrays".into())
-            .spawn(move || writer_loop(&s, &sink))?;
-        Ok(Writer {
+            .spawn(move || prepare_loop(&s, &files))?;
+        Ok(Preparer {
             shared,
             thread: Some(thread),
         })
     }
+
+    /// Stops the thread and removes the files made ready and not used.
+    fn stop(mut self, files: &Path) {
+        self.shared.stock.lock().stop = true;
+        self.shared.work.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let mut stock = self.shared.stock.lock();
+        for r in stock.ready.drain(..) {
+            let _ = std::fs::remove_file(files.join(&r.name));
+        }
+        stock.used.clear();
+    }
 }
 
-fn writer_loop(s: &WShared, sink: &crate::worker::RecordSink) {
+fn prepare_loop(s: &PShared, files: &Path) {
+    let mut stock = s.stock.lock();
     loop {
-        let job = {
-            let mut q = s.q.lock();
-            loop {
-                if let Some(j) = q.jobs.pop_front() {
-                    q.busy = true;
-                    break j;
-                }
-                q.busy = false;
-                s.idle.notify_all();
-                if q.stop {
-                    return;
-                }
-                s.work.wait(&mut q);
-            }
+        if !stock.used.is_empty() {
+            let used = std::mem::take(&mut stock.used);
+            drop(stock);
+            drop(used);
+            stock = s.stock.lock();
+            continue;
+        }
+        if stock.stop {
+            return;
+        }
+        let size = if stock.failed {
+            None
+        } else {
+            stock.next_size()
         };
-        // A failed write is retried (100 ms, up to 1 s apart) while the
-        // run lives: the values stay in this buffer, nothing is dropped.
-        let mut wait = std::time::Duration::from_millis(100);
-        while write_bytes(&job.path, &job.bytes).is_err() {
-            if s.q.lock().stop {
-                break;
-            }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(std::time::Duration::from_secs(1));
-        }
-        sink.push(Record::Array(job.record));
-        let mut q = s.q.lock();
-        q.in_flight -= job.bytes.len();
-        // Keep the buffer for reuse while spares and arrays in flight stay
-        // under the cap together.
-        let spare: usize = q.spare.iter().map(Vec::capacity).sum();
-        if q.in_flight + spare + job.bytes.capacity() <= MAX_IN_FLIGHT {
-            let mut b = job.bytes;
-            b.clear();
-            q.spare.push(b);
+        let Some(size) = size else {
+            s.work.wait(&mut stock);
+            continue;
+        };
+        drop(stock);
+        let made = Region::make(files, size);
+        stock = s.stock.lock();
+        match made {
+            Ok(r) => stock.ready.push(r),
+            Err(_) => stock.failed = true,
         }
     }
-}
-
-fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let r = crate::spool::private_file()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes));
-    if r.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    r
 }
 
 impl Registry {
@@ -213,68 +342,77 @@ impl Registry {
             .map(|(_, l)| l.clone())
     }
 
-    /// Waits until every array handed to the writer is in the spool and
-    /// its record queued (flush and finish call this first).
-    pub(crate) fn drain(&self) {
-        let shared = match &*self.writer.lock() {
-            Some(w) => w.shared.clone(),
-            None => return,
-        };
-        let mut q = shared.q.lock();
-        while !q.jobs.is_empty() || q.busy {
-            shared.idle.wait(&mut q);
-        }
+    /// A region ready for an array of `bytes` bytes, if there is one; asks
+    /// the preparer for the next.
+    fn take_region(&self, files: &Path, bytes: usize) -> Option<Region> {
+        self.ask(files, bytes, true)
     }
 
-    /// Copies the values into a buffer for the writer thread, if there is
-    /// room under [`MAX_IN_FLIGHT`]; gives them back otherwise.
-    fn hand_over(
-        &self,
-        worker: &crate::worker::Worker,
-        job: impl FnOnce(Vec<u8>) -> Job,
-        bytes: usize,
-    ) -> Result<(), ()> {
-        let mut w = self.writer.lock();
-        if w.is_none() {
-            *w = Some(Writer::spawn(worker.record_sink()).map_err(drop)?);
+    /// Asks the preparer (started on first use) to keep regions of `bytes`
+    /// ready, taking one that is if `take`.
+    fn ask(&self, files: &Path, bytes: usize, take: bool) -> Option<Region> {
+        if bytes == 0 || bytes > MAX_READY {
+            return None;
         }
-        let shared = w.as_ref().map(|w| w.shared.clone()).ok_or(())?;
-        drop(w);
-        let buf = {
-            let mut q = shared.q.lock();
-            let spare: usize = q.spare.iter().map(Vec::capacity).sum();
-            if q.in_flight + bytes > MAX_IN_FLIGHT {
-                return Err(());
+        let bytes = bytes + TRAILER;
+        let mut p = self.preparer.lock();
+        if p.is_none() {
+            *p = Preparer::spawn(files.to_path_buf()).ok();
+        }
+        let shared = p.as_ref()?.shared.clone();
+        drop(p);
+        let mut stock = shared.stock.lock();
+        stock.failed = false;
+        match stock.sizes.iter().position(|&s| s == bytes) {
+            Some(0) => {}
+            Some(i) => {
+                stock.sizes.remove(i);
+                stock.sizes.insert(0, bytes);
             }
-            if q.in_flight + bytes + spare > MAX_IN_FLIGHT {
-                q.spare.clear();
+            None => {
+                stock.sizes.insert(0, bytes);
+                stock.sizes.truncate(MAX_SIZES);
             }
-            q.in_flight += bytes;
-            // A reused buffer costs no page faults (a fresh 8 MB one does).
-            match q.spare.iter().position(|b| b.capacity() >= bytes) {
-                Some(i) => q.spare.swap_remove(i),
-                None => {
-                    q.spare.pop();
-                    Vec::new()
-                }
-            }
+        }
+        let region = if take {
+            stock
+                .ready
+                .iter()
+                .position(|r| r.len == bytes)
+                .map(|i| stock.ready.swap_remove(i))
+        } else {
+            None
         };
-        let job = job(buf);
-        let mut q = shared.q.lock();
-        q.jobs.push_back(job);
+        drop(stock);
         shared.work.notify_one();
-        Ok(())
+        region
+    }
+
+    /// Gives a filled region to the preparer to unmap.
+    fn give_back(&self, region: Region) {
+        let shared = match &*self.preparer.lock() {
+            Some(p) => p.shared.clone(),
+            None => return,
+        };
+        shared.stock.lock().used.push(region);
+        shared.work.notify_one();
+    }
+
+    /// Stops the preparer and removes the files it made ready that no
+    /// array used (at the end of the run).
+    pub(crate) fn close(&self, files: &Path) {
+        if let Some(p) = self.preparer.lock().take() {
+            p.stop(files);
+        }
     }
 }
 
-impl Drop for Registry {
+impl Drop for Preparer {
     fn drop(&mut self) {
-        if let Some(mut w) = self.writer.get_mut().take() {
-            w.shared.q.lock().stop = true;
-            w.shared.work.notify_all();
-            if let Some(t) = w.thread.take() {
-                let _ = t.join();
-            }
+        self.shared.stock.lock().stop = true;
+        self.shared.work.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -322,7 +460,7 @@ impl Run {
             }
         }
         let lengths: Vec<usize> = axes.iter().map(|a| a.coords.len()).collect();
-        let Some((reg, _, _, _)) = self.grid_parts() else {
+        let Some((reg, dir, _, _)) = self.grid_parts() else {
             return Ok(());
         };
         {
@@ -334,6 +472,11 @@ impl Run {
                 return Err(invalid(format!(
                     "grid '{name}' is already defined with axis lengths {have:?}"
                 )));
+            }
+            // Files for arrays on this grid are made ready from now on,
+            // so that even the first one costs a copy only.
+            if let Some(bytes) = lengths.iter().try_fold(8usize, |b, &l| b.checked_mul(l)) {
+                reg.ask(&dir.files(), bytes, false);
             }
             g.push((name.to_owned(), lengths));
         }
@@ -375,46 +518,41 @@ impl Run {
                 values.len()
             )));
         }
-        let name = format!("array-{}.f64", uuid::Uuid::new_v4().simple());
-        let path = dir.files().join(&name);
-        let record = ArrayRecord {
+        let files = dir.files();
+        let mut record = ArrayRecord {
             metric: metric.to_owned(),
             grid: grid.to_owned(),
             step,
             time: start.elapsed().as_secs_f64(),
             timestamp: now_unix(),
             shape: lengths.iter().rev().map(|l| *l as u64).collect(),
-            stored: name,
+            stored: String::new(),
         };
-        // Fast path: one copy into a reused buffer, written by the array
-        // writer thread. At the in-flight cap, written here instead.
-        let handed = reg.hand_over(
-            worker,
-            |mut buf| {
-                fill(&mut buf, values, order, &lengths);
-                Job {
-                    path: path.clone(),
-                    bytes: buf,
-                    record: record.clone(),
-                }
-            },
-            want * 8,
-        );
-        if handed.is_ok() {
+        // Fast path: one copy into a spool file made ready beforehand.
+        if let Some(region) = reg.take_region(&files, want * 8) {
+            // SAFETY: the region maps want * 8 + TRAILER writable bytes,
+            // its own.
+            let out = unsafe { std::slice::from_raw_parts_mut(region.ptr, region.len) };
+            let (data, tail) = out.split_at_mut(want * 8);
+            fill(data, values, order, &lengths);
+            record.stored = region.name.clone();
+            tail.copy_from_slice(&trailer(&record));
+            worker.push_record(Record::Array(record));
+            reg.give_back(region);
             return Ok(());
         }
-        write_values(&path, values, order, &lengths)
+        record.stored = format!("array-{}.f64", uuid::Uuid::new_v4().simple());
+        let path = files.join(&record.stored);
+        write_values(&path, values, order, &lengths, &trailer(&record))
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         self.push_record(Record::Array(record));
         Ok(())
     }
 }
 
-/// Appends `values` to `buf` as f64 little-endian, axis 0 fastest.
-fn fill(buf: &mut Vec<u8>, values: Values<'_>, order: Order, lengths: &[usize]) {
-    buf.clear();
-    let n = values.len();
-    buf.reserve(n * 8);
+/// Writes `values` into `out` (8 bytes each) as f64 little-endian, axis 0
+/// fastest.
+fn fill(out: &mut [u8], values: Values<'_>, order: Order, lengths: &[usize]) {
     match (values, order == Order::Fortran || lengths.len() == 1) {
         #[cfg(target_endian = "little")]
         (Values::F64(v), true) => {
@@ -423,12 +561,17 @@ fn fill(buf: &mut Vec<u8>, values: Values<'_>, order: Order, lengths: &[usize]) 
             let bytes = unsafe {
                 std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v))
             };
-            buf.extend_from_slice(bytes);
+            out.copy_from_slice(bytes);
+        }
+        (Values::F32(v), true) => {
+            for (o, x) in out.chunks_exact_mut(8).zip(v) {
+                o.copy_from_slice(&f64::from(*x).to_le_bytes());
+            }
         }
         (_, natural) => {
-            for i in 0..n {
+            for (i, o) in out.chunks_exact_mut(8).enumerate() {
                 let src = if natural { i } else { c_index(i, lengths) };
-                buf.extend_from_slice(&values.get(src).to_le_bytes());
+                o.copy_from_slice(&values.get(src).to_le_bytes());
             }
         }
     }
@@ -440,6 +583,7 @@ fn write_values(
     values: Values<'_>,
     order: Order,
     lengths: &[usize],
+    trailer: &[u8],
 ) -> std::io::Result<()> {
     let mut f = crate::spool::private_file()
         .create(true)
@@ -472,7 +616,7 @@ fn write_values(
                 f.write_all(&buf)?;
             }
         }
-        Ok(())
+        f.write_all(trailer)
     })();
     if r.is_err() {
         let _ = std::fs::remove_file(path);
@@ -494,6 +638,69 @@ fn c_index(i: usize, dims: &[usize]) -> usize {
         c = c * d + idx[k];
     }
     c
+}
+
+/// Queues the records of arrays whose call returned but whose record never
+/// reached `records.log` (the process died first), from their files'
+/// trailers; removes array files that no record names and that hold none
+/// (made ready and never used, or cut short by the death). Exactly once:
+/// a file a record names is left alone. The caller holds the run's lock.
+/// Returns how many arrays it recovered.
+pub fn recover(dir: &crate::spool::RunDir) -> Result<u64, Error> {
+    let files = dir.files();
+    let Ok(list) = std::fs::read_dir(&files) else {
+        return Ok(0);
+    };
+    let arrays: Vec<String> = list
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("array-") && n.ends_with(".f64"))
+        .collect();
+    if arrays.is_empty() {
+        return Ok(0);
+    }
+    let mut named = std::collections::HashSet::new();
+    let mut reader = crate::spool::SpoolReader::open(dir, 0, 0)?;
+    while let Some(e) = reader.next_entry()? {
+        if let Record::Array(a) = e.record {
+            named.insert(a.stored);
+        }
+    }
+    let mut spool = None;
+    let mut recovered = 0;
+    for name in arrays.iter().filter(|n| !named.contains(*n)) {
+        let path = files.join(name);
+        let record = read_tail(&path).and_then(|t| read_trailer(&t));
+        match record {
+            Some(r) if r.stored == *name => {
+                if spool.is_none() {
+                    spool = Some(crate::spool::SpoolWriter::reopen(dir)?);
+                }
+                if let Some(s) = &mut spool {
+                    s.append(&Record::Array(r))?;
+                }
+                recovered += 1;
+            }
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    if let Some(s) = &mut spool {
+        s.sync()?;
+    }
+    Ok(recovered)
+}
+
+/// The last [`TRAILER`] bytes of a file.
+fn read_tail(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let at = len.checked_sub(TRAILER as u64)?;
+    let mut t = vec![0u8; TRAILER];
+    f.read_exact_at(&mut t, at).ok()?;
+    Some(t)
 }
 
 /// Delivers a grid: creates it on the server and remembers its id.
@@ -534,9 +741,26 @@ pub(crate) fn deliver_array(
         });
     };
     let path = run.files_dir.join(&a.stored);
-    let data = std::fs::read(&path).map_err(|e| SendError::Rejected {
+    let mut data = std::fs::read(&path).map_err(|e| SendError::Rejected {
         message: format!("array {}: cannot read {}: {e}", a.metric, path.display()),
     })?;
+    // The values, without the trailer (files of earlier versions have none).
+    let n = a
+        .shape
+        .iter()
+        .try_fold(8u64, |b, &l| b.checked_mul(l))
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|&b| b <= data.len())
+        .ok_or_else(|| SendError::Rejected {
+            message: format!(
+                "array {}: {} holds {} bytes, fewer than its shape {:?} needs",
+                a.metric,
+                path.display(),
+                data.len(),
+                a.shape
+            ),
+        })?;
+    data.truncate(n);
     t.json(
         reqwest::Method::PUT,
         &format!("runs/{run_id}/grids/{grid_id}"),
@@ -577,6 +801,139 @@ fn encode_array(buf: &mut Vec<u8>, a: &ArrayRecord, grid_id: &str, data: &[u8]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The preparer keeps files of the size asked for ready (preallocated,
+    /// mapped), a filled one keeps its values, and closing removes the
+    /// ready files no array used.
+    #[test]
+    fn regions_are_made_ready_and_unused_ones_removed_at_close() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = tmp.path();
+        let reg = Registry::default();
+        assert!(reg.ask(files, 0, false).is_none());
+        assert!(reg.ask(files, MAX_READY + 1, true).is_none());
+        let size = 3 * 4096 + 8;
+        reg.ask(files, size, false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let region = loop {
+            if let Some(r) = reg.take_region(files, size) {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "no region made ready");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(region.len, size + TRAILER);
+        let path = files.join(&region.name);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (size + TRAILER) as u64
+        );
+        let values: Vec<f64> = (0..size / 8).map(|i| i as f64 * 0.5).collect();
+        // SAFETY: the region maps size + TRAILER writable bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(region.ptr, region.len) };
+        fill(
+            &mut out[..size],
+            Values::F64(&values),
+            Order::Fortran,
+            &[size / 8],
+        );
+        let name = region.name.clone();
+        reg.give_back(region);
+        // The next ones are prepared meanwhile (two per size).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::read_dir(files).unwrap().count() < 3 {
+            assert!(std::time::Instant::now() < deadline, "no next region");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        reg.close(files);
+        let left: Vec<String> = std::fs::read_dir(files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, std::slice::from_ref(&name));
+        let bytes = std::fs::read(files.join(&name)).unwrap();
+        let back: Vec<f64> = bytes[..size]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(back, values);
+    }
+
+    /// Arrays a dead process wrote and never recorded are recovered from
+    /// their trailers, once; a file a record names is left alone (with a
+    /// trailer or without, as earlier versions wrote them); a file with no
+    /// whole trailer and no record is removed.
+    #[test]
+    fn recovery_records_written_arrays_once_and_removes_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = crate::spool::RunDir::new(tmp.path().join("r"));
+        let mut spool = crate::spool::SpoolWriter::create(&dir).unwrap();
+        let files = dir.files();
+        std::fs::create_dir_all(&files).unwrap();
+        let record = |step: i64, stored: &str| ArrayRecord {
+            metric: "u".into(),
+            grid: "g".into(),
+            step,
+            time: 1.5,
+            timestamp: 2.5,
+            shape: vec![2],
+            stored: stored.into(),
+        };
+        let write = |name: &str, t: &[u8]| {
+            write_values(
+                &files.join(name),
+                Values::F64(&[1.0, 2.0]),
+                Order::Fortran,
+                &[2],
+                t,
+            )
+            .unwrap()
+        };
+        // Recorded: with a trailer, and an earlier version's file without.
+        write("array-a.f64", &trailer(&record(0, "array-a.f64")));
+        write("array-b.f64", &[]);
+        spool
+            .append(&Record::Array(record(0, "array-a.f64")))
+            .unwrap();
+        spool
+            .append(&Record::Array(record(1, "array-b.f64")))
+            .unwrap();
+        drop(spool);
+        // Not recorded: whole (recovered), torn, made ready and unused.
+        write("array-c.f64", &trailer(&record(2, "array-c.f64")));
+        let mut torn = trailer(&record(3, "array-d.f64"));
+        torn[40] ^= 1;
+        write("array-d.f64", &torn);
+        write("array-e.f64", &[0u8; TRAILER]);
+        // A trailer naming another file is not this file's.
+        write("array-f.f64", &trailer(&record(4, "array-x.f64")));
+        assert_eq!(recover(&dir).unwrap(), 1);
+        assert_eq!(recover(&dir).unwrap(), 0);
+        let arrays: Vec<ArrayRecord> = crate::spool::SpoolReader::open(&dir, 0, 0)
+            .unwrap()
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.record {
+                Record::Array(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            arrays,
+            [
+                record(0, "array-a.f64"),
+                record(1, "array-b.f64"),
+                record(2, "array-c.f64")
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["array-a.f64", "array-b.f64", "array-c.f64"]);
+    }
 
     #[test]
     fn c_order_maps_to_axis0_fastest() {

@@ -104,6 +104,198 @@ struct Local {
     /// handful of 30 names to collisions, on every call).
     cache: [[Option<CacheEntry>; 2]; CACHE],
     index: FxHashMap<Box<[u8]>, Metric>,
+    /// The last two C name arrays of `push_many_c` calls, resolved.
+    memos: [Memo; 2],
+    /// The memo used last (the other is replaced on a miss).
+    memo_last: usize,
+}
+
+/// Most names a [`Memo`] holds.
+const MEMO_LEN: usize = 32;
+
+/// A `push_many_c` call's names as the lane resolved them: a later call
+/// with the same array (same address and count), whose entries still point
+/// to the same names with the same bytes, skips the per-name cache lookup.
+#[derive(Debug, Clone, Copy)]
+struct Memo {
+    names: *const *const std::ffi::c_char,
+    count: usize,
+    entries: [MemoEntry; MEMO_LEN],
+}
+
+const EMPTY_MEMO: Memo = Memo {
+    names: std::ptr::null(),
+    count: 0,
+    entries: [MemoEntry {
+        ptr: std::ptr::null(),
+        check: NameCheck::Bytes {
+            name: std::ptr::null(),
+            len: 0,
+        },
+        metric: Metric {
+            id: 0,
+            step: std::ptr::null(),
+        },
+    }; MEMO_LEN],
+};
+
+#[derive(Debug, Clone, Copy)]
+struct MemoEntry {
+    /// The name's address.
+    ptr: *const u8,
+    check: NameCheck,
+    metric: Metric,
+}
+
+/// How a memo entry checks that the name at its address is still the same.
+#[derive(Debug, Clone, Copy)]
+enum NameCheck {
+    /// The name and its terminator lie within the two aligned words from
+    /// the one holding its first byte: those words, masked to the name's
+    /// bytes, equal `want`. The second is read only when the first matched,
+    /// so (its bytes being the name's, none NUL) the name goes on into it.
+    Words { want: [u64; 2], mask: [u64; 2] },
+    /// Compared byte by byte with the interned name (`len` bytes).
+    Bytes { name: *const u8, len: usize },
+}
+
+impl NameCheck {
+    /// The check for the name `bytes` (interned at `name`) at address `ptr`.
+    fn new(ptr: *const u8, name: *const u8, bytes: &[u8]) -> NameCheck {
+        let at = ptr as usize & 7;
+        if WORD_LOADS && at + bytes.len() < 16 {
+            let (mut want, mut mask) = ([0u8; 16], [0u8; 16]);
+            want[at..at + bytes.len()].copy_from_slice(bytes);
+            mask[at..=at + bytes.len()].fill(0xff);
+            let word = |b: &[u8; 16], i: usize| {
+                u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default())
+            };
+            return NameCheck::Words {
+                want: [word(&want, 0), word(&want, 1)],
+                mask: [word(&mask, 0), word(&mask, 1)],
+            };
+        }
+        NameCheck::Bytes {
+            name,
+            len: bytes.len(),
+        }
+    }
+
+    /// Whether the NUL-terminated string at `p` is the name.
+    ///
+    /// # Safety
+    /// `p` is NUL-terminated and is the address this check was made for.
+    #[inline(always)]
+    unsafe fn matches(&self, p: *const u8) -> bool {
+        match *self {
+            NameCheck::Words { want, mask } => {
+                let at = (p as usize & !7) as *const u64;
+                // SAFETY: an aligned word holding the first byte of the
+                // string lies in a mapped page; the second word is read only
+                // once the first held no NUL of the string, which therefore
+                // goes on into it (see `load_word`).
+                unsafe {
+                    (load_word(at) ^ want[0]) & mask[0] == 0
+                        && (mask[1] == 0 || (load_word(at.add(1)) ^ want[1]) & mask[1] == 0)
+                }
+            }
+            // SAFETY: name holds len bytes; p is NUL-terminated.
+            NameCheck::Bytes { name, len } => unsafe { c_name_is(name, len, p) },
+        }
+    }
+}
+
+/// Whether [`load_word`] is available on this target.
+const WORD_LOADS: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// Reads the aligned word at `at` with one machine load. An aligned word
+/// never straddles a page, so it can be read whenever one of its bytes can,
+/// even where the others lie past the end of the caller's string (as
+/// `strlen` implementations do); done in assembly because such a read is
+/// outside what Rust code may read.
+///
+/// # Safety
+/// `at` is 8-byte aligned and one of its 8 bytes is readable.
+#[inline(always)]
+#[allow(unused_variables)]
+unsafe fn load_word(at: *const u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let w: u64;
+        // SAFETY: per the contract.
+        unsafe {
+            std::arch::asm!("mov {w}, qword ptr [{at}]", at = in(reg) at, w = lateout(reg) w,
+                options(nostack, preserves_flags, readonly, pure))
+        };
+        w
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let w: u64;
+        // SAFETY: per the contract.
+        unsafe {
+            std::arch::asm!("ldr {w}, [{at}]", at = in(reg) at, w = lateout(reg) w,
+                options(nostack, preserves_flags, readonly, pure))
+        };
+        w
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    unreachable!("WORD_LOADS is false here")
+}
+
+impl Local {
+    /// The memo for this call's `names` whose every name is unchanged.
+    #[inline(always)]
+    fn memo_for(&self, names: &[*const std::ffi::c_char]) -> Option<usize> {
+        for (i, m) in self.memos.iter().enumerate() {
+            if m.names == names.as_ptr() && m.count == names.len() {
+                for (e, &p) in m.entries[..names.len()].iter().zip(names) {
+                    // SAFETY: p == e.ptr, the non-NULL NUL-terminated name
+                    // the check was made for (push_many_c's contract).
+                    if e.ptr != p.cast() || !unsafe { e.check.matches(p.cast()) } {
+                        return None;
+                    }
+                }
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Remembers `names` (just pushed, so each is in the cache) for the next
+    /// call with the same array.
+    fn remember(&mut self, names: &[*const std::ffi::c_char]) {
+        if names.len() > MEMO_LEN {
+            return;
+        }
+        let slot = self
+            .memos
+            .iter()
+            .position(|m| m.names == names.as_ptr())
+            .unwrap_or(1 - self.memo_last);
+        self.memo_last = slot;
+        let memo = &mut self.memos[slot];
+        memo.names = std::ptr::null();
+        for (i, &p) in names.iter().enumerate() {
+            let p = p.cast::<u8>();
+            let Some(e) = self.cache[cache_key(p)]
+                .iter()
+                .flatten()
+                .find(|e| e.ptr == p)
+            else {
+                return;
+            };
+            // SAFETY: the cache holds e.len bytes at e.name for the run.
+            let bytes = unsafe { std::slice::from_raw_parts(e.name, e.len) };
+            memo.entries[i] = MemoEntry {
+                ptr: p,
+                check: NameCheck::new(p, e.name, bytes),
+                metric: e.metric,
+            };
+        }
+        memo.names = names.as_ptr();
+        memo.count = names.len();
+    }
 }
 
 /// A memory mapping of a lane.
@@ -130,7 +322,7 @@ pub(crate) struct Lane {
     #[allow(dead_code)]
     path: Option<PathBuf>,
     owned: AtomicBool,
-    /// Unique among the process's lanes (never 0 or [`SHARED`]).
+    /// Unique among the process's lanes (never 0, below [`SHARED`]).
     key: u64,
     /// Set while the owner is in a `push_many` write loop that advances the
     /// steps of metrics it owns with plain loads and stores.
@@ -268,6 +460,8 @@ impl Lane {
                 busy: false,
                 cache: [[None; 2]; CACHE],
                 index: FxHashMap::default(),
+                memos: [EMPTY_MEMO; 2],
+                memo_last: 0,
             }),
         }
     }
@@ -412,15 +606,20 @@ struct Names {
 /// The first time another lane uses the metric it marks it [`SHARED`] and
 /// waits until the owner is outside its write loop (see [`Lane::active`]);
 /// from then on everyone uses `fetch_add`. So steps stay unique per metric.
+/// The mark keeps the former owner's key: a third lane that comes while the
+/// second still waits must wait for that owner too (it once went ahead at
+/// once, and its `fetch_add`s could meet the owner's last plain stores).
 #[repr(align(64))]
 #[derive(Debug, Default)]
 struct StepCounter {
     next: AtomicI64,
-    /// 0: no lane yet; [`SHARED`]; else the owning lane's `key`.
+    /// 0: no lane yet; the owning lane's `key`; or [`SHARED`] with the
+    /// former owner's key.
     owner: AtomicU64,
 }
 
-const SHARED: u64 = u64::MAX;
+/// The bit of a shared counter's `owner` (lane keys stay far below it).
+const SHARED: u64 = 1 << 63;
 
 /// The lanes of one run.
 #[derive(Debug)]
@@ -712,10 +911,11 @@ impl Lanes {
                 .compare_exchange(0, lane.key, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return,
-                Err(o) if o == lane.key || o == SHARED => return,
-                Err(o) => o,
+                Err(o) if o == lane.key || o == SHARED | lane.key => return,
+                Err(o) => o & !SHARED,
             };
-        counter.owner.store(SHARED, Ordering::Relaxed);
+        // Several lanes may store this at once: all the same value.
+        counter.owner.store(SHARED | owner, Ordering::Relaxed);
         // Pairs with the barrier in `with_steps`: either the owner's next
         // write loop sees SHARED, or we see it active and wait it out.
         heavy_barrier();
@@ -908,8 +1108,59 @@ impl Lanes {
         ticks: u64,
     ) -> Result<(), Error> {
         let count = names.len().min(values.len());
-        let items = ByCStr { names, values };
-        self.push_items(keep, room, count, &items, step, ticks)
+        let (names, values) = (&names[..count], &values[..count]);
+        self.on_lane(keep, |lane, local| {
+            if count > MEMO_LEN {
+                let items = ByCStr { names, values };
+                return self.push_lots(lane, local, room, count, &items, step, ticks);
+            }
+            if let Some(memo) = local.memo_for(names) {
+                return self.push_memo(lane, local, room, memo, values, step, ticks);
+            }
+            let items = ByCStr { names, values };
+            self.push_few(lane, local, room, count, &items, step, ticks)?;
+            local.remember(names);
+            Ok(())
+        })
+    }
+
+    /// `push_many_c` of names a memo resolved.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn push_memo(
+        &self,
+        lane: &Lane,
+        local: &mut Local,
+        room: &impl Room,
+        memo: usize,
+        values: &[f64],
+        step: i64,
+        ticks: u64,
+    ) -> Result<(), Error> {
+        let need = values.len() as u64;
+        if local.head + need - local.tail_seen > lane.capacity {
+            self.make_room(lane, local, room, need)?;
+        }
+        let start = local.head;
+        let entries = &local.memos[memo].entries[..values.len()];
+        let ring = Ring::of(lane);
+        let head = with_steps(lane, step, |key| {
+            let mut head = start;
+            for (e, &value) in entries.iter().zip(values) {
+                ring.write(
+                    head,
+                    e.metric.id,
+                    value,
+                    next_step(e.metric, step, key),
+                    ticks,
+                );
+                head += 1;
+            }
+            Ok(head)
+        })?;
+        local.head = head;
+        lane.header().head.store(head, Ordering::Release);
+        Ok(())
     }
 
     fn push_items(
@@ -1224,7 +1475,37 @@ fn next_step(m: Metric, step: i64, key: u64) -> i64 {
 
 #[inline(always)]
 fn write_slot(lane: &Lane, pos: u64, id: u32, value: f64, step: i64, ticks: u64) {
-    let s = lane.slot(pos);
+    Ring::of(lane).write(pos, id, value, step, ticks)
+}
+
+/// A lane's slots, read once before a write loop (the compiler cannot keep
+/// them in registers across the loop's stores on its own).
+#[derive(Clone, Copy)]
+struct Ring {
+    slots: *mut u8,
+    mask: u64,
+}
+
+impl Ring {
+    #[inline(always)]
+    fn of(lane: &Lane) -> Ring {
+        Ring {
+            // SAFETY: HEADER < the mapping's length.
+            slots: unsafe { lane.map.ptr.add(HEADER) },
+            mask: lane.capacity - 1,
+        }
+    }
+
+    #[inline(always)]
+    fn write(self, pos: u64, id: u32, value: f64, step: i64, ticks: u64) {
+        // SAFETY: (pos & mask) < capacity: the slot lies inside the mapping.
+        let s = unsafe { self.slots.add((pos & self.mask) as usize * SLOT) }.cast::<u64>();
+        write_sealed(s, pos, id, value, step, ticks)
+    }
+}
+
+#[inline(always)]
+fn write_sealed(s: *mut u64, pos: u64, id: u32, value: f64, step: i64, ticks: u64) {
     let v = value.to_bits();
     let sealed = seal(pos, id, v, step, ticks);
     // SAFETY: the owner writes only slots in head..tail+capacity, which the
@@ -1526,6 +1807,150 @@ mod tests {
                 assert!(*s == want, "round {round}: steps of {name} not unique");
             }
         }
+    }
+
+    /// A name check made for a name at any alignment accepts exactly that
+    /// name there, and reads nothing past a string that ends at the last
+    /// byte of a page followed by an unmapped one.
+    #[test]
+    fn memo_name_checks_match_only_the_same_name_and_stay_in_the_page() {
+        // SAFETY: two fresh anonymous pages; the second made inaccessible.
+        let page = unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            assert_eq!(
+                libc::mprotect(p.cast::<u8>().add(4096).cast(), 4096, libc::PROT_NONE),
+                0
+            );
+            p.cast::<u8>()
+        };
+        let put = |at: usize, s: &[u8]| {
+            // SAFETY: at + s.len() < 4096, inside the first page.
+            unsafe {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), page.add(at), s.len());
+                *page.add(at + s.len()) = 0;
+            }
+        };
+        let names: Vec<Vec<u8>> = (1..20)
+            .map(|n| (0..n).map(|i| b'a' + (i % 26) as u8).collect())
+            .collect();
+        for name in &names {
+            for end in [4095usize, 4000] {
+                for shift in 0..8 {
+                    // The name (and its NUL) ends `shift` bytes before `end`.
+                    let at = end - shift - name.len();
+                    let check = NameCheck::new(
+                        // SAFETY: inside the first page.
+                        unsafe { page.add(at) },
+                        name.as_ptr(),
+                        name,
+                    );
+                    let is = |s: &[u8]| {
+                        put(at, s);
+                        // SAFETY: put left a NUL-terminated string at page+at.
+                        unsafe { check.matches(page.add(at)) }
+                    };
+                    assert!(is(name), "{name:?} at {at}");
+                    let mut longer = name.clone();
+                    longer.push(b'z');
+                    if at + longer.len() < 4096 {
+                        assert!(!is(&longer), "{longer:?} at {at}");
+                    }
+                    assert!(!is(&name[..name.len() - 1]), "prefix of {name:?} at {at}");
+                    for i in 0..name.len() {
+                        let mut other = name.clone();
+                        other[i] ^= 1;
+                        assert!(!is(&other), "{other:?} at {at}");
+                    }
+                    assert!(is(name));
+                }
+            }
+        }
+        // SAFETY: the mapping made above.
+        unsafe { libc::munmap(page.cast(), 8192) };
+    }
+
+    /// `push_many_c` with the same name array again and again: names whose
+    /// bytes change at the same address, an entry replaced, a NULL entry,
+    /// two arrays in turn and a shorter count all log under the right names.
+    #[test]
+    fn memoised_name_arrays_follow_changes_of_the_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        crate::spool::SpoolWriter::create(&dir).unwrap();
+        let lanes = Lanes::new(&dir, 1 << 12).unwrap();
+        let alive = Arc::new(());
+        let keep = Arc::downgrade(&alive);
+        let mut buf = *b"temp_a\0\0\0";
+        let other = c"pressure";
+        let mut names: [*const std::ffi::c_char; 3] =
+            [c"x".as_ptr(), buf.as_ptr().cast(), c"y".as_ptr()];
+        let second: [*const std::ffi::c_char; 2] = [c"y".as_ptr(), c"x".as_ptr()];
+        let mut want: Vec<(String, f64)> = Vec::new();
+        let push =
+            |names: &[*const std::ffi::c_char], values: &[f64], want: &mut Vec<(String, f64)>| {
+                // SAFETY: every name is NUL-terminated (or NULL).
+                let r = unsafe { lanes.push_many_c(&keep, &NoWait, names, values, -1, 0) };
+                if r.is_ok() {
+                    for (n, v) in names.iter().zip(values) {
+                        // SAFETY: as above, and non-NULL since the call succeeded.
+                        let n = unsafe { std::ffi::CStr::from_ptr(*n) };
+                        want.push((n.to_str().unwrap().to_owned(), *v));
+                    }
+                }
+                r
+            };
+        let mut v = 0.0;
+        let mut next = || {
+            v += 1.0;
+            [v, v + 0.25, v + 0.5]
+        };
+        for round in 0..4 {
+            push(&names, &next(), &mut want).unwrap();
+            push(&names, &next(), &mut want).unwrap();
+            // Same address, other bytes: longer, shorter, same length.
+            buf[..9].copy_from_slice(match round % 3 {
+                0 => b"temp_bb\0\0",
+                1 => b"temp\0\0\0\0\0",
+                _ => b"temp_c\0\0\0",
+            });
+            push(&names, &next(), &mut want).unwrap();
+            push(&second, &next()[..2], &mut want).unwrap();
+            push(&names, &next(), &mut want).unwrap();
+            names[1] = other.as_ptr();
+            push(&names, &next(), &mut want).unwrap();
+            push(&names[..2], &next()[..2], &mut want).unwrap();
+            names[1] = std::ptr::null();
+            assert_eq!(
+                push(&names, &next(), &mut want).unwrap_err().status,
+                Status::NullArgument
+            );
+            names[1] = buf.as_ptr().cast();
+            push(&names, &next(), &mut want).unwrap();
+        }
+        recover(&dir).unwrap();
+        let mut got = Vec::new();
+        for e in crate::spool::SpoolReader::open(&dir, 0, 0)
+            .unwrap()
+            .read_all()
+            .unwrap()
+        {
+            if let crate::record::Record::Metrics(b) = &e.record {
+                got.extend(
+                    b.points
+                        .iter()
+                        .map(|p| (b.names[p.name as usize].clone(), p.value)),
+                );
+            }
+        }
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -457,7 +457,6 @@ impl Run {
         let Some(live) = &self.live else {
             return Ok(());
         };
-        live.grids.drain();
         live.worker.flush(Instant::now() + timeout)
     }
 
@@ -477,7 +476,7 @@ impl Run {
         let now = Instant::now();
         let deadline = now + live.finish_timeout;
         let ack_deadline = ack_wait.map_or(deadline, |w| (now + w).min(deadline));
-        live.grids.drain();
+        live.grids.close(&live.dir.files());
         let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
         let finish = FinishRecord {
             status,

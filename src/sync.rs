@@ -301,6 +301,16 @@ fn sync_runs<T: Transport + Clone>(
                 continue;
             }
         }
+        // And arrays whose files were written but whose records were not.
+        if let Err(e) = crate::grid::recover(&run.dir) {
+            report.outcome = Outcome::Incomplete(format!(
+                "cannot recover the arrays its process left in {}: {}",
+                run.dir.files().display(),
+                e.message
+            ));
+            reports.push(report);
+            continue;
+        }
         let mut courier = match Courier::open(run.dir.clone(), transport.clone(), url) {
             Ok(c) => c,
             Err(e) => {

@@ -336,16 +336,6 @@ pub(crate) struct Worker {
     sender: Option<JoinHandle<()>>,
 }
 
-/// Queues records for the spool from any thread.
-#[derive(Debug, Clone)]
-pub(crate) struct RecordSink(Arc<Shared>);
-
-impl RecordSink {
-    pub fn push(&self, record: Record) {
-        self.0.pending.lock().records.push(record.into());
-    }
-}
-
 /// What `Worker::spawn` needs to start a sender (online runs).
 #[derive(Debug)]
 pub(crate) struct SenderSetup<T> {
@@ -454,12 +444,6 @@ impl Worker {
     /// Queues a record for the spool.
     pub fn push_record(&self, record: Record) {
         self.shared.pending.lock().records.push(record.into());
-    }
-
-    /// A handle that queues records from another thread (`crate::grid`'s
-    /// array writer).
-    pub fn record_sink(&self) -> RecordSink {
-        RecordSink(self.shared.clone())
     }
 
     /// Queues an event; consecutive events share one record.

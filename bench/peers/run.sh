@@ -121,9 +121,12 @@ cfg = dict(
     versions=dict(simvue="$(ver SIMVUE)", wandb="$(ver WANDB)", mlflow="$(ver MLFLOW)", aim="$(ver AIM)"),
     command="bench/peers/run.sh", note="""${NOTE:-}""",
     report="" if smoke else "$root/docs/performance.md",
+    again_at_end=not smoke,
     timeout=${TIMEOUT:-600},
 )
 json.dump(cfg, open(sys.argv[1], "w"), indent=1)
 EOF
+# The build's dirty pages go to disk now, not during the first subject.
+sync
 python3 bench/peers/peers.py "$work/config.json"
 kill -0 "$server_pid" 2>/dev/null || { echo "the simtrack server died during the bench" >&2; tail -n 30 "$work/server.log"; exit 1; }
