@@ -303,6 +303,16 @@ impl SpoolWriter {
         self.write_frame()
     }
 
+    /// Appends the record `encode` writes (a [`Record`] in msgpack, as
+    /// [`SpoolWriter::append`] would write it) and returns its sequence
+    /// number; as [`SpoolWriter::append`].
+    pub(crate) fn append_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<u64, Error> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; FRAME_HEADER]);
+        encode(&mut self.buf);
+        self.write_frame()
+    }
+
     /// Writes the payload in `buf` (after room for the header) as a frame.
     fn write_frame(&mut self) -> Result<u64, Error> {
         let payload_len = self.buf.len() - FRAME_HEADER;

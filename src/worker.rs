@@ -59,6 +59,7 @@ pub(crate) struct Pending {
 pub(crate) enum Queued {
     Record(Record),
     Block(crate::record::EventBlock),
+    Lines(crate::record::LineBlock),
 }
 
 impl From<Record> for Queued {
@@ -504,6 +505,16 @@ impl Worker {
         self.shared.wake_writer.notify_one();
     }
 
+    /// Queues a block of lines; wakes the writer.
+    pub fn push_lines(&self, block: crate::record::LineBlock) {
+        self.shared
+            .pending
+            .lock()
+            .records
+            .push(Queued::Lines(block));
+        self.shared.wake_writer.notify_one();
+    }
+
     pub fn abort_requested(&self) -> bool {
         self.shared.abort.load(Ordering::Acquire)
     }
@@ -734,6 +745,7 @@ impl Writer {
                 result = match r {
                     Queued::Record(r) => spool.append(r),
                     Queued::Block(b) => spool.append_block(b),
+                    Queued::Lines(b) => spool.append_with(|buf| b.encode(buf)),
                 }
                 .map(drop);
                 if result.is_err() {
