@@ -372,13 +372,12 @@ impl Run {
         }
     }
 
-    /// Records the lines of `block`, in order, as one spool record (one
-    /// event per line).
-    pub fn line_block(&self, block: LineBlock) {
-        if let Some(live) = &self.live
-            && !block.is_empty()
-        {
-            live.worker.push_lines(block);
+    /// Records the lines of each block, in order, each block as one spool
+    /// record (one event per line).
+    pub fn line_blocks(&self, blocks: impl IntoIterator<Item = LineBlock>) {
+        if let Some(live) = &self.live {
+            live.worker
+                .push_lines(blocks.into_iter().filter(|b| !b.is_empty()));
         }
     }
 

@@ -505,14 +505,16 @@ impl Worker {
         self.shared.wake_writer.notify_one();
     }
 
-    /// Queues a block of lines; wakes the writer.
-    pub fn push_lines(&self, block: crate::record::LineBlock) {
-        self.shared
-            .pending
-            .lock()
-            .records
-            .push(Queued::Lines(block));
-        self.shared.wake_writer.notify_one();
+    /// Queues blocks of lines; wakes the writer (if there were any).
+    pub fn push_lines(&self, blocks: impl Iterator<Item = crate::record::LineBlock>) {
+        let mut p = self.shared.pending.lock();
+        let before = p.records.len();
+        p.records.extend(blocks.map(Queued::Lines));
+        let any = p.records.len() > before;
+        drop(p);
+        if any {
+            self.shared.wake_writer.notify_one();
+        }
     }
 
     pub fn abort_requested(&self) -> bool {

@@ -9,9 +9,11 @@
 //! events: a stdout line at the level it announces (`info` unless it starts
 //! like `WARNING:`), a stderr line at `error` (or the level it announces),
 //! unchanged, so the message is the line. The complete lines of one read
-//! arrived at the same time: they are recorded as one [`LineBlock`] (one
-//! spool record: their text end to end, the length of each, one time; the
-//! sender makes one event of each line). Per line that is finding its end,
+//! arrived at the same time (so did those of reads waiting together in the
+//! queue): they are recorded as one [`LineBlock`] (one spool record: their
+//! text end to end, the length of each, one time; the sender makes one event
+//! of each line), and the blocks of one turn of the parser are queued for
+//! the spool with one lock. Per line that is finding its end,
 //! copying it and one byte of length: no allocation, no encoding, and the
 //! UTF-8 check runs over the whole read at once. Buffers go back to their
 //! reader, so a burst allocates nothing per read either.
@@ -22,7 +24,9 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
+};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -121,21 +125,38 @@ pub struct Counts {
     pub event_errors: u64,
 }
 
-/// The parser's state: the unfinished line of each stream.
+/// Bytes of text in one block of lines at most (one spool record).
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// The parser's state: the unfinished line of each stream, the blocks of
+/// lines not queued for the spool yet.
 struct Parser<'a> {
     run: &'a Run,
     matcher: &'a mut Matcher,
     carry: [Vec<u8>; 2],
+    /// The block the stream's next lines go to; with `ready`, queued in one
+    /// go when the parser has caught up.
+    block: Option<(Stream, LineBlock)>,
+    ready: Vec<LineBlock>,
     counts: Counts,
 }
 
 impl Parser<'_> {
-    /// Records the complete lines of `data` (and the line carried over from
-    /// the stream's last chunk that it ends) as one block of lines: they
-    /// arrived at the same time.
+    /// Adds the complete lines of `data` (and the line carried over from the
+    /// stream's last chunk that it ends) to the stream's block of lines:
+    /// they arrived at the same time (as did those of chunks that were
+    /// waiting together in the queue).
     fn chunk(&mut self, stream: Stream, data: &[u8]) {
         let idx = stream as usize;
-        let mut block = self.block(stream, data.len() + self.carry[idx].len());
+        let mut block = match self.block.take() {
+            Some((s, b)) if s == stream && b.bytes() < BLOCK_BYTES => b,
+            other => {
+                if let Some((_, b)) = other {
+                    self.ready.push(b);
+                }
+                self.block(stream, data.len() + self.carry[idx].len())
+            }
+        };
         let mut start = 0;
         let mut ends = memchr::memchr_iter(b'\n', data);
         if !self.carry[idx].is_empty()
@@ -172,7 +193,15 @@ impl Parser<'_> {
             let c = std::mem::take(&mut self.carry[idx]);
             self.raw_line(&mut block, &c, stream);
         }
-        self.run.line_block(block);
+        self.block = Some((stream, block));
+    }
+
+    /// Queues the blocks of lines for the spool (one lock, one wake-up).
+    fn record(&mut self) {
+        if let Some((_, b)) = self.block.take() {
+            self.ready.push(b);
+        }
+        self.run.line_blocks(self.ready.drain(..));
     }
 
     /// An empty block of lines of `stream`, at this time.
@@ -224,28 +253,41 @@ pub fn parse(
         run,
         matcher,
         carry: [Vec::new(), Vec::new()],
+        block: None,
+        ready: Vec::new(),
         counts: Counts::default(),
     };
-    loop {
-        let chunk = match rx.recv_timeout(Duration::from_millis(50)) {
+    'outer: loop {
+        let mut chunk = match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(x) => x,
             Err(RecvTimeoutError::Timeout) if give_up.load(Ordering::Acquire) => break,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        p.chunk(chunk.stream, &chunk.buf[..chunk.len]);
-        if let Some(back) = &returns[chunk.stream as usize] {
-            let _ = back.send(chunk.buf);
+        // Everything queued now, then to the spool in one go.
+        loop {
+            p.chunk(chunk.stream, &chunk.buf[..chunk.len]);
+            if let Some(back) = &returns[chunk.stream as usize] {
+                let _ = back.send(chunk.buf);
+            }
+            chunk = match rx.try_recv() {
+                Ok(x) => x,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => break 'outer,
+            };
         }
+        p.record();
     }
+    p.record();
     for (idx, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
         let c = std::mem::take(&mut p.carry[idx]);
         if !c.is_empty() {
             let mut block = p.block(stream, c.len());
             p.raw_line(&mut block, &c, stream);
-            p.run.line_block(block);
+            p.ready.push(block);
         }
     }
+    p.record();
     p.counts
 }
 
