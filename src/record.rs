@@ -642,6 +642,96 @@ pub fn now_unix() -> f64 {
 mod tests {
     use super::*;
 
+    /// A block of stdout-like lines (no level) with two that name theirs,
+    /// one long (two-byte length), one empty, one not ASCII.
+    fn some_lines() -> (LineBlock, Vec<(String, Option<EventLevel>)>) {
+        let mut block = LineBlock::new(1_704_164_645.25, None, 0);
+        let mut want = Vec::new();
+        let long = "y".repeat(300);
+        for (line, level) in [
+            ("line 1", None),
+            ("", None),
+            ("WARNING: é", Some(EventLevel::Warning)),
+            (long.as_str(), None),
+            ("oops", Some(EventLevel::Error)),
+            ("last", None),
+        ] {
+            block.push(line, level).unwrap();
+            want.push((line.to_owned(), level));
+        }
+        (block, want)
+    }
+
+    #[test]
+    fn a_line_block_is_encoded_as_rmp_serde_encodes_its_batch() {
+        let (block, want) = some_lines();
+        let mut ours = Vec::new();
+        block.encode(&mut ours);
+        let batch = LineBatch {
+            timestamp: 1_704_164_645.25,
+            level: None,
+            text: want.iter().map(|(l, _)| l.as_str()).collect(),
+            lens: want.iter().map(|(l, _)| l.len() as u32).collect(),
+            levels: vec![(2, Some(EventLevel::Warning)), (4, Some(EventLevel::Error))],
+        };
+        let record = Record::Lines(batch.clone());
+        assert_eq!(ours, rmp_serde::to_vec_named(&record).unwrap());
+        let back: Record = rmp_serde::from_slice(&ours).unwrap();
+        assert_eq!(back, record);
+        let events = batch.events().unwrap();
+        let got: Vec<(String, Option<EventLevel>)> =
+            events.into_iter().map(|(m, l)| (m.to_owned(), l)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stderr_lines_keep_their_level_and_one_without_is_an_exception() {
+        let mut block = LineBlock::new(0.0, Some(EventLevel::Error), 0);
+        block.push("a", Some(EventLevel::Error)).unwrap();
+        block.push("b", None).unwrap();
+        block.push("c", Some(EventLevel::Error)).unwrap();
+        let mut buf = Vec::new();
+        block.encode(&mut buf);
+        let Record::Lines(batch) = rmp_serde::from_slice(&buf).unwrap() else {
+            panic!("not lines")
+        };
+        assert_eq!(
+            batch.events().unwrap(),
+            vec![
+                ("a", Some(EventLevel::Error)),
+                ("b", None),
+                ("c", Some(EventLevel::Error))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_block_refuses_a_line_over_the_event_limit() {
+        let mut block = LineBlock::new(0.0, None, 0);
+        assert!(block.push(&"x".repeat(MAX_EVENT_BYTES), None).is_ok());
+        assert!(block.push(&"x".repeat(MAX_EVENT_BYTES + 1), None).is_err());
+        assert_eq!(block.len(), 1);
+        assert_eq!(block.bytes(), MAX_EVENT_BYTES);
+    }
+
+    #[test]
+    fn a_batch_whose_lengths_do_not_fit_its_text_is_an_error() {
+        let mut batch = LineBatch {
+            timestamp: 0.0,
+            level: None,
+            text: "abcé".to_owned(),
+            lens: vec![2, 4],
+            levels: Vec::new(),
+        };
+        assert!(batch.events().is_err(), "past the end");
+        batch.lens = vec![4, 1];
+        assert!(batch.events().is_err(), "inside a character");
+        batch.lens = vec![2];
+        assert!(batch.events().is_err(), "text left over");
+        batch.lens = vec![2, 3];
+        assert_eq!(batch.events().unwrap().len(), 2);
+    }
+
     #[test]
     fn timestamps_have_the_simvue_form() {
         assert_eq!(format_timestamp(0.0), "1970-01-01T00:00:00.000000");

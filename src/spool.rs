@@ -1124,6 +1124,33 @@ mod tests {
     }
 
     #[test]
+    fn a_line_block_reads_back_as_lines_between_older_records() {
+        use crate::record::{LineBatch, LineBlock};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut w = SpoolWriter::create(&dir).unwrap();
+        let mut block = LineBlock::new(3.5, None, 0);
+        block.push("one", None).unwrap();
+        block.push("two", None).unwrap();
+        w.append(&event(1)).unwrap();
+        w.append_with(|buf| block.encode(buf)).unwrap();
+        w.append(&event(2)).unwrap();
+        let mut r = SpoolReader::open(&dir, 0, 0).unwrap();
+        assert_eq!(r.next_entry().unwrap().unwrap().record, event(1));
+        assert_eq!(
+            r.next_entry().unwrap().unwrap().record,
+            Record::Lines(LineBatch {
+                timestamp: 3.5,
+                level: None,
+                text: "onetwo".to_owned(),
+                lens: vec![3, 3],
+                levels: Vec::new(),
+            })
+        );
+        assert_eq!(r.next_entry().unwrap().unwrap().record, event(2));
+    }
+
+    #[test]
     fn lock_is_exclusive_between_handles() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir::new(tmp.path().join("r"));

@@ -851,6 +851,40 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_of_lines_is_sent_as_the_same_bodies_as_its_events() {
+        use crate::record::{Event, EventLevel, LineBlock, Record};
+        let mut block = LineBlock::new(1_704_164_645.25, None, 0);
+        let mut events = Vec::new();
+        for i in 0..2500 {
+            let level = (i % 7 == 3).then_some(EventLevel::Error);
+            let message = format!("line {i} é");
+            block.push(&message, level).unwrap();
+            events.push(Event {
+                message,
+                timestamp: 1_704_164_645.25,
+                level,
+            });
+        }
+        let mut buf = Vec::new();
+        block.encode(&mut buf);
+        let Record::Lines(batch) = rmp_serde::from_slice(&buf).unwrap() else {
+            panic!("not lines")
+        };
+        let lines = batch.events().unwrap();
+        let ts = format_timestamp(batch.timestamp);
+        for max_body in [usize::MAX, 4000] {
+            let want = encode_events("r1", &events, 0..events.len(), "info", max_body);
+            let got = encode_lines("r1", &lines, &ts, 0..lines.len(), max_body);
+            assert_eq!(want.len() > 1, max_body == 4000, "split by size only");
+            assert_eq!(got, want);
+        }
+        assert_eq!(
+            encode_lines("r1", &lines, &ts, 10..20, usize::MAX),
+            encode_events("r1", &events, 10..20, "info", usize::MAX)
+        );
+    }
     use std::collections::BTreeMap;
 
     #[derive(serde::Deserialize, Debug, PartialEq)]
