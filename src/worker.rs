@@ -560,12 +560,16 @@ impl Worker {
         let writer_stuck = outcome.as_ref().is_err_and(|e| e.status == Status::Io);
         // The sender stops after the request it is in.
         let sender_end = ack_deadline.max(Instant::now() + Duration::from_millis(500));
-        for (t, end) in [
-            (self.writer.take(), deadline),
-            (self.sender.take(), sender_end),
+        let writer_done: fn(&Progress) -> bool = |p| p.writer_done;
+        let sender_done: fn(&Progress) -> bool = |p| p.sender_done;
+        for (t, end, done) in [
+            (self.writer.take(), deadline, writer_done),
+            (self.sender.take(), sender_end, sender_done),
         ] {
             let Some(t) = t else { continue };
-            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, end.min(deadline))) {
+            if t.is_finished()
+                || (!writer_stuck && self.wait_thread_end(&t, end.min(deadline), done))
+            {
                 let _ = t.join();
             }
         }
@@ -587,9 +591,16 @@ impl Worker {
         self.shared.stop_sender.store(true, Ordering::Release);
     }
 
-    fn wait_thread_end(&self, t: &JoinHandle<()>, deadline: Instant) -> bool {
+    /// Waits until thread `t` has ended or said it is `done` (all it does
+    /// then is return: joining it does not wait), or until `deadline`.
+    fn wait_thread_end(
+        &self,
+        t: &JoinHandle<()>,
+        deadline: Instant,
+        done: fn(&Progress) -> bool,
+    ) -> bool {
         let mut p = self.shared.progress.lock();
-        while !t.is_finished() {
+        while !t.is_finished() && !done(&p) {
             if Instant::now() >= deadline {
                 return false;
             }
