@@ -3,8 +3,12 @@
 # 1,000,000) as fast as it can (server/tests/wrap/residuals.c in burst mode):
 # wall time with and without the wrapper, and the CPU the wrapper adds per
 # 1,000 lines. Output goes to /dev/null in both cases (through the wrapper's
-# pass-through in the wrapped case). Three configurations:
-#   bare     the program alone
+# pass-through in the wrapped case). Configurations:
+#   bare     the program alone, writing to /dev/null (the original baseline)
+#   pipe     the program writing into a pipe read by `cat >/dev/null`, as
+#            it writes into the wrapper's pipe (a second, fairer baseline)
+#   file     the program writing to a file, as a batch job's stdout usually
+#            is (a third baseline)
 #   offline  simtrack run, every line an event in the local spool
 #   online   simtrack run against a local `simtrack server`, until the
 #            wrapper exits: the spool synced and the final status on the
@@ -13,6 +17,9 @@
 # Each is run REPS times (default 5); the median is printed. "child" is the
 # wall time of the program itself (GNU time inside the wrapper): whether the
 # wrapper slows the program down, apart from the wait for delivery at the end.
+# The wrapper's added wall time and CPU are printed against each baseline;
+# "true" is the fixed cost: `simtrack run -- true` offline, median of REPS
+# rounds of 10 runs, per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # SIMTRACK_BIN measures another build (e.g. an older one, to compare).
@@ -56,8 +63,11 @@ run_case() { # name, command...
   printf '%-8s wall %6.3f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
 }
 
-echo "== $lines lines, median of $reps"
+echo "== $lines lines, median of $reps (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 run_case bare "$tmp/prog" burst "$lines"
+run_case pipe sh -c '"$1" burst "$2" | cat >/dev/null' sh "$tmp/prog" "$lines"
+run_case file sh -c '"$1" burst "$2" >"$3"' sh "$tmp/prog" "$lines" "$tmp/out"
+rm -f "$tmp/out"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
   run_case offline "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
 
@@ -71,8 +81,25 @@ SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tm
   run_case online "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
 
 awk -v lines="$lines" '
-  $1 == "bare" { bw = $2; bc = $3 }
-  $1 != "bare" { w[$1] = $2; c[$1] = $3; i[$1] = $4 }
+  $1 == "bare" || $1 == "pipe" || $1 == "file" { bw[$1] = $2; bc[$1] = $3; next }
+  { w[$1] = $2; c[$1] = $3; i[$1] = $4 }
   END {
-    for (k in w) printf "%-8s wall %+.3f s vs bare (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw, i[k] - bw, 1000 * (c[k] - bc) / (lines / 1000)
+    split("bare pipe file", bases, " ")
+    for (k in w) for (j = 1; j <= 3; j++) {
+      b = bases[j]
+      printf "%-8s wall %+.3f s vs %s (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw[b], b, i[k] - bw[b], 1000 * (c[k] - bc[b]) / (lines / 1000)
+    }
   }' "$tmp/results"
+
+# Fixed cost: the wrapper around a program that does nothing.
+: > "$tmp/fixed"
+for _ in $(seq "$reps"); do
+  start=$(date +%s%N)
+  for _ in $(seq 10); do
+    rm -rf "$tmp/spool"
+    SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
+      "$bin" run --name bench -- true >/dev/null
+  done
+  echo $(( ($(date +%s%N) - start) / 10000 )) >> "$tmp/fixed"
+done
+printf 'true     offline %.1f ms per run (simtrack run -- true)\n' "$(median < "$tmp/fixed" | awk '{print $1 / 1000}')"

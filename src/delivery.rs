@@ -25,6 +25,7 @@ pub fn describe(record: &Record) -> String {
         Record::Finish(f) => format!("final status {}", f.status.as_str()),
         Record::Grid(g) => format!("grid {}", g.name),
         Record::Array(a) => format!("array {} step {}", a.metric, a.step),
+        Record::Lines(l) => format!("{} lines", l.lens.len()),
     }
 }
 

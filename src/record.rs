@@ -37,6 +37,9 @@ pub enum Record {
     /// One step of an array metric; the values live in the run's spool
     /// directory (see `crate::grid`).
     Array(crate::grid::ArrayRecord),
+    /// Lines of text that arrived together: one event per line (see
+    /// [`LineBatch`]; `simtrack run` records a program's output so).
+    Lines(LineBatch),
 }
 
 /// Everything known about a run at init.
@@ -158,6 +161,161 @@ impl EventBlock {
     /// Bytes the block takes in the spool (roughly).
     pub fn bytes(&self) -> usize {
         self.buf.len()
+    }
+}
+
+/// Lines that arrived together (in `simtrack run`, the complete lines of one
+/// read of a program's stdout or stderr), stored as one record: the text of
+/// every line end to end, and the length of each. It stands for one
+/// [`Event`] per line, in order, every one at `timestamp` and at `level`,
+/// but for the lines listed in `levels` (index, level), which have their
+/// own. A line is at most [`MAX_EVENT_BYTES`] (longer ones are recorded as
+/// several). Built with [`LineBlock`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineBatch {
+    pub timestamp: f64,
+    pub level: Option<EventLevel>,
+    pub text: String,
+    pub lens: Vec<u32>,
+    pub levels: Vec<(u32, Option<EventLevel>)>,
+}
+
+impl LineBatch {
+    /// The events the batch stands for: message and level. A batch whose
+    /// lengths do not cut its text into lines (never written so) is an
+    /// error rather than a guess.
+    pub fn events(&self) -> Result<Vec<(&str, Option<EventLevel>)>, String> {
+        let mut out = Vec::with_capacity(self.lens.len());
+        let mut at = 0usize;
+        let mut exceptions = self.levels.iter().peekable();
+        for (i, &len) in self.lens.iter().enumerate() {
+            let end = at + len as usize;
+            let line = self
+                .text
+                .get(at..end)
+                .ok_or_else(|| format!("line {i} of a batch of lines is not in its text"))?;
+            let level = match exceptions.next_if(|(j, _)| *j as usize == i) {
+                Some((_, l)) => *l,
+                None => self.level,
+            };
+            out.push((line, level));
+            at = end;
+        }
+        if at != self.text.len() {
+            return Err("a batch of lines has text after its last line".to_owned());
+        }
+        Ok(out)
+    }
+}
+
+/// A [`LineBatch`] being built, encoded for the spool as lines are added
+/// (no allocation per line). Queued with [`crate::Run::line_block`].
+#[derive(Debug, Default, Clone)]
+pub struct LineBlock {
+    timestamp: f64,
+    level: Option<EventLevel>,
+    text: Vec<u8>,
+    /// The lengths, each encoded as a msgpack integer.
+    lens: Vec<u8>,
+    count: u32,
+    levels: Vec<(u32, Option<EventLevel>)>,
+}
+
+impl LineBlock {
+    /// An empty block of lines at `timestamp` (UTC seconds since the epoch,
+    /// see [`crate::Run::event_time`]), at `level` unless they say otherwise;
+    /// room for `bytes` of text.
+    pub fn new(timestamp: f64, level: Option<EventLevel>, bytes: usize) -> LineBlock {
+        LineBlock {
+            timestamp,
+            level,
+            text: Vec::with_capacity(bytes),
+            lens: Vec::with_capacity(bytes / 16),
+            count: 0,
+            levels: Vec::new(),
+        }
+    }
+
+    /// Adds a line at `level`; refuses one longer than [`MAX_EVENT_BYTES`].
+    pub fn push(&mut self, line: &str, level: Option<EventLevel>) -> Result<(), Error> {
+        if line.len() > MAX_EVENT_BYTES {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "event message is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+                    line.len()
+                ),
+            ));
+        }
+        if level != self.level {
+            self.levels.push((self.count, level));
+        }
+        self.text.extend_from_slice(line.as_bytes());
+        let len = line.len() as u32;
+        if len < 128 {
+            self.lens.push(len as u8);
+        } else {
+            // Writes to a Vec cannot fail.
+            let _ = rmp::encode::write_uint(&mut self.lens, u64::from(len));
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Lines in the block.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of text in the block.
+    pub fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Appends the block as `Record::Lines` to `buf`, byte for byte as
+    /// `rmp_serde::encode::write_named` writes it (a test checks).
+    pub(crate) fn encode(&self, buf: &mut Vec<u8>) {
+        use rmp::encode as m;
+        // Writes to a Vec cannot fail.
+        buf.reserve(self.text.len() + self.lens.len() + 64);
+        let _ = m::write_map_len(buf, 1);
+        let _ = m::write_str(buf, "Lines");
+        let _ = m::write_map_len(buf, 5);
+        let _ = m::write_str(buf, "timestamp");
+        let _ = m::write_f64(buf, self.timestamp);
+        let _ = m::write_str(buf, "level");
+        match self.level {
+            Some(l) => {
+                let _ = m::write_str(buf, l.as_str());
+            }
+            None => {
+                let _ = m::write_nil(buf);
+            }
+        }
+        let _ = m::write_str(buf, "text");
+        let _ = m::write_str_len(buf, self.text.len() as u32);
+        buf.extend_from_slice(&self.text);
+        let _ = m::write_str(buf, "lens");
+        let _ = m::write_array_len(buf, self.count);
+        buf.extend_from_slice(&self.lens);
+        let _ = m::write_str(buf, "levels");
+        let _ = m::write_array_len(buf, self.levels.len() as u32);
+        for (i, l) in &self.levels {
+            let _ = m::write_array_len(buf, 2);
+            let _ = m::write_uint(buf, u64::from(*i));
+            match l {
+                Some(l) => {
+                    let _ = m::write_str(buf, l.as_str());
+                }
+                None => {
+                    let _ = m::write_nil(buf);
+                }
+            }
+        }
     }
 }
 
@@ -483,6 +641,96 @@ pub fn now_unix() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block of stdout-like lines (no level) with two that name theirs,
+    /// one long (two-byte length), one empty, one not ASCII.
+    fn some_lines() -> (LineBlock, Vec<(String, Option<EventLevel>)>) {
+        let mut block = LineBlock::new(1_704_164_645.25, None, 0);
+        let mut want = Vec::new();
+        let long = "y".repeat(300);
+        for (line, level) in [
+            ("line 1", None),
+            ("", None),
+            ("WARNING: é", Some(EventLevel::Warning)),
+            (long.as_str(), None),
+            ("oops", Some(EventLevel::Error)),
+            ("last", None),
+        ] {
+            block.push(line, level).unwrap();
+            want.push((line.to_owned(), level));
+        }
+        (block, want)
+    }
+
+    #[test]
+    fn a_line_block_is_encoded_as_rmp_serde_encodes_its_batch() {
+        let (block, want) = some_lines();
+        let mut ours = Vec::new();
+        block.encode(&mut ours);
+        let batch = LineBatch {
+            timestamp: 1_704_164_645.25,
+            level: None,
+            text: want.iter().map(|(l, _)| l.as_str()).collect(),
+            lens: want.iter().map(|(l, _)| l.len() as u32).collect(),
+            levels: vec![(2, Some(EventLevel::Warning)), (4, Some(EventLevel::Error))],
+        };
+        let record = Record::Lines(batch.clone());
+        assert_eq!(ours, rmp_serde::to_vec_named(&record).unwrap());
+        let back: Record = rmp_serde::from_slice(&ours).unwrap();
+        assert_eq!(back, record);
+        let events = batch.events().unwrap();
+        let got: Vec<(String, Option<EventLevel>)> =
+            events.into_iter().map(|(m, l)| (m.to_owned(), l)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stderr_lines_keep_their_level_and_one_without_is_an_exception() {
+        let mut block = LineBlock::new(0.0, Some(EventLevel::Error), 0);
+        block.push("a", Some(EventLevel::Error)).unwrap();
+        block.push("b", None).unwrap();
+        block.push("c", Some(EventLevel::Error)).unwrap();
+        let mut buf = Vec::new();
+        block.encode(&mut buf);
+        let Record::Lines(batch) = rmp_serde::from_slice(&buf).unwrap() else {
+            panic!("not lines")
+        };
+        assert_eq!(
+            batch.events().unwrap(),
+            vec![
+                ("a", Some(EventLevel::Error)),
+                ("b", None),
+                ("c", Some(EventLevel::Error))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_block_refuses_a_line_over_the_event_limit() {
+        let mut block = LineBlock::new(0.0, None, 0);
+        assert!(block.push(&"x".repeat(MAX_EVENT_BYTES), None).is_ok());
+        assert!(block.push(&"x".repeat(MAX_EVENT_BYTES + 1), None).is_err());
+        assert_eq!(block.len(), 1);
+        assert_eq!(block.bytes(), MAX_EVENT_BYTES);
+    }
+
+    #[test]
+    fn a_batch_whose_lengths_do_not_fit_its_text_is_an_error() {
+        let mut batch = LineBatch {
+            timestamp: 0.0,
+            level: None,
+            text: "abcé".to_owned(),
+            lens: vec![2, 4],
+            levels: Vec::new(),
+        };
+        assert!(batch.events().is_err(), "past the end");
+        batch.lens = vec![4, 1];
+        assert!(batch.events().is_err(), "inside a character");
+        batch.lens = vec![2];
+        assert!(batch.events().is_err(), "text left over");
+        batch.lens = vec![2, 3];
+        assert_eq!(batch.events().unwrap().len(), 2);
+    }
 
     #[test]
     fn timestamps_have_the_simvue_form() {

@@ -18,8 +18,8 @@ use crate::config::{Config, Mode, Ranks};
 use crate::error::{Error, Status};
 use crate::record::{
     AlertDef, Category, Event, EventBlock, EventLevel, FileRecord, FinishRecord, FolderSpec,
-    MAX_EVENT_BYTES, MetaValue, Record, RunSpec, RunStatus, check_metric_name, check_name,
-    normalize_folder, now_unix, parse_json_object, parse_tags,
+    LineBlock, MAX_EVENT_BYTES, MetaValue, Record, RunSpec, RunStatus, check_metric_name,
+    check_name, normalize_folder, now_unix, parse_json_object, parse_tags,
 };
 use crate::spool::{RunDir, SpoolWriter, runs_dir};
 use crate::transport::Transport;
@@ -369,6 +369,15 @@ impl Run {
             && !block.is_empty()
         {
             live.worker.push_block(block);
+        }
+    }
+
+    /// Records the lines of each block, in order, each block as one spool
+    /// record (one event per line).
+    pub fn line_blocks(&self, blocks: impl IntoIterator<Item = LineBlock>) {
+        if let Some(live) = &self.live {
+            live.worker
+                .push_lines(blocks.into_iter().filter(|b| !b.is_empty()));
         }
     }
 

@@ -303,6 +303,16 @@ impl SpoolWriter {
         self.write_frame()
     }
 
+    /// Appends the record `encode` writes (a [`Record`] in msgpack, as
+    /// [`SpoolWriter::append`] would write it) and returns its sequence
+    /// number; as [`SpoolWriter::append`].
+    pub(crate) fn append_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<u64, Error> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; FRAME_HEADER]);
+        encode(&mut self.buf);
+        self.write_frame()
+    }
+
     /// Writes the payload in `buf` (after room for the header) as a frame.
     fn write_frame(&mut self) -> Result<u64, Error> {
         let payload_len = self.buf.len() - FRAME_HEADER;
@@ -1111,6 +1121,33 @@ mod tests {
             Record::Events(want)
         );
         assert_eq!(r.next_entry().unwrap().unwrap().record, event(7));
+    }
+
+    #[test]
+    fn a_line_block_reads_back_as_lines_between_older_records() {
+        use crate::record::{LineBatch, LineBlock};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("r"));
+        let mut w = SpoolWriter::create(&dir).unwrap();
+        let mut block = LineBlock::new(3.5, None, 0);
+        block.push("one", None).unwrap();
+        block.push("two", None).unwrap();
+        w.append(&event(1)).unwrap();
+        w.append_with(|buf| block.encode(buf)).unwrap();
+        w.append(&event(2)).unwrap();
+        let mut r = SpoolReader::open(&dir, 0, 0).unwrap();
+        assert_eq!(r.next_entry().unwrap().unwrap().record, event(1));
+        assert_eq!(
+            r.next_entry().unwrap().unwrap().record,
+            Record::Lines(LineBatch {
+                timestamp: 3.5,
+                level: None,
+                text: "onetwo".to_owned(),
+                lens: vec![3, 3],
+                levels: Vec::new(),
+            })
+        );
+        assert_eq!(r.next_entry().unwrap().unwrap().record, event(2));
     }
 
     #[test]

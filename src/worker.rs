@@ -59,6 +59,7 @@ pub(crate) struct Pending {
 pub(crate) enum Queued {
     Record(Record),
     Block(crate::record::EventBlock),
+    Lines(crate::record::LineBlock),
 }
 
 impl From<Record> for Queued {
@@ -488,6 +489,18 @@ impl Worker {
         self.shared.wake_writer.notify_one();
     }
 
+    /// Queues blocks of lines; wakes the writer (if there were any).
+    pub fn push_lines(&self, blocks: impl Iterator<Item = crate::record::LineBlock>) {
+        let mut p = self.shared.pending.lock();
+        let before = p.records.len();
+        p.records.extend(blocks.map(Queued::Lines));
+        let any = p.records.len() > before;
+        drop(p);
+        if any {
+            self.shared.wake_writer.notify_one();
+        }
+    }
+
     pub fn abort_requested(&self) -> bool {
         self.shared.abort.load(Ordering::Acquire)
     }
@@ -531,12 +544,16 @@ impl Worker {
         let writer_stuck = outcome.as_ref().is_err_and(|e| e.status == Status::Io);
         // The sender stops after the request it is in.
         let sender_end = ack_deadline.max(Instant::now() + Duration::from_millis(500));
-        for (t, end) in [
-            (self.writer.take(), deadline),
-            (self.sender.take(), sender_end),
+        let writer_done: fn(&Progress) -> bool = |p| p.writer_done;
+        let sender_done: fn(&Progress) -> bool = |p| p.sender_done;
+        for (t, end, done) in [
+            (self.writer.take(), deadline, writer_done),
+            (self.sender.take(), sender_end, sender_done),
         ] {
             let Some(t) = t else { continue };
-            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, end.min(deadline))) {
+            if t.is_finished()
+                || (!writer_stuck && self.wait_thread_end(&t, end.min(deadline), done))
+            {
                 let _ = t.join();
             }
         }
@@ -558,9 +575,16 @@ impl Worker {
         self.shared.stop_sender.store(true, Ordering::Release);
     }
 
-    fn wait_thread_end(&self, t: &JoinHandle<()>, deadline: Instant) -> bool {
+    /// Waits until thread `t` has ended or said it is `done` (all it does
+    /// then is return: joining it does not wait), or until `deadline`.
+    fn wait_thread_end(
+        &self,
+        t: &JoinHandle<()>,
+        deadline: Instant,
+        done: fn(&Progress) -> bool,
+    ) -> bool {
         let mut p = self.shared.progress.lock();
-        while !t.is_finished() {
+        while !t.is_finished() && !done(&p) {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -718,6 +742,7 @@ impl Writer {
                 result = match r {
                     Queued::Record(r) => spool.append(r),
                     Queued::Block(b) => spool.append_block(b),
+                    Queued::Lines(b) => spool.append_with(|buf| b.encode(buf)),
                 }
                 .map(drop);
                 if result.is_err() {

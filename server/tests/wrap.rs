@@ -613,3 +613,136 @@ fn bad_input_is_refused_with_a_clear_message() {
         "{run}"
     );
 }
+
+/// `simtrack sync` of the spool in `rig` to its server.
+fn sync(rig: &Rig) {
+    let sync = Command::new(common::bin())
+        .args(["sync", "--cache"])
+        .arg(rig.path("spool"))
+        .env("SIMTRACK_URL", &rig.server.url)
+        .env("SIMTRACK_TOKEN", &rig.token)
+        .output()
+        .expect("sync");
+    assert!(sync.status.success(), "{}", text(&sync.stderr));
+}
+
+/// Every event of run `id`: message and level, in order.
+fn leveled_events(rig: &Rig, id: &str) -> Vec<(String, String)> {
+    let v = rig
+        .api
+        .ok(&format!("/api/events?run={id}&filters=&start=0&count=0"));
+    v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|e| {
+            (
+                e["message"].as_str().unwrap_or("").to_owned(),
+                e["log_level"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn offline_lines_keep_their_stream_level_and_order_through_sync() {
+    let rig = Rig::new();
+    let script = "printf 'out 1\\n'; printf 'err 1\\n' >&2; printf 'WARNING: err 2\\n' >&2; \
+                  printf 'out 2\\r\\n'; printf 'bad \\377 byte\\n'; \
+                  head -c 70000 /dev/zero | tr '\\0' y; echo; printf 'no newline'";
+    let out = rig
+        .wrapper(false, &["--name", "streams", "--", "sh", "-c", script])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Passed through unchanged.
+    assert!(out.stdout.starts_with(b"out 1\nout 2\r\nbad \xff byte\n"));
+    assert_eq!(text(&out.stderr), "err 1\nWARNING: err 2\n");
+    sync(&rig);
+    let id = rig.id_of("streams");
+    let events = leveled_events(&rig, &id);
+    let of = |level: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|(_, l)| l == level)
+            .map(|(m, _)| m.clone())
+            .filter(|m| !m.starts_with("simtrack run:"))
+            .collect()
+    };
+    let ys = "y".repeat(70_000);
+    assert_eq!(
+        of("info"),
+        vec![
+            "out 1".to_owned(),
+            "out 2".to_owned(),
+            "bad \u{fffd} byte".to_owned(),
+            ys[..65_536].to_owned(),
+            ys[65_536..].to_owned(),
+            "no newline".to_owned(),
+        ],
+        "stdout in order, the long line split"
+    );
+    assert_eq!(of("error"), vec!["err 1"]);
+    assert_eq!(of("warning"), vec!["WARNING: err 2"]);
+}
+
+#[test]
+fn a_wrapper_killed_mid_burst_loses_no_recorded_line_and_sync_delivers_each_once_in_order() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let mut child = rig
+        .wrapper(
+            false,
+            &["--name", "killed", "--", &exe, "burst", "20000000"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    // Killed once some of the output is in the spool, well before the end.
+    let spool = rig.path("spool");
+    let recorded = || {
+        walk(&spool)
+            .iter()
+            .filter(|p| p.ends_with("records.log"))
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum::<u64>()
+    };
+    let grown = wait_for(Duration::from_secs(30), || {
+        (recorded() > 1 << 20).then_some(())
+    });
+    assert!(grown.is_some(), "the spool did not grow");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    sync(&rig);
+    let id = rig.id_of("killed");
+    let events = rig.api.events(&id);
+    let lines: Vec<&String> = events.iter().filter(|e| e.starts_with("line ")).collect();
+    assert!(lines.len() > 10_000, "{} lines", lines.len());
+    assert!(lines.len() < 20_000_000, "killed before the end");
+    for (k, line) in lines.iter().enumerate() {
+        assert_eq!(
+            **line,
+            format!("line {}", k + 1),
+            "line {} of {}",
+            k + 1,
+            lines.len()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -308,6 +308,24 @@ impl HttpTransport {
         Ok(())
     }
 
+    fn lines(
+        &self,
+        run: &RunContext<'_>,
+        key: &str,
+        batch: &crate::record::LineBatch,
+    ) -> Result<(), SendError> {
+        let id = Self::server_id(run)?;
+        let lines = batch
+            .events()
+            .map_err(|message| SendError::Rejected { message })?;
+        let timestamp = format_timestamp(batch.timestamp);
+        let encode = |r: Range<usize>| encode_lines(id, &lines, &timestamp, r, self.max_body);
+        for (i, (range, body)) in encode(0..lines.len()).into_iter().enumerate() {
+            self.post_split("events", &part_key(key, i), range, body, &encode)?;
+        }
+        Ok(())
+    }
+
     fn update_run(&self, run: &RunContext<'_>, key: &str, body: Value) -> Result<(), SendError> {
         let id = Self::server_id(run)?;
         self.json(
@@ -475,6 +493,7 @@ impl Transport for HttpTransport {
             Record::Create(spec) => self.create(run, key, spec),
             Record::Metrics(batch) => self.metrics(run, key, batch),
             Record::Events(events) => self.events(run, key, events),
+            Record::Lines(batch) => self.lines(run, key, batch),
             Record::Metadata(m) => self.update_run(run, key, json!({ "metadata": m })),
             Record::Folder(f) => self.folder(key, f),
             Record::File(f) => self.file(run, key, f),
@@ -626,14 +645,8 @@ fn encode_events(
     log_level: &str,
     max_body: usize,
 ) -> Vec<Encoded> {
-    let header = body_header_len(run_id, "events");
-    let mut bodies = Vec::new();
-    let mut items = Vec::new();
-    let mut count = 0;
-    let mut body_start = range.start;
-    for i in range.clone() {
+    encode_items(run_id, "events", range, max_body, |i, items| {
         let e = &events[i];
-        let before = items.len();
         let item = EventItem {
             message: &e.message,
             log_level: match e.level {
@@ -643,10 +656,55 @@ fn encode_events(
             timestamp: format_timestamp(e.timestamp),
         };
         // Writes into a Vec cannot fail.
-        let _ = rmp_serde::encode::write_named(&mut items, &item);
+        let _ = rmp_serde::encode::write_named(items, &item);
+    })
+}
+
+/// Encodes lines `range` of a batch of lines (`lines`: its events, all at
+/// `timestamp`) as [`encode_events`] encodes events: the same bodies, the
+/// time formatted once and each item written directly.
+fn encode_lines(
+    run_id: &str,
+    lines: &[(&str, Option<crate::record::EventLevel>)],
+    timestamp: &str,
+    range: Range<usize>,
+    max_body: usize,
+) -> Vec<Encoded> {
+    use rmp::encode::write_str;
+    encode_items(run_id, "events", range, max_body, |i, items| {
+        let (message, level) = lines[i];
+        // As rmp_serde writes an `EventItem` (a test checks). Writes into a
+        // Vec cannot fail.
+        items.push(0x83);
+        let _ = write_str(items, "message");
+        let _ = write_str(items, message);
+        let _ = write_str(items, "log_level");
+        let _ = write_str(items, level.map_or("info", |l| l.as_str()));
+        let _ = write_str(items, "timestamp");
+        let _ = write_str(items, timestamp);
+    })
+}
+
+/// Bodies of `{"run": run_id, list: [items]}` holding items `range` (each
+/// written by `item`), split as [`encode_metrics`] does.
+fn encode_items(
+    run_id: &str,
+    list: &str,
+    range: Range<usize>,
+    max_body: usize,
+    item: impl Fn(usize, &mut Vec<u8>),
+) -> Vec<Encoded> {
+    let header = body_header_len(run_id, list);
+    let mut bodies = Vec::new();
+    let mut items = Vec::new();
+    let mut count = 0;
+    let mut body_start = range.start;
+    for i in range.clone() {
+        let before = items.len();
+        item(i, &mut items);
         if count > 0 && (count == MAX_ITEMS || header + items.len() > max_body) {
             let rest = items.split_off(before);
-            bodies.push((body_start..i, finish_body(run_id, "events", count, &items)));
+            bodies.push((body_start..i, finish_body(run_id, list, count, &items)));
             items = rest;
             count = 0;
             body_start = i;
@@ -656,7 +714,7 @@ fn encode_events(
     if count > 0 {
         bodies.push((
             body_start..range.end,
-            finish_body(run_id, "events", count, &items),
+            finish_body(run_id, list, count, &items),
         ));
     }
     bodies
@@ -793,6 +851,40 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_of_lines_is_sent_as_the_same_bodies_as_its_events() {
+        use crate::record::{Event, EventLevel, LineBlock, Record};
+        let mut block = LineBlock::new(1_704_164_645.25, None, 0);
+        let mut events = Vec::new();
+        for i in 0..2500 {
+            let level = (i % 7 == 3).then_some(EventLevel::Error);
+            let message = format!("line {i} é");
+            block.push(&message, level).unwrap();
+            events.push(Event {
+                message,
+                timestamp: 1_704_164_645.25,
+                level,
+            });
+        }
+        let mut buf = Vec::new();
+        block.encode(&mut buf);
+        let Record::Lines(batch) = rmp_serde::from_slice(&buf).unwrap() else {
+            panic!("not lines")
+        };
+        let lines = batch.events().unwrap();
+        let ts = format_timestamp(batch.timestamp);
+        for max_body in [usize::MAX, 4000] {
+            let want = encode_events("r1", &events, 0..events.len(), "info", max_body);
+            let got = encode_lines("r1", &lines, &ts, 0..lines.len(), max_body);
+            assert_eq!(want.len() > 1, max_body == 4000, "split by size only");
+            assert_eq!(got, want);
+        }
+        assert_eq!(
+            encode_lines("r1", &lines, &ts, 10..20, usize::MAX),
+            encode_events("r1", &events, 10..20, "info", usize::MAX)
+        );
+    }
     use std::collections::BTreeMap;
 
     #[derive(serde::Deserialize, Debug, PartialEq)]

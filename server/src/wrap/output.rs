@@ -8,11 +8,15 @@
 //! applies the rules (only when there are any; see [`Matcher`]) and records
 //! events: a stdout line at the level it announces (`info` unless it starts
 //! like `WARNING:`), a stderr line at `error` (or the level it announces),
-//! unchanged, so the message is the line. Lines are encoded straight into an
-//! [`EventBlock`] (no allocation per line) and whatever is queued is
-//! recorded as one block (up to [`BATCH_LINES`] lines: one spool record, one
-//! lock); buffers go back to their reader, so a burst allocates nothing per
-//! read either.
+//! unchanged, so the message is the line. The complete lines of one read
+//! arrived at the same time (so did those of reads waiting together in the
+//! queue): they are recorded as one [`LineBlock`] (one spool record: their
+//! text end to end, the length of each, one time; the sender makes one event
+//! of each line), and the blocks of one turn of the parser are queued for
+//! the spool with one lock. Per line that is finding its end,
+//! copying it and one byte of length: no allocation, no encoding, and the
+//! UTF-8 check runs over the whole read at once. Buffers go back to their
+//! reader, so a burst allocates nothing per read either.
 //! The queue holds at most [`QUEUE_CHUNKS`] buffers: only if the parser ever
 //! falls that far behind (64 MiB) does the reader wait for it, so output is
 //! never lost, and the terminal still got every byte read so far.
@@ -28,7 +32,7 @@ use std::time::Duration;
 
 use simtrack::Run;
 use simtrack::model::{EventLevel, MAX_EVENT_BYTES};
-use simtrack::record::EventBlock;
+use simtrack::record::LineBlock;
 
 use super::rules::{Matcher, Stream};
 
@@ -36,10 +40,6 @@ use super::rules::{Matcher, Stream};
 const CHUNK: usize = 256 * 1024;
 /// Buffers queued between the readers and the parser.
 const QUEUE_CHUNKS: usize = 256;
-/// Lines recorded with one call at most (one spool record).
-const BATCH_LINES: usize = 16_000;
-/// Bytes of lines recorded with one call at most.
-const BATCH_BYTES: usize = 8 << 20;
 
 /// Pipe capacity asked for the child's stdout and stderr: a program writing
 /// in a burst runs ahead of the reader by this much instead of 64 KiB before
@@ -125,34 +125,65 @@ pub struct Counts {
     pub event_errors: u64,
 }
 
-/// The parser's state: the unfinished line of each stream, the lines not
-/// recorded yet.
+/// Bytes of text in one block of lines at most (one spool record).
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// The parser's state: the unfinished line of each stream, the blocks of
+/// lines not queued for the spool yet.
 struct Parser<'a> {
     run: &'a Run,
     matcher: &'a mut Matcher,
     carry: [Vec<u8>; 2],
-    batch: EventBlock,
-    /// The time of the lines of the chunk being parsed.
-    now: f64,
+    /// The block the stream's next lines go to; with `ready`, queued in one
+    /// go when the parser has caught up.
+    block: Option<(Stream, LineBlock)>,
+    ready: Vec<LineBlock>,
     counts: Counts,
 }
 
 impl Parser<'_> {
+    /// Adds the complete lines of `data` (and the line carried over from the
+    /// stream's last chunk that it ends) to the stream's block of lines:
+    /// they arrived at the same time (as did those of chunks that were
+    /// waiting together in the queue).
     fn chunk(&mut self, stream: Stream, data: &[u8]) {
         let idx = stream as usize;
-        self.now = self.run.event_time();
+        let mut block = match self.block.take() {
+            Some((s, b)) if s == stream && b.bytes() < BLOCK_BYTES => b,
+            other => {
+                if let Some((_, b)) = other {
+                    self.ready.push(b);
+                }
+                self.block(stream, data.len() + self.carry[idx].len())
+            }
+        };
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', data) {
+        let mut ends = memchr::memchr_iter(b'\n', data);
+        if !self.carry[idx].is_empty()
+            && let Some(end) = ends.next()
+        {
+            let mut c = std::mem::take(&mut self.carry[idx]);
+            c.extend_from_slice(&data[..end]);
+            self.raw_line(&mut block, &c, stream);
+            c.clear();
+            self.carry[idx] = c;
+            start = end + 1;
+        }
+        // The rest of the complete lines are checked for UTF-8 at once (the
+        // fast path: nearly always valid), line by line only if not.
+        let complete = memchr::memrchr(b'\n', &data[start..]).map_or(start, |i| start + i + 1);
+        let valid = std::str::from_utf8(&data[start..complete]).is_ok();
+        for end in ends {
             let piece = &data[start..end];
             start = end + 1;
-            if self.carry[idx].is_empty() {
-                self.line(piece, stream);
+            if valid {
+                let piece = piece.strip_suffix(b"\r").unwrap_or(piece);
+                // SAFETY: within a valid UTF-8 range, between newlines (which
+                // are never part of a longer character).
+                let line = unsafe { std::str::from_utf8_unchecked(piece) };
+                self.line(&mut block, line, stream);
             } else {
-                let mut c = std::mem::take(&mut self.carry[idx]);
-                c.extend_from_slice(piece);
-                self.line(&c, stream);
-                c.clear();
-                self.carry[idx] = c;
+                self.raw_line(&mut block, piece, stream);
             }
         }
         self.carry[idx].extend_from_slice(&data[start..]);
@@ -160,44 +191,51 @@ impl Parser<'_> {
         // rather than held without bound.
         if self.carry[idx].len() > MAX_EVENT_BYTES * 4 {
             let c = std::mem::take(&mut self.carry[idx]);
-            self.line(&c, stream);
+            self.raw_line(&mut block, &c, stream);
         }
+        self.block = Some((stream, block));
     }
 
-    fn line(&mut self, raw: &[u8], stream: Stream) {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        // Valid UTF-8 (nearly always) is checked by the fast validator.
-        let line = match std::str::from_utf8(raw) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(raw),
+    /// Queues the blocks of lines for the spool (one lock, one wake-up).
+    fn record(&mut self) {
+        if let Some((_, b)) = self.block.take() {
+            self.ready.push(b);
+        }
+        self.run.line_blocks(self.ready.drain(..));
+    }
+
+    /// An empty block of lines of `stream`, at this time.
+    fn block(&self, stream: Stream, bytes: usize) -> LineBlock {
+        let level = match stream {
+            Stream::Stdout => None,
+            Stream::Stderr => Some(EventLevel::Error),
         };
+        LineBlock::new(self.run.event_time(), level, bytes)
+    }
+
+    /// A line as read (without its newline): any `\r` before the newline
+    /// dropped, invalid UTF-8 replaced.
+    fn raw_line(&mut self, block: &mut LineBlock, raw: &[u8], stream: Stream) {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = String::from_utf8_lossy(raw);
+        self.line(block, &line, stream);
+    }
+
+    fn line(&mut self, block: &mut LineBlock, line: &str, stream: Stream) {
         if self.matcher.has_rules() {
             let run = self.run;
-            self.matcher.line(&line, stream, |name, value, step| {
+            self.matcher.line(line, stream, |name, value, step| {
                 let _ = run.log(name, value, step);
             });
         }
-        let level = level_for(&line, stream);
-        for piece in pieces(&line, MAX_EVENT_BYTES) {
-            match self.batch.push(piece, self.now, level) {
+        let level = level_for(line, stream);
+        for piece in pieces(line, MAX_EVENT_BYTES) {
+            match block.push(piece, level) {
                 Ok(()) => self.counts.events += 1,
                 Err(_) => self.counts.event_errors += 1,
             }
         }
         self.counts.lines += 1;
-        if self.batch.len() >= BATCH_LINES || self.batch.bytes() >= BATCH_BYTES {
-            self.record();
-        }
-    }
-
-    fn record(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        // The next block starts as big as this one was: no growing in steps.
-        let next = EventBlock::with_capacity(self.batch.bytes());
-        self.run
-            .event_block(std::mem::replace(&mut self.batch, next));
     }
 }
 
@@ -215,8 +253,8 @@ pub fn parse(
         run,
         matcher,
         carry: [Vec::new(), Vec::new()],
-        batch: EventBlock::default(),
-        now: 0.0,
+        block: None,
+        ready: Vec::new(),
         counts: Counts::default(),
     };
     'outer: loop {
@@ -226,7 +264,7 @@ pub fn parse(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        // Everything queued now, as one batch (or a few big ones).
+        // Everything queued now, then to the spool in one go.
         loop {
             p.chunk(chunk.stream, &chunk.buf[..chunk.len]);
             if let Some(back) = &returns[chunk.stream as usize] {
@@ -240,10 +278,13 @@ pub fn parse(
         }
         p.record();
     }
+    p.record();
     for (idx, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
         let c = std::mem::take(&mut p.carry[idx]);
         if !c.is_empty() {
-            p.line(&c, stream);
+            let mut block = p.block(stream, c.len());
+            p.raw_line(&mut block, &c, stream);
+            p.ready.push(block);
         }
     }
     p.record();
