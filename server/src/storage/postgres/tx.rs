@@ -7,7 +7,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
-use crate::storage::{Acknowledgement, ChannelRow, OutboxRow};
+use crate::storage::run_query::{Dialect, Sql as RunSql, SqlArg};
+use crate::storage::{Acknowledgement, ChannelRow, OutboxRow, RunPage, RunPageAnswer};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
@@ -29,6 +30,19 @@ pub(super) struct Tx<'a> {
 
 pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 type Boxed = Box<dyn ToSql + Sync + Send>;
+
+/// [`SqlArg`]s as PostgreSQL binds them.
+fn pg_args(args: Vec<SqlArg>) -> Vec<Boxed> {
+    args.into_iter()
+        .map(|a| -> Boxed {
+            match a {
+                SqlArg::Text(t) => Box::new(t),
+                SqlArg::Int(i) => Box::new(i),
+                SqlArg::Keys(k) => Box::new(k),
+            }
+        })
+        .collect()
+}
 
 fn get<'r, T: FromSql<'r>>(r: &'r Row, col: &str) -> Result<T> {
     r.try_get(col).map_err(db)
@@ -320,9 +334,17 @@ impl ReadTx for Tx<'_> {
                 paths.len() + 1
             ));
         }
-        sql.push_str(" FROM runs ORDER BY seq");
+        sql.push_str(" FROM runs");
+        let mut filter = RunSql::after(Dialect::Postgres, paths.len() + 1);
+        if let Some(f) = &p.filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(&filter.pred(f));
+        }
+        sql.push_str(" ORDER BY seq");
+        let extra = pg_args(filter.args);
         let mut args: Vec<Param<'_>> = vec![&p.tags];
         args.extend(paths.iter().map(|a| a as Param<'_>));
+        args.extend(extra.iter().map(|a| &**a as Param<'_>));
         let n = paths.len();
         self.rows(&sql, &args)?
             .iter()
@@ -345,6 +367,25 @@ impl ReadTx for Tx<'_> {
                 })
             })
             .collect()
+    }
+
+    fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer> {
+        let ((count_sql, count_args), (page_sql, page_args)) = RunSql::page(Dialect::Postgres, q);
+        let count_args = pg_args(count_args);
+        let bound: Vec<Param<'_>> = count_args.iter().map(|a| &**a as Param<'_>).collect();
+        let Some(row) = self.row(&count_sql, &bound)? else {
+            return Err(StorageError("the count of runs answered no row".into()));
+        };
+        let (total, composite): (i64, i64) = (at(&row, 0)?, at(&row, 1)?);
+        if composite > 1 {
+            return Ok(RunPageAnswer::Unordered);
+        }
+        let page_args = pg_args(page_args);
+        let bound: Vec<Param<'_>> = page_args.iter().map(|a| &**a as Param<'_>).collect();
+        Ok(RunPageAnswer::Page {
+            ids: self.column(&page_sql, &bound)?,
+            total: total.max(0) as u64,
+        })
     }
 
     fn runs_in_folder(&self, path: &str) -> Result<Vec<String>> {
