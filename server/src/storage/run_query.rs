@@ -440,26 +440,34 @@ impl Sql {
                 }
             }
             RunKey::Json(p) => {
+                // No value: last in either direction.
                 let rank = self.json_rank(p);
+                let none = if desc { 0 } else { 7 };
                 let col = self.json_col(p.column);
                 let path = self.bind(SqlArg::Keys(p.keys.clone()));
-                let (num, text) = if self.pg() {
-                    (
-                        format!("({col} #> {path})::float8"),
-                        format!("(({col} #>> {path}) COLLATE \"C\")"),
-                    )
+                if self.pg() {
+                    vec![
+                        format!("COALESCE({rank}, {none}) {dir}"),
+                        format!(
+                            "(CASE WHEN jsonb_typeof({col} #> {path}) = 'number' THEN \
+                             ({col} #> {path})::float8 END) {dir}"
+                        ),
+                        format!(
+                            "(CASE WHEN jsonb_typeof({col} #> {path}) = 'string' THEN \
+                             (({col} #>> {path}) COLLATE \"C\") END) {dir}"
+                        ),
+                    ]
                 } else {
-                    (
-                        format!("CAST({col} ->> {path} AS REAL)"),
-                        format!("({col} ->> {path})"),
-                    )
-                };
-                vec![
-                    format!("({rank} IS NULL)"),
-                    format!("{rank} {dir}"),
-                    format!("(CASE WHEN {rank} = 2 THEN {num} END) {dir}"),
-                    format!("(CASE WHEN {rank} = 1 THEN {text} END) {dir}"),
-                ]
+                    // One term for numbers (as f64, as the scan compares
+                    // them) and strings: the rank keeps them apart.
+                    vec![
+                        format!("COALESCE({rank}, {none}) {dir}"),
+                        format!(
+                            "(CASE WHEN json_type({col}, {path}) IN ('integer', 'real') THEN \
+                             CAST({col} ->> {path} AS REAL) ELSE {col} ->> {path} END) {dir}"
+                        ),
+                    ]
+                }
             }
             RunKey::Metric(name, stat) => {
                 let alias = format!("m{n}");
@@ -486,40 +494,50 @@ impl Sql {
         }
     }
 
-    /// How many matching runs hold a list or an object at the JSON key.
-    fn composite(&mut self, p: &JsonPath) -> String {
-        let rank = self.json_rank(p);
-        format!("SUM(CASE WHEN {rank} IN (3, 6) THEN 1 ELSE 0 END)")
+    /// Whether the run holds a list or an object at a JSON sort key,
+    /// as a BIGINT 0 or 1.
+    fn composite(&mut self, order: &[(RunKey, bool)]) -> String {
+        let mut any: Vec<String> = Vec::new();
+        for (k, _) in order {
+            if let RunKey::Json(p) = k {
+                let rank = self.json_rank(p);
+                any.push(format!("COALESCE({rank}, 0) IN (3, 6)"));
+            }
+        }
+        if any.is_empty() {
+            any.push(self.falsy().into());
+        }
+        format!(
+            "CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT)",
+            any.join(" OR ")
+        )
     }
 
-    /// `(count query, page query)`, each with its own arguments. The
-    /// count query answers `(count, composite)` where composite counts
-    /// the runs holding lists or objects at JSON sort keys.
-    pub fn page(dialect: Dialect, q: &RunPage) -> ((String, Vec<SqlArg>), (String, Vec<SqlArg>)) {
+    /// The queries of a page, each with its own arguments: the count of
+    /// matching runs; the page, as `(id, composite)` (whether the run
+    /// holds a list or an object at a JSON sort key); and the number of
+    /// matching runs that do, wanted only when the page holds one (their
+    /// order among themselves is not the caller's: when the page holds
+    /// none, it is the same whatever that order).
+    pub fn page(dialect: Dialect, q: &RunPage) -> [(String, Vec<SqlArg>); 3] {
         let seq = match dialect {
             Dialect::Sqlite => "runs.rowid",
             Dialect::Postgres => "runs.seq",
         };
         let mut c = Sql::new(dialect);
         let w = format!("{} AND {}", c.visible(&q.visible_to), c.pred(&q.filter));
-        let mut comp: Vec<String> = q
-            .order
-            .iter()
-            .filter_map(|(k, _)| match k {
-                RunKey::Json(p) => Some(c.composite(p)),
-                _ => None,
-            })
-            .collect();
-        if comp.is_empty() {
-            comp.push("0".into());
-        }
-        let count_sql = format!(
-            "SELECT COUNT(*), COALESCE({}, 0) FROM runs WHERE {w}",
-            comp.join(" + ")
-        );
+        let count_sql = format!("SELECT COUNT(*) FROM runs WHERE {w}");
+
+        let mut m = Sql::new(dialect);
+        let w = format!("{} AND {}", m.visible(&q.visible_to), m.pred(&q.filter));
+        let comp = m.composite(&q.order);
+        // (PostgreSQL's SUM of BIGINT is NUMERIC.)
+        let comp_sql =
+            format!("SELECT CAST(COALESCE(SUM({comp}), 0) AS BIGINT) FROM runs WHERE {w}");
 
         let mut s = Sql::new(dialect);
         let w = format!("{} AND {}", s.visible(&q.visible_to), s.pred(&q.filter));
+        let comp = s.composite(&q.order);
         let mut joins = String::new();
         let mut terms = Vec::new();
         for (n, (k, desc)) in q.order.iter().enumerate() {
@@ -529,9 +547,9 @@ impl Sql {
         let limit = s.bind(SqlArg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
         let offset = s.bind(SqlArg::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
         let page_sql = format!(
-            "SELECT runs.id FROM runs{joins} WHERE {w} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            "SELECT runs.id, {comp} FROM runs{joins} WHERE {w} ORDER BY {} LIMIT {limit} OFFSET {offset}",
             terms.join(", ")
         );
-        ((count_sql, c.args), (page_sql, s.args))
+        [(count_sql, c.args), (page_sql, s.args), (comp_sql, m.args)]
     }
 }

@@ -370,20 +370,29 @@ impl ReadTx for Tx<'_> {
     }
 
     fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer> {
-        let ((count_sql, count_args), (page_sql, page_args)) = RunSql::page(Dialect::Postgres, q);
-        let count_args = pg_args(count_args);
-        let bound: Vec<Param<'_>> = count_args.iter().map(|a| &**a as Param<'_>).collect();
-        let Some(row) = self.row(&count_sql, &bound)? else {
-            return Err(StorageError("the count of runs answered no row".into()));
+        let [count, page, composite] = RunSql::page(Dialect::Postgres, q);
+        let one = |(sql, args): (String, Vec<SqlArg>)| -> Result<i64> {
+            let args = pg_args(args);
+            let bound: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
+            match self.row(&sql, &bound)? {
+                Some(r) => at(&r, 0),
+                None => Err(StorageError("a count of runs answered no row".into())),
+            }
         };
-        let (total, composite): (i64, i64) = (at(&row, 0)?, at(&row, 1)?);
-        if composite > 1 {
+        let total = one(count)?;
+        let (sql, args) = page;
+        let args = pg_args(args);
+        let bound: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
+        let rows = self
+            .rows(&sql, &bound)?
+            .iter()
+            .map(|r| Ok((at::<String>(r, 0)?, at::<i64>(r, 1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        if rows.iter().any(|(_, c)| *c != 0) && one(composite)? > 1 {
             return Ok(RunPageAnswer::Unordered);
         }
-        let page_args = pg_args(page_args);
-        let bound: Vec<Param<'_>> = page_args.iter().map(|a| &**a as Param<'_>).collect();
         Ok(RunPageAnswer::Page {
-            ids: self.column(&page_sql, &bound)?,
+            ids: rows.into_iter().map(|(id, _)| id).collect(),
             total: total.max(0) as u64,
         })
     }

@@ -295,31 +295,34 @@ impl ReadTx for Tx<'_> {
     }
 
     fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer> {
-        let ((count_sql, count_args), (page_sql, page_args)) = RunSql::page(Dialect::Sqlite, q);
-        let count_args = sqlite_args(count_args);
-        let (total, composite): (i64, i64) = self
-            .0
-            .prepare(&count_sql)
-            .and_then(|mut s| {
-                s.query_row(rusqlite::params_from_iter(count_args.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+        let [count, page, composite] = RunSql::page(Dialect::Sqlite, q);
+        let one = |(sql, args): (String, Vec<SqlArg>)| -> Result<i64> {
+            let args = sqlite_args(args);
+            self.0
+                .prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
                 })
+                .map_err(db)
+        };
+        let total = one(count)?;
+        let (sql, args) = page;
+        let args = sqlite_args(args);
+        let rows: Vec<(String, i64)> = self
+            .0
+            .prepare(&sql)
+            .and_then(|mut s| {
+                s.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
             })
             .map_err(db)?;
-        if composite > 1 {
+        if rows.iter().any(|(_, c)| *c != 0) && one(composite)? > 1 {
             return Ok(RunPageAnswer::Unordered);
         }
-        let page_args = sqlite_args(page_args);
-        let ids = self
-            .0
-            .prepare(&page_sql)
-            .and_then(|mut s| {
-                s.query_map(rusqlite::params_from_iter(page_args.iter()), |r| r.get(0))?
-                    .collect()
-            })
-            .map_err(db)?;
         Ok(RunPageAnswer::Page {
-            ids,
+            ids: rows.into_iter().map(|(id, _)| id).collect(),
             total: total.max(0) as u64,
         })
     }
