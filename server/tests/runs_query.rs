@@ -79,6 +79,10 @@ fn populate(store: &dyn StateStore) {
         if i % 17 != 4 {
             metadata["re"] = re;
         }
+        if i % 3 == 0 {
+            // A key with a quote and a backslash in it.
+            metadata["q\"k\\"] = json!({"x": {"y": i % 4}});
+        }
         if i == 30 {
             metadata["one"] = json!([1, 2]);
         }
@@ -226,6 +230,9 @@ fn compare(store: &dyn StateStore) {
         r#"[{"id": "runtime", "desc": true}]"#,
         r#"[{"id": "tags", "desc": false}]"#,
     ];
+    // Keys are split at dots, and otherwise taken as they are.
+    let odd_key = json!([{"id": "metadata.q\"k\\.x.y", "desc": true}]).to_string();
+    let sorts: Vec<&str> = sorts.iter().copied().chain([odd_key.as_str()]).collect();
     let pages = [(0, 25), (20, 7), (0, 1000), (240, 50)];
     let mut queries: Vec<(Vec<filters::Filter>, &str)> = Vec::new();
     for fs in &filter_sets {
@@ -239,7 +246,7 @@ fn compare(store: &dyn StateStore) {
             sorts[queries.len() % sorts.len()],
         ));
     }
-    for s in sorts {
+    for s in &sorts {
         queries.push((
             filters::parse_all(&["has not tag.archived".to_owned()]).expect("filter"),
             s,
