@@ -230,6 +230,14 @@ impl Tx<'_> {
         })
     }
 
+    /// Every row of `sql`, prepared for this call alone: for statements
+    /// whose text follows what a client asked (run list filters), which
+    /// would otherwise fill each connection's statement cache without end.
+    fn rows_once(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.store
+            .block(async { self.t.query(sql, args).await.map_err(db) })
+    }
+
     /// At most one row of `sql`.
     pub(super) fn row(&self, sql: &str, args: &[Param<'_>]) -> Result<Option<Row>> {
         self.store.block(async {
@@ -346,8 +354,12 @@ impl ReadTx for Tx<'_> {
         args.extend(paths.iter().map(|a| a as Param<'_>));
         args.extend(extra.iter().map(|a| &**a as Param<'_>));
         let n = paths.len();
-        self.rows(&sql, &args)?
-            .iter()
+        let rows = if p.filter.is_some() {
+            self.rows_once(&sql, &args)?
+        } else {
+            self.rows(&sql, &args)?
+        };
+        rows.iter()
             .map(|r| {
                 Ok(RunScanRow {
                     id: at(r, 0)?,
@@ -374,8 +386,8 @@ impl ReadTx for Tx<'_> {
         let one = |(sql, args): (String, Vec<SqlArg>)| -> Result<i64> {
             let args = pg_args(args);
             let bound: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
-            match self.row(&sql, &bound)? {
-                Some(r) => at(&r, 0),
+            match self.rows_once(&sql, &bound)?.first() {
+                Some(r) => at(r, 0),
                 None => Err(StorageError("a count of runs answered no row".into())),
             }
         };
@@ -384,7 +396,7 @@ impl ReadTx for Tx<'_> {
         let args = pg_args(args);
         let bound: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
         let rows = self
-            .rows(&sql, &bound)?
+            .rows_once(&sql, &bound)?
             .iter()
             .map(|r| Ok((at::<String>(r, 0)?, at::<i64>(r, 1)?)))
             .collect::<Result<Vec<_>>>()?;
