@@ -13,7 +13,8 @@
 # Needs: chromium, node + npm (uses server/ui/tests/node_modules).
 #   bench/ui_bench.sh                 # full size
 #   METRICS=5 POINTS=100000 RUNS=1000 COMPARE_RUNS=3 COMPARE_POINTS=10000 LIVE_EVENTS=10000 bench/ui_bench.sh   # quick look
-# Set KEEP_DATA=DIR to keep (and reuse) the data directory between runs.
+# Set KEEP_DATA=DIR to keep (and reuse) the data directory between runs;
+# SIMTRACK_BIN=PATH to measure another server binary on it (A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -26,8 +27,11 @@ COMPARE_POINTS="${COMPARE_POINTS:-100000}"
 LIVE_EVENTS="${LIVE_EVENTS:-100000}"
 
 (cd server/ui/tests && npm ci --no-audit --no-fund --loglevel=error)
-cargo build --quiet --release --locked -p simtrack -p simtrack-server
-bin="$target/release/simtrack"
+# SIMTRACK_BIN=PATH measures another build of the server (an A/B against
+# an older binary); libsimtrack still comes from this tree's release build.
+[ -n "${SIMTRACK_BIN:-}" ] && [ -e "$target/release/libsimtrack.so" ] ||
+    cargo build --quiet --release --locked -p simtrack -p simtrack-server
+bin="${SIMTRACK_BIN:-$target/release/simtrack}"
 
 if [ -n "${KEEP_DATA:-}" ]; then data="$KEEP_DATA"; mkdir -p "$data"; else data="$(mktemp -d)"; fi
 log="$data/server.log"

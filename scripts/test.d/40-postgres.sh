@@ -40,7 +40,7 @@ export SIMTRACK_TEST_PG_URL="$pg_url"
 export SIMTRACK_TEST_BACKEND="sh $root/scripts/pg-backend.sh \"\$1\""
 
 echo "-- PostgreSQL + blob directory"
-cargo test --locked -p simtrack-server --test api --test c_library --test notify --test users --test grids
+cargo test --locked -p simtrack-server --test api --test c_library --test notify --test users --test grids --test runs_query
 
 start_s3 "$work" simtrack
 echo "-- s3s-fs on $AWS_ENDPOINT_URL (pid $s3_pid)"

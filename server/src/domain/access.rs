@@ -31,8 +31,8 @@ use super::auth::Identity;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, ChannelRow, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, NewChunk, OutboxRow,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, StorageError,
-    TagRow, TenantRow, TokenRow, UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPage, RunPageAnswer, RunPatch, RunProjection, RunRow, RunScanRow,
+    RunsVisibleTo, SeriesRow, StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 /// Who besides its owner sees a run (Simvue's `visibility`).
@@ -243,7 +243,7 @@ impl<'a, T: ?Sized + ReadTx> Scoped<'a, T> {
     fn visible_tag_names(&self) -> Result<HashSet<String>> {
         let p = RunProjection {
             tags: true,
-            json_paths: Vec::new(),
+            ..Default::default()
         };
         let mut out = HashSet::new();
         for r in self.run_scan(&p)? {
@@ -365,6 +365,21 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
             rows = keep;
         }
         Ok(rows)
+    }
+    fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer> {
+        // The rule of `can_see`, for the database to apply.
+        let q = RunPage {
+            visible_to: if self.who.admin {
+                RunsVisibleTo::All
+            } else {
+                RunsVisibleTo::User {
+                    name: self.who.user.clone(),
+                    group: self.who.group.clone(),
+                }
+            },
+            ..q.clone()
+        };
+        self.tx.run_page(&q)
     }
     fn runs_in_folder(&self, path: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();

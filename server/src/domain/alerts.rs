@@ -458,7 +458,7 @@ fn attach_to_tagged_runs(tx: &dyn WriteTx, alert: &AlertRow) -> Result<()> {
     }
     let p = crate::storage::RunProjection {
         tags: true,
-        json_paths: Vec::new(),
+        ..Default::default()
     };
     for r in tx.run_scan(&p)? {
         if r.user != alert.user || runs::is_terminal(&r.status) {

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::Error;
+use crate::storage::{RunField, RunPred, TextCmp};
 use crate::util::{now_us, parse_ts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,28 @@ impl Node {
             Node::And(v) => v.iter().all(|n| n.eval(doc, me)),
             Node::Or(v) => v.iter().any(|n| n.eval(doc, me)),
             Node::Not(n) => !n.eval(doc, me),
+        }
+    }
+    fn run_pred(&self, me: &str) -> Option<(RunPred, bool)> {
+        match self {
+            Node::Leaf(f) => f.run_pred(me),
+            Node::And(v) => and_preds(v.iter().map(|n| n.run_pred(me))),
+            // A superset of a disjunction needs one of every branch.
+            Node::Or(v) => {
+                let mut out = Vec::new();
+                let mut exact = true;
+                for n in v {
+                    let (p, e) = n.run_pred(me)?;
+                    exact &= e;
+                    out.push(p);
+                }
+                Some((RunPred::Or(out), exact))
+            }
+            // The complement of a superset is no superset of anything.
+            Node::Not(n) => match n.run_pred(me)? {
+                (p, true) => Some((RunPred::Not(Box::new(p)), true)),
+                _ => None,
+            },
         }
     }
     fn fields<'a>(&'a self, out: &mut Vec<&'a str>) {
@@ -445,6 +468,76 @@ impl Filter {
         }
     }
 
+    /// What the database can evaluate of this filter on runs, with the
+    /// meaning [`Filter::matches`] gives it on a run's document: `(pred,
+    /// exact)`, exact or a superset ([`run_pred_all`]); `None` when it
+    /// cannot (metadata, times, alerts, and comparisons with a value that
+    /// reads as a number, which compare numerically).
+    fn run_pred(&self, me: &str) -> Option<(RunPred, bool)> {
+        let exact = |p| Some((p, true));
+        let not = |p| RunPred::Not(Box::new(p));
+        let field = match self.op {
+            Op::Starred => return exact(RunPred::Starred),
+            Op::Expr => return self.expr.as_ref()?.run_pred(me),
+            Op::HasTag => return exact(RunPred::HasTag(self.rhs.clone())),
+            Op::HasNotTag => return exact(not(RunPred::HasTag(self.rhs.clone()))),
+            _ => match self.lhs.as_str() {
+                "name" => RunField::Name,
+                "status" => RunField::Status,
+                "id" => RunField::Id,
+                "description" => RunField::Description,
+                "folder" | "folder.path" => RunField::Folder,
+                "user" => RunField::User,
+                _ => return None,
+            },
+        };
+        let rhs = self.rhs.clone();
+        if field == RunField::User && rhs == "self" {
+            // The caller's own runs read as `self`.
+            let me = RunPred::Or(vec![
+                RunPred::Eq(field, me.to_owned()),
+                RunPred::Eq(field, rhs),
+            ]);
+            return match self.op {
+                Op::Eq => exact(me),
+                Op::Ne => exact(not(me)),
+                _ => None,
+            };
+        }
+        let numeric = rhs.parse::<f64>().is_ok();
+        let cmp = |c| (!numeric).then(|| (RunPred::Cmp(field, c, rhs.clone()), true));
+        match self.op {
+            Op::Exists => exact(RunPred::NotNull(field)),
+            Op::NotExists => exact(not(RunPred::NotNull(field))),
+            Op::Eq if !numeric => exact(RunPred::Eq(field, rhs)),
+            Op::Ne if !numeric => exact(not(RunPred::Eq(field, rhs))),
+            Op::Gt => cmp(TextCmp::Gt),
+            Op::Lt => cmp(TextCmp::Lt),
+            Op::Ge => cmp(TextCmp::Ge),
+            Op::Le => cmp(TextCmp::Le),
+            Op::Contains => exact(RunPred::Contains(field, rhs)),
+            Op::NotContains => exact(not(RunPred::Contains(field, rhs))),
+            // Exact on ASCII text; text beyond ASCII is left to
+            // `matches` (Unicode lower case).
+            Op::IContains if rhs.is_ascii() => Some((
+                RunPred::Or(vec![
+                    RunPred::AsciiLowerContains(field, rhs.to_ascii_lowercase()),
+                    RunPred::NonAscii(field),
+                ]),
+                false,
+            )),
+            Op::Under => {
+                let base = rhs.trim_end_matches('/');
+                if base.is_empty() {
+                    exact(RunPred::NotNull(field))
+                } else {
+                    exact(RunPred::Under(field, base.to_owned()))
+                }
+            }
+            _ => None,
+        }
+    }
+
     fn is_time(&self) -> bool {
         matches!(
             self.lhs.as_str(),
@@ -510,6 +603,34 @@ impl Filter {
             _ => one(path(doc, lhs)),
         }
     }
+}
+
+/// The conjunction of run predicates (`None`: not expressible, so a
+/// superset of every run): exact when each part is there and exact.
+fn and_preds(parts: impl Iterator<Item = Option<(RunPred, bool)>>) -> Option<(RunPred, bool)> {
+    let mut out = Vec::new();
+    let mut exact = true;
+    for p in parts {
+        match p {
+            Some((p, e)) => {
+                exact &= e;
+                out.push(p);
+            }
+            None => exact = false,
+        }
+    }
+    (!out.is_empty()).then_some((RunPred::And(out), exact))
+}
+
+/// What the database can evaluate of `filters` (ANDed) for caller `me`:
+/// `(predicate, exact)`. Exact: a run satisfies the predicate exactly when
+/// it passes every filter; otherwise the predicate selects a superset
+/// (the filters must still be applied). `None`: nothing expressible.
+pub fn run_pred_all(filters: &[Filter], me: &str) -> Option<(RunPred, bool)> {
+    if filters.is_empty() {
+        return Some((RunPred::True, true));
+    }
+    and_preds(filters.iter().map(|f| f.run_pred(me)))
 }
 
 /// Whether every filter passes.

@@ -11,7 +11,8 @@ use simtrack::model::{
 
 use super::{Error, Result, check_name, events, filters, folders, parse_json};
 use crate::storage::{
-    JsonColumn, JsonPath, ReadTx, RunPatch, RunProjection, RunRow, RunScanRow, WriteTx,
+    JsonColumn, JsonPath, MetricStat, ReadTx, RunField, RunKey, RunPage, RunPageAnswer, RunPatch,
+    RunPred, RunProjection, RunRow, RunScanRow, RunsVisibleTo, WriteTx,
 };
 use crate::util::{fmt_ts, new_id, now_us, parse_ts};
 
@@ -695,10 +696,77 @@ fn json_path(field: &str) -> Option<JsonPath> {
     })
 }
 
-/// Runs matching `q` for caller `me` → `{data, count}`. Only the fields a
-/// filter or sort key reads are built for every run; the page's runs are
-/// then loaded whole.
+/// The sort keys as the database orders runs, when it can order them as
+/// [`list_scan`] does: `None` for keys on tags or alerts. Keys that read
+/// nothing a run document holds leave the order alone, and are left out.
+fn run_keys(sorting: &[(String, bool)]) -> Option<Vec<(RunKey, bool)>> {
+    let mut out = Vec::new();
+    for (key, desc) in sorting {
+        let k = match key.as_str() {
+            "id" => RunKey::Field(RunField::Id),
+            "name" => RunKey::Field(RunField::Name),
+            "folder" | "folder.path" => RunKey::Field(RunField::Folder),
+            "status" => RunKey::Field(RunField::Status),
+            "description" => RunKey::Field(RunField::Description),
+            "user" => RunKey::Field(RunField::User),
+            "created" => RunKey::Field(RunField::Created),
+            "started" => RunKey::Field(RunField::Started),
+            "endtime" => RunKey::Field(RunField::Endtime),
+            "modified" => RunKey::Field(RunField::Modified),
+            "starred" => RunKey::Field(RunField::Starred),
+            k if k.starts_with("tags") || k.starts_with("alert") => return None,
+            k => match (metric_sort_key(k), json_path(k)) {
+                (Some((name, stat)), _) => RunKey::Metric(
+                    name.to_owned(),
+                    match stat {
+                        "min" => MetricStat::Min,
+                        "max" => MetricStat::Max,
+                        "count" => MetricStat::Count,
+                        _ => MetricStat::Last,
+                    },
+                ),
+                (None, Some(p)) => RunKey::Json(p),
+                (None, None) => continue,
+            },
+        };
+        out.push((k, *desc));
+    }
+    Some(out)
+}
+
+/// Runs matching `q` for caller `me` → `{data, count}`. The database
+/// filters, sorts, counts and pages when it can express every filter and
+/// sort key exactly; otherwise it narrows the runs to what the filters it
+/// can express select, and [`list_scan`] does the rest.
 pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
+    let pred = filters::run_pred_all(&q.filters, me);
+    if let Some((filter, true)) = &pred
+        && let Some(order) = run_keys(&q.sorting)
+    {
+        let page = RunPage {
+            // What the transaction shows, as `run_scan` does: the access
+            // layer's view sets the caller's.
+            visible_to: RunsVisibleTo::All,
+            filter: filter.clone(),
+            order,
+            offset: q.start as u64,
+            limit: q.count as u64,
+        };
+        if let RunPageAnswer::Page { ids, total } = tx.run_page(&page)? {
+            let data = ids
+                .iter()
+                .map(|id| load_listed(tx, id, q.metrics.as_deref()))
+                .collect::<Result<Vec<Value>>>()?;
+            return Ok(json!({ "data": data, "count": total }));
+        }
+    }
+    list_scan(tx, q, me, pred.map(|(p, _)| p))
+}
+
+/// [`list`] in memory: every run (of those `narrow` selects, a superset of
+/// the matches) as a document of the fields the query reads, filtered,
+/// sorted and paged here; the page's runs are then loaded whole.
+pub fn list_scan(tx: &dyn ReadTx, q: &Query, me: &str, narrow: Option<RunPred>) -> Result<Value> {
     let reads = |prefix: &str| {
         q.filters
             .iter()
@@ -732,6 +800,7 @@ pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
     let projection = RunProjection {
         tags: need_tags,
         json_paths: json_paths.clone(),
+        filter: narrow.filter(|p| *p != RunPred::True),
     };
     let mut docs: Vec<Value> = tx
         .run_scan(&projection)?

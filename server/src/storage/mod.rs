@@ -24,6 +24,7 @@
 
 pub mod files;
 pub mod postgres;
+pub mod run_query;
 pub mod s3;
 pub mod sqlite;
 
@@ -32,6 +33,10 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+
+pub use run_query::{
+    MetricStat, RunField, RunKey, RunPage, RunPageAnswer, RunPred, RunsVisibleTo, TextCmp,
+};
 
 /// A failure of the storage backend itself (I/O, driver, corruption).
 #[derive(Debug, Clone)]
@@ -407,6 +412,8 @@ pub struct RunProjection {
     pub tags: bool,
     /// Paths into `metadata`/`system`, such as `metadata.solver.nx`.
     pub json_paths: Vec<JsonPath>,
+    /// Only the runs satisfying this (all when `None`).
+    pub filter: Option<RunPred>,
 }
 
 /// Which JSON document column of a run a [`JsonPath`] reads.
@@ -819,6 +826,9 @@ pub trait ReadTx {
     fn run_access(&self, id: &str) -> Result<Option<(String, String)>>;
     /// Every run, reading only what `p` asks for, in insertion order.
     fn run_scan(&self, p: &RunProjection) -> Result<Vec<RunScanRow>>;
+    /// A page of the runs `q.visible_to` sees that satisfy `q.filter`, in
+    /// `q.order` (ties in insertion order), and how many there are in all.
+    fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer>;
     /// Ids of the runs in folder `path` (exactly).
     fn runs_in_folder(&self, path: &str) -> Result<Vec<String>>;
     /// Ids of `running` runs with a heartbeat timeout whose silence, counted

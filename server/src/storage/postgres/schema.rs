@@ -224,6 +224,12 @@ CREATE TABLE user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
 "#,
     ),
+    (
+        13,
+        // The runs table's default order (newest first): a page of it
+        // reads the newest runs, not every run.
+        "CREATE INDEX runs_created ON runs(created);",
+    ),
 ];
 
 /// Applies every migration the database lacks.

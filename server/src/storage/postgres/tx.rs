@@ -7,7 +7,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
-use crate::storage::{Acknowledgement, ChannelRow, OutboxRow};
+use crate::storage::run_query::{Dialect, Sql as RunSql, SqlArg};
+use crate::storage::{Acknowledgement, ChannelRow, OutboxRow, RunPage, RunPageAnswer};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
@@ -29,6 +30,19 @@ pub(super) struct Tx<'a> {
 
 pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 type Boxed = Box<dyn ToSql + Sync + Send>;
+
+/// [`SqlArg`]s as PostgreSQL binds them.
+fn pg_args(args: Vec<SqlArg>) -> Vec<Boxed> {
+    args.into_iter()
+        .map(|a| -> Boxed {
+            match a {
+                SqlArg::Text(t) => Box::new(t),
+                SqlArg::Int(i) => Box::new(i),
+                SqlArg::Keys(k) => Box::new(k),
+            }
+        })
+        .collect()
+}
 
 fn get<'r, T: FromSql<'r>>(r: &'r Row, col: &str) -> Result<T> {
     r.try_get(col).map_err(db)
@@ -216,6 +230,14 @@ impl Tx<'_> {
         })
     }
 
+    /// Every row of `sql`, prepared for this call alone: for statements
+    /// whose text follows what a client asked (run list filters), which
+    /// would otherwise fill each connection's statement cache without end.
+    fn rows_once(&self, sql: &str, args: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.store
+            .block(async { self.t.query(sql, args).await.map_err(db) })
+    }
+
     /// At most one row of `sql`.
     pub(super) fn row(&self, sql: &str, args: &[Param<'_>]) -> Result<Option<Row>> {
         self.store.block(async {
@@ -320,12 +342,24 @@ impl ReadTx for Tx<'_> {
                 paths.len() + 1
             ));
         }
-        sql.push_str(" FROM runs ORDER BY seq");
+        sql.push_str(" FROM runs");
+        let mut filter = RunSql::after(Dialect::Postgres, paths.len() + 1);
+        if let Some(f) = &p.filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(&filter.pred(f));
+        }
+        sql.push_str(" ORDER BY seq");
+        let extra = pg_args(filter.args);
         let mut args: Vec<Param<'_>> = vec![&p.tags];
         args.extend(paths.iter().map(|a| a as Param<'_>));
+        args.extend(extra.iter().map(|a| &**a as Param<'_>));
         let n = paths.len();
-        self.rows(&sql, &args)?
-            .iter()
+        let rows = if p.filter.is_some() {
+            self.rows_once(&sql, &args)?
+        } else {
+            self.rows(&sql, &args)?
+        };
+        rows.iter()
             .map(|r| {
                 Ok(RunScanRow {
                     id: at(r, 0)?,
@@ -345,6 +379,34 @@ impl ReadTx for Tx<'_> {
                 })
             })
             .collect()
+    }
+
+    fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer> {
+        let [count, page, composite] = RunSql::page(Dialect::Postgres, q);
+        let one = |(sql, args): (String, Vec<SqlArg>)| -> Result<i64> {
+            let args = pg_args(args);
+            let bound: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
+            match self.rows_once(&sql, &bound)?.first() {
+                Some(r) => at(r, 0),
+                None => Err(StorageError("a count of runs answered no row".into())),
+            }
+        };
+        let total = one(count)?;
+        let (sql, args) = page;
+        let args = pg_args(args);
+        let bound: Vec<Param<'_>> = args.iter().map(|a| &**a as Param<'_>).collect();
+        let rows = self
+            .rows_once(&sql, &bound)?
+            .iter()
+            .map(|r| Ok((at::<String>(r, 0)?, at::<i64>(r, 1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        if rows.iter().any(|(_, c)| *c != 0) && one(composite)? > 1 {
+            return Ok(RunPageAnswer::Unordered);
+        }
+        Ok(RunPageAnswer::Page {
+            ids: rows.into_iter().map(|(id, _)| id).collect(),
+            total: total.max(0) as u64,
+        })
     }
 
     fn runs_in_folder(&self, path: &str) -> Result<Vec<String>> {

@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS alert_acks (
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY, doc TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS user_profiles (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 "#;
 
 /// Changes to a schema that `SCHEMA` cannot express (`ALTER TABLE`, data

@@ -5,7 +5,8 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
-use crate::storage::{Acknowledgement, ChannelRow, OutboxRow};
+use crate::storage::run_query::{Dialect, Sql as RunSql, SqlArg};
+use crate::storage::{Acknowledgement, ChannelRow, OutboxRow, RunPage, RunPageAnswer};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
@@ -204,6 +205,17 @@ fn sqlite_json_path(keys: &[String]) -> String {
     out
 }
 
+/// [`SqlArg`]s as SQLite binds them.
+fn sqlite_args(args: Vec<SqlArg>) -> Vec<rusqlite::types::Value> {
+    args.into_iter()
+        .map(|a| match a {
+            SqlArg::Text(t) => rusqlite::types::Value::Text(t),
+            SqlArg::Int(i) => rusqlite::types::Value::Integer(i),
+            SqlArg::Keys(k) => rusqlite::types::Value::Text(sqlite_json_path(&k)),
+        })
+        .collect()
+}
+
 impl ReadTx for Tx<'_> {
     fn run_status(&self, id: &str) -> Result<Option<String>> {
         self.0
@@ -245,10 +257,18 @@ impl ReadTx for Tx<'_> {
             args.push(sqlite_json_path(&path.keys));
             sql.push_str(&format!(", {column} -> ?{}", args.len() + 1));
         }
-        sql.push_str(" FROM runs ORDER BY rowid");
+        sql.push_str(" FROM runs");
+        let mut filter = RunSql::after(Dialect::Sqlite, args.len() + 1);
+        if let Some(f) = &p.filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(&filter.pred(f));
+        }
+        sql.push_str(" ORDER BY rowid");
+        let extra = sqlite_args(filter.args);
         let mut s = self.0.prepare(&sql).map_err(db)?;
         let mut bind: Vec<&dyn ToSql> = vec![&p.tags];
         bind.extend(args.iter().map(|a| a as &dyn ToSql));
+        bind.extend(extra.iter().map(|a| a as &dyn ToSql));
         let n = args.len();
         s.query_map(bind.as_slice(), |r| {
             Ok(RunScanRow {
@@ -272,6 +292,39 @@ impl ReadTx for Tx<'_> {
         })
         .and_then(|r| r.collect())
         .map_err(db)
+    }
+
+    fn run_page(&self, q: &RunPage) -> Result<RunPageAnswer> {
+        let [count, page, composite] = RunSql::page(Dialect::Sqlite, q);
+        let one = |(sql, args): (String, Vec<SqlArg>)| -> Result<i64> {
+            let args = sqlite_args(args);
+            self.0
+                .prepare(&sql)
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+                })
+                .map_err(db)
+        };
+        let total = one(count)?;
+        let (sql, args) = page;
+        let args = sqlite_args(args);
+        let rows: Vec<(String, i64)> = self
+            .0
+            .prepare(&sql)
+            .and_then(|mut s| {
+                s.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(db)?;
+        if rows.iter().any(|(_, c)| *c != 0) && one(composite)? > 1 {
+            return Ok(RunPageAnswer::Unordered);
+        }
+        Ok(RunPageAnswer::Page {
+            ids: rows.into_iter().map(|(id, _)| id).collect(),
+            total: total.max(0) as u64,
+        })
     }
 
     fn runs_in_folder(&self, path: &str) -> Result<Vec<String>> {
