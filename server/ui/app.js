@@ -1387,7 +1387,9 @@
             for (const c of charts.values()) if (c.u !== u) c.u.setScale('x', { min: u.scales.x.min, max: u.scales.x.max });
             syncing = false;
           }];
-          opts.series.forEach((s, k) => { if (k > 0) s.show = !hidden.has(k - 1); });
+          // One-pixel lines: many runs stay apart, and the browser strokes
+          // them as hairlines (a 1.5 px stroke of a dense line costs it ~3x).
+          opts.series.forEach((s, k) => { if (k > 0) { s.show = !hidden.has(k - 1); s.width = 1; } });
           const u = new uPlot(opts, data, plot);
           setBad(u, bad);
           const c = { u, card, raw: data };

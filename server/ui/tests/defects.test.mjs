@@ -180,6 +180,29 @@ test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parame
   await page.screenshot({ path: join(SHOTS, 'ui2-compare-grid.png'), fullPage: true });
 });
 
+test('compare: a long series downsampled keeps its lone spike and shows its lone NaN', async () => {
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    const id = await mkRun({ name: `ui2-long-${i}` });
+    // 20,000 points (downsampled for the chart), one spike, one NaN in run 0.
+    for (let k = 0; k < 4; k++) {
+      await postMetrics(id, steps(5000, (s) => ({ long: i === 0 && k * 5000 + s === 12_345 ? NaN : i === 0 && k * 5000 + s === 7_777 ? 1e6 : Math.sin((k * 5000 + s) / 500) })).map((p) => ({ ...p, step: p.step + k * 5000 })));
+    }
+    ids.push(id);
+  }
+  await page.goto(URL_ + `/#/compare?ids=${ids.join(',')}&metrics=long`);
+  await waitFor('the chart', () => page.evaluate(() => window.__simtrack.charts.has('long')));
+  const got = await page.evaluate(() => {
+    const u = window.__simtrack.charts.get('long');
+    const nan = [...u.__bad[0]].map(([i, kind]) => [u.data[0][i], kind]);
+    return { n: u.data[1].filter((v) => v != null).length, max: Math.max(...u.data[1].filter((v) => v != null)), nan, nan1: u.__bad[1].size };
+  });
+  assert.ok(got.n < 20_000 && got.n > 200, `downsampled: ${got.n} points`);
+  assert.equal(got.max, 1e6, 'the spike survives downsampling');
+  assert.deepEqual(got.nan, [[12_345, 'NaN']], 'the NaN is marked at its step');
+  assert.equal(got.nan1, 0);
+});
+
 test('runs table: metadata columns sorted on the server, metric min, page size and jump, CSV, filter language, saved views', async () => {
   const ids = {};
   for (const [name, nx, solver] of [['ui2-t-a', 64, 'jacobi'], ['ui2-t-b', 16, 'gmres'], ['ui2-t-c', 32, 'jacobi']]) {
