@@ -181,21 +181,28 @@ test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parame
 });
 
 test('compare: a long series downsampled keeps its lone spike and shows its lone NaN', async () => {
-  const ids = [];
-  for (let i = 0; i < 2; i++) {
-    const id = await mkRun({ name: `ui2-long-${i}` });
-    // 20,000 points (downsampled for the chart), one spike, one NaN in run 0.
-    for (let k = 0; k < 4; k++) {
-      await postMetrics(id, steps(5000, (s) => ({ long: i === 0 && k * 5000 + s === 12_345 ? NaN : i === 0 && k * 5000 + s === 7_777 ? 1e6 : Math.sin((k * 5000 + s) / 500) })).map((p) => ({ ...p, step: p.step + k * 5000 })));
-    }
-    ids.push(id);
-  }
+  // 20,000 points from the C library (downsampled for the chart): one spike, one NaN.
+  const dir = mkdtempSync(join(scratch, 'long-'));
+  writeFileSync(join(dir, 'long.c'), `#include <math.h>
+#include <simtrack.h>
+int main(void) {
+    simtrack_run *run = NULL;
+    simtrack_init("ui2-long", NULL, NULL, NULL, "/ui2", &run);
+    for (int s = 0; s < 20000; s++) simtrack_log(run, "long", s == 12345 ? NAN : s == 7777 ? 1e6 : sin(s / 500.0), s);
+    return simtrack_finish(run) == SIMTRACK_STATUS_OK ? 0 : 1;
+}
+`);
+  execFileSync('cc', ['-I' + join(REPO, 'include'), join(dir, 'long.c'), '-L' + LIBDIR, '-lsimtrack', '-Wl,-rpath,' + LIBDIR, '-lm', '-o', join(dir, 'long')]);
+  execFileSync(join(dir, 'long'), [], { env: { ...process.env, SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN }, cwd: dir });
+  const ids = [(await api('/api/runs?filters=' + q(['name == ui2-long']) + '&count=1')).body.data[0].id];
+  ids.push(await mkRun({ name: 'ui2-long-finite' }));
+  await postMetrics(ids[1], steps(5000, (s) => ({ long: Math.cos(s / 500) })));
   await page.goto(URL_ + `/#/compare?ids=${ids.join(',')}&metrics=long`);
   await waitFor('the chart', () => page.evaluate(() => window.__simtrack.charts.has('long')));
   const got = await page.evaluate(() => {
     const u = window.__simtrack.charts.get('long');
-    const nan = [...u.__bad[0]].map(([i, kind]) => [u.data[0][i], kind]);
-    return { n: u.data[1].filter((v) => v != null).length, max: Math.max(...u.data[1].filter((v) => v != null)), nan, nan1: u.__bad[1].size };
+    const ys = u.data[1].filter((v) => v != null);
+    return { n: ys.length, max: Math.max(...ys), nan: [...u.__bad[0]].map(([i, kind]) => [u.data[0][i], kind]), nan1: u.__bad[1].size };
   });
   assert.ok(got.n < 20_000 && got.n > 200, `downsampled: ${got.n} points`);
   assert.equal(got.max, 1e6, 'the spike survives downsampling');
