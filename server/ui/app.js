@@ -596,6 +596,22 @@
     out.bad = bad;
     return out;
   }
+  // The same from /api/ui/metrics/series columns ({x, y}, non-finite y as
+  // strings); `step` of a bad point is known on the step axis only.
+  function columnSeries(col, axis, log) {
+    const xs = (col && col.x) || [], ys = (col && col.y) || [];
+    const y = new Array(ys.length);
+    const bad = [];
+    for (let i = 0; i < ys.length; i++) {
+      const v = ys[i];
+      if (typeof v === 'number' && (!log || v > 0)) { y[i] = v; continue; }
+      y[i] = null;
+      if (typeof v === 'string') { const n = num(v); bad.push({ x: xs[i], step: axis === 'step' ? xs[i] : null, kind: fmtNum(n) }); }
+    }
+    const out = [xs, y];
+    out.bad = bad;
+    return out;
+  }
   // "NaN at steps 80–89, 91–99 (19 points); Inf at step 90"
   function describeBad(bad) {
     const parts = [];
@@ -1347,15 +1363,16 @@
       const axis = axisSel.value, log = logBox.checked;
       const cards = [...chosen].map((m) => { const plot = h('div', { class: 'plot' }); const card = h('div', { class: 'chart', dataset: { metric: m } }, h('div', { class: 'title' }, m), plot); grid.append(card); return { m, card, plot }; });
       const width = Math.max(300, (cards[0].plot.clientWidth || 400));
-      // One request per metric, all runs at once, two at a time.
+      // One request per metric, all runs at once (downsampled columns of
+      // numbers), three in flight so the server's cores and the drawing overlap.
       let next = 0;
       const worker = async () => {
         while (next < cards.length) {
           const { m, card, plot } = cards[next++];
-          const res = await api('/api/metrics?' + qs({ runs: ids, metrics: [m], xaxis: axis, max_points: maxPoints(width) }));
+          const res = await api('/api/ui/metrics/series?' + qs({ runs: ids, metrics: [m], xaxis: axis, max_points: maxPoints(width) }));
           if (!view.isConnected || !chosen.has(m)) return;
           const bad = [];
-          const tables = ids.map((i) => { const s = toSeries((res[i] || {})[m] || [], axis, log); bad.push(s.bad); return [Array.from(s[0]), s[1]]; });
+          const tables = ids.map((i) => { const s = columnSeries((res[m] || {})[i], axis, log); bad.push(s.bad); return [s[0], s[1]]; });
           const data = uPlot.join(tables);
           const opts = chartOpts(width, axis, log, labels, null, runColours);
           const unit = commonUnit(runs, m);
@@ -1370,7 +1387,9 @@
             for (const c of charts.values()) if (c.u !== u) c.u.setScale('x', { min: u.scales.x.min, max: u.scales.x.max });
             syncing = false;
           }];
-          opts.series.forEach((s, k) => { if (k > 0) s.show = !hidden.has(k - 1); });
+          // One-pixel lines: many runs stay apart, and the browser strokes
+          // them as hairlines (a 1.5 px stroke of a dense line costs it ~3x).
+          opts.series.forEach((s, k) => { if (k > 0) { s.show = !hidden.has(k - 1); s.width = 1; } });
           const u = new uPlot(opts, data, plot);
           setBad(u, bad);
           const c = { u, card, raw: data };
@@ -1380,7 +1399,7 @@
           plot.addEventListener('dblclick', () => { syncing = true; for (const o of charts.values()) o.u.setScale('x', { min: o.raw[0][0], max: o.raw[0][o.raw[0].length - 1] }); syncing = false; });
         }
       };
-      await Promise.all([worker(), worker()]);
+      await Promise.all([worker(), worker(), worker()]);
       const first = charts.get([...chosen][0]);
       if (first) hooks.charts.set('compare', first.u);
       hooks.marks.compare = { ms: performance.now() - t0, at: performance.now(), charts: charts.size };

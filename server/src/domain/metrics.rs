@@ -55,6 +55,7 @@ impl Axis {
     }
 }
 
+#[cfg(test)]
 fn encode(points: &[Point], out: &mut Vec<u8>) {
     out.reserve(points.len() * POINT_BYTES);
     for p in points {
@@ -241,6 +242,31 @@ fn nan_max(a: f64, b: f64) -> f64 {
     }
 }
 
+/// The block summary of a chunk's points: per [`BLOCK_POINTS`] block its
+/// minimum and maximum point and, when the block holds a NaN among other
+/// values, its first NaN (so a downsampled read shows where a series went
+/// NaN). Packed (as chunk points are), which is how a read tells it from
+/// the summaries written before NaNs were kept (fixed 32-byte records of
+/// the minimum and the maximum only; see [`nan_kept`]).
+fn summarise(chunk: &[Point], out: &mut Vec<u8>) {
+    let mut keep = Vec::with_capacity(chunk.len().div_ceil(BLOCK_POINTS) * 2);
+    for block in chunk.chunks(BLOCK_POINTS) {
+        let (lo, hi) = extremes(block);
+        keep.extend([block[lo], block[hi]]);
+        if !block[lo].value.is_nan()
+            && let Some(nan) = block.iter().find(|p| p.value.is_nan())
+        {
+            keep.push(*nan);
+        }
+    }
+    encode_packed(&keep, out);
+}
+
+/// Whether a chunk's block summary keeps its NaNs ([`summarise`]).
+fn nan_kept(blocks: &[u8]) -> bool {
+    !blocks.len().is_multiple_of(POINT_BYTES) && blocks.starts_with(&PACKED)
+}
+
 /// Appends `points` of metric `name` of `run_id` (a batch, in arrival
 /// order); returns the series id.
 pub fn append(tx: &dyn WriteTx, run_id: &str, name: &str, points: &[Point]) -> Result<i64> {
@@ -253,10 +279,7 @@ pub fn append(tx: &dyn WriteTx, run_id: &str, name: &str, points: &[Point]) -> R
         pbuf.clear();
         bbuf.clear();
         encode_packed(chunk, &mut pbuf);
-        for block in chunk.chunks(BLOCK_POINTS) {
-            let (lo, hi) = extremes(block);
-            encode(&[block[lo], block[hi]], &mut bbuf);
-        }
+        summarise(chunk, &mut bbuf);
         let mut step = (i64::MAX, i64::MIN);
         let mut time = (f64::INFINITY, f64::NEG_INFINITY);
         let mut ts = (i64::MAX, i64::MIN);
@@ -334,7 +357,16 @@ pub fn chunk_points(tx: &dyn ReadTx, chunk: i64, out: &mut Vec<Point>) -> Result
 }
 
 /// Reads a series ordered by `axis`; with `max_points`, downsampled to at
-/// most that many points keeping each bucket's minimum and maximum.
+/// most that many points keeping each bucket's minimum, maximum and first
+/// NaN ([`Buckets`]).
+///
+/// A downsampled read decodes no point when it need not: a chunk whose
+/// block summary keeps NaNs ([`summarise`]) gives its summary's points as
+/// candidates as soon as a block spans at most two buckets (so the
+/// envelope is drawn at two buckets' resolution at worst, every spike and
+/// NaN in it); an older chunk's summary, which lacks NaNs, is used only
+/// from two blocks per bucket on, as before. Other chunks are decoded one
+/// at a time into the buckets, never the whole series at once.
 pub fn read(
     tx: &dyn ReadTx,
     series: i64,
@@ -344,7 +376,7 @@ pub fn read(
     let chunks: Vec<ChunkInfo> = tx.chunks(series, axis, max_points.is_some())?;
     let total: i64 = chunks.iter().map(|c| c.count).sum();
     let limit = match max_points {
-        Some(m) if (total as usize) > m.max(2) => m.max(2),
+        Some(m) if (total as usize) > m.max(3) => m.max(3),
         _ => {
             let mut pts = Vec::with_capacity(total as usize);
             for c in &chunks {
@@ -354,24 +386,29 @@ pub fn read(
             return Ok(pts);
         }
     };
-    let buckets = limit / 2;
-    let per_bucket = total as usize / buckets;
-    let mut candidates = Vec::new();
-    if per_bucket >= 2 * BLOCK_POINTS {
-        for c in &chunks {
-            decode(&c.blocks, &mut candidates);
-        }
-    } else {
-        for c in &chunks {
-            chunk_points(tx, c.id, &mut candidates)?;
-        }
-    }
     let xmin = chunks.iter().map(|c| c.xmin).fold(f64::INFINITY, f64::min);
     let xmax = chunks
         .iter()
         .map(|c| c.xmax)
         .fold(f64::NEG_INFINITY, f64::max);
-    Ok(bucket(&candidates, axis, xmin, xmax, buckets))
+    let per_bucket = total as usize / (limit / 2);
+    let mut acc = Buckets::new(axis, xmin, xmax, limit / 2);
+    let mut buf = Vec::new();
+    for c in &chunks {
+        buf.clear();
+        let summary = if nan_kept(&c.blocks) {
+            2 * per_bucket >= BLOCK_POINTS
+        } else {
+            per_bucket >= 2 * BLOCK_POINTS
+        };
+        if summary {
+            decode(&c.blocks, &mut buf);
+        } else {
+            chunk_points(tx, c.id, &mut buf)?;
+        }
+        acc.add(&buf);
+    }
+    Ok(acc.finish(limit))
 }
 
 /// The exact order of points on `axis` as an integer (steps and timestamps
@@ -508,42 +545,102 @@ fn sort_by_axis(pts: &mut [Point], axis: Axis) {
 }
 
 /// Min/max-per-bucket downsampling of `candidates` into `buckets` equal
-/// x ranges over `[xmin, xmax]`; at most two points per bucket.
+/// x ranges over `[xmin, xmax]` ([`Buckets`]).
 fn bucket(candidates: &[Point], axis: Axis, xmin: f64, xmax: f64, buckets: usize) -> Vec<Point> {
-    let span = xmax - xmin;
-    let mut lo: Vec<Option<Point>> = vec![None; buckets];
-    let mut hi: Vec<Option<Point>> = vec![None; buckets];
-    for p in candidates {
-        let b = if span > 0.0 {
-            (((axis.x(p) - xmin) / span) * buckets as f64) as usize
-        } else {
-            0
-        }
-        .min(buckets - 1);
-        match lo[b] {
-            Some(q) if !(p.value < q.value || q.value.is_nan()) => {}
-            _ => lo[b] = Some(*p),
-        }
-        match hi[b] {
-            Some(q) if !(p.value > q.value || q.value.is_nan()) => {}
-            _ => hi[b] = Some(*p),
+    let mut acc = Buckets::new(axis, xmin, xmax, buckets);
+    acc.add(candidates);
+    acc.finish(2 * buckets)
+}
+
+/// Downsampling into equal x ranges (buckets): each keeps its minimum and
+/// maximum point and its first NaN, so no spike and no NaN is lost.
+struct Buckets {
+    axis: Axis,
+    xmin: f64,
+    scale: f64,
+    /// Per bucket: the minimum, the maximum, the first NaN.
+    keep: Vec<[Option<Point>; 3]>,
+}
+
+impl Buckets {
+    fn new(axis: Axis, xmin: f64, xmax: f64, buckets: usize) -> Buckets {
+        let n = buckets.max(1);
+        let span = xmax - xmin;
+        Buckets {
+            axis,
+            xmin,
+            scale: if span > 0.0 { n as f64 / span } else { 0.0 },
+            keep: vec![[None; 3]; n],
         }
     }
-    let mut out = Vec::with_capacity(buckets * 2);
-    for (l, h) in lo.into_iter().zip(hi) {
-        match (l, h) {
-            (Some(l), Some(h)) if l == h => out.push(l),
-            (Some(l), Some(h)) => {
-                if axis.x(&l) <= axis.x(&h) {
-                    out.extend([l, h]);
-                } else {
-                    out.extend([h, l]);
+
+    fn add(&mut self, points: &[Point]) {
+        let last = self.keep.len() - 1;
+        for p in points {
+            // `as` saturates: below xmin (or NaN) lands in the first bucket.
+            let b = (((self.axis.x(p) - self.xmin) * self.scale) as usize).min(last);
+            let [lo, hi, nan] = &mut self.keep[b];
+            if p.value.is_nan() {
+                if nan.is_none() {
+                    *nan = Some(*p);
+                }
+                continue;
+            }
+            if lo.is_none_or(|q| p.value < q.value) {
+                *lo = Some(*p);
+            }
+            if hi.is_none_or(|q| p.value > q.value) {
+                *hi = Some(*p);
+            }
+        }
+    }
+
+    /// The kept points in x order, at most `limit` (>= 2 per bucket): were
+    /// NaNs to push them past it, buckets are merged pairwise until not.
+    fn finish(mut self, limit: usize) -> Vec<Point> {
+        loop {
+            let n: usize = self.keep.iter().map(Self::kept).sum();
+            if n <= limit || self.keep.len() == 1 {
+                break;
+            }
+            self.keep = self
+                .keep
+                .chunks(2)
+                .map(|pair| {
+                    let mut m = Buckets {
+                        axis: self.axis,
+                        xmin: 0.0,
+                        scale: 0.0,
+                        keep: vec![[None; 3]],
+                    };
+                    for k in pair {
+                        let pts: Vec<Point> = k.iter().flatten().copied().collect();
+                        m.add(&pts);
+                    }
+                    m.keep[0]
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(limit.min(self.keep.len() * 3));
+        for k in &self.keep {
+            let mut pts: Vec<Point> = Vec::with_capacity(3);
+            for p in k.iter().flatten() {
+                if !pts.contains(p) {
+                    pts.push(*p);
                 }
             }
-            _ => {}
+            pts.sort_by_key(|p| sort_key(self.axis, p));
+            out.extend(pts);
+        }
+        out
+    }
+
+    fn kept(k: &[Option<Point>; 3]) -> usize {
+        match k {
+            [Some(l), Some(h), nan] => 1 + usize::from(l != h) + usize::from(nan.is_some()),
+            [_, _, nan] => usize::from(nan.is_some()),
         }
     }
-    out
 }
 
 /// Aggregate of a series over the points whose timestamp lies within
@@ -749,6 +846,134 @@ mod tests {
         }
         let fine = rd(&c, |tx| read(tx, id, Axis::Step, Some(200_000)));
         assert!(fine.len() <= 200_000 && fine.iter().any(|p| p.value == 1e9));
+    }
+
+    /// The summaries of `pts` as written before NaNs were kept: fixed
+    /// records of each block's minimum and maximum.
+    fn old_summary(pts: &[Point]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for block in pts.chunks(BLOCK_POINTS) {
+            let (lo, hi) = extremes(block);
+            encode(&[block[lo], block[hi]], &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn downsampled_read_keeps_a_lone_spike_and_a_lone_nan_at_any_resolution() {
+        let c = db();
+        // 100,000 points in chunks of 1,500 (as the library's batches
+        // arrive), one spike and one NaN, both alone in their block.
+        let mut pts = series(100_000, 61_234);
+        pts[80_017].value = f64::NAN;
+        pts[30_000].value = f64::NEG_INFINITY;
+        let mut id = 0;
+        for part in pts.chunks(1500) {
+            id = ap(&c, "r", "m", part);
+        }
+        // 400 points: two blocks a bucket; 1000: a block spans two buckets
+        // (summaries only); 4000: finer than blocks (every point decoded).
+        for max in [400, 1000, 4000] {
+            for axis in [Axis::Step, Axis::Time, Axis::Timestamp] {
+                let out = rd(&c, |tx| read(tx, id, axis, Some(max)));
+                assert!(
+                    out.len() <= max && out.len() > max / 4,
+                    "{max}: {}",
+                    out.len()
+                );
+                assert!(out.windows(2).all(|w| axis.x(&w[0]) <= axis.x(&w[1])));
+                assert!(out.iter().any(|p| p.value == 1e9), "{max} {axis:?}: spike");
+                let nan: Vec<i64> = out
+                    .iter()
+                    .filter(|p| p.value.is_nan())
+                    .map(|p| p.step)
+                    .collect();
+                assert_eq!(nan, [80_017], "{max} {axis:?}: the NaN");
+                assert!(
+                    out.iter()
+                        .any(|p| p.value == f64::NEG_INFINITY && p.step == 30_000)
+                );
+            }
+        }
+        // Summaries keep the NaN; the points still give every value back.
+        assert_eq!(rd(&c, |tx| read(tx, id, Axis::Step, None)).len(), 100_000);
+    }
+
+    #[test]
+    fn a_downsampled_read_of_many_nans_stays_within_max_points() {
+        let c = db();
+        let pts: Vec<Point> = series(20_000, 5)
+            .into_iter()
+            .map(|mut p| {
+                if p.step % 3 == 0 {
+                    p.value = f64::NAN;
+                }
+                p
+            })
+            .collect();
+        let id = ap(&c, "r", "m", &pts);
+        for max in [3, 10, 101, 1000, 6000] {
+            let out = rd(&c, |tx| read(tx, id, Axis::Step, Some(max)));
+            assert!(out.len() <= max, "{max}: {}", out.len());
+            assert!(out.iter().any(|p| p.value.is_nan()), "{max}");
+            assert!(out.iter().any(|p| p.value == 1e9), "{max}");
+            assert!(out.windows(2).all(|w| w[0].step <= w[1].step));
+        }
+        // Nothing but NaN: NaNs come back, bounded.
+        let all_nan: Vec<Point> = pts
+            .iter()
+            .map(|p| Point {
+                value: f64::NAN,
+                ..*p
+            })
+            .collect();
+        let id = ap(&c, "r", "n", &all_nan);
+        let out = rd(&c, |tx| read(tx, id, Axis::Step, Some(100)));
+        assert!(!out.is_empty() && out.len() <= 100 && out.iter().all(|p| p.value.is_nan()));
+    }
+
+    #[test]
+    fn summaries_written_before_nans_were_kept_still_read() {
+        let c = db();
+        let pts = series(300_000, 123_457);
+        let id = ap(&c, "r", "m", &pts[..1]);
+        crate::domain::write(&c.1, |tx| {
+            for chunk in pts[1..].chunks(CHUNK_POINTS) {
+                let mut points = Vec::new();
+                encode_packed(chunk, &mut points);
+                let first = chunk[0];
+                let last = chunk[chunk.len() - 1];
+                tx.chunk_insert(
+                    id,
+                    &NewChunk {
+                        count: chunk.len() as i64,
+                        step: (first.step, last.step),
+                        time: (first.time, last.time),
+                        ts: (first.ts, last.ts),
+                        vmin: None,
+                        vmax: None,
+                        vsum: None,
+                        blocks: &old_summary(chunk),
+                        points: &points,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(!nan_kept(&old_summary(&pts[..1000])));
+        for max in [200, 1000, 3000] {
+            let out = rd(&c, |tx| read(tx, id, Axis::Step, Some(max)));
+            assert!(
+                out.len() <= max && out.len() > max / 4,
+                "{max}: {}",
+                out.len()
+            );
+            assert!(out.iter().any(|p| p.value == 1e9));
+            assert!(out.windows(2).all(|w| w[0].step <= w[1].step));
+            let bucket = 300_000 / (max as i64 / 2);
+            assert!(out[0].step < bucket && out[out.len() - 1].step >= 300_000 - bucket);
+        }
     }
 
     #[test]

@@ -180,6 +180,36 @@ test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parame
   await page.screenshot({ path: join(SHOTS, 'ui2-compare-grid.png'), fullPage: true });
 });
 
+test('compare: a long series downsampled keeps its lone spike and shows its lone NaN', async () => {
+  // 20,000 points from the C library (downsampled for the chart): one spike, one NaN.
+  const dir = mkdtempSync(join(scratch, 'long-'));
+  writeFileSync(join(dir, 'long.c'), `#include <math.h>
+#include <simtrack.h>
+int main(void) {
+    simtrack_run *run = NULL;
+    simtrack_init("ui2-long", NULL, NULL, NULL, "/ui2", &run);
+    for (int s = 0; s < 20000; s++) simtrack_log(run, "long", s == 12345 ? NAN : s == 7777 ? 1e6 : sin(s / 500.0), s);
+    return simtrack_finish(run) == SIMTRACK_STATUS_OK ? 0 : 1;
+}
+`);
+  execFileSync('cc', ['-I' + join(REPO, 'include'), join(dir, 'long.c'), '-L' + LIBDIR, '-lsimtrack', '-Wl,-rpath,' + LIBDIR, '-lm', '-o', join(dir, 'long')]);
+  execFileSync(join(dir, 'long'), [], { env: { ...process.env, SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN }, cwd: dir });
+  const ids = [(await api('/api/runs?filters=' + q(['name == ui2-long']) + '&count=1')).body.data[0].id];
+  ids.push(await mkRun({ name: 'ui2-long-finite' }));
+  await postMetrics(ids[1], steps(5000, (s) => ({ long: Math.cos(s / 500) })));
+  await page.goto(URL_ + `/#/compare?ids=${ids.join(',')}&metrics=long`);
+  await waitFor('the chart', () => page.evaluate(() => window.__simtrack.charts.has('long')));
+  const got = await page.evaluate(() => {
+    const u = window.__simtrack.charts.get('long');
+    const ys = u.data[1].filter((v) => v != null);
+    return { n: ys.length, max: Math.max(...ys), nan: [...u.__bad[0]].map(([i, kind]) => [u.data[0][i], kind]), nan1: u.__bad[1].size };
+  });
+  assert.ok(got.n < 20_000 && got.n > 200, `downsampled: ${got.n} points`);
+  assert.equal(got.max, 1e6, 'the spike survives downsampling');
+  assert.deepEqual(got.nan, [[12_345, 'NaN']], 'the NaN is marked at its step');
+  assert.equal(got.nan1, 0);
+});
+
 test('runs table: metadata columns sorted on the server, metric min, page size and jump, CSV, filter language, saved views', async () => {
   const ids = {};
   for (const [name, nx, solver] of [['ui2-t-a', 64, 'jacobi'], ['ui2-t-b', 16, 'gmres'], ['ui2-t-c', 32, 'jacobi']]) {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod notifications;
+pub mod series;
 pub mod session;
 
 use axum::Router;
@@ -184,6 +185,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/audit", get(api::audit))
         .route("/api/ui/runs", get(api::runs))
         .route("/api/ui/metrics/range", get(api::metric_range))
+        .route("/api/ui/metrics/series", get(series::series))
         .route(
             "/api/ui/notifications",
             get(notifications::list).post(notifications::add),
