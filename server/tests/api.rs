@@ -1334,3 +1334,49 @@ fn alert_delay_and_run_tag_auto_assignment() {
         json!([])
     );
 }
+
+#[test]
+fn metadata_under_simvue_merges_key_by_key_and_other_keys_are_replaced() {
+    let (_d, _server, api) = setup(&[]);
+    let run = api.create_run(json!({
+        "name": "units",
+        "metadata": {"solver": {"nx": 64, "scheme": "upwind"}, "simvue": {"metrics": {"u": {"units": "m/s"}}}}
+    }));
+    // Units sent a metric at a time (as the simvue client's set_metric_units
+    // and simtrack_metric_unit do) add up; a key outside `simvue` is
+    // replaced whole, as the Simvue API has it.
+    for body in [
+        json!({"metadata": {"simvue": {"metrics": {"p": {"units": "Pa"}}}}}),
+        json!({"metadata": {"simvue": {"metrics": {"u": {"label": "velocity"}}}}}),
+        json!({"metadata": {"solver": {"nx": 128}}}),
+    ] {
+        let r = api.json("PUT", &format!("/api/runs/{run}"), &body);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let md = api.ok(&format!("/api/runs/{run}"))["metadata"].clone();
+    assert_eq!(
+        md,
+        json!({
+            "solver": {"nx": 128},
+            "simvue": {"metrics": {"u": {"units": "m/s", "label": "velocity"}, "p": {"units": "Pa"}}}
+        })
+    );
+    // A unit sent again replaces the old one and leaves the others.
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{run}"),
+        &json!({"metadata": {"simvue": {"metrics": {"u": {"units": "km/h"}}}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let md = api.ok(&format!("/api/runs/{run}"))["metadata"].clone();
+    assert_eq!(md["simvue"]["metrics"]["u"]["units"], "km/h");
+    assert_eq!(md["simvue"]["metrics"]["p"]["units"], "Pa");
+    // Metadata that is not an object is a clear 4xx and changes nothing.
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{run}"),
+        &json!({"metadata": [1, 2]}),
+    );
+    assert!((400..500).contains(&r.status), "{} {}", r.status, r.text);
+    assert_eq!(api.ok(&format!("/api/runs/{run}"))["metadata"], md);
+}
