@@ -38,6 +38,12 @@ use super::rules::{Matcher, Stream};
 
 /// Bytes one read may return.
 const CHUNK: usize = 256 * 1024;
+/// A read this large (a full stdio buffer, 4 KiB for a pipe) is taken as
+/// part of a burst; see the reader loop.
+const BURST_READ: usize = 4096;
+/// How long a reader lets a burst accumulate in the pipe before reading
+/// again: at most this much later on the terminal, during a burst only.
+const BURST_PAUSE: Duration = Duration::from_micros(200);
 /// Buffers queued between the readers and the parser.
 const QUEUE_CHUNKS: usize = 256;
 
@@ -106,6 +112,15 @@ pub fn spawn_reader(
                 }
                 if tx.send(Chunk { stream, buf, len }).is_err() {
                     break;
+                }
+                // A read of a whole stdio buffer or more means a burst: the
+                // program is writing as fast as it can. Waiting a moment
+                // lets the pipe fill, so the next read takes many of its
+                // writes at once instead of waking this thread (and the
+                // parser, and the spool writer) for each 4 KiB. Lines
+                // written one at a time never wait.
+                if len >= BURST_READ {
+                    std::thread::sleep(BURST_PAUSE);
                 }
             }
         })?;
