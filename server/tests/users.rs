@@ -352,6 +352,29 @@ fn check_route(w: &World, who: &'static str, route: &str) {
                 assert!(r.status == 200 || r.status == 404, "{}", r.status);
             }
         }
+        "/api/ui/metrics/series" => {
+            // One request naming every run: each visible run's series is
+            // there, no other run's id appears.
+            let all: Vec<&String> = w.runs.values().collect();
+            let names: Vec<String> = w.runs.keys().map(|n| format!("m_{n}")).collect();
+            let r = api.get(&format!(
+                "/api/ui/metrics/series?runs={}&metrics={}&xaxis=step",
+                urlencode(&json!(all).to_string()),
+                urlencode(&json!(names).to_string())
+            ));
+            assert_eq!(r.status, 200, "{who}: {}", r.text);
+            let v = r.json();
+            for (name, id) in w.all_runs() {
+                let has = v[format!("m_{name}")].get(id.as_str()).is_some();
+                assert_eq!(has, see.contains(name), "{who} series {name}: {}", r.text);
+                assert_eq!(
+                    r.text.contains(id.as_str()),
+                    see.contains(name),
+                    "{who} series {name}: {}",
+                    r.text
+                );
+            }
+        }
         "/api/metrics/names" => {
             let all: Vec<&String> = w.runs.values().collect();
             let r = api.get(&format!(
