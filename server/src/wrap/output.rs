@@ -140,8 +140,12 @@ pub struct Counts {
     pub event_errors: u64,
 }
 
-/// Bytes of text in one block of lines at most (one spool record).
-const BLOCK_BYTES: usize = 8 << 20;
+/// Bytes of text after which a block of lines takes no further chunk (one
+/// spool record holds at most this plus one [`CHUNK`]). Small enough that a
+/// record is written quickly: a wrapper killed while writing one (SIGKILL,
+/// the OOM killer) loses at most that record's lines from the spool (its
+/// frame fails its checksum and is skipped), not megabytes of them.
+const BLOCK_BYTES: usize = 256 << 10;
 
 /// The parser's state: the unfinished line of each stream, the blocks of
 /// lines not queued for the spool yet.
