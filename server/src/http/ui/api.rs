@@ -239,48 +239,13 @@ pub async fn metric_range(State(st): State<AppState>, caller: Caller, q: Params)
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Arc;
-
-    use axum::http::HeaderMap;
-
     use super::*;
-    use crate::config::ServerConfig;
-    use crate::domain::auth::Auth;
     use crate::domain::metrics::Point;
-
-    fn setup() -> (tempfile::TempDir, AppState, Caller, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = crate::storage::open_embedded(&dir.path().join("store")).unwrap();
-        let store = backend.state.clone();
-        let token = crate::domain::auth::create_token(&*store, "tester", 1).unwrap();
-        let auth = Auth::new(&*store).unwrap();
-        let me = auth
-            .verify(&*store, Some(&format!("Bearer {token}")))
-            .unwrap();
-        let st = AppState {
-            backend,
-            auth: Arc::new(auth),
-            cfg: Arc::new(ServerConfig::new(dir.path().to_path_buf())),
-        };
-        (dir, st, Caller(me), token)
-    }
-
-    fn params(kv: &[(&str, &str)]) -> Params {
-        Params(
-            kv.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<HashMap<_, _>>(),
-        )
-    }
-
-    fn body(r: ApiResult) -> Value {
-        serde_json::from_str(&r.unwrap().body).unwrap()
-    }
+    use crate::http::ui::test_support::{body, create_run, params, setup};
 
     #[tokio::test]
     async fn minted_tokens_are_the_callers_own_and_bounded() {
-        let (_d, st, me, _) = setup();
+        let (_d, st, me) = setup();
         assert_eq!(
             body(whoami(State(st.clone()), me.clone()).await)["user"],
             "tester"
@@ -324,21 +289,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_zoomed_range_keeps_its_detail_and_extremes() {
-        let (_d, st, me, _) = setup();
-        let mut m = serde_json::Map::new();
-        m.insert("name".into(), json!("zoom"));
-        let id = body(
-            crate::http::runs::create(
-                State(st.clone()),
-                me.clone(),
-                HeaderMap::new(),
-                crate::http::JsonObjects(vec![m], false),
-            )
-            .await,
-        )["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (_d, st, me) = setup();
+        let id = create_run(&st, &me, "zoom").await;
         let pts: Vec<Point> = (0..100_000)
             .map(|i| Point {
                 step: i,

@@ -10,6 +10,8 @@ pub mod api;
 pub mod notifications;
 pub mod series;
 pub mod session;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use axum::Router;
 use axum::extract::Path;

@@ -98,54 +98,18 @@ fn columns(out: &mut String, axis: Axis, points: &[Point]) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Arc;
-
-    use axum::http::HeaderMap;
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::config::ServerConfig;
-    use crate::domain::auth::Auth;
-
-    fn setup() -> (tempfile::TempDir, AppState, Caller) {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = crate::storage::open_embedded(&dir.path().join("store")).unwrap();
-        let store = backend.state.clone();
-        let token = crate::domain::auth::create_token(&*store, "tester", 1).unwrap();
-        let auth = Auth::new(&*store).unwrap();
-        let me = auth
-            .verify(&*store, Some(&format!("Bearer {token}")))
-            .unwrap();
-        let st = AppState {
-            backend,
-            auth: Arc::new(auth),
-            cfg: Arc::new(ServerConfig::new(dir.path().to_path_buf())),
-        };
-        (dir, st, Caller(me))
-    }
-
-    async fn run(st: &AppState, me: &Caller, name: &str) -> String {
-        let mut m = serde_json::Map::new();
-        m.insert("name".into(), json!(name));
-        let r = crate::http::runs::create(
-            State(st.clone()),
-            me.clone(),
-            HeaderMap::new(),
-            crate::http::JsonObjects(vec![m], false),
-        )
-        .await
-        .unwrap();
-        serde_json::from_str::<Value>(&r.body).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+    use crate::http::ui::test_support::{body, create_run, params, setup};
 
     #[tokio::test]
     async fn columns_of_downsampled_series_keep_spikes_and_non_finite_values() {
         let (_d, st, me) = setup();
-        let (a, b) = (run(&st, &me, "a").await, run(&st, &me, "b").await);
+        let (a, b) = (
+            create_run(&st, &me, "a").await,
+            create_run(&st, &me, "b").await,
+        );
         let pts: Vec<Point> = (0..100_000)
             .map(|i| Point {
                 step: i,
@@ -170,15 +134,9 @@ mod tests {
             let runs = json!([a, b, "no-such-run"]).to_string();
             let mut all: Vec<(&str, &str)> = vec![("runs", &runs), ("metrics", r#"["m","none"]"#)];
             all.extend_from_slice(kv);
-            let p = Params(
-                all.iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect::<HashMap<_, _>>(),
-            );
-            series(State(st.clone()), me.clone(), p)
+            series(State(st.clone()), me.clone(), params(&all))
         };
-        let r: Value =
-            serde_json::from_str(&ask(&[("max_points", "1000")]).await.unwrap().body).unwrap();
+        let r = body(ask(&[("max_points", "1000")]).await);
         // Unknown metrics answer empty; runs without the metric are left out.
         assert_eq!(r["none"], json!({}));
         assert_eq!(r["m"].as_object().unwrap().len(), 2);
@@ -197,11 +155,9 @@ mod tests {
         assert_eq!(at(json!("Infinity")), 90_000.0);
         assert!(y.contains(&json!(0.0)) && y.contains(&json!(24.75)));
         // Time in seconds since the start; timestamps in seconds since the epoch.
-        let r: Value =
-            serde_json::from_str(&ask(&[("xaxis", "time")]).await.unwrap().body).unwrap();
+        let r = body(ask(&[("xaxis", "time")]).await);
         assert_eq!(r["m"][&b]["x"], json!([0.0, 0.5, 1.0]));
-        let r: Value =
-            serde_json::from_str(&ask(&[("xaxis", "timestamp")]).await.unwrap().body).unwrap();
+        let r = body(ask(&[("xaxis", "timestamp")]).await);
         assert_eq!(
             r["m"][&b]["x"],
             json!([1_700_000_000.0, 1_700_000_000.25, 1_700_000_000.5])
