@@ -37,43 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, bin, wait_for};
-
-fn shared_pg() -> Option<String> {
-    let url = std::env::var("SIMTRACK_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!(
-            "SKIPPED: SIMTRACK_TEST_PG_URL is not set (scripts/test.d/40-postgres.sh sets it)"
-        );
-    }
-    url
-}
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
-}
-
-/// A fresh, empty database on the shared server for scratch dir `dir`.
-fn fresh_database(dir: &Path) -> String {
-    let out = Command::new("sh")
-        .arg(scripts().join("pg-backend.sh"))
-        .arg(dir)
-        .output()
-        .expect("pg-backend.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let args = String::from_utf8(out.stdout).expect("utf-8");
-    args.split_whitespace()
-        .skip_while(|a| *a != "--database")
-        .nth(1)
-        .expect("--database URL")
-        .to_owned()
-}
+use common::{Api, Server, bin, fresh_database, pg_backend_args, scripts, shared_pg, wait_for};
 
 /// One value from `psql`.
 fn psql(url: &str, sql: &str) -> String {
@@ -410,14 +374,8 @@ fn api_at(url: &str, tok: &str, template: &Server) -> Api {
 fn two_replicas_behind_haproxy_survive_a_sigkill_exactly_once() {
     let Some(_) = shared_pg() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new("sh")
-        .arg(scripts().join("pg-backend.sh"))
-        .arg(dir.path())
-        .output()
-        .expect("pg-backend.sh");
-    assert!(out.status.success());
-    let storage = String::from_utf8(out.stdout).expect("utf-8");
-    let storage: Vec<&str> = storage.split_whitespace().collect();
+    let storage = pg_backend_args(dir.path());
+    let storage: Vec<&str> = storage.iter().map(String::as_str).collect();
     let database = storage[1].to_owned();
     let tok = token_for(&database);
     let (pa, pb) = (free_port(), free_port());
@@ -1477,16 +1435,11 @@ fn concurrent_batches_through_two_replicas_apply_exactly_once() {
 
 #[test]
 fn a_write_scoped_to_one_run_changes_nothing_else() {
-    use simtrack_server::storage::postgres::PgStore;
     use simtrack_server::storage::{Outcome, RunScope, StateStore};
     let Some(_) = shared_pg() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let database = fresh_database(dir.path());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let store = rt.block_on(PgStore::open(&database)).expect("open");
+    let (_rt, store) = common::open_pg(&database);
     let scope = RunScope {
         run: "r1",
         idem: Some(("tok", "k1")),

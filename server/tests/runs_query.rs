@@ -8,8 +8,8 @@
 //! (or count) a run it must not. Runs on SQLite always, and on PostgreSQL
 //! when `SIMTRACK_TEST_PG_URL` is set (scripts/test.d/40-postgres.sh).
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -324,43 +324,10 @@ fn sql_run_queries_answer_as_the_scan_does_on_sqlite() {
 
 #[test]
 fn sql_run_queries_answer_as_the_scan_does_on_postgres() {
-    let Some(url) = std::env::var("SIMTRACK_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!(
-            "SKIPPED: SIMTRACK_TEST_PG_URL is not set (scripts/test.d/40-postgres.sh sets it)"
-        );
-        return;
-    };
-    let _ = url;
+    let Some(_) = common::shared_pg() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let database = fresh_database(dir.path());
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let store = rt
-        .block_on(simtrack_server::storage::postgres::PgStore::open(&database))
-        .expect("open");
+    let database = common::fresh_database(dir.path());
+    let (_rt, store) = common::open_pg(&database);
     let store: Arc<dyn StateStore> = Arc::new(store);
     compare(&*store);
-}
-
-/// A fresh, empty database on the shared server for scratch dir `dir`.
-fn fresh_database(dir: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-backend.sh");
-    let out = Command::new("sh")
-        .arg(script)
-        .arg(dir)
-        .output()
-        .expect("pg-backend.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let args = String::from_utf8(out.stdout).expect("utf-8");
-    args.split_whitespace()
-        .skip_while(|a| *a != "--database")
-        .nth(1)
-        .expect("--database URL")
-        .to_owned()
 }

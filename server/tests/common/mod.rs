@@ -8,6 +8,9 @@
 //! that prints the storage arguments to use instead (for example
 //! `--database postgres://... --blobs s3://...`), the same ones every time
 //! it is given the same DIR. See docs/storage-backends.md.
+//!
+//! The PostgreSQL-only tests (`shared_pg` and below) take a fresh database
+//! on the server `SIMTRACK_TEST_PG_URL` names from scripts/pg-backend.sh.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
@@ -357,4 +360,74 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `SIMTRACK_TEST_PG_URL`: the shared PostgreSQL server (a URL without a
+/// database name) that the PostgreSQL-only tests need; `None`, saying the
+/// test is skipped, when it is not set.
+pub fn shared_pg() -> Option<String> {
+    let url = std::env::var("SIMTRACK_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "SKIPPED: SIMTRACK_TEST_PG_URL is not set (scripts/test.d/40-postgres.sh sets it)"
+        );
+    }
+    url
+}
+
+/// The repository's `scripts/` directory.
+pub fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
+/// The storage arguments scripts/pg-backend.sh prints for scratch dir
+/// `dir` (`--database URL --blobs WHERE`), whatever
+/// `SIMTRACK_TEST_BACKEND` says; the database is created, empty, on first
+/// use.
+pub fn pg_backend_args(dir: &Path) -> Vec<String> {
+    let out = Command::new("sh")
+        .arg(scripts().join("pg-backend.sh"))
+        .arg(dir)
+        .output()
+        .expect("pg-backend.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A fresh, empty database on the shared server for scratch dir `dir`.
+pub fn fresh_database(dir: &Path) -> String {
+    pg_backend_args(dir)
+        .into_iter()
+        .skip_while(|a| a != "--database")
+        .nth(1)
+        .expect("--database URL")
+}
+
+/// The PostgreSQL state store on `database`, opened on a runtime of its
+/// own that must outlive it: bind both, runtime first (`let (_rt, store)`),
+/// so the store is dropped before its runtime.
+pub fn open_pg(
+    database: &str,
+) -> (
+    tokio::runtime::Runtime,
+    simtrack_server::storage::postgres::PgStore,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = rt
+        .block_on(simtrack_server::storage::postgres::PgStore::open(database))
+        .expect("open");
+    (rt, store)
 }
