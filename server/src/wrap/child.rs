@@ -94,6 +94,48 @@ pub fn take_received() -> Vec<libc::c_int> {
         .collect()
 }
 
+/// Waits for the child's exit with a timeout: on a pidfd (Linux 5.3 and
+/// later), which wakes the wait the moment the child ends; elsewhere in 5 ms
+/// steps, so the wrapper's exit follows the program's by at most that.
+pub struct ExitWait {
+    pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl ExitWait {
+    pub fn new(pid: u32) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new
+        // descriptor (owned from here on) or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: a descriptor we were just given and nobody else owns.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) }
+        });
+        ExitWait { pidfd }
+    }
+
+    /// Returns when the child may have ended, a signal arrived, or `until`
+    /// came (whichever is first; early returns are harmless).
+    pub fn wait_until(&self, until: std::time::Instant) {
+        use std::os::fd::AsRawFd;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let Some(fd) = &self.pidfd else {
+            std::thread::sleep(left.min(std::time::Duration::from_millis(5)));
+            return;
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // Rounded up, so a wait never ends just before `until`.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd; a signal ends the wait early (EINTR),
+        // which is what we want.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
+}
+
 /// Whether the wrapper's stdin is a terminal.
 pub fn stdin_is_tty() -> bool {
     // SAFETY: isatty only inspects the descriptor.

@@ -223,6 +223,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     ));
 
     let (tx, rx) = output::queue();
+    let (ended, readers_ended) = std::sync::mpsc::channel::<()>();
     let mut readers = Vec::new();
     let mut returns = [None, None];
     for (stream, pipe) in [
@@ -238,7 +239,13 @@ pub fn main(args: RunArgs) -> ExitCode {
         let Some(pipe) = pipe else { continue };
         output::widen_pipe(&pipe);
         let started = output::terminal(stream).and_then(|sink| {
-            output::spawn_reader(std::fs::File::from(pipe), sink, stream, tx.clone())
+            output::spawn_reader(
+                std::fs::File::from(pipe),
+                sink,
+                stream,
+                tx.clone(),
+                ended.clone(),
+            )
         });
         match started {
             Ok((thread, back)) => {
@@ -249,6 +256,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     }
     drop(tx);
+    drop(ended);
 
     let mut matcher = Matcher::new(rules);
     let give_up = AtomicBool::new(false);
@@ -259,12 +267,17 @@ pub fn main(args: RunArgs) -> ExitCode {
         // Grandchildren may hold the pipes open after the child is gone:
         // wait a little for them, then stop waiting (readers end with them).
         let deadline = Instant::now() + Duration::from_secs(2);
-        while readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let all_read = readers.iter().all(|r| r.is_finished());
+        // Every reader has ended once the channel is disconnected.
+        let all_read = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match readers_ended.recv_timeout(left) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break false,
+            }
+        };
         for r in readers.drain(..) {
-            if r.is_finished() {
+            if all_read || r.is_finished() {
                 let _ = r.join();
             }
         }
@@ -461,6 +474,7 @@ fn supervise(
     stop: &mut Option<Stop>,
 ) -> std::process::ExitStatus {
     let pid = proc.id();
+    let exit_wait = child::ExitWait::new(pid);
     let mut kill_at: Option<Instant> = None;
     let mut next_sample = Instant::now();
     let mut last_cpu: Option<(Instant, f64)> = None;
@@ -524,10 +538,21 @@ fn supervise(
                 let _ = run.log("resources/processes", u.processes as f64, -1);
             }
         }
-        // Short: the wrapper's exit follows the program's by this much.
-        std::thread::sleep(Duration::from_millis(5));
+        // Until the child ends (at once, with a pidfd), a signal comes
+        // (the wait is interrupted), or the next thing to do is due.
+        let mut due = Instant::now() + POLL_EVERY;
+        if let Some(t) = kill_at {
+            due = due.min(t);
+        }
+        if resources_every.is_some() {
+            due = due.min(next_sample);
+        }
+        exit_wait.wait_until(due);
     }
 }
+
+/// How often the supervisor looks for an abort request while the child runs.
+const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// A stopping signal (SIGTERM, SIGINT, SIGHUP) the wrapper received from
 /// outside, and when (Unix seconds).

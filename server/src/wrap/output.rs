@@ -81,12 +81,15 @@ pub struct Chunk {
 pub type Returns = Sender<Vec<u8>>;
 
 /// Spawns a reader copying `src` to `sink` and queueing what it read;
-/// returns the thread and where the parser hands its buffers back.
+/// returns the thread and where the parser hands its buffers back. The
+/// thread drops `ended` when it ends (at the end of `src`), so whoever holds
+/// its receiver learns that at once.
 pub fn spawn_reader(
     mut src: impl Read + Send + 'static,
     mut sink: impl Write + Send + 'static,
     stream: Stream,
     tx: SyncSender<Chunk>,
+    ended: Sender<()>,
 ) -> std::io::Result<(JoinHandle<()>, Returns)> {
     let name = match stream {
         Stream::Stdout => "simtrack-stdout",
@@ -96,6 +99,7 @@ pub fn spawn_reader(
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
+            let _ended = ended;
             let mut pass = true;
             loop {
                 let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
