@@ -10,6 +10,8 @@
 #   file     the program writing to a file, as a batch job's stdout usually
 #            is (a third baseline)
 #   offline  simtrack run, every line an event in the local spool
+#   offline>file  the same with the wrapper's output going to a file, as a
+#            batch job's does: compare with `file`
 #   online   simtrack run against a local `simtrack server`, until the
 #            wrapper exits: the spool synced and the final status on the
 #            server; a backlog over 1 MB is uploaded by the background
@@ -42,8 +44,10 @@ cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
    server/tests/wrap/residuals.c -o "$tmp/prog"
 
 # One measurement: "wall user+sys" in seconds (GNU time, children included).
+# Output goes to $out (/dev/null unless a case sets it).
+out=/dev/null
 measure() {
-  /usr/bin/time -f '%e %U %S' -o "$tmp/t" "$@" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+  /usr/bin/time -f '%e %U %S' -o "$tmp/t" "$@" >"$out" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
   awk '{printf "%.3f %.3f\n", $1, $2 + $3}' "$tmp/t"
 }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
@@ -52,7 +56,7 @@ run_case() { # name, command...
   local name=$1; shift
   : > "$tmp/walls"; : > "$tmp/cpus"; : > "$tmp/inners"
   for _ in $(seq "$reps"); do
-    rm -rf "$tmp/spool" "$tmp/inner"
+    rm -rf "$tmp/spool" "$tmp/inner" "$tmp/out"
     read -r wall cpu < <(measure "$@")
     echo "$wall" >> "$tmp/walls"; echo "$cpu" >> "$tmp/cpus"
     if [ -s "$tmp/inner" ]; then tail -n1 "$tmp/inner" >> "$tmp/inners"; else echo "$wall" >> "$tmp/inners"; fi
@@ -60,7 +64,7 @@ run_case() { # name, command...
   local w c i
   w=$(median < "$tmp/walls"); c=$(median < "$tmp/cpus"); i=$(median < "$tmp/inners")
   echo "$name $w $c $i" >> "$tmp/results"
-  printf '%-8s wall %6.3f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
+  printf '%-13s wall %6.3f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
 }
 
 echo "== $lines lines, median of $reps (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -70,6 +74,11 @@ run_case file sh -c '"$1" burst "$2" >"$3"' sh "$tmp/prog" "$lines" "$tmp/out"
 rm -f "$tmp/out"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
   run_case offline "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+out="$tmp/out"
+SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
+  run_case offline\>file "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+out=/dev/null
+rm -f "$tmp/out"
 
 "$bin" token create --data "$tmp/data" --name bench > "$tmp/token"
 "$bin" server --data "$tmp/data" --listen 127.0.0.1:0 > "$tmp/server.out" 2>&1 &
@@ -87,7 +96,7 @@ awk -v lines="$lines" '
     split("bare pipe file", bases, " ")
     for (k in w) for (j = 1; j <= 3; j++) {
       b = bases[j]
-      printf "%-8s wall %+.3f s vs %s (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw[b], b, i[k] - bw[b], 1000 * (c[k] - bc[b]) / (lines / 1000)
+      printf "%-13s wall %+.3f s (%+.1f%%) vs %s (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw[b], 100 * (w[k] - bw[b]) / bw[b], b, i[k] - bw[b], 1000 * (c[k] - bc[b]) / (lines / 1000)
     }
   }' "$tmp/results"
 
