@@ -746,3 +746,49 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A terminal (here a pipe) that stops taking the output does not hold the
+/// program up: the wrapper keeps reading the program's pipes and keeps what
+/// it has not passed on yet, so the program finishes while nothing of its
+/// output has been read; then every line reaches the terminal, in order,
+/// and the spool.
+#[test]
+fn a_terminal_that_stops_reading_does_not_hold_the_program_up() {
+    use std::io::Read;
+    let rig = Rig::new();
+    let exe = rig.exe();
+    // 200,000 lines (2.3 MB): far more than the wrapper's stdout pipe
+    // (64 KiB) and the program's own pipe (1 MiB) hold together.
+    let script = format!("'{exe}' burst 200000 && touch done");
+    let mut child = rig
+        .wrapper(false, &["--name", "stalled", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simtrack run");
+    let done = rig.path("work/done");
+    let finished = wait_for(Duration::from_secs(60), || done.exists().then_some(()));
+    // Read now in any case, so a failure does not leave the wrapper stuck.
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut out)
+        .expect("read");
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert!(
+        finished.is_some(),
+        "the program was held up while the wrapper's stdout was not read"
+    );
+    assert!(status.success(), "{status:?}");
+    let lines: Vec<&[u8]> = out.split(|b| *b == b'\n').collect();
+    assert_eq!(lines.len(), 200_001, "200,000 lines and nothing after");
+    for k in [1usize, 5_000, 100_000, 200_000] {
+        assert_eq!(lines[k - 1], format!("line {k}").as_bytes(), "line {k}");
+    }
+    sync(&rig);
+    let id = rig.id_of("stalled");
+    // The lines, "started" and "exited" from the wrapper, "status changed".
+    assert_eq!(rig.event_count(&id), 200_003);
+}

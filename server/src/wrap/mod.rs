@@ -223,7 +223,19 @@ pub fn main(args: RunArgs) -> ExitCode {
     ));
 
     let (tx, rx) = output::queue();
+    let (pass_tx, pass_rx) = output::queue();
     let (ended, readers_ended) = std::sync::mpsc::channel::<()>();
+    let sinks = [
+        output::terminal(Stream::Stdout),
+        output::terminal(Stream::Stderr),
+    ]
+    .map(|sink| {
+        sink.map_err(|e| say(&format!("cannot copy the program's output: {e}")))
+            .ok()
+    });
+    if let Err(e) = output::spawn_pass_through(pass_rx, sinks, tx) {
+        say(&format!("cannot read the program's output: {e}"));
+    }
     let mut readers = Vec::new();
     let mut returns = [None, None];
     for (stream, pipe) in [
@@ -238,15 +250,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     ] {
         let Some(pipe) = pipe else { continue };
         output::widen_pipe(&pipe);
-        let started = output::terminal(stream).and_then(|sink| {
-            output::spawn_reader(
-                std::fs::File::from(pipe),
-                sink,
-                stream,
-                tx.clone(),
-                ended.clone(),
-            )
-        });
+        let started = output::spawn_reader(
+            std::fs::File::from(pipe),
+            stream,
+            pass_tx.clone(),
+            ended.clone(),
+        );
         match started {
             Ok((thread, back)) => {
                 readers.push(thread);
@@ -255,7 +264,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             Err(e) => say(&format!("cannot read the program's output: {e}")),
         }
     }
-    drop(tx);
+    drop(pass_tx);
     drop(ended);
 
     let mut matcher = Matcher::new(rules);

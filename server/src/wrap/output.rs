@@ -2,9 +2,10 @@
 //! recorded line by line as events and metrics.
 //!
 //! One reader thread per stream reads as much as the pipe holds (up to
-//! [`CHUNK`]), writes it straight to the terminal's descriptor (no buffer,
-//! no flush: the wrapper adds no delay to what the user sees), then queues
-//! the buffer for one parser thread. The parser splits lines with `memchr`,
+//! [`CHUNK`]) and queues the buffer for a pass-through thread, which writes
+//! it straight to our own stdout or stderr descriptor (no buffer, no flush:
+//! the wrapper adds no delay to what the user sees) and hands it on to one
+//! parser thread. The parser splits lines with `memchr`,
 //! applies the rules (only when there are any; see [`Matcher`]) and records
 //! events: a stdout line at the level it announces (`info` unless it starts
 //! like `WARNING:`), a stderr line at `error` (or the level it announces),
@@ -17,9 +18,9 @@
 //! copying it and one byte of length: no allocation, no encoding, and the
 //! UTF-8 check runs over the whole read at once. Buffers go back to their
 //! reader, so a burst allocates nothing per read either.
-//! The queue holds at most [`QUEUE_CHUNKS`] buffers: only if the parser ever
-//! falls that far behind (64 MiB) does the reader wait for it, so output is
-//! never lost, and the terminal still got every byte read so far.
+//! Each queue holds at most [`QUEUE_CHUNKS`] buffers: only if the terminal
+//! or the parser ever falls that far behind (64 MiB) does a reader wait, so
+//! output is never lost.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -80,13 +81,12 @@ pub struct Chunk {
 /// The parser's way back to a reader: emptied buffers.
 pub type Returns = Sender<Vec<u8>>;
 
-/// Spawns a reader copying `src` to `sink` and queueing what it read;
-/// returns the thread and where the parser hands its buffers back. The
-/// thread drops `ended` when it ends (at the end of `src`), so whoever holds
-/// its receiver learns that at once.
+/// Spawns a reader of `src` queueing what it read for the pass-through
+/// thread; returns the thread and where the parser hands its buffers back.
+/// The thread drops `ended` when it ends (at the end of `src`), so whoever
+/// holds its receiver learns that at once.
 pub fn spawn_reader(
     mut src: impl Read + Send + 'static,
-    mut sink: impl Write + Send + 'static,
     stream: Stream,
     tx: SyncSender<Chunk>,
     ended: Sender<()>,
@@ -100,7 +100,6 @@ pub fn spawn_reader(
         .name(name.to_owned())
         .spawn(move || {
             let _ended = ended;
-            let mut pass = true;
             loop {
                 let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
                 let len = match src.read(&mut buf) {
@@ -109,11 +108,6 @@ pub fn spawn_reader(
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 };
-                // A closed terminal (`simtrack run ... | head`) stops the
-                // copy, not the recording.
-                if pass && sink.write_all(&buf[..len]).is_err() {
-                    pass = false;
-                }
                 if tx.send(Chunk { stream, buf, len }).is_err() {
                     break;
                 }
@@ -129,6 +123,35 @@ pub fn spawn_reader(
             }
         })?;
     Ok((thread, back))
+}
+
+/// Spawns the thread that copies what the readers read to our stdout and
+/// stderr (`sinks`, in that order), then hands it on to the parser (`tx`).
+/// The copy is off the readers' threads: a terminal or file that is slow to
+/// take the output (a busy parallel file system, a paused pager) holds up
+/// this thread, not the reading of the program's pipes, so the program goes
+/// on writing while up to [`QUEUE_CHUNKS`] buffers wait here. A sink that
+/// fails (`simtrack run ... | head`) stops its copy, not the recording.
+pub fn spawn_pass_through(
+    rx: Receiver<Chunk>,
+    mut sinks: [Option<File>; 2],
+    tx: SyncSender<Chunk>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("simtrack-output".to_owned())
+        .spawn(move || {
+            for chunk in rx {
+                let sink = &mut sinks[chunk.stream as usize];
+                if let Some(f) = sink
+                    && f.write_all(&chunk.buf[..chunk.len]).is_err()
+                {
+                    *sink = None;
+                }
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+        })
 }
 
 /// The queue between the readers and the parser.
