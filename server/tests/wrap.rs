@@ -792,3 +792,144 @@ fn a_terminal_that_stops_reading_does_not_hold_the_program_up() {
     // The lines, "started" and "exited" from the wrapper, "status changed".
     assert_eq!(rig.event_count(&id), 200_003);
 }
+
+/// A new pseudo-terminal (the test's own, standing for the user's).
+fn open_terminal() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: openpty fills two descriptors, owned at once below.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: fresh descriptors nobody else owns.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(m),
+            std::os::fd::OwnedFd::from_raw_fd(s),
+        )
+    }
+}
+
+/// Run from a terminal, the program gets a terminal as stdout, so it prints
+/// line by line as it would without the wrapper: its lines reach the user
+/// (and the run) while it runs, not in 4 KiB blocks or at its exit. Behind
+/// a plain pipe, "waiting" would stay in the program's buffer until it ends.
+#[test]
+fn from_a_terminal_the_program_prints_line_by_line_as_it_would_alone() {
+    use std::io::Read;
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let go = rig.path("work/go");
+    let (mut terminal, user_end) = open_terminal();
+    let mut cmd = rig.wrapper(
+        false,
+        &[
+            "--name",
+            "tty",
+            "--",
+            &exe,
+            "tty",
+            go.to_str().expect("utf-8"),
+        ],
+    );
+    cmd.stdout(Stdio::from(user_end)).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("simtrack run");
+    drop(cmd);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the wrapper has closed the terminal.
+        while let Ok(n) = terminal.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !text(&seen).contains("waiting") && Instant::now() < deadline {
+        if let Ok(b) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.extend(b);
+        }
+    }
+    let waiting_while_running = text(&seen).contains("waiting");
+    std::fs::write(&go, "").expect("go");
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    reader.join().expect("reader");
+    seen.extend(rx.try_iter().flatten());
+    assert!(
+        waiting_while_running,
+        "\"waiting\" did not reach the terminal while the program ran: {:?}",
+        text(&seen)
+    );
+    assert!(status.success(), "{status:?}");
+    // The user's terminal turns each \n into \r\n, as it does for any program.
+    assert_eq!(text(&seen).replace('\r', ""), "isatty=1\nwaiting\ndone\n");
+    sync(&rig);
+    let id = rig.id_of("tty");
+    let lines: Vec<String> = leveled_events(&rig, &id)
+        .into_iter()
+        .map(|(m, _)| m)
+        .filter(|m| !m.starts_with("simtrack run:"))
+        .collect();
+    assert_eq!(lines, ["isatty=1", "waiting", "done"]);
+}
+
+/// `--pty always` gives the program a terminal in a batch job too; the
+/// bytes pass through unchanged (no \r added) and a burst loses nothing.
+/// `--pty never` keeps a pipe even on a terminal.
+#[test]
+fn pty_always_and_never_are_obeyed_and_a_burst_through_a_terminal_is_whole() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let go = rig.path("work/go");
+    std::fs::write(&go, "").expect("go");
+    let go = go.to_str().expect("utf-8");
+    let out = rig
+        .wrapper(false, &["--pty", "always", "--", &exe, "tty", go])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "isatty=1\nwaiting\ndone\n");
+
+    let (_terminal, user_end) = open_terminal();
+    let out = rig
+        .wrapper(false, &["--pty", "never", "--", &exe, "tty", go])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(user_end))
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "isatty=0\nwaiting\ndone\n");
+
+    let out = rig
+        .wrapper(
+            false,
+            &[
+                "--name",
+                "pty-burst",
+                "--pty",
+                "always",
+                "--",
+                &exe,
+                "burst",
+                "100000",
+            ],
+        )
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<&[u8]> = out.stdout.split(|b| *b == b'\n').collect();
+    assert_eq!(lines.len(), 100_001, "100,000 lines and nothing after");
+    assert_eq!(lines[99_999], b"line 100000");
+    sync(&rig);
+    let id = rig.id_of("pty-burst");
+    assert_eq!(rig.event_count(&id), 100_003);
+}

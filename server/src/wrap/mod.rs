@@ -9,6 +9,7 @@
 
 mod child;
 mod output;
+mod pty;
 mod rules;
 
 use std::collections::BTreeMap;
@@ -64,6 +65,10 @@ pub struct RunArgs {
     /// Seconds between SIGTERM and SIGKILL when the run is aborted.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     kill_after: f64,
+    /// Whether the program's stdout is a pseudo-terminal, so it prints line
+    /// by line: auto = when simtrack's own stdout is a terminal.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pty: pty::When,
     /// The program and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -189,10 +194,24 @@ pub fn main(args: RunArgs) -> ExitCode {
 
     child::install_handlers();
     let own_group = !child::stdin_is_tty();
+    let mut master = None;
+    let stdout = match args.pty.wanted().then(pty::open) {
+        Some(Ok(p)) => {
+            master = Some(p.master);
+            Stdio::from(p.slave)
+        }
+        Some(Err(e)) => {
+            say(&format!(
+                "cannot open a pseudo-terminal ({e}); the program's stdout is a pipe"
+            ));
+            Stdio::piped()
+        }
+        None => Stdio::piped(),
+    };
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     if own_group {
         cmd.process_group(0);
@@ -215,6 +234,9 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    // Our copy of the terminal's program end: once the program and its
+    // children have closed theirs, reading the other end ends.
+    drop(cmd);
     let pid = proc.id();
     child::set_target(pid, own_group);
     let _ = run.event(&format!(
@@ -238,24 +260,23 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
     let mut readers = Vec::new();
     let mut returns = [None, None];
-    for (stream, pipe) in [
+    let pipe = |fd: Option<std::os::fd::OwnedFd>| {
+        fd.map(|fd| {
+            output::widen_pipe(&fd);
+            output::Source::pipe(fd)
+        })
+    };
+    for (stream, source) in [
         (
             Stream::Stdout,
-            proc.stdout.take().map(std::os::fd::OwnedFd::from),
+            master
+                .map(output::Source::terminal)
+                .or_else(|| pipe(proc.stdout.take().map(Into::into))),
         ),
-        (
-            Stream::Stderr,
-            proc.stderr.take().map(std::os::fd::OwnedFd::from),
-        ),
+        (Stream::Stderr, pipe(proc.stderr.take().map(Into::into))),
     ] {
-        let Some(pipe) = pipe else { continue };
-        output::widen_pipe(&pipe);
-        let started = output::spawn_reader(
-            std::fs::File::from(pipe),
-            stream,
-            pass_tx.clone(),
-            ended.clone(),
-        );
+        let Some(source) = source else { continue };
+        let started = output::spawn_reader(source, stream, pass_tx.clone(), ended.clone());
         match started {
             Ok((thread, back)) => {
                 readers.push(thread);

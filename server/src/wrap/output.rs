@@ -24,6 +24,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
@@ -86,7 +87,7 @@ pub type Returns = Sender<Vec<u8>>;
 /// The thread drops `ended` when it ends (at the end of `src`), so whoever
 /// holds its receiver learns that at once.
 pub fn spawn_reader(
-    mut src: impl Read + Send + 'static,
+    mut src: Source,
     stream: Stream,
     tx: SyncSender<Chunk>,
     ended: Sender<()>,
@@ -106,6 +107,8 @@ pub fn spawn_reader(
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // A terminal's end reads EIO once the program's end is
+                    // closed everywhere: the end of the output.
                     Err(_) => break,
                 };
                 if tx.send(Chunk { stream, buf, len }).is_err() {
@@ -115,9 +118,10 @@ pub fn spawn_reader(
                 // program is writing as fast as it can. Waiting a moment
                 // lets the pipe fill, so the next read takes many of its
                 // writes at once instead of waking this thread (and the
-                // parser, and the spool writer) for each 4 KiB. Lines
-                // written one at a time never wait.
-                if len >= BURST_READ {
+                // parser, and the spool writer) for each 4 KiB. A program
+                // on a terminal writes line by line: any read may be part
+                // of a burst there. Lines written one at a time never wait.
+                if len >= BURST_READ || src.is_terminal {
                     std::thread::sleep(BURST_PAUSE);
                 }
             }
@@ -152,6 +156,65 @@ pub fn spawn_pass_through(
                 }
             }
         })
+}
+
+/// What a reader reads: a pipe, or the wrapper's end of a pseudo-terminal
+/// ([`super::pty`]), which is read without blocking until it is empty (one
+/// read of a terminal returns at most 4 KiB).
+pub struct Source {
+    file: File,
+    is_terminal: bool,
+}
+
+impl Source {
+    pub fn pipe(fd: OwnedFd) -> Source {
+        Source {
+            file: File::from(fd),
+            is_terminal: false,
+        }
+    }
+
+    pub fn terminal(fd: OwnedFd) -> Source {
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Source {
+            file: File::from(fd),
+            is_terminal: true,
+        }
+    }
+
+    /// Reads what there is into `buf` (waiting for something first): `Ok(0)`
+    /// at the end.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.is_terminal {
+            return self.file.read(buf);
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; no timeout.
+        if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut len = 0;
+        while len < buf.len() {
+            match self.file.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // The end (EIO): what was read first is returned first.
+                Err(_) if len > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(len)
+    }
 }
 
 /// The queue between the readers and the parser.

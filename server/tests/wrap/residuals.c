@@ -7,11 +7,15 @@
  *   burst  prints N lines ("line <i>") as fast as it can, N = argv[2], exit 0
  *   stubborn  ignores SIGTERM, prints "ready", then sleeps forever
  *   sleep  prints "ready", then sleeps until a signal kills it
+ *   tty    prints "isatty=<0|1>" (whether stdout is a terminal) and
+ *          "waiting", without flushing, then waits until the file argv[2]
+ *          exists (at most 60 s), prints "done", exit 0
  * Values are printed with %.17g so they round-trip exactly. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
@@ -21,6 +25,16 @@ int main(int argc, char **argv) {
         for (long i = 1; i <= n; i++) {
             printf("line %ld\n", i);
         }
+        return 0;
+    }
+    if (strcmp(mode, "tty") == 0 && argc > 2) {
+        printf("isatty=%d\n", isatty(1));
+        printf("waiting\n");
+        struct timespec tick = {0, 10000000};
+        for (int i = 0; i < 6000 && access(argv[2], F_OK) != 0; i++) {
+            nanosleep(&tick, NULL);
+        }
+        printf("done\n");
         return 0;
     }
     if (strcmp(mode, "stubborn") == 0 || strcmp(mode, "sleep") == 0) {

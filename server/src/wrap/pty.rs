@@ -1,0 +1,119 @@
+//! A pseudo-terminal for the program's stdout.
+//!
+//! A C or Fortran runtime buffers stdout by what it is: line by line on a
+//! terminal, in 4 KiB blocks on a pipe or a file. Behind a plain pipe, a
+//! program run from a terminal would therefore print in blocks, late, and
+//! its lines would reach the run (and the rules' metrics) only when a block
+//! filled. With `--pty auto` (the default) the program's stdout is a
+//! pseudo-terminal whenever the wrapper's own stdout is a terminal, so it
+//! buffers exactly as it would have without the wrapper; in a batch job
+//! (stdout a file) it gets a pipe, as it would have a file. `--pty always`
+//! asks for line-by-line output in a batch job too (at the price of one
+//! write per line in the program), `--pty never` for a pipe everywhere.
+//!
+//! The terminal's output processing is turned off (no `\n` → `\r\n`), so
+//! the bytes are passed through and recorded unchanged; its size is the
+//! wrapper's terminal's. stdin and stderr are not changed.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// When the program's stdout is a pseudo-terminal.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// When the wrapper's own stdout is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+impl When {
+    /// Whether to give the program a pseudo-terminal now.
+    pub fn wanted(self) -> bool {
+        match self {
+            When::Always => true,
+            When::Never => false,
+            // SAFETY: isatty only inspects the descriptor.
+            When::Auto => unsafe { libc::isatty(1) == 1 },
+        }
+    }
+}
+
+/// Both ends of a new pseudo-terminal: the wrapper reads `master`, the
+/// program writes `slave`.
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Opens a pseudo-terminal with output processing off, sized as the
+/// wrapper's stdout if that is a terminal.
+pub fn open() -> io::Result<Pty> {
+    // SAFETY: each call gets valid arguments; every descriptor returned is
+    // owned at once, so it is closed on every path.
+    unsafe {
+        let m = check(libc::posix_openpt(
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        ))?;
+        let master = OwnedFd::from_raw_fd(m);
+        check(libc::grantpt(m))?;
+        check(libc::unlockpt(m))?;
+        let mut name = [0 as libc::c_char; 128];
+        let r = libc::ptsname_r(m, name.as_mut_ptr(), name.len());
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        let path = CStr::from_ptr(name.as_ptr());
+        let s = check(libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        ))?;
+        let slave = OwnedFd::from_raw_fd(s);
+        let mut t: libc::termios = std::mem::zeroed();
+        check(libc::tcgetattr(s, &mut t))?;
+        t.c_oflag &= !libc::OPOST;
+        check(libc::tcsetattr(s, libc::TCSANOW, &t))?;
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+        Ok(Pty { master, slave })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn bytes_written_to_the_slave_read_back_unchanged_from_the_master() {
+        let p = open().expect("pty");
+        // SAFETY: isatty only inspects the descriptor.
+        assert_eq!(unsafe { libc::isatty(p.slave.as_raw_fd()) }, 1);
+        let mut w = std::fs::File::from(p.slave);
+        w.write_all(b"a\nb\r\n").expect("write");
+        drop(w);
+        let mut r = std::fs::File::from(p.master);
+        let mut got = Vec::new();
+        // The master reads what was written, then fails (EIO) once no
+        // slave is open.
+        let mut buf = [0u8; 64];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"a\nb\r\n");
+    }
+}
