@@ -16,9 +16,10 @@
 #            wrapper exits: the spool synced and the final status on the
 #            server; a backlog over 1 MB is uploaded by the background
 #            `simtrack sync --run ID` the wrapper starts (docs/run.md)
-# Each is run REPS times (default 5); the median is printed. "child" is the
-# wall time of the program itself (GNU time inside the wrapper): whether the
-# wrapper slows the program down, apart from the wait for delivery at the end.
+# Each is run REPS times (default 5); the median is printed. With
+# CHILD_TIME=1, "child" is the wall time of the program itself (GNU time
+# inside the wrapper): whether the wrapper slows the program down, apart from
+# the wait for delivery at the end (else it repeats the wall time).
 # The wrapper's added wall time and CPU are printed against each baseline;
 # "true" is the fixed cost: `simtrack run -- true` offline, median of REPS
 # rounds of 10 runs, per run.
@@ -34,6 +35,10 @@ fi
 lines=${LINES_OUT:-1000000}
 reps=${REPS:-5}
 tmp=$(mktemp -d)
+# CHILD_TIME=1: also time the program inside the wrapper (GNU time, 10 ms
+# steps; its fork and exec add about a millisecond to the wrapped cases).
+inner=()
+if [ "${CHILD_TIME:-0}" = 1 ]; then inner=(/usr/bin/time -f %e -o "$tmp/inner"); fi
 server_pid=
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
@@ -46,25 +51,41 @@ cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
 # One measurement: "wall user+sys" in seconds (GNU time, children included).
 # Output goes to $out (/dev/null unless a case sets it).
 out=/dev/null
+# Wall time from the clock in ns (GNU time's %e has 10 ms steps).
 measure() {
-  /usr/bin/time -f '%e %U %S' -o "$tmp/t" "$@" >"$out" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
-  awk '{printf "%.3f %.3f\n", $1, $2 + $3}' "$tmp/t"
+  local t0 t1
+  t0=$(date +%s%N)
+  /usr/bin/time -f '%U %S' -o "$tmp/t" "$@" >"$out" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+  t1=$(date +%s%N)
+  awk -v ns=$((t1 - t0)) '{printf "%.4f %.3f\n", ns / 1e9, $1 + $2}' "$tmp/t"
 }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 run_case() { # name, command...
   local name=$1; shift
   : > "$tmp/walls"; : > "$tmp/cpus"; : > "$tmp/inners"
+  : > "$tmp/delivered"
   for _ in $(seq "$reps"); do
     rm -rf "$tmp/spool" "$tmp/inner" "$tmp/out"
     read -r wall cpu < <(measure "$@")
+    # Online, the wrapper may leave the rest of the upload to a background
+    # `simtrack sync`: wait for it (so it neither competes with the next
+    # round nor loses its spool) and note when everything was delivered.
+    local d0 d1
+    d0=$(date +%s%N)
+    while pgrep -f -- "--cache $tmp/spool" >/dev/null; do sleep 0.01; done
+    d1=$(date +%s%N)
+    awk -v w="$wall" -v ns=$((d1 - d0)) 'BEGIN {printf "%.4f\n", w + ns / 1e9}' >> "$tmp/delivered"
     echo "$wall" >> "$tmp/walls"; echo "$cpu" >> "$tmp/cpus"
     if [ -s "$tmp/inner" ]; then tail -n1 "$tmp/inner" >> "$tmp/inners"; else echo "$wall" >> "$tmp/inners"; fi
   done
   local w c i
   w=$(median < "$tmp/walls"); c=$(median < "$tmp/cpus"); i=$(median < "$tmp/inners")
   echo "$name $w $c $i" >> "$tmp/results"
-  printf '%-13s wall %6.3f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
+  if [ "$name" = online ]; then
+    printf 'online        everything on the server after %.4f s (median; the wrapper exits before, see docs/run.md)\n' "$(median < "$tmp/delivered")"
+  fi
+  printf '%-13s wall %7.4f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
 }
 
 echo "== $lines lines, median of $reps (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -73,12 +94,32 @@ run_case pipe sh -c '"$1" burst "$2" | cat >/dev/null' sh "$tmp/prog" "$lines"
 run_case file sh -c '"$1" burst "$2" >"$3"' sh "$tmp/prog" "$lines" "$tmp/out"
 rm -f "$tmp/out"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
-  run_case offline "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+  run_case offline "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
 out="$tmp/out"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
-  run_case offline\>file "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+  run_case offline\>file "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
 out=/dev/null
 rm -f "$tmp/out"
+
+# Fixed cost: the wrapper around a program that does nothing (each run timed
+# alone, so the removal of the spool between runs is not counted).
+: > "$tmp/fixed"
+for _ in $(seq $((reps * 10))); do
+  rm -rf "$tmp/spool"
+  t0=$(date +%s%N)
+  SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
+    "$bin" run --name bench -- true >/dev/null
+  echo $(( $(date +%s%N) - t0 )) >> "$tmp/fixed"
+done
+: > "$tmp/alone"
+for _ in $(seq $((reps * 10))); do
+  t0=$(date +%s%N)
+  true_bin=$(command -v true)
+  "$true_bin" >/dev/null
+  echo $(( $(date +%s%N) - t0 )) >> "$tmp/alone"
+done
+printf 'true          offline %.1f ms per run (simtrack run -- true, median of %d); %.1f ms for true alone, timed the same way\n' \
+  "$(median < "$tmp/fixed" | awk '{print $1 / 1e6}')" $((reps * 10)) "$(median < "$tmp/alone" | awk '{print $1 / 1e6}')"
 
 "$bin" token create --data "$tmp/data" --name bench > "$tmp/token"
 "$bin" server --data "$tmp/data" --listen 127.0.0.1:0 > "$tmp/server.out" 2>&1 &
@@ -87,7 +128,7 @@ for _ in $(seq 100); do grep -q http:// "$tmp/server.out" 2>/dev/null && break; 
 url=$(grep -o 'http://[^ ]*' "$tmp/server.out" | head -1)
 SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tmp/spool" \
   SIMTRACK_RESOURCES_INTERVAL=0 SIMTRACK_FINISH_TIMEOUT=300 \
-  run_case online "$bin" run --name bench -- /usr/bin/time -f %e -o "$tmp/inner" "$tmp/prog" burst "$lines"
+  run_case online "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
 
 awk -v lines="$lines" '
   $1 == "bare" || $1 == "pipe" || $1 == "file" { bw[$1] = $2; bc[$1] = $3; next }
@@ -96,19 +137,7 @@ awk -v lines="$lines" '
     split("bare pipe file", bases, " ")
     for (k in w) for (j = 1; j <= 3; j++) {
       b = bases[j]
-      printf "%-13s wall %+.3f s (%+.1f%%) vs %s (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw[b], 100 * (w[k] - bw[b]) / bw[b], b, i[k] - bw[b], 1000 * (c[k] - bc[b]) / (lines / 1000)
+      printf "%-13s wall %+.4f s (%+.1f%%) vs %s (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw[b], 100 * (w[k] - bw[b]) / bw[b], b, i[k] - bw[b], 1000 * (c[k] - bc[b]) / (lines / 1000)
     }
   }' "$tmp/results"
 
-# Fixed cost: the wrapper around a program that does nothing.
-: > "$tmp/fixed"
-for _ in $(seq "$reps"); do
-  start=$(date +%s%N)
-  for _ in $(seq 10); do
-    rm -rf "$tmp/spool"
-    SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
-      "$bin" run --name bench -- true >/dev/null
-  done
-  echo $(( ($(date +%s%N) - start) / 10000 )) >> "$tmp/fixed"
-done
-printf 'true     offline %.1f ms per run (simtrack run -- true)\n' "$(median < "$tmp/fixed" | awk '{print $1 / 1000}')"
