@@ -933,3 +933,57 @@ fn pty_always_and_never_are_obeyed_and_a_burst_through_a_terminal_is_whole() {
     let id = rig.id_of("pty-burst");
     assert_eq!(rig.event_count(&id), 100_003);
 }
+
+/// The program's terminal has the size of the user's, and follows it when
+/// the window is resized (SIGWINCH, which the terminal sends to the
+/// wrapper and the program alike).
+#[test]
+fn the_programs_terminal_follows_the_size_of_the_users() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let rig = Rig::new();
+    let (mut terminal, user_end) = open_terminal();
+    let fd = terminal.as_raw_fd();
+    let set_size = |rows: u16, cols: u16| {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize, on our open terminal.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    };
+    set_size(30, 100);
+    // Prints its terminal's size, then waits (at most 60 s) for it to change.
+    // (fd 3: stdout inside the command substitution is a pipe.)
+    let script = "exec 3>&1; stty -F /dev/fd/3 size; i=0; \
+                  while [ \"$(stty -F /dev/fd/3 size)\" = '30 100' ] && [ $i -lt 600 ]; \
+                  do sleep 0.1; i=$((i+1)); done; stty -F /dev/fd/3 size";
+    let mut cmd = rig.wrapper(false, &["--", "sh", "-c", script]);
+    cmd.stdout(Stdio::from(user_end)).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("simtrack run");
+    drop(cmd);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !text(&seen).contains('\n') {
+        match terminal.read(&mut buf) {
+            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    assert_eq!(text(&seen).replace('\r', ""), "30 100\n");
+    set_size(40, 120);
+    // SAFETY: a signal to our own child, the wrapper.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGWINCH) };
+    while let Ok(n) = terminal.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(90));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(text(&seen).replace('\r', ""), "30 100\n40 120\n");
+}

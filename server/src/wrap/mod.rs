@@ -237,6 +237,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     // Our copy of the terminal's program end: once the program and its
     // children have closed theirs, reading the other end ends.
     drop(cmd);
+    // Where a new size of the user's terminal goes (the program's end is
+    // closed; the size is the terminal's, set through either end).
+    let resize = master.as_ref().and_then(|m| m.try_clone().ok());
+    if resize.is_some() {
+        pty::watch_resizes();
+    }
     let pid = proc.id();
     child::set_target(pid, own_group);
     let _ = run.event(&format!(
@@ -293,7 +299,14 @@ pub fn main(args: RunArgs) -> ExitCode {
     let mut stop: Option<Stop> = None;
     let status = std::thread::scope(|s| {
         let parser = s.spawn(|| output::parse(rx, returns, &give_up, &run, &mut matcher));
-        let status = supervise(&mut proc, &run, resources_every, args.kill_after, &mut stop);
+        let status = supervise(
+            &mut proc,
+            &run,
+            resources_every,
+            args.kill_after,
+            resize.as_ref(),
+            &mut stop,
+        );
         // Grandchildren may hold the pipes open after the child is gone:
         // wait a little for them, then stop waiting (readers end with them).
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -494,13 +507,15 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Waits for the child: forwards signals (recording them), honours an abort
+/// Waits for the child: forwards signals (recording them), passes a new size
+/// of the user's terminal on to the program's (`resize`), honours an abort
 /// (SIGTERM, then SIGKILL after `kill_after`), samples resources.
 fn supervise(
     proc: &mut std::process::Child,
     run: &Run,
     resources_every: Option<Duration>,
     kill_after: f64,
+    resize: Option<&std::os::fd::OwnedFd>,
     stop: &mut Option<Stop>,
 ) -> std::process::ExitStatus {
     let pid = proc.id();
@@ -521,6 +536,12 @@ fn supervise(
                     at: simtrack::record::now_unix(),
                 });
             }
+        }
+        if let Some(fd) = resize
+            && pty::resized()
+        {
+            use std::os::fd::AsFd;
+            pty::copy_size(fd.as_fd());
         }
         match proc.try_wait() {
             Ok(Some(status)) => return status,

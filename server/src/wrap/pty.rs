@@ -13,11 +13,14 @@
 //!
 //! The terminal's output processing is turned off (no `\n` → `\r\n`), so
 //! the bytes are passed through and recorded unchanged; its size is the
-//! wrapper's terminal's. stdin and stderr are not changed.
+//! wrapper's terminal's, and follows it when the user resizes the window
+//! (SIGWINCH, which the program receives from the user's terminal too).
+//! stdin and stderr are not changed.
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// When the program's stdout is a pseudo-terminal.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,12 +85,46 @@ pub fn open() -> io::Result<Pty> {
         check(libc::tcgetattr(s, &mut t))?;
         t.c_oflag &= !libc::OPOST;
         check(libc::tcsetattr(s, libc::TCSANOW, &t))?;
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+        copy_size(slave.as_fd());
         Ok(Pty { master, slave })
     }
+}
+
+/// Gives the terminal behind `to` the size of the wrapper's stdout, if that
+/// is a terminal.
+pub fn copy_size(to: BorrowedFd<'_>) {
+    // SAFETY: TIOCGWINSZ fills a winsize; TIOCSWINSZ reads one; both on
+    // descriptors that stay open for the call.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+/// Set by SIGWINCH: the user's terminal changed size.
+static RESIZED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_resize(_sig: libc::c_int) {
+    RESIZED.store(true, Ordering::Release);
+}
+
+/// Notes SIGWINCH from now on (see [`resized`]).
+pub fn watch_resizes() {
+    // SAFETY: a zeroed sigaction is a valid start; the handler only stores
+    // to an atomic. No SA_RESTART: the supervisor's wait ends at once.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_resize as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGWINCH, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Whether the user's terminal changed size since the last call.
+pub fn resized() -> bool {
+    RESIZED.swap(false, Ordering::AcqRel)
 }
 
 #[cfg(test)]
