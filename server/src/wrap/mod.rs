@@ -2,15 +2,21 @@
 //! as one run through the library (same configuration, spool, sync, abort
 //! and heartbeats as a linked solver).
 //!
-//! The child's output is passed through and recorded ([`output`]), turned
-//! into metrics by rules ([`rules`]); signals sent to the wrapper reach the
-//! child, and the child tree's resources are sampled ([`child`]). The
-//! child's fate is the run's status and the wrapper's exit code.
+//! The child's output is passed through and recorded ([`output`]; its
+//! stdout a terminal when ours is one, [`pty`]), turned into metrics by
+//! rules ([`rules`]); signals sent to the wrapper reach the child, and the
+//! child tree's resources are sampled ([`child`]). The child's fate is the
+//! run's status and the wrapper's exit code; a stop from outside is
+//! explained with what SLURM says ([`slurm`]); the run ends with its spool
+//! synced and, online, the rest delivered or handed to a background sync
+//! ([`finish`]).
 
 mod child;
+mod finish;
 mod output;
 mod pty;
 mod rules;
+mod slurm;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -24,7 +30,9 @@ use simtrack::config::Config;
 use simtrack::record::{Category, RunStatus};
 use simtrack::{InitOptions, Run};
 
-use rules::{Matcher, Rules, Stream};
+use finish::finish;
+use rules::{Matcher, Rules};
+use slurm::{Stop, slurm_times};
 
 /// Options of `simtrack run`.
 #[derive(clap::Args, Debug)]
@@ -250,49 +258,23 @@ pub fn main(args: RunArgs) -> ExitCode {
         shell_words(&args.command)
     ));
 
-    let (tx, rx) = output::queue();
-    let (pass_tx, pass_rx) = output::queue();
-    let (ended, readers_ended) = std::sync::mpsc::channel::<()>();
-    let sinks = [
-        output::terminal(Stream::Stdout),
-        output::terminal(Stream::Stderr),
-    ]
-    .map(|sink| {
-        sink.map_err(|e| say(&format!("cannot copy the program's output: {e}")))
-            .ok()
-    });
-    if let Err(e) = output::spawn_pass_through(pass_rx, sinks, tx) {
-        say(&format!("cannot read the program's output: {e}"));
-    }
-    let mut readers = Vec::new();
-    let mut returns = [None, None];
     let pipe = |fd: Option<std::os::fd::OwnedFd>| {
         fd.map(|fd| {
             output::widen_pipe(&fd);
             output::Source::pipe(fd)
         })
     };
-    for (stream, source) in [
-        (
-            Stream::Stdout,
-            master
-                .map(output::Source::terminal)
-                .or_else(|| pipe(proc.stdout.take().map(Into::into))),
-        ),
-        (Stream::Stderr, pipe(proc.stderr.take().map(Into::into))),
-    ] {
-        let Some(source) = source else { continue };
-        let started = output::spawn_reader(source, stream, pass_tx.clone(), ended.clone());
-        match started {
-            Ok((thread, back)) => {
-                readers.push(thread);
-                returns[stream as usize] = Some(back);
-            }
-            Err(e) => say(&format!("cannot read the program's output: {e}")),
-        }
-    }
-    drop(pass_tx);
-    drop(ended);
+    let output::Started {
+        rx,
+        returns,
+        mut readers,
+        readers_ended,
+    } = output::start([
+        master
+            .map(output::Source::terminal)
+            .or_else(|| pipe(proc.stdout.take().map(Into::into))),
+        pipe(proc.stderr.take().map(Into::into)),
+    ]);
 
     let mut matcher = Matcher::new(rules);
     let give_up = AtomicBool::new(false);
@@ -404,109 +386,6 @@ fn status_aborted(run: &Run) -> bool {
     run.abort_requested()
 }
 
-/// Spool backlog (bytes not yet acknowledged) above which the wrapper does
-/// not wait for the server at exit: a few MB take the server seconds.
-const WAIT_BACKLOG_BYTES: u64 = 1 << 20;
-
-/// Ends the run. The wrapper waits for the spool (synced: the data is safe),
-/// then, online, delivers what is left itself when that is little (as the
-/// library's finish would), else sends the final status ahead of the rest
-/// and leaves the rest to a `simtrack sync --run ID` started in the
-/// background, so a burst of output does not hold the job script up. If
-/// that background delivery is cut short (the end of a batch job kills it),
-/// everything stays in the spool for the next `simtrack sync`.
-fn finish(run: Run, config: &Config, status: RunStatus) {
-    let dir = run.spool_dir().map(simtrack::spool::RunDir::new);
-    let online = config.mode == simtrack::config::Mode::Online && run.is_recording();
-    let id = run.id().to_owned();
-    match run.finish_within(online.then_some(Duration::ZERO)) {
-        Ok(()) => return,
-        Err(e) if !(online && e.status == simtrack::Status::Undelivered) => {
-            say(&e.to_string());
-            return;
-        }
-        Err(_) => {}
-    }
-    let Some(dir) = dir else { return };
-    if let Err(e) = deliver_rest(&dir, &id, config, status) {
-        say(&format!(
-            "{e}; the run is complete in the spool {} and `simtrack sync` uploads it",
-            dir.root.display()
-        ));
-    }
-}
-
-fn deliver_rest(
-    dir: &simtrack::spool::RunDir,
-    id: &str,
-    config: &Config,
-    status: RunStatus,
-) -> Result<(), simtrack::Error> {
-    use simtrack::delivery::{Courier, Pumped};
-    let transport = simtrack::transport::http::HttpTransport::new(config)?;
-    let url = config.url.clone().unwrap_or_default();
-    let mut courier = Courier::open(dir.clone(), transport, &url)?;
-    let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
-    let backlog = size.saturating_sub(courier.state().acked_offset);
-    if backlog <= WAIT_BACKLOG_BYTES {
-        let deadline = Instant::now() + config.finish_timeout;
-        loop {
-            match courier.pump(Some(deadline), &|| false)? {
-                Pumped::CaughtUp => return Ok(()),
-                Pumped::Backoff { retry_in, .. } if Instant::now() + retry_in < deadline => {
-                    std::thread::sleep(retry_in);
-                }
-                _ => break,
-            }
-        }
-    }
-    let finish = simtrack::record::FinishRecord {
-        status,
-        endtime: simtrack::record::now_unix(),
-    };
-    let early = courier.send_finish_early(&finish).unwrap_or(false);
-    drop(courier);
-    let exe = std::env::current_exe()
-        .map_err(|e| simtrack::Error::io("cannot find the simtrack executable", e))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["sync", "--run", id, "--cache"])
-        .arg(&config.offline_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // Its own session: the job script's end or a Ctrl-C does not stop it
-    // (a batch system's end-of-job cleanup may; the spool keeps the rest).
-    // SAFETY: setsid is async-signal-safe and touches only the new process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| simtrack::Error::io("cannot start the background `simtrack sync`", e))?;
-    say(&format!(
-        "{} of output still to upload: continuing in the background (simtrack sync --run {id}, pid {}){}",
-        human_bytes(backlog),
-        child.id(),
-        if early {
-            "; the run's final status is already on the server"
-        } else {
-            ""
-        }
-    ));
-    Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MB", n as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} kB", n as f64 / 1024.0)
-    }
-}
-
 /// Waits for the child: forwards signals (recording them), passes a new size
 /// of the user's terminal on to the program's (`resize`), honours an abort
 /// (SIGTERM, then SIGKILL after `kill_after`), samples resources.
@@ -605,141 +484,6 @@ fn supervise(
 /// How often the supervisor looks for an abort request while the child runs.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
-/// A stopping signal (SIGTERM, SIGINT, SIGHUP) the wrapper received from
-/// outside, and when (Unix seconds).
-#[derive(Debug, Clone, Copy)]
-struct Stop {
-    signal: i32,
-    at: f64,
-}
-
-impl Stop {
-    /// Why the job was stopped, as precisely as the facts allow: SLURM's own
-    /// word (`scontrol show job`: state TIMEOUT or reason TimeLimit,
-    /// CANCELLED, PREEMPTED, NODE_FAIL), else a signal that came at or after
-    /// the job's end time is the time limit, else only that a signal came.
-    fn reason(&self, slurm: &SlurmTimes) -> String {
-        let Ok(job) = std::env::var("SLURM_JOB_ID") else {
-            return "signal from outside the program (not in a SLURM job)".to_owned();
-        };
-        if let Some(text) = command_output("scontrol", &["show", "job", "-o", &job])
-            && let Some(why) = slurm_stop_reason(&text)
-        {
-            return why;
-        }
-        match slurm.end_unix {
-            // SLURM checks time limits every 30 s or so; a little early
-            // counts too (clocks, rounding to seconds).
-            Some(end) if self.at >= end - 5.0 => "SLURM time limit".to_owned(),
-            Some(_) => {
-                "SLURM job stopped before its time limit (scancel, preemption or another signal)"
-                    .to_owned()
-            }
-            None => {
-                "SLURM job with no known time limit stopped (scancel, preemption or another signal)"
-                    .to_owned()
-            }
-        }
-    }
-}
-
-/// What `scontrol show job -o` says about why a job is ending, if anything.
-fn slurm_stop_reason(text: &str) -> Option<String> {
-    let field = |name: &str| {
-        text.split_whitespace()
-            .find_map(|f| f.strip_prefix(name))
-            .map(str::to_owned)
-    };
-    let state = field("JobState=").unwrap_or_default();
-    let reason = field("Reason=").unwrap_or_default();
-    Some(match (state.as_str(), reason.as_str()) {
-        ("TIMEOUT", _) | (_, "TimeLimit") => "SLURM time limit (TIMEOUT)".to_owned(),
-        ("CANCELLED", _) => "SLURM job cancelled (scancel)".to_owned(),
-        ("PREEMPTED", _) => "SLURM job preempted".to_owned(),
-        ("NODE_FAIL", _) => "SLURM node failure".to_owned(),
-        ("DEADLINE", _) => "SLURM deadline reached".to_owned(),
-        _ => return None,
-    })
-}
-
-/// The job's time limit (seconds) and projected end (Unix seconds):
-/// `SLURM_JOB_END_TIME` where SLURM exports it (23.02 on), else asked of
-/// `squeue` once at start (limit and time left). Empty outside a job, when
-/// unlimited, or when squeue does not answer within 3 s.
-#[derive(Debug, Default, Clone, Copy)]
-struct SlurmTimes {
-    limit_secs: Option<i64>,
-    end_unix: Option<f64>,
-}
-
-fn slurm_times() -> SlurmTimes {
-    let Ok(job) = std::env::var("SLURM_JOB_ID") else {
-        return SlurmTimes::default();
-    };
-    let now = simtrack::record::now_unix();
-    let mut t = SlurmTimes::default();
-    if let Some(out) = command_output("squeue", &["-h", "-j", &job, "-o", "%l %L"]) {
-        let mut f = out.split_whitespace();
-        t.limit_secs = f.next().and_then(parse_slurm_duration);
-        t.end_unix = f
-            .next()
-            .and_then(parse_slurm_duration)
-            .map(|left| now + left as f64);
-    }
-    if let Some(end) = std::env::var("SLURM_JOB_END_TIME")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|e| *e > 0.0)
-    {
-        t.end_unix = Some(end);
-    }
-    t
-}
-
-/// The stdout of a short command, or `None` if it fails or takes over 3 s.
-fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while child.try_wait().ok()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
-    Some(out)
-}
-
-/// SLURM's `[days-]hours:minutes:seconds`, `minutes:seconds` or `minutes`.
-fn parse_slurm_duration(text: &str) -> Option<i64> {
-    let (days, rest) = match text.split_once('-') {
-        Some((d, r)) => (d.parse::<i64>().ok()?, r),
-        None => (0, text),
-    };
-    let parts: Vec<i64> = rest
-        .split(':')
-        .map(|p| p.parse::<i64>().ok())
-        .collect::<Option<_>>()?;
-    let (h, m, s) = match (text.contains('-'), parts.as_slice()) {
-        (_, [h, m, s]) => (*h, *m, *s),
-        (true, [h, m]) => (*h, *m, 0),
-        (true, [h]) => (*h, 0, 0),
-        (false, [m, s]) => (0, *m, *s),
-        (false, [m]) => (0, *m, 0),
-        _ => return None,
-    };
-    Some(((days * 24 + h) * 60 + m) * 60 + s)
-}
-
 /// The command as one line a shell would read back the same.
 fn shell_words(words: &[String]) -> String {
     words
@@ -769,36 +513,6 @@ mod tests {
         assert_eq!(metadata_value("true"), Value::Bool(true));
         assert_eq!(metadata_value("abc"), Value::from("abc"));
         assert_eq!(metadata_value("nan"), Value::from("nan"));
-    }
-
-    #[test]
-    fn slurm_durations_become_seconds() {
-        assert_eq!(parse_slurm_duration("1:00"), Some(60));
-        assert_eq!(parse_slurm_duration("2:00:00"), Some(7200));
-        assert_eq!(parse_slurm_duration("1-00:00:01"), Some(86401));
-        assert_eq!(parse_slurm_duration("1-2"), Some(93600));
-        assert_eq!(parse_slurm_duration("UNLIMITED"), None);
-    }
-
-    #[test]
-    fn scontrol_says_why_a_job_ends() {
-        let line = |s: &str, r: &str| {
-            format!("JobId=7 JobName=x JobState={s} Reason={r} Dependency=(null)")
-        };
-        assert_eq!(
-            slurm_stop_reason(&line("TIMEOUT", "TimeLimit")).as_deref(),
-            Some("SLURM time limit (TIMEOUT)")
-        );
-        assert_eq!(
-            slurm_stop_reason(&line("COMPLETING", "TimeLimit")).as_deref(),
-            Some("SLURM time limit (TIMEOUT)")
-        );
-        assert_eq!(
-            slurm_stop_reason(&line("CANCELLED", "None")).as_deref(),
-            Some("SLURM job cancelled (scancel)")
-        );
-        assert_eq!(slurm_stop_reason(&line("RUNNING", "None")), None);
-        assert_eq!(slurm_stop_reason(&line("COMPLETING", "None")), None);
     }
 
     #[test]

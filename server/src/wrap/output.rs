@@ -63,7 +63,7 @@ pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
 
 /// Our own stdout or stderr as a plain file (a duplicate descriptor): writes
 /// go straight to the kernel, with none of `std::io::Stdout`'s line buffer.
-pub fn terminal(stream: Stream) -> std::io::Result<File> {
+fn terminal(stream: Stream) -> std::io::Result<File> {
     use std::os::fd::AsFd;
     let fd = match stream {
         Stream::Stdout => std::io::stdout().as_fd().try_clone_to_owned()?,
@@ -86,7 +86,7 @@ pub type Returns = Sender<Vec<u8>>;
 /// thread; returns the thread and where the parser hands its buffers back.
 /// The thread drops `ended` when it ends (at the end of `src`), so whoever
 /// holds its receiver learns that at once.
-pub fn spawn_reader(
+fn spawn_reader(
     mut src: Source,
     stream: Stream,
     tx: SyncSender<Chunk>,
@@ -136,7 +136,7 @@ pub fn spawn_reader(
 /// this thread, not the reading of the program's pipes, so the program goes
 /// on writing while up to [`QUEUE_CHUNKS`] buffers wait here. A sink that
 /// fails (`simtrack run ... | head`) stops its copy, not the recording.
-pub fn spawn_pass_through(
+fn spawn_pass_through(
     rx: Receiver<Chunk>,
     mut sinks: [Option<File>; 2],
     tx: SyncSender<Chunk>,
@@ -217,9 +217,54 @@ impl Source {
     }
 }
 
-/// The queue between the readers and the parser.
-pub fn queue() -> (SyncSender<Chunk>, Receiver<Chunk>) {
+/// A queue between threads of the output: readers → copy → parser.
+fn queue() -> (SyncSender<Chunk>, Receiver<Chunk>) {
     sync_channel(QUEUE_CHUNKS)
+}
+
+/// The threads reading the program's output, started.
+pub struct Started {
+    /// What the parser reads.
+    pub rx: Receiver<Chunk>,
+    /// Where the parser hands the stdout and stderr readers' buffers back.
+    pub returns: [Option<Returns>; 2],
+    pub readers: Vec<JoinHandle<()>>,
+    /// Disconnected once every reader has ended.
+    pub readers_ended: Receiver<()>,
+}
+
+/// Starts a reader for the program's stdout and stderr (`sources`, in that
+/// order; a stream that cannot be read says why and is not recorded) and the
+/// thread copying what they read to our own stdout and stderr.
+pub fn start(sources: [Option<Source>; 2]) -> Started {
+    let (tx, rx) = queue();
+    let (pass_tx, pass_rx) = queue();
+    let (ended, readers_ended) = channel::<()>();
+    let sinks = [terminal(Stream::Stdout), terminal(Stream::Stderr)].map(|sink| {
+        sink.map_err(|e| super::say(&format!("cannot copy the program's output: {e}")))
+            .ok()
+    });
+    if let Err(e) = spawn_pass_through(pass_rx, sinks, tx) {
+        super::say(&format!("cannot read the program's output: {e}"));
+    }
+    let mut readers = Vec::new();
+    let mut returns = [None, None];
+    for (stream, source) in [Stream::Stdout, Stream::Stderr].into_iter().zip(sources) {
+        let Some(source) = source else { continue };
+        match spawn_reader(source, stream, pass_tx.clone(), ended.clone()) {
+            Ok((thread, back)) => {
+                readers.push(thread);
+                returns[stream as usize] = Some(back);
+            }
+            Err(e) => super::say(&format!("cannot read the program's output: {e}")),
+        }
+    }
+    Started {
+        rx,
+        returns,
+        readers,
+        readers_ended,
+    }
 }
 
 /// Counts of what the parser recorded.

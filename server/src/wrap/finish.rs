@@ -1,0 +1,115 @@
+//! The end of a run under `simtrack run`: the spool first, then, online,
+//! the rest delivered here when it is little, else in the background.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use simtrack::Run;
+use simtrack::config::Config;
+use simtrack::record::RunStatus;
+
+use super::say;
+
+/// Spool backlog (bytes not yet acknowledged) above which the wrapper does
+/// not wait for the server at exit: a few MB take the server seconds.
+const WAIT_BACKLOG_BYTES: u64 = 1 << 20;
+
+/// Ends the run. The wrapper waits for the spool (synced: the data is safe),
+/// then, online, delivers what is left itself when that is little (as the
+/// library's finish would), else sends the final status ahead of the rest
+/// and leaves the rest to a `simtrack sync --run ID` started in the
+/// background, so a burst of output does not hold the job script up. If
+/// that background delivery is cut short (the end of a batch job kills it),
+/// everything stays in the spool for the next `simtrack sync`.
+pub fn finish(run: Run, config: &Config, status: RunStatus) {
+    let dir = run.spool_dir().map(simtrack::spool::RunDir::new);
+    let online = config.mode == simtrack::config::Mode::Online && run.is_recording();
+    let id = run.id().to_owned();
+    match run.finish_within(online.then_some(Duration::ZERO)) {
+        Ok(()) => return,
+        Err(e) if !(online && e.status == simtrack::Status::Undelivered) => {
+            say(&e.to_string());
+            return;
+        }
+        Err(_) => {}
+    }
+    let Some(dir) = dir else { return };
+    if let Err(e) = deliver_rest(&dir, &id, config, status) {
+        say(&format!(
+            "{e}; the run is complete in the spool {} and `simtrack sync` uploads it",
+            dir.root.display()
+        ));
+    }
+}
+
+fn deliver_rest(
+    dir: &simtrack::spool::RunDir,
+    id: &str,
+    config: &Config,
+    status: RunStatus,
+) -> Result<(), simtrack::Error> {
+    use simtrack::delivery::{Courier, Pumped};
+    let transport = simtrack::transport::http::HttpTransport::new(config)?;
+    let url = config.url.clone().unwrap_or_default();
+    let mut courier = Courier::open(dir.clone(), transport, &url)?;
+    let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
+    let backlog = size.saturating_sub(courier.state().acked_offset);
+    if backlog <= WAIT_BACKLOG_BYTES {
+        let deadline = Instant::now() + config.finish_timeout;
+        loop {
+            match courier.pump(Some(deadline), &|| false)? {
+                Pumped::CaughtUp => return Ok(()),
+                Pumped::Backoff { retry_in, .. } if Instant::now() + retry_in < deadline => {
+                    std::thread::sleep(retry_in);
+                }
+                _ => break,
+            }
+        }
+    }
+    let finish = simtrack::record::FinishRecord {
+        status,
+        endtime: simtrack::record::now_unix(),
+    };
+    let early = courier.send_finish_early(&finish).unwrap_or(false);
+    drop(courier);
+    let exe = std::env::current_exe()
+        .map_err(|e| simtrack::Error::io("cannot find the simtrack executable", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["sync", "--run", id, "--cache"])
+        .arg(&config.offline_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Its own session: the job script's end or a Ctrl-C does not stop it
+    // (a batch system's end-of-job cleanup may; the spool keeps the rest).
+    // SAFETY: setsid is async-signal-safe and touches only the new process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| simtrack::Error::io("cannot start the background `simtrack sync`", e))?;
+    say(&format!(
+        "{} of output still to upload: continuing in the background (simtrack sync --run {id}, pid {}){}",
+        human_bytes(backlog),
+        child.id(),
+        if early {
+            "; the run's final status is already on the server"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MB", n as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} kB", n as f64 / 1024.0)
+    }
+}
