@@ -363,8 +363,11 @@ points per second.
   once), with the same workload programs: `bench/peers/c_workload.c`,
   `bench/peers/f_workload.f90`, `bench/peers/peer_worker.py`.
 - Before the first subject: `sync` (the build's dirty pages are written
-  then, not during a subject) and an untimed warm-up run of the first
-  simtrack subject (a tenth of its calls). After the last subject the first
+  then, not during a subject), a wait until MLflow's tracking server is
+  idle (it answers `/health` while its worker is still starting; a run
+  right then was 3.5x slower: 87 ns instead of 24 ns per W1 call), and an
+  untimed warm-up run of the first simtrack subject (a tenth of its
+  calls). After the last subject the first
   one runs again ("(again, last)" row): the two rows of the same subject
   should agree within their spread; if they do not, the place in the run
   matters, not the subject.
