@@ -37,39 +37,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, bin, fresh_database, pg_backend_args, scripts, shared_pg, wait_for};
+use common::{
+    Api, Server, bin, fresh_database, pg_backend_args, scripts, shared_pg, stdout_of, wait_for,
+};
 
 /// One value from `psql`.
 fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-t", "-A", url, "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    stdout_of(
+        Command::new("psql").args(["-X", "-q", "-t", "-A", url, "-c", sql]),
+        "psql",
+    )
+    .trim()
+    .to_owned()
 }
 
 fn token_for(database: &str) -> String {
-    let out = Command::new(bin())
-        .args(["token", "create", "--name", "pg", "--database", database])
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    stdout_of(
+        Command::new(bin()).args(["token", "create", "--name", "pg", "--database", database]),
+        "simtrack token create",
+    )
+    .trim()
+    .to_owned()
 }
 
 #[test]

@@ -40,21 +40,29 @@ pub fn storage_args(dir: &Path) -> Vec<OsString> {
         return vec!["--data".into(), dir.into()];
     }
     let command = std::env::var("SIMTRACK_TEST_BACKEND").unwrap_or_default();
-    let out = Command::new("sh")
-        .args(["-c", &command, "backend"])
-        .arg(dir)
+    stdout_of(
+        Command::new("sh")
+            .args(["-c", &command, "backend"])
+            .arg(dir),
+        "$SIMTRACK_TEST_BACKEND",
+    )
+    .split_whitespace()
+    .map(OsString::from)
+    .collect()
+}
+
+/// The stdout of `cmd` (`what` in messages), which must succeed: if it
+/// does not start or fails, the test fails with its stderr.
+pub fn stdout_of(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
         .output()
-        .expect("run $SIMTRACK_TEST_BACKEND");
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     assert!(
         out.status.success(),
-        "$SIMTRACK_TEST_BACKEND failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .expect("backend arguments are UTF-8")
-        .split_whitespace()
-        .map(OsString::from)
-        .collect()
+    String::from_utf8(out.stdout).unwrap_or_else(|_| panic!("{what} printed non-UTF-8"))
 }
 
 /// Creates a token for `data`'s backend with the CLI.
@@ -387,21 +395,15 @@ pub fn scripts() -> PathBuf {
 /// `SIMTRACK_TEST_BACKEND` says; the database is created, empty, on first
 /// use.
 pub fn pg_backend_args(dir: &Path) -> Vec<String> {
-    let out = Command::new("sh")
-        .arg(scripts().join("pg-backend.sh"))
-        .arg(dir)
-        .output()
-        .expect("pg-backend.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    stdout_of(
+        Command::new("sh")
+            .arg(scripts().join("pg-backend.sh"))
+            .arg(dir),
+        "pg-backend.sh",
+    )
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
 }
 
 /// A fresh, empty database on the shared server for scratch dir `dir`.
