@@ -258,12 +258,6 @@ pub fn main(args: RunArgs) -> ExitCode {
         shell_words(&args.command)
     ));
 
-    let pipe = |fd: Option<std::os::fd::OwnedFd>| {
-        fd.map(|fd| {
-            output::widen_pipe(&fd);
-            output::Source::pipe(fd)
-        })
-    };
     let output::Started {
         rx,
         returns,
@@ -272,8 +266,8 @@ pub fn main(args: RunArgs) -> ExitCode {
     } = output::start([
         master
             .map(output::Source::terminal)
-            .or_else(|| pipe(proc.stdout.take().map(Into::into))),
-        pipe(proc.stderr.take().map(Into::into)),
+            .or_else(|| proc.stdout.take().map(|p| output::Source::pipe(p.into()))),
+        proc.stderr.take().map(|p| output::Source::pipe(p.into())),
     ]);
 
     let mut matcher = Matcher::new(rules);

@@ -46,7 +46,7 @@ const BURST_READ: usize = 4096;
 /// How long a reader lets a burst accumulate in the pipe before reading
 /// again: at most this much later on the terminal, during a burst only.
 const BURST_PAUSE: Duration = Duration::from_micros(200);
-/// Buffers queued between the readers and the parser.
+/// Buffers each queue holds (readers → copy thread → parser).
 const QUEUE_CHUNKS: usize = 256;
 
 /// Pipe capacity asked for the child's stdout and stderr: a program writing
@@ -56,7 +56,7 @@ const QUEUE_CHUNKS: usize = 256;
 const PIPE_BYTES: libc::c_int = 1 << 20;
 
 /// Asks for a [`PIPE_BYTES`] pipe behind `fd` (best effort).
-pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
+fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
     // SAFETY: F_SETPIPE_SZ on a descriptor we own; failure changes nothing.
     unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
 }
@@ -167,13 +167,17 @@ pub struct Source {
 }
 
 impl Source {
+    /// Our end of the program's stdout or stderr pipe, widened to
+    /// [`PIPE_BYTES`].
     pub fn pipe(fd: OwnedFd) -> Source {
+        widen_pipe(&fd);
         Source {
             file: File::from(fd),
             is_terminal: false,
         }
     }
 
+    /// Our end of the program's pseudo-terminal, read without blocking.
     pub fn terminal(fd: OwnedFd) -> Source {
         // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
         unsafe {
