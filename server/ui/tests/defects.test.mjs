@@ -15,6 +15,26 @@ before(async () => {
 });
 after(async () => { if (browser) await browser.close(); });
 
+
+// A run logged by a C program linked to the library (as a solver sends it):
+// `loop` is its body between simtrack_init and simtrack_finish; returns the
+// run's id.
+async function runFromC(name, loop) {
+  const dir = mkdtempSync(join(scratch, name + '-'));
+  writeFileSync(join(dir, 'solver.c'), `#include <math.h>
+#include <simtrack.h>
+int main(void) {
+    simtrack_run *run = NULL;
+    simtrack_init("${name}", NULL, NULL, NULL, "/ui2", &run);
+    ${loop}
+    return simtrack_finish(run) == SIMTRACK_STATUS_OK ? 0 : 1;
+}
+`);
+  execFileSync('cc', ['-I' + join(REPO, 'include'), join(dir, 'solver.c'), '-L' + LIBDIR, '-lsimtrack', '-Wl,-rpath,' + LIBDIR, '-lm', '-o', join(dir, 'solver')]);
+  execFileSync(join(dir, 'solver'), [], { env: { ...process.env, SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN }, cwd: dir });
+  return (await api('/api/runs?filters=' + q([`name == ${name}`]) + '&count=1')).body.data[0].id;
+}
+
 test('log-scale tick labels are whole and fit their axis', async () => {
   const id = await mkRun({ name: 'ui2-log' });
   await postMetrics(id, steps(200, (s) => ({ residual: 10 ** (-s / 20) })));
@@ -56,19 +76,7 @@ test('charts past the first 60 redraw after toggling log scale and x-axis', asyn
 
 test('NaN and Inf are shown: markers with steps, legend and table say NaN/Inf', async () => {
   // From the C library, as a solver going NaN would send it.
-  const dir = mkdtempSync(join(scratch, 'nan-'));
-  writeFileSync(join(dir, 'nan.c'), `#include <math.h>
-#include <simtrack.h>
-int main(void) {
-    simtrack_run *run = NULL;
-    simtrack_init("ui2-nan", NULL, NULL, NULL, "/ui2", &run);
-    for (int s = 0; s < 100; s++) simtrack_log(run, "res", s < 80 ? 1.0 / (s + 1) : s == 90 ? INFINITY : NAN, s);
-    return simtrack_finish(run) == SIMTRACK_STATUS_OK ? 0 : 1;
-}
-`);
-  execFileSync('cc', ['-I' + join(REPO, 'include'), join(dir, 'nan.c'), '-L' + LIBDIR, '-lsimtrack', '-Wl,-rpath,' + LIBDIR, '-lm', '-o', join(dir, 'nan')]);
-  execFileSync(join(dir, 'nan'), [], { env: { ...process.env, SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN }, cwd: dir });
-  const id = (await api('/api/runs?filters=' + q(['name == ui2-nan']) + '&count=1')).body.data[0].id;
+  const id = await runFromC('ui2-nan', 'for (int s = 0; s < 100; s++) simtrack_log(run, "res", s < 80 ? 1.0 / (s + 1) : s == 90 ? INFINITY : NAN, s);');
   await page.goto(URL_ + `/#/run/${id}`);
   await waitFor('the chart', () => page.evaluate(() => window.__simtrack.charts.has('res')));
   const note = await page.textContent('.chart[data-metric="res"] [data-testid=nonfinite]');
@@ -182,19 +190,7 @@ test('comparison grid: synced crosshair and zoom, run toggles, smoothing, parame
 
 test('compare: a long series downsampled keeps its lone spike and shows its lone NaN', async () => {
   // 20,000 points from the C library (downsampled for the chart): one spike, one NaN.
-  const dir = mkdtempSync(join(scratch, 'long-'));
-  writeFileSync(join(dir, 'long.c'), `#include <math.h>
-#include <simtrack.h>
-int main(void) {
-    simtrack_run *run = NULL;
-    simtrack_init("ui2-long", NULL, NULL, NULL, "/ui2", &run);
-    for (int s = 0; s < 20000; s++) simtrack_log(run, "long", s == 12345 ? NAN : s == 7777 ? 1e6 : sin(s / 500.0), s);
-    return simtrack_finish(run) == SIMTRACK_STATUS_OK ? 0 : 1;
-}
-`);
-  execFileSync('cc', ['-I' + join(REPO, 'include'), join(dir, 'long.c'), '-L' + LIBDIR, '-lsimtrack', '-Wl,-rpath,' + LIBDIR, '-lm', '-o', join(dir, 'long')]);
-  execFileSync(join(dir, 'long'), [], { env: { ...process.env, SIMTRACK_URL: URL_, SIMTRACK_TOKEN: TOKEN }, cwd: dir });
-  const ids = [(await api('/api/runs?filters=' + q(['name == ui2-long']) + '&count=1')).body.data[0].id];
+  const ids = [await runFromC('ui2-long', 'for (int s = 0; s < 20000; s++) simtrack_log(run, "long", s == 12345 ? NAN : s == 7777 ? 1e6 : sin(s / 500.0), s);')];
   ids.push(await mkRun({ name: 'ui2-long-finite' }));
   await postMetrics(ids[1], steps(5000, (s) => ({ long: Math.cos(s / 500) })));
   await page.goto(URL_ + `/#/compare?ids=${ids.join(',')}&metrics=long`);
