@@ -110,6 +110,20 @@ impl HttpTransport {
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(30));
+        let https = config
+            .url
+            .as_deref()
+            .is_some_and(|u| u.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:")));
+        // Plain HTTP needs no root certificates; for HTTPS they are read
+        // once per process (see `system_roots`), not once per client.
+        if !https {
+            b = b.tls_built_in_root_certs(false);
+        } else if !system_roots().is_empty() {
+            b = b.tls_built_in_root_certs(false);
+            for cert in system_roots() {
+                b = b.add_root_certificate(cert.clone());
+            }
+        }
         if let Some(bundle) = &config.ca_bundle {
             let pem = std::fs::read(bundle).map_err(|e| {
                 Error::new(
@@ -835,6 +849,23 @@ fn id_of(v: &Value, what: &str) -> Result<String, SendError> {
         .ok_or_else(|| SendError::Rejected {
             message: format!("server did not return an id for the new {what}"),
         })
+}
+
+/// The system's root certificates (as `SSL_CERT_FILE` / `SSL_CERT_DIR`
+/// or the platform's store name them), read once per process. Reading them
+/// means opening every file in `/etc/ssl/certs`: about 10 ms, which a
+/// client built per run, per `simtrack run` hand-over and per recovery
+/// thread paid each time. Empty if none could be read (the HTTP client then
+/// looks for itself and reports what it finds wrong).
+fn system_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .filter_map(|c| reqwest::Certificate::from_der(c).ok())
+            .collect()
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
