@@ -1404,8 +1404,11 @@ fn with_steps<T>(
 
 /// Whether `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` works in this
 /// process (Linux 4.14 and later, unless a seccomp filter forbids it):
-/// registered once, by the first run's [`Lanes::new`].
-fn asymmetric_barriers() -> bool {
+/// registered once, by the first run (`Run::init_with`, else
+/// [`Lanes::new`]). Registering is quick while the process has one thread;
+/// once it has several the kernel synchronises every CPU first, which took
+/// 15 ms on a 2-core VM.
+pub(crate) fn asymmetric_barriers() -> bool {
     static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *READY.get_or_init(|| {
         const QUERY: libc::c_long = 0;

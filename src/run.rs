@@ -55,8 +55,6 @@ struct Live {
     final_status: Mutex<Option<RunStatus>>,
     /// The grids defined so far (array metrics are checked against them).
     grids: crate::grid::Registry,
-    /// Held while the run is being written; released at finish.
-    _lock: Option<std::fs::File>,
 }
 
 impl Run {
@@ -67,6 +65,8 @@ impl Run {
 
     /// Starts a run with an explicit configuration.
     pub fn init_with(opts: InitOptions, config: &Config) -> Result<Run, Error> {
+        // Before the HTTP client starts its thread: see `asymmetric_barriers`.
+        crate::lanes::asymmetric_barriers();
         let transport = match config.mode {
             Mode::Online if !is_silent_rank(config) => Some(HttpTransport::new(config)?),
             _ => None,
@@ -161,7 +161,7 @@ impl Run {
             transport,
             server_url: config.url.clone().unwrap_or_default(),
         });
-        let worker = Worker::spawn(dir.clone(), spool, clock, timing, sender)?;
+        let worker = Worker::spawn(dir.clone(), spool, clock, timing, sender, lock)?;
         Ok(Run {
             id,
             live: Some(Live {
@@ -172,7 +172,6 @@ impl Run {
                 finish_timeout: config.finish_timeout,
                 final_status: Mutex::new(None),
                 grids: crate::grid::Registry::default(),
-                _lock: lock,
             }),
         })
     }
@@ -472,29 +471,28 @@ impl Run {
     /// Ends the run: records its final status and waits, up to the finish
     /// deadline, for everything to reach the spool and the server.
     pub fn finish(self) -> Result<(), Error> {
-        self.finish_within(None)
+        self.finish_leaving(None).map(|_| ())
     }
 
-    /// As [`Run::finish`], waiting for the server at most `ack_wait` (the
-    /// spool still gets the whole finish deadline). `Undelivered` then means
-    /// the run is complete in the spool, the rest for `simtrack sync`.
-    pub fn finish_within(mut self, ack_wait: Option<Duration>) -> Result<(), Error> {
+    /// As [`Run::finish`], except that when, once everything is in the
+    /// spool, more than `leave_over` bytes of it are still to be delivered,
+    /// it does not wait for the server: it returns `Some(bytes left)` and the
+    /// rest is for `simtrack sync` (the sending thread ends with the process;
+    /// a request it has in flight is resent under the same idempotency key).
+    /// For a process with something better to do than wait, such as
+    /// `simtrack run` handing a burst of output to a background sync.
+    pub fn finish_leaving(mut self, leave_over: Option<u64>) -> Result<Option<u64>, Error> {
         let Some(live) = self.live.take() else {
-            return Ok(());
+            return Ok(None);
         };
-        let now = Instant::now();
-        let deadline = now + live.finish_timeout;
-        let ack_deadline = ack_wait.map_or(deadline, |w| (now + w).min(deadline));
+        let deadline = Instant::now() + live.finish_timeout;
         live.grids.close(&live.dir.files());
         let status = live.final_status.lock().unwrap_or(RunStatus::Completed);
         let finish = FinishRecord {
             status,
             endtime: now_unix(),
         };
-        match ack_wait {
-            None => live.worker.shutdown(finish, deadline),
-            Some(_) => live.worker.shutdown_by(finish, deadline, ack_deadline),
-        }
+        live.worker.shutdown_leaving(finish, deadline, leave_over)
     }
 }
 

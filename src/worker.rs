@@ -82,6 +82,8 @@ pub(crate) struct Progress {
     pub flush_failed: u64,
     /// Records the server has acknowledged.
     pub acked: u64,
+    /// Bytes of `records.log` holding them.
+    pub acked_bytes: u64,
     pub writer_done: bool,
     pub sender_done: bool,
     /// Why the last spool write failed; cleared by the next one that works.
@@ -120,6 +122,9 @@ pub(crate) struct Shared {
     pub online: bool,
     /// The run's spool directory, for messages.
     pub dir: RunDir,
+    /// The spool's `flock`, held while the handle or a thread of the run is
+    /// alive (a sender left to finish a request keeps `simtrack sync` off).
+    _lock: Option<std::fs::File>,
 }
 
 impl Shared {
@@ -128,6 +133,7 @@ impl Shared {
         log_wait: Duration,
         online: bool,
         dir: RunDir,
+        lock: Option<std::fs::File>,
     ) -> Result<Self, Error> {
         let lanes = Lanes::new(&dir, crate::lanes::lane_capacity(cap_bytes))?;
         let alive = Arc::new(());
@@ -146,6 +152,7 @@ impl Shared {
             log_wait,
             online,
             dir,
+            _lock: lock,
         })
     }
 
@@ -190,17 +197,6 @@ impl Shared {
     /// (the data stays in memory and is retried), `Refused` if the server refused records for good (they
     /// stay in the spool), `Undelivered` if the deadline came first.
     pub fn wait_delivered(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
-        self.wait_delivered_by(generation, deadline, deadline)
-    }
-
-    /// As [`Shared::wait_delivered`], with one deadline for the spool and
-    /// another (usually earlier) for the server's acknowledgement.
-    pub fn wait_delivered_by(
-        &self,
-        generation: u64,
-        deadline: Instant,
-        ack_deadline: Instant,
-    ) -> Result<(), Error> {
         let written = |p: &Progress| p.writer_done || p.flushed >= generation;
         let mut p = self.progress.lock();
         while !written(&p) {
@@ -228,12 +224,15 @@ impl Shared {
             return Ok(());
         }
         let target = p.written;
-        while (p.acked < target || p.unmarked > 0) && !p.send_blocked && !p.sender_done {
-            if self
-                .progress_cv
-                .wait_until(&mut p, ack_deadline)
-                .timed_out()
-            {
+        // A sender told to stop (the run finished or was dropped) sends
+        // nothing more than the request it is in: waiting is futile.
+        let stopped = || self.stop_sender.load(Ordering::Acquire);
+        while (p.acked < target || p.unmarked > 0)
+            && !p.send_blocked
+            && !p.sender_done
+            && !stopped()
+        {
+            if self.progress_cv.wait_until(&mut p, deadline).timed_out() {
                 break;
             }
         }
@@ -251,10 +250,13 @@ impl Shared {
                 ),
             ));
         }
-        let why = p
-            .send_error
-            .clone()
-            .unwrap_or_else(|| "deadline reached".to_owned());
+        let why = p.send_error.clone().unwrap_or_else(|| {
+            if stopped() {
+                "delivery stopped".to_owned()
+            } else {
+                "deadline reached".to_owned()
+            }
+        });
         Err(Error::new(
             Status::Undelivered,
             format!(
@@ -353,12 +355,14 @@ impl Worker {
         clock: Calibration,
         timing: Timing,
         sender: Option<SenderSetup<T>>,
+        lock: Option<std::fs::File>,
     ) -> Result<Worker, Error> {
         let shared = Arc::new(Shared::new(
             timing.memory_cap_bytes,
             timing.log_wait,
             sender.is_some(),
             dir,
+            lock,
         )?);
         let spawn_err = |e: std::io::Error| Error::io("cannot start the simtrack worker thread", e);
         let writer =
@@ -517,18 +521,19 @@ impl Worker {
     /// hung server is left to end on its own (its request has a timeout);
     /// a writer that cannot write (a full disk) keeps trying until the
     /// process exits.
-    pub fn shutdown(self, finish: FinishRecord, deadline: Instant) -> Result<(), Error> {
-        self.shutdown_by(finish, deadline, deadline)
-    }
-
-    /// As [`Worker::shutdown`], waiting for the server only until
-    /// `ack_deadline` (the spool still gets until `deadline`).
-    pub fn shutdown_by(
+    ///
+    /// With `leave_over`: when, once the spool holds everything, more than
+    /// that many bytes of it are still to be acknowledged, it does not wait
+    /// for the server. The sender is told to stop and left to end with the
+    /// process (a request it has in flight is resent by whoever delivers the
+    /// rest, under the same idempotency key). Returns the bytes left
+    /// undelivered then, `None` otherwise.
+    pub fn shutdown_leaving(
         mut self,
         finish: FinishRecord,
         deadline: Instant,
-        ack_deadline: Instant,
-    ) -> Result<(), Error> {
+        leave_over: Option<u64>,
+    ) -> Result<Option<u64>, Error> {
         let generation = {
             let mut p = self.shared.pending.lock();
             p.finish = Some(finish);
@@ -536,28 +541,59 @@ impl Worker {
             p.flush_requested
         };
         self.shared.wake_writer.notify_one();
-        let outcome = self
-            .shared
-            .wait_delivered_by(generation, deadline, ack_deadline);
+        if let Some(limit) = leave_over
+            && let Some(backlog) = self.backlog_once_spooled(generation, deadline)
+            && backlog > limit
+        {
+            self.shared.stop_sender.store(true, Ordering::Release);
+            self.shared.progress_cv.notify_all();
+            if let Some(t) = self.writer.take()
+                && self.wait_thread_end(&t, deadline, |p| p.writer_done)
+            {
+                let _ = t.join();
+            }
+            return Ok(Some(backlog));
+        }
+        let outcome = self.shared.wait_delivered(generation, deadline);
         self.shared.stop_sender.store(true, Ordering::Release);
         self.shared.progress_cv.notify_all();
         let writer_stuck = outcome.as_ref().is_err_and(|e| e.status == Status::Io);
         // The sender stops after the request it is in.
-        let sender_end = ack_deadline.max(Instant::now() + Duration::from_millis(500));
         let writer_done: fn(&Progress) -> bool = |p| p.writer_done;
         let sender_done: fn(&Progress) -> bool = |p| p.sender_done;
-        for (t, end, done) in [
-            (self.writer.take(), deadline, writer_done),
-            (self.sender.take(), sender_end, sender_done),
+        for (t, done) in [
+            (self.writer.take(), writer_done),
+            (self.sender.take(), sender_done),
         ] {
             let Some(t) = t else { continue };
-            if t.is_finished()
-                || (!writer_stuck && self.wait_thread_end(&t, end.min(deadline), done))
-            {
+            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, deadline, done)) {
                 let _ = t.join();
             }
         }
-        outcome
+        outcome.map(|()| None)
+    }
+
+    /// Waits (until `deadline`) for the writer to spool flush request
+    /// `generation`, then returns the bytes of the spool the server has not
+    /// acknowledged; `None` if the spool was not written in time, or for a
+    /// run with no sender or one the server refuses.
+    fn backlog_once_spooled(&self, generation: u64, deadline: Instant) -> Option<u64> {
+        self.sender.as_ref()?;
+        let mut p = self.shared.progress.lock();
+        while !(p.writer_done || p.flushed >= generation) {
+            if self
+                .shared
+                .progress_cv
+                .wait_until(&mut p, deadline)
+                .timed_out()
+            {
+                return None;
+            }
+        }
+        if p.send_blocked || p.sender_done {
+            return None;
+        }
+        Some(p.written_bytes.saturating_sub(p.acked_bytes))
     }
 
     /// For a handle dropped without `shutdown`: the writer still spools
@@ -950,6 +986,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                 shared.stop_sender.load(Ordering::Acquire)
             });
             let acked = courier.state().acked;
+            let acked_bytes = courier.state().acked_offset;
             stalled = acked == before;
             // Records the server refused for good are skipped; say so once each.
             for refused in &courier.state().rejected[reported..] {
@@ -974,6 +1011,7 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
             match outcome {
                 Ok(Pumped::CaughtUp | Pumped::Interrupted) => shared.set_progress(|p| {
                     p.acked = acked;
+                    p.acked_bytes = acked_bytes;
                     p.unmarked = unmarked;
                     p.send_error = None;
                     p.send_blocked = false;
@@ -982,6 +1020,8 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     retry_at = Some(Instant::now() + retry_in);
                     shared.set_progress(|p| {
                         p.acked = acked;
+                        p.acked_bytes = acked_bytes;
+                        p.acked_bytes = acked_bytes;
                         p.unmarked = unmarked;
                         p.send_error = Some(message);
                     });
@@ -996,6 +1036,8 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     retry_at = Some(Instant::now() + Duration::from_secs(30));
                     shared.set_progress(|p| {
                         p.acked = acked;
+                        p.acked_bytes = acked_bytes;
+                        p.acked_bytes = acked_bytes;
                         p.unmarked = unmarked;
                         p.send_error = Some(message);
                         p.send_blocked = true;

@@ -3,7 +3,6 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use simtrack::Run;
 use simtrack::config::Config;
@@ -15,27 +14,29 @@ use super::say;
 /// not wait for the server at exit: a few MB take the server seconds.
 const WAIT_BACKLOG_BYTES: u64 = 1 << 20;
 
-/// Ends the run. The wrapper waits for the spool (synced: the data is safe),
-/// then, online, delivers what is left itself when that is little (as the
-/// library's finish would), else sends the final status ahead of the rest
-/// and leaves the rest to a `simtrack sync --run ID` started in the
-/// background, so a burst of output does not hold the job script up. If
-/// that background delivery is cut short (the end of a batch job kills it),
-/// everything stays in the spool for the next `simtrack sync`.
+/// Ends the run. The wrapper waits for the spool (synced: the data is safe).
+/// Online, it then waits for the server as the library's finish would, if
+/// what is left to upload is little. Else it does not wait, not even for the
+/// request in flight: it sends the final status ahead of the rest and leaves
+/// the rest to a `simtrack sync --run ID` started in the background, so a
+/// burst of output does not hold the job script up. If that background
+/// delivery is cut short (the end of a batch job kills it), everything stays
+/// in the spool for the next `simtrack sync`.
 pub fn finish(run: Run, config: &Config, status: RunStatus) {
     let dir = run.spool_dir().map(simtrack::spool::RunDir::new);
     let online = config.mode == simtrack::config::Mode::Online && run.is_recording();
     let id = run.id().to_owned();
-    match run.finish_within(online.then_some(Duration::ZERO)) {
-        Ok(()) => return,
-        Err(e) if !(online && e.status == simtrack::Status::Undelivered) => {
+    let left = match run.finish_leaving(online.then_some(WAIT_BACKLOG_BYTES)) {
+        Ok(None) => return,
+        Ok(Some(backlog)) => backlog,
+        Err(e) if online && e.status == simtrack::Status::Undelivered => 0,
+        Err(e) => {
             say(&e.to_string());
             return;
         }
-        Err(_) => {}
-    }
+    };
     let Some(dir) = dir else { return };
-    if let Err(e) = deliver_rest(&dir, &id, config, status) {
+    if let Err(e) = hand_over(&dir, &id, config, status, left) {
         say(&format!(
             "{e}; the run is complete in the spool {} and `simtrack sync` uploads it",
             dir.root.display()
@@ -43,30 +44,27 @@ pub fn finish(run: Run, config: &Config, status: RunStatus) {
     }
 }
 
-fn deliver_rest(
+/// Sends the final status early and starts the background sync. Nothing
+/// here writes the spool's delivery state: the run's sender may still be in
+/// its last request, and the sync starts once this process has exited
+/// (it waits for the spool's lock).
+fn hand_over(
     dir: &simtrack::spool::RunDir,
     id: &str,
     config: &Config,
     status: RunStatus,
+    backlog: u64,
 ) -> Result<(), simtrack::Error> {
-    use simtrack::delivery::{Courier, Pumped};
+    use simtrack::delivery::Courier;
     let transport = simtrack::transport::http::HttpTransport::new(config)?;
     let url = config.url.clone().unwrap_or_default();
     let mut courier = Courier::open(dir.clone(), transport, &url)?;
-    let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
-    let backlog = size.saturating_sub(courier.state().acked_offset);
-    if backlog <= WAIT_BACKLOG_BYTES {
-        let deadline = Instant::now() + config.finish_timeout;
-        loop {
-            match courier.pump(Some(deadline), &|| false)? {
-                Pumped::CaughtUp => return Ok(()),
-                Pumped::Backoff { retry_in, .. } if Instant::now() + retry_in < deadline => {
-                    std::thread::sleep(retry_in);
-                }
-                _ => break,
-            }
-        }
-    }
+    let backlog = if backlog > 0 {
+        backlog
+    } else {
+        let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
+        size.saturating_sub(courier.state().acked_offset)
+    };
     let finish = simtrack::record::FinishRecord {
         status,
         endtime: simtrack::record::now_unix(),
@@ -81,15 +79,12 @@ fn deliver_rest(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // Its own session: the job script's end or a Ctrl-C does not stop it
-    // (a batch system's end-of-job cleanup may; the spool keeps the rest).
-    // SAFETY: setsid is async-signal-safe and touches only the new process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // Its own process group: a Ctrl-C, or the hang-up a shell sends its jobs
+    // when the terminal closes, does not stop it (a batch system's
+    // end-of-job cleanup may; the spool keeps the rest). Unlike `setsid` in
+    // a `pre_exec` hook this lets the standard library use `posix_spawn`,
+    // which does not copy the wrapper's page tables as `fork` does.
+    cmd.process_group(0);
     let child = cmd
         .spawn()
         .map_err(|e| simtrack::Error::io("cannot start the background `simtrack sync`", e))?;
