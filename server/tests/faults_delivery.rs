@@ -195,9 +195,11 @@ http {{
     Proxy::start(cmd, port)
 }
 
-/// haproxy in front of `upstream` with `rules` (`http-request ...` lines).
-fn haproxy(dir: &Path, upstream: &str, port: u16, rules: &str) -> Proxy {
+/// haproxy in front of `upstream` with `rules` (`http-request ...` lines);
+/// with `tls`, a PEM file holding a certificate and its key, it speaks HTTPS.
+fn haproxy(dir: &Path, upstream: &str, port: u16, rules: &str, tls: Option<&Path>) -> Proxy {
     let addr = upstream.trim_start_matches("http://");
+    let ssl = tls.map_or(String::new(), |pem| format!(" ssl crt {}", pem.display()));
     let conf = format!(
         "global
     maxconn 256
@@ -207,7 +209,7 @@ defaults
     timeout client 30s
     timeout server 30s
 frontend fe
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{ssl}
 {rules}
     default_backend be
 backend be
@@ -218,7 +220,11 @@ backend be
     std::fs::write(&path, conf).expect("haproxy.cfg");
     let mut cmd = Command::new("haproxy");
     cmd.arg("-db").arg("-f").arg(&path);
-    Proxy::start(cmd, port)
+    let mut proxy = Proxy::start(cmd, port);
+    if tls.is_some() {
+        proxy.url = format!("https://127.0.0.1:{port}");
+    }
+    proxy
 }
 
 /// A tmpfs mounted for the length of a test.
@@ -504,6 +510,7 @@ fn haproxy_answering_4xx_and_5xx_at_random_loses_nothing_and_finish_tells_the_tr
         &format!(
             "{flaky}\n    http-request return status 400 content-type text/plain string \"events are not allowed here\" if {{ path_beg /api/events }}"
         ),
+        None,
     );
     let spool = dir.path().join("spool");
     let cfg = config(Some(&proxy.url), &tok, &spool, &[]);
@@ -545,7 +552,7 @@ fn haproxy_answering_4xx_and_5xx_at_random_loses_nothing_and_finish_tells_the_tr
     // The proxy stops refusing events (still flaky): the next sync delivers
     // them, once, and exits 0.
     drop(proxy);
-    let proxy = haproxy(dir.path(), &server.url, port, flaky);
+    let proxy = haproxy(dir.path(), &server.url, port, flaky, None);
     let (ok, report) = wait_for(Duration::from_secs(120), || {
         let (ok, report) = sync(&proxy.url, &tok, &spool);
         ok.then_some((ok, report))
@@ -561,4 +568,201 @@ fn haproxy_answering_4xx_and_5xx_at_random_loses_nothing_and_finish_tells_the_tr
     assert_exactly(&stored_steps(&api, "haproxy", "x"), &expected, "after sync");
     let q = urlencode(&json!(["name == haproxy"]).to_string());
     assert_eq!(api.ok(&format!("/api/runs?filters={q}"))["count"], 1);
+}
+
+/// A site's own certificate authority and a server certificate for
+/// 127.0.0.1 it signed (made by `openssl`): the authority's PEM file, and
+/// the PEM file haproxy serves (server certificate and key).
+fn site_certificates(dir: &Path) -> (PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?} failed");
+    };
+    let days = ["-days", "2"];
+    openssl(
+        &[
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes"],
+            &days[..],
+            &[
+                "-subj",
+                "/CN=site CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("server.ext");
+    openssl(
+        &[
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+            ],
+            &days[..],
+            &[
+                "-CAcreateserial",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        ]
+        .concat(),
+    );
+    let pem = dir.join("haproxy.pem");
+    let mut both = std::fs::read(dir.join("server.pem")).expect("server.pem");
+    both.extend(std::fs::read(dir.join("server.key")).expect("server.key"));
+    std::fs::write(&pem, both).expect("haproxy.pem");
+    (dir.join("ca.pem"), pem)
+}
+
+/// `simtrack run --name NAME -- echo hello` against `url`, spooling in
+/// `spool`, with `env` added (and no other certificate settings).
+fn wrapped_echo(
+    url: &str,
+    tok: &str,
+    spool: &Path,
+    name: &str,
+    env: &[(&str, &Path)],
+) -> (bool, String) {
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["run", "--name", name, "--", "echo", "hello"])
+        .env("HOME", spool)
+        .env("SIMTRACK_OFFLINE_DIR", spool)
+        .env("SIMTRACK_URL", url)
+        .env("SIMTRACK_TOKEN", tok)
+        .env("SIMTRACK_REQUEST_TIMEOUT", "5")
+        .env("SIMTRACK_FINISH_TIMEOUT", "5")
+        .env("SIMTRACK_RESOURCES_INTERVAL", "0")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("SIMTRACK_CA_BUNDLE")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("simtrack run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// HTTPS to a site whose certificate authority is its own: trusted through
+/// `SIMTRACK_CA_BUNDLE`, or through the system's store (here named by
+/// `SSL_CERT_FILE`, as a site's own store would hold it); without either the
+/// run stays in the spool, says why, and `simtrack sync` delivers it once
+/// the authority is known.
+#[test]
+fn https_to_a_site_with_its_own_authority_works_with_its_certificate_and_says_why_without() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tok = token(&data);
+    let server = Server::start(&data, &[]);
+    let api = Api::new(&server, &tok);
+    let (cert, pem) = site_certificates(dir.path());
+    let port = free_port();
+    let proxy = haproxy(dir.path(), &server.url, port, "", Some(&pem));
+    let url = proxy.url.clone();
+    assert!(url.starts_with("https://"), "{url}");
+
+    // The library, with the site's authority in SIMTRACK_CA_BUNDLE.
+    let bundle = cert.display().to_string();
+    let cfg = config(
+        Some(&url),
+        &tok,
+        &dir.path().join("lib"),
+        &[
+            ("SIMTRACK_CA_BUNDLE", &bundle),
+            ("SIMTRACK_FINISH_TIMEOUT", "20"),
+        ],
+    );
+    let run = start(&cfg, "tls-bundle").expect("init");
+    for s in 0..1000 {
+        run.log("x", s as f64, s).expect("log");
+    }
+    run.finish().expect("finish over https");
+    let expected: Vec<i64> = (0..1000).collect();
+    assert_exactly(&stored_steps(&api, "tls-bundle", "x"), &expected, "bundle");
+
+    // `simtrack run`, trusting what the system's store holds.
+    let spool = dir.path().join("system");
+    let (ok, err) = wrapped_echo(
+        &url,
+        &tok,
+        &spool,
+        "tls-system",
+        &[("SSL_CERT_FILE", &cert)],
+    );
+    assert!(ok, "{err}");
+    let doc = api.run_by_name("tls-system");
+    assert_eq!(doc["status"], "completed", "{err}");
+
+    // Neither: the program still runs and exits 0; the wrapper says the
+    // certificate is not trusted; nothing reaches the server.
+    let spool = dir.path().join("none");
+    let (ok, err) = wrapped_echo(&url, &tok, &spool, "tls-none", &[]);
+    assert!(ok, "the program's exit code, whatever the delivery: {err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let q = urlencode(&json!(["name == tls-none"]).to_string());
+    let found = api.ok(&format!("/api/runs?filters={q}"));
+    assert_eq!(found["count"], 0, "{found}");
+
+    // Once the authority is known, `simtrack sync` delivers the run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new(common::bin())
+            .args(["sync", "--cache"])
+            .arg(&spool)
+            .env("HOME", &spool)
+            .env("SIMTRACK_URL", &url)
+            .env("SIMTRACK_TOKEN", &tok)
+            .env("SIMTRACK_CA_BUNDLE", &cert)
+            .stdin(Stdio::null())
+            .output()
+            .expect("simtrack sync");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && !said.contains("in use") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(api.run_by_name("tls-none")["status"], "completed");
 }

@@ -29,7 +29,12 @@ pub fn finish(run: Run, config: &Config, status: RunStatus) {
     let left = match run.finish_leaving(online.then_some(WAIT_BACKLOG_BYTES)) {
         Ok(None) => return,
         Ok(Some(backlog)) => backlog,
-        Err(e) if online && e.status == simtrack::Status::Undelivered => 0,
+        Err(e) if online && e.status == simtrack::Status::Undelivered => {
+            // Why the server did not take it (unreachable, a certificate
+            // not trusted, ...); the background sync below tries again.
+            say(&e.to_string());
+            0
+        }
         Err(e) => {
             say(&e.to_string());
             return;
