@@ -329,6 +329,9 @@ pub(crate) struct Timing {
     pub log_wait: Duration,
 }
 
+/// How long past its deadline `shutdown` waits for a stopped sender to end.
+const SENDER_GRACE: Duration = Duration::from_millis(200);
+
 /// A run's background threads, as its handle sees them: push data in, flush
 /// with a deadline, shut down. Nothing outside this module touches the
 /// threads themselves.
@@ -558,15 +561,20 @@ impl Worker {
         self.shared.stop_sender.store(true, Ordering::Release);
         self.shared.progress_cv.notify_all();
         let writer_stuck = outcome.as_ref().is_err_and(|e| e.status == Status::Io);
-        // The sender stops after the request it is in.
+        // The sender stops after the request it is in; one waiting for its
+        // next try stops at once. It is given a moment past the deadline to
+        // do so, since it holds the spool's lock (a `simtrack sync` right
+        // after this finish would find the run in use); one still in a
+        // request after that is left to end on its own.
         let writer_done: fn(&Progress) -> bool = |p| p.writer_done;
         let sender_done: fn(&Progress) -> bool = |p| p.sender_done;
-        for (t, done) in [
-            (self.writer.take(), writer_done),
-            (self.sender.take(), sender_done),
+        let sender_end = deadline.max(Instant::now() + SENDER_GRACE);
+        for (t, end, done) in [
+            (self.writer.take(), deadline, writer_done),
+            (self.sender.take(), sender_end, sender_done),
         ] {
             let Some(t) = t else { continue };
-            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, deadline, done)) {
+            if t.is_finished() || (!writer_stuck && self.wait_thread_end(&t, end, done)) {
                 let _ = t.join();
             }
         }

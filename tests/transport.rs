@@ -220,6 +220,46 @@ fn finish_returns_by_its_deadline_when_the_server_hangs() {
     );
 }
 
+/// A sender still in a request when finish gives up keeps the spool locked:
+/// a `simtrack sync` meanwhile leaves the run alone (two deliverers of one
+/// run would both rewrite its delivery state), and delivers it, once each,
+/// when that request has ended.
+#[test]
+fn sync_leaves_a_run_whose_sender_is_still_in_a_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start();
+    let cfg = config(
+        &ep.url,
+        tmp.path(),
+        &[
+            ("SIMTRACK_FINISH_TIMEOUT", "1"),
+            ("SIMTRACK_REQUEST_TIMEOUT", "5"),
+        ],
+    );
+    let run = start(&cfg);
+    log_steps(&run, 0, 1000);
+    run.flush(Duration::from_secs(10)).unwrap();
+    ep.state.lock().always = Some(Fault::Hang);
+    log_steps(&run, 1000, 2000);
+    let err = run.finish().unwrap_err();
+    assert_eq!(err.status, Status::Undelivered);
+    let reports = sync(&cfg, &SyncOptions::default()).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].outcome, Outcome::InUse, "{}", reports[0]);
+    ep.state.lock().always = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reports = sync(&cfg, &SyncOptions::default()).unwrap();
+        if reports[0].outcome == Outcome::Uploaded {
+            break;
+        }
+        assert_eq!(reports[0].outcome, Outcome::InUse, "{}", reports[0]);
+        assert!(Instant::now() < deadline, "the sender never let go");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_exactly_once(&ep, 2000);
+}
+
 #[test]
 fn an_abort_request_reaches_the_run_within_seconds() {
     let tmp = tempfile::tempdir().unwrap();

@@ -394,7 +394,10 @@ fn supervise(
     let pid = proc.id();
     let exit_wait = child::ExitWait::new(pid);
     let mut kill_at: Option<Instant> = None;
-    let mut next_sample = Instant::now();
+    // The first sample waits a little: at once it would read a program
+    // just started (and cost a short run milliseconds for nothing).
+    let mut next_sample =
+        Instant::now() + resources_every.map_or(Duration::ZERO, |e| e.min(FIRST_SAMPLE));
     let mut last_cpu: Option<(Instant, f64)> = None;
     loop {
         // Signals first, so one that ended the child is recorded too.
@@ -477,6 +480,9 @@ fn supervise(
 
 /// How often the supervisor looks for an abort request while the child runs.
 const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// When the first resources sample is taken, at the latest.
+const FIRST_SAMPLE: Duration = Duration::from_secs(1);
 
 /// The command as one line a shell would read back the same.
 fn shell_words(words: &[String]) -> String {
