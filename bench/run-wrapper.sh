@@ -7,6 +7,9 @@
 #   bare     the program alone, writing to /dev/null (the original baseline)
 #   pipe     the program writing into a pipe read by `cat >/dev/null`, as
 #            it writes into the wrapper's pipe (a second, fairer baseline)
+#   floor    the program writing into a 1 MiB pipe read as the wrapper reads
+#            it, by a minimal C reader that discards it (bench/pipe_floor.c):
+#            the least any wrapper reading the output costs the program
 #   file     the program writing to a file, as a batch job's stdout usually
 #            is (a third baseline)
 #   offline  simtrack run, every line an event in the local spool
@@ -47,6 +50,7 @@ cleanup() {
 trap cleanup EXIT
 cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
    server/tests/wrap/residuals.c -o "$tmp/prog"
+cc -O2 -std=c11 -Wall -Wextra -Werror bench/pipe_floor.c -o "$tmp/floor"
 
 # One measurement: "wall user+sys" in seconds (GNU time, children included).
 # Output goes to $out (/dev/null unless a case sets it).
@@ -91,6 +95,7 @@ run_case() { # name, command...
 echo "== $lines lines, median of $reps (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 run_case bare "$tmp/prog" burst "$lines"
 run_case pipe sh -c '"$1" burst "$2" | cat >/dev/null' sh "$tmp/prog" "$lines"
+run_case floor "$tmp/floor" "$tmp/prog" burst "$lines"
 run_case file sh -c '"$1" burst "$2" >"$3"' sh "$tmp/prog" "$lines" "$tmp/out"
 rm -f "$tmp/out"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
@@ -131,10 +136,10 @@ SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tm
   run_case online "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
 
 awk -v lines="$lines" '
-  $1 == "bare" || $1 == "pipe" || $1 == "file" { bw[$1] = $2; bc[$1] = $3; next }
+  $1 == "bare" || $1 == "pipe" || $1 == "floor" || $1 == "file" { bw[$1] = $2; bc[$1] = $3; next }
   { w[$1] = $2; c[$1] = $3; i[$1] = $4 }
   END {
-    split("bare pipe file", bases, " ")
+    split("bare floor file", bases, " ")
     for (k in w) for (j = 1; j <= 3; j++) {
       b = bases[j]
       printf "%-13s wall %+.4f s (%+.1f%%) vs %s (child %+.3f s); wrapper CPU %.3f ms per 1,000 lines\n", k, w[k] - bw[b], 100 * (w[k] - bw[b]) / bw[b], b, i[k] - bw[b], 1000 * (c[k] - bc[b]) / (lines / 1000)
