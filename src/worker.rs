@@ -1029,7 +1029,6 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     shared.set_progress(|p| {
                         p.acked = acked;
                         p.acked_bytes = acked_bytes;
-                        p.acked_bytes = acked_bytes;
                         p.unmarked = unmarked;
                         p.send_error = Some(message);
                     });
@@ -1044,7 +1043,6 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                     retry_at = Some(Instant::now() + Duration::from_secs(30));
                     shared.set_progress(|p| {
                         p.acked = acked;
-                        p.acked_bytes = acked_bytes;
                         p.acked_bytes = acked_bytes;
                         p.unmarked = unmarked;
                         p.send_error = Some(message);
