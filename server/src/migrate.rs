@@ -86,7 +86,7 @@ fn count(store: &dyn StateStore, blobs: usize, tokens: usize) -> Result<Counts, 
         let mut points = 0;
         let mut arrays = 0;
         for r in &runs {
-            events += tx.events(&r.id)?.len();
+            events += tx.events_count(&r.id, None)? as usize;
             points += tx.series_of(&r.id)?.iter().map(|s| s.count).sum::<i64>();
             arrays += tx
                 .grid_metrics(&r.id)?
@@ -120,13 +120,25 @@ fn copy_run(from: &dyn ReadTx, to: &dyn WriteTx, id: &str) -> StoreResult<()> {
         return Ok(());
     };
     to.run_insert(&run)?;
-    let events: Vec<(i64, String, String)> = from
-        .events(id)?
-        .into_iter()
-        .map(|e| (e.ts, e.log_level, e.message))
-        .collect();
-    for batch in events.chunks(4096) {
-        to.events_insert(id, batch)?;
+    // In batches as read: a run's events need not fit in memory at once.
+    let mut batch: Vec<(i64, String, String)> = Vec::with_capacity(4096);
+    let mut failed = None;
+    from.events_visit(id, None, 0, &mut |e| {
+        batch.push((e.ts, e.log_level, e.message));
+        if batch.len() == 4096 {
+            if let Err(err) = to.events_insert(id, &batch) {
+                failed = Some(err);
+                return false;
+            }
+            batch.clear();
+        }
+        true
+    })?;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    if !batch.is_empty() {
+        to.events_insert(id, &batch)?;
     }
     for s in from.series_of(id)? {
         let Some(src) = from.series_id(id, &s.name)? else {

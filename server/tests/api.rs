@@ -1380,3 +1380,78 @@ fn metadata_under_simvue_merges_key_by_key_and_other_keys_are_replaced() {
     assert!((400..500).contains(&r.status), "{} {}", r.status, r.text);
     assert_eq!(api.ok(&format!("/api/runs/{run}"))["metadata"], md);
 }
+
+/// `GET /api/events` pages come from the store in order (time, then
+/// arrival) across the store's own page size, with and without the server's
+/// own events, with and without filters.
+#[test]
+fn events_are_listed_in_pages_in_order_with_or_without_the_servers_own() {
+    let (_dir, _server, api) = setup(&[]);
+    let run = api.create_run(json!({"name": "paged", "status": "running"}));
+    let msg = |i: usize| format!("e {i}");
+    let post = |from: usize, to: usize, at: f64| {
+        let items: Vec<Value> = (from..to)
+            .map(|i| {
+                let level = if i % 7 == 0 { "error" } else { "info" };
+                // Equal times within a post: arrival decides.
+                json!({"message": msg(i), "log_level": level, "timestamp": ts(at)})
+            })
+            .collect();
+        let r = api.msgpack("/api/events", None, &json!({"run": run, "events": items}));
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    // Before the server's own event (a status change, stamped now), then after.
+    for (from, to) in [(0, 4000), (4000, 6000)] {
+        post(from, to, -100_000_000.0);
+    }
+    let r = api.json(
+        "PUT",
+        &format!("/api/runs/{run}"),
+        &json!({"status": "completed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    for (from, to) in [(6000, 9000), (9000, 12000)] {
+        post(from, to, 0.0);
+    }
+    let page = |q: &str| {
+        let v = api.ok(&format!("/api/events?run={run}&{q}"));
+        let msgs: Vec<String> = v["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect();
+        (v["count"].as_u64().expect("count"), msgs)
+    };
+    let (n, all) = page("count=0");
+    assert_eq!(n, 12_000);
+    assert_eq!(all, (0..12_000).map(msg).collect::<Vec<_>>());
+    let (_, p) = page("start=5998&count=4");
+    assert_eq!(p, ["e 5998", "e 5999", "e 6000", "e 6001"]);
+    let (_, p) = page("start=4999&count=2");
+    assert_eq!(p, ["e 4999", "e 5000"]);
+    let (n, p) = page("start=11998&count=10");
+    assert_eq!((n, p.len()), (12_000, 2));
+    let (n, p) = page("start=12000&count=10");
+    assert_eq!((n, p.len()), (12_000, 0));
+
+    let (n, p) = page("system=true&start=5999&count=3");
+    assert_eq!(n, 12_001);
+    assert_eq!(p[0], "e 5999");
+    assert!(p[1].starts_with("[simtrack] run status changed"), "{p:?}");
+    assert_eq!(p[2], "e 6000");
+    let (_, p) = page("system=true&start=10000&count=1");
+    assert_eq!(p, ["e 9999"]);
+
+    // With a filter: matches are counted and paged the same way.
+    let q = urlencode(&json!(["log_level == error"]).to_string());
+    let (n, p) = page(&format!("filters={q}&start=857&count=5"));
+    assert_eq!(n, (0..12_000).filter(|i| i % 7 == 0).count() as u64);
+    let want: Vec<String> = (0..12_000)
+        .filter(|i| i % 7 == 0)
+        .skip(857)
+        .take(5)
+        .map(msg)
+        .collect();
+    assert_eq!(p, want);
+}

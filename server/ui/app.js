@@ -1078,24 +1078,52 @@
     const evTable = h('table', { id: 'events' });
     const evCount = h('span', { class: 'muted' });
     eventsEl.append(h('div', { class: 'row' }, evSearch, evLevel, evCount), h('div', { class: 'events table-wrap' }, evTable));
-    let events = [];
+    // The newest EVENTS_KEPT events are kept (a run wrapped by `simtrack
+    // run` may have millions): `base` is the server's index of events[0].
+    const EVENTS_KEPT = 10000;
+    const ALERT_EVENT = '[simtrack] alert ';
+    const countAlerts = (list) => list.filter((e) => e.message.startsWith(ALERT_EVENT)).length;
+    let events = [], base = 0, olderAlerts = [];
     function renderEvents() {
       const needle = evSearch.value.trim().toLowerCase();
       const lvl = evLevel.value;
       const shown = events.filter((e) => (!lvl || e.log_level === lvl) && (!needle || e.message.toLowerCase().includes(needle)));
-      evCount.textContent = `${shown.length} of ${events.length} events, newest first`;
+      evCount.textContent = base
+        ? `${shown.length} of the newest ${events.length} of ${base + events.length} events, newest first (search covers these)`
+        : `${shown.length} of ${events.length} events, newest first`;
       const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
       clear(evTable).append(h('tbody', {}, rows));
     }
     evSearch.addEventListener('input', debounce(renderEvents, 150));
     evLevel.addEventListener('change', renderEvents);
     // Only the events after those we have: a live page with 100,000 events
-    // moves a few hundred bytes per refresh, not the whole log.
+    // moves a few hundred bytes per refresh, not the whole log. When more
+    // arrived than are kept, only the newest are fetched.
+    const fetchEvents = (start) => api('/api/events?' + qs({ run: id, start, count: EVENTS_KEPT, system: true }));
     async function loadEvents() {
-      const res = await api('/api/events?' + qs({ run: id, start: events.length, count: 0, system: true }));
-      const list = Array.isArray(res) ? res : res.data || [];
-      if (typeof res.count === 'number' && res.count < events.length) { events = []; return loadEvents(); }
-      if (list.length) { events = events.concat(list); renderEvents(); renderAlerts(); }
+      let start = base + events.length;
+      let res = await fetchEvents(start);
+      let list = Array.isArray(res) ? res : res.data || [];
+      const total = typeof res.count === 'number' ? res.count : start + list.length;
+      if (total < start) { events = []; base = 0; olderAlerts = []; return loadEvents(); }
+      if (total > start + list.length) {
+        start = Math.max(0, total - EVENTS_KEPT);
+        res = await fetchEvents(start);
+        list = Array.isArray(res) ? res : res.data || [];
+        events = []; base = start;
+        // The alert history before the kept events (the server's own
+        // events, few): found by the server, once per jump.
+        const older = await api('/api/events?' + qs({ run: id, system: true, count: EVENTS_KEPT, filters: ['message contains ' + ALERT_EVENT] }));
+        olderAlerts = (older.data || []).slice(0, Math.max(0, (older.count || 0) - countAlerts(list)));
+      }
+      if (!list.length) return;
+      events = events.concat(list);
+      if (events.length > EVENTS_KEPT) {
+        const drop = events.length - EVENTS_KEPT;
+        olderAlerts = olderAlerts.concat(events.slice(0, drop).filter((e) => e.message.startsWith(ALERT_EVENT)));
+        base += drop; events = events.slice(drop);
+      }
+      renderEvents(); renderAlerts();
     }
     let filesKey = '';
     async function loadFiles() {
@@ -1161,7 +1189,7 @@
       alertsEl.append(h('table', { class: 'kv' }, h('tbody', {}, list.map((a) => h('tr', { 'data-alert': a.alert.id }, h('td', {}, a.alert.name), h('td', {}, h('span', { class: 'badge ' + a.status }, a.status)),
         h('td', {}, ackControl(run, a, async () => { run = await api('/api/runs/' + encodeURIComponent(id)); renderAlerts(); }, msg)),
         h('td', { class: 'muted' }, describeAlert(a.alert)))))), msg);
-      const hist = events.filter((e) => e.message.startsWith('[simtrack] alert '));
+      const hist = olderAlerts.concat(events.filter((e) => e.message.startsWith(ALERT_EVENT)));
       alertsEl.append(h('h3', { style: 'font-size:13px;margin:8px 0 4px' }, 'History'),
         hist.length ? h('ul', {}, hist.map((e) => h('li', {}, fmtTime(e.timestamp), ' ', e.message.replace('[simtrack] ', '')))) : h('p', { class: 'muted' }, 'No changes yet.'));
     }

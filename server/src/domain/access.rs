@@ -502,11 +502,23 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
         self.tx.attached_enabled(run, source)
     }
 
-    fn events(&self, run: &str) -> Result<Vec<EventRow>> {
+    fn events_visit(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        skip: u64,
+        visit: &mut dyn FnMut(EventRow) -> bool,
+    ) -> Result<()> {
         if !self.visible(run)? {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.tx.events(run)
+        self.tx.events_visit(run, exclude_prefix, skip, visit)
+    }
+    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
+        if !self.visible(run)? {
+            return Ok(0);
+        }
+        self.tx.events_count(run, exclude_prefix)
     }
     fn events_after(
         &self,

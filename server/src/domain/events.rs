@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use simtrack::model::MAX_EVENT_BYTES;
 
 use super::{Error, Result, filters, runs};
-use crate::storage::{ReadTx, WriteTx};
+use crate::storage::{EventRow, ReadTx, WriteTx};
 use crate::util::{fmt_ts, parse_ts};
 
 /// Accepted `log_level` values.
@@ -119,21 +119,33 @@ pub fn list(
     system: bool,
 ) -> Result<Value> {
     runs::status_of(tx, run)?;
-    let mut total = 0usize;
+    let exclude = (!system).then_some(SYSTEM_PREFIX);
+    let doc = |e: EventRow| json!({"message": e.message, "log_level": e.log_level, "timestamp": fmt_ts(e.ts)});
     let mut data = Vec::new();
-    for e in tx.events(run)? {
-        if !system && is_system(&e.message) {
-            continue;
+    if fs.is_empty() {
+        // The page is read from the store: a run of millions of events
+        // costs what the page holds.
+        let total = tx.events_count(run, exclude)?;
+        if limit > 0 && (start as u64) < total {
+            tx.events_visit(run, exclude, start as u64, &mut |e| {
+                data.push(doc(e));
+                data.len() < limit
+            })?;
         }
-        let d = json!({"message": e.message, "log_level": e.log_level, "timestamp": fmt_ts(e.ts)});
-        if !filters::all(fs, &d, me) {
-            continue;
-        }
-        if total >= start && data.len() < limit {
-            data.push(d);
-        }
-        total += 1;
+        return Ok(json!({ "data": data, "count": total }));
     }
+    // Filters are read here: every event is visited, one at a time.
+    let mut total = 0usize;
+    tx.events_visit(run, exclude, 0, &mut |e| {
+        let d = doc(e);
+        if filters::all(fs, &d, me) {
+            if total >= start && data.len() < limit {
+                data.push(d);
+            }
+            total += 1;
+        }
+        true
+    })?;
     Ok(json!({ "data": data, "count": total }))
 }
 

@@ -862,8 +862,20 @@ pub trait ReadTx {
     /// Enabled alerts of `source` attached to `run`.
     fn attached_enabled(&self, run: &str, source: &str) -> Result<Vec<AlertRow>>;
 
-    /// The run's events by time, then arrival.
-    fn events(&self, run: &str) -> Result<Vec<EventRow>>;
+    /// Visits the run's events by time, then arrival, from the `skip`-th on,
+    /// while `visit` returns true; events whose message starts with
+    /// `exclude_prefix` are left out (and not counted by `skip`). Rows are
+    /// read as they are visited: memory stays bounded whatever the run holds.
+    fn events_visit(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        skip: u64,
+        visit: &mut dyn FnMut(EventRow) -> bool,
+    ) -> Result<()>;
+    /// How many events the run has (without those whose message starts
+    /// with `exclude_prefix`).
+    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64>;
     /// Visits `run`'s events stored after sequence number `after_seq`, in
     /// the order they were stored, as `(seq, ts, message)`: what a reader
     /// that remembers where it stopped has not seen yet (event alerts).

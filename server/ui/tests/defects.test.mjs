@@ -113,6 +113,26 @@ test('a live run page fetches only new events', async () => {
   assert.match(text, /traceback:\n\s+line one\n/);
 });
 
+test('a run with more events than the page keeps shows the newest and follows new ones', async () => {
+  const id = await mkRun({ name: 'ui2-many-events', status: 'running' });
+  const ev = (msgs) => api('/api/events', { method: 'POST', body: { run: id, events: msgs.map((message) => ({ message })) } });
+  for (let b = 0; b < 5; b++) await ev(Array.from({ length: 5000 }, (_, i) => `many ${b * 5000 + i}`));
+  const urls = [];
+  const onReq = (r) => { if (r.url().includes('/api/events?')) urls.push(new URL(r.url()).searchParams); };
+  page.on('request', onReq);
+  await page.goto(URL_ + `/#/run/${id}`);
+  await waitFor('the newest event', async () => /many 24999/.test(await page.textContent('#events')));
+  assert.match(await page.textContent('body'), /of the newest 10000 of 25000 events/);
+  await ev(['the newest line']);
+  await api(`/api/runs/${id}/heartbeat`, { method: 'PUT' });
+  await waitFor('the new event', async () => /the newest line/.test(await page.textContent('#events')));
+  page.off('request', onReq);
+  // No request asked for everything, and none for more than the page keeps.
+  for (const p of urls) assert.ok(+p.get('count') > 0 && +p.get('count') <= 10000, `asked for count=${p.get('count')}`);
+  assert.ok(urls.some((p) => +p.get('start') === 15000), 'the newest 10,000 were fetched');
+  await page.screenshot({ path: join(SHOTS, 'ui2-many-events.png') });
+});
+
 test('a lost run: duration ends at last contact, no Abort', async () => {
   const id = await mkRun({ name: 'ui2-lost', status: 'running', heartbeat_timeout: 1 });
   await waitFor('the run to be lost', async () => (await api('/api/runs/' + id)).body.status === 'lost', 10000);

@@ -230,6 +230,11 @@ ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
         // reads the newest runs, not every run.
         "CREATE INDEX runs_created ON runs(created);",
     ),
+    (
+        14,
+        // Event pages by time then arrival: the index serves the order.
+        "CREATE INDEX events_run_ts_seq ON events(run_id, ts, seq); DROP INDEX events_run;",
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -520,20 +520,57 @@ impl ReadTx for Tx<'_> {
             .collect()
     }
 
-    fn events(&self, run: &str) -> Result<Vec<EventRow>> {
-        self.rows(
-            "SELECT ts, log_level, message FROM events WHERE run_id = $1 ORDER BY ts, seq",
-            &[&run],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(EventRow {
-                ts: at(r, 0)?,
-                log_level: at(r, 1)?,
-                message: at(r, 2)?,
-            })
-        })
-        .collect()
+    fn events_visit(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        skip: u64,
+        visit: &mut dyn FnMut(EventRow) -> bool,
+    ) -> Result<()> {
+        // In pages, each continuing after the last row of the one before
+        // (the index on run, time and sequence serves both the offset of the
+        // first and the start of the others).
+        const PAGE: i64 = 5000;
+        let skip = i64::try_from(skip).unwrap_or(i64::MAX);
+        let mut rows = self.rows(
+            "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
+             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) \
+             ORDER BY ts, seq LIMIT $3 OFFSET $4",
+            &[&run, &exclude_prefix, &PAGE, &skip],
+        )?;
+        loop {
+            let mut last: Option<(i64, i64)> = None;
+            let full = rows.len() as i64 == PAGE;
+            for r in &rows {
+                last = Some((at(r, 0)?, at(r, 3)?));
+                let row = EventRow {
+                    ts: at(r, 0)?,
+                    log_level: at(r, 1)?,
+                    message: at(r, 2)?,
+                };
+                if !visit(row) {
+                    return Ok(());
+                }
+            }
+            let (Some((ts, seq)), true) = (last, full) else {
+                return Ok(());
+            };
+            rows = self.rows(
+                "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
+                 AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) \
+                 AND (ts, seq) > ($3, $4) ORDER BY ts, seq LIMIT $5",
+                &[&run, &exclude_prefix, &ts, &seq, &PAGE],
+            )?;
+        }
+    }
+
+    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
+        let n: Option<i64> = self.value(
+            "SELECT COUNT(*) FROM events WHERE run_id = $1 \
+             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2)",
+            &[&run, &exclude_prefix],
+        )?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     fn events_after(

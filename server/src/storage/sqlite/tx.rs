@@ -459,21 +459,44 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
-    fn events(&self, run: &str) -> Result<Vec<EventRow>> {
+    fn events_visit(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        skip: u64,
+        visit: &mut dyn FnMut(EventRow) -> bool,
+    ) -> Result<()> {
+        let mut s = self
+            .0
+            .prepare_cached(
+                "SELECT ts, log_level, message FROM events WHERE run_id = ?1 \
+                 AND (?2 IS NULL OR substr(message, 1, length(?2)) <> ?2) \
+                 ORDER BY ts, seq LIMIT -1 OFFSET ?3",
+            )
+            .map_err(db)?;
+        let skip = i64::try_from(skip).unwrap_or(i64::MAX);
+        let mut rows = s.query(params![run, exclude_prefix, skip]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            let row = EventRow {
+                ts: r.get(0).map_err(db)?,
+                log_level: r.get(1).map_err(db)?,
+                message: r.get(2).map_err(db)?,
+            };
+            if !visit(row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
         self.0
             .prepare_cached(
-                "SELECT ts, log_level, message FROM events WHERE run_id = ?1 ORDER BY ts, seq",
+                "SELECT COUNT(*) FROM events WHERE run_id = ?1 \
+                 AND (?2 IS NULL OR substr(message, 1, length(?2)) <> ?2)",
             )
-            .and_then(|mut s| {
-                s.query_map(params![run], |r| {
-                    Ok(EventRow {
-                        ts: r.get(0)?,
-                        log_level: r.get(1)?,
-                        message: r.get(2)?,
-                    })
-                })?
-                .collect()
-            })
+            .and_then(|mut s| s.query_row(params![run, exclude_prefix], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
             .map_err(db)
     }
 
