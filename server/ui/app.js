@@ -1084,17 +1084,41 @@
     const ALERT_EVENT = '[simtrack] alert ';
     const countAlerts = (list) => list.filter((e) => e.message.startsWith(ALERT_EVENT)).length;
     let events = [], base = 0, olderAlerts = [];
+    const eventRows = (list) => list.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
+    // A search while only the newest events are here is the server's: it
+    // reads them all (the newest 2000 matches are shown). Its result stays
+    // until the search changes.
+    let searchSeq = 0, searched = '';
+    async function serverSearch(needle, lvl) {
+      const key = JSON.stringify([needle, lvl]);
+      if (key === searched) return;
+      searched = key;
+      const seq = ++searchSeq;
+      const filters = [];
+      if (needle) filters.push('message icontains ' + needle);
+      if (lvl) filters.push('log_level == ' + lvl);
+      evCount.textContent = 'searching all events…';
+      try {
+        const first = await api('/api/events?' + qs({ run: id, system: true, filters, count: 1 }));
+        const total = first.count || 0;
+        const page = total > 1 ? await api('/api/events?' + qs({ run: id, system: true, filters, start: Math.max(0, total - 2000), count: 2000 })) : first;
+        if (seq !== searchSeq) return;
+        evCount.textContent = `${total} matching of all ${base + events.length} events${total > 2000 ? ', the newest 2000 shown' : ''}, newest first`;
+        clear(evTable).append(h('tbody', {}, eventRows(page.data || [])));
+      } catch (e) { if (seq === searchSeq) { searched = ''; showError(evCount, e); } }
+    }
     function renderEvents() {
       const needle = evSearch.value.trim().toLowerCase();
       const lvl = evLevel.value;
+      if (base && (needle || lvl)) return serverSearch(needle, lvl);
+      searched = ''; searchSeq++;
       const shown = events.filter((e) => (!lvl || e.log_level === lvl) && (!needle || e.message.toLowerCase().includes(needle)));
       evCount.textContent = base
-        ? `${shown.length} of the newest ${events.length} of ${base + events.length} events, newest first (search covers these)`
+        ? `the newest ${events.length} of ${base + events.length} events, newest first`
         : `${shown.length} of ${events.length} events, newest first`;
-      const rows = shown.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
-      clear(evTable).append(h('tbody', {}, rows));
+      clear(evTable).append(h('tbody', {}, eventRows(shown)));
     }
-    evSearch.addEventListener('input', debounce(renderEvents, 150));
+    evSearch.addEventListener('input', debounce(renderEvents, 300));
     evLevel.addEventListener('change', renderEvents);
     // Only the events after those we have: a live page with 100,000 events
     // moves a few hundred bytes per refresh, not the whole log. When more

@@ -122,7 +122,16 @@ test('a run with more events than the page keeps shows the newest and follows ne
   page.on('request', onReq);
   await page.goto(URL_ + `/#/run/${id}`);
   await waitFor('the newest event', async () => /many 24999/.test(await page.textContent('#events')));
-  assert.match(await page.textContent('body'), /of the newest 10000 of 25000 events/);
+  assert.match(await page.textContent('body'), /the newest 10000 of 25000 events/);
+  // A search covers every event, not only those on the page: "many 123"
+  // matches 123, 1230-1239 and 12300-12399, all older than the newest 10,000.
+  await page.fill('#event-search', 'MANY 123');
+  await waitFor('the search', async () => /111 matching of all 25000 events/.test(await page.textContent('body')));
+  assert.ok(/many 12399/.test(await page.textContent('#events')));
+  assert.ok(!/many 24999/.test(await page.textContent('#events')));
+  await page.screenshot({ path: join(SHOTS, 'ui2-many-events-search.png') });
+  await page.fill('#event-search', '');
+  await waitFor('the page again', async () => /many 24999/.test(await page.textContent('#events')));
   await ev(['the newest line']);
   await api(`/api/runs/${id}/heartbeat`, { method: 'PUT' });
   await waitFor('the new event', async () => /the newest line/.test(await page.textContent('#events')));
