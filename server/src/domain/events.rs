@@ -124,7 +124,8 @@ pub fn list(
     let mut data = Vec::new();
     if fs.is_empty() {
         // The page is read from the store: a run of millions of events
-        // costs what the page holds.
+        // costs a count and an index walk to `start`, and memory for the
+        // page alone.
         let total = tx.events_count(run, exclude)?;
         if limit > 0 && (start as u64) < total {
             tx.events_visit(run, exclude, start as u64, &mut |e| {
