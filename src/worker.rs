@@ -188,6 +188,24 @@ impl Shared {
         generation
     }
 
+    /// Waits, holding `p` between wake-ups, until the writer has spooled
+    /// flush request `generation` (or written the run's last record); false
+    /// if `deadline` came first.
+    fn wait_spooled(
+        &self,
+        p: &mut parking_lot::MutexGuard<'_, Progress>,
+        generation: u64,
+        deadline: Instant,
+    ) -> bool {
+        let written = |p: &Progress| p.writer_done || p.flushed >= generation;
+        while !written(p) {
+            if self.progress_cv.wait_until(p, deadline).timed_out() {
+                return written(p);
+            }
+        }
+        true
+    }
+
     /// The one "wait until delivered" routine: waits until the writer has
     /// spooled and synced what flush request `generation` covered (or has
     /// written the run's last record), then, for an online run, until the
@@ -197,28 +215,25 @@ impl Shared {
     /// (the data stays in memory and is retried), `Refused` if the server refused records for good (they
     /// stay in the spool), `Undelivered` if the deadline came first.
     pub fn wait_delivered(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
-        let written = |p: &Progress| p.writer_done || p.flushed >= generation;
         let mut p = self.progress.lock();
-        while !written(&p) {
-            if self.progress_cv.wait_until(&mut p, deadline).timed_out() && !written(&p) {
-                if p.flush_failed >= generation {
-                    let e = p.spool_error.clone().unwrap_or_default();
-                    return Err(Error::new(
-                        Status::Io,
-                        format!(
-                            "cannot write the spool {}: {e}; what was logged is kept in memory and written when the disk has room",
-                            self.dir.root.display()
-                        ),
-                    ));
-                }
+        if !self.wait_spooled(&mut p, generation, deadline) {
+            if p.flush_failed >= generation {
+                let e = p.spool_error.clone().unwrap_or_default();
                 return Err(Error::new(
-                    Status::Undelivered,
+                    Status::Io,
                     format!(
-                        "the spool writer did not finish in time; the spool is {}",
+                        "cannot write the spool {}: {e}; what was logged is kept in memory and written when the disk has room",
                         self.dir.root.display()
                     ),
                 ));
             }
+            return Err(Error::new(
+                Status::Undelivered,
+                format!(
+                    "the spool writer did not finish in time; the spool is {}",
+                    self.dir.root.display()
+                ),
+            ));
         }
         if !self.online {
             return Ok(());
@@ -588,15 +603,8 @@ impl Worker {
     fn backlog_once_spooled(&self, generation: u64, deadline: Instant) -> Option<u64> {
         self.sender.as_ref()?;
         let mut p = self.shared.progress.lock();
-        while !(p.writer_done || p.flushed >= generation) {
-            if self
-                .shared
-                .progress_cv
-                .wait_until(&mut p, deadline)
-                .timed_out()
-            {
-                return None;
-            }
+        if !self.shared.wait_spooled(&mut p, generation, deadline) {
+            return None;
         }
         if p.send_blocked || p.sender_done {
             return None;

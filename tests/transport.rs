@@ -193,16 +193,20 @@ fn a_server_down_for_the_whole_run_loses_nothing_and_sync_delivers_it_once() {
     assert_exactly_once(&ep, 30_000);
 }
 
-#[test]
-fn finish_returns_by_its_deadline_when_the_server_hangs() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A run that delivered steps 0..1000, then logged 1000..2000 while the
+/// server hangs every request: ready for a `finish` that cannot complete.
+fn run_with_a_hanging_server(
+    tmp: &std::path::Path,
+    finish_timeout: &str,
+    request_timeout: &str,
+) -> (Endpoint, Config, Run) {
     let ep = Endpoint::start();
     let cfg = config(
         &ep.url,
-        tmp.path(),
+        tmp,
         &[
-            ("SIMTRACK_FINISH_TIMEOUT", "1.5"),
-            ("SIMTRACK_REQUEST_TIMEOUT", "60"),
+            ("SIMTRACK_FINISH_TIMEOUT", finish_timeout),
+            ("SIMTRACK_REQUEST_TIMEOUT", request_timeout),
         ],
     );
     let run = start(&cfg);
@@ -210,6 +214,13 @@ fn finish_returns_by_its_deadline_when_the_server_hangs() {
     run.flush(Duration::from_secs(10)).unwrap();
     ep.state.lock().always = Some(Fault::Hang);
     log_steps(&run, 1000, 2000);
+    (ep, cfg, run)
+}
+
+#[test]
+fn finish_returns_by_its_deadline_when_the_server_hangs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_ep, _cfg, run) = run_with_a_hanging_server(tmp.path(), "1.5", "60");
     let t0 = Instant::now();
     let err = run.finish().unwrap_err();
     let took = t0.elapsed();
@@ -227,20 +238,7 @@ fn finish_returns_by_its_deadline_when_the_server_hangs() {
 #[test]
 fn sync_leaves_a_run_whose_sender_is_still_in_a_request() {
     let tmp = tempfile::tempdir().unwrap();
-    let ep = Endpoint::start();
-    let cfg = config(
-        &ep.url,
-        tmp.path(),
-        &[
-            ("SIMTRACK_FINISH_TIMEOUT", "1"),
-            ("SIMTRACK_REQUEST_TIMEOUT", "5"),
-        ],
-    );
-    let run = start(&cfg);
-    log_steps(&run, 0, 1000);
-    run.flush(Duration::from_secs(10)).unwrap();
-    ep.state.lock().always = Some(Fault::Hang);
-    log_steps(&run, 1000, 2000);
+    let (ep, cfg, run) = run_with_a_hanging_server(tmp.path(), "1", "5");
     let err = run.finish().unwrap_err();
     assert_eq!(err.status, Status::Undelivered);
     let reports = sync(&cfg, &SyncOptions::default()).unwrap();

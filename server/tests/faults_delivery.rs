@@ -53,16 +53,23 @@ fn start(cfg: &Config, name: &str) -> Result<Run, simtrack::Error> {
 
 /// `simtrack sync` of `spool` to `url`: exit success and stdout.
 fn sync(url: &str, tok: &str, spool: &Path) -> (bool, String) {
-    let out = Command::new(common::bin())
-        .args(["sync", "--cache"])
+    sync_with(url, tok, spool, &[])
+}
+
+/// As [`sync`], with `env` added.
+fn sync_with(url: &str, tok: &str, spool: &Path, env: &[(&str, &Path)]) -> (bool, String) {
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["sync", "--cache"])
         .arg(spool)
         .env("HOME", spool)
         .env("SIMTRACK_URL", url)
         .env("SIMTRACK_TOKEN", tok)
         .env("SIMTRACK_REQUEST_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .output()
-        .expect("simtrack sync");
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("simtrack sync");
     (
         out.status.success(),
         format!(
@@ -743,25 +750,11 @@ fn https_to_a_site_with_its_own_authority_works_with_its_certificate_and_says_wh
     // Once the authority is known, `simtrack sync` delivers the run.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = Command::new(common::bin())
-            .args(["sync", "--cache"])
-            .arg(&spool)
-            .env("HOME", &spool)
-            .env("SIMTRACK_URL", &url)
-            .env("SIMTRACK_TOKEN", &tok)
-            .env("SIMTRACK_CA_BUNDLE", &cert)
-            .stdin(Stdio::null())
-            .output()
-            .expect("simtrack sync");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && !said.contains("in use") {
+        let (ok, said) = sync_with(&url, &tok, &spool, &[("SIMTRACK_CA_BUNDLE", &cert)]);
+        if ok && !said.contains("in use") {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(Instant::now() < deadline, "{said}");
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(api.run_by_name("tls-none")["status"], "completed");

@@ -1124,16 +1124,17 @@
     // moves a few hundred bytes per refresh, not the whole log. When more
     // arrived than are kept, only the newest are fetched.
     const fetchEvents = (start) => api('/api/events?' + qs({ run: id, start, count: EVENTS_KEPT, system: true }));
+    const listOf = (res) => (Array.isArray(res) ? res : res.data || []);
     async function loadEvents() {
       let start = base + events.length;
       let res = await fetchEvents(start);
-      let list = Array.isArray(res) ? res : res.data || [];
+      let list = listOf(res);
       const total = typeof res.count === 'number' ? res.count : start + list.length;
       if (total < start) { events = []; base = 0; olderAlerts = []; return loadEvents(); }
       if (total > start + list.length) {
         start = Math.max(0, total - EVENTS_KEPT);
         res = await fetchEvents(start);
-        list = Array.isArray(res) ? res : res.data || [];
+        list = listOf(res);
         events = []; base = start;
         // The alert history before the kept events (the server's own
         // events, few): found by the server, once per jump.

@@ -28,12 +28,12 @@ pub fn finish(run: Run, config: &Config, status: RunStatus) {
     let id = run.id().to_owned();
     let left = match run.finish_leaving(online.then_some(WAIT_BACKLOG_BYTES)) {
         Ok(None) => return,
-        Ok(Some(backlog)) => backlog,
+        Ok(Some(backlog)) => Some(backlog),
         Err(e) if online && e.status == simtrack::Status::Undelivered => {
             // Why the server did not take it (unreachable, a certificate
             // not trusted, ...); the background sync below tries again.
             say(&e.to_string());
-            0
+            None
         }
         Err(e) => {
             say(&e.to_string());
@@ -58,18 +58,18 @@ fn hand_over(
     id: &str,
     config: &Config,
     status: RunStatus,
-    backlog: u64,
+    backlog: Option<u64>,
 ) -> Result<(), simtrack::Error> {
     use simtrack::delivery::Courier;
     let transport = simtrack::transport::http::HttpTransport::new(config)?;
     let url = config.url.clone().unwrap_or_default();
     let mut courier = Courier::open(dir.clone(), transport, &url)?;
-    let backlog = if backlog > 0 {
-        backlog
-    } else {
+    // Unknown when the finish gave up: what the spool holds past what the
+    // delivery state says was acknowledged.
+    let backlog = backlog.unwrap_or_else(|| {
         let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
         size.saturating_sub(courier.state().acked_offset)
-    };
+    });
     let finish = simtrack::record::FinishRecord {
         status,
         endtime: simtrack::record::now_unix(),

@@ -531,11 +531,11 @@ impl ReadTx for Tx<'_> {
         // (the index on run, time and sequence serves both the offset of the
         // first and the start of the others).
         const PAGE: i64 = 5000;
+        const EVENTS_OF_RUN: &str = "SELECT ts, log_level, message, seq FROM events \
+             WHERE run_id = $1 AND ($2::text IS NULL OR left(message, char_length($2)) <> $2)";
         let skip = i64::try_from(skip).unwrap_or(i64::MAX);
         let mut rows = self.rows(
-            "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
-             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) \
-             ORDER BY ts, seq LIMIT $3 OFFSET $4",
+            &format!("{EVENTS_OF_RUN} ORDER BY ts, seq LIMIT $3 OFFSET $4"),
             &[&run, &exclude_prefix, &PAGE, &skip],
         )?;
         loop {
@@ -556,9 +556,7 @@ impl ReadTx for Tx<'_> {
                 return Ok(());
             };
             rows = self.rows(
-                "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
-                 AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) \
-                 AND (ts, seq) > ($3, $4) ORDER BY ts, seq LIMIT $5",
+                &format!("{EVENTS_OF_RUN} AND (ts, seq) > ($3, $4) ORDER BY ts, seq LIMIT $5"),
                 &[&run, &exclude_prefix, &ts, &seq, &PAGE],
             )?;
         }
