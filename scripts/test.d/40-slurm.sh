@@ -207,6 +207,14 @@ expect_run "metadata.slurm_job_id == $j_heat" completed
 grep -q " debug heat-f$" <<<"$(api runs "metadata.slurm_job_id == $j_heat")" || fail "heat: partition/job name"
 expect_run "metadata.slurm_job_id == $j_wrap" completed
 [ "$(api points wrapped residual)" = 20 ] || fail "wrapped: residual points $(api points wrapped residual)"
+# The job's output file (stdout and stderr in one, as SLURM opens it, the
+# program writing it itself) holds each of the program's lines once; the
+# run's events are the same lines (stderr's copy into the file not twice).
+file_lines=$(grep -hv '^simtrack' "$T"/work/wrapped-*.out | sort)
+event_lines=$(api events wrapped | grep -v '^simtrack' | sort)
+[ "$(grep -c 'is slow' <<<"$file_lines")" -gt 0 ] || fail "wrapped: no stderr line in the output file"
+[ "$file_lines" = "$event_lines" ] || fail "wrapped: output file and events differ: $(diff <(echo "$file_lines") <(echo "$event_lines") | head)"
+echo "ok   wrapped: the output file's $(grep -c . <<<"$file_lines") lines are the run's events"
 arr=$(api runs "metadata.slurm_array_job_id == $j_array")
 [ "$(printf '%s\n' "$arr" | grep -c completed)" = 3 ] || fail "array: $arr"
 for t in 1 2 3; do

@@ -987,3 +987,199 @@ fn the_programs_terminal_follows_the_size_of_the_users() {
     assert!(status.success(), "{status:?}");
     assert_eq!(text(&seen).replace('\r', ""), "30 100\n40 120\n");
 }
+
+/// The program's lines of a run, by level, without the wrapper's own.
+fn program_lines(rig: &Rig, id: &str) -> (Vec<String>, Vec<String>) {
+    let events = leveled_events(rig, id);
+    let of = |level: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|(m, l)| l == level && !m.starts_with("simtrack run:"))
+            .map(|(m, _)| m.clone())
+            .collect()
+    };
+    (of("info"), of("error"))
+}
+
+/// A batch job's stdout, a file: the program writes it itself (its fd 1 is
+/// the file, not a pipe), text already in the file is not recorded, and
+/// every line the program wrote is recorded once, stdout and stderr apart
+/// (stderr, a file of its own, is written by the program too).
+/// Opened to append (`>>`) and truncated (`>`), and into the middle of a
+/// file (`1<>`), where the wrapper falls back to a pipe.
+#[test]
+fn a_batch_jobs_output_file_is_written_by_the_program_and_read_back() {
+    let rig = Rig::new();
+    let script = "echo \"fd1 $(readlink /proc/$$/fd/1)\"; echo 'out 1'; echo 'err 1' >&2; \
+                  echo \"fd2 $(readlink /proc/$$/fd/2)\" >&2; \
+                  sleep 0.3; echo 'out 2'; printf 'no newline'";
+    for (name, open) in [
+        ("append", "append"),
+        ("truncate", "truncate"),
+        ("middle", "middle"),
+    ] {
+        let out_path = rig.path(&format!("{name}.out"));
+        let err_path = rig.path(&format!("{name}.err"));
+        std::fs::write(&out_path, "already there\nand this\n").expect("write");
+        let mut o = std::fs::OpenOptions::new();
+        match open {
+            "append" => o.append(true),
+            "truncate" => o.write(true).truncate(true),
+            _ => o.write(true),
+        };
+        let out_file = o.open(&out_path).expect("open");
+        let status = rig
+            .wrapper(false, &["--name", name, "--", "sh", "-c", script])
+            .stdout(out_file)
+            .stderr(std::fs::File::create(&err_path).expect("create"))
+            .status()
+            .expect("run");
+        assert!(status.success(), "{name}");
+        let written = std::fs::read_to_string(&out_path).expect("read");
+        let mine = "out 1\nout 2\nno newline";
+        let fd1 = written
+            .lines()
+            .find(|l| l.starts_with("fd1 "))
+            .expect("fd1");
+        match open {
+            "append" => {
+                assert!(
+                    written.starts_with("already there\nand this\nfd1 "),
+                    "{written}"
+                );
+                assert!(written.ends_with(mine), "{written}");
+            }
+            "truncate" => assert!(written.starts_with("fd1 ") && written.ends_with(mine)),
+            // Overwritten from the start, as the program alone would.
+            _ => assert!(written.starts_with("fd1 pipe:"), "{written}"),
+        }
+        if open != "middle" {
+            assert_eq!(
+                fd1,
+                format!("fd1 {}", out_path.display()),
+                "the program writes the file"
+            );
+        }
+        // stderr, a file of its own, is written by the program too.
+        let fd2 = format!("fd2 {}", err_path.display());
+        assert_eq!(
+            std::fs::read_to_string(&err_path).expect("read"),
+            format!("err 1\n{fd2}\n")
+        );
+        sync(&rig);
+        let (info, error) = program_lines(&rig, &rig.id_of(name));
+        assert_eq!(
+            info,
+            vec![
+                fd1.to_owned(),
+                "out 1".into(),
+                "out 2".into(),
+                "no newline".into()
+            ],
+            "{name}"
+        );
+        assert_eq!(error, vec!["err 1".to_owned(), fd2], "{name}");
+    }
+}
+
+/// stdout and stderr into one file (`2>&1`, SLURM's default): the
+/// program's stderr passes through the wrapper into the file; read back,
+/// those bytes are skipped, so each line is recorded once, at its level.
+/// A burst of 200,000 lines is recorded whole and in order.
+#[test]
+fn one_file_for_stdout_and_stderr_records_each_line_once_at_its_level() {
+    let rig = Rig::new();
+    let exe = rig.exe();
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do echo \"out $i\"; echo \"err $i\" >&2; done; \
+         {exe} burst 200000; echo 'WARNING: last' >&2; echo end"
+    );
+    let path = rig.path("job.log");
+    let file = std::fs::File::create(&path).expect("create");
+    let status = rig
+        .wrapper(false, &["--name", "joined", "--", "sh", "-c", &script])
+        .stdout(file.try_clone().expect("dup"))
+        .stderr(file)
+        .status()
+        .expect("run");
+    assert!(status.success());
+    // The file interleaves the two streams as they were written: stderr
+    // text (which reaches the file through the wrapper) may fall between
+    // two blocks of the program's buffered stdout, even within a line, as
+    // it may without the wrapper. Taken out, stdout is left whole.
+    let mut written = std::fs::read_to_string(&path).expect("read");
+    let stderr_text: Vec<String> = (1..=10)
+        .map(|i| format!("err {i}\n"))
+        .chain(["WARNING: last\n".to_owned()])
+        .collect();
+    let mut from = 0;
+    for e in &stderr_text {
+        let at = from
+            + written[from..]
+                .find(e.as_str())
+                .unwrap_or_else(|| panic!("{e:?} in the file"));
+        written.replace_range(at..at + e.len(), "");
+        from = at;
+    }
+    let stdout_text: String = (1..=10)
+        .map(|i| format!("out {i}\n"))
+        .chain((1..=200_000).map(|i| format!("line {i}\n")))
+        .chain(["end\n".to_owned()])
+        .collect();
+    assert!(
+        written == stdout_text,
+        "the file holds stdout whole and stderr in order"
+    );
+    sync(&rig);
+    let id = rig.id_of("joined");
+    let (info, error) = program_lines(&rig, &id);
+    let want_info: Vec<String> = (1..=10)
+        .map(|i| format!("out {i}"))
+        .chain((1..=200_000).map(|i| format!("line {i}")))
+        .chain(["end".to_owned()])
+        .collect();
+    assert_eq!(info.len(), want_info.len());
+    assert!(info == want_info, "stdout lines once each, in order");
+    let want_error: Vec<String> = (1..=10).map(|i| format!("err {i}")).collect();
+    assert_eq!(error, want_error, "stderr lines once each, as errors");
+    let warnings: Vec<String> = leveled_events(&rig, &id)
+        .into_iter()
+        .filter(|(_, l)| l == "warning")
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(warnings, vec!["WARNING: last".to_owned()]);
+}
+
+/// A program writing its own output file does not depend on the wrapper:
+/// killed (SIGKILL), the wrapper takes no pipe with it, and the program
+/// writes on to its end.
+#[test]
+fn a_program_writing_its_file_outlives_a_killed_wrapper() {
+    let rig = Rig::new();
+    let path = rig.path("outlive.log");
+    let script = "echo first; sleep 1; for i in 1 2 3; do echo \"more $i\"; done; echo done";
+    let mut wrapper = rig
+        .wrapper(false, &["--name", "outlive", "--", "sh", "-c", script])
+        .stdout(std::fs::File::create(&path).expect("create"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    let first = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.contains("first"))
+    });
+    assert!(first.is_some(), "the program did not start");
+    wrapper.kill().expect("SIGKILL");
+    let _ = wrapper.wait();
+    let done = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.ends_with("done\n"))
+    });
+    assert_eq!(
+        done.as_deref(),
+        Some("first\nmore 1\nmore 2\nmore 3\ndone\n"),
+        "the program wrote on after the wrapper died"
+    );
+}

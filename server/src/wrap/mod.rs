@@ -3,7 +3,9 @@
 //! and heartbeats as a linked solver).
 //!
 //! The child's output is passed through and recorded ([`output`]; its
-//! stdout a terminal when ours is one, [`pty`]), turned into metrics by
+//! stdout a terminal when ours is one, [`pty`]; in a batch job it writes
+//! its output files itself and they are read back, [`direct`]), turned
+//! into metrics by
 //! rules ([`rules`]); signals sent to the wrapper reach the child, and the
 //! child tree's resources are sampled ([`child`]). The child's fate is the
 //! run's status and the wrapper's exit code; a stop from outside is
@@ -12,6 +14,7 @@
 //! ([`finish`]).
 
 mod child;
+mod direct;
 mod finish;
 mod output;
 mod pty;
@@ -128,8 +131,17 @@ fn prepare(args: &RunArgs) -> Result<(Rules, BTreeMap<String, Value>), String> {
     Ok((rules, meta))
 }
 
+/// Tells the user `msg` on stderr.
 fn say(msg: &str) {
-    eprintln!("simtrack run: {msg}");
+    use std::os::fd::AsFd;
+    let line = format!("simtrack run: {msg}\n");
+    // Through a descriptor of our stderr (not `eprintln!`): it may be the
+    // file the program's stdout is read back from (see `direct`).
+    let err = std::io::stderr();
+    let _lock = err.lock();
+    if let Ok(fd) = err.as_fd().try_clone_to_owned() {
+        let _ = direct::write_stderr(&mut std::fs::File::from(fd), line.as_bytes());
+    }
 }
 
 /// Saves the files `globs` match; says what matched nothing or failed.
@@ -203,7 +215,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     child::install_handlers();
     let own_group = !child::stdin_is_tty();
     let mut master = None;
-    let stdout = match args.pty.wanted().then(pty::open) {
+    // Dropped once the program has ended: reading its output files ends then.
+    let (running_out, ended_out) = std::sync::mpsc::channel::<()>();
+    let (running_err, ended_err) = std::sync::mpsc::channel::<()>();
+    let wants_pty = args.pty.wanted();
+    let [tail_out, tail_err] = direct::tails([ended_out, ended_err], !wants_pty);
+    let stdout = match wants_pty.then(pty::open) {
         Some(Ok(p)) => {
             master = Some(p.master);
             Stdio::from(p.slave)
@@ -214,13 +231,18 @@ pub fn main(args: RunArgs) -> ExitCode {
             ));
             Stdio::piped()
         }
+        None if tail_out.is_some() => Stdio::inherit(),
         None => Stdio::piped(),
     };
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .stdin(Stdio::inherit())
         .stdout(stdout)
-        .stderr(Stdio::piped());
+        .stderr(if tail_err.is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
     if own_group {
         cmd.process_group(0);
     }
@@ -266,8 +288,11 @@ pub fn main(args: RunArgs) -> ExitCode {
     } = output::start([
         master
             .map(output::Source::terminal)
+            .or_else(|| tail_out.map(output::Source::file))
             .or_else(|| proc.stdout.take().map(|p| output::Source::pipe(p.into()))),
-        proc.stderr.take().map(|p| output::Source::pipe(p.into())),
+        tail_err
+            .map(output::Source::file)
+            .or_else(|| proc.stderr.take().map(|p| output::Source::pipe(p.into()))),
     ]);
 
     let mut matcher = Matcher::new(rules);
@@ -283,6 +308,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             resize.as_ref(),
             &mut stop,
         );
+        drop((running_out, running_err));
         // Grandchildren may hold the pipes open after the child is gone:
         // wait a little for them, then stop waiting (readers end with them).
         let deadline = Instant::now() + Duration::from_secs(2);

@@ -1,5 +1,7 @@
 //! The child's stdout and stderr: passed through to ours unchanged, and
-//! recorded line by line as events and metrics.
+//! recorded line by line as events and metrics. (A stream the program
+//! writes to a file itself is only read back, [`super::direct`]: the
+//! same reader, parser and spool, with nothing to pass through.)
 //!
 //! One reader thread per stream reads as much as the pipe holds (up to
 //! [`CHUNK`]) and queues the buffer for a pass-through thread, which writes
@@ -72,6 +74,15 @@ fn terminal(stream: Stream) -> std::io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Copies `data` to our own stdout or stderr (`f`); stderr may be the file
+/// the program's stdout goes to, where the wrapper notes its writes.
+fn copy(f: &mut File, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+    match stream {
+        Stream::Stdout => f.write_all(data),
+        Stream::Stderr => super::direct::write_stderr(f, data),
+    }
+}
+
 /// A buffer of one stream, of which `len` bytes were read.
 pub struct Chunk {
     stream: Stream,
@@ -121,7 +132,7 @@ fn spawn_reader(
                 // parser, and the spool writer) for each 4 KiB. A program
                 // on a terminal writes line by line: any read may be part
                 // of a burst there. Lines written one at a time never wait.
-                if len >= BURST_READ || src.is_terminal {
+                if len >= BURST_READ || src.is_terminal() {
                     std::thread::sleep(BURST_PAUSE);
                 }
             }
@@ -147,7 +158,7 @@ fn spawn_pass_through(
             for chunk in rx {
                 let sink = &mut sinks[chunk.stream as usize];
                 if let Some(f) = sink
-                    && f.write_all(&chunk.buf[..chunk.len]).is_err()
+                    && copy(f, chunk.stream, &chunk.buf[..chunk.len]).is_err()
                 {
                     *sink = None;
                 }
@@ -158,12 +169,18 @@ fn spawn_pass_through(
         })
 }
 
-/// What a reader reads: a pipe, or the wrapper's end of a pseudo-terminal
+/// What a reader reads: a pipe; the wrapper's end of a pseudo-terminal
 /// ([`super::pty`]), which is read without blocking until it is empty (one
-/// read of a terminal returns at most 4 KiB).
+/// read of a terminal returns at most 4 KiB); or the file the program writes
+/// its stdout to itself ([`super::direct`]), which is not passed through.
 pub struct Source {
-    file: File,
-    is_terminal: bool,
+    kind: Kind,
+}
+
+enum Kind {
+    Pipe(File),
+    Terminal(File),
+    File(super::direct::Tail),
 }
 
 impl Source {
@@ -172,8 +189,7 @@ impl Source {
     pub fn pipe(fd: OwnedFd) -> Source {
         widen_pipe(&fd);
         Source {
-            file: File::from(fd),
-            is_terminal: false,
+            kind: Kind::Pipe(File::from(fd)),
         }
     }
 
@@ -185,19 +201,37 @@ impl Source {
             libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
         Source {
-            file: File::from(fd),
-            is_terminal: true,
+            kind: Kind::Terminal(File::from(fd)),
         }
+    }
+
+    /// The program's output file, read back.
+    pub fn file(tail: super::direct::Tail) -> Source {
+        Source {
+            kind: Kind::File(tail),
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self.kind, Kind::Terminal(_))
+    }
+
+    /// Whether what is read must be copied to our own stdout or stderr (not
+    /// when the program wrote it there itself).
+    fn passes_through(&self) -> bool {
+        !matches!(self.kind, Kind::File(_))
     }
 
     /// Reads what there is into `buf` (waiting for something first): `Ok(0)`
     /// at the end.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if !self.is_terminal {
-            return self.file.read(buf);
-        }
+        let file = match &mut self.kind {
+            Kind::Pipe(f) => return f.read(buf),
+            Kind::File(t) => return t.read(buf),
+            Kind::Terminal(f) => f,
+        };
         let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
+            fd: file.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -207,7 +241,7 @@ impl Source {
         }
         let mut len = 0;
         while len < buf.len() {
-            match self.file.read(&mut buf[len..]) {
+            match file.read(&mut buf[len..]) {
                 Ok(0) => break,
                 Ok(n) => len += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -244,8 +278,12 @@ pub fn start(sources: [Option<Source>; 2]) -> Started {
     let (tx, rx) = queue();
     let (pass_tx, pass_rx) = queue();
     let (ended, readers_ended) = channel::<()>();
-    let sinks = [terminal(Stream::Stdout), terminal(Stream::Stderr)].map(|sink| {
-        sink.map_err(|e| super::say(&format!("cannot copy the program's output: {e}")))
+    let copied = |s: &Option<Source>| s.as_ref().is_some_and(Source::passes_through);
+    let copies = [copied(&sources[0]), copied(&sources[1])];
+    let sinks = [Stream::Stdout, Stream::Stderr].map(|stream| {
+        copies[stream as usize]
+            .then(|| terminal(stream))?
+            .map_err(|e| super::say(&format!("cannot copy the program's output: {e}")))
             .ok()
     });
     if let Err(e) = spawn_pass_through(pass_rx, sinks, tx) {
