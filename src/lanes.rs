@@ -801,11 +801,11 @@ impl Lanes {
             match Lane::create_file(&path, self.capacity) {
                 Ok(l) => Some(l),
                 Err(e) => {
-                    eprintln!(
+                    crate::warn::warn(&format!(
                         "simtrack: cannot create the lane file {} ({e}); points are buffered in memory only, \
                          so those not yet written to the spool are lost if the process dies",
                         path.display()
-                    );
+                    ));
                     *self.file_error.lock() = Some(format!("{}: {e}", path.display()));
                     None
                 }

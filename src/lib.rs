@@ -32,6 +32,7 @@ pub mod signals;
 pub mod spool;
 pub mod sync;
 pub mod transport;
+pub mod warn;
 mod worker;
 
 pub use error::{Error, Status};

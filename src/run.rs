@@ -538,11 +538,11 @@ fn warn_if_shared(offline_dir: &Path) {
         .into_iter()
         .any(|d| crate::spool::shared_with_others(&d));
     if loose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        eprintln!(
+        crate::warn::warn(&format!(
             "simtrack: warning: other users can read the spool {}; run `chmod -R go-rwx {}`",
             offline_dir.display(),
             offline_dir.display()
-        );
+        ));
     }
 }
 
@@ -650,17 +650,17 @@ fn deliver_dead_runs_in_background(config: &Config, own: &str) {
                 match crate::sync::deliver_dead_runs(&config.offline_dir, &url, transport, &own) {
                     Ok(r) => r,
                     Err(e) => {
-                        eprintln!(
+                        crate::warn::warn(&format!(
                             "simtrack: cannot deliver runs left by dead processes in {}: {}; `simtrack sync` does it",
                             config.offline_dir.display(),
                             e.message
-                        );
+                        ));
                         return;
                     }
                 };
             for r in reports {
                 if !matches!(r.outcome, crate::sync::Outcome::InUse) {
-                    eprintln!("simtrack: a run left by a process that died: {r}");
+                    crate::warn::warn(&format!("simtrack: a run left by a process that died: {r}"));
                 }
             }
         });

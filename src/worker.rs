@@ -1006,10 +1006,10 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
             stalled = acked == before;
             // Records the server refused for good are skipped; say so once each.
             for refused in &courier.state().rejected[reported..] {
-                eprintln!(
+                crate::warn::warn(&format!(
                     "simtrack: the server refused part of run {}: {refused}",
                     courier.spec().id
-                );
+                ));
             }
             reported = courier.state().rejected.len();
             if !courier.state().refused.is_empty() || !shared.progress.lock().refused.is_empty() {
@@ -1043,9 +1043,9 @@ fn send_loop<T: Transport>(shared: &Shared, courier: &mut Courier<T>, timing: &T
                 }
                 Ok(Pumped::Unauthorized { message }) => {
                     if !warned {
-                        eprintln!(
+                        crate::warn::warn(&format!(
                             "simtrack: the server refused this run's data ({message}); it stays in the spool for `simtrack sync`"
-                        );
+                        ));
                         warned = true;
                     }
                     retry_at = Some(Instant::now() + Duration::from_secs(30));

@@ -1183,3 +1183,42 @@ fn a_program_writing_its_file_outlives_a_killed_wrapper() {
         "the program wrote on after the wrapper died"
     );
 }
+
+/// The library's own warnings during the run (here: the server refuses the
+/// token) go to the job's file like the wrapper's messages, and like them
+/// are not recorded as the program's output.
+#[test]
+fn warnings_written_into_the_jobs_file_are_not_recorded_as_output() {
+    let rig = Rig::new();
+    let path = rig.path("refused.log");
+    let file = std::fs::File::create(&path).expect("create");
+    let status = rig
+        .wrapper(
+            true,
+            &[
+                "--name",
+                "refused",
+                "--",
+                "sh",
+                "-c",
+                "echo a; sleep 1.5; echo b",
+            ],
+        )
+        .env("SIMTRACK_TOKEN", "not-a-token")
+        .env("SIMTRACK_FINISH_TIMEOUT", "1")
+        .stdout(file.try_clone().expect("dup"))
+        .stderr(file)
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let written = std::fs::read_to_string(&path).expect("read");
+    assert!(written.contains("refused this run's data"), "{written}");
+    sync(&rig);
+    let events = rig.api.events(&rig.id_of("refused"));
+    let program: Vec<&String> = events
+        .iter()
+        .filter(|e| !e.starts_with("simtrack run:"))
+        .filter(|e| !e.contains("status"))
+        .collect();
+    assert_eq!(program, ["a", "b"], "{events:?}");
+}

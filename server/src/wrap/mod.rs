@@ -133,14 +133,20 @@ fn prepare(args: &RunArgs) -> Result<(Rules, BTreeMap<String, Value>), String> {
 
 /// Tells the user `msg` on stderr.
 fn say(msg: &str) {
+    to_stderr(&format!("simtrack run: {msg}"));
+}
+
+/// Writes `line` and a newline to our stderr, through a descriptor of it
+/// (not `eprintln!`): it may be a file the program's output is read back
+/// from, where our writes are noted (see `direct`). The library's warnings
+/// come here too.
+fn to_stderr(line: &str) {
     use std::os::fd::AsFd;
-    let line = format!("simtrack run: {msg}\n");
-    // Through a descriptor of our stderr (not `eprintln!`): it may be the
-    // file the program's stdout is read back from (see `direct`).
     let err = std::io::stderr();
     let _lock = err.lock();
     if let Ok(fd) = err.as_fd().try_clone_to_owned() {
-        let _ = direct::write_stderr(&mut std::fs::File::from(fd), line.as_bytes());
+        let text = format!("{line}\n");
+        let _ = direct::write_stderr(&mut std::fs::File::from(fd), text.as_bytes());
     }
 }
 
@@ -170,6 +176,7 @@ const USAGE: u8 = 2;
 
 /// `simtrack run`.
 pub fn main(args: RunArgs) -> ExitCode {
+    simtrack::warn::set_sink(to_stderr);
     let (rules, mut meta) = match prepare(&args) {
         Ok(x) => x,
         Err(e) => {
