@@ -14,11 +14,13 @@
 #            is (a third baseline)
 #   offline  simtrack run, every line an event in the local spool
 #   offline>file  the same with the wrapper's output going to a file, as a
-#            batch job's does: compare with `file`
+#            batch job's does (the program then writes the file itself and
+#            the wrapper reads it back, docs/run.md): compare with `file`
 #   online   simtrack run against a local `simtrack server`, until the
 #            wrapper exits: the spool synced and the final status on the
 #            server; a backlog over 1 MB is uploaded by the background
 #            `simtrack sync --run ID` the wrapper starts (docs/run.md)
+#   online>file  the same with the wrapper's output going to a file
 # Each is run REPS times (default 5); the median is printed. With
 # CHILD_TIME=1, "child" is the wall time of the program itself (GNU time
 # inside the wrapper): whether the wrapper slows the program down, apart from
@@ -86,8 +88,8 @@ run_case() { # name, command...
   local w c i
   w=$(median < "$tmp/walls"); c=$(median < "$tmp/cpus"); i=$(median < "$tmp/inners")
   echo "$name $w $c $i" >> "$tmp/results"
-  if [ "$name" = online ]; then
-    printf 'online        everything on the server after %.4f s (median; the wrapper exits before, see docs/run.md)\n' "$(median < "$tmp/delivered")"
+  if [ "${name#online}" != "$name" ]; then
+    printf '%-13s everything on the server after %.4f s (median; the wrapper exits before, see docs/run.md)\n' "$name" "$(median < "$tmp/delivered")"
   fi
   printf '%-13s wall %7.4f s   child %6.3f s   cpu %6.3f s\n' "$name" "$w" "$i" "$c"
 }
@@ -137,6 +139,11 @@ url=$(grep -o 'http://[^ ]*' "$tmp/server.out" | head -1)
 SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tmp/spool" \
   SIMTRACK_RESOURCES_INTERVAL=0 SIMTRACK_FINISH_TIMEOUT=300 \
   run_case online "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
+out="$tmp/out"
+SIMTRACK_URL="$url" SIMTRACK_TOKEN=$(cat "$tmp/token") SIMTRACK_OFFLINE_DIR="$tmp/spool" \
+  SIMTRACK_RESOURCES_INTERVAL=0 SIMTRACK_FINISH_TIMEOUT=300 \
+  run_case online\>file "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
+out=/dev/null
 
 awk -v lines="$lines" '
   $1 == "bare" || $1 == "pipe" || $1 == "floor" || $1 == "file" { bw[$1] = $2; bc[$1] = $3; next }

@@ -7,9 +7,10 @@
 //! filled. With `--pty auto` (the default) the program's stdout is a
 //! pseudo-terminal whenever the wrapper's own stdout is a terminal, so it
 //! buffers exactly as it would have without the wrapper; in a batch job
-//! (stdout a file) it gets a pipe, as it would have a file. `--pty always`
-//! asks for line-by-line output in a batch job too (at the price of one
-//! write per line in the program), `--pty never` for a pipe everywhere.
+//! (stdout a file) it writes the file itself ([`super::direct`]), or gets a
+//! pipe where that cannot be. `--pty always` asks for line-by-line output
+//! in a batch job too (at the price of one write per line in the program),
+//! `--pty never` for no terminal anywhere.
 //!
 //! The terminal's output processing is turned off (no `\n` → `\r\n`), so
 //! the bytes are passed through and recorded unchanged; its size is the
