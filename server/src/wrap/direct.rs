@@ -47,9 +47,11 @@ const MIN_PAUSE: Duration = Duration::from_micros(200);
 /// Where the wrapper's writes into the program's output file went: byte
 /// ranges the file's reader skips (shared by every writer and the reader,
 /// under one lock, so a range is known before its bytes can be read).
-#[derive(Default)]
 pub struct Written {
     ranges: Mutex<Vec<(u64, u64)>>,
+    /// The file opened for reading (our stderr may be write-only): where
+    /// our bytes are looked for when the program wrote at the same time.
+    reader: Option<File>,
 }
 
 /// The wrapper's own stderr while it goes into the output file being read
@@ -88,7 +90,8 @@ impl Written {
             ranges.push((before, after));
         } else if after > before && after - before <= 64 * len.max(4096) {
             let mut seen = vec![0u8; (after - before) as usize];
-            if f.read_exact_at(&mut seen, before).is_ok()
+            if let Some(reader) = &self.reader
+                && reader.read_exact_at(&mut seen, before).is_ok()
                 && let Some(i) = memchr::memmem::find(&seen, data)
             {
                 ranges.push((before + i as u64, before + i as u64 + len));
@@ -182,8 +185,18 @@ pub fn tails(ended: [Receiver<()>; 2], stdout_too: bool) -> [Option<Tail>; 2] {
     let same = matches!((&out, &err), (Some((a, ..)), Some((b, ..))) if a == b);
     let err = if same { None } else { err };
     // The reader of the file our own stderr goes to skips what we write.
-    let written =
-        (same || err.is_some()).then(|| SHARED_STDERR.get_or_init(Default::default).clone());
+    let written = (same || err.is_some()).then(|| {
+        SHARED_STDERR
+            .get_or_init(|| {
+                let err = std::io::stderr();
+                let reader = File::open(format!("/proc/self/fd/{}", err.as_fd().as_raw_fd()));
+                Arc::new(Written {
+                    ranges: Mutex::default(),
+                    reader: reader.ok(),
+                })
+            })
+            .clone()
+    });
     let [out_ended, err_ended] = ended;
     let tail = |found: Option<(_, File, u64)>, ended, written| {
         found.map(|(_, file, at)| Tail {
@@ -270,5 +283,46 @@ mod tests {
         // Nothing noted: everything is kept.
         let mut plain = *b"xyz";
         assert_eq!(Written::strip(&mut ranges, &mut plain, 100), 3);
+    }
+
+    /// The program writing into the same file (the same offset) while the
+    /// wrapper writes: every write of ours is found, in between too, and
+    /// what is left is exactly the program's text.
+    #[test]
+    fn our_writes_are_found_while_the_program_writes_too() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("job.out");
+        // Write-only, as a shell's `>` opens it; one offset for both.
+        let ours = File::create(&path).expect("create");
+        let mut program = ours.try_clone().expect("dup");
+        let written = Written {
+            ranges: Mutex::default(),
+            reader: Some(File::open(&path).expect("open")),
+        };
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    program.write_all(b"program line\n").expect("write");
+                }
+            });
+            for i in 0..3000 {
+                let mut f = ours.try_clone().expect("dup");
+                written
+                    .write(&mut f, format!("ours {i}\n").as_bytes())
+                    .expect("write");
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let mut all = std::fs::read(&path).expect("read");
+        let text = String::from_utf8_lossy(&all).into_owned();
+        assert!((0..3000).all(|i| text.contains(&format!("ours {i}\n"))));
+        let mut ranges = written.ranges.lock().expect("lock").clone();
+        assert_eq!(ranges.len(), 3000, "every write noted");
+        let n = Written::strip(&mut ranges, &mut all, 0);
+        let left = &all[..n];
+        assert!(!left.is_empty() && left.len().is_multiple_of(13));
+        assert!(left.chunks(13).all(|c| c == b"program line\n"));
     }
 }
