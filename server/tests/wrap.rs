@@ -1222,3 +1222,39 @@ fn warnings_written_into_the_jobs_file_are_not_recorded_as_output() {
         .collect();
     assert_eq!(program, ["a", "b"], "{events:?}");
 }
+
+/// A run that cannot be tracked (here its spool cannot be created) does not
+/// cost the job its program: the program runs, untracked, with its own
+/// output and exit code, and the wrapper says why.
+#[test]
+fn a_program_whose_run_cannot_be_tracked_still_runs() {
+    let rig = Rig::new();
+    std::fs::write(rig.path("a-file"), "").expect("write");
+    let out = rig
+        .wrapper(
+            false,
+            &["--name", "untracked", "--", "sh", "-c", "echo ran; exit 3"],
+        )
+        .env("SIMTRACK_OFFLINE_DIR", rig.path("a-file/spool"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stdout), "ran\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot start the run") && err.contains("untracked"),
+        "{err}"
+    );
+    // A broken configuration, the same; a missing program is still 127.
+    let out = rig
+        .wrapper(true, &["--", "no-such-program-here"])
+        .env("SIMTRACK_URL", "not a url")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(127));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("SIMTRACK_URL") && err.contains("command not found"),
+        "{err}"
+    );
+}

@@ -186,10 +186,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     let mut config = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
-            say(&e.to_string());
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return untracked(&args.command, &e.to_string()),
     };
     // The wrapper samples the child's tree itself; its own use is noise.
     let resources_every = config.resources_interval.take();
@@ -211,10 +208,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     let run = match Run::init_with(opts, &config) {
         Ok(r) => r,
-        Err(e) => {
-            say(&format!("cannot start the run: {e}"));
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return untracked(&args.command, &format!("cannot start the run: {e}")),
     };
     save_files(&run, &args.code, Category::Code);
     save_files(&run, &args.inputs, Category::Input);
@@ -256,19 +250,15 @@ pub fn main(args: RunArgs) -> ExitCode {
     let mut proc = match cmd.spawn() {
         Ok(p) => p,
         Err(e) => {
-            let (code, why) = match e.kind() {
-                std::io::ErrorKind::NotFound => (127, "command not found".to_owned()),
-                std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_owned()),
-                _ => (126, e.to_string()),
-            };
+            let (code, why) = cannot_start(&e);
             let msg = format!("{}: {why}", args.command[0]);
             say(&msg);
             let _ = run.event(&format!("simtrack run: cannot start {msg}"));
-            let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(code));
+            let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(code.into()));
             let _ = run.set_metadata("failure", simtrack::record::MetaValue::Str(msg));
             let _ = run.set_status(RunStatus::Failed);
             finish(run, &config, RunStatus::Failed);
-            return ExitCode::from(code as u8);
+            return ExitCode::from(code);
         }
     };
     // Our copy of the terminal's program end: once the program and its
@@ -407,6 +397,29 @@ pub fn main(args: RunArgs) -> ExitCode {
     let _ = run.set_status(run_status);
     finish(run, &config, run_status);
     ExitCode::from(code)
+}
+
+/// When the run cannot be tracked (a configuration error, a spool that
+/// cannot be created), the program still runs: a batch job that waited
+/// hours for its nodes is not lost to its tracking. The wrapper says why
+/// and becomes the program (`exec`): same process, signals and exit code as
+/// without it. Returns only if the program cannot be started.
+fn untracked(command: &[String], why: &str) -> ExitCode {
+    say(&format!("{why}; the program runs untracked"));
+    let e = Command::new(&command[0]).args(&command[1..]).exec();
+    let (code, why) = cannot_start(&e);
+    say(&format!("{}: {why}", command[0]));
+    ExitCode::from(code)
+}
+
+/// The exit code (as a shell's) and the reason for a program that could not
+/// be started.
+fn cannot_start(e: &std::io::Error) -> (u8, String) {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => (127, "command not found".to_owned()),
+        std::io::ErrorKind::PermissionDenied => (126, "permission denied".to_owned()),
+        _ => (126, e.to_string()),
+    }
 }
 
 fn status_aborted(run: &Run) -> bool {
