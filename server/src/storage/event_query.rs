@@ -78,12 +78,11 @@ impl Sql {
                 let b = self.text(v);
                 let c = Sql::event_col(*f);
                 // SQLite's lower() folds ASCII only; PostgreSQL's follows
-                // the database's locale, so the letters are spelled out.
+                // the collation's locale, and folds ASCII only under "C"
+                // (several times faster than spelling out the letters with
+                // translate()).
                 if self.pg() {
-                    format!(
-                        "(strpos(translate({c}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
-                         'abcdefghijklmnopqrstuvwxyz'), {b}) > 0)"
-                    )
+                    format!("(strpos(lower({c} COLLATE \"C\"), {b}) > 0)")
                 } else {
                     format!("(instr(lower({c}), {b}) > 0)")
                 }
