@@ -1533,6 +1533,11 @@ fn filtered_event_pages_equal_the_whole_list_filtered_by_hand() {
     let cases: Vec<(Vec<&str>, Hand)> = vec![
         (vec!["log_level == error"], Box::new(|l, _| l == "error")),
         (vec!["log_level != info"], Box::new(|l, _| l != "info")),
+        (vec!["log_level == info"], Box::new(|l, _| l == "info")),
+        (
+            vec!["log_level != critical"],
+            Box::new(|l, _| l != "critical"),
+        ),
         (vec!["message == 100%"], Box::new(|_, m| m == "100%")),
         (
             vec!["message != beta_1 done"],

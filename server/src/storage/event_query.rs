@@ -10,6 +10,9 @@
 
 use super::run_query::Sql;
 
+/// The level the index on levels (`events_run_level`) leaves out.
+const INFO: &str = "info";
+
 /// An event column a condition reads (both are never NULL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventField {
@@ -61,6 +64,12 @@ impl Sql {
                 format!("({})", parts.join(join))
             }
             EventPred::Not(x) => format!("(NOT {})", self.event_pred(x)),
+            EventPred::Eq(EventField::Level, v) if v != INFO => {
+                // Spelled as the partial index on levels says, so that the
+                // planner knows it holds every matching event.
+                let b = self.text(v);
+                format!("(log_level = {b} AND log_level <> '{INFO}')")
+            }
             EventPred::Eq(f, v) => {
                 let b = self.text(v);
                 format!("({} = {b})", Sql::event_col(*f))
