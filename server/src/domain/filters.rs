@@ -706,6 +706,57 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn event_filters_the_database_answers() {
+        let pred = |fs: &[&str]| {
+            let fs: Vec<String> = fs.iter().map(|s| s.to_string()).collect();
+            event_pred_all(&parse_all(&fs).unwrap())
+        };
+        let level = |v: &str| EventPred::Eq(EventField::Level, v.into());
+        let msg = EventField::Message;
+        assert_eq!(pred(&[]), (EventPred::True, true));
+        assert_eq!(pred(&["log_level == error"]), (level("error"), true));
+        assert_eq!(
+            pred(&["event.message not contains 50%_"]),
+            (
+                EventPred::Not(Box::new(EventPred::Contains(msg, "50%_".into()))),
+                true
+            )
+        );
+        // Case-insensitive: a superset (text beyond ASCII), checked again.
+        assert_eq!(
+            pred(&["message icontains ERR"]),
+            (
+                EventPred::Or(vec![
+                    EventPred::AsciiLowerContains(msg, "err".into()),
+                    EventPred::NonAscii(msg)
+                ]),
+                false
+            )
+        );
+        assert_eq!(
+            pred(&["message icontains Ünï"]),
+            (EventPred::NonAscii(msg), false)
+        );
+        // Numbers compare as numbers; other fields and orderings stay in
+        // Rust, the rest narrows the events read.
+        assert_eq!(pred(&["message == 1e2"]), (EventPred::True, false));
+        assert_eq!(
+            pred(&["log_level == error", "timestamp > 2024", "log_level >= e"]),
+            (level("error"), false)
+        );
+        assert_eq!(
+            pred(&["log_level != info", "message == done"]),
+            (
+                EventPred::And(vec![
+                    EventPred::Not(Box::new(level("info"))),
+                    EventPred::Eq(msg, "done".into())
+                ]),
+                true
+            )
+        );
+    }
+
+    #[test]
     fn run_filters_match_the_documents_the_ui_uses() {
         let run = json!({"name": "my run", "status": "completed", "folder": "/a/b", "tags": ["t1"],
                          "metadata": {"lr": 0.5, "kind": "x", "flag": true}, "user": "me",
