@@ -478,7 +478,16 @@ impl ReadTx for Tx<'_> {
         let skip = i64::try_from(skip).unwrap_or(i64::MAX);
         let mut bind: Vec<&dyn ToSql> = vec![&run, &exclude_prefix, &skip];
         bind.extend(extra.iter().map(|a| a as &dyn ToSql));
-        let mut s = self.0.prepare_cached(&sql).map_err(db)?;
+        let (mut cached, mut once);
+        let s: &mut rusqlite::Statement = if *filter == EventPred::True {
+            cached = self.0.prepare_cached(&sql).map_err(db)?;
+            &mut cached
+        } else {
+            // A filter's text follows what the client asked: kept out of
+            // the statement cache.
+            once = self.0.prepare(&sql).map_err(db)?;
+            &mut once
+        };
         let mut rows = s.query(bind.as_slice()).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
             let row = EventRow {
@@ -508,11 +517,14 @@ impl ReadTx for Tx<'_> {
         let extra = sqlite_args(f.args);
         let mut bind: Vec<&dyn ToSql> = vec![&run, &exclude_prefix];
         bind.extend(extra.iter().map(|a| a as &dyn ToSql));
-        self.0
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row(bind.as_slice(), |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(db)
+        let count = |s: &mut rusqlite::Statement| s.query_row(bind.as_slice(), |r| r.get(0));
+        let n: i64 = if *filter == EventPred::True {
+            self.0.prepare_cached(&sql).and_then(|mut s| count(&mut s))
+        } else {
+            self.0.prepare(&sql).and_then(|mut s| count(&mut s))
+        }
+        .map_err(db)?;
+        Ok(n.max(0) as u64)
     }
 
     fn events_after(
