@@ -327,9 +327,20 @@ fn check_route(w: &World, who: &'static str, route: &str) {
             &|name, id| format!("/api/runs/{id}/artifacts/{}", w.artifacts[name]),
             &|_, _| {},
         ),
-        "/api/events" => per_run(&|_, id| format!("/api/events?run={id}"), &|name, r| {
-            assert!(r.text.contains(&format!("ev_{name}")), "{}", r.text)
-        }),
+        "/api/events" => {
+            per_run(&|_, id| format!("/api/events?run={id}"), &|name, r| {
+                assert!(r.text.contains(&format!("ev_{name}")), "{}", r.text)
+            });
+            // Filtered, the events are read in SQL: the same rule holds.
+            let fs = urlencode(r#"["message contains ev_", "log_level != debug"]"#);
+            per_run(
+                &|_, id| format!("/api/events?run={id}&filters={fs}"),
+                &|name, r| {
+                    assert!(r.text.contains(&format!("ev_{name}")), "{}", r.text);
+                    assert_eq!(r.json()["count"], 1, "{}", r.text);
+                },
+            );
+        }
         "/api/ui/metrics/range" => per_run(
             &|name, id| format!("/api/ui/metrics/range?run={id}&metric=m_{name}"),
             &|_, r| assert_eq!(r.json()["x"], json!([0.0])),

@@ -30,9 +30,10 @@ use super::Error;
 use super::auth::Identity;
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, ChannelRow, ChunkInfo, ChunkStats,
-    EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, NewChunk, OutboxRow,
-    ReadTx, Recorded, Result, RunPage, RunPageAnswer, RunPatch, RunProjection, RunRow, RunScanRow,
-    RunsVisibleTo, SeriesRow, StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
+    EventPred, EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, NewChunk,
+    OutboxRow, ReadTx, Recorded, Result, RunPage, RunPageAnswer, RunPatch, RunProjection, RunRow,
+    RunScanRow, RunsVisibleTo, SeriesRow, StorageError, TagRow, TenantRow, TokenRow, UserRow,
+    WriteTx,
 };
 
 /// Who besides its owner sees a run (Simvue's `visibility`).
@@ -502,23 +503,30 @@ impl<T: ?Sized + ReadTx> ReadTx for Scoped<'_, T> {
         self.tx.attached_enabled(run, source)
     }
 
-    fn events_visit(
+    fn events_visit_where(
         &self,
         run: &str,
         exclude_prefix: Option<&str>,
+        filter: &EventPred,
         skip: u64,
         visit: &mut dyn FnMut(EventRow) -> bool,
     ) -> Result<()> {
         if !self.visible(run)? {
             return Ok(());
         }
-        self.tx.events_visit(run, exclude_prefix, skip, visit)
+        self.tx
+            .events_visit_where(run, exclude_prefix, filter, skip, visit)
     }
-    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
+    fn events_count_where(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        filter: &EventPred,
+    ) -> Result<u64> {
         if !self.visible(run)? {
             return Ok(0);
         }
-        self.tx.events_count(run, exclude_prefix)
+        self.tx.events_count_where(run, exclude_prefix, filter)
     }
     fn events_after(
         &self,

@@ -122,22 +122,25 @@ pub fn list(
     let exclude = (!system).then_some(SYSTEM_PREFIX);
     let doc = |e: EventRow| json!({"message": e.message, "log_level": e.log_level, "timestamp": fmt_ts(e.ts)});
     let mut data = Vec::new();
-    if fs.is_empty() {
-        // The page is read from the store: a run of millions of events
-        // costs a count and an index walk to `start`, and memory for the
-        // page alone.
-        let total = tx.events_count(run, exclude)?;
+    let (pred, exact) = filters::event_pred_all(fs);
+    if exact {
+        // The database answers: a run of millions of events costs a count
+        // and a walk to `start` over the matching events (an index walk
+        // without filters), and memory for the page alone.
+        let total = tx.events_count_where(run, exclude, &pred)?;
         if limit > 0 && (start as u64) < total {
-            tx.events_visit(run, exclude, start as u64, &mut |e| {
+            tx.events_visit_where(run, exclude, &pred, start as u64, &mut |e| {
                 data.push(doc(e));
                 data.len() < limit
             })?;
         }
         return Ok(json!({ "data": data, "count": total }));
     }
-    // Filters are read here: every event is visited, one at a time.
+    // The rest of the filters are read here: every event the database
+    // selected (all of them when it could select none) is visited, one at
+    // a time.
     let mut total = 0usize;
-    tx.events_visit(run, exclude, 0, &mut |e| {
+    tx.events_visit_where(run, exclude, &pred, 0, &mut |e| {
         let d = doc(e);
         if filters::all(fs, &d, me) {
             if total >= start && data.len() < limit {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::Error;
-use crate::storage::{RunField, RunPred, TextCmp};
+use crate::storage::{EventField, EventPred, RunField, RunPred, TextCmp};
 use crate::util::{now_us, parse_ts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -538,6 +538,45 @@ impl Filter {
         }
     }
 
+    /// What the database can evaluate of this filter on an event, with
+    /// the meaning [`Filter::matches`] gives it on an event's document
+    /// (`message`, `log_level`, `timestamp`): `(pred, exact)`, exact or a
+    /// superset; `None` when it cannot (times, orderings, `exists`, other
+    /// fields, and `==`/`!=` with a value that reads as a number, which
+    /// compare numerically).
+    fn event_pred(&self) -> Option<(EventPred, bool)> {
+        let field = match (self.op, self.lhs.as_str()) {
+            (Op::Expr, _) => return None,
+            (_, "log_level") => EventField::Level,
+            (_, "message" | "event.message") => EventField::Message,
+            _ => return None,
+        };
+        let rhs = self.rhs.clone();
+        let numeric = rhs.parse::<f64>().is_ok();
+        let not = |p| EventPred::Not(Box::new(p));
+        match self.op {
+            Op::Eq if !numeric => Some((EventPred::Eq(field, rhs), true)),
+            Op::Ne if !numeric => Some((not(EventPred::Eq(field, rhs)), true)),
+            Op::Contains => Some((EventPred::Contains(field, rhs), true)),
+            Op::NotContains => Some((not(EventPred::Contains(field, rhs)), true)),
+            // Unicode lower case: on ASCII text it is ASCII lower case,
+            // which the database does; text beyond ASCII is left to
+            // `matches` (an ASCII text never holds a lowered needle beyond
+            // ASCII).
+            Op::IContains => {
+                let needle = rhs.to_lowercase();
+                let beyond = EventPred::NonAscii(field);
+                Some(if needle.is_ascii() {
+                    let ascii = EventPred::AsciiLowerContains(field, needle);
+                    (EventPred::Or(vec![ascii, beyond]), false)
+                } else {
+                    (beyond, false)
+                })
+            }
+            _ => None,
+        }
+    }
+
     fn is_time(&self) -> bool {
         matches!(
             self.lhs.as_str(),
@@ -633,6 +672,29 @@ pub fn run_pred_all(filters: &[Filter], me: &str) -> Option<(RunPred, bool)> {
     and_preds(filters.iter().map(|f| f.run_pred(me)))
 }
 
+/// What the database can evaluate of `filters` (ANDed) on a run's events:
+/// `(predicate, exact)` as [`run_pred_all`] answers for runs, with
+/// [`EventPred::True`] (exact only when there are no filters) when nothing
+/// is expressible.
+pub fn event_pred_all(filters: &[Filter]) -> (EventPred, bool) {
+    let mut out = Vec::new();
+    let mut exact = true;
+    for f in filters {
+        match f.event_pred() {
+            Some((p, e)) => {
+                exact &= e;
+                out.push(p);
+            }
+            None => exact = false,
+        }
+    }
+    match out.len() {
+        0 => (EventPred::True, exact),
+        1 => (out.remove(0), exact),
+        _ => (EventPred::And(out), exact),
+    }
+}
+
 /// Whether every filter passes.
 pub fn all(filters: &[Filter], doc: &Value, me: &str) -> bool {
     filters.iter().all(|f| f.matches(doc, me))
@@ -642,6 +704,57 @@ pub fn all(filters: &[Filter], doc: &Value, me: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn event_filters_the_database_answers() {
+        let pred = |fs: &[&str]| {
+            let fs: Vec<String> = fs.iter().map(|s| s.to_string()).collect();
+            event_pred_all(&parse_all(&fs).unwrap())
+        };
+        let level = |v: &str| EventPred::Eq(EventField::Level, v.into());
+        let msg = EventField::Message;
+        assert_eq!(pred(&[]), (EventPred::True, true));
+        assert_eq!(pred(&["log_level == error"]), (level("error"), true));
+        assert_eq!(
+            pred(&["event.message not contains 50%_"]),
+            (
+                EventPred::Not(Box::new(EventPred::Contains(msg, "50%_".into()))),
+                true
+            )
+        );
+        // Case-insensitive: a superset (text beyond ASCII), checked again.
+        assert_eq!(
+            pred(&["message icontains ERR"]),
+            (
+                EventPred::Or(vec![
+                    EventPred::AsciiLowerContains(msg, "err".into()),
+                    EventPred::NonAscii(msg)
+                ]),
+                false
+            )
+        );
+        assert_eq!(
+            pred(&["message icontains Ünï"]),
+            (EventPred::NonAscii(msg), false)
+        );
+        // Numbers compare as numbers; other fields and orderings stay in
+        // Rust, the rest narrows the events read.
+        assert_eq!(pred(&["message == 1e2"]), (EventPred::True, false));
+        assert_eq!(
+            pred(&["log_level == error", "timestamp > 2024", "log_level >= e"]),
+            (level("error"), false)
+        );
+        assert_eq!(
+            pred(&["log_level != info", "message == done"]),
+            (
+                EventPred::And(vec![
+                    EventPred::Not(Box::new(level("info"))),
+                    EventPred::Eq(msg, "done".into())
+                ]),
+                true
+            )
+        );
+    }
 
     #[test]
     fn run_filters_match_the_documents_the_ui_uses() {

@@ -22,6 +22,7 @@
 //! Nothing here knows HTTP or the domain's rules; errors are
 //! [`StorageError`], which the domain maps.
 
+pub mod event_query;
 pub mod files;
 pub mod postgres;
 pub mod run_query;
@@ -34,6 +35,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use event_query::{EventField, EventPred};
 pub use run_query::{
     MetricStat, RunField, RunKey, RunPage, RunPageAnswer, RunPred, RunsVisibleTo, TextCmp,
 };
@@ -872,10 +874,31 @@ pub trait ReadTx {
         exclude_prefix: Option<&str>,
         skip: u64,
         visit: &mut dyn FnMut(EventRow) -> bool,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.events_visit_where(run, exclude_prefix, &EventPred::True, skip, visit)
+    }
     /// How many events the run has (without those whose message starts
     /// with `exclude_prefix`).
-    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64>;
+    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
+        self.events_count_where(run, exclude_prefix, &EventPred::True)
+    }
+    /// [`ReadTx::events_visit`] of the events satisfying `filter` alone
+    /// (`skip` counts those).
+    fn events_visit_where(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        filter: &EventPred,
+        skip: u64,
+        visit: &mut dyn FnMut(EventRow) -> bool,
+    ) -> Result<()>;
+    /// [`ReadTx::events_count`] of the events satisfying `filter`.
+    fn events_count_where(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        filter: &EventPred,
+    ) -> Result<u64>;
     /// Visits `run`'s events stored after sequence number `after_seq`, in
     /// the order they were stored, as `(seq, ts, message)`: what a reader
     /// that remembers where it stopped has not seen yet (event alerts).

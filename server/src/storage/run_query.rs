@@ -184,7 +184,7 @@ impl Sql {
         }
     }
 
-    fn pg(&self) -> bool {
+    pub(super) fn pg(&self) -> bool {
         self.dialect == Dialect::Postgres
     }
 
@@ -197,15 +197,15 @@ impl Sql {
         }
     }
 
-    fn text(&mut self, s: &str) -> String {
+    pub(super) fn text(&mut self, s: &str) -> String {
         self.bind(SqlArg::Text(s.to_owned()))
     }
 
-    fn falsy(&self) -> &'static str {
+    pub(super) fn falsy(&self) -> &'static str {
         if self.pg() { "false" } else { "0" }
     }
 
-    fn truthy(&self) -> &'static str {
+    pub(super) fn truthy(&self) -> &'static str {
         if self.pg() { "true" } else { "1" }
     }
 

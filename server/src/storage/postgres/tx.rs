@@ -8,7 +8,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::{PgStore, db};
 use crate::storage::run_query::{Dialect, Sql as RunSql, SqlArg};
-use crate::storage::{Acknowledgement, ChannelRow, OutboxRow, RunPage, RunPageAnswer};
+use crate::storage::{Acknowledgement, ChannelRow, EventPred, OutboxRow, RunPage, RunPageAnswer};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
@@ -520,10 +520,11 @@ impl ReadTx for Tx<'_> {
             .collect()
     }
 
-    fn events_visit(
+    fn events_visit_where(
         &self,
         run: &str,
         exclude_prefix: Option<&str>,
+        filter: &EventPred,
         skip: u64,
         visit: &mut dyn FnMut(EventRow) -> bool,
     ) -> Result<()> {
@@ -531,12 +532,33 @@ impl ReadTx for Tx<'_> {
         // (the index on run, time and sequence serves both the offset of the
         // first and the start of the others).
         const PAGE: i64 = 5000;
-        const EVENTS_OF_RUN: &str = "SELECT ts, log_level, message, seq FROM events \
-             WHERE run_id = $1 AND ($2::text IS NULL OR left(message, char_length($2)) <> $2)";
+        let mut f = RunSql::after(Dialect::Postgres, 2);
+        let events_of_run = format!(
+            "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
+             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) AND {}",
+            f.event_pred(filter)
+        );
+        let extra = pg_args(f.args);
+        let n = extra.len();
+        let query = |sql: &str, more: &[Param<'_>]| {
+            let mut args: Vec<Param<'_>> = vec![&run, &exclude_prefix];
+            args.extend(extra.iter().map(|a| &**a as Param<'_>));
+            args.extend_from_slice(more);
+            // A filter's text follows what the client asked.
+            if *filter == EventPred::True {
+                self.rows(sql, &args)
+            } else {
+                self.rows_once(sql, &args)
+            }
+        };
         let skip = i64::try_from(skip).unwrap_or(i64::MAX);
-        let mut rows = self.rows(
-            &format!("{EVENTS_OF_RUN} ORDER BY ts, seq LIMIT $3 OFFSET $4"),
-            &[&run, &exclude_prefix, &PAGE, &skip],
+        let mut rows = query(
+            &format!(
+                "{events_of_run} ORDER BY ts, seq LIMIT ${} OFFSET ${}",
+                n + 3,
+                n + 4
+            ),
+            &[&PAGE, &skip],
         )?;
         loop {
             let mut last: Option<(i64, i64)> = None;
@@ -555,20 +577,43 @@ impl ReadTx for Tx<'_> {
             let (Some((ts, seq)), true) = (last, full) else {
                 return Ok(());
             };
-            rows = self.rows(
-                &format!("{EVENTS_OF_RUN} AND (ts, seq) > ($3, $4) ORDER BY ts, seq LIMIT $5"),
-                &[&run, &exclude_prefix, &ts, &seq, &PAGE],
+            rows = query(
+                &format!(
+                    "{events_of_run} AND (ts, seq) > (${}, ${}) ORDER BY ts, seq LIMIT ${}",
+                    n + 3,
+                    n + 4,
+                    n + 5
+                ),
+                &[&ts, &seq, &PAGE],
             )?;
         }
     }
 
-    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
-        let n: Option<i64> = self.value(
+    fn events_count_where(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        filter: &EventPred,
+    ) -> Result<u64> {
+        let mut f = RunSql::after(Dialect::Postgres, 2);
+        let sql = format!(
             "SELECT COUNT(*) FROM events WHERE run_id = $1 \
-             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2)",
-            &[&run, &exclude_prefix],
-        )?;
-        Ok(n.unwrap_or(0).max(0) as u64)
+             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) AND {}",
+            f.event_pred(filter)
+        );
+        let extra = pg_args(f.args);
+        let mut args: Vec<Param<'_>> = vec![&run, &exclude_prefix];
+        args.extend(extra.iter().map(|a| &**a as Param<'_>));
+        let rows = if *filter == EventPred::True {
+            self.rows(&sql, &args)?
+        } else {
+            self.rows_once(&sql, &args)?
+        };
+        let n: i64 = match rows.first() {
+            Some(r) => at(r, 0)?,
+            None => 0,
+        };
+        Ok(n.max(0) as u64)
     }
 
     fn events_after(

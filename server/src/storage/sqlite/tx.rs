@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
 use crate::storage::run_query::{Dialect, Sql as RunSql, SqlArg};
-use crate::storage::{Acknowledgement, ChannelRow, OutboxRow, RunPage, RunPageAnswer};
+use crate::storage::{Acknowledgement, ChannelRow, EventPred, OutboxRow, RunPage, RunPageAnswer};
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
@@ -459,23 +459,36 @@ impl ReadTx for Tx<'_> {
             .map_err(db)
     }
 
-    fn events_visit(
+    fn events_visit_where(
         &self,
         run: &str,
         exclude_prefix: Option<&str>,
+        filter: &EventPred,
         skip: u64,
         visit: &mut dyn FnMut(EventRow) -> bool,
     ) -> Result<()> {
-        let mut s = self
-            .0
-            .prepare_cached(
-                "SELECT ts, log_level, message FROM events WHERE run_id = ?1 \
-                 AND (?2 IS NULL OR substr(message, 1, length(?2)) <> ?2) \
-                 ORDER BY ts, seq LIMIT -1 OFFSET ?3",
-            )
-            .map_err(db)?;
+        let mut f = RunSql::after(Dialect::Sqlite, 3);
+        let sql = format!(
+            "SELECT ts, log_level, message FROM events WHERE run_id = ?1 \
+             AND (?2 IS NULL OR substr(message, 1, length(?2)) <> ?2) AND {} \
+             ORDER BY ts, seq LIMIT -1 OFFSET ?3",
+            f.event_pred(filter)
+        );
+        let extra = sqlite_args(f.args);
         let skip = i64::try_from(skip).unwrap_or(i64::MAX);
-        let mut rows = s.query(params![run, exclude_prefix, skip]).map_err(db)?;
+        let mut bind: Vec<&dyn ToSql> = vec![&run, &exclude_prefix, &skip];
+        bind.extend(extra.iter().map(|a| a as &dyn ToSql));
+        let (mut cached, mut once);
+        let s: &mut rusqlite::Statement = if *filter == EventPred::True {
+            cached = self.0.prepare_cached(&sql).map_err(db)?;
+            &mut cached
+        } else {
+            // A filter's text follows what the client asked: kept out of
+            // the statement cache.
+            once = self.0.prepare(&sql).map_err(db)?;
+            &mut once
+        };
+        let mut rows = s.query(bind.as_slice()).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
             let row = EventRow {
                 ts: r.get(0).map_err(db)?,
@@ -489,15 +502,29 @@ impl ReadTx for Tx<'_> {
         Ok(())
     }
 
-    fn events_count(&self, run: &str, exclude_prefix: Option<&str>) -> Result<u64> {
-        self.0
-            .prepare_cached(
-                "SELECT COUNT(*) FROM events WHERE run_id = ?1 \
-                 AND (?2 IS NULL OR substr(message, 1, length(?2)) <> ?2)",
-            )
-            .and_then(|mut s| s.query_row(params![run, exclude_prefix], |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as u64)
-            .map_err(db)
+    fn events_count_where(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        filter: &EventPred,
+    ) -> Result<u64> {
+        let mut f = RunSql::after(Dialect::Sqlite, 2);
+        let sql = format!(
+            "SELECT COUNT(*) FROM events WHERE run_id = ?1 \
+             AND (?2 IS NULL OR substr(message, 1, length(?2)) <> ?2) AND {}",
+            f.event_pred(filter)
+        );
+        let extra = sqlite_args(f.args);
+        let mut bind: Vec<&dyn ToSql> = vec![&run, &exclude_prefix];
+        bind.extend(extra.iter().map(|a| a as &dyn ToSql));
+        let count = |s: &mut rusqlite::Statement| s.query_row(bind.as_slice(), |r| r.get(0));
+        let n: i64 = if *filter == EventPred::True {
+            self.0.prepare_cached(&sql).and_then(|mut s| count(&mut s))
+        } else {
+            self.0.prepare(&sql).and_then(|mut s| count(&mut s))
+        }
+        .map_err(db)?;
+        Ok(n.max(0) as u64)
     }
 
     fn events_after(
