@@ -14,8 +14,9 @@
 #            is (a third baseline)
 #   offline  simtrack run, every line an event in the local spool
 #   offline>file  the same with the wrapper's output going to a file, as a
-#            batch job's does (the program then writes the file itself and
-#            the wrapper reads it back, docs/run.md): compare with `file`
+#            batch job's does: compare with `file`
+#   direct>file  the same with --direct: the program writes the file itself
+#            and the wrapper reads it back (docs/run.md)
 #   online   simtrack run against a local `simtrack server`, until the
 #            wrapper exits: the spool synced and the final status on the
 #            server; a backlog over 1 MB is uploaded by the background
@@ -105,6 +106,8 @@ SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTER
 out="$tmp/out"
 SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
   run_case offline\>file "$bin" run --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
+SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0 \
+  run_case direct\>file "$bin" run --direct --name bench -- "${inner[@]}" "$tmp/prog" burst "$lines"
 out=/dev/null
 rm -f "$tmp/out"
 

@@ -6,6 +6,7 @@
 #
 #   heat        sbatch of the Fortran heat example          -> completed, SLURM metadata
 #   wrapped     sbatch of `simtrack run` around a C program -> completed, metrics
+#   direct      the same with --direct: the job's file and the run's events
 #   array       a 3-task job array of `simtrack run`         -> 3 runs, array ids 1..3
 #   mpi         sbatch -n 4 + srun --mpi=pmix -n 4 heat_mpi  -> exactly one run
 #   timeout     --time=1, `simtrack run` around a sleeper    -> terminated (time limit), data delivered
@@ -147,6 +148,7 @@ chmod +x "$T/work/five.sh"
 echo "== submit"
 j_heat=$(submit -J heat-f --wrap ./heat)
 j_wrap=$(submit -J wrapped --wrap "$bin run --name wrapped --rules $root/server/tests/wrap/table.toml -- ./residuals ok")
+j_direct=$(submit -J direct --wrap "$bin run --direct --name direct --rules $root/server/tests/wrap/table.toml -- ./residuals ok")
 j_array=$(submit -J arr --array=1-3 --wrap "$bin run --name arr-\$SLURM_ARRAY_TASK_ID $rules -- ./five.sh")
 j_mpi=$(submit -J mpi -n 4 --wrap "srun --mpi=pmix -n 4 ./heat_mpi")
 j_tl=$(submit -J timeout --time=1 --wrap "$bin run --name timeout -- ./residuals sleep")
@@ -202,19 +204,24 @@ expect_run() { # filter, expected "status"
 }
 
 echo "== the quick jobs"
-wait_state "$j_heat" 120; wait_state "$j_wrap" 60; wait_state "$j_array" 60; wait_state "$j_mpi" 120
+wait_state "$j_heat" 120; wait_state "$j_wrap" 60; wait_state "$j_direct" 60; wait_state "$j_array" 60; wait_state "$j_mpi" 120
 expect_run "metadata.slurm_job_id == $j_heat" completed
 grep -q " debug heat-f$" <<<"$(api runs "metadata.slurm_job_id == $j_heat")" || fail "heat: partition/job name"
 expect_run "metadata.slurm_job_id == $j_wrap" completed
 [ "$(api points wrapped residual)" = 20 ] || fail "wrapped: residual points $(api points wrapped residual)"
-# The job's output file (stdout and stderr in one, as SLURM opens it, the
-# program writing it itself) holds each of the program's lines once; the
-# run's events are the same lines (stderr's copy into the file not twice).
-file_lines=$(grep -hv '^simtrack' "$T"/work/wrapped-*.out | sort)
-event_lines=$(api events wrapped | grep -v '^simtrack' | sort)
-[ "$(grep -c 'is slow' <<<"$file_lines")" -gt 0 ] || fail "wrapped: no stderr line in the output file"
-[ "$file_lines" = "$event_lines" ] || fail "wrapped: output file and events differ: $(diff <(echo "$file_lines") <(echo "$event_lines") | head)"
-echo "ok   wrapped: the output file's $(grep -c . <<<"$file_lines") lines are the run's events"
+# The job's output file (stdout and stderr in one, as SLURM opens it;
+# written by the wrapper, or with --direct by the program itself and read
+# back) holds each of the program's lines once; the run's events are the
+# same lines (with --direct, stderr's copy into the file is not read twice).
+expect_run "metadata.slurm_job_id == $j_direct" completed
+for w in wrapped direct; do
+    file_lines=$(grep -hv '^simtrack' "$T"/work/$w-*.out | sort)
+    event_lines=$(api events $w | grep -v '^simtrack' | sort)
+    [ "$(grep -c 'is slow' <<<"$file_lines")" -gt 0 ] || fail "$w: no stderr line in the output file"
+    [ "$file_lines" = "$event_lines" ] || fail "$w: output file and events differ: $(diff <(echo "$file_lines") <(echo "$event_lines") | head)"
+    echo "ok   $w: the output file's $(grep -c . <<<"$file_lines") lines are the run's events"
+done
+[ "$(api points direct residual)" = 20 ] || fail "direct: residual points $(api points direct residual)"
 arr=$(api runs "metadata.slurm_array_job_id == $j_array")
 [ "$(printf '%s\n' "$arr" | grep -c completed)" = 3 ] || fail "array: $arr"
 for t in 1 2 3; do

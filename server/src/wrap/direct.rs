@@ -1,14 +1,17 @@
 //! A batch job's output files: the program writes them itself, the wrapper
 //! reads them back.
 //!
-//! When the wrapper's stdout or stderr is a regular file (a batch job's
-//! output file, `simtrack run -- prog > out.txt 2> err.txt`), the program is
-//! given that same file, as it would have without the wrapper, and the
-//! wrapper reads the file from where the program starts writing, through a
-//! descriptor of its own. The program's writes then cost what they cost
+//! With `--direct`, when the wrapper's stdout or stderr is a regular file
+//! (a batch job's output file, `simtrack run --direct -- prog > out.txt`),
+//! the program is given that same file, as it would have without the
+//! wrapper, and the wrapper reads the file from where the program starts
+//! writing, through a descriptor of its own. The program's writes then cost what they cost
 //! without the wrapper: no pipe, no wait for a reader, nothing copied twice.
 //! And the program's output does not depend on the wrapper being alive (a
 //! wrapper killed by the OOM killer takes no pipe with it, so no SIGPIPE).
+//! Not the default: for a program printing as fast as it can, the file
+//! costs it more than a pipe, and the wrapper, reading behind it, ends
+//! later (`docs/run.md`).
 //!
 //! When both go to one file (`2>&1`, SLURM's default), stdout is read back
 //! and stderr stays a pipe, so its lines are still known as stderr. The

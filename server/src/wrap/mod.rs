@@ -3,7 +3,7 @@
 //! and heartbeats as a linked solver).
 //!
 //! The child's output is passed through and recorded ([`output`]; its
-//! stdout a terminal when ours is one, [`pty`]; in a batch job it writes
+//! stdout a terminal when ours is one, [`pty`]; with `--direct` it writes
 //! its output files itself and they are read back, [`direct`]), turned
 //! into metrics by
 //! rules ([`rules`]); signals sent to the wrapper reach the child, and the
@@ -80,6 +80,11 @@ pub struct RunArgs {
     /// by line: auto = when simtrack's own stdout is a terminal.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pty: pty::When,
+    /// A stdout or stderr that is a file (a batch job's) is written by the
+    /// program itself and read back: the program never waits for the
+    /// wrapper and outlives it (see `docs/run.md` for the cost).
+    #[arg(long)]
+    direct: bool,
     /// The program and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -220,7 +225,11 @@ pub fn main(args: RunArgs) -> ExitCode {
     let (running_out, ended_out) = std::sync::mpsc::channel::<()>();
     let (running_err, ended_err) = std::sync::mpsc::channel::<()>();
     let wants_pty = args.pty.wanted();
-    let [tail_out, tail_err] = direct::tails([ended_out, ended_err], !wants_pty);
+    let [tail_out, tail_err] = if args.direct {
+        direct::tails([ended_out, ended_err], !wants_pty)
+    } else {
+        [None, None]
+    };
     let stdout = match wants_pty.then(pty::open) {
         Some(Ok(p)) => {
             master = Some(p.master);

@@ -1,7 +1,8 @@
 //! The child's stdout and stderr: passed through to ours unchanged, and
 //! recorded line by line as events and metrics. (A stream the program
-//! writes to a file itself is only read back, [`super::direct`]: the
-//! same reader, parser and spool, with nothing to pass through.)
+//! writes to a file itself, with `--direct`, is only read back,
+//! [`super::direct`]: the same reader, parser and spool, with nothing to
+//! pass through.)
 //!
 //! One reader thread per stream reads as much as the pipe holds (up to
 //! [`CHUNK`]) and queues the buffer for a pass-through thread, which writes

@@ -7,8 +7,8 @@
 //! filled. With `--pty auto` (the default) the program's stdout is a
 //! pseudo-terminal whenever the wrapper's own stdout is a terminal, so it
 //! buffers exactly as it would have without the wrapper; in a batch job
-//! (stdout a file) it writes the file itself ([`super::direct`]), or gets a
-//! pipe where that cannot be. `--pty always` asks for line-by-line output
+//! (stdout a file) it gets a pipe (with `--direct`, the file itself,
+//! [`super::direct`]). `--pty always` asks for line-by-line output
 //! in a batch job too (at the price of one write per line in the program),
 //! `--pty never` for no terminal anywhere.
 //!
