@@ -4,7 +4,9 @@
 # of 16 000 events and reports events/s (and checks every event is stored
 # once, in order). PG=1 runs it on a PostgreSQL this script starts
 # (scripts/lib/postgres.sh) instead of SQLite. SIMTRACK_BIN runs another
-# build of the server (e.g. an older one, to compare).
+# build of the server (e.g. an older one, to compare). WHAT=filter runs
+# bench/events_filter.py instead: filtered event requests on a run of
+# EVENTS (default 1,000,000) events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -35,4 +37,8 @@ token=$("$SIMTRACK_BIN" token create "${storage[@]}")
 server_pid=$!
 for _ in $(seq 200); do grep -q http "$out/log" && break; sleep 0.05; done
 url=$(grep -o 'http://[0-9.:]*' "$out/log" | head -n1)
-python3 bench/events_ingest.py "$url" "$token" "${BATCHES:-20}"
+if [ "${WHAT:-ingest}" = filter ]; then
+    python3 bench/events_filter.py "$url" "$token" "${EVENTS:-1000000}"
+else
+    python3 bench/events_ingest.py "$url" "$token" "${BATCHES:-20}"
+fi
