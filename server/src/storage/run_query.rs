@@ -283,13 +283,10 @@ impl Sql {
             RunPred::AsciiLowerContains(f, v) => {
                 let b = self.text(v);
                 // SQLite's lower() folds ASCII only; PostgreSQL's follows
-                // the database's locale, so the letters are spelled out.
+                // the collation's locale, and folds ASCII only under "C"
+                // (faster than spelling the letters out with translate()).
                 let e = if self.pg() {
-                    format!(
-                        "strpos(translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
-                         'abcdefghijklmnopqrstuvwxyz'), {b}) > 0",
-                        self.col(*f)
-                    )
+                    format!("strpos(lower(({}) COLLATE \"C\"), {b}) > 0", self.col(*f))
                 } else {
                     format!("instr(lower({}), {b}) > 0", self.col(*f))
                 };
