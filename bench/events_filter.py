@@ -7,7 +7,6 @@ the numbers it posted. Python's standard library only.
     python3 bench/events_filter.py URL TOKEN [EVENTS]
 """
 
-import http.client
 import json
 import statistics
 import sys
@@ -15,20 +14,12 @@ import time
 import urllib.parse
 import uuid
 
+from api_client import connect
+
 url, token = sys.argv[1].rstrip("/"), sys.argv[2]
 total = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
 per = 16000
-u = urllib.parse.urlsplit(url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-
-def call(method, path, body=None, extra=None):
-    conn.request(method, path, body=body, headers={**auth, **(extra or {})})
-    r = conn.getresponse()
-    data = r.read()
-    assert r.status == 200, (r.status, data[:300])
-    return data
+call = connect(url, token, timeout=600)
 
 
 def event(i):

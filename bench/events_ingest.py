@@ -7,28 +7,17 @@ library only (JSON bodies).
     python3 bench/events_ingest.py URL TOKEN [BATCHES] [PER_BATCH]
 """
 
-import http.client
 import json
 import sys
 import time
-import urllib.parse
 import uuid
+
+from api_client import connect
 
 url, token = sys.argv[1].rstrip("/"), sys.argv[2]
 batches = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 per = int(sys.argv[4]) if len(sys.argv) > 4 else 16000
-u = urllib.parse.urlsplit(url)
-conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
-auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-
-def call(method, path, body=None, extra=None):
-    conn.request(method, path, body=body, headers={**auth, **(extra or {})})
-    r = conn.getresponse()
-    data = r.read()
-    assert r.status == 200, (r.status, data[:300])
-    return data
-
+call = connect(url, token)
 
 run = json.loads(call("POST", "/api/runs", json.dumps({"name": "events-ingest"})))["id"]
 bodies = []

@@ -61,7 +61,7 @@ pub struct Written {
 /// back (set once, when the program starts): [`write_stderr`] notes there.
 static SHARED_STDERR: OnceLock<Arc<Written>> = OnceLock::new();
 
-fn offset(f: &File) -> Option<u64> {
+fn offset(f: &impl AsRawFd) -> Option<u64> {
     // SAFETY: lseek with SEEK_CUR and 0 only reads the offset.
     let at = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_CUR) };
     u64::try_from(at).ok()
@@ -161,8 +161,7 @@ fn readable_file(fd: std::os::fd::BorrowedFd<'_>) -> Option<((u64, u64), File, u
     let at = if appends(&fd) {
         meta.len()
     } else {
-        // SAFETY: lseek with SEEK_CUR and 0 only reads the offset.
-        let at = u64::try_from(unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) }).ok()?;
+        let at = offset(&fd)?;
         // Writing into the middle of a file (`1<>file`): what follows is
         // old text, not the program's; a pipe then.
         if at != meta.len() {
