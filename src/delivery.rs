@@ -237,6 +237,9 @@ impl<T: Transport> Courier<T> {
                 }
                 Err(SendError::Retry { after, message }) => {
                     self.rewind(position)?;
+                    if self.transport.partly_delivered() {
+                        self.backoff.reset();
+                    }
                     return Ok(Pumped::Backoff {
                         retry_in: self.backoff.next(after),
                         message,
@@ -466,6 +469,45 @@ mod tests {
         let mut again = Courier::open(dir, t.clone(), "mem://").unwrap();
         assert_eq!(again.pump(None, &|| false).unwrap(), Pumped::CaughtUp);
         assert_eq!(t.log.lock().delivered.len(), 7);
+    }
+
+    /// Retry delays until caught up, each failure coming after part of the
+    /// record was delivered or not.
+    fn retry_delays(partly: bool) -> Vec<Duration> {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = spooled_run(tmp.path(), 1);
+        let t = MemoryTransport::default();
+        {
+            let mut log = t.log.lock();
+            log.partly = partly;
+            for _ in 0..8 {
+                log.failures.push_back(SendError::Retry {
+                    after: None,
+                    message: "503".into(),
+                });
+            }
+        }
+        let mut c = Courier::open(dir, t, "mem://").unwrap();
+        let mut delays = vec![];
+        loop {
+            match c.pump(None, &|| false).unwrap() {
+                Pumped::CaughtUp => return delays,
+                Pumped::Backoff { retry_in, .. } => delays.push(retry_in),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_partly_delivered_is_retried_soon_however_often_it_fails() {
+        let soon = Backoff::BASE * 3;
+        let partly = retry_delays(true);
+        assert_eq!(partly.len(), 8);
+        assert!(partly.iter().all(|d| *d <= soon), "{partly:?}");
+        // Failures with no progress back off further and further.
+        let none = retry_delays(false);
+        assert_eq!(none.len(), 8);
+        assert!(none[7] > Duration::from_secs(15), "{none:?}");
     }
 
     #[test]

@@ -577,6 +577,48 @@ fn haproxy_answering_4xx_and_5xx_at_random_loses_nothing_and_finish_tells_the_tr
     assert_eq!(api.ok(&format!("/api/runs?filters={q}"))["count"], 1);
 }
 
+/// Each metrics request fails the first time it reaches the proxy; one seen
+/// a third time is refused for good. A metrics record sent as many requests
+/// (a small request bound) must then go through with each part sent twice,
+/// not start over from its first part on every retry, and without waiting
+/// longer and longer between tries.
+#[test]
+fn a_record_in_many_requests_through_a_proxy_failing_each_once_resends_no_acknowledged_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tok = token(&data);
+    let server = Server::start(&data, &[]);
+    let api = Api::new(&server, &tok);
+    let rules = "    stick-table type string len 200 size 100k store http_req_cnt
+    http-request track-sc0 req.hdr(Idempotency-Key) if { path_beg /api/metrics }
+    http-request return status 503 if { sc_http_req_cnt(0) eq 1 }
+    http-request return status 400 content-type text/plain string \"sent again after it was acknowledged\" if { sc_http_req_cnt(0) gt 2 }";
+    let proxy = haproxy(dir.path(), &server.url, free_port(), rules, None);
+    let spool = dir.path().join("spool");
+    let cfg = config(
+        Some(&proxy.url),
+        &tok,
+        &spool,
+        &[
+            ("SIMTRACK_MAX_REQUEST_KB", "64"),
+            ("SIMTRACK_FINISH_TIMEOUT", "60"),
+        ],
+    );
+    let run = start(&cfg, "parts").expect("init");
+    let n = 10_000i64;
+    for s in 0..n {
+        run.log("x", s as f64, s).expect("log");
+    }
+    // Retries 0.5 s apart get through in seconds; from the first part each
+    // time, with the wait doubling, they would not within the minute, and
+    // the third copy of a part would be refused.
+    run.finish().expect("finish");
+    let expected: Vec<i64> = (0..n).collect();
+    assert_exactly(&stored_steps(&api, "parts", "x"), &expected, "parts");
+    let (ok, report) = sync(&proxy.url, &tok, &spool);
+    assert!(ok && report.contains("up to date"), "{report}");
+}
+
 /// A site's own certificate authority and a server certificate for
 /// 127.0.0.1 it signed (made by `openssl`): the authority's PEM file, and
 /// the PEM file haproxy serves (server certificate and key).

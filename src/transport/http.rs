@@ -6,8 +6,10 @@
 //! A server that honours it (simtrack's does) applies a record once however
 //! often a lost response makes us resend it.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -43,6 +45,64 @@ pub struct HttpTransport {
     origin: String,
     /// Largest metrics or events request body to send.
     max_body: usize,
+    /// The parts of the record being delivered that the server has
+    /// acknowledged.
+    parts: Parts,
+}
+
+/// A record too large for one request goes as several (metrics and events
+/// batches, 413 re-splits, grids). When one of them fails, the caller sends
+/// the record again later: the parts the server already acknowledged are
+/// not sent again, and the progress restarts the caller's retry schedule.
+/// Without that, a proxy failing one request in four made a ten-part record
+/// start over from its first part on every retry, with the wait between
+/// tries growing to 30 s.
+#[derive(Debug, Default)]
+struct Parts(Mutex<PartsOf>);
+
+#[derive(Debug, Default)]
+struct PartsOf {
+    /// The key of the record the parts belong to.
+    record: String,
+    /// Keys of its parts the server acknowledged.
+    acked: HashSet<String>,
+    /// A part was acknowledged since [`Transport::partly_delivered`] last asked.
+    progressed: bool,
+}
+
+impl Clone for Parts {
+    /// A clone delivers records of its own: it starts with none.
+    fn clone(&self) -> Self {
+        Parts::default()
+    }
+}
+
+impl Parts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PartsOf> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Called as record `key` is (re)sent: parts of another record are forgotten.
+    fn start(&self, key: &str) {
+        let mut p = self.lock();
+        if p.record != key {
+            p.record = key.to_owned();
+            p.acked.clear();
+        }
+        p.progressed = false;
+    }
+
+    fn acked(&self, part: &str) -> bool {
+        self.lock().acked.contains(part)
+    }
+
+    fn ack(&self, part: &str) {
+        let mut p = self.lock();
+        p.acked.insert(part.to_owned());
+        p.progressed = true;
+    }
 }
 
 /// A request body and the items of its batch it holds.
@@ -101,6 +161,7 @@ impl HttpTransport {
             api,
             origin,
             max_body: config.max_request_bytes.max(1024),
+            parts: Parts::default(),
         })
     }
 
@@ -186,16 +247,24 @@ impl HttpTransport {
         key: &str,
         body: Vec<u8>,
     ) -> Result<(), SendError> {
+        if self.parts.acked(key) {
+            return Ok(());
+        }
         let req = self
             .client
             .post(self.url(path))
             .header(CONTENT_TYPE, "application/msgpack")
             .body(body);
-        self.send(req, Some(key)).map(drop)
+        self.send(req, Some(key))?;
+        self.parts.ack(key);
+        Ok(())
     }
 
     /// Posts one msgpack batch body; a 413 comes back as `TooLarge`.
     fn post_batch(&self, path: &str, key: &str, body: Vec<u8>) -> Result<(), PostError> {
+        if self.parts.acked(key) {
+            return Ok(());
+        }
         let req = self
             .client
             .post(self.url(path))
@@ -214,7 +283,9 @@ impl HttpTransport {
                 error_detail(resp)
             )));
         }
-        classify(resp).map(drop).map_err(PostError::Other)
+        classify(resp).map_err(PostError::Other)?;
+        self.parts.ack(key);
+        Ok(())
     }
 
     /// Posts items `range` of a batch, already encoded as `body`. If the
@@ -503,6 +574,7 @@ impl Transport for HttpTransport {
         key: &str,
         record: &Record,
     ) -> Result<(), SendError> {
+        self.parts.start(key);
         match record {
             Record::Create(spec) => self.create(run, key, spec),
             Record::Metrics(batch) => self.metrics(run, key, batch),
@@ -520,6 +592,10 @@ impl Transport for HttpTransport {
                 json!({ "status": f.status.as_str(), "endtime": format_timestamp(f.endtime) }),
             ),
         }
+    }
+
+    fn partly_delivered(&mut self) -> bool {
+        std::mem::take(&mut self.parts.lock().progressed)
     }
 
     fn mark_refused(

@@ -19,6 +19,9 @@ pub struct MemoryLog {
     pub abort: bool,
     /// Failures to return, one per call, before succeeding again.
     pub failures: VecDeque<SendError>,
+    /// Each failure comes after part of the record reached the server
+    /// (`Transport::partly_delivered` says so).
+    pub partly: bool,
     /// Records (by sequence number) to refuse for good.
     pub refuse: Vec<u64>,
     /// Refusal notes received (`Transport::mark_refused`): key, record, count.
@@ -29,6 +32,7 @@ pub struct MemoryLog {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryTransport {
     pub log: Arc<Mutex<MemoryLog>>,
+    partial: bool,
 }
 
 impl Transport for MemoryTransport {
@@ -41,6 +45,7 @@ impl Transport for MemoryTransport {
     ) -> Result<(), SendError> {
         let mut log = self.log.lock();
         if let Some(e) = log.failures.pop_front() {
+            self.partial = log.partly;
             return Err(e);
         }
         if log.refuse.contains(&seq) {
@@ -55,6 +60,10 @@ impl Transport for MemoryTransport {
             log.delivered.push((key.to_owned(), record.clone()));
         }
         Ok(())
+    }
+
+    fn partly_delivered(&mut self) -> bool {
+        std::mem::take(&mut self.partial)
     }
 
     fn mark_refused(

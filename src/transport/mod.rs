@@ -80,6 +80,15 @@ pub trait Transport: Send {
         record: &Record,
     ) -> Result<(), SendError>;
 
+    /// Whether, since the last call, some of the record last given to
+    /// [`Transport::deliver`] reached the server although the whole did not
+    /// (a record sent as several requests). The caller's retry schedule then
+    /// starts over, as after a delivered record; a transport that resends a
+    /// record whole says `false`.
+    fn partly_delivered(&mut self) -> bool {
+        false
+    }
+
     /// Marks the run on the server as missing data: the server refused
     /// record `note.seq` for good. `key` is unique to this note. The Simvue
     /// REST transport posts an `error`-level event and sets the run's
