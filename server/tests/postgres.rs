@@ -1476,3 +1476,79 @@ fn a_write_scoped_to_one_run_changes_nothing_else() {
     );
     store.close();
 }
+
+#[test]
+fn a_runs_event_counts_follow_every_insert_and_delete() {
+    use simtrack_server::storage::{EventField, EventPred, Outcome, StateStore};
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let (_rt, store) = common::open_pg(&database);
+    let system = "[simtrack] run status changed from running to completed";
+    store
+        .write(&mut |tx| {
+            tx.event_insert("a", 1, "info", "first")?;
+            tx.event_insert("a", 2, "info", system)?;
+            let batch: Vec<(i64, String, String)> = (0..1200)
+                .map(|i| {
+                    let message = if i % 100 == 0 {
+                        format!("[simtrack] line {i}")
+                    } else {
+                        format!("line {i}")
+                    };
+                    (10 + i, "error".to_owned(), message)
+                })
+                .collect();
+            tx.events_insert("a", &batch)?;
+            tx.event_insert("b", 1, "info", "another run")?;
+            Ok(Outcome::Commit)
+        })
+        .expect("events stored");
+    // A write that is rolled back counts nothing.
+    store
+        .write(&mut |tx| {
+            tx.event_insert("a", 5000, "info", "rolled back")?;
+            Ok(Outcome::Rollback)
+        })
+        .expect("rolled back");
+    let count = |run: &str, exclude: Option<&str>, filter: &EventPred| {
+        let mut n = 0;
+        store
+            .read(&mut |tx| {
+                n = tx.events_count_where(run, exclude, filter)?;
+                Ok(())
+            })
+            .expect("count");
+        n
+    };
+    let sql = |q: &str| psql(&database, q).parse::<u64>().expect("a number");
+    let all = sql("SELECT count(*) FROM events WHERE run_id = 'a'");
+    let own =
+        sql("SELECT count(*) FROM events WHERE run_id = 'a' AND message NOT LIKE '[simtrack]%'");
+    assert_eq!((all, own), (1202, 1202 - 13));
+    assert_eq!(count("a", None, &EventPred::True), all);
+    assert_eq!(count("a", Some("[simtrack]"), &EventPred::True), own);
+    // Another prefix, and a filter, are counted from the events themselves.
+    assert_eq!(count("a", Some("line 1"), &EventPred::True), all - 308);
+    let errors = EventPred::Eq(EventField::Level, "error".into());
+    assert_eq!(count("a", None, &errors), 1200);
+    assert_eq!(count("a", Some("[simtrack]"), &errors), 1188);
+    assert_eq!(count("b", None, &EventPred::True), 1);
+    assert_eq!(count("never", None, &EventPred::True), 0);
+    store
+        .write(&mut |tx| {
+            tx.run_delete("a")?;
+            Ok(Outcome::Commit)
+        })
+        .expect("run deleted");
+    assert_eq!(count("a", None, &EventPred::True), 0);
+    assert_eq!(
+        psql(
+            &database,
+            "SELECT count(*) FROM event_counts WHERE run_id = 'a'"
+        ),
+        "0"
+    );
+    assert_eq!(count("b", None, &EventPred::True), 1);
+    store.close();
+}

@@ -11,7 +11,7 @@ use crate::util::{fmt_ts, parse_ts};
 /// Accepted `log_level` values.
 pub const LEVELS: [&str; 5] = ["debug", "info", "warning", "error", "critical"];
 /// Prefix of the events the server records itself.
-pub const SYSTEM_PREFIX: &str = "[simtrack]";
+pub use crate::storage::SYSTEM_EVENT_PREFIX as SYSTEM_PREFIX;
 
 /// One event as a client sends it.
 #[derive(Debug, Clone)]

@@ -40,6 +40,11 @@ pub use run_query::{
     MetricStat, RunField, RunKey, RunPage, RunPageAnswer, RunPred, RunsVisibleTo, TextCmp,
 };
 
+/// Prefix of the events the server records itself (status changes,
+/// alerts, aborts, lost runs). Stores may count them apart from a run's own
+/// events, so this never changes: stored data depends on it.
+pub const SYSTEM_EVENT_PREFIX: &str = "[simtrack]";
+
 /// A failure of the storage backend itself (I/O, driver, corruption).
 #[derive(Debug, Clone)]
 pub struct StorageError(pub String);

@@ -243,6 +243,18 @@ ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
         "CREATE INDEX events_run_level ON events(run_id, log_level, ts, seq) \
          WHERE log_level <> 'info';",
     ),
+    (
+        16,
+        // Each run's events counted as they are stored, the server's own
+        // (`[simtrack] ...`, `storage::SYSTEM_EVENT_PREFIX`) apart: a page
+        // of a run's events, and `/api/stats`, read the count instead of
+        // counting the run's rows.
+        "CREATE TABLE event_counts (
+             run_id TEXT PRIMARY KEY, total BIGINT NOT NULL, system BIGINT NOT NULL);
+         INSERT INTO event_counts (run_id, total, system)
+             SELECT run_id, COUNT(*), COUNT(*) FILTER (WHERE left(message, 10) = '[simtrack]')
+             FROM events GROUP BY run_id;",
+    ),
 ];
 
 /// Applies every migration the database lacks.

@@ -12,8 +12,8 @@ use crate::storage::{Acknowledgement, ChannelRow, EventPred, OutboxRow, RunPage,
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, RunScope, SeriesRow,
-    StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, RunScope,
+    SYSTEM_EVENT_PREFIX, SeriesRow, StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 mod notify;
@@ -198,6 +198,94 @@ impl Tx<'_> {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// [`ReadTx::events_visit_where`], read in pages.
+    fn visit_events(
+        &self,
+        run: &str,
+        exclude_prefix: Option<&str>,
+        filter: &EventPred,
+        skip: u64,
+        visit: &mut dyn FnMut(EventRow) -> bool,
+    ) -> Result<()> {
+        // In pages, each continuing after the last row of the one before
+        // (the index on run, time and sequence serves both the offset of the
+        // first and the start of the others).
+        const PAGE: i64 = 5000;
+        let mut f = RunSql::after(Dialect::Postgres, 2);
+        let events_of_run = format!(
+            "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
+             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) AND {}",
+            f.event_pred(filter)
+        );
+        let extra = pg_args(f.args);
+        let n = extra.len();
+        let query = |sql: &str, more: &[Param<'_>]| {
+            let mut args: Vec<Param<'_>> = vec![&run, &exclude_prefix];
+            args.extend(extra.iter().map(|a| &**a as Param<'_>));
+            args.extend_from_slice(more);
+            // A filter's text follows what the client asked.
+            if *filter == EventPred::True {
+                self.rows(sql, &args)
+            } else {
+                self.rows_once(sql, &args)
+            }
+        };
+        let skip = i64::try_from(skip).unwrap_or(i64::MAX);
+        let mut rows = query(
+            &format!(
+                "{events_of_run} ORDER BY ts, seq LIMIT ${} OFFSET ${}",
+                n + 3,
+                n + 4
+            ),
+            &[&PAGE, &skip],
+        )?;
+        loop {
+            let mut last: Option<(i64, i64)> = None;
+            let full = rows.len() as i64 == PAGE;
+            for r in &rows {
+                last = Some((at(r, 0)?, at(r, 3)?));
+                let row = EventRow {
+                    ts: at(r, 0)?,
+                    log_level: at(r, 1)?,
+                    message: at(r, 2)?,
+                };
+                if !visit(row) {
+                    return Ok(());
+                }
+            }
+            let (Some((ts, seq)), true) = (last, full) else {
+                return Ok(());
+            };
+            rows = query(
+                &format!(
+                    "{events_of_run} AND (ts, seq) > (${}, ${}) ORDER BY ts, seq LIMIT ${}",
+                    n + 3,
+                    n + 4,
+                    n + 5
+                ),
+                &[&ts, &seq, &PAGE],
+            )?;
+        }
+    }
+
+    /// Runs `sql` (statements without parameters) as it is.
+    fn batch(&self, sql: &str) -> Result<()> {
+        self.store
+            .block(async { self.t.batch_execute(sql).await.map_err(db) })
+    }
+
+    /// Adds `total` events, `system` of them the server's own, to run
+    /// `run`'s counts (migration 16).
+    fn count_events(&self, run: &str, total: i64, system: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO event_counts (run_id, total, system) VALUES ($1, $2, $3)
+             ON CONFLICT (run_id) DO UPDATE
+             SET total = event_counts.total + $2, system = event_counts.system + $3",
+            &[&run, &total, &system],
+        )?;
+        Ok(())
     }
 
     /// Refuses a change to run `run` in a write scoped to another run.
@@ -528,65 +616,15 @@ impl ReadTx for Tx<'_> {
         skip: u64,
         visit: &mut dyn FnMut(EventRow) -> bool,
     ) -> Result<()> {
-        // In pages, each continuing after the last row of the one before
-        // (the index on run, time and sequence serves both the offset of the
-        // first and the start of the others).
-        const PAGE: i64 = 5000;
-        let mut f = RunSql::after(Dialect::Postgres, 2);
-        let events_of_run = format!(
-            "SELECT ts, log_level, message, seq FROM events WHERE run_id = $1 \
-             AND ($2::text IS NULL OR left(message, char_length($2)) <> $2) AND {}",
-            f.event_pred(filter)
-        );
-        let extra = pg_args(f.args);
-        let n = extra.len();
-        let query = |sql: &str, more: &[Param<'_>]| {
-            let mut args: Vec<Param<'_>> = vec![&run, &exclude_prefix];
-            args.extend(extra.iter().map(|a| &**a as Param<'_>));
-            args.extend_from_slice(more);
-            // A filter's text follows what the client asked.
-            if *filter == EventPred::True {
-                self.rows(sql, &args)
-            } else {
-                self.rows_once(sql, &args)
-            }
-        };
-        let skip = i64::try_from(skip).unwrap_or(i64::MAX);
-        let mut rows = query(
-            &format!(
-                "{events_of_run} ORDER BY ts, seq LIMIT ${} OFFSET ${}",
-                n + 3,
-                n + 4
-            ),
-            &[&PAGE, &skip],
-        )?;
-        loop {
-            let mut last: Option<(i64, i64)> = None;
-            let full = rows.len() as i64 == PAGE;
-            for r in &rows {
-                last = Some((at(r, 0)?, at(r, 3)?));
-                let row = EventRow {
-                    ts: at(r, 0)?,
-                    log_level: at(r, 1)?,
-                    message: at(r, 2)?,
-                };
-                if !visit(row) {
-                    return Ok(());
-                }
-            }
-            let (Some((ts, seq)), true) = (last, full) else {
-                return Ok(());
-            };
-            rows = query(
-                &format!(
-                    "{events_of_run} AND (ts, seq) > (${}, ${}) ORDER BY ts, seq LIMIT ${}",
-                    n + 3,
-                    n + 4,
-                    n + 5
-                ),
-                &[&ts, &seq, &PAGE],
-            )?;
-        }
+        // The pages must be read along the index, stopping at the page's
+        // end; sorting the run's rows instead reads them all (300 ms for
+        // 300,000 events). The planner chooses the sort when it expects few
+        // rows: a run much larger than the average, or a table not yet
+        // analysed. Sorting is made its last resort for these queries alone.
+        self.batch("SET LOCAL enable_sort = off")?;
+        let visited = self.visit_events(run, exclude_prefix, filter, skip, visit);
+        let reset = self.batch("SET LOCAL enable_sort = on");
+        visited.and(reset)
     }
 
     fn events_count_where(
@@ -595,6 +633,31 @@ impl ReadTx for Tx<'_> {
         exclude_prefix: Option<&str>,
         filter: &EventPred,
     ) -> Result<u64> {
+        // All of a run's events, or all but the server's own: counted as
+        // they were stored (`event_counts`).
+        let system = match exclude_prefix {
+            None => Some(false),
+            Some(SYSTEM_EVENT_PREFIX) => Some(true),
+            Some(_) => None,
+        };
+        if *filter == EventPred::True
+            && let Some(exclude_system) = system
+        {
+            let row = self.row(
+                "SELECT total, system FROM event_counts WHERE run_id = $1",
+                &[&run],
+            )?;
+            let (total, system): (i64, i64) = match row {
+                Some(r) => (at(&r, 0)?, at(&r, 1)?),
+                None => (0, 0),
+            };
+            let n = if exclude_system {
+                total - system
+            } else {
+                total
+            };
+            return Ok(n.max(0) as u64);
+        }
         let mut f = RunSql::after(Dialect::Postgres, 2);
         let sql = format!(
             "SELECT COUNT(*) FROM events WHERE run_id = $1 \
@@ -1105,6 +1168,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_chunks WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = $1)",
             "DELETE FROM metric_series WHERE run_id = $1",
             "DELETE FROM events WHERE run_id = $1",
+            "DELETE FROM event_counts WHERE run_id = $1",
             "DELETE FROM run_alerts WHERE run_id = $1",
             "DELETE FROM alert_acks WHERE run_id = $1",
             "DELETE FROM alert_windows WHERE run_id = $1",
@@ -1234,7 +1298,7 @@ impl WriteTx for Tx<'_> {
             "INSERT INTO events (run_id, ts, log_level, message) VALUES ($1, $2, $3, $4)",
             &[&run, &ts, &level, &message],
         )?;
-        Ok(())
+        self.count_events(run, 1, i64::from(message.starts_with(SYSTEM_EVENT_PREFIX)))
     }
 
     fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
@@ -1257,7 +1321,11 @@ impl WriteTx for Tx<'_> {
              ORDER BY e.n",
             &[&run, &ts, &levels, &messages],
         )?;
-        Ok(())
+        let system = messages
+            .iter()
+            .filter(|m| m.starts_with(SYSTEM_EVENT_PREFIX))
+            .count();
+        self.count_events(run, rows.len() as i64, system as i64)
     }
 
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
