@@ -9,17 +9,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo fmt --check"
-cargo fmt --all --check
+# Each part says how long it took, so a CI log shows where the time goes.
+part() {
+    local name=$1 start=$SECONDS
+    shift
+    echo "== $name"
+    "$@"
+    echo "== $name: passed in $((SECONDS - start)) s"
+}
 
-echo "== cargo clippy (workspace, all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-echo "== cargo test (workspace)"
-cargo test --workspace --locked
-
-for part in scripts/test.d/*.sh; do
-    [ -e "$part" ] || continue
-    echo "== $part"
-    bash "$part"
+part "cargo fmt --check" cargo fmt --all --check
+part "cargo clippy (workspace, all targets, warnings are errors)" \
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+part "cargo test (workspace)" cargo test --workspace --locked
+for script in scripts/test.d/*.sh; do
+    [ -e "$script" ] || continue
+    part "$script" bash "$script"
 done
+echo "== every test passed in $SECONDS s"

@@ -1535,6 +1535,16 @@ fn a_runs_event_counts_follow_every_insert_and_delete() {
     assert_eq!(count("a", Some("[simtrack]"), &errors), 1188);
     assert_eq!(count("b", None, &EventPred::True), 1);
     assert_eq!(count("never", None, &EventPred::True), 0);
+    // Events stored by another writer (a replica of an older build, an
+    // administrator's SQL) are counted too.
+    psql(
+        &database,
+        "INSERT INTO events (run_id, ts, log_level, message) VALUES
+             ('b', 2, 'info', 'two'), ('b', 3, 'info', '[simtrack] three'), ('c', 1, 'info', 'x')",
+    );
+    assert_eq!(count("b", None, &EventPred::True), 3);
+    assert_eq!(count("b", Some("[simtrack]"), &EventPred::True), 2);
+    assert_eq!(count("c", None, &EventPred::True), 1);
     store
         .write(&mut |tx| {
             tx.run_delete("a")?;
@@ -1545,10 +1555,44 @@ fn a_runs_event_counts_follow_every_insert_and_delete() {
     assert_eq!(
         psql(
             &database,
-            "SELECT count(*) FROM event_counts WHERE run_id = 'a'"
+            "SELECT count(*) FROM event_totals WHERE run_id = 'a'"
         ),
         "0"
     );
-    assert_eq!(count("b", None, &EventPred::True), 1);
+    assert_eq!(count("b", None, &EventPred::True), 3);
+    assert_eq!(count("c", None, &EventPred::True), 1);
+    store.close();
+}
+
+#[test]
+fn the_events_stored_before_the_counting_trigger_are_counted_at_the_upgrade() {
+    use simtrack_server::storage::{EventPred, StateStore};
+    let Some(_) = shared_pg() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = fresh_database(dir.path());
+    let (rt, store) = common::open_pg(&database);
+    store.close();
+    drop((rt, store));
+    // Back to the schema before migration 17, with events stored then.
+    psql(
+        &database,
+        "DROP TRIGGER events_counted ON events; DROP FUNCTION event_totals_add();
+         DROP TABLE event_totals; DELETE FROM schema_migrations WHERE version = 17;
+         INSERT INTO events (run_id, ts, log_level, message)
+             SELECT 'old', i, 'info', CASE WHEN i % 10 = 0 THEN '[simtrack] ' ELSE '' END || i
+             FROM generate_series(1, 1000) AS i;",
+    );
+    let (_rt, store) = common::open_pg(&database);
+    let count = |exclude: Option<&str>| {
+        let mut n = 0;
+        store
+            .read(&mut |tx| {
+                n = tx.events_count_where("old", exclude, &EventPred::True)?;
+                Ok(())
+            })
+            .expect("count");
+        n
+    };
+    assert_eq!((count(None), count(Some("[simtrack]"))), (1000, 900));
     store.close();
 }

@@ -255,6 +255,37 @@ ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
              SELECT run_id, COUNT(*), COUNT(*) FILTER (WHERE left(message, 10) = '[simtrack]')
              FROM events GROUP BY run_id;",
     ),
+    (
+        17,
+        // The counts of migration 16 kept by the database itself: a trigger
+        // on every statement that inserts events, whoever runs it. A replica
+        // of a build from before migration 16, still running during a
+        // rolling upgrade, stores events without counting them; the trigger
+        // counts those too. The new table leaves `event_counts` to the
+        // builds of migration 16, which add to it themselves (so no event is
+        // counted twice); it is no longer read. Events are deleted only with
+        // their run, which deletes its count (`run_delete`): a trigger on
+        // deletes would double the time to delete a run of 1M events. Creating
+        // the trigger first holds off inserts until the commit, so the counts
+        // made below miss no event.
+        "CREATE TABLE event_totals (
+             run_id TEXT PRIMARY KEY, total BIGINT NOT NULL, system BIGINT NOT NULL);
+         CREATE FUNCTION event_totals_add() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO event_totals (run_id, total, system)
+                 SELECT run_id, COUNT(*), COUNT(*) FILTER (WHERE left(message, 10) = '[simtrack]')
+                 FROM added GROUP BY run_id
+             ON CONFLICT (run_id) DO UPDATE
+                 SET total = event_totals.total + excluded.total,
+                     system = event_totals.system + excluded.system;
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER events_counted AFTER INSERT ON events
+             REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION event_totals_add();
+         INSERT INTO event_totals (run_id, total, system)
+             SELECT run_id, COUNT(*), COUNT(*) FILTER (WHERE left(message, 10) = '[simtrack]')
+             FROM events GROUP BY run_id;",
+    ),
 ];
 
 /// Applies every migration the database lacks.

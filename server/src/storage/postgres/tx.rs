@@ -276,18 +276,6 @@ impl Tx<'_> {
             .block(async { self.t.batch_execute(sql).await.map_err(db) })
     }
 
-    /// Adds `total` events, `system` of them the server's own, to run
-    /// `run`'s counts (migration 16).
-    fn count_events(&self, run: &str, total: i64, system: i64) -> Result<()> {
-        self.exec(
-            "INSERT INTO event_counts (run_id, total, system) VALUES ($1, $2, $3)
-             ON CONFLICT (run_id) DO UPDATE
-             SET total = event_counts.total + $2, system = event_counts.system + $3",
-            &[&run, &total, &system],
-        )?;
-        Ok(())
-    }
-
     /// Refuses a change to run `run` in a write scoped to another run.
     fn in_scope(&self, run: &str) -> Result<()> {
         match &self.scope {
@@ -634,7 +622,7 @@ impl ReadTx for Tx<'_> {
         filter: &EventPred,
     ) -> Result<u64> {
         // All of a run's events, or all but the server's own: counted as
-        // they were stored (`event_counts`).
+        // they were stored (`event_totals`, kept by a trigger: migration 17).
         let system = match exclude_prefix {
             None => Some(false),
             Some(SYSTEM_EVENT_PREFIX) => Some(true),
@@ -644,7 +632,7 @@ impl ReadTx for Tx<'_> {
             && let Some(exclude_system) = system
         {
             let row = self.row(
-                "SELECT total, system FROM event_counts WHERE run_id = $1",
+                "SELECT total, system FROM event_totals WHERE run_id = $1",
                 &[&run],
             )?;
             let (total, system): (i64, i64) = match row {
@@ -1168,7 +1156,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_chunks WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = $1)",
             "DELETE FROM metric_series WHERE run_id = $1",
             "DELETE FROM events WHERE run_id = $1",
-            "DELETE FROM event_counts WHERE run_id = $1",
+            "DELETE FROM event_totals WHERE run_id = $1",
             "DELETE FROM run_alerts WHERE run_id = $1",
             "DELETE FROM alert_acks WHERE run_id = $1",
             "DELETE FROM alert_windows WHERE run_id = $1",
@@ -1298,7 +1286,7 @@ impl WriteTx for Tx<'_> {
             "INSERT INTO events (run_id, ts, log_level, message) VALUES ($1, $2, $3, $4)",
             &[&run, &ts, &level, &message],
         )?;
-        self.count_events(run, 1, i64::from(message.starts_with(SYSTEM_EVENT_PREFIX)))
+        Ok(())
     }
 
     fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
@@ -1321,11 +1309,7 @@ impl WriteTx for Tx<'_> {
              ORDER BY e.n",
             &[&run, &ts, &levels, &messages],
         )?;
-        let system = messages
-            .iter()
-            .filter(|m| m.starts_with(SYSTEM_EVENT_PREFIX))
-            .count();
-        self.count_events(run, rows.len() as i64, system as i64)
+        Ok(())
     }
 
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {

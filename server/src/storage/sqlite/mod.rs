@@ -155,6 +155,17 @@ CREATE TABLE IF NOT EXISTS audit (
 "#,
     // 2: alert options besides the rule (auto, run_tags, delay).
     "ALTER TABLE alerts ADD COLUMN options TEXT NOT NULL DEFAULT '{}';",
+    // 3: each run's events counted as they are stored, the server's own
+    // (`[simtrack] ...`, `storage::SYSTEM_EVENT_PREFIX`) apart: a page of a
+    // run's events reads the count instead of counting the run's rows.
+    // `event_counts_seq` holds the last event counted; the counts are made
+    // at open when it is not the last event stored ([`count_events`]).
+    r#"
+CREATE TABLE IF NOT EXISTS event_counts (
+    run_id TEXT PRIMARY KEY, total INTEGER NOT NULL, system INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS event_counts_seq (
+    one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL);
+"#,
 ];
 
 /// Applies the [`MIGRATIONS`] the database at `c` lacks, each in its own
@@ -172,6 +183,35 @@ fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
         t.pragma_update(None, "user_version", done + 1)?;
         t.commit()?;
     }
+}
+
+/// Counts every run's events again when the last event counted is not the
+/// last stored: at the upgrade that brought the counts (migration 3), and
+/// after a build from before it stored events without counting them. The
+/// check is two lookups; counting reads every event once.
+fn count_events(c: &mut Connection) -> rusqlite::Result<()> {
+    let t = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (stored, counted): (Option<i64>, Option<i64>) = t.query_row(
+        "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+                (SELECT seq FROM event_counts_seq)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if stored == counted {
+        return Ok(());
+    }
+    t.execute_batch(
+        "DELETE FROM event_counts;
+         INSERT INTO event_counts (run_id, total, system)
+             SELECT run_id, COUNT(*), SUM(substr(message, 1, 10) = '[simtrack]')
+             FROM events GROUP BY run_id;",
+    )?;
+    t.execute(
+        "INSERT INTO event_counts_seq (one, seq) VALUES (1, ?1)
+         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq",
+        [stored.unwrap_or(0)],
+    )?;
+    t.commit()
 }
 
 /// The database of one data directory (`DIR/simtrack.db`).
@@ -208,6 +248,8 @@ impl SqliteStore {
             .execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise {}: {e}", db_path.display()))?;
         migrate(&mut writer).map_err(|e| format!("cannot upgrade {}: {e}", db_path.display()))?;
+        count_events(&mut writer)
+            .map_err(|e| format!("cannot count the events of {}: {e}", db_path.display()))?;
         Ok(SqliteStore {
             db_path,
             writer: Mutex::new(writer),
@@ -254,6 +296,7 @@ impl StateStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::EventPred;
 
     /// A data directory from before users existed opens, is upgraded once,
     /// and everyone who held a token or owns a run keeps full access.
@@ -267,7 +310,10 @@ mod tests {
                 "INSERT INTO tokens (id, name, hash, exp, created) VALUES ('t1', 'alice', 'h1', 9999999999, 1);
                  INSERT INTO runs (id, name, folder, status, created, modified, user, last_seen)
                      VALUES ('r1', 'old', '/', 'completed', 1, 1, 'bob', 1);
-                 INSERT INTO folders (id, path, created, modified) VALUES ('f1', '/', 1, 1);",
+                 INSERT INTO folders (id, path, created, modified) VALUES ('f1', '/', 1, 1);
+                 INSERT INTO events (run_id, ts, log_level, message) VALUES
+                     ('r1', 1, 'info', 'step 1'), ('r1', 2, 'error', 'step 2 diverged'),
+                     ('r1', 3, 'info', '[simtrack] run status changed to completed');",
             )
             .expect("old rows");
         }
@@ -286,6 +332,14 @@ mod tests {
                     );
                     assert_eq!(tx.folder_get("f1")?.expect("folder").owner, "");
                     assert!(tx.audit(None, 10)?.is_empty());
+                    // The events stored before counts existed are counted.
+                    assert_eq!(tx.events_count_where("r1", None, &EventPred::True)?, 3);
+                    let own = tx.events_count_where(
+                        "r1",
+                        Some(crate::storage::SYSTEM_EVENT_PREFIX),
+                        &EventPred::True,
+                    )?;
+                    assert_eq!(own, 2);
                     Ok(())
                 })
                 .expect("read");
@@ -297,5 +351,107 @@ mod tests {
                 .expect("version");
             assert_eq!(v, MIGRATIONS.len() as i64);
         }
+    }
+
+    /// A run's event count, kept as events are stored, equals the count of
+    /// its rows after single and batched inserts, a rollback and a delete;
+    /// a prefix or filter other than the server's own is counted from the
+    /// rows.
+    #[test]
+    fn a_runs_event_counts_follow_every_insert_and_delete() {
+        use crate::storage::{EventField, SYSTEM_EVENT_PREFIX};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store
+            .write(&mut |tx| {
+                tx.event_insert("a", 1, "info", "first")?;
+                tx.event_insert("a", 2, "info", "[simtrack] run status changed")?;
+                // 1200 rows: full multi-row groups and a remainder.
+                let batch: Vec<(i64, String, String)> = (0..1200)
+                    .map(|i| {
+                        let message = if i % 100 == 0 {
+                            format!("[simtrack] line {i}")
+                        } else {
+                            format!("line {i}")
+                        };
+                        (10 + i, "error".to_owned(), message)
+                    })
+                    .collect();
+                tx.events_insert("a", &batch)?;
+                tx.events_insert("a", &[])?;
+                tx.event_insert("b", 1, "info", "another run")?;
+                Ok(Outcome::Commit)
+            })
+            .expect("events stored");
+        store
+            .write(&mut |tx| {
+                tx.event_insert("a", 5000, "info", "rolled back")?;
+                Ok(Outcome::Rollback)
+            })
+            .expect("rolled back");
+        let count = |run: &str, exclude: Option<&str>, filter: &EventPred| {
+            let mut n = 0;
+            store
+                .read(&mut |tx| {
+                    n = tx.events_count_where(run, exclude, filter)?;
+                    Ok(())
+                })
+                .expect("count");
+            n
+        };
+        let rows = |sql: &str| -> u64 {
+            let c = Connection::open(dir.path().join("simtrack.db")).expect("open");
+            c.query_row(sql, [], |r| r.get(0)).expect("a number")
+        };
+        let all = rows("SELECT count(*) FROM events WHERE run_id = 'a'");
+        let own = rows(
+            "SELECT count(*) FROM events WHERE run_id = 'a' AND message NOT LIKE '[simtrack]%'",
+        );
+        assert_eq!((all, own), (1202, 1202 - 13));
+        assert_eq!(count("a", None, &EventPred::True), all);
+        assert_eq!(count("a", Some(SYSTEM_EVENT_PREFIX), &EventPred::True), own);
+        assert_eq!(count("a", Some("line 1"), &EventPred::True), all - 308);
+        let errors = EventPred::Eq(EventField::Level, "error".into());
+        assert_eq!(count("a", None, &errors), 1200);
+        assert_eq!(count("a", Some(SYSTEM_EVENT_PREFIX), &errors), 1188);
+        assert_eq!(count("b", None, &EventPred::True), 1);
+        assert_eq!(count("never", None, &EventPred::True), 0);
+        // Events stored by a build from before the counts are counted at
+        // the next open.
+        Connection::open(dir.path().join("simtrack.db"))
+            .and_then(|c| {
+                c.execute_batch(
+                    "INSERT INTO events (run_id, ts, log_level, message) VALUES
+                         ('b', 2, 'info', 'two'), ('b', 3, 'info', '[simtrack] three');",
+                )
+            })
+            .expect("events of an older build");
+        assert_eq!(count("b", None, &EventPred::True), 1);
+        let store = SqliteStore::open(dir.path()).expect("open again");
+        let count = |run: &str, exclude: Option<&str>, filter: &EventPred| {
+            let mut n = 0;
+            store
+                .read(&mut |tx| {
+                    n = tx.events_count_where(run, exclude, filter)?;
+                    Ok(())
+                })
+                .expect("count");
+            n
+        };
+        assert_eq!(count("b", None, &EventPred::True), 3);
+        assert_eq!(count("b", Some(SYSTEM_EVENT_PREFIX), &EventPred::True), 2);
+        assert_eq!(count("a", None, &EventPred::True), all);
+        store
+            .write(&mut |tx| {
+                tx.run_delete("a")?;
+                Ok(Outcome::Commit)
+            })
+            .expect("run deleted");
+        assert_eq!(count("a", None, &EventPred::True), 0);
+        assert_eq!(
+            rows("SELECT count(*) FROM event_counts WHERE run_id = 'a'"),
+            0
+        );
+        assert_eq!(count("b", None, &EventPred::True), 3);
     }
 }

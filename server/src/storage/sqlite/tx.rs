@@ -10,8 +10,8 @@ use crate::storage::{Acknowledgement, ChannelRow, EventPred, OutboxRow, RunPage,
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SeriesRow, TagRow,
-    TenantRow, TokenRow, UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SYSTEM_EVENT_PREFIX,
+    SeriesRow, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
 
 mod notify;
@@ -508,6 +508,32 @@ impl ReadTx for Tx<'_> {
         exclude_prefix: Option<&str>,
         filter: &EventPred,
     ) -> Result<u64> {
+        // All of a run's events, or all but the server's own: counted as
+        // they were stored (`event_counts`, migration 3).
+        let exclude_system = match exclude_prefix {
+            None => Some(false),
+            Some(SYSTEM_EVENT_PREFIX) => Some(true),
+            Some(_) => None,
+        };
+        if *filter == EventPred::True
+            && let Some(exclude_system) = exclude_system
+        {
+            let counted: Option<(i64, i64)> = self
+                .0
+                .prepare_cached("SELECT total, system FROM event_counts WHERE run_id = ?1")
+                .and_then(|mut s| {
+                    s.query_row(params![run], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(db)?;
+            let (total, system) = counted.unwrap_or((0, 0));
+            let n = if exclude_system {
+                total - system
+            } else {
+                total
+            };
+            return Ok(n.max(0) as u64);
+        }
         let mut f = RunSql::after(Dialect::Sqlite, 2);
         let sql = format!(
             "SELECT COUNT(*) FROM events WHERE run_id = ?1 \
@@ -1000,6 +1026,31 @@ impl ReadTx for Tx<'_> {
     }
 }
 
+/// Adds `total` events just inserted, `system` of them the server's own,
+/// to run `run`'s counts (migration 3), and records the last of them as
+/// counted.
+fn count_events(c: &Connection, run: &str, total: i64, system: i64) -> Result<()> {
+    if total == 0 {
+        return Ok(());
+    }
+    let last = c.last_insert_rowid();
+    c.prepare_cached(
+        "INSERT INTO event_counts (run_id, total, system) VALUES (?1, ?2, ?3)
+         ON CONFLICT (run_id) DO UPDATE
+         SET total = total + excluded.total, system = system + excluded.system",
+    )
+    .and_then(|mut s| s.execute(params![run, total, system]))
+    .and_then(|_| {
+        c.prepare_cached(
+            "INSERT INTO event_counts_seq (one, seq) VALUES (1, ?1)
+             ON CONFLICT (one) DO UPDATE SET seq = excluded.seq",
+        )
+    })
+    .and_then(|mut s| s.execute(params![last]))
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Events per multi-row INSERT (3 parameters each, plus the run).
 const EVENT_ROWS: usize = 64;
 
@@ -1065,6 +1116,7 @@ impl WriteTx for Tx<'_> {
             "DELETE FROM metric_chunks WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = ?1)",
             "DELETE FROM metric_series WHERE run_id = ?1",
             "DELETE FROM events WHERE run_id = ?1",
+            "DELETE FROM event_counts WHERE run_id = ?1",
             "DELETE FROM run_alerts WHERE run_id = ?1",
             "DELETE FROM alert_acks WHERE run_id = ?1",
             "DELETE FROM alert_windows WHERE run_id = ?1",
@@ -1225,7 +1277,12 @@ impl WriteTx for Tx<'_> {
             )
             .and_then(|mut s| s.execute(params![run, ts, level, message]))
             .map_err(db)?;
-        Ok(())
+        count_events(
+            self.0,
+            run,
+            1,
+            i64::from(message.starts_with(SYSTEM_EVENT_PREFIX)),
+        )
     }
 
     fn events_insert(&self, run: &str, rows: &[(i64, String, String)]) -> Result<()> {
@@ -1243,10 +1300,20 @@ impl WriteTx for Tx<'_> {
                 st.execute(args.as_slice()).map_err(db)?;
             }
         }
+        let mut rest = self
+            .0
+            .prepare_cached(
+                "INSERT INTO events (run_id, ts, log_level, message) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(db)?;
         for (ts, level, message) in groups.remainder() {
-            self.event_insert(run, *ts, level, message)?;
+            rest.execute(params![run, ts, level, message]).map_err(db)?;
         }
-        Ok(())
+        let system = rows
+            .iter()
+            .filter(|r| r.2.starts_with(SYSTEM_EVENT_PREFIX))
+            .count();
+        count_events(self.0, run, rows.len() as i64, system as i64)
     }
 
     fn series_ensure(&self, run: &str, name: &str) -> Result<i64> {
