@@ -1,6 +1,6 @@
 """Filtered event requests on a big run: posts EVENTS events (default
-1,000,000; 1 in 100 at level error, 1 in 10 a warning, the rest info) in
-batches of 16,000, then times GET /api/events with each filter below
+1,000,000; 1 in 100 at level error, 1 in 10 a warning, the rest info; see
+events_post.py), then times GET /api/events with each filter below
 (median of 5 requests after one to warm up) and checks each count against
 the numbers it posted. Python's standard library only.
 
@@ -12,33 +12,16 @@ import statistics
 import sys
 import time
 import urllib.parse
-import uuid
 
 from api_client import connect
+from events_post import post_events
 
 url, token = sys.argv[1].rstrip("/"), sys.argv[2]
 total = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
-per = 16000
 call = connect(url, token, timeout=600)
 
-
-def event(i):
-    if i % 100 == 0:
-        return {"message": f"ERROR: step {i} diverged", "log_level": "error"}
-    if i % 10 == 1:
-        return {"message": f"warning: CFL {i // 10 % 100} above 1", "log_level": "warning"}
-    return {"message": f"step {i} residual 1.0e-3"}
-
-
-run = json.loads(call("POST", "/api/runs", json.dumps({"name": "events-filter"})))["id"]
 t0 = time.perf_counter()
-for start in range(0, total, per):
-    events = [
-        {**event(i), "timestamp": "2026-01-01T00:00:00.000000"}
-        for i in range(start, min(total, start + per))
-    ]
-    body = json.dumps({"run": run, "events": events}).encode()
-    call("POST", "/api/events", body, {"Idempotency-Key": str(uuid.uuid4())})
+run = post_events(call, total, "events-filter")
 print(f"posted {total:,} events in {time.perf_counter() - t0:.1f} s")
 
 errors = len(range(0, total, 100))
