@@ -12,35 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OLD_BIN:?set OLD_BIN to an older build of simtrack}"
-if [ -z "${SIMTRACK_BIN:-}" ]; then
-    cargo build --release --locked -p simtrack-server >&2
-    SIMTRACK_BIN="$PWD/target/release/simtrack"
-fi
-out=$(mktemp -d)
-server_pid=""
-source scripts/lib/postgres.sh
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    stop_postgres
-    rm -rf "$out"
-}
-trap cleanup EXIT
-if [ "${PG:-0}" = 1 ]; then
-    start_postgres "$out"
-    psql -X -q "$pg_url/postgres" -c "CREATE DATABASE bench" >/dev/null
-    storage=(--database "$pg_url/bench" --blobs "$out/blobs")
-    echo "PostgreSQL"
-else
-    storage=(--data "$out/data")
-    echo "SQLite"
-fi
-# Starts BIN's server; sets server_pid and url.
-serve() {
-    "$1" server "${storage[@]}" --listen 127.0.0.1:0 >"$out/log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 200); do grep -q http "$out/log" && break; sleep 0.05; done
-    url=$(grep -o 'http://[0-9.:]*' "$out/log" | head -n1)
-}
+source bench/lib/storage.sh
 stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 ms_of() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
 

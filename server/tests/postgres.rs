@@ -1477,6 +1477,24 @@ fn a_write_scoped_to_one_run_changes_nothing_else() {
     store.close();
 }
 
+/// `events_count_where` in a read of its own.
+fn event_count(
+    store: &simtrack_server::storage::postgres::PgStore,
+    run: &str,
+    exclude: Option<&str>,
+    filter: &simtrack_server::storage::EventPred,
+) -> u64 {
+    use simtrack_server::storage::StateStore;
+    let mut n = 0;
+    store
+        .read(&mut |tx| {
+            n = tx.events_count_where(run, exclude, filter)?;
+            Ok(())
+        })
+        .expect("count");
+    n
+}
+
 #[test]
 fn a_runs_event_counts_follow_every_insert_and_delete() {
     use simtrack_server::storage::{EventField, EventPred, Outcome, StateStore};
@@ -1512,14 +1530,7 @@ fn a_runs_event_counts_follow_every_insert_and_delete() {
         })
         .expect("rolled back");
     let count = |run: &str, exclude: Option<&str>, filter: &EventPred| {
-        let mut n = 0;
-        store
-            .read(&mut |tx| {
-                n = tx.events_count_where(run, exclude, filter)?;
-                Ok(())
-            })
-            .expect("count");
-        n
+        event_count(&store, run, exclude, filter)
     };
     let sql = |q: &str| psql(&database, q).parse::<u64>().expect("a number");
     let all = sql("SELECT count(*) FROM events WHERE run_id = 'a'");
@@ -1583,16 +1594,7 @@ fn the_events_stored_before_the_counting_trigger_are_counted_at_the_upgrade() {
              FROM generate_series(1, 1000) AS i;",
     );
     let (_rt, store) = common::open_pg(&database);
-    let count = |exclude: Option<&str>| {
-        let mut n = 0;
-        store
-            .read(&mut |tx| {
-                n = tx.events_count_where("old", exclude, &EventPred::True)?;
-                Ok(())
-            })
-            .expect("count");
-        n
-    };
+    let count = |exclude: Option<&str>| event_count(&store, "old", exclude, &EventPred::True);
     assert_eq!((count(None), count(Some("[simtrack]"))), (1000, 900));
     store.close();
 }

@@ -45,6 +45,33 @@ pub use run_query::{
 /// events, so this never changes: stored data depends on it.
 pub const SYSTEM_EVENT_PREFIX: &str = "[simtrack]";
 
+/// Which of a run's kept event counts answers a count of its events: `Some`
+/// when nothing is filtered and nothing or only the server's own events are
+/// left out (`true`: the server's own left out); `None` when the events must
+/// be counted. Both backends keep, per run, all events and the server's own.
+pub(crate) fn kept_count_answers(exclude_prefix: Option<&str>, filter: &EventPred) -> Option<bool> {
+    if *filter != EventPred::True {
+        return None;
+    }
+    match exclude_prefix {
+        None => Some(false),
+        Some(SYSTEM_EVENT_PREFIX) => Some(true),
+        Some(_) => None,
+    }
+}
+
+/// The count asked for from a run's kept counts (`total`, `system`; `None`:
+/// the run has no events), as [`kept_count_answers`] chose.
+pub(crate) fn kept_count(counts: Option<(i64, i64)>, exclude_system: bool) -> u64 {
+    let (total, system) = counts.unwrap_or((0, 0));
+    let n = if exclude_system {
+        total - system
+    } else {
+        total
+    };
+    n.max(0) as u64
+}
+
 /// A failure of the storage backend itself (I/O, driver, corruption).
 #[derive(Debug, Clone)]
 pub struct StorageError(pub String);

@@ -12,9 +12,10 @@ use crate::storage::{Acknowledgement, ChannelRow, EventPred, OutboxRow, RunPage,
 use crate::storage::{
     AlertPatch, AlertRow, ArtifactRow, Attached, AuditRow, Axis, Cell, ChunkInfo, ChunkStats,
     EventRow, FolderPatch, FolderRow, GridMetricRow, GridRow, GridValueRow, JsonColumn, NewChunk,
-    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, RunScope,
-    SYSTEM_EVENT_PREFIX, SeriesRow, StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
+    ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, RunScope, SeriesRow,
+    StorageError, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
+use crate::storage::{kept_count, kept_count_answers};
 
 mod notify;
 
@@ -623,28 +624,15 @@ impl ReadTx for Tx<'_> {
     ) -> Result<u64> {
         // All of a run's events, or all but the server's own: counted as
         // they were stored (`event_totals`, kept by a trigger: migration 17).
-        let system = match exclude_prefix {
-            None => Some(false),
-            Some(SYSTEM_EVENT_PREFIX) => Some(true),
-            Some(_) => None,
-        };
-        if *filter == EventPred::True
-            && let Some(exclude_system) = system
-        {
-            let row = self.row(
+        if let Some(exclude_system) = kept_count_answers(exclude_prefix, filter) {
+            let counts = match self.row(
                 "SELECT total, system FROM event_totals WHERE run_id = $1",
                 &[&run],
-            )?;
-            let (total, system): (i64, i64) = match row {
-                Some(r) => (at(&r, 0)?, at(&r, 1)?),
-                None => (0, 0),
+            )? {
+                Some(r) => Some((at(&r, 0)?, at(&r, 1)?)),
+                None => None,
             };
-            let n = if exclude_system {
-                total - system
-            } else {
-                total
-            };
-            return Ok(n.max(0) as u64);
+            return Ok(kept_count(counts, exclude_system));
         }
         let mut f = RunSql::after(Dialect::Postgres, 2);
         let sql = format!(

@@ -353,6 +353,18 @@ mod tests {
         }
     }
 
+    /// `events_count_where` in a read of its own.
+    fn count(store: &SqliteStore, run: &str, exclude: Option<&str>, filter: &EventPred) -> u64 {
+        let mut n = 0;
+        store
+            .read(&mut |tx| {
+                n = tx.events_count_where(run, exclude, filter)?;
+                Ok(())
+            })
+            .expect("count");
+        n
+    }
+
     /// A run's event count, kept as events are stored, equals the count of
     /// its rows after single and batched inserts, a rollback and a delete;
     /// a prefix or filter other than the server's own is counted from the
@@ -389,16 +401,6 @@ mod tests {
                 Ok(Outcome::Rollback)
             })
             .expect("rolled back");
-        let count = |run: &str, exclude: Option<&str>, filter: &EventPred| {
-            let mut n = 0;
-            store
-                .read(&mut |tx| {
-                    n = tx.events_count_where(run, exclude, filter)?;
-                    Ok(())
-                })
-                .expect("count");
-            n
-        };
         let rows = |sql: &str| -> u64 {
             let c = Connection::open(dir.path().join("simtrack.db")).expect("open");
             c.query_row(sql, [], |r| r.get(0)).expect("a number")
@@ -408,14 +410,20 @@ mod tests {
             "SELECT count(*) FROM events WHERE run_id = 'a' AND message NOT LIKE '[simtrack]%'",
         );
         assert_eq!((all, own), (1202, 1202 - 13));
-        assert_eq!(count("a", None, &EventPred::True), all);
-        assert_eq!(count("a", Some(SYSTEM_EVENT_PREFIX), &EventPred::True), own);
-        assert_eq!(count("a", Some("line 1"), &EventPred::True), all - 308);
+        assert_eq!(count(&store, "a", None, &EventPred::True), all);
+        assert_eq!(
+            count(&store, "a", Some(SYSTEM_EVENT_PREFIX), &EventPred::True),
+            own
+        );
+        assert_eq!(
+            count(&store, "a", Some("line 1"), &EventPred::True),
+            all - 308
+        );
         let errors = EventPred::Eq(EventField::Level, "error".into());
-        assert_eq!(count("a", None, &errors), 1200);
-        assert_eq!(count("a", Some(SYSTEM_EVENT_PREFIX), &errors), 1188);
-        assert_eq!(count("b", None, &EventPred::True), 1);
-        assert_eq!(count("never", None, &EventPred::True), 0);
+        assert_eq!(count(&store, "a", None, &errors), 1200);
+        assert_eq!(count(&store, "a", Some(SYSTEM_EVENT_PREFIX), &errors), 1188);
+        assert_eq!(count(&store, "b", None, &EventPred::True), 1);
+        assert_eq!(count(&store, "never", None, &EventPred::True), 0);
         // Events stored by a build from before the counts are counted at
         // the next open.
         Connection::open(dir.path().join("simtrack.db"))
@@ -426,32 +434,25 @@ mod tests {
                 )
             })
             .expect("events of an older build");
-        assert_eq!(count("b", None, &EventPred::True), 1);
+        assert_eq!(count(&store, "b", None, &EventPred::True), 1);
         let store = SqliteStore::open(dir.path()).expect("open again");
-        let count = |run: &str, exclude: Option<&str>, filter: &EventPred| {
-            let mut n = 0;
-            store
-                .read(&mut |tx| {
-                    n = tx.events_count_where(run, exclude, filter)?;
-                    Ok(())
-                })
-                .expect("count");
-            n
-        };
-        assert_eq!(count("b", None, &EventPred::True), 3);
-        assert_eq!(count("b", Some(SYSTEM_EVENT_PREFIX), &EventPred::True), 2);
-        assert_eq!(count("a", None, &EventPred::True), all);
+        assert_eq!(count(&store, "b", None, &EventPred::True), 3);
+        assert_eq!(
+            count(&store, "b", Some(SYSTEM_EVENT_PREFIX), &EventPred::True),
+            2
+        );
+        assert_eq!(count(&store, "a", None, &EventPred::True), all);
         store
             .write(&mut |tx| {
                 tx.run_delete("a")?;
                 Ok(Outcome::Commit)
             })
             .expect("run deleted");
-        assert_eq!(count("a", None, &EventPred::True), 0);
+        assert_eq!(count(&store, "a", None, &EventPred::True), 0);
         assert_eq!(
             rows("SELECT count(*) FROM event_counts WHERE run_id = 'a'"),
             0
         );
-        assert_eq!(count("b", None, &EventPred::True), 3);
+        assert_eq!(count(&store, "b", None, &EventPred::True), 3);
     }
 }

@@ -13,6 +13,7 @@ use crate::storage::{
     ReadTx, Recorded, Result, RunPatch, RunProjection, RunRow, RunScanRow, SYSTEM_EVENT_PREFIX,
     SeriesRow, TagRow, TenantRow, TokenRow, UserRow, WriteTx,
 };
+use crate::storage::{kept_count, kept_count_answers};
 
 mod notify;
 
@@ -510,15 +511,8 @@ impl ReadTx for Tx<'_> {
     ) -> Result<u64> {
         // All of a run's events, or all but the server's own: counted as
         // they were stored (`event_counts`, migration 3).
-        let exclude_system = match exclude_prefix {
-            None => Some(false),
-            Some(SYSTEM_EVENT_PREFIX) => Some(true),
-            Some(_) => None,
-        };
-        if *filter == EventPred::True
-            && let Some(exclude_system) = exclude_system
-        {
-            let counted: Option<(i64, i64)> = self
+        if let Some(exclude_system) = kept_count_answers(exclude_prefix, filter) {
+            let counts = self
                 .0
                 .prepare_cached("SELECT total, system FROM event_counts WHERE run_id = ?1")
                 .and_then(|mut s| {
@@ -526,13 +520,7 @@ impl ReadTx for Tx<'_> {
                         .optional()
                 })
                 .map_err(db)?;
-            let (total, system) = counted.unwrap_or((0, 0));
-            let n = if exclude_system {
-                total - system
-            } else {
-                total
-            };
-            return Ok(n.max(0) as u64);
+            return Ok(kept_count(counts, exclude_system));
         }
         let mut f = RunSql::after(Dialect::Sqlite, 2);
         let sql = format!(
