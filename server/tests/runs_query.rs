@@ -252,66 +252,86 @@ fn compare(store: &dyn StateStore) {
             s,
         ));
     }
+    // Each caller's queries on a thread of their own: the store serves
+    // concurrent readers, and the test's time is mostly round trips.
+    let compared: usize = std::thread::scope(|s| {
+        let threads: Vec<_> = who
+            .iter()
+            .map(|w| s.spawn(|| compare_for(store, w, &queries, &pages)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a caller's comparisons"))
+            .sum()
+    });
+    assert!(compared > 500);
+}
+
+/// Compares every query and page as `w` asks them; the number compared.
+fn compare_for(
+    store: &dyn StateStore,
+    w: &Identity,
+    queries: &[(Vec<filters::Filter>, &str)],
+    pages: &[(usize, usize)],
+) -> usize {
     let mut compared = 0;
-    for w in &who {
-        let mut seen_total = 0;
-        for (fs, sort) in &queries {
-            for (start, count) in pages {
-                let q = Query {
-                    filters: fs.clone(),
-                    sorting: runs::parse_sorting(Some(sort)).expect("sorting"),
-                    start,
-                    count,
-                    metrics: None,
-                };
-                let (fast, slow) = read(store, |tx| {
-                    let scoped = Scoped::new(tx, w);
-                    Ok((
-                        runs::list(&scoped, &q, &w.user)?,
-                        runs::list_scan(&scoped, &q, &w.user, None)?,
-                    ))
-                })
-                .expect("list");
-                assert_eq!(
-                    (ids(&fast), &fast["count"]),
-                    (ids(&slow), &slow["count"]),
-                    "{} with {:?} sorted {sort}, page {start}+{count}",
-                    w.user,
-                    fs
-                );
-                compared += 1;
-                if fs.is_empty() && count == 1000 {
-                    seen_total = fast["count"].as_u64().expect("count");
-                }
+    let mut seen_total = 0;
+    for (fs, sort) in queries {
+        for &(start, count) in pages {
+            let q = Query {
+                filters: fs.clone(),
+                sorting: runs::parse_sorting(Some(sort)).expect("sorting"),
+                start,
+                count,
+                metrics: None,
+            };
+            let (fast, slow) = read(store, |tx| {
+                let scoped = Scoped::new(tx, w);
+                Ok((
+                    runs::list(&scoped, &q, &w.user)?,
+                    runs::list_scan(&scoped, &q, &w.user, None)?,
+                ))
+            })
+            .expect("list");
+            assert_eq!(
+                (ids(&fast), &fast["count"]),
+                (ids(&slow), &slow["count"]),
+                "{} with {:?} sorted {sort}, page {start}+{count}",
+                w.user,
+                fs
+            );
+            compared += 1;
+            if fs.is_empty() && count == 1000 {
+                seen_total = fast["count"].as_u64().expect("count");
             }
         }
-        // What each caller may see, counted independently of both engines.
-        let expected = read(store, |tx| {
-            let all = tx.run_scan(&Default::default())?;
-            Ok(all
-                .iter()
-                .filter(|r| {
-                    let vis: Value = serde_json::from_str(&r.visibility).unwrap_or(Value::Null);
-                    let group_of = |u: &str| USERS.iter().find(|x| x.0 == u).and_then(|x| x.1);
-                    w.admin
-                        || r.user == w.user
-                        || vis["public"] == json!(true)
-                        || vis["users"]
-                            .as_array()
-                            .is_some_and(|a| a.contains(&json!(w.user)))
-                        || (vis["tenant"] == json!(true)
-                            && group_of(&r.user).is_some()
-                            && group_of(&r.user) == w.group.as_deref())
-                })
-                .count() as u64)
-        })
-        .expect("scan");
-        assert_eq!(seen_total, expected, "runs {} sees", w.user);
-        if !w.admin {
-            assert!(expected < 250, "{} sees every run", w.user);
-        }
     }
-    assert!(compared > 500);
+    // What each caller may see, counted independently of both engines.
+    let expected = read(store, |tx| {
+        let all = tx.run_scan(&Default::default())?;
+        Ok(all
+            .iter()
+            .filter(|r| {
+                let vis: Value = serde_json::from_str(&r.visibility).unwrap_or(Value::Null);
+                let group_of = |u: &str| USERS.iter().find(|x| x.0 == u).and_then(|x| x.1);
+                w.admin
+                    || r.user == w.user
+                    || vis["public"] == json!(true)
+                    || vis["users"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&json!(w.user)))
+                    || (vis["tenant"] == json!(true)
+                        && group_of(&r.user).is_some()
+                        && group_of(&r.user) == w.group.as_deref())
+            })
+            .count() as u64)
+    })
+    .expect("scan");
+    assert_eq!(seen_total, expected, "runs {} sees", w.user);
+    if !w.admin {
+        assert!(expected < 250, "{} sees every run", w.user);
+    }
+    compared
 }
 
 #[test]
