@@ -579,6 +579,18 @@ fn bad_input_is_refused_with_a_clear_message() {
         (&["--metric", "x=(", "--", "true"][..], 2, "invalid regex"),
         (&["--metric", "x=abc", "--", "true"][..], 2, "capture group"),
         (
+            &["--folder", "runs/a", "--", "true"][..],
+            2,
+            "--folder: folder must start with '/'",
+        ),
+        (
+            &["--folder", "/a/../b", "--", "true"][..],
+            2,
+            "must not contain '.' or '..'",
+        ),
+        (&["--tag", "ok,bad\tone", "--", "true"][..], 2, "--tag"),
+        (&["--name", "a\u{1}b", "--", "true"][..], 2, "--name"),
+        (
             &["--name", "x"][..],
             2,
             "required arguments were not provided",

@@ -130,6 +130,26 @@ fn prepare(args: &RunArgs) -> Result<(Rules, BTreeMap<String, Value>), String> {
     for g in args.inputs.iter().chain(&args.outputs).chain(&args.code) {
         glob::Pattern::new(g).map_err(|e| format!("invalid glob {g:?}: {e}"))?;
     }
+    // What the run would be refused for: a mistake on the command line is
+    // said before the program runs, not by running it untracked.
+    if let Some(f) = &args.folder {
+        simtrack::record::normalize_folder(f).map_err(|e| format!("--folder: {}", e.message))?;
+    }
+    if let Some(n) = args
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        simtrack::record::check_name("--name", n).map_err(|e| e.message)?;
+    }
+    for t in args
+        .tags
+        .iter()
+        .flat_map(|t| simtrack::record::parse_tags(t))
+    {
+        simtrack::record::check_name("--tag", &t).map_err(|e| e.message)?;
+    }
     if !(args.kill_after.is_finite() && args.kill_after >= 0.0) {
         return Err("--kill-after: expected a number of seconds >= 0".to_owned());
     }
