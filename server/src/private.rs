@@ -21,6 +21,12 @@ pub fn restrict_umask() {
 /// Creates `dir` (mode `0700`) and an empty `simtrack.db` (mode `0600`) if
 /// they do not exist; SQLite gives `-wal` and `-shm` the database's mode.
 pub fn prepare_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "{} is not a directory: --data takes the server's data directory (created if missing)",
+            dir.display()
+        ));
+    }
     if !dir.is_dir() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -80,6 +86,10 @@ pub fn loose_permissions(dir: &Path, limit: usize, visit: usize) -> (Vec<(PathBu
 /// Prints a warning to stderr for every group/world-accessible file in
 /// `dir`, with the command that fixes it. Returns how many there were.
 pub fn warn_if_loose(dir: &Path) -> usize {
+    // Not a directory (yet): opening the store says what is wrong with it.
+    if !dir.is_dir() {
+        return 0;
+    }
     // Bounded, so that a store of millions of blobs starts quickly;
     // `simtrack doctor` looks at everything.
     let (found, count) = loose_permissions(dir, 10, 20_000);
@@ -114,5 +124,27 @@ pub fn shell_quote(p: &Path) -> String {
         s
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_that_is_a_file_is_refused_with_what_it_is() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("data");
+        std::fs::write(&file, b"not a directory").expect("write");
+        let err = prepare_dir(&file).expect_err("a file is no data directory");
+        assert!(err.contains("is not a directory"), "{err}");
+        assert_eq!(warn_if_loose(&file), 0);
+        // The file is left as it was.
+        assert_eq!(std::fs::read(&file).expect("read"), b"not a directory");
+        // A missing directory is created, private.
+        let dir = tmp.path().join("new/data");
+        prepare_dir(&dir).expect("created");
+        assert!(dir.join("simtrack.db").is_file());
+        assert_eq!(loose_permissions(&dir, 10, 100).1, 0);
     }
 }
