@@ -90,7 +90,13 @@ impl Sources {
             return Some((v.trim().to_owned(), env_key.to_owned()));
         }
         let ini = self.ini.as_ref()?;
-        let v = ini.get_from(Some(section), key)?.trim();
+        // Key names in any case, as Python's configparser reads them.
+        let v = ini
+            .section(Some(section))?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))?
+            .1
+            .trim();
         if v.is_empty() {
             return None;
         }
@@ -124,6 +130,29 @@ impl Sources {
     }
 }
 
+/// What the ini parser lets through but is a mistake: a line that is
+/// neither `[section]` nor `key = value` (the parser reads on to the next
+/// `=`, swallowing the lines between, `[server]` included), and a key
+/// outside any section (no section reads it).
+fn check_lines(ini: &ini::Ini) -> Result<(), String> {
+    for (section, props) in ini.iter() {
+        for (key, _) in props.iter() {
+            if let Some(line) = key.lines().next().filter(|_| key.contains(['\n', '\r'])) {
+                return Err(format!(
+                    "{:?} is neither a [section] nor a key = value line",
+                    line.trim()
+                ));
+            }
+            if section.is_none() {
+                return Err(format!(
+                    "{key:?} is outside any section (keys belong under [server], [run] or [offline])"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads the configuration from the process environment and ini file.
     pub fn load() -> Result<Config, Error> {
@@ -141,12 +170,17 @@ impl Config {
                     .filter(|p| p.is_file())
             });
         let ini = match &file {
-            Some(path) => Some(ini::Ini::load_from_file(path).map_err(|e| {
-                Error::new(
-                    Status::Config,
-                    format!("cannot read configuration file {}: {e}", path.display()),
-                )
-            })?),
+            Some(path) => Some(
+                ini::Ini::load_from_file(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|ini| check_lines(&ini).map(|()| ini))
+                    .map_err(|e| {
+                        Error::new(
+                            Status::Config,
+                            format!("cannot read configuration file {}: {e}", path.display()),
+                        )
+                    })?,
+            ),
             None => None,
         };
         let src = Sources {
@@ -375,6 +409,42 @@ mod tests {
         let e = load(&[("SIMTRACK_CONFIG", &ini_s)]).unwrap_err();
         assert_eq!(e.status, Status::Config);
         assert!(e.message.contains("simtrack.ini"), "{}", e.message);
+    }
+
+    #[test]
+    fn stray_lines_and_keys_outside_a_section_are_config_errors_and_keys_take_any_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("simtrack.ini");
+        let ini_s = ini.display().to_string();
+        for (text, says) in [
+            (
+                "token abc\n[server]\nurl = https://x.example\ntoken = t\n",
+                "\"token abc\" is neither a [section] nor a key = value line",
+            ),
+            (
+                "url = https://x.example\n[server]\ntoken = t\n",
+                "\"url\" is outside any section",
+            ),
+            (
+                "[server]\nurl = https://x.example\ntoken = t\nfinish_timeout 5\n[run]\nfinish_timeout = 5\n",
+                "\"finish_timeout 5\" is neither",
+            ),
+        ] {
+            std::fs::write(&ini, text).unwrap();
+            let e = load(&[("SIMTRACK_CONFIG", &ini_s)]).unwrap_err();
+            assert_eq!(e.status, Status::Config, "{text}");
+            assert!(e.message.contains(says), "{text}: {}", e.message);
+            assert!(e.message.contains("simtrack.ini"), "{}", e.message);
+        }
+        std::fs::write(
+            &ini,
+            "; a comment\n\n[server]\nURL = https://x.example\nToken = t\n[run]\nFinish_Timeout = 5\n",
+        )
+        .unwrap();
+        let c = load(&[("SIMTRACK_CONFIG", &ini_s)]).unwrap();
+        assert_eq!(c.url.as_deref(), Some("https://x.example"));
+        assert_eq!(c.token.as_deref(), Some("t"));
+        assert_eq!(c.finish_timeout, Duration::from_secs(5));
     }
 
     #[test]
