@@ -119,9 +119,17 @@ impl<T: Transport> Courier<T> {
                 }
             },
             None => {
+                let size = std::fs::metadata(dir.log()).map_or(0, |m| m.len());
+                let why = if size == 0 {
+                    "the spool holds no run yet".to_owned()
+                } else {
+                    format!(
+                        "the spool's {size} bytes hold no complete run record (its start is damaged or still being written)"
+                    )
+                };
                 return Err(Error::new(
                     Status::Io,
-                    format!("{}: the spool holds no run yet", dir.root.display()),
+                    format!("{}: {why}", dir.root.display()),
                 ));
             }
         };
@@ -434,6 +442,33 @@ mod tests {
         }))
         .unwrap();
         dir
+    }
+
+    #[test]
+    fn a_spool_without_its_run_record_says_whether_it_is_empty_or_damaged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = spooled_run(tmp.path(), 2);
+        let bytes = std::fs::read(whole.log()).unwrap();
+        let dir = RunDir::new(tmp.path().join("run-2"));
+        SpoolWriter::create(&dir).unwrap();
+        let said = |dir: &RunDir| {
+            Courier::open(dir.clone(), MemoryTransport::default(), "mem://")
+                .map(|_| ())
+                .expect_err("no run to deliver")
+                .message
+        };
+        assert!(said(&dir).ends_with("the spool holds no run yet"));
+        // The first record cut short, then bytes that are no record at all.
+        for (content, size) in [(&bytes[..20], 20), (&[0xa5u8; 300][..], 300)] {
+            std::fs::write(dir.log(), content).unwrap();
+            let m = said(&dir);
+            assert!(
+                m.contains(&format!(
+                    "the spool's {size} bytes hold no complete run record"
+                )),
+                "{m}"
+            );
+        }
     }
 
     #[test]
