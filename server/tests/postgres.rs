@@ -1484,15 +1484,8 @@ fn event_count(
     exclude: Option<&str>,
     filter: &simtrack_server::storage::EventPred,
 ) -> u64 {
-    use simtrack_server::storage::StateStore;
-    let mut n = 0;
-    store
-        .read(&mut |tx| {
-            n = tx.events_count_where(run, exclude, filter)?;
-            Ok(())
-        })
-        .expect("count");
-    n
+    simtrack_server::domain::read(store, |tx| Ok(tx.events_count_where(run, exclude, filter)?))
+        .expect("count")
 }
 
 #[test]
