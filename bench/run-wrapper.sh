@@ -131,6 +131,39 @@ done
 printf 'true          offline %.1f ms per run (simtrack run -- true, median of %d); %.1f ms for true alone, timed the same way\n' \
   "$(median < "$tmp/fixed" | awk '{print $1 / 1e6}')" $((reps * 10)) "$(median < "$tmp/alone" | awk '{print $1 / 1e6}')"
 
+# Paired rounds. This machine's speed drifts between cases run one after
+# the other (the same case's median moves by 20-30 % between runs of this
+# script), so the offline cost is also measured round by round: each round
+# runs the baseline and the wrapped program back to back, in alternating
+# order, and the median of the rounds' differences is printed with its
+# quartiles. PAIRS sets the number of rounds (default 4 * REPS).
+pairs=${PAIRS:-$((reps * 4))}
+offline_env=(env SIMTRACK_MODE=offline SIMTRACK_OFFLINE_DIR="$tmp/spool" SIMTRACK_RESOURCES_INTERVAL=0)
+paired() { # label, baseline's output, wrapped output; commands in base[@], wrapped[@]
+  local label=$1 base_out=$2 wrapped_out=$3 a b r
+  : > "$tmp/diffs"
+  for r in $(seq "$pairs"); do
+    rm -rf "$tmp/spool" "$tmp/out"
+    if [ $((r % 2)) = 0 ]; then
+      out=$base_out; a=$(measure "${base[@]}" | cut -d' ' -f1); rm -f "$tmp/out"
+      out=$wrapped_out; b=$(measure "${wrapped[@]}" | cut -d' ' -f1)
+    else
+      out=$wrapped_out; b=$(measure "${wrapped[@]}" | cut -d' ' -f1); rm -rf "$tmp/out" "$tmp/spool"
+      out=$base_out; a=$(measure "${base[@]}" | cut -d' ' -f1)
+    fi
+    awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f\n", 100 * (b - a) / a}' >> "$tmp/diffs"
+  done
+  out=/dev/null
+  sort -n "$tmp/diffs" | awk -v label="$label" '{d[NR] = $1}
+    END {printf "paired %-24s %+.1f %% (median of %d rounds; quartiles %+.1f %%, %+.1f %%)\n", label, d[int((NR + 1) / 2)], NR, d[int((NR + 3) / 4)], d[int((3 * NR + 1) / 4)]}'
+}
+base=(sh -c '"$1" burst "$2" >"$3"' sh "$tmp/prog" "$lines" "$tmp/out")
+wrapped=("${offline_env[@]}" "$bin" run --name bench -- "$tmp/prog" burst "$lines")
+paired "offline>file vs file" /dev/null "$tmp/out"
+base=("$tmp/prog" burst "$lines")
+paired "offline vs bare" /dev/null /dev/null
+rm -f "$tmp/out"
+
 "$bin" token create --data "$tmp/data" --name bench > "$tmp/token"
 # SERVER_NICE=19 runs the server at the lowest priority: the nearest this
 # machine comes to a server elsewhere, whose work does not take the cores
