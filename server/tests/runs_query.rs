@@ -227,7 +227,6 @@ fn compare(store: &dyn StateStore) {
         r#"[{"id": "metrics.loss.last", "desc": false}]"#,
         r#"[{"id": "metrics.loss.max", "desc": true}]"#,
         r#"[{"id": "metrics.loss.count", "desc": true}]"#,
-        r#"[{"id": "runtime", "desc": true}]"#,
         r#"[{"id": "tags", "desc": false}]"#,
     ];
     // Keys are split at dots, and otherwise taken as they are.

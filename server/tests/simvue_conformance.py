@@ -283,6 +283,33 @@ def folders():
 check("get_folders/get_folder", folders)
 
 
+def sorted_lists():
+    # sort_by_columns as the client sends it ({"id", "desc"}), on every list
+    # that takes it; a column the server cannot sort by is an error, not
+    # some other order.
+    c = Client()
+    runs = [r.name for _, r in c.get_runs(["folder.path under /conformance"],
+                                          sort_by_columns=[("name", True)])]
+    assert runs == sorted(runs, reverse=True) and len(runs) >= 2, runs
+    paths = [f.path for _, f in c.get_folders(sort_by_columns=[("path", False)])]
+    assert paths == sorted(paths) and "/conformance/sub" in paths, paths
+    paths = [f.path for _, f in c.get_folders(sort_by_columns=[("path", True)])]
+    assert paths == sorted(paths, reverse=True), paths
+    tags = [t.name for _, t in c.get_tags(sort_by_columns=[("name", True)])]
+    assert tags == sorted(tags, reverse=True) and len(tags) >= 3, tags
+    alerts = c.get_alerts(critical_only=False, names_only=True, sort_by_columns=[("name", True)])
+    assert alerts == sorted(alerts, reverse=True) and len(alerts) == 4, alerts
+    arts = [a.name for _, a in c.list_artifacts(state["main"], sort_by_columns=[("name", True)])]
+    assert arts == ["output_file.dat", "input_file.dat", "code_file.dat"], arts
+    r = api("GET", "/runs", params={"sorting": '[{"id": "nmae", "desc": true}]'})
+    assert r.status_code == 422 and "cannot sort runs by 'nmae'" in r.json()["detail"], r.text
+    r = api("GET", "/tags", params={"sorting": '[{"id": "name", "desc": "yes"}]'})
+    assert r.status_code == 400 and "must be true or false" in r.json()["detail"], r.text
+
+
+check("sort_by_columns on runs, folders, tags, alerts and artifacts", sorted_lists)
+
+
 def client_extras():
     c = Client()
     df = c.get_runs(["folder.path == /conformance/sub"], output_format="dataframe", metadata=True)

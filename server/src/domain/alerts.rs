@@ -25,7 +25,7 @@
 use serde_json::{Map, Value, json};
 use simtrack::model::MAX_NAME_BYTES;
 
-use super::{Error, Result, check_name, events, metrics, runs};
+use super::{Error, Result, check_name, events, metrics, runs, sorting};
 use crate::storage::{AlertPatch, AlertRow, Attached, ReadTx, WriteTx};
 use crate::util::{fmt_ts, new_id, now_us};
 
@@ -320,9 +320,27 @@ pub fn create(tx: &dyn WriteTx, a: &NewAlert) -> Result<Value> {
 }
 
 /// Every alert → `{data, count}`.
-pub fn list(tx: &dyn ReadTx, start: usize, count: usize) -> Result<Value> {
-    let all = tx.alert_list()?.iter().map(doc).collect();
+pub fn list(
+    tx: &dyn ReadTx,
+    sort: Option<&[(String, bool)]>,
+    start: usize,
+    count: usize,
+) -> Result<Value> {
+    let mut all: Vec<Value> = tx.alert_list()?.iter().map(doc).collect();
+    if let Some(keys) = sort {
+        sorting::sort_docs(&mut all, keys);
+    }
     Ok(super::page(all, start, count))
+}
+
+/// The `sorting` of an alert list (the keys Simvue's client allows).
+pub fn parse_sorting(raw: Option<&str>) -> Result<Option<sorting::SortKeys>> {
+    sorting::parse(
+        raw,
+        "alerts",
+        |k| matches!(k, "created" | "name"),
+        "created or name",
+    )
 }
 
 /// Changes `name`, `description`, `notification`, `enabled`, `abort`,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use simtrack::model::{Category, MAX_NAME_BYTES};
 
-use super::{Error, Idem, Result, blocking, check_name, runs};
+use super::{Error, Idem, Result, blocking, check_name, runs, sorting};
 use crate::storage::{ArtifactRow, Backend, ByteStream, ReadTx, Recorded, WriteTx};
 use crate::util::is_sha256;
 use crate::util::{new_id, now_us};
@@ -292,6 +292,7 @@ pub fn get(tx: &dyn ReadTx, id: &str, download: &LinkFn) -> Result<Value> {
 pub fn list(
     tx: &dyn ReadTx,
     runs: &[String],
+    sort: Option<&[(String, bool)]>,
     (start, count): (usize, usize),
     download: &LinkFn,
 ) -> Result<Value> {
@@ -311,7 +312,20 @@ pub fn list(
             }
         }
     }
+    if let Some(keys) = sort {
+        sorting::sort_docs(&mut data, keys);
+    }
     Ok(super::page(data, start, count))
+}
+
+/// The `sorting` of an artifact list (the keys Simvue's client allows).
+pub fn parse_sorting(raw: Option<&str>) -> Result<Option<sorting::SortKeys>> {
+    sorting::parse(
+        raw,
+        "artifacts",
+        |k| matches!(k, "created" | "name") || sorting::is_metadata_key(k),
+        "created, name or metadata.KEY",
+    )
 }
 
 /// The artifacts of one run, optionally only those with this name or

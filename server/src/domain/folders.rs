@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Error, Result, filters, parse_json};
+use super::{Error, Result, filters, parse_json, sorting};
 use crate::storage::{FolderPatch, FolderRow, ReadTx, WriteTx};
 use crate::util::{fmt_ts, new_id, now_us};
 
@@ -143,16 +143,29 @@ pub fn load(tx: &dyn ReadTx, id: &str) -> Result<Value> {
 pub fn list(
     tx: &dyn ReadTx,
     fs: &[filters::Filter],
-    desc: bool,
+    sort: Option<&[(String, bool)]>,
     (start, count): (usize, usize),
     me: &str,
 ) -> Result<Value> {
     let mut all: Vec<Value> = tx.folder_list()?.iter().map(doc).collect();
     all.retain(|d| filters::all(fs, d, me));
-    if desc {
-        all.reverse();
+    match sort {
+        Some(keys) => sorting::sort_docs(&mut all, keys),
+        // Newest first: the simvue client expects a new folder among the
+        // first page of `Folder.get`.
+        None => all.reverse(),
     }
     Ok(super::page(all, start, count))
+}
+
+/// The `sorting` of a folder list (the keys Simvue's client allows).
+pub fn parse_sorting(raw: Option<&str>) -> Result<Option<sorting::SortKeys>> {
+    sorting::parse(
+        raw,
+        "folders",
+        |k| matches!(k, "created" | "modified" | "path") || sorting::is_metadata_key(k),
+        "created, modified, path or metadata.KEY",
+    )
 }
 
 /// Changes `description`, `tags`, `metadata` (merged) and `starred`.

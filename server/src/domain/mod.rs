@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notify;
 pub mod runs;
 pub mod signin;
+pub mod sorting;
 pub mod stats;
 pub mod tags;
 pub mod users;

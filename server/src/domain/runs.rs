@@ -9,7 +9,7 @@ use simtrack::model::{
     DEFAULT_HEARTBEAT_TIMEOUT_SECS, MAX_METADATA_BYTES, MAX_NAME_BYTES, RUN_STATUSES, RunStatus,
 };
 
-use super::{Error, Result, check_name, events, filters, folders, parse_json};
+use super::{Error, Result, check_name, events, filters, folders, parse_json, sorting};
 use crate::storage::{
     JsonColumn, JsonPath, MetricStat, ReadTx, RunField, RunKey, RunPage, RunPageAnswer, RunPatch,
     RunPred, RunProjection, RunRow, RunScanRow, RunsVisibleTo, WriteTx,
@@ -603,21 +603,36 @@ pub struct Query {
     pub metrics: Option<Vec<String>>,
 }
 
-/// Parses `sorting=[{"id": key, "desc": bool}, ...]` (default: by creation).
+/// Parses `sorting=[{"id": key, "desc": bool}, ...]` (default: by
+/// creation); a key runs cannot be sorted by is refused.
 pub fn parse_sorting(s: Option<&str>) -> Result<Vec<(String, bool)>> {
-    match s {
-        None | Some("") => Ok(vec![("created".into(), false)]),
-        Some(s) => Ok(serde_json::from_str::<Vec<Value>>(s)
-            .map_err(|_| Error::bad_request("'sorting' must be a JSON list of {\"id\", \"desc\"}"))?
-            .iter()
-            .filter_map(|v| {
-                Some((
-                    v.get("id")?.as_str()?.to_owned(),
-                    v.get("desc").and_then(Value::as_bool).unwrap_or(false),
-                ))
-            })
-            .collect()),
-    }
+    Ok(sorting::parse(s, "runs", run_sortable, RUN_SORT_KEYS)?
+        .unwrap_or_else(|| vec![("created".into(), false)]))
+}
+
+/// What runs sort by, for the message refusing anything else.
+const RUN_SORT_KEYS: &str = "id, name, folder, status, description, user, created, started, \
+    endtime, modified, starred, tags, metadata.KEY, system.KEY or metrics.NAME.STAT \
+    (STAT one of last, min, max, count)";
+
+/// Whether runs can be sorted by `key` (see [`RUN_SORT_KEYS`]).
+fn run_sortable(key: &str) -> bool {
+    matches!(
+        key,
+        "id" | "name"
+            | "folder"
+            | "folder.path"
+            | "status"
+            | "description"
+            | "user"
+            | "created"
+            | "started"
+            | "endtime"
+            | "modified"
+            | "starred"
+            | "tags"
+    ) || metric_sort_key(key).is_some()
+        || json_path(key).is_some_and(|p| p.keys.iter().any(|k| !k.is_empty()))
 }
 
 /// `metrics.NAME.STAT` (STAT one of last, min, max, count) → `(NAME, STAT)`.
@@ -877,14 +892,7 @@ pub fn list_scan(tx: &dyn ReadTx, q: &Query, me: &str, narrow: Option<RunPred>) 
                 (false, true) => return std::cmp::Ordering::Less,
                 _ => {}
             }
-            let ord = match (va, vb) {
-                (Value::Number(x), Value::Number(y)) => x
-                    .as_f64()
-                    .unwrap_or(0.0)
-                    .total_cmp(&y.as_f64().unwrap_or(0.0)),
-                (Value::String(x), Value::String(y)) => x.cmp(y),
-                _ => va.to_string().cmp(&vb.to_string()),
-            };
+            let ord = sorting::compare(va, vb);
             let ord = if *desc { ord.reverse() } else { ord };
             if ord.is_ne() {
                 return ord;

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 use simtrack::model::MAX_NAME_BYTES;
 
-use super::{Error, Result, check_name, parse_json};
+use super::{Error, Result, check_name, parse_json, sorting};
 use crate::storage::{ReadTx, RunPatch, RunProjection, TagRow, WriteTx};
 use crate::util::{fmt_ts, new_id, now_us};
 
@@ -121,23 +121,27 @@ pub fn get(tx: &dyn ReadTx, id: &str) -> Result<Value> {
         .ok_or_else(|| not_found(id))
 }
 
-/// Every tag → `{data, count}`, oldest first, or sorted by `name` or
-/// `created` (descending when asked).
+/// Every tag → `{data, count}`, oldest first unless `sort` says otherwise.
 pub fn list(
     tx: &dyn ReadTx,
-    sort: Option<(&str, bool)>,
+    sort: Option<&[(String, bool)]>,
     (start, count): (usize, usize),
 ) -> Result<Value> {
-    let mut rows = tx.tag_list()?;
-    if let Some((column, desc)) = sort {
-        if column == "name" {
-            rows.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        if desc {
-            rows.reverse();
-        }
+    let mut all: Vec<Value> = tx.tag_list()?.iter().map(doc).collect();
+    if let Some(keys) = sort {
+        sorting::sort_docs(&mut all, keys);
     }
-    Ok(super::page(rows.iter().map(doc).collect(), start, count))
+    Ok(super::page(all, start, count))
+}
+
+/// The `sorting` of a tag list (the keys Simvue's client allows).
+pub fn parse_sorting(raw: Option<&str>) -> Result<Option<sorting::SortKeys>> {
+    sorting::parse(
+        raw,
+        "tags",
+        |k| matches!(k, "created" | "name"),
+        "created or name",
+    )
 }
 
 /// Replaces `from` by `to` (or removes it when `to` is `None`) in the tags

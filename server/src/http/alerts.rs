@@ -27,9 +27,12 @@ pub async fn create(
 pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(usize::MAX);
-    read(&st, &caller, move |tx| alerts::list(tx, start, count))
-        .await
-        .map(Reply::ok)
+    let sort = alerts::parse_sorting(q.get("sorting"))?;
+    read(&st, &caller, move |tx| {
+        alerts::list(tx, sort.as_deref(), start, count)
+    })
+    .await
+    .map(Reply::ok)
 }
 
 /// `GET /api/alerts/{id}`.

@@ -200,9 +200,10 @@ pub async fn list(
     let runs = q.list("runs")?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(usize::MAX);
+    let sort = artifacts::parse_sorting(q.get("sorting"))?;
     let download = links(&st, &headers, "download", &caller);
     read(&st, &caller, move |tx| {
-        artifacts::list(tx, &runs, (start, count), &download)
+        artifacts::list(tx, &runs, sort.as_deref(), (start, count), &download)
     })
     .await
     .map(Reply::ok)

@@ -68,12 +68,10 @@ pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiR
     let fs = filters::parse_all(&q.list("filters")?)?;
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(100);
-    // Newest first unless a sorting asks otherwise: the simvue client
-    // expects a new folder among the first page of `Folder.get`.
-    let desc = q.get("sorting").is_none_or(|s| s.contains("true"));
+    let sort = folders::parse_sorting(q.get("sorting"))?;
     let me = caller.0.user.clone();
     read(&st, &caller, move |tx| {
-        folders::list(tx, &fs, desc, (start, count), &me)
+        folders::list(tx, &fs, sort.as_deref(), (start, count), &me)
     })
     .await
     .map(Reply::ok)

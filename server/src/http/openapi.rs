@@ -24,7 +24,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "get",
         "/api/folders",
-        "List folders: filters, start, count, sorting",
+        "List folders: filters, start, count, sorting (created, modified, path, metadata.K)",
         "",
         false,
     ),
@@ -163,7 +163,13 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "json",
         true,
     ),
-    ("get", "/api/artifacts", "List artifacts: runs", "", false),
+    (
+        "get",
+        "/api/artifacts",
+        "List artifacts: runs, start, count, sorting (created, name, metadata.K)",
+        "",
+        false,
+    ),
     (
         "get",
         "/api/artifacts/{id}",
@@ -206,7 +212,13 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "json",
         true,
     ),
-    ("get", "/api/alerts", "List alerts", "", false),
+    (
+        "get",
+        "/api/alerts",
+        "List alerts: start, count, sorting (created, name)",
+        "",
+        false,
+    ),
     ("get", "/api/alerts/{id}", "An alert", "", false),
     ("put", "/api/alerts/{id}", "Update an alert", "json", true),
     ("delete", "/api/alerts/{id}", "Delete an alert", "", true),
@@ -248,7 +260,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "get",
         "/api/tags",
-        "List tags: start, count, sorting",
+        "List tags: start, count, sorting (created, name)",
         "",
         false,
     ),

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
 use crate::domain::{stats, tags};
@@ -20,27 +20,13 @@ pub async fn create(
     write_once(&st, &caller, idem, move |tx| tags::create(tx, &body, &me)).await
 }
 
-/// `GET /api/tags?start&count&sorting=[{"column", "descending"}]` →
-/// `{data, count}`.
+/// `GET /api/tags?start&count&sorting=[{"id", "desc"}]` → `{data, count}`.
 pub async fn list(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
     let start = q.usize("start")?.unwrap_or(0);
     let count = q.usize("count")?.unwrap_or(100);
-    let sort = q
-        .get("sorting")
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|v| v.as_array().and_then(|a| a.first().cloned()))
-        .map(|first| {
-            (
-                first["column"].as_str().unwrap_or("created").to_owned(),
-                first["descending"].as_bool().unwrap_or(false),
-            )
-        });
+    let sort = tags::parse_sorting(q.get("sorting"))?;
     read(&st, &caller, move |tx| {
-        tags::list(
-            tx,
-            sort.as_ref().map(|(c, d)| (c.as_str(), *d)),
-            (start, count),
-        )
+        tags::list(tx, sort.as_deref(), (start, count))
     })
     .await
     .map(Reply::ok)
