@@ -150,8 +150,24 @@ pub fn sync_with<T: Transport + Clone>(
     transport: T,
     options: &SyncOptions,
 ) -> Result<Vec<RunReport>, Error> {
-    crate::spool::create_private_dir_all(&config.offline_dir)
-        .map_err(|e| Error::io(format!("cannot create {}", config.offline_dir.display()), e))?;
+    let dir = &config.offline_dir;
+    match std::fs::metadata(dir) {
+        // Nothing was ever spooled there (a mistyped directory, a machine
+        // that never ran offline): nothing to send, and nothing is created.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.only.is_none() => {
+            return Ok(Vec::new());
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "{} is not a directory: the offline directory is the one holding runs/",
+                    dir.display()
+                ),
+            ));
+        }
+        _ => {}
+    }
     if let Some(id) = &options.only {
         return sync_one(config, url, transport, options, id);
     }

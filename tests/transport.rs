@@ -379,6 +379,36 @@ fn two_syncs_never_run_at_once() {
 }
 
 #[test]
+fn sync_creates_nothing_where_nothing_was_spooled_and_refuses_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("typo");
+    let cfg = config("http://127.0.0.1:9", &missing, &[]);
+    assert!(sync(&cfg, &SyncOptions::default()).unwrap().is_empty());
+    let one = SyncOptions {
+        only: Some("0123".into()),
+        ..SyncOptions::default()
+    };
+    let err = sync(&cfg, &one).unwrap_err();
+    assert!(err.message.starts_with("no run 0123 in"), "{}", err.message);
+    assert!(!missing.exists(), "sync created {}", missing.display());
+
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = sync(
+        &config("http://127.0.0.1:9", &file, &[]),
+        &SyncOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.status, Status::InvalidArgument);
+    assert!(
+        err.message
+            .ends_with("is not a directory: the offline directory is the one holding runs/"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
 fn a_missing_or_empty_ca_bundle_fails_init_with_a_config_error() {
     let tmp = tempfile::tempdir().unwrap();
     let not_pem = tmp.path().join("bundle.pem");

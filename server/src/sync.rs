@@ -29,7 +29,15 @@ pub fn run(cache: Option<PathBuf>, only: Option<String>) -> ExitCode {
     match sync(&config, &options) {
         Ok(reports) => {
             if reports.is_empty() {
-                println!("no offline runs in {}", config.offline_dir.display());
+                let missing = if config.offline_dir.exists() {
+                    ""
+                } else {
+                    " (no such directory)"
+                };
+                println!(
+                    "no offline runs in {}{missing}",
+                    config.offline_dir.display()
+                );
             }
             for r in &reports {
                 println!("{r}");
