@@ -336,6 +336,71 @@ fn bad_input_gets_a_clear_4xx_and_damages_nothing() {
         422,
         "bad checksum",
     );
+    // A filter or sort key that reads nothing the list holds is refused,
+    // not answered with no runs (or, with `!=`, with every run).
+    let q = |list: &str, param: &str, v: Value| {
+        api.get(&format!(
+            "/api/{list}?{param}={}",
+            urlencode(&v.to_string())
+        ))
+    };
+    for (list, filter) in [
+        ("runs", "nme == victim"),
+        ("runs", "runtime != 5"),
+        ("runs", "metrics.x.last < 1"),
+        ("folders", "nme == x"),
+    ] {
+        let detail = expect(q(list, "filters", json!([filter])), 422, filter);
+        let field = filter.split(' ').next().unwrap_or_default();
+        assert!(
+            detail.starts_with(&format!("{list} have no field '{field}' to filter on;")),
+            "{filter}: {detail}"
+        );
+    }
+    // The runs table's search box: a field inside an expression too.
+    let detail = expect(
+        api.get(&format!(
+            "/api/ui/runs?where={}",
+            urlencode("name == victim OR (NOT colour == red)")
+        )),
+        422,
+        "expression",
+    );
+    assert!(
+        detail.starts_with("runs have no field 'colour'"),
+        "{detail}"
+    );
+    for (list, key) in [("runs", "runtime"), ("folders", "name"), ("tags", "colour")] {
+        let detail = expect(
+            q(list, "sorting", json!([{"id": key, "desc": true}])),
+            422,
+            key,
+        );
+        assert!(
+            detail.starts_with(&format!("cannot sort {list} by '{key}';")),
+            "{key}: {detail}"
+        );
+    }
+    expect(
+        q("alerts", "sorting", json!([{"id": "name", "desc": 1}])),
+        400,
+        "numeric desc",
+    );
+    expect(
+        q("artifacts", "sorting", json!(["name"])),
+        400,
+        "bare sort key",
+    );
+    assert_eq!(
+        q(
+            "runs",
+            "filters",
+            json!(["name == victim", "metadata.a == 1", "system.cwd not exists"])
+        )
+        .json()["count"],
+        1
+    );
+
     // A body over the limit: 413 whether or not a length is announced.
     let big = vec![b' '; 100 << 20];
     let r = api.send("POST", "/api/runs", &[], Some((big, "application/json")));

@@ -262,6 +262,25 @@ pub fn parse_expr(s: &str) -> Result<Filter, Error> {
 }
 
 /// Parses every filter of a `filters` query parameter.
+/// Refuses a filter on a field no document of the list (`what`) has: it
+/// would match nothing, or with `!=`, `not contains` or `not exists`,
+/// everything. `known` decides; `accepted` says what is, in the message.
+pub fn check_fields(
+    fs: &[Filter],
+    what: &str,
+    known: impl Fn(&str) -> bool,
+    accepted: &str,
+) -> Result<(), Error> {
+    for f in fs {
+        if let Some(field) = f.fields().into_iter().find(|k| !known(k)) {
+            return Err(Error::invalid(format!(
+                "{what} have no field '{field}' to filter on; {what} filter on {accepted}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn parse_all(items: &[String]) -> Result<Vec<Filter>, Error> {
     items.iter().map(|s| parse(s)).collect()
 }

@@ -147,6 +147,26 @@ pub fn list(
     (start, count): (usize, usize),
     me: &str,
 ) -> Result<Value> {
+    filters::check_fields(
+        fs,
+        "folders",
+        |k| {
+            matches!(
+                k,
+                "id" | "path"
+                    | "folder"
+                    | "folder.path"
+                    | "name"
+                    | "description"
+                    | "created"
+                    | "modified"
+                    | "starred"
+                    | "tags"
+                    | "ttl"
+            ) || sorting::is_metadata_key(k)
+        },
+        "id, path, name, description, created, modified, starred, tags, ttl and metadata.KEY",
+    )?;
     let mut all: Vec<Value> = tx.folder_list()?.iter().map(doc).collect();
     all.retain(|d| filters::all(fs, d, me));
     match sort {

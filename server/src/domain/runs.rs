@@ -610,6 +610,35 @@ pub fn parse_sorting(s: Option<&str>) -> Result<Vec<(String, bool)>> {
         .unwrap_or_else(|| vec![("created".into(), false)]))
 }
 
+/// What runs filter on, for the message refusing anything else.
+const RUN_FILTER_FIELDS: &str = "id, name, folder.path, status, description, user, created, \
+    started, endtime, modified, starred, tags, metadata.KEY, system.KEY and alert.name, \
+    alert.status, alert.id or alert.acknowledged";
+
+/// Whether a filter may read `field` of runs: what [`filters::Filter::matches`]
+/// finds in the run documents the list builds (see [`RUN_FILTER_FIELDS`]).
+fn run_filterable(field: &str) -> bool {
+    matches!(
+        field,
+        "id" | "name"
+            | "folder"
+            | "folder.path"
+            | "status"
+            | "description"
+            | "user"
+            | "created"
+            | "started"
+            | "endtime"
+            | "modified"
+            | "starred"
+            | "tags"
+            | "alert.name"
+            | "alert.status"
+            | "alert.id"
+            | "alert.acknowledged"
+    ) || json_path(field).is_some_and(|p| p.keys.iter().any(|k| !k.is_empty()))
+}
+
 /// What runs sort by, for the message refusing anything else.
 const RUN_SORT_KEYS: &str = "id, name, folder, status, description, user, created, started, \
     endtime, modified, starred, tags, metadata.KEY, system.KEY or metrics.NAME.STAT \
@@ -754,6 +783,7 @@ fn run_keys(sorting: &[(String, bool)]) -> Option<Vec<(RunKey, bool)>> {
 /// sort key exactly; otherwise it narrows the runs to what the filters it
 /// can express select, and [`list_scan`] does the rest.
 pub fn list(tx: &dyn ReadTx, q: &Query, me: &str) -> Result<Value> {
+    filters::check_fields(&q.filters, "runs", run_filterable, RUN_FILTER_FIELDS)?;
     let pred = filters::run_pred_all(&q.filters, me);
     if let Some((filter, true)) = &pred
         && let Some(order) = run_keys(&q.sorting)
