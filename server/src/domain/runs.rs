@@ -610,33 +610,38 @@ pub fn parse_sorting(s: Option<&str>) -> Result<Vec<(String, bool)>> {
         .unwrap_or_else(|| vec![("created".into(), false)]))
 }
 
+/// The columns of a run that lists filter and sort on, besides
+/// `metadata.KEY`, `system.KEY` and the ones only filters or only sorting read.
+const RUN_FIELDS: [&str; 13] = [
+    "id",
+    "name",
+    "folder",
+    "folder.path",
+    "status",
+    "description",
+    "user",
+    "created",
+    "started",
+    "endtime",
+    "modified",
+    "starred",
+    "tags",
+];
+
 /// What runs filter on, for the message refusing anything else.
 const RUN_FILTER_FIELDS: &str = "id, name, folder.path, status, description, user, created, \
     started, endtime, modified, starred, tags, metadata.KEY, system.KEY and alert.name, \
     alert.status, alert.id or alert.acknowledged";
 
-/// Whether a filter may read `field` of runs: what [`filters::Filter::matches`]
-/// finds in the run documents the list builds (see [`RUN_FILTER_FIELDS`]).
+/// Whether a filter may read `field` of runs: what
+/// [`filters::Filter::matches`] finds in the run documents the list builds.
 fn run_filterable(field: &str) -> bool {
-    matches!(
-        field,
-        "id" | "name"
-            | "folder"
-            | "folder.path"
-            | "status"
-            | "description"
-            | "user"
-            | "created"
-            | "started"
-            | "endtime"
-            | "modified"
-            | "starred"
-            | "tags"
-            | "alert.name"
-            | "alert.status"
-            | "alert.id"
-            | "alert.acknowledged"
-    ) || json_path(field).is_some_and(|p| p.keys.iter().any(|k| !k.is_empty()))
+    RUN_FIELDS.contains(&field)
+        || matches!(
+            field,
+            "alert.name" | "alert.status" | "alert.id" | "alert.acknowledged"
+        )
+        || is_json_field(field)
 }
 
 /// What runs sort by, for the message refusing anything else.
@@ -644,24 +649,14 @@ const RUN_SORT_KEYS: &str = "id, name, folder, status, description, user, create
     endtime, modified, starred, tags, metadata.KEY, system.KEY or metrics.NAME.STAT \
     (STAT one of last, min, max, count)";
 
-/// Whether runs can be sorted by `key` (see [`RUN_SORT_KEYS`]).
+/// Whether runs can be sorted by `key`.
 fn run_sortable(key: &str) -> bool {
-    matches!(
-        key,
-        "id" | "name"
-            | "folder"
-            | "folder.path"
-            | "status"
-            | "description"
-            | "user"
-            | "created"
-            | "started"
-            | "endtime"
-            | "modified"
-            | "starred"
-            | "tags"
-    ) || metric_sort_key(key).is_some()
-        || json_path(key).is_some_and(|p| p.keys.iter().any(|k| !k.is_empty()))
+    RUN_FIELDS.contains(&key) || metric_sort_key(key).is_some() || is_json_field(key)
+}
+
+/// `metadata.KEY` or `system.KEY`, KEY not empty.
+fn is_json_field(field: &str) -> bool {
+    json_path(field).is_some_and(|p| p.keys.iter().any(|k| !k.is_empty()))
 }
 
 /// `metrics.NAME.STAT` (STAT one of last, min, max, count) → `(NAME, STAT)`.
