@@ -118,6 +118,12 @@ pub fn list(
     me: &str,
     system: bool,
 ) -> Result<Value> {
+    filters::check_fields(
+        fs,
+        "events",
+        |k| matches!(k, "message" | "event.message" | "log_level" | "timestamp"),
+        "message, log_level and timestamp",
+    )?;
     runs::status_of(tx, run)?;
     let exclude = (!system).then_some(SYSTEM_PREFIX);
     let doc = |e: EventRow| json!({"message": e.message, "log_level": e.log_level, "timestamp": fmt_ts(e.ts)});
