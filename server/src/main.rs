@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use admin_store::{Open, StoreArgs, with_store};
 use clap::{Parser, Subcommand};
 use simtrack_server::config::{ServerConfig, default_data_dir};
 
+mod admin_store;
 mod notify_cli;
 mod sync;
 mod wrap;
@@ -185,21 +187,6 @@ impl NetArgs {
             net.max_connections = n;
         }
     }
-}
-
-/// Where `simtrack user`/`simtrack token` find the server's state.
-#[derive(clap::Args, Debug, Clone)]
-struct StoreArgs {
-    /// Data directory of the server.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// The server's PostgreSQL database instead [default: $SIMTRACK_DATABASE_URL].
-    #[arg(long, conflicts_with = "data")]
-    database: Option<String>,
-    /// Accepted so these commands take the server's storage arguments as
-    /// they are; users and tokens never touch the artifact store.
-    #[arg(long, hide = true)]
-    blobs: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -425,39 +412,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs `f` on the state store of `args` (a data directory, or a
-/// PostgreSQL database with a runtime for its driver; `f` runs on this
-/// non-runtime thread).
-fn with_store<T>(
-    args: &StoreArgs,
-    f: impl FnOnce(&dyn simtrack_server::storage::StateStore) -> Result<T, String>,
-) -> Result<T, String> {
-    simtrack_server::private::restrict_umask();
-    let database = args.database.clone().or_else(|| {
-        std::env::var("SIMTRACK_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty() && args.data.is_none())
-    });
-    match database {
-        Some(url) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?;
-            let store = rt.block_on(simtrack_server::storage::postgres::PgStore::open(&url))?;
-            let r = f(&store);
-            simtrack_server::storage::StateStore::close(&store);
-            r
-        }
-        None => {
-            let dir = args.data.clone().unwrap_or_else(default_data_dir);
-            let s = simtrack_server::storage::open_embedded_state(&dir)?;
-            f(&*s)
-        }
-    }
-}
-
 fn finish(what: &str, r: Result<(), String>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -481,7 +435,7 @@ fn token_command(c: TokenCommand) -> ExitCode {
             read_only,
         } => finish(
             "token create",
-            with_store(&store, |s| {
+            with_store(&store, Open::MayCreate, "token create", |s| {
                 let user = match (user, name) {
                     (Some(u), _) => u,
                     (None, n) => {
@@ -502,7 +456,7 @@ fn token_command(c: TokenCommand) -> ExitCode {
         ),
         TokenCommand::List { store, user } => finish(
             "token list",
-            with_store(&store, |s| {
+            with_store(&store, Open::Existing, "token list", |s| {
                 let rows = auth::list_tokens(s, user.as_deref()).map_err(|e| e.detail)?;
                 println!("id\tuser\tlabel\tcreated\tlast_used\texpires\tscope");
                 for t in rows {
@@ -527,7 +481,7 @@ fn token_command(c: TokenCommand) -> ExitCode {
             name,
         } => finish(
             "token revoke",
-            with_store(&store, |s| {
+            with_store(&store, Open::Existing, "token revoke", |s| {
                 let ids: Vec<String> = match (token.or(id), &name) {
                     (Some(id), _) => vec![id],
                     (None, Some(n)) => auth::list_tokens(s, Some(n))
@@ -616,7 +570,7 @@ fn user_command(c: UserCommand) -> ExitCode {
             no_admin,
         } => finish(
             "user add",
-            with_store(&store, |s| {
+            with_store(&store, Open::MayCreate, "user add", |s| {
                 let c = UserChange {
                     email,
                     group,
@@ -634,7 +588,7 @@ fn user_command(c: UserCommand) -> ExitCode {
         ),
         UserCommand::List { store } => finish(
             "user list",
-            with_store(&store, |s| {
+            with_store(&store, Open::Existing, "user list", |s| {
                 println!("name\tgroup\temail\tadmin\tdisabled\tpassword");
                 for u in users::list(s).map_err(|e| e.detail)? {
                     println!(
@@ -652,7 +606,7 @@ fn user_command(c: UserCommand) -> ExitCode {
         ),
         UserCommand::Disable { store, name } => finish(
             "user disable",
-            with_store(&store, |s| {
+            with_store(&store, Open::Existing, "user disable", |s| {
                 exists(s, &name)?;
                 change(
                     s,
@@ -666,7 +620,7 @@ fn user_command(c: UserCommand) -> ExitCode {
         ),
         UserCommand::Enable { store, name } => finish(
             "user enable",
-            with_store(&store, |s| {
+            with_store(&store, Open::Existing, "user enable", |s| {
                 exists(s, &name)?;
                 change(
                     s,
@@ -680,7 +634,7 @@ fn user_command(c: UserCommand) -> ExitCode {
         ),
         UserCommand::Passwd { store, name } => finish(
             "user passwd",
-            with_store(&store, |s| {
+            with_store(&store, Open::Existing, "user passwd", |s| {
                 let p = read_password()?;
                 users::set_password(s, &Identity::console(), &name, &p).map_err(|e| e.detail)
             }),

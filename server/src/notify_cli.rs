@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use simtrack_server::config::{
-    HostPolicy, NotifySettings, SmtpSettings, SmtpTls, default_data_dir,
-};
+use simtrack_server::config::{HostPolicy, NotifySettings, SmtpSettings, SmtpTls};
 use simtrack_server::domain::{self, notify};
-use simtrack_server::storage::StateStore;
+
+use crate::admin_store::{Open, StoreArgs, with_store};
 
 /// SMTP settings of `simtrack server` (flags over `SIMTRACK_SMTP_*`).
 #[derive(clap::Args, Debug)]
@@ -142,25 +141,12 @@ impl SmtpArgs {
     }
 }
 
-#[derive(clap::Args, Debug)]
-pub struct Storage {
-    /// Data directory of the server.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// The server's PostgreSQL database instead [default: $SIMTRACK_DATABASE_URL].
-    #[arg(long, conflicts_with = "data")]
-    database: Option<String>,
-    /// Accepted so these commands take the server's storage arguments as they are.
-    #[arg(long, hide = true)]
-    blobs: Option<String>,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
     /// Add a channel through which USER is told about their runs: an email address or a webhook.
     Add {
         #[command(flatten)]
-        storage: Storage,
+        storage: StoreArgs,
         /// The user (a token's name, shown as the runs' user).
         #[arg(long)]
         user: String,
@@ -185,7 +171,7 @@ pub enum NotifyCommand {
     /// List channels (every user's, or USER's) with their last delivery.
     List {
         #[command(flatten)]
-        storage: Storage,
+        storage: StoreArgs,
         /// Only this user's.
         #[arg(long)]
         user: Option<String>,
@@ -193,42 +179,10 @@ pub enum NotifyCommand {
     /// Remove a channel (see `notify list` for ids) and its undelivered notifications.
     Remove {
         #[command(flatten)]
-        storage: Storage,
+        storage: StoreArgs,
         /// The channel's id.
         id: String,
     },
-}
-
-/// Runs `f` on the store `storage` names (PostgreSQL needs a runtime for
-/// its driver; `f` runs on this, non-runtime, thread).
-fn with_store<T>(
-    storage: &Storage,
-    f: impl FnOnce(&dyn StateStore) -> domain::Result<T>,
-) -> Result<T, String> {
-    simtrack_server::private::restrict_umask();
-    let database = storage.database.clone().or_else(|| {
-        std::env::var("SIMTRACK_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty() && storage.data.is_none())
-    });
-    match database {
-        Some(url) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the runtime: {e}"))?;
-            let store = rt.block_on(simtrack_server::storage::postgres::PgStore::open(&url))?;
-            let r = f(&store).map_err(|e| e.detail);
-            store.close();
-            r
-        }
-        None => {
-            let dir = storage.data.clone().unwrap_or_else(default_data_dir);
-            let store = simtrack_server::storage::open_embedded_state(&dir)?;
-            f(&*store).map_err(|e| e.detail)
-        }
-    }
 }
 
 /// `simtrack notify ...`
@@ -264,8 +218,8 @@ pub fn main(command: NotifyCommand) -> ExitCode {
                 if c.kind == "webhook" {
                     notify::check_webhook(&policy, &c.target).map_err(|e| e.detail)?;
                 }
-                with_store(&storage, |s| {
-                    domain::write(s, |tx| notify::add_channel(tx, &user, &c))
+                with_store(&storage, Open::Existing, "notify add", |s| {
+                    domain::write(s, |tx| notify::add_channel(tx, &user, &c)).map_err(|e| e.detail)
                 })
             });
             (
@@ -274,8 +228,9 @@ pub fn main(command: NotifyCommand) -> ExitCode {
             )
         }
         NotifyCommand::List { storage, user } => {
-            let r = with_store(&storage, |s| {
+            let r = with_store(&storage, Open::Existing, "notify list", |s| {
                 domain::read(s, |tx| notify::list_channels(tx, user.as_deref()))
+                    .map_err(|e| e.detail)
             });
             (
                 "list",
@@ -319,8 +274,8 @@ pub fn main(command: NotifyCommand) -> ExitCode {
             )
         }
         NotifyCommand::Remove { storage, id } => {
-            let r = with_store(&storage, |s| {
-                domain::write(s, |tx| notify::remove_channel(tx, &id, None))
+            let r = with_store(&storage, Open::Existing, "notify remove", |s| {
+                domain::write(s, |tx| notify::remove_channel(tx, &id, None)).map_err(|e| e.detail)
             });
             (
                 "remove",

@@ -1094,6 +1094,88 @@ fn upgrading_keeps_everyone_in_and_token_name_makes_a_user() {
     assert_eq!(b.get(&format!("/api/runs/{id}")).status, 200, "same user");
 }
 
+/// A mistyped `--data` is not a new, empty deployment: the commands that
+/// read or change what exists refuse it and create nothing; only the two
+/// that set a deployment up before its first start (`token create`,
+/// `user add`) start a data directory, say so, and the server started on
+/// it takes their token. Always the embedded store: the check is its own.
+#[test]
+fn admin_commands_refuse_a_directory_that_is_no_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = |dir: &Path, args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("--data")
+            .arg(dir)
+            .env_remove("SIMTRACK_DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run simtrack");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let typo = tmp.path().join("dtaa");
+    let empty = tmp.path().join("empty");
+    private_dir(&empty);
+    for dir in [&typo, &empty] {
+        for args in [
+            &["token", "list"][..],
+            &["token", "revoke", "--name", "ann"],
+            &["user", "list"],
+            &["user", "disable", "ann"],
+            &["user", "enable", "ann"],
+            &["user", "passwd", "ann"],
+            &["notify", "list"],
+            &[
+                "notify",
+                "add",
+                "--user",
+                "ann",
+                "--email",
+                "ann@example.org",
+            ],
+            &["notify", "remove", "x"],
+        ] {
+            let (ok, out, err) = cli(dir, args);
+            assert!(!ok, "{args:?} on {dir:?} succeeded: {out}");
+            assert!(
+                err.contains("is not a simtrack data directory (no simtrack.db)")
+                    && err.contains("simtrack server --data"),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    assert!(!typo.exists(), "a command that refused created {typo:?}");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{empty:?}");
+
+    // Setting a deployment up: user add, then token create, on a new one.
+    let data = tmp.path().join("new");
+    let (ok, _, err) = cli(&data, &["user", "add", "ann", "--group", "g"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("started a new data directory") && err.contains(&*data.to_string_lossy()),
+        "{err}"
+    );
+    let (ok, token, err) = cli(&data, &["token", "create", "--user", "ann"]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("new data directory"), "said twice: {err}");
+    let (ok, out, err) = cli(&data, &["token", "list"]);
+    assert!(ok && out.contains("\tann\t"), "{out}{err}");
+    let server = Server::start_raw(
+        &data,
+        "127.0.0.1:0",
+        &["--data", &*data.to_string_lossy()],
+        &[],
+    );
+    let api = Api::new(&server, token.trim());
+    let id = api.create_run(json!({"name": "set up before the first start"}));
+    assert_eq!(api.get(&format!("/api/runs/{id}")).status, 200);
+}
+
 /// Names are chosen by people who do not know each other: a second user
 /// starting runs with the tags, alert names and grid names another user's
 /// private runs already use gets them too (once a 503: the tag name was

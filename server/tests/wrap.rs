@@ -579,6 +579,16 @@ fn bad_input_is_refused_with_a_clear_message() {
         (&["--metric", "x=(", "--", "true"][..], 2, "invalid regex"),
         (&["--metric", "x=abc", "--", "true"][..], 2, "capture group"),
         (
+            &["--metadata", "=3", "--", "true"][..],
+            2,
+            "--metadata \"=3\": expected KEY=VALUE",
+        ),
+        (
+            &["--metadata", "nx", "--", "true"][..],
+            2,
+            "expected KEY=VALUE",
+        ),
+        (
             &["--folder", "runs/a", "--", "true"][..],
             2,
             "--folder: folder must start with '/'",

@@ -124,6 +124,7 @@ fn prepare(args: &RunArgs) -> Result<(Rules, BTreeMap<String, Value>), String> {
     for kv in &args.metadata {
         let (k, v) = kv
             .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
             .ok_or_else(|| format!("--metadata {kv:?}: expected KEY=VALUE"))?;
         meta.insert(k.trim().to_owned(), metadata_value(v));
     }
