@@ -271,6 +271,36 @@ def runs_filters():
 check("get_runs filters: status, folder, tag, metadata; set_status failed", runs_filters)
 
 
+def runs_filter_builder():
+    # The client's filter builder (simvue.api.objects.Run.filter()): its
+    # time filters (`ended < 1h` for ended_within) and tag exclusion.
+    from simvue.api.objects import Run as RunObject
+
+    def ids(f):
+        return sorted(rid for rid, _ in f.get())
+
+    def ours():
+        return RunObject.filter().in_folder_containing("/conformance/")
+
+    both = sorted([state["main"], state["other"]])
+    assert set(both) <= set(ids(ours().created_within(hours=1))), ids(ours())
+    assert set(both) <= set(ids(ours().ended_within(hours=1).started_within(days=1)))
+    assert set(both).isdisjoint(ids(ours().ended_within(hours=1).exclude_tag("t1").exclude_tag("t3")))
+    assert ids(ours().has_tag("t1").exclude_tag("t3").modified_within(years=1)) == [state["main"]]
+    # The opposite of within: longer ago than an hour, none of these.
+    c = Client()
+    assert not set(both) & {rid for rid, _ in c.get_runs(["created > 1h", "folder.path contains /conformance/"])}
+    try:
+        list(c.get_runs(["created > yesterday"]))
+    except RuntimeError as e:
+        assert "compares with an age" in str(e), e
+    else:
+        raise AssertionError("a time compared with 'yesterday' was not refused")
+
+
+check("Run.filter(): created/started/modified/ended_within, exclude_tag; times refused as text", runs_filter_builder)
+
+
 def folders():
     c = Client()
     paths = sorted(f.path for _, f in c.get_folders())

@@ -300,7 +300,12 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
             expr: None,
         });
     }
-    for (prefix, op) in [("has not tag.", Op::HasNotTag), ("has tag.", Op::HasTag)] {
+    for (prefix, op) in [
+        ("has not tag.", Op::HasNotTag),
+        // Newer simvue clients' `exclude_tag`.
+        ("does not have tag.", Op::HasNotTag),
+        ("has tag.", Op::HasTag),
+    ] {
         if let Some(tag) = s.strip_prefix(prefix) {
             return Ok(Filter {
                 lhs: "tags".into(),
@@ -311,6 +316,8 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
         }
     }
     let (lhs, rest) = s.split_once(' ').ok_or_else(bad)?;
+    // The simvue client's `ended_within` says `ended` for a run's end time.
+    let lhs = if lhs == "ended" { "endtime" } else { lhs };
     let rest = rest.trim_start();
     let ops = [
         ("not contains ", Op::NotContains),
@@ -348,15 +355,42 @@ pub fn parse(s: &str) -> Result<Filter, Error> {
                 .iter()
                 .find_map(|q| rhs.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
                 .unwrap_or(rhs);
-            return Ok(Filter {
+            let f = Filter {
                 lhs: lhs.into(),
                 op,
                 rhs: rhs.to_owned(),
                 expr: None,
-            });
+            };
+            f.check_time(s)?;
+            return Ok(f);
         }
     }
     Err(bad())
+}
+
+/// The value a time field is compared with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum TimeValue {
+    /// `3h`, `2d`: this long before now (microseconds).
+    Age(i64),
+    /// A date (`2026-12-01`, the whole day) or a time (`2026-12-01 14:00`,
+    /// `2026-12-01T14:00:00.5`), UTC, as microseconds since the epoch.
+    Day(i64),
+    At(i64),
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+fn time_value(rhs: &str) -> Option<TimeValue> {
+    if let Some(a) = age_us(rhs) {
+        return Some(TimeValue::Age(a));
+    }
+    let t = rhs.trim().trim_end_matches('Z');
+    match t.len() {
+        10 => parse_ts(&format!("{t}T00:00:00")).map(TimeValue::Day),
+        16 => parse_ts(&format!("{t}:00")).map(TimeValue::At),
+        _ => parse_ts(t).map(TimeValue::At),
+    }
 }
 
 fn path<'a>(doc: &'a Value, keys: &str) -> Option<&'a Value> {
@@ -421,6 +455,35 @@ fn compare(v: &Value, op: Op, rhs: &str) -> bool {
     }
 }
 
+/// Whether a time `t` compares with `value` by `op` at `now` (all in
+/// microseconds): an age is "within the last" for `<`, `<=` and "longer
+/// ago" for `>`, `>=`; a date is its whole day for `==`, `!=` and its
+/// first moment for the orderings.
+fn time_compare(t: i64, op: Op, value: TimeValue, now: i64) -> bool {
+    match value {
+        TimeValue::Age(age) => {
+            let cutoff = now - age;
+            match op {
+                Op::Lt | Op::Le => t >= cutoff,
+                Op::Gt | Op::Ge => t < cutoff,
+                _ => false,
+            }
+        }
+        TimeValue::Day(day) if matches!(op, Op::Eq | Op::Ne) => {
+            (day..day + DAY_US).contains(&t) == (op == Op::Eq)
+        }
+        TimeValue::Day(at) | TimeValue::At(at) => match op {
+            Op::Eq => t == at,
+            Op::Ne => t != at,
+            Op::Lt => t < at,
+            Op::Le => t <= at,
+            Op::Gt => t > at,
+            Op::Ge => t >= at,
+            _ => false,
+        },
+    }
+}
+
 /// `"3h"`, `"2d"`, `"1y"`, `"30m"` as microseconds.
 fn age_us(rhs: &str) -> Option<i64> {
     let rhs = rhs.trim();
@@ -475,14 +538,21 @@ impl Filter {
         match self.op {
             Op::Exists => !candidates.is_empty(),
             Op::NotExists => candidates.is_empty(),
-            Op::Ne | Op::NotContains => candidates.iter().all(|v| compare(v, self.op, &self.rhs)),
-            Op::Lt | Op::Le if self.is_time() && age_us(&self.rhs).is_some() => {
-                let cutoff = now_us() - age_us(&self.rhs).unwrap_or(0);
-                candidates
+            Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge if self.is_time() => {
+                let Some(value) = time_value(&self.rhs) else {
+                    return false;
+                };
+                let times = candidates
                     .iter()
-                    .filter_map(|v| v.as_str().and_then(parse_ts))
-                    .any(|t| t >= cutoff)
+                    .filter_map(|v| v.as_str().and_then(parse_ts));
+                let pass = |t: i64| time_compare(t, self.op, value, now_us());
+                if self.op == Op::Ne {
+                    times.into_iter().all(pass)
+                } else {
+                    times.into_iter().any(pass)
+                }
             }
+            Op::Ne | Op::NotContains => candidates.iter().all(|v| compare(v, self.op, &self.rhs)),
             _ => candidates.iter().any(|v| compare(v, self.op, &self.rhs)),
         }
     }
@@ -593,6 +663,28 @@ impl Filter {
                 })
             }
             _ => None,
+        }
+    }
+
+    /// A comparison of a time field must compare it with a time or an
+    /// age; an age is "within the last" (`<`) or "longer ago" (`>`), not a
+    /// point in time to be equal to.
+    fn check_time(&self, text: &str) -> Result<(), Error> {
+        let ordering = matches!(self.op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
+        if !self.is_time() || !(ordering || matches!(self.op, Op::Eq | Op::Ne)) {
+            return Ok(());
+        }
+        match time_value(&self.rhs) {
+            Some(TimeValue::Age(_)) if !ordering => Err(Error::invalid(format!(
+                "'{text}': an age compares with < (within the last {0}) or > (more than {0} ago)",
+                self.rhs
+            ))),
+            Some(_) => Ok(()),
+            None => Err(Error::invalid(format!(
+                "'{text}': {} compares with an age (30m, 3h, 2d, 1w, 1y) or a UTC date or time \
+                 (2026-12-01, 2026-12-01 14:00, 2026-12-01T14:00:00)",
+                self.lhs
+            ))),
         }
     }
 
@@ -773,6 +865,60 @@ mod tests {
                 true
             )
         );
+    }
+
+    /// Times compare as times: with an age (`< 3h` within the last three
+    /// hours, `> 3h` longer ago, as the simvue client's `*_within` and
+    /// their opposite), or with a UTC date or time. A value that is
+    /// neither is refused, not compared as text.
+    #[test]
+    fn time_filters_compare_times_and_refuse_what_is_no_time() {
+        let now = now_us();
+        let ts = |ago_us: i64| crate::util::fmt_ts(now - ago_us);
+        let hour = 3_600_000_000;
+        let run = json!({"created": ts(2 * hour), "endtime": ts(hour / 2),
+                         "started": "2026-12-01T10:30:00.000000", "tags": ["a"]});
+        let ok = |s: &str| parse(s).expect(s).matches(&run, "me");
+        assert!(ok("created < 3h") && !ok("created < 1h"));
+        assert!(ok("created > 1h") && !ok("created > 3h"));
+        assert!(ok("created >= 90m") && ok("created <= 1d"));
+        // `ended` is the client's name for the end time (`ended_within`).
+        assert!(ok("ended < 1h") && !ok("ended > 1h") && ok("endtime < 1h"));
+        assert!(ok("started > 2026-12-01") && !ok("started > 2026-12-02"));
+        assert!(ok("started < 2026-12-01 11:00") && !ok("started < 2026-12-01 10:00"));
+        assert!(ok("started >= 2026-12-01T10:30:00") && ok("started <= 2026-12-01T10:30:00Z"));
+        assert!(ok("started == 2026-12-01") && !ok("started == 2026-11-30"));
+        assert!(ok("started != 2026-11-30") && !ok("started != 2026-12-01"));
+        // A run that has not ended has no end time to match.
+        let running = json!({"created": ts(hour)});
+        let on = |s: &str| parse(s).expect(s).matches(&running, "me");
+        assert!(!on("endtime < 1d") && !on("endtime > 1d") && on("endtime != 2026-12-01"));
+        // Newer clients' `exclude_tag`.
+        assert!(!ok("does not have tag.a") && ok("does not have tag.b"));
+        for bad in [
+            "created > yesterday",
+            "created < 3 hours",
+            "modified >= 12/01/2026",
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(matches!(e.kind, crate::domain::ErrorKind::Invalid), "{bad}");
+            assert!(
+                e.detail.contains("compares with an age"),
+                "{bad}: {}",
+                e.detail
+            );
+        }
+        for bad in ["created == 3h", "ended != 1d"] {
+            let e = parse(bad).expect_err(bad);
+            assert!(
+                e.detail.contains("an age compares with <"),
+                "{bad}: {}",
+                e.detail
+            );
+        }
+        assert!(parse_expr("created > yesterday AND has tag.a").is_err());
+        // Text operators on times are left as they were.
+        assert!(ok("started contains 2026-12"));
     }
 
     #[test]
