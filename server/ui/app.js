@@ -1084,7 +1084,7 @@
     const ALERT_EVENT = '[simtrack] alert ';
     const countAlerts = (list) => list.filter((e) => e.message.startsWith(ALERT_EVENT)).length;
     let events = [], base = 0, olderAlerts = [];
-    const eventRows = (list) => list.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', {}, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
+    const eventRows = (list) => list.slice(-2000).reverse().map((e) => h('tr', { class: 'level-' + e.log_level }, h('td', { class: 'time' }, fmtTime(e.timestamp)), h('td', { class: 'lvl' }, h('span', { class: 'level' }, e.log_level)), h('td', { class: 'mono msg' }, e.message)));
     // A search while only the newest events are here is the server's: it
     // reads them all (the newest 2000 matches are shown). Its result stays
     // until the search changes.

@@ -542,14 +542,15 @@ impl Filter {
                 let Some(value) = time_value(&self.rhs) else {
                     return false;
                 };
-                let times = candidates
+                let now = now_us();
+                let mut times = candidates
                     .iter()
                     .filter_map(|v| v.as_str().and_then(parse_ts));
-                let pass = |t: i64| time_compare(t, self.op, value, now_us());
+                let pass = |t: i64| time_compare(t, self.op, value, now);
                 if self.op == Op::Ne {
-                    times.into_iter().all(pass)
+                    times.all(pass)
                 } else {
-                    times.into_iter().any(pass)
+                    times.any(pass)
                 }
             }
             Op::Ne | Op::NotContains => candidates.iter().all(|v| compare(v, self.op, &self.rhs)),

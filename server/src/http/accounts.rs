@@ -1,11 +1,13 @@
 //! `/api/users` and `/api/tenants`: Simvue's user and tenant
-//! administration on our users and groups ([`crate::domain::accounts`]).
+//! administration on our users and groups ([`crate::domain::accounts`]);
+//! `/api/whoami` and `/api/stats`: the caller's name and what they have.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use serde_json::json;
 
 use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
-use crate::domain::accounts;
+use crate::domain::{accounts, stats};
 
 fn page(q: &Params) -> Result<(usize, usize), super::ApiError> {
     Ok((
@@ -142,4 +144,27 @@ pub async fn tenant_delete(
         accounts::tenant_delete(tx, &by, &id)
     })
     .await
+}
+
+/// `GET /api/stats` → `{"runs": {created, running, completed, data}}`;
+/// `?single=false` → per-user totals.
+pub async fn stats(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
+    let per_user = q
+        .get("single")
+        .is_some_and(|s| s.eq_ignore_ascii_case("false"));
+    let me = caller.0.user.clone();
+    read(&st, &caller, move |tx| {
+        if per_user {
+            stats::per_user(tx, &me)
+        } else {
+            stats::runs(tx)
+        }
+    })
+    .await
+    .map(Reply::ok)
+}
+
+/// `GET /api/whoami` → `{"username"}`: the name of the caller's token.
+pub async fn whoami(caller: Caller) -> ApiResult {
+    Ok(Reply::ok(json!({ "username": caller.0.user })))
 }

@@ -635,8 +635,8 @@ pub fn router(state: AppState) -> Router {
             "/tags/{id}",
             get(tags::get_one).put(tags::update).delete(tags::delete),
         )
-        .route("/stats", get(tags::stats))
-        .route("/whoami", get(tags::whoami))
+        .route("/stats", get(accounts::stats))
+        .route("/whoami", get(accounts::whoami))
         .route(
             "/users",
             get(accounts::user_list).post(accounts::user_create),

@@ -1,12 +1,10 @@
-//! `/api/tags`: tags as objects (create, list, get, update, delete), and
-//! `/api/stats` and `/api/whoami`.
+//! `/api/tags`: tags as objects (create, list, get, update, delete).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde_json::json;
 
 use super::{ApiResult, AppState, Caller, JsonObject, Params, Reply, idem, read, write_once};
-use crate::domain::{stats, tags};
+use crate::domain::tags;
 
 /// `POST /api/tags` `{"name", "colour", "description"}` → `{"id"}`.
 pub async fn create(
@@ -64,27 +62,4 @@ pub async fn delete(
 ) -> ApiResult {
     let idem = idem(&caller, &headers)?;
     write_once(&st, &caller, idem, move |tx| tags::delete(tx, &id)).await
-}
-
-/// `GET /api/stats` → `{"runs": {created, running, completed, data}}`;
-/// `?single=false` → per-user totals.
-pub async fn stats(State(st): State<AppState>, caller: Caller, q: Params) -> ApiResult {
-    let per_user = q
-        .get("single")
-        .is_some_and(|s| s.eq_ignore_ascii_case("false"));
-    let me = caller.0.user.clone();
-    read(&st, &caller, move |tx| {
-        if per_user {
-            stats::per_user(tx, &me)
-        } else {
-            stats::runs(tx)
-        }
-    })
-    .await
-    .map(Reply::ok)
-}
-
-/// `GET /api/whoami` → `{"username"}`: the name of the caller's token.
-pub async fn whoami(caller: Caller) -> ApiResult {
-    Ok(Reply::ok(json!({ "username": caller.0.user })))
 }
