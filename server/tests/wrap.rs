@@ -1285,6 +1285,47 @@ fn a_program_whose_run_cannot_be_tracked_still_runs() {
         err.contains("cannot start the run") && err.contains("untracked"),
         "{err}"
     );
+    // The program started before the spool failed: the wrapper stays its
+    // parent, and a signal sent to the wrapper (a scheduler's) still
+    // reaches it.
+    let mut child = rig
+        .wrapper(
+            false,
+            &[
+                "--",
+                "sh",
+                "-c",
+                "trap 'echo stopped; exit 5' TERM; echo ready; while :; do sleep 0.05; done",
+            ],
+        )
+        .env("SIMTRACK_OFFLINE_DIR", rig.path("a-file/spool"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    // SAFETY: a signal to the wrapper we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(5));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    assert_eq!(rest, "stopped\n");
+    // A missing program, with no run to record it in: 127 all the same.
+    let out = rig
+        .wrapper(false, &["--", "no-such-program-here"])
+        .env("SIMTRACK_OFFLINE_DIR", rig.path("a-file/spool"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(127));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot start the run") && err.contains("command not found"),
+        "{err}"
+    );
     // A broken configuration, the same; a missing program is still 127.
     let out = rig
         .wrapper(true, &["--", "no-such-program-here"])
@@ -1297,4 +1338,59 @@ fn a_program_whose_run_cannot_be_tracked_still_runs() {
         err.contains("SIMTRACK_URL") && err.contains("command not found"),
         "{err}"
     );
+}
+
+/// The program starts before the run is set up: a scheduler slow to say
+/// the job's time limit (here a `squeue` that takes 2 s, as a busy
+/// controller does) does not hold the job up, and the limit still reaches
+/// the run's metadata.
+#[test]
+fn a_slow_scheduler_does_not_hold_the_program_up() {
+    let rig = Rig::new();
+    let bin = rig.path("slow-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let squeue = bin.join("squeue");
+    std::fs::write(&squeue, "#!/bin/sh\nsleep 2\necho '10:00 9:30'\n").expect("write");
+    std::fs::set_permissions(&squeue, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let started = rig.path("work/started");
+    let t0 = Instant::now();
+    let mut child = rig
+        .wrapper(
+            true,
+            &[
+                "--name",
+                "slow-scheduler",
+                "--",
+                "sh",
+                "-c",
+                "touch started; sleep 0.5",
+            ],
+        )
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("SLURM_JOB_ID", "4242")
+        .spawn()
+        .expect("run");
+    let seen = wait_for(Duration::from_secs(10), || {
+        started.exists().then(Instant::now)
+    })
+    .expect("the program never started");
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    let waited = seen.duration_since(t0);
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the program started {waited:?} after the wrapper: it waited for squeue"
+    );
+    let run = rig.run_named("slow-scheduler");
+    assert_eq!(run["metadata"]["slurm_time_limit_secs"], 600, "{run}");
+    assert_eq!(run["metadata"]["slurm_job_id"], 4242, "{run}");
+    assert_eq!(run["status"], "completed", "{run}");
 }

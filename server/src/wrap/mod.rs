@@ -201,9 +201,16 @@ fn save_files(run: &Run, globs: &[String], category: Category) {
 const USAGE: u8 = 2;
 
 /// `simtrack run`.
+///
+/// The program starts as early as it can: right after the command line and
+/// the configuration are checked. The run is set up while it runs (its
+/// spool, the system's description, what SLURM says of the job's time
+/// limit), so none of that delays the job. Only files saved at start
+/// (`--input`, `--code`) come first: they are saved before the program can
+/// change them.
 pub fn main(args: RunArgs) -> ExitCode {
     simtrack::warn::set_sink(to_stderr);
-    let (rules, mut meta) = match prepare(&args) {
+    let (rules, meta) = match prepare(&args) {
         Ok(x) => x,
         Err(e) => {
             say(&e);
@@ -216,28 +223,19 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     // The wrapper samples the child's tree itself; its own use is noise.
     let resources_every = config.resources_interval.take();
-    let slurm = slurm_times();
-    if let Some(secs) = slurm.limit_secs {
-        meta.entry("slurm_time_limit_secs".to_owned())
-            .or_insert(Value::from(secs));
+    let user_limit = meta.contains_key(SLURM_LIMIT_KEY);
+    let mut opts = Some(init_options(&args, meta));
+    let mut init = || Run::init_with(opts.take().unwrap_or_default(), &config);
+    let mut early_run = None;
+    if !args.code.is_empty() || !args.inputs.is_empty() {
+        let run = match init() {
+            Ok(r) => r,
+            Err(e) => return untracked(&args.command, &format!("cannot start the run: {e}")),
+        };
+        save_files(&run, &args.code, Category::Code);
+        save_files(&run, &args.inputs, Category::Input);
+        early_run = Some(run);
     }
-    meta.insert(
-        "command".to_owned(),
-        Value::String(shell_words(&args.command)),
-    );
-    let opts = InitOptions {
-        name: args.name.clone(),
-        metadata_json: Some(Value::Object(meta.into_iter().collect()).to_string()),
-        tags: (!args.tags.is_empty()).then(|| args.tags.join(",")),
-        description: args.description.clone(),
-        folder: args.folder.clone(),
-    };
-    let run = match Run::init_with(opts, &config) {
-        Ok(r) => r,
-        Err(e) => return untracked(&args.command, &format!("cannot start the run: {e}")),
-    };
-    save_files(&run, &args.code, Category::Code);
-    save_files(&run, &args.inputs, Category::Input);
 
     child::install_handlers();
     let own_group = !child::stdin_is_tty();
@@ -282,6 +280,14 @@ pub fn main(args: RunArgs) -> ExitCode {
         Err(e) => {
             let (code, why) = cannot_start(&e);
             let msg = format!("{}: {why}", args.command[0]);
+            let run = match early_run.map_or_else(init, Ok) {
+                Ok(r) => r,
+                Err(e) => {
+                    say(&format!("cannot start the run: {e}"));
+                    say(&msg);
+                    return ExitCode::from(code);
+                }
+            };
             say(&msg);
             let _ = run.event(&format!("simtrack run: cannot start {msg}"));
             let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(code.into()));
@@ -302,17 +308,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
     let pid = proc.id();
     child::set_target(pid, own_group);
-    let _ = run.event(&format!(
-        "simtrack run: started {} (pid {pid})",
-        shell_words(&args.command)
-    ));
-
-    let output::Started {
-        rx,
-        returns,
-        mut readers,
-        readers_ended,
-    } = output::start([
+    let started = output::start([
         master
             .map(output::Source::terminal)
             .or_else(|| tail_out.map(output::Source::file))
@@ -321,6 +317,34 @@ pub fn main(args: RunArgs) -> ExitCode {
             .map(output::Source::file)
             .or_else(|| proc.stderr.take().map(|p| output::Source::pipe(p.into()))),
     ]);
+
+    let run = match early_run.map_or_else(init, Ok) {
+        Ok(r) => r,
+        Err(e) => {
+            say(&format!(
+                "cannot start the run: {e}; the program runs untracked"
+            ));
+            let status = unrecorded(&mut proc, started, (running_out, running_err));
+            return ExitCode::from(exit_code(status));
+        }
+    };
+    let _ = run.event(&format!(
+        "simtrack run: started {} (pid {pid})",
+        shell_words(&args.command)
+    ));
+    // Asked of squeue: after the start, so the job does not wait for it.
+    let slurm = slurm_times();
+    if let Some(secs) = slurm.limit_secs
+        && !user_limit
+    {
+        let _ = run.set_metadata(SLURM_LIMIT_KEY, simtrack::record::MetaValue::Int(secs));
+    }
+    let output::Started {
+        rx,
+        returns,
+        readers,
+        readers_ended,
+    } = started;
 
     let mut matcher = Matcher::new(rules);
     let give_up = AtomicBool::new(false);
@@ -336,25 +360,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             &mut stop,
         );
         drop((running_out, running_err));
-        // Grandchildren may hold the pipes open after the child is gone:
-        // wait a little for them, then stop waiting (readers end with them).
-        let deadline = Instant::now() + Duration::from_secs(2);
-        // Every reader has ended once the channel is disconnected.
-        let all_read = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match readers_ended.recv_timeout(left) {
-                Ok(()) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break true,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break false,
-            }
-        };
-        for r in readers.drain(..) {
-            if all_read || r.is_finished() {
-                let _ = r.join();
-            }
-        }
-        if !all_read {
-            say("the program's output is still open (a background process?); not waiting for it");
+        if !output::await_readers(readers, &readers_ended) {
             give_up.store(true, Ordering::Release);
         }
         let _ = parser.join();
@@ -370,11 +376,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
     save_files(&run, &args.outputs, Category::Output);
 
-    let (code, run_status, text) = match (status.code(), status.signal()) {
-        (Some(0), _) => (0u8, RunStatus::Completed, "exited with code 0".to_owned()),
+    let code = exit_code(status);
+    let (run_status, text) = match (status.code(), status.signal()) {
+        (Some(0), _) => (RunStatus::Completed, "exited with code 0".to_owned()),
         (Some(c), _) => {
             let _ = run.set_metadata("exit_code", simtrack::record::MetaValue::Int(c.into()));
-            (c as u8, RunStatus::Failed, format!("exited with code {c}"))
+            (RunStatus::Failed, format!("exited with code {c}"))
         }
         (None, Some(sig)) => {
             let name = child::signal_name(sig);
@@ -396,9 +403,9 @@ pub fn main(args: RunArgs) -> ExitCode {
             } else {
                 ""
             };
-            ((128 + sig) as u8, st, format!("killed by {name}{core}"))
+            (st, format!("killed by {name}{core}"))
         }
-        _ => (1, RunStatus::Failed, "ended in an unknown way".to_owned()),
+        _ => (RunStatus::Failed, "ended in an unknown way".to_owned()),
     };
     let _ = run.event(&format!("simtrack run: the program {text}"));
     // Stopped from outside (a scheduler's time limit or scancel, a kill):
@@ -427,6 +434,64 @@ pub fn main(args: RunArgs) -> ExitCode {
     let _ = run.set_status(run_status);
     finish(run, &config, run_status);
     ExitCode::from(code)
+}
+
+/// The metadata key of the job's SLURM time limit.
+const SLURM_LIMIT_KEY: &str = "slurm_time_limit_secs";
+
+/// The run's name, metadata (with the command), tags, description, folder.
+fn init_options(args: &RunArgs, mut meta: BTreeMap<String, Value>) -> InitOptions {
+    meta.insert(
+        "command".to_owned(),
+        Value::String(shell_words(&args.command)),
+    );
+    InitOptions {
+        name: args.name.clone(),
+        metadata_json: Some(Value::Object(meta.into_iter().collect()).to_string()),
+        tags: (!args.tags.is_empty()).then(|| args.tags.join(",")),
+        description: args.description.clone(),
+        folder: args.folder.clone(),
+    }
+}
+
+/// The wrapper's exit code for the program's end: its own code, 128 + N
+/// for a death by signal N (as a shell), 1 if neither is known.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(sig)) => (128 + sig) as u8,
+        _ => 1,
+    }
+}
+
+/// A program already running whose run could not be set up (its spool
+/// cannot be created): its output is still passed through, signals still
+/// reach it, and its end is returned; nothing is recorded.
+fn unrecorded(
+    proc: &mut std::process::Child,
+    started: output::Started,
+    running: (std::sync::mpsc::Sender<()>, std::sync::mpsc::Sender<()>),
+) -> std::process::ExitStatus {
+    let output::Started {
+        rx,
+        returns,
+        readers,
+        readers_ended,
+    } = started;
+    let discard = std::thread::spawn(move || output::discard(rx, returns));
+    let status = loop {
+        match proc.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Not our child any more (cannot happen): nothing to wait for.
+            Err(_) => break std::process::ExitStatus::from_raw(1 << 8),
+        }
+    };
+    drop(running);
+    if output::await_readers(readers, &readers_ended) {
+        let _ = discard.join();
+    }
+    status
 }
 
 /// When the run cannot be tracked (a configuration error, a spool that

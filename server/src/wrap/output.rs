@@ -310,6 +310,44 @@ pub fn start(sources: [Option<Source>; 2]) -> Started {
     }
 }
 
+/// Waits for every reader to reach the end of its stream, the program
+/// having ended. Grandchildren may hold the pipes open after the child is
+/// gone: they get a little time, then the wrapper stops waiting (says so and
+/// returns false; their readers end with them).
+pub fn await_readers(readers: Vec<JoinHandle<()>>, readers_ended: &Receiver<()>) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    // Every reader has ended once the channel is disconnected.
+    let all_read = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match readers_ended.recv_timeout(left) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Disconnected) => break true,
+            Err(RecvTimeoutError::Timeout) => break false,
+        }
+    };
+    for r in readers {
+        if all_read || r.is_finished() {
+            let _ = r.join();
+        }
+    }
+    if !all_read {
+        super::say(
+            "the program's output is still open (a background process?); not waiting for it",
+        );
+    }
+    all_read
+}
+
+/// Takes what the readers read and records nothing (the output was passed
+/// through already): for a program whose run could not be set up.
+pub fn discard(rx: Receiver<Chunk>, returns: [Option<Returns>; 2]) {
+    for chunk in rx {
+        if let Some(back) = &returns[chunk.stream as usize] {
+            let _ = back.send(chunk.buf);
+        }
+    }
+}
+
 /// Counts of what the parser recorded.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
