@@ -1,6 +1,6 @@
 /* The least a wrapper that reads a program's output can cost it: runs
  * CMD ARGS... with its stdout on a 1 MiB pipe, reads the pipe the way
- * `simtrack run` does (in 1 MiB reads, pausing 200 us after a read of
+ * `simtrack run` does (in 1 MiB reads, pausing 1 ms after a read of
  * 4 KiB or more so the next read takes many writes at once) and discards
  * what it reads. Records nothing, spools nothing, starts no threads.
  * Exits with the program's exit code. Used by bench/run-wrapper.sh. */
@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     }
     close(fds[1]);
     static char buf[1 << 20];
-    const struct timespec pause = {0, 200000};
+    const struct timespec pause = {0, 1000000};
     for (;;) {
         ssize_t n = read(fds[0], buf, sizeof buf);
         if (n <= 0) break;

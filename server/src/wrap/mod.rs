@@ -344,13 +344,20 @@ pub fn main(args: RunArgs) -> ExitCode {
         returns,
         readers,
         readers_ended,
+        pausing,
     } = started;
 
     let mut matcher = Matcher::new(rules);
     let give_up = AtomicBool::new(false);
     let mut stop: Option<Stop> = None;
     let status = std::thread::scope(|s| {
-        let parser = s.spawn(|| output::parse(rx, returns, &give_up, &run, &mut matcher));
+        // Named, so `top -H` and profilers tell it from the main thread.
+        let parser = std::thread::Builder::new()
+            .name("simtrack-parser".to_owned())
+            .spawn_scoped(s, || {
+                output::parse(rx, returns, &give_up, &run, &mut matcher)
+            })
+            .expect("cannot start the parser thread");
         let status = supervise(
             &mut proc,
             &run,
@@ -359,7 +366,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             resize.as_ref(),
             &mut stop,
         );
-        drop((running_out, running_err));
+        drop((running_out, running_err, pausing));
         if !output::await_readers(readers, &readers_ended) {
             give_up.store(true, Ordering::Release);
         }
@@ -477,6 +484,7 @@ fn unrecorded(
         returns,
         readers,
         readers_ended,
+        pausing,
     } = started;
     let discard = std::thread::spawn(move || output::discard(rx, returns));
     let status = loop {
@@ -487,7 +495,7 @@ fn unrecorded(
             Err(_) => break std::process::ExitStatus::from_raw(1 << 8),
         }
     };
-    drop(running);
+    drop((running, pausing));
     if output::await_readers(readers, &readers_ended) {
         let _ = discard.join();
     }
