@@ -63,6 +63,16 @@ impl Run {
         Self::init_with(opts, &Config::load()?)
     }
 
+    /// Does what a run's start needs done while the process has a single
+    /// thread: registering for the barriers of [`crate::lanes`], which takes
+    /// microseconds then and 11-15 ms on a 2-core VM once other threads
+    /// exist. [`Run::init_with`] does it; a program that starts threads of
+    /// its own before its first run (as `simtrack run` does) calls this
+    /// first.
+    pub fn prepare_process() {
+        crate::lanes::asymmetric_barriers();
+    }
+
     /// Starts a run with an explicit configuration.
     pub fn init_with(opts: InitOptions, config: &Config) -> Result<Run, Error> {
         // Before the HTTP client starts its thread: see `asymmetric_barriers`.

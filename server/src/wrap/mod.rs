@@ -223,6 +223,9 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     // The wrapper samples the child's tree itself; its own use is noise.
     let resources_every = config.resources_interval.take();
+    // The run starts after the output's threads: what it needs done while
+    // there is one thread is done now.
+    Run::prepare_process();
     let user_limit = meta.contains_key(SLURM_LIMIT_KEY);
     let mut opts = Some(init_options(&args, meta));
     let mut init = || Run::init_with(opts.take().unwrap_or_default(), &config);
