@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use simtrack::config::Config;
-use simtrack::record::{Category, RunStatus};
+use simtrack::record::{Category, LineBlock, RunStatus};
 use simtrack::{InitOptions, Run};
 
 use finish::finish;
@@ -309,6 +309,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     if resize.is_some() {
         pty::watch_resizes();
     }
+    let spawned_at = Instant::now();
     let pid = proc.id();
     child::set_target(pid, own_group);
     let started = output::start([
@@ -331,10 +332,21 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit_code(status));
         }
     };
-    let _ = run.event(&format!(
-        "simtrack run: started {} (pid {pid})",
-        shell_words(&args.command)
-    ));
+    // At the time the program started (its first lines, read before the
+    // run was set up, carry the times they were read).
+    let mut started_event = LineBlock::new(
+        run.event_time() - spawned_at.elapsed().as_secs_f64(),
+        None,
+        0,
+    );
+    let _ = started_event.push(
+        &format!(
+            "simtrack run: started {} (pid {pid})",
+            shell_words(&args.command)
+        ),
+        None,
+    );
+    run.line_blocks([started_event]);
     // Asked of squeue: after the start, so the job does not wait for it.
     let slurm = slurm_times();
     if let Some(secs) = slurm.limit_secs

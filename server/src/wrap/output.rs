@@ -33,7 +33,7 @@ use std::sync::mpsc::{
     Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
 };
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use simtrack::Run;
 use simtrack::model::{EventLevel, MAX_EVENT_BYTES};
@@ -93,6 +93,9 @@ pub struct Chunk {
     stream: Stream,
     buf: Vec<u8>,
     len: usize,
+    /// When it was read: the time of its lines, however late they are
+    /// parsed.
+    read_at: Instant,
 }
 
 /// The parser's way back to a reader: emptied buffers.
@@ -128,7 +131,16 @@ fn spawn_reader(
                     // closed everywhere: the end of the output.
                     Err(_) => break,
                 };
-                if tx.send(Chunk { stream, buf, len }).is_err() {
+                let read_at = Instant::now();
+                if tx
+                    .send(Chunk {
+                        stream,
+                        buf,
+                        len,
+                        read_at,
+                    })
+                    .is_err()
+                {
                     break;
                 }
                 // A read of a whole stdio buffer or more means a burst: the
@@ -354,10 +366,10 @@ pub fn start(sources: [Option<Source>; 2]) -> Started {
 /// gone: they get a little time, then the wrapper stops waiting (says so and
 /// returns false; their readers end with them).
 pub fn await_readers(readers: Vec<JoinHandle<()>>, readers_ended: &Receiver<()>) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(2);
     // Every reader has ended once the channel is disconnected.
     let all_read = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         match readers_ended.recv_timeout(left) {
             Ok(()) => {}
             Err(RecvTimeoutError::Disconnected) => break true,
@@ -420,7 +432,7 @@ impl Parser<'_> {
     /// stream's last chunk that it ends) to the stream's block of lines:
     /// they arrived at the same time (as did those of chunks that were
     /// waiting together in the queue).
-    fn chunk(&mut self, stream: Stream, data: &[u8]) {
+    fn chunk(&mut self, stream: Stream, data: &[u8], read_at: Instant) {
         let idx = stream as usize;
         let mut block = match self.block.take() {
             Some((s, b)) if s == stream && b.bytes() < BLOCK_BYTES => b,
@@ -428,7 +440,7 @@ impl Parser<'_> {
                 if let Some((_, b)) = other {
                     self.ready.push(b);
                 }
-                self.block(stream, data.len() + self.carry[idx].len())
+                self.block(stream, data.len() + self.carry[idx].len(), read_at)
             }
         };
         let mut start = 0;
@@ -487,13 +499,14 @@ impl Parser<'_> {
         self.run.line_blocks(self.ready.drain(..));
     }
 
-    /// An empty block of lines of `stream`, at this time.
-    fn block(&self, stream: Stream, bytes: usize) -> LineBlock {
+    /// An empty block of lines of `stream`, read at `read_at`.
+    fn block(&self, stream: Stream, bytes: usize, read_at: Instant) -> LineBlock {
         let level = match stream {
             Stream::Stdout => None,
             Stream::Stderr => Some(EventLevel::Error),
         };
-        LineBlock::new(self.run.event_time(), level, bytes)
+        let time = self.run.event_time() - read_at.elapsed().as_secs_f64();
+        LineBlock::new(time, level, bytes)
     }
 
     /// A line as read (without its newline): any `\r` before the newline
@@ -532,6 +545,7 @@ pub fn parse(
     run: &Run,
     matcher: &mut Matcher,
 ) -> Counts {
+    yield_to_the_program();
     let mut p = Parser {
         run,
         matcher,
@@ -549,7 +563,7 @@ pub fn parse(
         };
         // Everything queued now, then to the spool in one go.
         loop {
-            p.chunk(chunk.stream, &chunk.buf[..chunk.len]);
+            p.chunk(chunk.stream, &chunk.buf[..chunk.len], chunk.read_at);
             if let Some(back) = &returns[chunk.stream as usize] {
                 let _ = back.send(chunk.buf);
             }
@@ -565,13 +579,26 @@ pub fn parse(
     for (idx, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
         let c = std::mem::take(&mut p.carry[idx]);
         if !c.is_empty() {
-            let mut block = p.block(stream, c.len());
+            let mut block = p.block(stream, c.len(), Instant::now());
             p.raw_line(&mut block, &c, stream);
             p.ready.push(block);
         }
     }
     p.record();
     p.counts
+}
+
+/// Lowers the calling thread's priority (nice 10): where it shares a core
+/// with the program, the program gets most of it, and the parsing catches up
+/// when the program waits. The readers keep the program's priority, so its
+/// pipes are emptied as fast as before.
+fn yield_to_the_program() {
+    // SAFETY: gettid and setpriority on our own thread; lowering a
+    // priority needs no privilege, and failing changes nothing.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }
 
 /// The level of a line's event: stderr is `error` unless the line names a
