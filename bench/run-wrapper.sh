@@ -162,6 +162,9 @@ wrapped=("${offline_env[@]}" "$bin" run --name bench -- "$tmp/prog" burst "$line
 paired "offline>file vs file" /dev/null "$tmp/out"
 base=("$tmp/prog" burst "$lines")
 paired "offline vs bare" /dev/null /dev/null
+# What reading the output through a pipe costs by itself, against /dev/null.
+wrapped=("$tmp/floor" "$tmp/prog" burst "$lines")
+paired "floor vs bare" /dev/null /dev/null
 rm -f "$tmp/out"
 
 "$bin" token create --data "$tmp/data" --name bench > "$tmp/token"
