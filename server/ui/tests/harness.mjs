@@ -32,10 +32,12 @@ export async function apiOk(path, opts) {
   return r.body;
 }
 export const q = (v) => encodeURIComponent(JSON.stringify(v));
+// Deadlines on the monotonic clock: this VM's wall clock can step by tens of
+// seconds, which once ended a 20 s wait after 0.8 s.
 export async function waitFor(what, f, timeoutMs = 15000) {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   let last;
-  while (Date.now() < end) {
+  while (performance.now() < end) {
     try { last = await f(); if (last) return last; } catch (e) { last = e; }
     await new Promise((r) => setTimeout(r, 100));
   }

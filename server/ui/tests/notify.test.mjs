@@ -9,6 +9,7 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { waitFor as waitForWithin } from './harness.mjs';
 
 const URL_ = process.env.SIMTRACK_URL;
 const TOKEN = process.env.SIMTRACK_TOKEN;
@@ -28,15 +29,7 @@ async function api(path, { method = 'GET', body } = {}) {
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
-async function waitFor(what, f, timeoutMs = 20000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { last = await f(); if (last) return last; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
+const waitFor = (what, f, timeoutMs = 20000) => waitForWithin(what, f, timeoutMs);
 
 before(async () => {
   receiver = createServer((req, res) => {

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { waitFor as waitForWithin } from './harness.mjs';
 
 const URL_ = process.env.SIMTRACK_URL;
 const TOKEN = process.env.SIMTRACK_TOKEN;
@@ -38,15 +39,11 @@ async function api(path, { method = 'GET', body, token = TOKEN } = {}) {
 }
 const q = (v) => encodeURIComponent(JSON.stringify(v));
 
-async function waitFor(what, f, timeoutMs = 20000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { last = await f(); if (last) return last; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
+const waitFor = (what, f, timeoutMs = 20000) => waitForWithin(what, f, timeoutMs);
+
+/** Examples still running: a test that fails before it stops its example
+ * (a million steps, 2 ms each) must not leave it holding the run up. */
+const running = new Set();
 
 /** Starts the C example; resolves `done` with its exit code and output. */
 function startHeat(steps, delayUs, env = {}, cwd = REPO) {
@@ -59,6 +56,8 @@ function startHeat(steps, delayUs, env = {}, cwd = REPO) {
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
   const done = new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   return { child, work, done, output: () => out };
 }
 
@@ -107,6 +106,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const child of running) child.kill('SIGKILL');
   if (context) await context.close();
   rmSync(scratch, { recursive: true, force: true });
 });
